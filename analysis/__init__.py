@@ -1,0 +1,1 @@
+"""SPARCOM: record FFN activations and router choices, find instruction-specific neurons and experts, compare them."""

@@ -1,0 +1,1 @@
+"""Validation of HexaInst candidates in Label Studio: two juniors, one senior, agreement."""

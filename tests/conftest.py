@@ -1,0 +1,29 @@
+"""Fixtures shared by every test directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _mirror_dir() -> Path:
+    env = os.environ.get("HEXAINST_SOURCES")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "sources"
+
+
+@pytest.fixture(scope="session")
+def mirror_dir() -> Path:
+    """The offline mirror of the natural sources (``../shared/sources``; CI has it too)."""
+    path = _mirror_dir()
+    if not path.is_dir():
+        pytest.fail(f"offline source mirror not found at {path}; set HEXAINST_SOURCES")
+    return path
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
