@@ -1,0 +1,240 @@
+"""Pure metric functions: Jaccard between ISN sets, Pearson between routing vectors, category means.
+
+Arrays in, arrays out, no I/O (SPEC §2.3-2.4).
+
+Exact pairwise Jaccard over all instructions: |A ∩ B| is the Gram matrix X X^T of the 0/1
+membership matrix X [n, n_cols]. It is computed with dense float32 BLAS on column chunks;
+a chunk holds at most ``chunk_cols`` < 2^24 columns, so every float32 partial sum is an exact
+integer, and chunks are added into an int64 accumulator. Never fp16/bf16. Columns that are in
+no set are dropped first (on real models the union of all sets is often a fraction of the neurons).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from analysis.isn import IsnSets
+
+#: Largest column chunk: float32 represents every integer up to 2^24 exactly.
+_MAX_EXACT_F32 = 1 << 24
+
+
+def _csr(sets: IsnSets, cols: np.ndarray | None = None) -> sp.csr_matrix:
+    """0/1 membership as a float32 CSR matrix [n, n_cols or len(cols)] (cols: compact remap)."""
+    indices = sets.indices if cols is None else np.searchsorted(cols, sets.indices)
+    width = sets.n_cols if cols is None else int(cols.size)
+    data = np.ones(sets.indices.size, dtype=np.float32)
+    return sp.csr_matrix((data, indices.astype(np.int64), sets.indptr), shape=(sets.n, width))
+
+
+def intersection_counts(
+    a: IsnSets,
+    b: IsnSets | None = None,
+    *,
+    chunk_cols: int = 16384,
+    method: str = "hybrid",
+    progress: bool = False,
+) -> np.ndarray:
+    """|S_a(i) ∩ S_b(j)| for every pair: int64 [n_a, n_b] (b defaults to a).
+
+    method:
+    - ``dense``: float32 BLAS over chunks of the used columns, accumulated in int64;
+    - ``sparse``: an int64 sparse product (fast when every column is in few sets);
+    - ``hybrid`` (default): columns in many sets (> 2% of the rows, at least 16) go through
+      dense BLAS, the rest through the sparse product. All three are exact and equal.
+    """
+    if b is not None and b.n_cols != a.n_cols:
+        raise ValueError(f"sets over different neuron counts: {a.n_cols} vs {b.n_cols}")
+    if method not in ("hybrid", "dense", "sparse"):
+        raise ValueError(f"unknown method {method!r}; expected hybrid, dense or sparse")
+    chunk_cols = int(min(max(chunk_cols, 1), _MAX_EXACT_F32 - 1))
+    used = np.unique(a.indices if b is None else np.concatenate([a.indices, b.indices]))
+    xa = _csr(a, used).tocsc()
+    xb = None if b is None else _csr(b, used).tocsc()
+    n_rows = a.n if b is None else a.n + b.n
+    nnz = np.diff(xa.indptr) + (0 if xb is None else np.diff(xb.indptr))
+    if method == "dense":
+        heavy = np.ones(used.size, dtype=bool)
+    elif method == "sparse":
+        heavy = np.zeros(used.size, dtype=bool)
+    else:
+        heavy = nnz > max(16, int(0.02 * n_rows))
+    out = np.zeros((a.n, a.n if b is None else b.n), dtype=np.int64)
+    light = np.flatnonzero(~heavy)
+    if light.size:
+        la = xa[:, light].astype(np.int64)
+        lb = la if xb is None else xb[:, light].astype(np.int64)
+        out += (la.tocsr() @ lb.T.tocsc()).toarray()
+    heavy_cols = np.flatnonzero(heavy)
+    starts = range(0, int(heavy_cols.size), chunk_cols)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc="Jaccard", unit="chunk")
+    for c0 in starts:
+        cols = heavy_cols[c0 : c0 + chunk_cols]
+        da = xa[:, cols].toarray()  # float32 [n_a, chunk]
+        if xb is None:
+            gram = da @ da.T  # numpy uses SYRK for A @ A.T
+        else:
+            gram = da @ xb[:, cols].toarray().T
+        out += gram.astype(np.int64)
+    return out
+
+
+def jaccard_matrix(
+    a: IsnSets,
+    b: IsnSets | None = None,
+    *,
+    chunk_cols: int = 16384,
+    method: str = "hybrid",
+    progress: bool = False,
+) -> np.ndarray:
+    """Jaccard(S_a(i), S_b(j)) for every pair: float64 [n_a, n_b] (b defaults to a).
+
+    Two empty sets have Jaccard 0 (as sklearn's ``jaccard_score`` with zero_division=0).
+    """
+    inter = intersection_counts(a, b, chunk_cols=chunk_cols, method=method, progress=progress)
+    size_a = a.sizes()
+    size_b = size_a if b is None else b.sizes()
+    union = size_a[:, None] + size_b[None, :] - inter
+    out = np.zeros(inter.shape, dtype=np.float64)
+    np.divide(inter, union, out=out, where=union > 0)
+    return out
+
+
+def paired_jaccard(a: IsnSets, b: IsnSets) -> np.ndarray:
+    """Jaccard(S_a(i), S_b(i)) row by row (Table 1: base vs fine-tuned): float64 [n]."""
+    if a.n != b.n:
+        raise ValueError(f"paired sets need the same rows: {a.n} vs {b.n}")
+    out = np.zeros(a.n, dtype=np.float64)
+    for r in range(a.n):
+        ra, rb = a.row(r), b.row(r)
+        inter = np.intersect1d(ra, rb, assume_unique=True).size
+        union = ra.size + rb.size - inter
+        out[r] = inter / union if union else 0.0
+    return out
+
+
+def venn_counts_per_layer(
+    a_row: np.ndarray, b_row: np.ndarray, neuron_layer: np.ndarray, n_layers: int
+) -> np.ndarray:
+    """Per layer: [a only, both, b only] counts of two sets of column ids: int64 [n_layers, 3]."""
+    layer = np.asarray(neuron_layer, dtype=np.int64)
+    both = np.intersect1d(a_row, b_row, assume_unique=True)
+    a_only = np.setdiff1d(a_row, b_row, assume_unique=True)
+    b_only = np.setdiff1d(b_row, a_row, assume_unique=True)
+    out = np.zeros((n_layers, 3), dtype=np.int64)
+    for k, cols in enumerate((a_only, both, b_only)):
+        out[:, k] = np.bincount(layer[cols], minlength=n_layers)[:n_layers]
+    return out
+
+
+def pearson_matrix(f: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
+    """Pearson r between rows: float64 [n_f, n_g] (g defaults to f).
+
+    f: float [n_f, d], g: float [n_g, d] (routing-frequency vectors F(I), Fig. 4). A constant
+    row has no correlation: its entries are NaN (as ``scipy.stats.pearsonr`` warns and returns).
+    """
+    f = np.asarray(f, dtype=np.float64)
+    g = f if g is None else np.asarray(g, dtype=np.float64)
+    if f.shape[1] != g.shape[1]:
+        raise ValueError(f"vectors of different length: {f.shape[1]} vs {g.shape[1]}")
+    fc = f - f.mean(axis=1, keepdims=True)
+    gc = g - g.mean(axis=1, keepdims=True)
+    fn = np.sqrt(np.einsum("ij,ij->i", fc, fc))
+    gn = np.sqrt(np.einsum("ij,ij->i", gc, gc))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (fc @ gc.T) / np.outer(fn, gn)
+    r[np.outer(fn == 0, gn == 0) | (fn == 0)[:, None] | (gn == 0)[None, :]] = np.nan
+    return np.clip(r, -1.0, 1.0)
+
+
+def paired_pearson(f: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Pearson r(f[i], g[i]) row by row (Table 2): float64 [n]."""
+    f = np.asarray(f, dtype=np.float64)
+    g = np.asarray(g, dtype=np.float64)
+    if f.shape != g.shape:
+        raise ValueError(f"paired vectors need the same shape: {f.shape} vs {g.shape}")
+    fc = f - f.mean(axis=1, keepdims=True)
+    gc = g - g.mean(axis=1, keepdims=True)
+    num = np.einsum("ij,ij->i", fc, gc)
+    den = np.sqrt(np.einsum("ij,ij->i", fc, fc) * np.einsum("ij,ij->i", gc, gc))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = num / den
+    r[den == 0] = np.nan
+    return np.clip(r, -1.0, 1.0)
+
+
+def one_hot(labels: Sequence[str] | np.ndarray, categories: Sequence[str]) -> np.ndarray:
+    """Category membership weights: float64 [n, n_categories]."""
+    index = {c: k for k, c in enumerate(categories)}
+    missing = sorted({str(x) for x in labels} - set(index))
+    if missing:
+        raise ValueError(f"labels not among the categories: {', '.join(missing)}")
+    out = np.zeros((len(labels), len(categories)), dtype=np.float64)
+    out[np.arange(len(labels)), [index[str(x)] for x in labels]] = 1.0
+    return out
+
+
+def weighted_category_means(
+    pair: np.ndarray, weights: np.ndarray, *, include_self: bool = False
+) -> np.ndarray:
+    """Category means of a pairwise matrix under instruction weights: float64 [m, m].
+
+    pair: [n, n] symmetric pairwise values (Jaccard or Pearson); weights: [n, m], weights[i, a]
+    = how many times instruction i counts in category a (one-hot, or bootstrap multiplicities).
+    Cell (a, b) = sum_{i,j} w_ia w_jb pair_ij / sum_{i,j} w_ia w_jb over pairs of *different*
+    instructions unless include_self (the paper's rule, J(I, I) = 1 on the diagonal).
+    NaN entries of ``pair`` (constant routing rows) are left out of both sums.
+    """
+    pair = np.asarray(pair, dtype=np.float64)
+    valid = ~np.isnan(pair)
+    values = np.where(valid, pair, 0.0)
+    mask = valid.astype(np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    total = w.T @ values @ w
+    count = w.T @ mask @ w
+    if not include_self:
+        diag_v = np.diagonal(values)
+        diag_m = np.diagonal(mask)
+        total -= w.T @ (diag_v[:, None] * w)
+        count -= w.T @ (diag_m[:, None] * w)
+    out = np.full(total.shape, np.nan)
+    np.divide(total, count, out=out, where=count > 0)
+    return out
+
+
+def category_means(
+    pair: np.ndarray,
+    labels: Sequence[str] | np.ndarray,
+    categories: Sequence[str],
+    *,
+    include_self: bool = False,
+) -> np.ndarray:
+    """The m x m matrix of category means (Fig. 3 / Fig. 4): float64 [m, m]."""
+    return weighted_category_means(pair, one_hot(labels, categories), include_self=include_self)
+
+
+def diagonal_contrast(means: np.ndarray) -> tuple[float, float, float]:
+    """(mean of the diagonal, mean off the diagonal, difference) of a square matrix."""
+    m = np.asarray(means, dtype=np.float64)
+    diag = float(np.nanmean(np.diagonal(m)))
+    off = float(np.nanmean(m[~np.eye(m.shape[0], dtype=bool)]))
+    return diag, off, diag - off
+
+
+def per_category_mean(values: np.ndarray, labels: Sequence[str], categories: Sequence[str]) -> np.ndarray:
+    """Mean of per-instruction values within each category (NaN ignored): float64 [m]."""
+    values = np.asarray(values, dtype=np.float64)
+    labels = np.asarray(labels)
+    out = np.full(len(categories), np.nan)
+    for k, c in enumerate(categories):
+        v = values[labels == c]
+        v = v[~np.isnan(v)]
+        if v.size:
+            out[k] = v.mean()
+    return out

@@ -1,0 +1,204 @@
+"""Statistics the paper lacks: permutation test, bootstrap intervals, chance level, sampling.
+
+Every function takes a ``seed`` and uses its own ``numpy.random.Generator``: same inputs and
+seed give the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.isn import IsnSets
+from analysis.metrics import diagonal_contrast, jaccard_matrix, one_hot, weighted_category_means
+
+
+@dataclass(frozen=True)
+class PermutationResult:
+    """Diagonal-vs-off-diagonal contrast of a category-mean matrix and its permutation p-value."""
+
+    diagonal: float
+    off_diagonal: float
+    difference: float
+    p_value: float
+    n_permutations: int
+    null_mean: float
+    null_sd: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "diagonal": self.diagonal,
+            "off_diagonal": self.off_diagonal,
+            "difference": self.difference,
+            "p_value": self.p_value,
+            "n_permutations": self.n_permutations,
+            "null_mean": self.null_mean,
+            "null_sd": self.null_sd,
+        }
+
+
+def permutation_test(
+    pair: np.ndarray,
+    labels: Sequence[str],
+    categories: Sequence[str],
+    *,
+    include_self: bool = False,
+    n_permutations: int = 2000,
+    seed: int = 0,
+) -> PermutationResult:
+    """One-sided test of "mean diagonal > mean off-diagonal" of the category means.
+
+    pair: float [n, n] pairwise similarities. The null shuffles the category labels over the
+    instructions (keeping the category sizes). p = (1 + #{null >= observed}) / (1 + n_permutations).
+    """
+    w = one_hot(labels, categories)
+    diag, off, obs = diagonal_contrast(weighted_category_means(pair, w, include_self=include_self))
+    rng = np.random.default_rng(seed)
+    null = np.empty(n_permutations, dtype=np.float64)
+    for k in range(n_permutations):
+        perm = rng.permutation(w.shape[0])
+        null[k] = diagonal_contrast(weighted_category_means(pair, w[perm], include_self=include_self))[2]
+    exceed = int(np.count_nonzero(null >= obs - 1e-12))
+    return PermutationResult(
+        diagonal=diag,
+        off_diagonal=off,
+        difference=obs,
+        p_value=(1 + exceed) / (1 + n_permutations),
+        n_permutations=n_permutations,
+        null_mean=float(null.mean()) if n_permutations else float("nan"),
+        null_sd=float(null.std(ddof=1)) if n_permutations > 1 else float("nan"),
+    )
+
+
+def _bootstrap_weights(w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Resample instructions with replacement within each category: float64 [n, m] multiplicities."""
+    out = np.zeros_like(w)
+    for a in range(w.shape[1]):
+        members = np.flatnonzero(w[:, a])
+        if members.size:
+            draw = rng.choice(members, size=members.size, replace=True)
+            out[:, a] = np.bincount(draw, minlength=w.shape[0])
+    return out
+
+
+def bootstrap_category_means(
+    pair: np.ndarray,
+    labels: Sequence[str],
+    categories: Sequence[str],
+    *,
+    include_self: bool = False,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap CI for every cell of the category-mean matrix.
+
+    Instructions are resampled with replacement within their category; a pair of two draws of
+    the same instruction counts as a self-pair. Returns (low, high): float64 [m, m] each.
+    """
+    w = one_hot(labels, categories)
+    rng = np.random.default_rng(seed)
+    m = w.shape[1]
+    draws = np.empty((n_boot, m, m), dtype=np.float64)
+    for k in range(n_boot):
+        draws[k] = weighted_category_means(pair, _bootstrap_weights(w, rng), include_self=include_self)
+    alpha = (1 - level) / 2
+    return np.nanquantile(draws, alpha, axis=0), np.nanquantile(draws, 1 - alpha, axis=0)
+
+
+def bootstrap_category_vector(
+    values: np.ndarray,
+    labels: Sequence[str],
+    categories: Sequence[str],
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap CI of per-category means of per-instruction values: ([m], [m])."""
+    values = np.asarray(values, dtype=np.float64)
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    low = np.full(len(categories), np.nan)
+    high = np.full(len(categories), np.nan)
+    alpha = (1 - level) / 2
+    for a, c in enumerate(categories):
+        v = values[(labels == c) & ~np.isnan(values)]
+        if v.size == 0:
+            continue
+        means = rng.choice(v, size=(n_boot, v.size), replace=True).mean(axis=1)
+        low[a], high[a] = np.quantile(means, alpha), np.quantile(means, 1 - alpha)
+    return low, high
+
+
+def random_sets_like(
+    sets: IsnSets, *, neuron_layer: np.ndarray | None = None, seed: int = 0
+) -> IsnSets:
+    """Uniformly random sets with the same sizes (per layer too when ``neuron_layer`` is given).
+
+    Global scope: each random set has |S(I)| neurons drawn from all columns. With
+    ``neuron_layer``, each set keeps its per-layer sizes, drawn within each layer.
+    """
+    rng = np.random.default_rng(seed)
+    parts = []
+    if neuron_layer is not None:
+        layer = np.asarray(neuron_layer, dtype=np.int64)
+        layers = np.unique(layer)
+        members = [np.flatnonzero(layer == lay) for lay in layers]
+    for r in range(sets.n):
+        row = sets.row(r)
+        if neuron_layer is None:
+            pick = rng.choice(sets.n_cols, size=row.size, replace=False)
+        else:
+            per = np.bincount(np.searchsorted(layers, layer[row]), minlength=layers.size)
+            pick = np.concatenate(
+                [rng.choice(cols, size=int(c), replace=False) for cols, c in zip(members, per) if c]
+                or [np.zeros(0, np.int64)]
+            )
+        parts.append(np.sort(pick).astype(np.int32))
+    indices = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+    return IsnSets(
+        sets.indptr.copy(), indices, sets.n_cols, sets.eps, sets.tie_rule, sets.scope, sets.ids, sets.k
+    )
+
+
+def chance_jaccard(
+    sets: IsnSets,
+    labels: Sequence[str],
+    categories: Sequence[str],
+    *,
+    neuron_layer: np.ndarray | None = None,
+    include_self: bool = False,
+    seed: int = 0,
+) -> tuple[np.ndarray, float]:
+    """Chance level: category means of Jaccard between random sets of the same sizes.
+
+    Returns (matrix float64 [m, m], overall mean over pairs of different instructions).
+    """
+    rand = random_sets_like(sets, neuron_layer=neuron_layer, seed=seed)
+    jac = jaccard_matrix(rand)
+    means = weighted_category_means(jac, one_hot(labels, categories), include_self=include_self)
+    off = ~np.eye(jac.shape[0], dtype=bool)
+    return means, float(jac[off].mean()) if off.any() else float("nan")
+
+
+def sample_per_category(
+    labels: Sequence[str], categories: Sequence[str], per_category: int | None, *, seed: int = 0
+) -> np.ndarray:
+    """Seeded sample of up to ``per_category`` row indices per category (the paper: 50 each).
+
+    Returns sorted row indices: int64 [k]. None keeps every row.
+    """
+    labels = np.asarray(labels)
+    if per_category is None:
+        return np.arange(labels.size, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in categories:
+        members = np.flatnonzero(labels == c)
+        if members.size > per_category:
+            members = rng.choice(members, size=per_category, replace=False)
+        keep.append(members)
+    return np.sort(np.concatenate(keep)).astype(np.int64)
