@@ -122,8 +122,8 @@ def make_layout(
             raise StoreError(f"block layer {layer} outside 0..{n_layers - 1}")
         if width <= 0:
             raise StoreError(f"block ({layer}, {expert}) has width {width}")
-        if is_moe and not 0 <= expert <= n_experts:
-            raise StoreError(f"block expert {expert} outside 0..{n_experts} (MoE)")
+        if is_moe and not -1 <= expert <= n_experts:
+            raise StoreError(f"block expert {expert} outside -1..{n_experts} (MoE; -1 = a dense layer)")
         if not is_moe and expert != -1:
             raise StoreError(f"dense layout block with expert {expert} (must be -1)")
     if rows_per_shard <= 0:

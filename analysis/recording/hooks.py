@@ -1,0 +1,208 @@
+"""Forward hooks that count positive FFN activations per instruction, in int32 on each layer's device.
+
+One :class:`CountingHooks` object is attached to a model for a whole recording. Before each
+batch, :meth:`CountingHooks.start_batch` gives it the mask of real tokens ``valid`` (B, S);
+the hooks then add, per instruction ``b``:
+
+- dense gated MLP layer ``j`` (hook on ``act_fn``, output ``A`` of shape (B, S, I) or (B*S, I)):
+  ``counts[b, i] += #{t : valid[b, t] and A[b, t, i] > 0}``;
+- MoE router (forward hook, output ``(logits, scores, top_k_index)``, index (B*S, k)):
+  ``routing[b, e] += #{t : valid[b, t] and e in top_k_index[t]}``;
+- MoE fused experts (forward pre-hook, inputs ``(hidden (B*S, H), top_k_index, top_k_weights)``):
+  for every expert ``e``, the tokens routed to it are gathered and
+  ``A_e = act_fn(hidden[tokens] @ gate_up_proj[e, :I].T)`` recomputed, then
+  ``counts_e[b, i] += #{t routed to e : valid[b, t] and A_e[t, i] > 0}``;
+- the shared expert's ``act_fn`` counts like a dense layer (every token is routed to it).
+
+Nothing but these (B, width) integer accumulators (and optional float32 sums) outlives a
+hook call: full activation tensors are never kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from analysis.recording.adapters import Adapter, MoeLayer
+
+
+@dataclass
+class _Block:
+    """Accumulators of one column block family on one device."""
+
+    layer: int
+    kind: str  # "dense" | "experts" | "shared"
+    width: int  # neurons per expert (experts) or per block
+    n_experts: int = 0
+    counts: torch.Tensor | None = None  # int32 (B, width) or (E, B, width)
+    sums: torch.Tensor | None = None  # float32, same shape as counts
+
+
+@dataclass
+class _BatchState:
+    valid: torch.Tensor  # bool (B, S), on the input device
+    per_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+    def on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(valid (B, S) bool, valid_flat (B*S,) bool, batch_of_token (B*S,) int64) on ``device``."""
+        got = self.per_device.get(device)
+        if got is None:
+            valid = self.valid.to(device)
+            batch, seq = valid.shape
+            owner = torch.arange(batch, device=device).repeat_interleave(seq)
+            got = (valid, valid.reshape(-1), owner)
+            self.per_device[device] = got
+        return got
+
+
+class CountingHooks:
+    """Registers the counting hooks on ``model`` for ``adapter``; use as a context manager."""
+
+    def __init__(self, model: Any, adapter: Adapter, *, with_sums: bool = False):
+        self.model = model
+        self.adapter = adapter
+        self.with_sums = with_sums
+        self.layout = adapter.describe(model)
+        self.n_layers = int(self.layout["n_layers"])
+        self.n_experts = int(self.layout["n_experts"])
+        self._blocks: list[_Block] = []  # in column order
+        self._routing: dict[int, torch.Tensor] = {}
+        self._handles: list[Any] = []
+        self._state: _BatchState | None = None
+        moe = {m.layer: m for m in adapter.moe_layers(model)}
+        act = dict(adapter.act_modules(model))
+        for j in range(self.n_layers):
+            if j in moe:
+                m = moe[j]
+                block = _Block(layer=j, kind="experts", width=m.expert_width, n_experts=m.n_experts)
+                self._blocks.append(block)
+                self._handles.append(m.router.register_forward_hook(self._router_hook(j)))
+                self._handles.append(
+                    m.experts.register_forward_pre_hook(self._experts_hook(block, m), with_kwargs=True)
+                )
+                if m.shared_act is not None:
+                    shared = _Block(layer=j, kind="shared", width=m.shared_width)
+                    self._blocks.append(shared)
+                    self._handles.append(m.shared_act.register_forward_hook(self._dense_hook(shared)))
+            else:
+                gate = dict(adapter.gate_proj_modules(model))[j]
+                block = _Block(layer=j, kind="dense", width=int(gate.out_features))
+                self._blocks.append(block)
+                self._handles.append(act[j].register_forward_hook(self._dense_hook(block)))
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> "CountingHooks":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def start_batch(self, valid: torch.Tensor) -> None:
+        """Reset the accumulators for a batch whose real tokens are ``valid`` (B, S) bool."""
+        self._state = _BatchState(valid=valid.bool())
+        for block in self._blocks:
+            block.counts = block.sums = None
+        self._routing.clear()
+
+    # -- hooks -----------------------------------------------------------------------------
+    def _acc(self, block: _Block, shape: tuple[int, ...], device: torch.device) -> None:
+        if block.counts is None:
+            block.counts = torch.zeros(shape, dtype=torch.int32, device=device)
+            if self.with_sums:
+                block.sums = torch.zeros(shape, dtype=torch.float32, device=device)
+
+    def _dense_hook(self, block: _Block):
+        def hook(module: Any, args: Any, output: torch.Tensor) -> None:
+            state = self._state
+            valid, _, _ = state.on(output.device)
+            batch, seq = valid.shape
+            act = output.reshape(batch, seq, output.shape[-1])
+            self._acc(block, (batch, act.shape[-1]), act.device)
+            mask = valid.unsqueeze(-1)
+            block.counts += ((act > 0) & mask).sum(dim=1, dtype=torch.int32)
+            if self.with_sums:
+                block.sums += torch.where(mask, act.float(), 0.0).sum(dim=1)
+
+        return hook
+
+    def _router_hook(self, layer: int):
+        def hook(module: Any, args: Any, output: Any) -> None:
+            top_k_index = output[-1]
+            state = self._state
+            _, valid_flat, owner = state.on(top_k_index.device)
+            batch = state.valid.shape[0]
+            n_experts = self.n_experts
+            picked = top_k_index[valid_flat]  # (N_valid, k)
+            keys = owner[valid_flat].unsqueeze(-1) * n_experts + picked.long()
+            routing = torch.bincount(keys.reshape(-1), minlength=batch * n_experts)
+            self._routing[layer] = routing.reshape(batch, n_experts).to(torch.int32)
+
+        return hook
+
+    def _experts_hook(self, block: _Block, moe: MoeLayer):
+        width = moe.expert_width
+
+        def hook(module: Any, args: tuple, kwargs: dict) -> None:
+            names = ("hidden_states", "top_k_index", "top_k_weights")
+            values = list(args) + [kwargs[n] for n in names[len(args):] if n in kwargs]
+            hidden, top_k_index = values[0], values[1]
+            state = self._state
+            _, valid_flat, owner = state.on(hidden.device)
+            batch = state.valid.shape[0]
+            self._acc(block, (moe.n_experts, batch, width), hidden.device)
+            tokens = valid_flat.nonzero().squeeze(-1)  # (N_valid,)
+            expert_of = top_k_index[tokens].long()  # (N_valid, k)
+            flat_expert = expert_of.reshape(-1)
+            flat_token = tokens.repeat_interleave(expert_of.shape[1])
+            order = torch.argsort(flat_expert, stable=True)
+            flat_expert, flat_token = flat_expert[order], flat_token[order]
+            per_expert = torch.bincount(flat_expert, minlength=moe.n_experts).tolist()
+            weight = module.gate_up_proj
+            act_fn = module.act_fn
+            start = 0
+            for e, n in enumerate(per_expert):
+                if n == 0:
+                    continue
+                rows = flat_token[start:start + n]
+                start += n
+                act = act_fn(F.linear(hidden[rows], weight[e, :width]))  # (n, I)
+                block.counts[e].index_add_(0, owner[rows], (act > 0).to(torch.int32))
+                if self.with_sums:
+                    block.sums[e].index_add_(0, owner[rows], act.float())
+
+        return hook
+
+    # -- results ---------------------------------------------------------------------------
+    def _block_arrays(self, block: _Block, batch: int, sums: bool) -> np.ndarray:
+        tensor = block.sums if sums else block.counts
+        if block.kind == "experts":
+            shape = (block.n_experts, batch, block.width)
+            if tensor is None:  # layer never ran (cannot happen in a full forward)
+                tensor = torch.zeros(shape, dtype=torch.float32 if sums else torch.int32)
+            return tensor.permute(1, 0, 2).reshape(batch, -1).cpu().numpy()
+        if tensor is None:
+            tensor = torch.zeros((batch, block.width), dtype=torch.float32 if sums else torch.int32)
+        return tensor.cpu().numpy()
+
+    def collect(self) -> dict[str, np.ndarray | None]:
+        """The batch's results on the CPU: counts int32 (B, C), routing int32 (B, L, E) or None, sums float32 or None."""
+        batch = self._state.valid.shape[0]
+        counts = np.concatenate([self._block_arrays(b, batch, sums=False) for b in self._blocks], axis=1)
+        sums = None
+        if self.with_sums:
+            sums = np.concatenate([self._block_arrays(b, batch, sums=True) for b in self._blocks], axis=1)
+        routing = None
+        if self.n_experts:
+            routing = np.zeros((batch, self.n_layers, self.n_experts), dtype=np.int32)
+            for layer, tensor in self._routing.items():
+                routing[:, layer] = tensor.cpu().numpy()
+        return {"counts": counts, "routing": routing, "sums": sums}

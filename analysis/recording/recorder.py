@@ -1,0 +1,328 @@
+"""The recorder: one forward pass of the base model per batch, counts into an activation store.
+
+For each instruction it keeps T, the per-neuron counts of tokens with activation > 0 (routed
+tokens only, for experts), the router's top-k selection counts (MoE) and optionally
+per-neuron activation sums. It never calls ``generate()`` and never computes LM-head logits:
+it runs ``model.model`` (the adapter's ``decoder``) under ``torch.inference_mode``.
+
+Batches: within each store shard, instructions are sorted by length (longest first) and
+padded; padding is masked out of every count, positions are given explicitly (so left and
+right padding see the same positions), and batch size does not change any count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from analysis.recording.store import (
+    DEFAULT_ROWS_PER_SHARD,
+    ActivationStore,
+    StoreError,
+    StoreWriter,
+    make_layout,
+)
+from hexainst.errors import UserError
+
+INPUT_MODES = ("raw", "chat")
+PADDING_SIDES = ("right", "left")
+
+
+@dataclass(frozen=True)
+class InputPolicy:
+    """How an instruction becomes model input; recorded in the store header.
+
+    ``mode="raw"``: the instruction text with the tokenizer's usual special tokens (default,
+    identical for a base model and its fine-tuned version). ``mode="chat"``: one user turn
+    through the tokenizer's chat template with the generation prompt, tokenised in one step
+    (the template's BOS only; no second one). ``bos_in_T``: whether a leading BOS token counts
+    as one of the T tokens (it is always fed to the model).
+    """
+
+    mode: str = "raw"
+    add_special_tokens: bool = True
+    bos_in_T: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in INPUT_MODES:
+            raise UserError(f"unknown input policy mode {self.mode!r}; expected one of {', '.join(INPUT_MODES)}")
+
+    @classmethod
+    def coerce(cls, value: "InputPolicy | Mapping[str, Any] | str | None") -> "InputPolicy":
+        if value is None:
+            return cls()
+        if isinstance(value, InputPolicy):
+            return value
+        if isinstance(value, str):
+            return cls(mode=value)
+        unknown = set(value) - {"mode", "add_special_tokens", "bos_in_T"}
+        if unknown:
+            raise UserError(f"unknown input policy keys: {', '.join(sorted(unknown))}")
+        return cls(**value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tokenize(tokenizer: Any, text: str, policy: InputPolicy) -> tuple[list[int], int]:
+    """Token ids of one instruction and how many leading tokens to leave out of T (0 or 1)."""
+    if policy.mode == "chat":
+        if not getattr(tokenizer, "chat_template", None):
+            raise UserError("input policy 'chat' needs a tokenizer with a chat template; this one has none")
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True
+        )
+        if isinstance(ids, Mapping) or hasattr(ids, "input_ids"):
+            ids = ids["input_ids"]
+        ids = list(ids)
+    else:
+        ids = list(tokenizer(text, add_special_tokens=policy.add_special_tokens)["input_ids"])
+    skip = 0
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if not policy.bos_in_T and bos is not None and ids and ids[0] == bos:
+        skip = 1
+    return ids, skip
+
+
+def _decode_rows(rows: Any) -> list[dict[str, Any]]:
+    """Rows as dicts with string category/source (a ``datasets.Dataset`` stores ClassLabel ints)."""
+    features = getattr(rows, "features", None)
+    names: dict[str, Any] = {}
+    if features is not None:
+        for key in ("category", "source"):
+            feature = features.get(key) if hasattr(features, "get") else None
+            if feature is not None and hasattr(feature, "int2str"):
+                names[key] = feature.int2str
+    out = []
+    for i, row in enumerate(rows):
+        row = dict(row)
+        for key, int2str in names.items():
+            if isinstance(row.get(key), (int, np.integer)):
+                row[key] = int2str(int(row[key]))
+        missing = [k for k in ("id", "category", "instruction") if k not in row]
+        if missing:
+            raise UserError(f"row {i} ({row.get('id', '?')}) lacks {', '.join(missing)}")
+        out.append(row)
+    return out
+
+
+def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Local row indices grouped into batches, longest first (ties in row order)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _pad(batch_ids: list[list[int]], skips: list[int], pad_id: int, side: str):
+    """input_ids, attention_mask, position_ids (B, S) int64 and valid (B, S) bool (counted tokens)."""
+    import torch
+
+    length = max(len(ids) for ids in batch_ids)
+    b = len(batch_ids)
+    input_ids = torch.full((b, length), pad_id, dtype=torch.long)
+    attention = torch.zeros((b, length), dtype=torch.long)
+    positions = torch.zeros((b, length), dtype=torch.long)
+    valid = torch.zeros((b, length), dtype=torch.bool)
+    for r, (ids, skip) in enumerate(zip(batch_ids, skips)):
+        n = len(ids)
+        start = 0 if side == "right" else length - n
+        input_ids[r, start:start + n] = torch.tensor(ids, dtype=torch.long)
+        attention[r, start:start + n] = 1
+        positions[r, start:start + n] = torch.arange(n)
+        valid[r, start + skip:start + n] = True
+    return input_ids, attention, positions, valid
+
+
+def _input_device(decoder: Any, fallback: str) -> Any:
+    import torch
+
+    try:
+        return decoder.get_input_embeddings().weight.device
+    except AttributeError:  # pragma: no cover
+        return torch.device(fallback)
+
+
+def record(
+    model_or_path: Any,
+    rows: Iterable[Mapping[str, Any]],
+    out_dir: str | Path,
+    *,
+    batch_size: int = 8,
+    dtype: str = "float32",
+    input_policy: InputPolicy | Mapping[str, Any] | str | None = None,
+    device: str = "cpu",
+    device_map: str | dict | None = None,
+    gguf_file: str | None = None,
+    tokenizer: Any = None,
+    revision: str | None = None,
+    with_sums: bool = False,
+    progress: bool = True,
+    rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
+    padding_side: str = "right",
+    overwrite: bool = False,
+    created_by: Mapping[str, Any] | None = None,
+) -> ActivationStore:
+    """Record SPARCOM statistics for ``rows`` into the store folder ``out_dir`` and open it.
+
+    ``model_or_path``: a loaded causal LM (then pass ``tokenizer``) or a Hub id / local folder /
+    ``.gguf`` file (see :func:`analysis.recording.loading.load_model`). ``rows``: dicts with
+    ``id``, ``category``, ``source`` and ``instruction`` (a ``datasets.Dataset`` from
+    ``hexainst.load()`` works: ClassLabel ints are decoded). An existing store with the same
+    model, tokenizer, policy and rows is resumed after its last complete shard.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from analysis.recording.adapters import adapter_for
+    from analysis.recording.hooks import CountingHooks
+    from analysis.recording.loading import load_model, model_info, tokenizer_sha256
+
+    if batch_size <= 0:
+        raise UserError(f"batch_size must be positive, got {batch_size}")
+    if padding_side not in PADDING_SIDES:
+        raise UserError(f"padding_side must be one of {', '.join(PADDING_SIDES)}")
+    policy = InputPolicy.coerce(input_policy)
+    rows = _decode_rows(rows)
+    if not rows:
+        raise UserError("no rows to record")
+
+    if isinstance(model_or_path, (str, Path)):
+        loaded = load_model(str(model_or_path), gguf_file=gguf_file, dtype=dtype, device=device,
+                            device_map=device_map, revision=revision, progress=progress)
+        model, tokenizer, info = loaded.model, loaded.tokenizer, loaded.info
+    else:
+        model = model_or_path
+        if tokenizer is None:
+            raise UserError("record() with a model object needs tokenizer=")
+        info = model_info(model, revision=revision)
+    model.eval()
+    adapter = adapter_for(model)
+    decoder = adapter.decoder_module(model)
+    in_device = _input_device(decoder, device)
+
+    # Tokenise everything first: T is known before the forward, and length sorting needs it.
+    tokenized = []
+    for row in rows:
+        ids, skip = tokenize(tokenizer, str(row["instruction"]), policy)
+        if len(ids) - skip <= 0:
+            raise UserError(f"instruction {row['id']} has no tokens to count under input policy {policy.as_dict()}")
+        tokenized.append((ids, skip))
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+
+    with CountingHooks(model, adapter, with_sums=with_sums) as hooks:
+        layout = make_layout(
+            hooks.layout["blocks"], n_layers=hooks.layout["n_layers"], n_experts=hooks.layout["n_experts"],
+            top_k=hooks.layout["top_k"], rows_per_shard=rows_per_shard, with_sums=with_sums,
+        )
+        writer = StoreWriter(
+            out_dir,
+            instructions=[{"id": r["id"], "category": r["category"], "source": r.get("source")} for r in rows],
+            layout=layout,
+            model=info,
+            tokenizer={"name_or_path": getattr(tokenizer, "name_or_path", None), "sha256": tokenizer_sha256(tokenizer),
+                       "class": type(tokenizer).__name__},
+            input_policy=policy.as_dict(),
+            created_by=dict(created_by or {}, batch_size=batch_size, padding_side=padding_side,
+                            device=str(in_device), device_map=info.get("device_map")),
+            overwrite=overwrite,
+        )
+        pending = writer.pending_shards()
+        total = sum(writer.ranges[s][1] - writer.ranges[s][0] for s in pending)
+        bar = tqdm(total=total, desc="recording", unit="instr", disable=not progress)
+        n_cols = layout["n_cols"]
+        try:
+            for shard in pending:
+                start, stop = writer.ranges[shard]
+                local = tokenized[start:stop]
+                n_tokens = np.array([len(ids) - skip for ids, skip in local], dtype=np.int64)
+                counts_parts: dict[int, Any] = {}
+                routing = np.zeros((stop - start, layout["n_layers"], layout["n_experts"]), dtype=np.int32) \
+                    if layout["is_moe"] else None
+                sums = np.zeros((stop - start, n_cols), dtype=np.float32) if with_sums and not layout["is_moe"] else None
+                sums_parts: dict[int, Any] = {}
+                for batch in _batches([len(ids) for ids, _ in local], batch_size):
+                    input_ids, attention, positions, valid = _pad(
+                        [local[i][0] for i in batch], [local[i][1] for i in batch], pad_id, padding_side
+                    )
+                    hooks.start_batch(valid.to(in_device))
+                    with torch.inference_mode():
+                        decoder(
+                            input_ids=input_ids.to(in_device),
+                            attention_mask=attention.to(in_device),
+                            position_ids=positions.to(in_device),
+                            use_cache=False,
+                        )
+                    result = hooks.collect()
+                    got_t = valid.sum(dim=1).numpy()
+                    if not np.array_equal(got_t, n_tokens[batch]):  # pragma: no cover - internal invariant
+                        raise StoreError("internal error: token mask and T disagree")
+                    for r, i in enumerate(batch):
+                        row_counts = result["counts"][r]
+                        if layout["is_moe"]:
+                            counts_parts[i] = sp.csr_matrix(row_counts.reshape(1, -1))
+                            routing[i] = result["routing"][r]
+                            if with_sums:
+                                sums_parts[i] = sp.csr_matrix(result["sums"][r].reshape(1, -1))
+                        else:
+                            counts_parts[i] = row_counts
+                            if with_sums:
+                                sums[i] = result["sums"][r]
+                    bar.update(len(batch))
+                order = range(stop - start)
+                if layout["is_moe"]:
+                    counts = sp.vstack([counts_parts[i] for i in order], format="csr")
+                    if with_sums:
+                        sums = sp.vstack([sums_parts[i] for i in order], format="csr")
+                else:
+                    counts = np.stack([counts_parts[i] for i in order])
+                writer.write_shard(shard, n_tokens=n_tokens, counts=counts, routing=routing, sums=sums)
+        finally:
+            bar.close()
+    return writer.finish()
+
+
+def record_data_parallel(
+    model_or_path: Any,
+    rows: Sequence[Mapping[str, Any]],
+    out_dir: str | Path,
+    **kwargs: Any,
+) -> ActivationStore | None:
+    """Record with one process per device (launch with ``accelerate launch``), then merge.
+
+    Rows are split between processes by ``accelerate``'s ``PartialState.split_between_processes``
+    (contiguous, in order); each process records its part under ``out_dir/parts/rank-NNNNN``;
+    the main process merges the parts into ``out_dir`` and returns the store (others return None).
+    """
+    from accelerate import PartialState
+
+    from analysis.recording.store import merge_stores
+
+    state = PartialState()
+    rows = _decode_rows(rows)
+    out_dir = Path(out_dir)
+    kwargs = dict(kwargs)
+    kwargs.setdefault("device", str(state.device))
+    kwargs["progress"] = kwargs.get("progress", True) and state.is_local_main_process
+    with state.split_between_processes(rows) as part:
+        part_dir = out_dir / "parts" / f"rank-{state.process_index:05d}"
+        if part:
+            record(model_or_path, part, part_dir, **kwargs)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    parts = sorted(p for p in (out_dir / "parts").iterdir() if (p / "header.json").is_file())
+    return merge_stores(parts, out_dir)
+
+
+def timed(fn, *args, **kwargs) -> tuple[Any, float]:
+    """(result, seconds) of one call."""
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
