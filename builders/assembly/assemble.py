@@ -1,0 +1,143 @@
+"""``assemble``: candidate pools (+ an optional validation file) -> a written release.
+
+Inputs, all in ``pools_dir``: ``<category>.<source>.jsonl`` for the 12 cells (record schema),
+and, when the build stages wrote them, ``natural-report.json``, ``synthetic-report.json`` and
+``natural.lock.json`` (their numbers go into the card). Output: the release folder (see
+:mod:`hexainst.release`) and the assembly report (returned; the CLI writes it as ``assembly-report.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from builders.assembly.pools import read_pools, read_report
+from builders.assembly.select import CellSelection, select_cell
+from hexainst.vocab import CATEGORIES, ROWS_PER_CELL, SOURCES
+
+#: File name of the assembly report the CLI writes next to the pools.
+ASSEMBLY_REPORT = "assembly-report.json"
+
+
+def _filters(natural: Mapping[str, Any] | None, synthetic: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Rows of the card's filter table: (stage, reason, removed), from the stage reports."""
+    out: list[dict[str, Any]] = []
+    if natural:
+        totals: dict[str, int] = {}
+        for source in (natural.get("sources") or {}).values():
+            for reason, n in (source.get("dropped") or {}).items():
+                totals[reason] = totals.get(reason, 0) + int(n)
+        out += [{"stage": "natural", "reason": r, "removed": n} for r, n in sorted(totals.items())]
+    if synthetic:
+        rejections = synthetic.get("rejections") or {}
+        flat: dict[str, int] = {}
+        for key, value in rejections.items():
+            if isinstance(value, Mapping):  # per category -> {reason: n}
+                for reason, n in value.items():
+                    flat[reason] = flat.get(reason, 0) + int(n)
+            else:
+                flat[key] = flat.get(key, 0) + int(value)
+        out += [{"stage": "synthetic", "reason": r, "removed": n} for r, n in sorted(flat.items())]
+    return out
+
+
+def _sources(natural_report: Mapping[str, Any] | None, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        nat = r["provenance"]["natural"]
+        if nat and nat["source_name"] not in seen:
+            seen[nat["source_name"]] = {
+                "name": nat["source_name"],
+                "dataset_id": nat["dataset_id"],
+                "config": nat["config"],
+                "split": nat["split"],
+                "revision": nat["revision"],
+                "license": r["license"],
+            }
+    return [seen[k] for k in sorted(seen)]
+
+
+def _build_mode(rows: list[dict[str, Any]]) -> str:
+    revisions = {r["provenance"]["natural"]["revision"] for r in rows if r["provenance"]["natural"]}
+    if revisions and all(rev.startswith("sha256:") for rev in revisions):
+        return "mirror"
+    return "hub" if revisions else "test"
+
+
+def assemble(
+    pools_dir: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    validation: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    *,
+    sources_dir: str | None = None,
+    load_path: str = "hexainst",
+    size: int = ROWS_PER_CELL,
+) -> dict[str, Any]:
+    """Select ``size`` natural + ``size`` synthetic rows per category and write the release.
+
+    With ``validation`` (a validation file from the annotation package), rejected rows are
+    replaced from their cell's reserve in order and revised rows take the corrected text.
+    Every check happens before anything is written. Returns the assembly report.
+    """
+    from builders.assembly.croissant import croissant_metadata
+    from hexainst.release import write_release
+
+    dirs = [Path(pools_dir)] if isinstance(pools_dir, (str, os.PathLike)) else [Path(d) for d in pools_dir]
+    pools = read_pools(dirs)
+    outcomes: dict[str, Mapping[str, Any]] = {}
+    agreement = None
+    if validation is not None:
+        from annotation.validation_file import read as read_validation
+
+        known = {r["id"] for rows in pools.values() for r in rows}
+        doc = read_validation(validation, known)
+        outcomes = {o["id"]: o for o in doc["outcomes"]}
+        agreement = doc.get("agreement")
+
+    selections: dict[tuple[str, str], CellSelection] = {
+        (c, s): select_cell(c, s, pools[(c, s)], seed=seed, outcomes=outcomes, size=size)
+        for c in CATEGORIES
+        for s in SOURCES
+    }
+    release = [row for sel in selections.values() for row in sel.release]
+    reserve = [row for sel in selections.values() for row in sel.reserve]
+
+    natural_report = read_report(dirs, "natural-report.json")
+    synthetic_report = read_report(dirs, "synthetic-report.json")
+    mode = _build_mode(release)
+    build_info = {
+        "mode": mode,
+        "sources_dir": sources_dir,
+        "load_path": load_path,
+        "sources": _sources(natural_report, release),
+        "filters": _filters(natural_report, synthetic_report),
+        "agreement": agreement,
+    }
+    write_release(
+        release,
+        out_dir,
+        reserve=reserve,
+        build_info=build_info,
+        croissant=lambda folder: croissant_metadata(folder),
+    )
+    report = {
+        "seed": seed,
+        "validation_file": str(validation) if validation else None,
+        "outcomes_applied": len(outcomes),
+        "build_mode": mode,
+        "cells": {f"{c}/{s}": selections[(c, s)].report() for c in CATEGORIES for s in SOURCES},
+        "replacements": {f"{c}/{s}": selections[(c, s)].replacements for c in CATEGORIES for s in SOURCES},
+    }
+    return report
+
+
+def write_report(report: Mapping[str, Any], file: Path) -> None:
+    """Write the assembly report atomically."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f".{file.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, file)

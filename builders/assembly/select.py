@@ -1,0 +1,120 @@
+"""Seeded, deterministic selection of one (category, source) cell, with validation applied.
+
+Pure functions on rows: no I/O. The rank of a row is ``sha256(seed, id)``, so it depends only on
+the seed and the row's stable id, never on the order of the pool file. The first
+``ROWS_PER_CELL`` rows by rank that validation did not reject form the release; the others,
+in rank order, form the cell's reserve. So a rejected row is replaced by the first reserve row
+that is not rejected itself, and applying more outcomes never disturbs the other rows.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hexainst.errors import UserError
+from hexainst.vocab import ROWS_PER_CELL
+
+
+class AssemblyError(UserError):
+    """The pools cannot make a balanced release (a cell too small, a duplicate id, ...)."""
+
+
+def rank_key(seed: int, row_id: str) -> str:
+    return hashlib.sha256(f"{seed}\x1f{row_id}".encode()).hexdigest()
+
+
+@dataclass
+class CellSelection:
+    """What :func:`select_cell` decided for one cell."""
+
+    category: str
+    source: str
+    release: list[dict[str, Any]]
+    reserve: list[dict[str, Any]]
+    pool_size: int
+    rejected: list[str] = field(default_factory=list)
+    revised: list[str] = field(default_factory=list)
+    #: ids of released rows that replaced rejected ones (they came from the reserve).
+    replacements: list[str] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "pool": self.pool_size,
+            "release": len(self.release),
+            "reserve": len(self.reserve),
+            "rejected": len(self.rejected),
+            "revised": len(self.revised),
+            "replacements": len(self.replacements),
+        }
+
+
+def apply_outcome(row: Mapping[str, Any], outcome: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The row with a validation outcome applied (a new dict; ``row`` is not changed).
+
+    ``outcome`` is one entry of a validation file's ``outcomes`` (see ``annotation.validation_file``).
+    A revised row takes the corrected text and keeps the original in ``validation.original_instruction``.
+    """
+    new = copy.deepcopy(dict(row))
+    if outcome is None:
+        return new
+    status = outcome["status"]
+    original = None
+    if status == "revised":
+        from builders.text import normalize
+
+        corrected = normalize(outcome.get("corrected_instruction") or "")
+        if not corrected:
+            raise AssemblyError(f"validation outcome for {row['id']}: status revised without a corrected instruction")
+        original = row["validation"]["original_instruction"] or row["instruction"]
+        new["instruction"] = corrected
+    new["validation"] = {
+        "status": status,
+        "original_instruction": original,
+        "juniors": [dict(v) for v in outcome.get("juniors", [])][:2],
+        "senior": dict(outcome["senior"]) if outcome.get("senior") else None,
+    }
+    return new
+
+
+def select_cell(
+    category: str,
+    source: str,
+    pool: Sequence[Mapping[str, Any]],
+    *,
+    seed: int,
+    outcomes: Mapping[str, Mapping[str, Any]] | None = None,
+    size: int = ROWS_PER_CELL,
+) -> CellSelection:
+    """Select ``size`` rows of one cell from ``pool``; the rest, ranked, is the reserve.
+
+    Raises :class:`AssemblyError` when fewer than ``size`` rows survive validation.
+    """
+    outcomes = outcomes or {}
+    ranked = sorted(pool, key=lambda r: rank_key(seed, r["id"]))
+    initial = {r["id"] for r in ranked[:size]}
+    sel = CellSelection(category, source, release=[], reserve=[], pool_size=len(pool))
+    for row in ranked:
+        outcome = outcomes.get(row["id"])
+        if outcome is not None and outcome["status"] == "rejected":
+            sel.rejected.append(row["id"])
+            continue
+        applied = apply_outcome(row, outcome)
+        if outcome is not None and outcome["status"] == "revised":
+            sel.revised.append(row["id"])
+        if len(sel.release) < size:
+            sel.release.append(applied)
+            if row["id"] not in initial:
+                sel.replacements.append(row["id"])
+        else:
+            sel.reserve.append(applied)
+    if len(sel.release) < size:
+        raise AssemblyError(
+            f"cell {category}/{source}: {len(sel.release)} rows left after validation "
+            f"({len(pool)} candidates, {len(sel.rejected)} rejected), {size} needed: "
+            "the reserve is exhausted; generate or extract more candidates for this cell"
+        )
+    return sel
