@@ -1,0 +1,181 @@
+"""Idempotent import of candidates into a Label Studio project, keyed on the instruction id.
+
+Label Studio's SQLite database reuses task ids, so nothing here trusts them across runs: the
+project's current tasks are listed and indexed by ``data.hexainst_id``, and only the ids
+that are missing are imported, in batches. A batch is one request, committed by the server
+as a whole or not at all; if the server goes away mid-import, the error says how far it got
+and rerunning the same command imports the rest (no duplicate, none lost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from label_studio_sdk.core.api_error import ApiError
+
+from hexainst.errors import UserError
+from hexainst.records import validate_rows
+
+ID_KEY = "hexainst_id"
+
+
+class SyncError(UserError):
+    """An import could not complete (the message says what was done and how to resume)."""
+
+
+def task_data(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The Label Studio task data of one candidate row (record schema v1)."""
+    return {ID_KEY: row["id"], "instruction": row["instruction"], "category": row["category"], "source": row["source"]}
+
+
+def rows_from_release(path: str) -> list[dict[str, Any]]:
+    """Every candidate of a release folder: its rows (decoded) and then its reserve, in order."""
+    import hexainst
+
+    dataset = hexainst.load(path)
+    decode = {name: dataset.features[name].int2str for name in ("category", "source")}
+    rows = []
+    for row in dataset:
+        row = dict(row)
+        for name, int2str in decode.items():
+            if isinstance(row[name], int):
+                row[name] = int2str(row[name])
+        rows.append(row)
+    return rows + [dict(r) for r in hexainst.load_reserve(path)]
+
+
+@dataclass
+class ProjectIndex:
+    """The tasks of a project by instruction id: ``tasks[id]`` lists Label Studio task ids."""
+
+    tasks: dict[str, list[int]] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    annotated: dict[int, int] = field(default_factory=dict)  # task id -> total annotations
+    unkeyed: list[int] = field(default_factory=list)  # tasks without a hexainst_id
+
+    @property
+    def duplicates(self) -> dict[str, list[int]]:
+        return {iid: ids for iid, ids in self.tasks.items() if len(ids) > 1}
+
+
+def index_project(client, project_id: int) -> ProjectIndex:
+    """List a project's tasks (paged, through the SDK) and index them by instruction id."""
+    index = ProjectIndex()
+    try:
+        for task in client.tasks.list(project=project_id, page_size=500):
+            data = task.data or {}
+            iid = data.get(ID_KEY)
+            if not isinstance(iid, str):
+                index.unkeyed.append(task.id)
+                continue
+            index.tasks.setdefault(iid, []).append(task.id)
+            index.texts.setdefault(iid, data.get("instruction", ""))
+            index.annotated[task.id] = int(task.total_annotations or 0)
+    except (httpx.TransportError, ApiError) as exc:
+        raise SyncError(f"project {project_id}: cannot list tasks: {_describe(exc)}") from exc
+    for ids in index.tasks.values():
+        ids.sort()
+    return index
+
+
+@dataclass
+class SyncReport:
+    """What one sync did."""
+
+    n_wanted: int
+    n_present_before: int
+    n_imported: int
+    changed_text: list[str]  # ids whose text in Label Studio differs from the candidate's
+    duplicates_removed: int
+    duplicates_kept: dict[str, list[int]]  # duplicates that carry annotations (left alone)
+    extra_in_project: list[str]  # ids in the project that are not among the wanted tasks
+
+
+def remove_empty_duplicates(client, project_id: int, index: ProjectIndex) -> tuple[int, dict[str, list[int]]]:
+    """Delete duplicate tasks that have no annotation (keep the lowest task id of each id)."""
+    removed = 0
+    kept: dict[str, list[int]] = {}
+    for iid, ids in index.duplicates.items():
+        survivors = [ids[0]]
+        for tid in ids[1:]:
+            if index.annotated.get(tid, 0) == 0:
+                client.tasks.delete(str(tid))
+                removed += 1
+            else:
+                survivors.append(tid)
+        index.tasks[iid] = survivors
+        if len(survivors) > 1:
+            kept[iid] = survivors
+    return removed, kept
+
+
+def import_missing(
+    client,
+    project_id: int,
+    tasks: Sequence[Mapping[str, Any]],
+    batch_size: int = 100,
+    on_batch: Callable[[int, int], None] | None = None,
+    progress: bool = True,
+) -> SyncReport:
+    """Import the tasks whose ``data.hexainst_id`` the project lacks.
+
+    Args:
+        tasks: Label Studio task dicts ``{"data": {...}, "predictions": [...]?}``, each with a
+            unique ``data.hexainst_id``.
+        on_batch: called as ``on_batch(n_done, n_to_import)`` after each committed batch.
+    """
+    wanted: dict[str, Mapping[str, Any]] = {}
+    for i, task in enumerate(tasks):
+        iid = task["data"][ID_KEY]
+        if iid in wanted:
+            raise SyncError(f"task {i}: instruction id {iid!r} appears twice in the input")
+        wanted[iid] = task
+    index = index_project(client, project_id)
+    present_before = sum(1 for iid in wanted if iid in index.tasks)
+    removed, kept = remove_empty_duplicates(client, project_id, index)
+    todo = [wanted[iid] for iid in wanted if iid not in index.tasks]
+    changed = sorted(
+        iid for iid, task in wanted.items() if iid in index.texts and index.texts[iid] != task["data"]["instruction"]
+    )
+    from tqdm import tqdm
+
+    done = 0
+    with tqdm(total=len(todo), desc=f"import into project {project_id}", unit="task", disable=not progress or not todo) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = [dict(t) for t in todo[start : start + batch_size]]
+            try:
+                client.projects.import_tasks(project_id, request=batch)
+            except (httpx.TransportError, ApiError) as exc:
+                raise SyncError(
+                    f"project {project_id}: import stopped after {done} of {len(todo)} new tasks "
+                    f"({present_before} were already there): {_describe(exc)}; rerun the same command "
+                    "to import the rest (it skips what is already there)"
+                ) from exc
+            done += len(batch)
+            bar.update(len(batch))
+            if on_batch is not None:
+                on_batch(done, len(todo))
+    return SyncReport(
+        n_wanted=len(wanted),
+        n_present_before=present_before,
+        n_imported=done,
+        changed_text=changed,
+        duplicates_removed=removed,
+        duplicates_kept=kept,
+        extra_in_project=sorted(set(index.tasks) - set(wanted)),
+    )
+
+
+def junior_tasks(rows: Iterable[Mapping[str, Any]], where: str = "candidates") -> list[dict[str, Any]]:
+    """Validate candidate rows (record schema v1, unique ids) and make their junior tasks."""
+    return [{"data": task_data(row)} for row in validate_rows(list(rows), where)]
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ApiError):
+        body = exc.body if not isinstance(exc.body, dict) else exc.body.get("detail") or exc.body
+        return f"HTTP {exc.status_code}: {body}"
+    return f"{type(exc).__name__}: {exc}"
