@@ -32,34 +32,34 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import regex
+
 __all__ = ["normalize", "word_count", "comparison_key"]
 
 _NEWLINES = re.compile(r"\r\n|\r|\u2028|\u2029")
 #: Invisible format characters that carry no meaning in an instruction.
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad"))
+#: Control characters other than newline and tab.
+_CONTROL = regex.compile(r"[\p{Cc}--[\n\t]]", regex.V1)
+#: Unicode space separators other than the plain space (no-break, thin, ideographic, ...).
+_UNICODE_SPACE = regex.compile(r"[\p{Zs}--[ ]]", regex.V1)
 _FENCE = re.compile(r"^\s*```")
 _INNER_SPACE = re.compile(r"[ \t]+")
 _LEADING = re.compile(r"^[ \t]*")
 
 
 def _clean_chars(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch == "\n" or ch == "\t":
-            out.append(ch)
-            continue
-        cat = unicodedata.category(ch)
-        if cat == "Cc":
-            continue
-        if cat == "Zs":
-            out.append(" ")
-            continue
-        out.append(ch)
-    return "".join(out).translate(_INVISIBLE)
+    text = _CONTROL.sub("", text)
+    text = _UNICODE_SPACE.sub(" ", text)
+    return text.translate(_INVISIBLE)
 
 
-def normalize(text: str) -> str:
-    """Normalise unicode and whitespace of ``text`` (see the module docstring for the rules)."""
+def normalize(text: str, *, keep_indentation: bool = True) -> str:
+    """Normalise unicode and whitespace of ``text`` (see the module docstring for the rules).
+
+    ``keep_indentation=False`` is for prose (news articles, dialogues, reviews): leading
+    whitespace of every line outside fenced code is removed as well.
+    """
     if not isinstance(text, str):
         raise TypeError(f"normalize expects a str, got {type(text).__name__}")
     text = _NEWLINES.sub("\n", text)
@@ -78,6 +78,8 @@ def normalize(text: str) -> str:
             continue
         indent = _LEADING.match(line).group(0)  # type: ignore[union-attr]
         body = _INNER_SPACE.sub(" ", line[len(indent):]).rstrip()
+        if not keep_indentation:
+            indent = ""
         if not body:
             # A blank line: collapse runs of blank lines to one.
             if lines and lines[-1] == "":
