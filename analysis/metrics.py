@@ -22,12 +22,39 @@ from analysis.isn import IsnSets
 _MAX_EXACT_F32 = 1 << 24
 
 
-def _csr(sets: IsnSets, cols: np.ndarray | None = None) -> sp.csr_matrix:
-    """0/1 membership as a float32 CSR matrix [n, n_cols or len(cols)] (cols: compact remap)."""
-    indices = sets.indices if cols is None else np.searchsorted(cols, sets.indices)
-    width = sets.n_cols if cols is None else int(cols.size)
+def _membership_csc(sets: IsnSets, used: np.ndarray) -> sp.csc_matrix:
+    """0/1 membership over the used columns: float32 CSC [n, len(used)], sorted row ids per column."""
+    lut = np.full(sets.n_cols, -1, dtype=np.int64)
+    lut[used] = np.arange(used.size)
     data = np.ones(sets.indices.size, dtype=np.float32)
-    return sp.csr_matrix((data, indices.astype(np.int64), sets.indptr), shape=(sets.n, width))
+    csr = sp.csr_matrix((data, lut[sets.indices], sets.indptr), shape=(sets.n, int(used.size)))
+    csc = csr.tocsc()
+    csc.sort_indices()
+    return csc
+
+
+def _pair_count_gram(indptr: np.ndarray, rows: np.ndarray, n: int, max_keys: int = 1 << 24) -> np.ndarray:
+    """Gram matrix of 0/1 columns given as sorted row lists (CSC): int64 [n, n].
+
+    Every column with m members adds 1 to the m(m-1)/2 cells (r_a, r_b), a < b, which are
+    counted with one ``bincount`` per batch of columns (exact integer counting, cheap for
+    columns that are in few sets: the common case for 1% sets); the diagonal is the number
+    of columns each row is in.
+    """
+    nnz = np.diff(indptr)
+    upper = np.zeros(n * n, dtype=np.int64)
+    for m in np.unique(nnz):
+        if m < 2:
+            continue
+        cols = np.flatnonzero(nnz == m)
+        ia, ib = np.triu_indices(int(m), k=1)
+        step = max(1, max_keys // ia.size)
+        for c0 in range(0, cols.size, step):
+            members = rows[indptr[cols[c0 : c0 + step], None] + np.arange(m)].astype(np.int64)
+            keys = members[:, ia] * n + members[:, ib]
+            upper += np.bincount(keys.ravel(), minlength=n * n)
+    upper = upper.reshape(n, n)
+    return upper + upper.T + np.diag(np.bincount(rows, minlength=n).astype(np.int64))
 
 
 def intersection_counts(
@@ -41,33 +68,41 @@ def intersection_counts(
     """|S_a(i) ∩ S_b(j)| for every pair: int64 [n_a, n_b] (b defaults to a).
 
     method:
-    - ``dense``: float32 BLAS over chunks of the used columns, accumulated in int64;
-    - ``sparse``: an int64 sparse product (fast when every column is in few sets);
-    - ``hybrid`` (default): columns in many sets (> 2% of the rows, at least 16) go through
-      dense BLAS, the rest through the sparse product. All three are exact and equal.
+    - ``dense``: float32 BLAS (X X^T) over chunks of the used columns, accumulated in int64;
+    - ``sparse``: pair counting per column (integer ``bincount``), fast when every column is
+      in few sets;
+    - ``hybrid`` (default): columns in more than n/8 sets go through dense BLAS, the rest
+      through pair counting. All three are exact and equal.
+    With ``b``, the rows of a and b are stacked and the cross block of the Gram matrix returned.
     """
-    if b is not None and b.n_cols != a.n_cols:
-        raise ValueError(f"sets over different neuron counts: {a.n_cols} vs {b.n_cols}")
+    if b is not None:
+        if b.n_cols != a.n_cols:
+            raise ValueError(f"sets over different neuron counts: {a.n_cols} vs {b.n_cols}")
+        both = IsnSets(
+            np.concatenate([a.indptr, a.indptr[-1] + b.indptr[1:]]),
+            np.concatenate([a.indices, b.indices]),
+            a.n_cols, a.eps, a.tie_rule, a.scope,
+        )
+        return intersection_counts(both, chunk_cols=chunk_cols, method=method, progress=progress)[: a.n, a.n :]
     if method not in ("hybrid", "dense", "sparse"):
         raise ValueError(f"unknown method {method!r}; expected hybrid, dense or sparse")
+    n = a.n
     chunk_cols = int(min(max(chunk_cols, 1), _MAX_EXACT_F32 - 1))
-    used = np.unique(a.indices if b is None else np.concatenate([a.indices, b.indices]))
-    xa = _csr(a, used).tocsc()
-    xb = None if b is None else _csr(b, used).tocsc()
-    n_rows = a.n if b is None else a.n + b.n
-    nnz = np.diff(xa.indptr) + (0 if xb is None else np.diff(xb.indptr))
-    if method == "dense":
+    used = np.flatnonzero(np.bincount(a.indices, minlength=a.n_cols))
+    x = _membership_csc(a, used)
+    nnz = np.diff(x.indptr)
+    if method == "dense" or n * n > (1 << 27):
         heavy = np.ones(used.size, dtype=bool)
     elif method == "sparse":
         heavy = np.zeros(used.size, dtype=bool)
     else:
-        heavy = nnz > max(16, int(0.02 * n_rows))
-    out = np.zeros((a.n, a.n if b is None else b.n), dtype=np.int64)
+        heavy = nnz > max(8, n // 8)
     light = np.flatnonzero(~heavy)
     if light.size:
-        la = xa[:, light].astype(np.int64)
-        lb = la if xb is None else xb[:, light].astype(np.int64)
-        out += (la.tocsr() @ lb.T.tocsc()).toarray()
+        xl = x[:, light]
+        out = _pair_count_gram(xl.indptr, xl.indices, n)
+    else:
+        out = np.zeros((n, n), dtype=np.int64)
     heavy_cols = np.flatnonzero(heavy)
     starts = range(0, int(heavy_cols.size), chunk_cols)
     if progress:
@@ -75,13 +110,8 @@ def intersection_counts(
 
         starts = tqdm(starts, desc="Jaccard", unit="chunk")
     for c0 in starts:
-        cols = heavy_cols[c0 : c0 + chunk_cols]
-        da = xa[:, cols].toarray()  # float32 [n_a, chunk]
-        if xb is None:
-            gram = da @ da.T  # numpy uses SYRK for A @ A.T
-        else:
-            gram = da @ xb[:, cols].toarray().T
-        out += gram.astype(np.int64)
+        dense = x[:, heavy_cols[c0 : c0 + chunk_cols]].toarray()  # float32 [n, chunk]
+        out += (dense @ dense.T).astype(np.int64)  # numpy uses SYRK for A @ A.T
     return out
 
 
