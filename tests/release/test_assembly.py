@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,7 +112,11 @@ def test_assemble_balanced_release_with_reserve(tmp_path):
                                                "revised": 0, "replacements": 0}
     card = (tmp_path / "rel" / "README.md").read_text()
     assert "Validation pending" in card
-    assert (tmp_path / "rel" / "croissant.json").is_file()
+    croissant = tmp_path / "rel" / "croissant.json"
+    mlcroissant = Path(sys.executable).parent / "mlcroissant"
+    done = subprocess.run([str(mlcroissant), "validate", "--jsonld", str(croissant)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "error" not in done.stderr.lower().replace("0 error", "")
 
 
 def test_validation_rejects_replaced_from_reserve_in_order_and_revisions_keep_original(tmp_path):
@@ -177,3 +183,23 @@ def test_pool_with_bad_row_names_file_and_line(tmp_path):
     with pytest.raises(Exception, match=r"math\.synthetic\.jsonl line 7 .*instruction"):
         assemble(tmp_path / "pools", tmp_path / "rel")
     assert not (tmp_path / "rel").exists()
+
+
+def test_publish_dry_run_writes_exactly_the_release_files(tmp_path):
+    from hexainst.cli import main
+
+    write_pools(tmp_path / "pools", n=100)
+    out = tmp_path / "pkg"
+    out.mkdir()
+    (out / "code.py").write_text("print('not data')\n")
+    assemble(tmp_path / "pools", out, seed=0)
+    assert main(["publish", "--repo", "someone/hexainst", "--path", str(out), "--dry-run", str(tmp_path / "up")]) == 0
+    uploaded = sorted(str(p.relative_to(tmp_path / "up")) for p in (tmp_path / "up").rglob("*") if p.is_file())
+    expected = ["LICENSE.md", "README.md", "croissant.json", "reserve/reserve.jsonl", "upload-manifest.json"]
+    expected += [f"data/{c}.parquet" for c in CATEGORIES]
+    assert uploaded == sorted(expected)
+    manifest = json.loads((tmp_path / "up" / "upload-manifest.json").read_text())
+    assert manifest["repo"] == "someone/hexainst"
+    for entry in manifest["files"]:
+        assert (tmp_path / "up" / entry["path"]).read_bytes() == (out / entry["path"]).read_bytes()
+    assert main(["publish", "--repo", "not-a-repo", "--path", str(out), "--dry-run", str(tmp_path / "x")]) == 2
