@@ -132,6 +132,12 @@ class LabelStudioServer:
         if self.process is not None and self.process.poll() is None:
             return self
         binary = self.binary or find_binary()
+        running = running_pid(self.data_dir)
+        if running is not None:
+            raise ServerError(
+                f"a Label Studio server (PID {running[0]}, port {running[1]}) already serves {self.data_dir}; "
+                "stop it first ('hexainst annotate stop')"
+            )
         if self.port is None:
             self.port = free_port(self.host)
         elif not port_is_free(self.port, self.host):
@@ -227,6 +233,22 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def running_pid(data_dir: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(PID, port) of a live server recorded in ``data_dir``'s PID file, else None."""
+    try:
+        pid_text, port_text = (Path(data_dir) / PID_FILE).read_text().split()[:2]
+        pid, port = int(pid_text), int(port_text)
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid, port
 
 
 def stop_by_pid_file(data_dir: str | os.PathLike[str], timeout: float = 30.0) -> bool:

@@ -1,0 +1,47 @@
+"""Small builders shared by the annotation tests (rows and verdicts made by hand)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hexainst.records import natural_row, synthetic_row
+
+
+def verdict(annotator: str, decision: str, category_correct: bool = True, errors=(), corrected=None) -> dict[str, Any]:
+    return {
+        "annotator": annotator,
+        "decision": decision,
+        "category_correct": category_correct,
+        "errors": list(errors),
+        "corrected_instruction": corrected,
+    }
+
+
+def nat(category: str, i: int, text: str | None = None) -> dict[str, Any]:
+    return natural_row(
+        category=category,
+        instruction=text or f"{category} natural instruction number {i}.",
+        license="MIT",
+        source_name="test-source",
+        dataset_id="test/dataset",
+        revision="sha256:" + "0" * 64,
+        config=None,
+        split="test",
+        row_id=str(i),
+        task_name=None,
+        pattern_id="test-pattern",
+    )
+
+
+def syn(category: str, i: int, text: str | None = None) -> dict[str, Any]:
+    return synthetic_row(
+        category=category,
+        instruction=text or f"{category} synthetic instruction number {i}.",
+        generator_model="test-model",
+        endpoint_host="localhost",
+        prompt_id=category,
+        prompt_version="1",
+        seed=0,
+        request_hash=f"{i:016x}",
+        item_index=0,
+    )

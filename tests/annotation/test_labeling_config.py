@@ -1,0 +1,79 @@
+"""The labeling configs and the reading of annotation results into verdicts."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from annotation import labeling_config as lc
+from annotation.verdicts import ExportError, result_to_verdict
+from helpers import verdict
+from hexainst.vocab import DECISIONS, ERROR_TYPES
+
+
+def _choices(root: ET.Element, name: str) -> list[str]:
+    (tag,) = [e for e in root.iter("Choices") if e.get("name") == name]
+    return [c.get("alias") for c in tag.iter("Choice")]
+
+
+@pytest.mark.parametrize("config", [lc.junior_config(), lc.senior_config()])
+def test_configs_ask_the_four_questions_with_vocabulary_aliases(config):
+    root = ET.fromstring(config)
+    assert _choices(root, "decision") == list(DECISIONS)
+    assert _choices(root, "errors") == list(ERROR_TYPES)
+    assert _choices(root, "category_correct") == ["true", "false"]
+    (decision,) = [e for e in root.iter("Choices") if e.get("name") == "decision"]
+    assert decision.get("choice") == "single" and decision.get("required") == "true"
+    (errors,) = [e for e in root.iter("Choices") if e.get("name") == "errors"]
+    assert errors.get("choice") == "multiple"
+    (area,) = list(root.iter("TextArea"))
+    assert area.get("name") == "corrected_instruction" and area.get("required") is None
+    assert "$category" in config and "$instruction" in config
+
+
+def test_only_the_senior_sees_junior_verdicts():
+    assert "$junior_1" not in lc.junior_config()
+    assert "$junior_1" in lc.senior_config() and "$junior_2" in lc.senior_config()
+
+
+@pytest.mark.parametrize(
+    "v",
+    [
+        verdict("a", "accept"),
+        verdict("a", "revise", True, ["grammar", "unclear"], "Better."),
+        verdict("a", "reject", False, ["wrong_category", "redundancy"]),
+    ],
+)
+def test_result_round_trip(v):
+    got = result_to_verdict(lc.verdict_to_result(v), "a", "test")
+    # errors come back in vocabulary order
+    assert got == {**v, "errors": [e for e in ERROR_TYPES if e in v["errors"]]}
+
+
+def test_ui_labels_are_accepted_and_text_is_stripped():
+    label = lc.labels()["decision"]["reject"]["label"]
+    result = [
+        {"from_name": "decision", "value": {"choices": [label]}},
+        {"from_name": "category_correct", "value": {"choices": ["false"]}},
+        {"from_name": "corrected_instruction", "value": {"text": ["   "]}},
+    ]
+    got = result_to_verdict(result, "x", "test")
+    assert got["decision"] == "reject" and got["category_correct"] is False
+    assert got["corrected_instruction"] is None
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        ([{"from_name": "category_correct", "value": {"choices": ["true"]}}], "no decision"),
+        ([{"from_name": "decision", "value": {"choices": ["accept"]}}], "category is correct"),
+        ([{"from_name": "decision", "value": {"choices": ["maybe"]}}], "unknown choice 'maybe'"),
+        ([{"from_name": "decision", "value": {"choices": ["accept", "reject"]}}], "exactly one"),
+        ([{"from_name": "decision", "value": "accept"}], "value.choices"),
+        ("accept", "expected a list"),
+    ],
+)
+def test_bad_results_name_the_annotation(result, message):
+    with pytest.raises(ExportError, match=f"junior project instruction X annotation 7: .*{message}"):
+        result_to_verdict(result, "a", "junior project instruction X annotation 7")
