@@ -12,7 +12,6 @@ right padding see the same positions), and batch size does not change any count.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -297,6 +296,7 @@ def record_data_parallel(
     """Record with one process per device (launch with ``accelerate launch``), then merge.
 
     Rows are split between processes by ``accelerate``'s ``PartialState.split_between_processes``
+    (``device="cpu"``: gloo processes on the CPU; otherwise each process takes its own device)
     (contiguous, in order); each process records its part under ``out_dir/parts/rank-NNNNN``;
     the main process merges the parts into ``out_dir`` and returns the store (others return None).
     """
@@ -304,11 +304,13 @@ def record_data_parallel(
 
     from analysis.recording.store import merge_stores
 
-    state = PartialState()
+    kwargs = dict(kwargs)
+    on_cpu = str(kwargs.get("device", "cpu")).startswith("cpu")
+    state = PartialState(cpu=on_cpu)
+    if not on_cpu and kwargs.get("device_map") is None:
+        kwargs["device"] = str(state.device)  # one device per process
     rows = _decode_rows(rows)
     out_dir = Path(out_dir)
-    kwargs = dict(kwargs)
-    kwargs.setdefault("device", str(state.device))
     kwargs["progress"] = kwargs.get("progress", True) and state.is_local_main_process
     with state.split_between_processes(rows) as part:
         part_dir = out_dir / "parts" / f"rank-{state.process_index:05d}"
@@ -320,9 +322,3 @@ def record_data_parallel(
     parts = sorted(p for p in (out_dir / "parts").iterdir() if (p / "header.json").is_file())
     return merge_stores(parts, out_dir)
 
-
-def timed(fn, *args, **kwargs) -> tuple[Any, float]:
-    """(result, seconds) of one call."""
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t0
