@@ -222,16 +222,21 @@ def weighted_category_means(
     NaN entries of ``pair`` (constant routing rows) are left out of both sums.
     """
     pair = np.asarray(pair, dtype=np.float64)
-    valid = ~np.isnan(pair)
-    values = np.where(valid, pair, 0.0)
-    mask = valid.astype(np.float64)
     w = np.asarray(weights, dtype=np.float64)
-    total = w.T @ values @ w
-    count = w.T @ mask @ w
-    if not include_self:
-        diag_v = np.diagonal(values)
+    nan = np.isnan(pair)
+    if nan.any():
+        values = np.where(nan, 0.0, pair)
+        mask = (~nan).astype(np.float64)
+        count = w.T @ mask @ w
         diag_m = np.diagonal(mask)
-        total -= w.T @ (diag_v[:, None] * w)
+    else:
+        values = pair
+        col = w.sum(axis=0)
+        count = np.outer(col, col)
+        diag_m = np.ones(pair.shape[0])
+    total = w.T @ values @ w
+    if not include_self:
+        total -= w.T @ (np.diagonal(values)[:, None] * w)
         count -= w.T @ (diag_m[:, None] * w)
     out = np.full(total.shape, np.nan)
     np.divide(total, count, out=out, where=count > 0)

@@ -1,0 +1,96 @@
+"""``hexainst baseline PAIR``: record a base/fine-tuned pair from the pairs registry and analyse it.
+
+The registry (``analysis/pairs/pairs.json``, validated by ``pairs.schema.json``) lists the
+paper's four pairs (Table 4). Models load from local folders (``--model-root``) or Hub ids.
+Stages: rows -> ``OUT/stores/base`` and ``OUT/stores/fine-tuned`` (resumable activation stores)
+-> ``OUT/analysis`` (the report folder of :func:`analysis.pipeline.analyze`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hexainst.errors import UserError
+
+
+class PairsError(UserError):
+    """The pairs file is malformed or does not list the requested pair."""
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return json.loads(resources.files("analysis").joinpath("pairs", "pairs.schema.json").read_text("utf-8"))
+
+
+def default_pairs_file() -> Path:
+    return Path(str(resources.files("analysis").joinpath("pairs", "pairs.json")))
+
+
+def load_pairs(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]]:
+    """name -> pair entry, from ``path`` (default: the paper's pairs), validated against the schema."""
+    import jsonschema
+
+    path = Path(path) if path is not None else default_pairs_file()
+    if not path.is_file():
+        raise PairsError(f"pairs file not found: {path}")
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PairsError(f"{path}: invalid JSON ({exc.msg}, line {exc.lineno})") from exc
+    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(data), key=lambda e: list(e.path))
+    if errors:
+        err = errors[0]
+        where = "/".join(str(p) for p in err.path) or "(top level)"
+        raise PairsError(f"{path}: {where}: {err.message}")
+    names = [p["name"] for p in data["pairs"]]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise PairsError(f"{path}: pair names listed twice: {', '.join(sorted(dup))}")
+    return {p["name"]: p for p in data["pairs"]}
+
+
+def resolve_model(hub_id: str, model_root: str | os.PathLike[str] | None) -> str:
+    """A local folder for ``hub_id`` under ``model_root`` when one exists, else the Hub id itself."""
+    if model_root is not None:
+        root = Path(model_root)
+        for candidate in (root / hub_id, root / hub_id.split("/")[-1]):
+            if candidate.exists():
+                return str(candidate)
+    return hub_id
+
+
+def run_baseline(
+    pair_name: str,
+    rows: Sequence[Mapping[str, Any]],
+    out_dir: str | os.PathLike[str],
+    *,
+    pairs_file: str | os.PathLike[str] | None = None,
+    model_root: str | os.PathLike[str] | None = None,
+    record_kwargs: Mapping[str, Any] | None = None,
+    config: Any = None,
+) -> dict[str, Any]:
+    """Record both models of the pair on ``rows`` and analyse them; return the analysis results."""
+    from analysis.pipeline import AnalysisConfig, analyze
+    from analysis.recording import record
+
+    pairs = load_pairs(pairs_file)
+    if pair_name not in pairs:
+        raise PairsError(f"unknown pair {pair_name!r}; the pairs file lists: {', '.join(sorted(pairs))}")
+    pair = pairs[pair_name]
+    out = Path(out_dir)
+    kwargs = dict(record_kwargs or {})
+    stores = {}
+    for role, key, rev in (("base", "base", "revision_base"), ("fine-tuned", "fine_tuned", "revision_fine_tuned")):
+        model = resolve_model(pair[key], model_root)
+        stores[role] = record(
+            model, rows, out / "stores" / role, revision=pair.get(rev),
+            created_by={"command": "hexainst baseline", "pair": pair_name, "role": role}, **kwargs,
+        )
+    return analyze(stores["base"], out / "analysis", store_b=stores["fine-tuned"],
+                   config=config if config is not None else AnalysisConfig())

@@ -1,0 +1,192 @@
+"""Figures of a SPARCOM run (matplotlib, written as PNG and SVG; deterministic bytes).
+
+Each function draws one figure, writes ``<stem>.png`` and ``<stem>.svg`` and returns the
+:class:`matplotlib.figure.Figure` (closed to free memory, still inspectable by tests).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+_DPI = 120
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.hashsalt"] = "hexainst"
+    plt.rcParams["svg.fonttype"] = "none"
+    return plt
+
+
+def save_figure(fig, stem: str | os.PathLike[str]) -> list[Path]:
+    """Write ``stem.png`` and ``stem.svg`` atomically (no dates in the files); return both paths."""
+    plt = _pyplot()
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext, meta in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
+        path = stem.with_name(f"{stem.name}.{ext}")
+        tmp = stem.with_name(f".{stem.name}.{ext}.tmp")
+        fig.savefig(tmp, format=ext, dpi=_DPI, metadata=meta, bbox_inches="tight")
+        os.replace(tmp, path)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def heatmap(
+    matrix: np.ndarray,
+    labels: Sequence[str],
+    *,
+    title: str,
+    stem: str | os.PathLike[str],
+    low: np.ndarray | None = None,
+    high: np.ndarray | None = None,
+    colorbar_label: str = "",
+    col_labels: Sequence[str] | None = None,
+    fmt: str = "{:.3f}",
+):
+    """A category x category heatmap with the value (and its CI, if given) written in every cell.
+
+    matrix: float [m, k]; low/high: float [m, k] bootstrap bounds or None.
+    """
+    plt = _pyplot()
+    matrix = np.asarray(matrix, dtype=np.float64)
+    m, k = matrix.shape
+    col_labels = list(col_labels) if col_labels is not None else list(labels)
+    fig, ax = plt.subplots(figsize=(1.2 * k + 2.5, 1.0 * m + 1.8))
+    finite = matrix[np.isfinite(matrix)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    im = ax.imshow(matrix, cmap="Blues", vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1e-9)
+    ax.set_xticks(range(k), col_labels, rotation=30, ha="right")
+    ax.set_yticks(range(m), labels)
+    mid = (vmin + vmax) / 2
+    for i in range(m):
+        for j in range(k):
+            v = matrix[i, j]
+            text = "n/a" if not np.isfinite(v) else fmt.format(v)
+            if low is not None and high is not None and np.isfinite(low[i, j]):
+                text += f"\n[{fmt.format(low[i, j])}, {fmt.format(high[i, j])}]"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if np.isfinite(v) and v > mid else "black")
+    ax.set_title(title, fontsize=10)
+    cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    cbar.set_label(colorbar_label)
+    save_figure(fig, stem)
+    return fig
+
+
+def layer_profiles(
+    per_layer: dict[str, np.ndarray],
+    categories: Sequence[str],
+    *,
+    title: str,
+    stem: str | os.PathLike[str],
+    ylabel: str = "mean ISNs per instruction",
+):
+    """Fig. 5: ISNs per layer per category, one panel per model (e.g. base, fine-tuned).
+
+    per_layer: model label -> float [n_categories, n_layers] mean ISN counts.
+    """
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    panels = list(per_layer.items())
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False, sharey=True)
+    for ax, (name, values) in zip(axes[0], panels):
+        values = np.asarray(values, dtype=np.float64)
+        for c, cat in enumerate(categories):
+            ax.plot(np.arange(values.shape[1]), values[c], marker="o", markersize=3, label=cat)
+        ax.set_title(name, fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("layer")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    save_figure(fig, stem)
+    return fig
+
+
+def venn_bars(
+    counts: dict[str, np.ndarray],
+    *,
+    title: str,
+    stem: str | os.PathLike[str],
+    labels: tuple[str, str, str] = ("base only", "both", "fine-tuned only"),
+):
+    """Fig. 6: per layer, stacked bars of ISNs in base only / both / fine-tuned only.
+
+    counts: instruction label -> int [n_layers, 3]; one panel per instruction.
+    """
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    items = list(counts.items())
+    cols = min(3, len(items))
+    rows = int(np.ceil(len(items) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
+    colors = ("#4c72b0", "#8c8c8c", "#dd8452")
+    for ax, (name, c) in zip(axes.ravel(), items):
+        c = np.asarray(c)
+        x = np.arange(c.shape[0])
+        bottom = np.zeros(c.shape[0])
+        for k in range(3):
+            ax.bar(x, c[:, k], bottom=bottom, color=colors[k], label=labels[k], width=0.8)
+            bottom += c[:, k]
+        ax.set_title(name, fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("layer")
+        ax.set_ylabel("ISNs")
+    for ax in axes.ravel()[len(items):]:
+        ax.axis("off")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    save_figure(fig, stem)
+    return fig
+
+
+def category_bars(
+    values: np.ndarray,
+    categories: Sequence[str],
+    *,
+    title: str,
+    stem: str | os.PathLike[str],
+    ylabel: str,
+    low: np.ndarray | None = None,
+    high: np.ndarray | None = None,
+    series: Sequence[str] | None = None,
+):
+    """Bars per category (one group per series), error bars from CIs: values float [n_series, m] or [m]."""
+    plt = _pyplot()
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    n_series, m = values.shape
+    fig, ax = plt.subplots(figsize=(1.1 * m + 2.5, 3.6))
+    width = 0.8 / n_series
+    for s in range(n_series):
+        x = np.arange(m) + (s - (n_series - 1) / 2) * width
+        err = None
+        if low is not None and high is not None:
+            lo = np.atleast_2d(low)[s]
+            hi = np.atleast_2d(high)[s]
+            err = np.vstack([values[s] - lo, hi - values[s]])
+        ax.bar(x, values[s], width=width, yerr=err, capsize=3,
+               label=None if series is None else series[s])
+        for xi, v in zip(x, values[s]):
+            ax.text(xi, v, f"{v:.3g}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(m), categories, rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    if series is not None:
+        ax.legend(fontsize=8)
+    save_figure(fig, stem)
+    return fig

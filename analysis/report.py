@@ -1,0 +1,167 @@
+"""``report.md`` of a SPARCOM run, rendered from its results and tables (no computation here)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hexainst.vocab import SHORT_NAMES
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _p(p: float | None) -> str:
+    return "n/a" if p is None else (f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}")
+
+
+def _fig(results: dict[str, Any], key: str, caption: str) -> list[str]:
+    path = results.get("figures", {}).get(key)
+    if not path:
+        return []
+    svg = path[: -len(".png")] + ".svg"
+    return [f"![{caption}]({path})", "", f"*{caption}* ([SVG]({svg}))", ""]
+
+
+def _tab(tables: dict[str, str], key: str) -> list[str]:
+    md = tables.get(key)
+    return [md, f"(CSV: `tables/{key}.csv`)", ""] if md else []
+
+
+def _summary(results: dict[str, Any], label: str) -> list[str]:
+    res = results[label]
+    perm = res["jaccard"]["permutation"]
+    lengths = results["lengths"][label]
+    cats = res["jaccard"]["categories"]
+    diag = res["jaccard"]["matrix"]
+    verdict = "higher" if perm["difference"] > 0 else "not higher"
+    lines = [
+        f"**{label} ({res['model']})**: same-category Jaccard of ISN sets (mean of the diagonal of Fig. 3) is "
+        f"**{perm['diagonal']:.4f}** vs **{perm['off_diagonal']:.4f}** across categories "
+        f"(difference {perm['difference']:+.4f}; {verdict}); permutation test of diagonal > off-diagonal, "
+        f"{perm['n_permutations']} label shuffles: **p = {_p(perm['p_value'])}**. "
+        f"Chance level for random sets of the same sizes: {res['jaccard']['chance_overall']:.4f}.",
+        "",
+        "Per category, next to the instruction length T (tokens), which also differs between categories and "
+        "changes how many neurons tie at the threshold (a likely confound):",
+        "",
+        "| category | same-category Jaccard | mean |S(I)| | mean T | median T |",
+        "|---|---|---|---|---|",
+    ]
+    for i, c in enumerate(cats):
+        size = res["isn_sizes"]["per_category"][c]["mean"]
+        lines.append(
+            f"| {c} ({SHORT_NAMES.get(c, c)}) | {_fmt(diag[i][i], 4)} | {size:.0f} | "
+            f"{lengths[c]['mean']:.1f} | {lengths[c]['median']:.0f} |"
+        )
+    lines.append("")
+    return lines
+
+
+def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
+    """The Markdown report. ``tables``: table key -> Markdown text (as written under tables/)."""
+    params = results["parameters"]
+    labels = [k for k in ("model", "base", "fine-tuned") if k in results]
+    out = ["# SPARCOM analysis report", ""]
+    out += [
+        f"{results['instructions']['n']} instructions "
+        f"({', '.join(f'{c}: {n}' for c, n in results['instructions']['per_category'].items())}); "
+        f"ISN sets: top eps = {params['eps']:g} per instruction, tie rule `{params['tie_rule']}`, "
+        f"scope `{params['scope']}`; category means {'include' if params['include_self_pairs'] else 'exclude'} "
+        f"self-pairs; seed {params['seed']}.",
+        "",
+        "## Summary",
+        "",
+    ]
+    for label in labels:
+        out += _summary(results, label)
+    if "alteration" in results:
+        alt = results["alteration"]
+        out += [f"Base vs fine-tuned: mean Jaccard of an instruction's ISN sets is "
+                f"{alt['table1_overall']:.4f} (Table 1).", ""]
+    if "causal" in results:
+        c = results["causal"]
+        out += [f"Causal check: zeroing a category's ISNs raises the NLL of its own instructions by "
+                f"{c['diagonal_mean']:+.4f} nats/token more than zeroing as many random neurons from the same "
+                f"layers, vs {c['off_diagonal_mean']:+.4f} for other categories' instructions.", ""]
+
+    out += ["## Parameters", "", "| parameter | value |", "|---|---|"]
+    for k, v in params.items():
+        out.append(f"| `{k}` | `{json.dumps(v)}` |")
+    out += ["", "## Stores", ""]
+    for label, store in results["stores"].items():
+        out += [f"### {label}: `{store['path']}`", "", "```json",
+                json.dumps(store["header"], indent=1, sort_keys=True), "```", ""]
+
+    out += ["## ISN set sizes", "",
+            "The paper's rule keeps every neuron tied at the threshold, so |S(I)| can exceed the target "
+            "k = ceil(eps x neurons) several times; sizes are reported, never assumed.", ""]
+    for label in labels:
+        out += [f"### {label}", ""] + _tab(tables, f"isn_sizes_{label}")
+
+    out += ["## Generality and uniqueness (Fig. 3)", "",
+            "Cells: mean Jaccard between the ISN sets of instructions of the row and column categories, with "
+            f"{int(params['ci_level'] * 100)}% percentile bootstrap intervals ({params['n_boot']} resamples of "
+            "instructions within categories).", ""]
+    for label in labels:
+        out += _fig(results, f"fig3_jaccard_{label}", f"Fig. 3, {label}")
+        out += _tab(tables, f"jaccard_{label}")
+        out += ["Chance level (random sets of the same sizes):", ""] + _tab(tables, f"jaccard_chance_{label}")
+    if any(f"routing_pearson_{label}" in tables for label in labels):
+        out += ["## Routing correlation (Fig. 4)", ""]
+        for label in labels:
+            out += _fig(results, f"fig4_routing_pearson_{label}", f"Fig. 4, {label}")
+            out += _tab(tables, f"routing_pearson_{label}")
+            if "routing_pearson" in results[label]:
+                perm = results[label]["routing_pearson"]["permutation"]
+                out += [f"Diagonal {perm['diagonal']:.4f} vs off-diagonal {perm['off_diagonal']:.4f}, "
+                        f"p = {_p(perm['p_value'])}.", ""]
+
+    out += ["## ISNs per layer (Fig. 5)", ""] + _fig(results, "fig5_isn_per_layer", "Fig. 5")
+
+    if "alteration" in results:
+        out += ["## Alteration: base vs fine-tuned", "", "### Table 1: Jaccard of S_base(I) and S_ft(I)", ""]
+        out += _tab(tables, "table1_jaccard_base_vs_ft")
+        if "table2_pearson_base_vs_ft" in tables:
+            out += ["### Table 2: Pearson r of F_base(I) and F_ft(I)", ""] + _tab(tables, "table2_pearson_base_vs_ft")
+        out += ["### Fig. 6", ""] + _fig(results, "fig6_venn_per_layer", "Fig. 6")
+        if "table6_expert_selection" in tables:
+            out += ["### Table 6: expert selection counts per category", "",
+                    "Top five experts by token-level selection count (expert id, count); `*` marks experts in "
+                    "the top five of both models. Per-layer detail: `tables/table6_expert_selection_per_layer.csv`.",
+                    ""] + _tab(tables, "table6_expert_selection")
+
+    out += ["## Epsilon sweep and tie rules", "",
+            "Diagonal vs off-diagonal mean Jaccard for each eps and tie rule, with a permutation p-value "
+            f"({params['n_sweep_permutations']} shuffles).", ""]
+    for label in labels:
+        out += [f"### {label}", ""] + _tab(tables, f"sweep_{label}")
+
+    if "causal" in results:
+        c = results["causal"]
+        out += ["## Causal check (beyond the paper)", "",
+                f"For each category, its ISNs (the {c['set_rule']}) are zeroed on the act_fn output of every "
+                "dense MLP during the forward pass, and the mean NLL per token of each category's instructions "
+                f"is measured ({c['per_category']} instructions per category, model `{c['model']}`). The control "
+                "zeroes as many random neurons from the same layers. Cell = ΔNLL(ISNs) − ΔNLL(random).", ""]
+        out += _fig(results, "causal_delta_nll", "Causal check") + _tab(tables, "causal_delta_nll")
+        out += _tab(tables, "causal_detail")
+
+    out += ["## Instruction length", ""] + _fig(results, "instruction_lengths", "Instruction length")
+    out += _tab(tables, "instruction_lengths")
+    out += ["## Method notes", "",
+            "- p(I) = counts / T with T the real tokens of the model input; the threshold is the k-th largest "
+            "p with k = ceil(eps x neurons in scope), compared on integer counts (exact).",
+            "- Tie rule `paper`: every neuron with p >= threshold; `exact-k`: exactly k, ties broken by the "
+            "larger activation sum, then the lower column. A neuron that never fires is never in a set.",
+            "- Jaccard is exact (integer intersection counts); category means exclude the pair of an "
+            "instruction with itself unless `include_self_pairs` (the paper's rule).",
+            "- Permutation test: category labels shuffled over instructions; statistic = mean diagonal − mean "
+            "off-diagonal of the category-mean matrix; p = (1 + #null ≥ observed) / (1 + shuffles).",
+            ""]
+    return "\n".join(out)
