@@ -55,7 +55,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``port`` (with SO_REUSEADDR, as Label Studio's server does,
+    so that connections of a stopped server lingering in TIME_WAIT do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -218,6 +221,7 @@ class LabelStudioServer:
             _signal_group(proc.pid, signal.SIGKILL)
             proc.wait(30)
         self.process = None
+        self.pid_path.unlink(missing_ok=True)
 
     def __enter__(self) -> "LabelStudioServer":
         return self.start()
