@@ -1,0 +1,129 @@
+"""`hexainst baseline` and the causal check on tiny random-weight Llama models saved to disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.baseline import PairsError, load_pairs, resolve_model
+from hexainst.cli import main
+
+
+def test_bundled_pairs_are_the_papers_four() -> None:
+    pairs = load_pairs()
+    assert {(p["base"], p["fine_tuned"]) for p in pairs.values()} == {
+        ("meta-llama/Llama-2-7b-hf", "meta-llama/Llama-2-7b-chat-hf"),
+        ("meta-llama/Llama-2-13b-hf", "meta-llama/Llama-2-13b-chat-hf"),
+        ("mistralai/Mistral-7B-v0.1", "mistralai/Mistral-7B-Instruct-v0.1"),
+        ("Qwen/Qwen1.5-MoE-A2.7B", "Qwen/Qwen1.5-MoE-A2.7B-Chat"),
+    }
+
+
+def test_bad_pairs_file_names_the_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "pairs.json"
+    bad.write_text(json.dumps({"format": "hexainst-model-pairs", "format_version": 1,
+                               "pairs": [{"name": "x", "base": "a"}]}))
+    with pytest.raises(PairsError, match="fine_tuned"):
+        load_pairs(bad)
+
+
+def test_resolve_model_prefers_local_folders(tmp_path: Path) -> None:
+    (tmp_path / "Llama-2-7b-hf").mkdir()
+    assert resolve_model("meta-llama/Llama-2-7b-hf", tmp_path) == str(tmp_path / "Llama-2-7b-hf")
+    assert resolve_model("meta-llama/Llama-2-7b-chat-hf", tmp_path) == "meta-llama/Llama-2-7b-chat-hf"
+
+
+@pytest.fixture(scope="module")
+def tiny_pair(tmp_path_factory) -> Path:
+    """A tiny Llama 'base' and 'chat' (different random weights, same tokenizer) saved under a model root."""
+    from analysis.recording.testing import make_tokenizer, tiny_model
+
+    root = tmp_path_factory.mktemp("models")
+    tok = make_tokenizer()
+    for name, seed in (("tiny-llama", 0), ("tiny-llama-chat", 1)):
+        model = tiny_model("llama", seed=seed)
+        model.save_pretrained(root / name)
+        tok.save_pretrained(root / name)
+    return root
+
+
+def test_baseline_records_and_analyses_a_pair(tiny_pair: Path, tmp_path: Path) -> None:
+    from analysis.recording.testing import make_rows
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in make_rows(24, seed=3)))
+    pairs = tmp_path / "pairs.json"
+    pairs.write_text(json.dumps({"format": "hexainst-model-pairs", "format_version": 1, "pairs": [
+        {"name": "tiny", "base": "someone/tiny-llama", "fine_tuned": "someone/tiny-llama-chat"}]}))
+    out = tmp_path / "run"
+    code = main(["baseline", "tiny", "--pairs-file", str(pairs), "--model-root", str(tiny_pair), "--rows", str(rows),
+                 "--out", str(out), "--eps", "0.05", "--permutations", "50", "--sweep-permutations", "10",
+                 "--bootstrap", "20", "--quiet", "--with-sums"])
+    assert code == 0
+    res = json.loads((out / "analysis" / "results.json").read_text())
+    assert res["stores"]["base"]["header"]["model"]["name_or_path"] == str(tiny_pair / "tiny-llama")
+    assert res["stores"]["fine-tuned"]["header"]["model"]["name_or_path"] == str(tiny_pair / "tiny-llama-chat")
+    assert len(res["alteration"]["table1_jaccard"]) == 6
+    # different random weights: the two models' ISN sets differ
+    assert res["alteration"]["table1_overall"] < 1.0
+    # exact-k ran in the sweep because the stores hold sums
+    assert any(e["tie_rule"] == "exact-k" and "skipped" not in e for e in res["base"]["sweep"])
+    assert (out / "analysis" / "figures" / "fig6_venn_per_layer.png").stat().st_size > 0
+    code = main(["baseline", "nope", "--pairs-file", str(pairs), "--rows", str(rows), "--out", str(tmp_path / "x")])
+    assert code == 2
+
+
+def test_zeroing_hook_changes_exactly_the_chosen_neurons(tiny_pair: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from analysis.causal import ZeroNeurons
+    from analysis.recording.adapters import adapter_for
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_pair / "tiny-llama").eval()
+    acts = adapter_for(model).act_modules(model)
+    mlp = model.model.layers[1].mlp
+    captured = []
+    handle = mlp.down_proj.register_forward_pre_hook(lambda m, a: captured.append(a[0].detach().clone()))
+    x = torch.tensor([[1, 5, 6, 7, 8]])
+    with torch.inference_mode():
+        model(input_ids=x)
+        with ZeroNeurons(acts, {1: np.array([0, 3])}):
+            model(input_ids=x)
+        model(input_ids=x)  # hooks removed on exit
+    handle.remove()
+    plain, zeroed, after = captured
+    keep = [i for i in range(plain.shape[-1]) if i not in (0, 3)]
+    assert torch.count_nonzero(plain[..., [0, 3]]) > 0
+    assert torch.all(zeroed[..., [0, 3]] == 0)
+    assert torch.equal(zeroed[..., keep], plain[..., keep])  # same layer input: other neurons untouched
+    assert torch.equal(after, plain)
+
+
+def test_causal_check_matrix(tiny_pair: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from analysis.data import open_store
+    from analysis.pipeline import AnalysisConfig, CausalSpec, analyze
+    from analysis.recording import record
+    from analysis.recording.testing import make_rows
+
+    rows = make_rows(24, seed=4)
+    model = AutoModelForCausalLM.from_pretrained(tiny_pair / "tiny-llama").eval()
+    tok = AutoTokenizer.from_pretrained(tiny_pair / "tiny-llama")
+    store = record(model, rows, tmp_path / "store", tokenizer=tok, progress=False)
+    spec = CausalSpec(model=model, tokenizer=tok, texts={r["id"]: r["instruction"] for r in rows}, per_category=2)
+    cfg = AnalysisConfig(eps=0.05, n_permutations=20, n_sweep_permutations=5, n_boot=10, progress=False,
+                         sweep_eps=(0.05,), sweep_tie_rules=("paper",))
+    res = analyze(open_store(store.path), tmp_path / "out", config=cfg, causal=spec)
+    c = res["causal"]
+    effect = np.array(c["effect"], dtype=float)
+    assert effect.shape == (6, 6) and np.isfinite(effect).all()
+    # effect = ΔNLL(ISNs) − ΔNLL(random), as reported
+    np.testing.assert_allclose(effect, np.array(c["delta_nll_isn"]) - np.array(c["delta_nll_random"]))
+    assert all(size > 0 for size in c["set_sizes"].values())
+    assert (tmp_path / "out" / "figures" / "causal_delta_nll.svg").stat().st_size > 0
+    assert "Causal check" in (tmp_path / "out" / "report.md").read_text()
