@@ -19,7 +19,7 @@ Choices, per source:
 * QA (TriviaQA): the question only, cleaned: CSV-style quoting undone (a question wrapped in
   ``"`` with inner quotes doubled, ``"Who said ""x""?"``, becomes ``Who said "x"?``),
   whitespace collapsed to one line. A question that contains
-  its answer value (or an alias of 4+ characters) as a whole word is dropped
+  its answer value as a whole word (case-insensitive) is dropped
   (``answer_in_question``).
 * GEN (Alpaca): rows with an empty input whose instruction matches an inclusion pattern of
   ``text_patterns.json`` (write / compose / create / ...) and no exclusion pattern (code,
@@ -153,8 +153,9 @@ def triviaqa(row: Mapping[str, Any], source: Source, ctx: "FlanContext | None" =
     answer = _value(row, source, "answer")
     if not isinstance(answer, Mapping) or not isinstance(answer.get("value"), str):
         raise RowError(f"column {source.columns['answer']!r} has no string 'value'")
+    # The answer value (and the Hub's normalised form of it). Not the aliases: TriviaQA's are
+    # Wikipedia redirects ("Capital of Indonesia" for Jakarta) and would drop sound questions.
     values = [answer["value"], answer.get("normalized_value") or ""]
-    values += [a for a in (answer.get("aliases") or []) if isinstance(a, str) and len(a.strip()) >= 4]
     if any(contains_answer(question, v) for v in values):
         raise Dropped("answer_in_question")
     _bounds(question, source)

@@ -161,7 +161,7 @@ def strip_answer_cue(text: str, cues: tuple[str, ...]) -> str:
     """Remove one trailing line that only prompts for the answer (``Answer:``, ``Summary:``)."""
     if not cues:
         return text
-    return _cue_regex(cues).sub("", text.rstrip())
+    return _cue_regex(cues).sub("", text.rstrip()).rstrip()
 
 
 def task_key(task_name: str) -> str:
