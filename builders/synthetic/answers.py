@@ -1,0 +1,75 @@
+"""Turn a model's raw answer into one instruction, or a rejection reason.
+
+Pure functions, no I/O. Reasoning never reaches the instruction: ``reasoning_content`` is kept
+apart by the client, and inline ``<think>...</think>`` blocks are cut out here; an unclosed
+``<think>`` means the reasoning ran into the answer, which is rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```$", re.DOTALL)
+
+#: Reasons an answer is unusable (a retry of the slot may fix them).
+ANSWER_REJECTIONS = ("truncated", "empty", "reasoning_leak", "invalid_json", "schema")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    instruction: str | None
+    reason: str | None = None
+    detail: str = ""
+    reasoning: str | None = None
+
+
+def split_reasoning(content: str | None) -> tuple[str, str | None]:
+    """``content`` without ``<think>`` blocks, and the reasoning they held (or None)."""
+    text = content or ""
+    found = THINK_BLOCK.findall(text)
+    text = THINK_BLOCK.sub("", text)
+    reasoning = "\n".join(f[7:-8].strip() for f in found) if found else None
+    return text.strip(), reasoning
+
+
+def parse_chat_answer(content: str | None, finish_reason: str | None, schema: dict[str, Any]) -> Parsed:
+    """The instruction in a chat answer that must be one JSON object valid under ``schema``."""
+    if finish_reason == "length":
+        return Parsed(None, "truncated", "finish_reason=length")
+    text, reasoning = split_reasoning(content)
+    if re.search(r"</?think>", text, re.IGNORECASE):
+        return Parsed(None, "reasoning_leak", "unbalanced <think> tag in content", reasoning)
+    if not text:
+        return Parsed(None, "empty", "no content", reasoning)
+    m = FENCE.match(text)
+    if m:
+        text = m.group(1).strip()
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end < start:
+        return Parsed(None, "invalid_json", "no JSON object in the answer", reasoning)
+    try:
+        obj = json.loads(text[start : end + 1])
+    except json.JSONDecodeError as exc:
+        return Parsed(None, "invalid_json", str(exc), reasoning)
+    try:
+        jsonschema.validate(obj, schema)
+    except jsonschema.ValidationError as exc:
+        return Parsed(None, "schema", exc.message, reasoning)
+    return Parsed(obj["instruction"], reasoning=reasoning)
+
+
+def parse_list_continuation(text: str | None, finish_reason: str | None) -> Parsed:
+    """The instruction a base model wrote when continuing a numbered list: its first line."""
+    body, reasoning = split_reasoning(text)
+    line = body.split("\n", 1)[0].strip() if body else ""
+    if not line:
+        return Parsed(None, "truncated" if finish_reason == "length" else "empty", "no text before a newline")
+    if finish_reason == "length" and "\n" not in body:
+        return Parsed(None, "truncated", "finish_reason=length before the end of the line")
+    return Parsed(line, reasoning=reasoning)

@@ -1,0 +1,110 @@
+"""Start and stop the embedded local generator server (a child process on 127.0.0.1).
+
+>>> with EmbeddedServer("smollm2-135m-instruct") as srv:   # doctest: +SKIP
+...     srv.base_url   # 'http://127.0.0.1:<free port>/v1'
+
+The server is our own child: we start it with :class:`subprocess.Popen`, poll
+``GET /v1/models`` until it answers 200, and stop it by *its* PID (terminate, then kill after a
+grace period). Its log goes to a file, so a failed start can be reported with its last lines.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from hexainst.errors import UserError
+
+from builders.synthetic.wire import free_port
+
+
+class EmbeddedServerError(UserError):
+    """The embedded generator server did not start."""
+
+
+class EmbeddedServer:
+    def __init__(self, generator: str, *, threads: int | None = None, max_batch: int = 16,
+                 start_timeout: float = 600.0, log_path: Path | None = None) -> None:
+        self.generator = generator
+        self.threads = threads or max(1, min(4, os.cpu_count() or 1))
+        self.max_batch = max_batch
+        self.start_timeout = start_timeout
+        self.log_path = log_path
+        self.port: int | None = None
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    @property
+    def base_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("embedded server not started")
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> "EmbeddedServer":
+        self.port = free_port()
+        if self.log_path is None:
+            fd, name = tempfile.mkstemp(prefix="hexainst-embedded-", suffix=".log")
+            os.close(fd)
+            self.log_path = Path(name)
+        self._log = open(self.log_path, "ab")
+        cmd = [sys.executable, "-m", "builders.synthetic.local_server", "--generator", self.generator,
+               "--port", str(self.port), "--threads", str(self.threads), "--max-batch", str(self.max_batch)]
+        env = dict(os.environ)
+        # The child needs no credentials: never hand it the API keys.
+        for k in ("OPENAI_API_KEY", "DEEPSEEK_API_KEY"):
+            env.pop(k, None)
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self._wait_ready()
+        return self
+
+    def _tail(self) -> str:
+        try:
+            return Path(self.log_path).read_text("utf-8", "replace")[-1500:]
+        except OSError:
+            return ""
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        url = f"http://127.0.0.1:{self.port}/v1/models"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise EmbeddedServerError(
+                    f"embedded generator {self.generator!r} exited with status {self.proc.returncode} "
+                    f"before it was ready; log {self.log_path}:\n{self._tail()}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise EmbeddedServerError(
+            f"embedded generator {self.generator!r} not ready after {self.start_timeout:.0f} s; log {self.log_path}"
+        )
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> "EmbeddedServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

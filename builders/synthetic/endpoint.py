@@ -1,0 +1,75 @@
+"""Which endpoint to call, from the CLI and the environment (never from files in the repo).
+
+Precedence: explicit arguments, then ``HEXAINST_BASE_URL`` / ``HEXAINST_MODEL``. With no base
+URL: if ``DEEPSEEK_API_KEY`` is set, DeepSeek's API with ``deepseek-reasoner`` (the project's
+default generator); otherwise the embedded local model. The key comes from
+``OPENAI_API_KEY`` or ``DEEPSEEK_API_KEY``; it lives only in this object's ``api_key`` field,
+which ``repr`` hides, and is never logged, cached or written.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from hexainst.errors import UserError
+
+from builders.synthetic.prompts import model_table
+
+#: Placeholder sent to local servers that need no key (the SDK insists on one).
+NO_KEY = "sk-no-key-needed"
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass
+class Endpoint:
+    base_url: str | None  # None: the embedded generator, started by the builder
+    model: str | None
+    route: str = "chat"  # "chat" or "completions"
+    embedded: str | None = None  # name of the embedded generator, if any
+    api_key: str = field(default=NO_KEY, repr=False)
+
+    @property
+    def host(self) -> str:
+        """Host and port of the endpoint, without credentials or path.
+
+        A loopback host is recorded without its port: local servers run on a free port that
+        changes every run, and rows must not change with it.
+        """
+        if self.base_url is None:
+            return "127.0.0.1"
+        parts = urlsplit(self.base_url)
+        if not parts.hostname:
+            return "unknown"
+        if parts.hostname in LOOPBACK:
+            return parts.hostname
+        return parts.hostname + (f":{parts.port}" if parts.port else "")
+
+
+def resolve_endpoint(base_url: str | None = None, model: str | None = None,
+                     generator: str | None = None, env: dict[str, str] | None = None) -> Endpoint:
+    env = dict(os.environ) if env is None else env
+    base_url = base_url or env.get("HEXAINST_BASE_URL") or None
+    model = model or env.get("HEXAINST_MODEL") or None
+    key = env.get("OPENAI_API_KEY") or env.get("DEEPSEEK_API_KEY") or None
+    default = model_table()["default_endpoint"]
+    if base_url is None and generator is None and env.get(default["key_env"]):
+        base_url, model = default["base_url"], model or default["model"]
+    if base_url is None:
+        from builders.synthetic.generators import generator_registry
+
+        reg = generator_registry()
+        name = generator or reg["default"]
+        if name not in reg["generators"]:
+            raise UserError(f"unknown embedded generator {name!r}; known: {', '.join(sorted(reg['generators']))}")
+        return Endpoint(None, name, route=reg["generators"][name]["route"], embedded=name)
+    if not urlsplit(base_url).scheme.startswith("http"):
+        raise UserError(f"base URL {base_url!r} is not an http(s) URL")
+    host = urlsplit(base_url).hostname or ""
+    if host.endswith("deepseek.com"):
+        if not key:
+            raise UserError("the DeepSeek API needs a key: set DEEPSEEK_API_KEY (or OPENAI_API_KEY)")
+        model = model or default["model"]
+    return Endpoint(base_url, model, route="chat", api_key=key or NO_KEY)

@@ -1,0 +1,314 @@
+"""An OpenAI-compatible server on 127.0.0.1 for the embedded local generators.
+
+Run it as a process (the builder does this for you, see :mod:`builders.synthetic.embedded`)::
+
+    python -m builders.synthetic.local_server --generator smollm2-135m-instruct --port 8123
+
+Routes: ``GET /v1/models`` (200 once the model is loaded: the readiness probe; 503 before),
+``POST /v1/chat/completions`` (needs a chat template; a base model answers 400) and
+``POST /v1/completions``. Supported request fields: ``messages``/``prompt``, ``max_tokens``
+(or ``max_completion_tokens``), ``temperature`` (0 = greedy, > 0 = sampling: sampling is
+switched on explicitly, unlike ``transformers`` where temperature alone does not), ``top_p``,
+``n``, ``seed`` and ``stop`` (stop strings are removed from the returned text, as the OpenAI
+API does). ``finish_reason`` is ``length`` when ``max_tokens`` ran out.
+
+Concurrent requests are batched: a worker thread takes up to ``--max-batch`` waiting requests
+with the same sampling settings, left-pads them and runs one ``generate`` call, so 16 clients
+cost little more than one on a CPU. Sampled text depends on the batch it ran in; the
+builder's request cache is what makes builds reproducible, not this server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import queue
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from builders.synthetic.generators import generator_registry, resolve_gguf
+from builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, text_completion
+
+
+def json_object_end(text: str) -> int | None:
+    """Index just past the first complete top-level JSON object in ``text`` (which must start
+    with it, after whitespace), or None. Braces inside strings are ignored."""
+    i = len(text) - len(text.lstrip())
+    if i >= len(text) or text[i] != "{":
+        return None
+    depth, in_str, esc = 0, False, False
+    for j in range(i, len(text)):
+        ch = text[j]
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return None
+
+
+class RowStops(StoppingCriteria):
+    """Per-row stopping: a row is done at its own ``max_tokens``, at a stop string, or (chat
+    answers) once it holds one complete JSON object, the answer the meta-prompts ask for. The
+    batch ends when every row is done, so one long answer does not hold up finished ones."""
+
+    def __init__(self, tok: Any, width: int, max_tokens: list[int], stops: list[str], after_json: bool) -> None:
+        self.tok, self.width, self.max_tokens, self.stops, self.after_json = tok, width, max_tokens, stops, after_json
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        gen = input_ids[:, self.width:]
+        done = torch.zeros(gen.shape[0], dtype=torch.bool, device=input_ids.device)
+        n = gen.shape[1]
+        for r in range(gen.shape[0]):
+            if n >= self.max_tokens[r]:
+                done[r] = True
+                continue
+            if not (self.stops or self.after_json):
+                continue
+            text = self.tok.decode(gen[r].tolist(), skip_special_tokens=True)
+            if any(s in text for s in self.stops) or (self.after_json and json_object_end(text) is not None):
+                done[r] = True
+        return done
+
+
+@dataclass
+class Job:
+    kind: str  # "chat" or "completions"
+    prompt_ids: list[int]
+    max_tokens: int
+    temperature: float
+    top_p: float
+    n: int
+    seed: int
+    stop: tuple[str, ...]
+    future: Future = field(default_factory=Future)
+
+    def group(self) -> tuple:
+        return (self.temperature, self.top_p, self.stop)
+
+
+class Engine:
+    """A ``transformers`` causal LM with a batching worker thread."""
+
+    def __init__(self, gguf: Path, threads: int, max_batch: int, dtype: str = "float32",
+                 stop_after_json: bool = True) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        self.tok.padding_side = "left"
+        self.model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, dtype)
+        ).eval()
+        self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tok.eos_token_id}
+        self.has_chat = bool(getattr(self.tok, "chat_template", None))
+        self.max_batch = max_batch
+        self.stop_after_json = stop_after_json
+        self.queue: queue.Queue[Job] = queue.Queue()
+        threading.Thread(target=self._worker, daemon=True).start()
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
+        return list(enc["input_ids"])
+
+    def encode_text(self, prompt: str) -> list[int]:
+        return list(self.tok(prompt)["input_ids"])
+
+    def submit(self, job: Job) -> Future:
+        self.queue.put(job)
+        return job.future
+
+    def _worker(self) -> None:
+        pending: list[Job] = []
+        while True:
+            if not pending:
+                pending.append(self.queue.get())
+            time.sleep(0.02)  # let concurrent requests arrive
+            while True:
+                try:
+                    pending.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            key = pending[0].group()
+            batch, rest, rows = [], [], 0
+            for job in pending:
+                if job.group() == key and rows + job.n <= max(self.max_batch, job.n if not batch else 0):
+                    batch.append(job)
+                    rows += job.n
+                else:
+                    rest.append(job)
+            pending = rest
+            try:
+                results = self._generate(batch)
+                for job, res in zip(batch, results):
+                    job.future.set_result(res)
+            except Exception as exc:  # noqa: BLE001 - reported to each waiting request
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+
+    def _generate(self, batch: list[Job]) -> list[list[dict[str, Any]]]:
+        torch = self.torch
+        rows = [(job, job.prompt_ids) for job in batch for _ in range(job.n)]
+        width = max(len(ids) for _, ids in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (_, ids) in enumerate(rows):
+            input_ids[i, width - len(ids):] = torch.tensor(ids)
+            attention[i, width - len(ids):] = 1
+        first = batch[0]
+        max_new = max(job.max_tokens for job in batch)
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new, "pad_token_id": self.pad_id}
+        if first.temperature > 0:
+            kwargs.update(do_sample=True, temperature=first.temperature, top_p=first.top_p, top_k=0)
+        else:
+            kwargs.update(do_sample=False)
+        criteria = RowStops(self.tok, width, [job.max_tokens for job, _ in rows], list(first.stop),
+                            self.stop_after_json)
+        torch.manual_seed(sum(job.seed for job in batch) % (2**31))
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=input_ids, attention_mask=attention,
+                                      stopping_criteria=StoppingCriteriaList([criteria]), **kwargs)
+        gen = out[:, width:].tolist()
+        per_job: dict[int, list[dict[str, Any]]] = {}
+        for (job, ids), toks in zip(rows, gen):
+            per_job.setdefault(id(job), []).append(self._finish(job, ids, toks))
+        return [per_job[id(job)] for job in batch]
+
+    def _finish(self, job: Job, prompt_ids: list[int], toks: list[int]) -> dict[str, Any]:
+        finish = "length"
+        kept: list[int] = []
+        for t in toks:
+            if t in self.eos_ids or t == self.pad_id:
+                finish = "stop"
+                break
+            kept.append(t)
+        if len(kept) > job.max_tokens:
+            kept, finish = kept[: job.max_tokens], "length"
+        text = self.tok.decode(kept, skip_special_tokens=True)
+        if finish == "length" and self.stop_after_json and job.kind == "chat":
+            end = json_object_end(text)
+            if end is not None:
+                text, finish = text[:end], "stop"
+        cut = min((text.find(s) for s in job.stop if s in text), default=-1)
+        if cut >= 0:
+            text, finish = text[:cut], "stop"
+        return {"text": text, "finish_reason": finish, "prompt_tokens": len(prompt_ids), "completion_tokens": len(kept)}
+
+
+def make_handler(state: dict[str, Any]):
+    class Handler(JsonHandler):
+        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+            if self.path.rstrip("/") in ("/v1/models", "/health"):
+                if state.get("engine") is None:
+                    self.send_error_json(503, "model is loading")
+                else:
+                    self.send_json(200, {"object": "list", "data": [{"id": state["name"], "object": "model"}]})
+            else:
+                self.send_error_json(404, f"no route {self.path}")
+
+        def do_POST(self) -> None:  # noqa: N802
+            engine: Engine | None = state.get("engine")
+            if engine is None:
+                self.send_error_json(503, "model is loading")
+                return
+            route = self.path.rstrip("/")
+            try:
+                body = self.read_json()
+            except json.JSONDecodeError as exc:
+                self.send_error_json(400, f"request body is not JSON: {exc}")
+                return
+            try:
+                if route == "/v1/chat/completions":
+                    if not engine.has_chat:
+                        self.send_error_json(400, f"{state['name']} has no chat template; use /v1/completions")
+                        return
+                    ids = engine.encode_chat(body["messages"])
+                    kind = "chat"
+                elif route == "/v1/completions":
+                    ids = engine.encode_text(body["prompt"])
+                    kind = "completions"
+                else:
+                    self.send_error_json(404, f"no route {self.path}")
+                    return
+                stop = body.get("stop") or ()
+                job = Job(
+                    kind=kind,
+                    prompt_ids=ids,
+                    max_tokens=int(body.get("max_completion_tokens") or body.get("max_tokens") or 256),
+                    temperature=float(body.get("temperature", 1.0)),
+                    top_p=float(body.get("top_p", 1.0)),
+                    n=int(body.get("n", 1)),
+                    seed=int(body.get("seed") or 0),
+                    stop=(stop,) if isinstance(stop, str) else tuple(stop),
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                self.send_error_json(400, f"bad request: {exc!r}")
+                return
+            try:
+                results = engine.submit(job).result()
+            except Exception as exc:  # noqa: BLE001
+                self.send_error_json(500, f"generation failed: {exc!r}")
+                return
+            ptok = results[0]["prompt_tokens"]
+            ctok = sum(r["completion_tokens"] for r in results)
+            if kind == "chat":
+                choices = [{"content": r["text"], "finish_reason": r["finish_reason"]} for r in results]
+                self.send_json(200, chat_completion(state["name"], choices, ptok, ctok))
+            else:
+                self.send_json(200, text_completion(state["name"], results, ptok, ctok))
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="OpenAI-compatible server for an embedded generator (127.0.0.1 only).")
+    p.add_argument("--generator", default=generator_registry()["default"], help="name in data/generators.json")
+    p.add_argument("--gguf", type=Path, help="a GGUF file to serve instead of a registered generator")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--max-batch", type=int, default=16, help="sequences generated together")
+    args = p.parse_args(argv)
+    state: dict[str, Any] = {"name": args.generator if args.gguf is None else args.gguf.stem, "engine": None}
+    server = QuietServer(("127.0.0.1", args.port), make_handler(state))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    gguf = args.gguf or resolve_gguf(args.generator)
+    state["engine"] = Engine(gguf, threads=args.threads, max_batch=args.max_batch)
+    print(f"ready {state['name']} on 127.0.0.1:{args.port}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

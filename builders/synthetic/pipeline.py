@@ -1,0 +1,387 @@
+"""The synthetic build: plan slots, request (cached), parse, filter, write pools and a report.
+
+Flow per category, in rounds until ``per_category`` candidates are kept (or the slot budget
+runs out): slots ``k = next .. next + m`` are requested concurrently; each slot tries up to
+``max_attempts`` requests (attempt ``a`` changes only the ``seed`` parameter, so it has its
+own cache key) until the answer parses; then the round's parsed instructions go through the
+filters *in (category, slot) order*, so the output depends only on the cache contents and the
+seed, never on the order answers arrived in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hexainst.errors import UserError
+from hexainst.records import synthetic_row, validate_rows
+from hexainst.vocab import CATEGORIES
+
+from builders.synthetic import prompts
+from builders.synthetic.answers import Parsed, parse_chat_answer, parse_list_continuation
+from builders.synthetic.cache import RequestCache, request_key
+from builders.synthetic.endpoint import Endpoint, resolve_endpoint
+from builders.synthetic.filters import CandidateFilter
+from builders.text import normalize
+
+REPORT_NAME = "synthetic-report.json"
+POOL_SUFFIX = ".synthetic.jsonl"
+
+
+class OfflineCacheMiss(UserError):
+    """Offline replay needs a request that is not in the cache."""
+
+
+@dataclass
+class Tally:
+    requests: int = 0  # HTTP requests answered by the endpoint this run (each SDK retry is not counted)
+    cache_hits: int = 0
+    request_failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
+    rejections: Counter = field(default_factory=Counter)
+
+    def add_usage(self, usage: dict[str, Any] | None, cached: bool) -> None:
+        usage = usage or {}
+        p, c = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        if cached:
+            self.cached_prompt_tokens += p
+            self.cached_completion_tokens += c
+        else:
+            self.prompt_tokens += p
+            self.completion_tokens += c
+            self.reasoning_tokens += int(usage.get("reasoning_tokens") or 0)
+
+
+@dataclass
+class SlotResult:
+    slot: prompts.Slot
+    key: str | None  # cache key of the attempt that parsed (or the last one tried)
+    parsed: Parsed | None
+    attempts: int
+
+
+class Generator:
+    """Sends (or replays) the requests of slots; one instance per build."""
+
+    def __init__(self, endpoint: Endpoint, cache: RequestCache, *, seed: int, offline: bool,
+                 concurrency: int, max_attempts: int, timeout: float, max_retries: int) -> None:
+        self.endpoint = endpoint
+        self.cache = cache
+        self.seed = seed
+        self.offline = offline
+        self.max_attempts = max_attempts
+        self.tally = Tally()
+        self.sem = asyncio.Semaphore(max(1, concurrency))
+        self.client = None
+        if not offline:
+            from openai import AsyncOpenAI
+
+            self.client = AsyncOpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key,
+                                      timeout=timeout, max_retries=max_retries)
+        settings = prompts.model_table()["models"].get(endpoint.model or "", {})
+        self.model_settings = settings
+        self.schema = prompts.metaprompts()["answer_schema"]
+
+    def request_for(self, s: prompts.Slot, attempt: int) -> tuple[str, Any, dict[str, Any]]:
+        spec = prompts.metaprompts()["categories"][s.category]
+        params: dict[str, Any] = {"max_tokens": self.model_settings.get("max_tokens") or spec["max_tokens"],
+                                  "seed": prompts.stable_int("request", self.seed, s.category, s.index, attempt)}
+        if self.model_settings.get("sampling_params", True):
+            params.update(temperature=spec["temperature"], top_p=spec["top_p"])
+        if self.endpoint.route == "chat":
+            payload: Any = prompts.chat_messages(s)
+        else:
+            payload = prompts.completion_prompt(s)
+            params["stop"] = ["\n"]
+        key = request_key(self.endpoint.model or "", self.endpoint.route, payload, params,
+                          prompts.prompt_version(s.category))
+        return key, payload, params
+
+    async def _send(self, payload: Any, params: dict[str, Any]) -> dict[str, Any]:
+        assert self.client is not None
+        if self.endpoint.route == "chat":
+            resp = await self.client.chat.completions.create(model=self.endpoint.model, messages=payload, **params)
+            choice = resp.choices[0]
+            msg = choice.message
+            extra = getattr(msg, "model_extra", None) or {}
+            content, reasoning = msg.content, extra.get("reasoning_content")
+        else:
+            resp = await self.client.completions.create(model=self.endpoint.model, prompt=payload, **params)
+            choice = resp.choices[0]
+            content, reasoning = choice.text, None
+        usage: dict[str, Any] = {}
+        if resp.usage is not None:
+            usage = {"prompt_tokens": resp.usage.prompt_tokens, "completion_tokens": resp.usage.completion_tokens}
+            details = getattr(resp.usage, "completion_tokens_details", None)
+            if details is not None and getattr(details, "reasoning_tokens", None):
+                usage["reasoning_tokens"] = details.reasoning_tokens
+        return {"content": content, "reasoning_content": reasoning, "finish_reason": choice.finish_reason,
+                "usage": usage, "model": resp.model}
+
+    async def answer(self, key: str, payload: Any, params: dict[str, Any], where: str) -> dict[str, Any] | None:
+        """The cached or fresh answer to a request; None if the request failed for good."""
+        entry = self.cache.get(key)
+        if entry is not None:
+            self.tally.cache_hits += 1
+            self.tally.add_usage(entry.get("usage"), cached=True)
+            return entry
+        if self.offline:
+            raise OfflineCacheMiss(
+                f"offline replay: no cached answer for {where} (cache key {key}) in {self.cache.dir}; "
+                f"run without --offline to request it"
+            )
+        import openai
+
+        async with self.sem:
+            try:
+                entry = await self._send(payload, params)
+            except (openai.APIStatusError, openai.APIConnectionError, openai.APITimeoutError) as exc:
+                self.tally.request_failures += 1
+                self.tally.rejections["request_failed"] += 1
+                status = getattr(exc, "status_code", None)
+                print(f"synthetic: request for {where} failed after retries: {type(exc).__name__}"
+                      f"{f' {status}' if status else ''}", file=sys.stderr)
+                return None
+            except openai.APIResponseValidationError:
+                self.tally.requests += 1
+                self.tally.rejections["invalid_json"] += 1
+                return {"content": None, "finish_reason": "malformed_response", "usage": {}}
+        self.tally.requests += 1
+        self.tally.add_usage(entry["usage"], cached=False)
+        self.cache.put(key, entry)  # written as soon as it arrives: a killed run loses nothing answered
+        return entry
+
+    def parse(self, entry: dict[str, Any]) -> Parsed:
+        if entry.get("finish_reason") == "malformed_response":
+            return Parsed(None, "invalid_json", "response body was not valid JSON")
+        if self.endpoint.route == "chat":
+            return parse_chat_answer(entry.get("content"), entry.get("finish_reason"), self.schema)
+        return parse_list_continuation(entry.get("content"), entry.get("finish_reason"))
+
+    async def run_slot(self, s: prompts.Slot) -> SlotResult:
+        key = None
+        for attempt in range(self.max_attempts):
+            key, payload, params = self.request_for(s, attempt)
+            where = f"{s.category} slot {s.index} attempt {attempt}"
+            entry = await self.answer(key, payload, params, where)
+            if entry is None:
+                return SlotResult(s, key, None, attempt + 1)
+            parsed = self.parse(entry)
+            if parsed.instruction is not None:
+                return SlotResult(s, key, parsed, attempt + 1)
+            self.tally.rejections[parsed.reason or "invalid"] += 1
+        return SlotResult(s, key, None, self.max_attempts)
+
+
+def _load_natural(natural_pool_dir: Path | None) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    if natural_pool_dir is None:
+        return texts
+    if not natural_pool_dir.is_dir():
+        raise UserError(f"natural pool folder {natural_pool_dir} does not exist")
+    for cat in CATEGORIES:
+        path = natural_pool_dir / f"{cat}.natural.jsonl"
+        if not path.is_file():
+            continue
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    texts[row["id"]] = row["instruction"]
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise UserError(f"{path} line {n}: not a pool row ({exc})") from None
+    return texts
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _cost(model: str | None, tally: Tally) -> float | None:
+    settings = prompts.model_table()["models"].get(model or "")
+    if not settings or settings.get("price_input") is None:
+        return None
+    return round((tally.prompt_tokens * settings["price_input"] + tally.completion_tokens * settings["price_output"]) / 1e6, 6)
+
+
+async def _generate(gen: Generator, per_category: int, natural: dict[str, str], seed: int,
+                    max_slots: int, progress: bool) -> tuple[dict[str, list[tuple[SlotResult, str]]], dict[str, Any]]:
+    from tqdm import tqdm
+
+    filt = CandidateFilter(prompts.example_instructions(), natural, seed=seed)
+    kept: dict[str, list[tuple[SlotResult, str]]] = {c: [] for c in CATEGORIES}
+    next_slot = {c: 0 for c in CATEGORIES}
+    passed = {c: 0 for c in CATEGORIES}
+    tried = {c: 0 for c in CATEGORIES}
+    surplus = {c: 0 for c in CATEGORIES}
+    bar = tqdm(total=per_category * len(CATEGORIES), desc="synthetic kept", unit="instr",
+               disable=not progress, file=sys.stderr)
+    while True:
+        plan: list[prompts.Slot] = []
+        for c in CATEGORIES:
+            need = per_category - len(kept[c])
+            if need <= 0 or next_slot[c] >= max_slots:
+                continue
+            rate = max(0.15, (passed[c] + 1) / (tried[c] + 2)) if tried[c] else 0.8
+            m = min(max_slots - next_slot[c], max(2, math.ceil(need / rate * 1.1)))
+            plan += [prompts.slot(c, next_slot[c] + i, seed) for i in range(m)]
+            next_slot[c] += m
+        if not plan:
+            break
+        results = await asyncio.gather(*(gen.run_slot(s) for s in plan))
+        for res in results:  # plan order = (category, slot) order: deterministic
+            c = res.slot.category
+            tried[c] += 1
+            if res.parsed is None or res.parsed.instruction is None:
+                continue
+            text = normalize(res.parsed.instruction)
+            if not text:
+                gen.tally.rejections["empty"] += 1
+                continue
+            if len(kept[c]) >= per_category:
+                surplus[c] += 1
+                continue
+            reason, _detail = filt.check(c, text)
+            if reason:
+                gen.tally.rejections[reason] += 1
+                continue
+            passed[c] += 1
+            filt.keep(f"{c}:{res.slot.index}", text)
+            kept[c].append((res, text))
+            bar.update(1)
+    bar.close()
+    stats = {c: {"target": per_category, "kept": len(kept[c]), "slots": next_slot[c], "passed_filters": passed[c],
+                 "surplus": surplus[c]} for c in CATEGORIES}
+    return kept, stats
+
+
+def build(out_dir: Path, per_category: int, base_url: str | None = None, model: str | None = None,
+          natural_pool_dir: Path | None = None, cache_dir: Path | None = None, offline: bool = False,
+          seed: int = 0, concurrency: int = 16, progress: bool = True, *, generator: str | None = None,
+          max_attempts: int = 3, timeout: float = 120.0, max_retries: int = 4,
+          max_slots_factor: float = 4.0) -> dict[str, Any]:
+    """Build the synthetic candidate pools; see the package docstring. Returns the report."""
+    if per_category < 1:
+        raise UserError(f"per_category must be >= 1, got {per_category}")
+    endpoint = resolve_endpoint(base_url, model, generator)
+    cache = RequestCache(cache_dir if cache_dir is not None else out_dir / "cache")
+    natural = _load_natural(natural_pool_dir)
+    max_slots = int(per_category * max_slots_factor) + 20
+    started = time.monotonic()
+    server = None
+    restore = _exit_on_sigterm()
+    if endpoint.embedded is not None and not offline:
+        from builders.synthetic.embedded import EmbeddedServer
+
+        print(f"synthetic: starting the embedded generator {endpoint.embedded} on 127.0.0.1", file=sys.stderr)
+        server = EmbeddedServer(endpoint.embedded, max_batch=max(1, concurrency)).start()
+        endpoint.base_url = server.base_url
+    try:
+        gen = Generator(endpoint, cache, seed=seed, offline=offline, concurrency=concurrency,
+                        max_attempts=max_attempts, timeout=timeout, max_retries=max_retries)
+        if endpoint.model is None:
+            endpoint.model = _first_model(gen)
+        kept, stats = asyncio.run(_generate(gen, per_category, natural, seed, max_slots, progress))
+    finally:
+        if server is not None:
+            server.stop()
+        restore()
+    host = "127.0.0.1" if endpoint.embedded else endpoint.host
+    generator_model = f"embedded:{endpoint.embedded}" if endpoint.embedded else endpoint.model
+    written = {}
+    for c in CATEGORIES:
+        rows = [
+            synthetic_row(category=c, instruction=text, generator_model=generator_model, endpoint_host=host,
+                          prompt_id=f"{c}.{endpoint.route}", prompt_version=prompts.prompt_version(c), seed=seed,
+                          request_hash=res.key, item_index=0, topic=res.slot.topic_label)
+            for res, text in kept[c]
+        ]
+        path = out_dir / f"{c}{POOL_SUFFIX}"
+        validate_rows(rows, str(path))
+        _write_atomic(path, "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows).encode())
+        written[c] = str(path)
+    t = gen.tally
+    report = {
+        "generator": {"model": generator_model, "endpoint_host": host, "route": endpoint.route,
+                      "embedded": endpoint.embedded is not None, "metaprompt_version": prompts.metaprompts()["version"]},
+        "seed": seed,
+        "offline": offline,
+        "per_category": stats,
+        "requests": t.requests,
+        "cache_hits": t.cache_hits,
+        "request_failures": t.request_failures,
+        "tokens": {"prompt": t.prompt_tokens, "completion": t.completion_tokens, "reasoning": t.reasoning_tokens,
+                   "cached_prompt": t.cached_prompt_tokens, "cached_completion": t.cached_completion_tokens},
+        "cost_usd": _cost(endpoint.model, t) if not endpoint.embedded else 0.0,
+        "rejections": dict(sorted(t.rejections.items())),
+        "filters": {"near_duplicate": "word-set Jaccard >= 0.7 (MinHash LSH candidates, exact check)",
+                    "contamination": "shared word 13-grams with the natural pools > 0",
+                    "natural_rows_indexed": len(natural)},
+        "wall_s": round(time.monotonic() - started, 2),
+        "pools": written,
+    }
+    _write_atomic(out_dir / REPORT_NAME, (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
+    cost = report["cost_usd"]
+    print(
+        f"synthetic: {sum(s['kept'] for s in stats.values())} kept; {t.requests} requests, {t.cache_hits} cache hits, "
+        f"{t.request_failures} failed; tokens in {t.prompt_tokens} out {t.completion_tokens} "
+        f"(reasoning {t.reasoning_tokens}); cost {'n/a' if cost is None else f'${cost:.4f}'}",
+        file=sys.stderr,
+    )
+    short = {c: s["kept"] for c, s in stats.items() if s["kept"] < per_category}
+    if short:
+        print(f"synthetic: warning: fewer than {per_category} kept for {short}", file=sys.stderr)
+    return report
+
+
+def _exit_on_sigterm():
+    """Turn SIGTERM into SystemExit (so ``finally`` blocks stop the embedded server); returns an undo."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise SystemExit(143)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def _first_model(gen: Generator) -> str:
+    if gen.client is None:
+        raise UserError("offline replay needs --model (or HEXAINST_MODEL): the cache is keyed by model")
+
+    from openai import OpenAI
+
+    client = OpenAI(base_url=gen.endpoint.base_url, api_key=gen.endpoint.api_key, timeout=30, max_retries=2)
+    for m in client.models.list().data:
+        return m.id
+    raise UserError(f"{gen.endpoint.host} lists no model; pass --model")
