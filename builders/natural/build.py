@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builders.natural.flan import task_key
 from builders.natural.extractors import EXTRACTORS, Dropped, Extraction, FlanContext, RowError
 from builders.natural.loading import (
     SourceError,
@@ -144,8 +145,6 @@ def _iter_hub(source: Source, locked: dict[str, Any] | None, result: SourceResul
     task_col = source.columns.get("task_name")
     wanted = {t.name for t in source.tasks}
     seen: Counter = Counter()
-    from builders.natural.flan import task_key
-
     for i, row in enumerate(iter_hub_rows(source, revision)):
         if limit is not None and i >= limit:
             break
@@ -153,9 +152,9 @@ def _iter_hub(source: Source, locked: dict[str, Any] | None, result: SourceResul
         yield _Row(row, row_id, revision, f"source {source.name!r}, split {source.hub.split!r}, row {i}")
         if task_col and per_task and wanted:
             # Streaming FLAN: stop once every task of this category has enough rows.
-            key = task_key(str(row.get(task_col) or ""))
-            if key in wanted:
-                seen[key] += 1
+            found = source.task(task_key(str(row.get(task_col) or "")))
+            if found is not None:
+                seen[found.name] += 1
                 if all(seen[t] >= per_task for t in wanted):
                     break
 
@@ -174,24 +173,21 @@ def _read_source(source: Source, mirror: Path | None, lock: dict[str, Any] | Non
         extractor = EXTRACTORS[source.extractor]
         for item in tqdm(rows, desc=f"natural {source.name}", unit="row", disable=not progress, leave=False):
             result.rows_read += 1
-            task_counts = None
             try:
                 ext = extractor(item.row, source, flan_ctx)
             except Dropped as drop:
                 result.dropped[drop.reason] += 1
                 if drop.reason != "task_not_in_category" and source.tasks:
-                    from builders.natural.flan import task_key
-
-                    task_counts = result.tasks.setdefault(task_key(str(item.row.get(source.columns["task_name"]))), Counter())
+                    found = source.task(task_key(str(item.row.get(source.columns["task_name"]))))
+                    task_counts = result.tasks.setdefault(found.name if found else "?", Counter())
                     task_counts["rows_read"] += 1
                     task_counts[f"dropped_{drop.reason}"] += 1
                 continue
             except RowError as exc:
                 raise SourceError(f"{item.where}: {exc}") from None
             if source.tasks and ext.task_name:
-                from builders.natural.flan import task_key
-
-                task_counts = result.tasks.setdefault(task_key(ext.task_name), Counter())
+                found = source.task(task_key(ext.task_name))
+                task_counts = result.tasks.setdefault(found.name if found else ext.task_name, Counter())
                 task_counts["rows_read"] += 1
                 task_counts["extracted"] += 1
             result.candidates.append(Candidate(source.category, ext, source, result.split, item.row_id, item.revision))

@@ -242,7 +242,7 @@ def flan_row(row: Mapping[str, Any], source: Source, ctx: FlanContext | None = N
     inputs = _text(row, source, "inputs")
     result = flan.extract(
         inputs,
-        ctx.tasks[key],
+        ctx.tasks[task.name],
         ctx.cues,
         template_type=template_type,
         max_words=source.max_words,
@@ -250,7 +250,7 @@ def flan_row(row: Mapping[str, Any], source: Source, ctx: FlanContext | None = N
     )
     return Extraction(
         instruction=result.instruction,
-        pattern_id=f"{source.pattern_set}.{key}.{result.template_id}",
+        pattern_id=f"{source.pattern_set}.{task.name}.{result.template_id}",
         dedup_text=result.content,
         task_name=task_name.strip(),
         license_id=task.license.id,

@@ -154,11 +154,15 @@ def compile_task(name: str, spec: dict[str, Any]) -> TaskPatterns:
 
 @functools.lru_cache(maxsize=8)
 def _cue_regex(cues: tuple[str, ...]) -> regex.Pattern:
-    return regex.compile(r"(?:^|\n)[^\S\n]*(?:" + "|".join(cues) + r")[^\S\n]*\s*\Z", regex.IGNORECASE)
+    # A cue sits on a line of its own, or follows an ellipsis ("...I think the answer is").
+    return regex.compile(
+        r"(?:(?:^|\n)[^\S\n]*|\.{2,3}[^\S\n]*)(?:" + "|".join(cues) + r")[^\S\n]*\s*\Z", regex.IGNORECASE
+    )
 
 
 def strip_answer_cue(text: str, cues: tuple[str, ...]) -> str:
-    """Remove one trailing line that only prompts for the answer (``Answer:``, ``Summary:``)."""
+    """Remove one trailing line that only prompts for the answer (``Answer:``, ``Summary:``),
+    or such a cue glued to the option list by an ellipsis (``...I think the answer is``)."""
     if not cues:
         return text
     return _cue_regex(cues).sub("", text.rstrip()).rstrip()

@@ -37,6 +37,7 @@ class License:
 class FlanTask:
     name: str
     license: License
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class Source:
 
     def task(self, name: str) -> FlanTask | None:
         for task in self.tasks:
-            if task.name == name:
+            if task.name == name or name in task.aliases:
                 return task
         return None
 
@@ -136,7 +137,9 @@ def load_registry(sources_path: Path | None = None, templates_path: Path | None 
             raise RegistryError(f"{where}: source {name!r} is listed twice")
         seen.add(name)
         hub = entry["hub"]
-        tasks = tuple(FlanTask(t["name"], _license(t["license"])) for t in entry.get("tasks", []))
+        tasks = tuple(
+            FlanTask(t["name"], _license(t["license"]), tuple(t.get("aliases", ()))) for t in entry.get("tasks", [])
+        )
         for task in tasks:
             spec = templates["tasks"].get(task.name)
             if spec is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import regex
 
 from builders.natural import flan
 from builders.natural.registry import load_registry
@@ -147,3 +148,55 @@ def test_compile_format_rejects_options_without_labels():
         flan.compile_format("{text}\n{options_}", labels=None)
     pattern = flan.compile_format("Summarize:\n\n{text}")
     assert pattern.fullmatch("summarize:   some text").group("text") == "some text"
+
+
+# --- Tasks of the registry that the offline mirror does not hold ----------------------------
+
+
+def test_imdb_review_with_options_and_trailing_cue(tasks, cues):
+    review = "A slow start,<br /><br />but the last hour is wonderful."
+    inputs = f"{review}\n\nDid this review think positively or negatively of the movie (see options below)?\nOPTIONS:\n- negative\n- positive...I think the answer is"
+    got = flan.extract(inputs, tasks["imdb_reviews"], cues, template_type="zs_opt")
+    assert got.template_id == "t4"
+    assert got.content == "A slow start,\n\nbut the last hour is wonderful."
+    assert got.instruction.endswith("of the movie (see options below)?\n\nOptions:\n- negative\n- positive")
+    assert "think the answer" not in got.instruction
+
+
+def test_rte_premise_and_hypothesis_are_the_content(tasks, cues):
+    inputs = ('The museum opened in 1901 and holds 2,000 paintings.\n\nQuestion with options: Based on the paragraph '
+              'above can we conclude that "The museum is over a century old."?\n\nOPTIONS:\n- yes\n- no')
+    got = flan.extract(inputs, tasks["super_glue/rte"], cues, template_type="zs_opt")
+    assert got.template_id == "t0"
+    assert got.content == "The museum opened in 1901 and holds 2,000 paintings.\n\nThe museum is over a century old."
+    with pytest.raises(flan.Dropped) as err:
+        flan.extract("Generate a context and a hypothesis.", tasks["super_glue/rte"], cues)
+    assert err.value.reason == "reversed_template"
+
+
+@pytest.mark.parametrize(
+    "task,inputs,template,reason",
+    [
+        ("cnn_dailymail", "Write highlights for this article:\n\nBy A Reporter. Rain fell.\n\nHighlights:", "t0", None),
+        ("cnn_dailymail", "Use the following highlights to write an article:\n\nRain fell.\n\nArticle:", None, "reversed_template"),
+        ("cnn_dailymail", "Rain fell all day.\n\nWrite an article based on these highlights.", None, "reversed_template"),
+        ("gigaword", "Briefly summarize this sentence: stocks fell sharply on monday .\n\nSummary:", "t1", None),
+        ("gigaword", "Write a text based on this summary: stocks fall\n\nText:", None, "reversed_template"),
+    ],
+)
+def test_summarization_tasks_beyond_the_mirror(tasks, cues, task, inputs, template, reason):
+    if reason:
+        with pytest.raises(flan.Dropped) as err:
+            flan.extract(inputs, tasks[task], cues)
+        assert err.value.reason == reason
+    else:
+        got = flan.extract(inputs, tasks[task], cues)
+        assert got.template_id == template
+        assert not regex.search(r"(?:Highlights|Summary)\s*:\s*$", got.instruction)
+
+
+def test_registry_aliases_reach_the_same_pattern_set(registry):
+    src = registry.source("flan_classification")
+    assert src.task(flan.task_key("imdb_reviews/plain_text:1.0.0")).name == "imdb_reviews"
+    assert src.task(flan.task_key("super_glue/rte:1.0.2")).name == "super_glue/rte"
+    assert src.task("xsum") is None
