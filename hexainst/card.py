@@ -163,6 +163,8 @@ def render_card(
         nat = r["provenance"]["natural"]
         if nat:
             by_source[nat["source_name"]] += 1
+            if nat["task_name"]:
+                by_source[f"{nat['source_name']} ({nat['task_name']})"] += 1
     sources = []
     for s in build_info.get("sources", []):
         sources.append({**s, "rows": by_source.get(s["name"], 0)})

@@ -18,6 +18,9 @@ from builders.assembly.pools import read_pools, read_report
 from builders.assembly.select import CellSelection, select_cell
 from hexainst.vocab import CATEGORIES, ROWS_PER_CELL, SOURCES
 
+#: Reserve rows kept per cell by default: enough to replace 30% rejections, small enough to annotate.
+RESERVE_PER_CELL = 30
+
 #: File name of the assembly report the CLI writes next to the pools.
 ASSEMBLY_REPORT = "assembly-report.json"
 
@@ -29,6 +32,8 @@ def _filters(natural: Mapping[str, Any] | None, synthetic: Mapping[str, Any] | N
         totals: dict[str, int] = {}
         for source in (natural.get("sources") or {}).values():
             for reason, n in (source.get("dropped") or {}).items():
+                if reason == "task_not_in_category":  # routing between the two FLAN cells, not a filter
+                    continue
                 totals[reason] = totals.get(reason, 0) + int(n)
         out += [{"stage": "natural", "reason": r, "removed": n} for r, n in sorted(totals.items())]
     if synthetic:
@@ -44,13 +49,17 @@ def _filters(natural: Mapping[str, Any] | None, synthetic: Mapping[str, Any] | N
     return out
 
 
-def _sources(natural_report: Mapping[str, Any] | None, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _sources(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One card row per (source, FLAN task): each has its own file, revision and licence."""
     seen: dict[str, dict[str, Any]] = {}
     for r in rows:
         nat = r["provenance"]["natural"]
-        if nat and nat["source_name"] not in seen:
-            seen[nat["source_name"]] = {
-                "name": nat["source_name"],
+        if not nat:
+            continue
+        name = f"{nat['source_name']} ({nat['task_name']})" if nat["task_name"] else nat["source_name"]
+        if name not in seen:
+            seen[name] = {
+                "name": name,
                 "dataset_id": nat["dataset_id"],
                 "config": nat["config"],
                 "split": nat["split"],
@@ -76,12 +85,15 @@ def assemble(
     sources_dir: str | None = None,
     load_path: str = "hexainst",
     size: int = ROWS_PER_CELL,
+    reserve_size: int | None = RESERVE_PER_CELL,
 ) -> dict[str, Any]:
     """Select ``size`` natural + ``size`` synthetic rows per category and write the release.
 
     With ``validation`` (a validation file from the annotation package), rejected rows are
     replaced from their cell's reserve in order and revised rows take the corrected text.
-    Every check happens before anything is written. Returns the assembly report.
+    Each cell keeps the next ``reserve_size`` candidates by rank as its reserve (None: all of them);
+    candidates beyond that are not part of the release folder. Every check happens before anything is
+    written. Returns the assembly report.
     """
     from builders.assembly.croissant import croissant_metadata
     from hexainst.release import write_release
@@ -99,7 +111,7 @@ def assemble(
         agreement = doc.get("agreement")
 
     selections: dict[tuple[str, str], CellSelection] = {
-        (c, s): select_cell(c, s, pools[(c, s)], seed=seed, outcomes=outcomes, size=size)
+        (c, s): select_cell(c, s, pools[(c, s)], seed=seed, outcomes=outcomes, size=size, reserve_size=reserve_size)
         for c in CATEGORIES
         for s in SOURCES
     }
@@ -113,7 +125,7 @@ def assemble(
         "mode": mode,
         "sources_dir": sources_dir,
         "load_path": load_path,
-        "sources": _sources(natural_report, release),
+        "sources": _sources(release),
         "filters": _filters(natural_report, synthetic_report),
         "agreement": agreement,
     }

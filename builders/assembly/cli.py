@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from builders.assembly.assemble import RESERVE_PER_CELL
 from builders.assembly.stages import DEFAULT_WORK
 
 
@@ -26,6 +27,8 @@ def register(stages: argparse._SubParsersAction) -> None:
     release.add_argument("--out", type=Path, default=Path("hexainst"), metavar="DIR",
                          help="release folder to write (default: hexainst, the package folder)")
     release.add_argument("--seed", type=int, default=0, help="selection seed (default 0)")
+    release.add_argument("--reserve", type=int, default=RESERVE_PER_CELL, metavar="N",
+                         help=f"reserve rows kept per cell (default {RESERVE_PER_CELL})")
     release.set_defaults(handler=_release)
 
     every = stages.add_parser(
@@ -57,7 +60,7 @@ def register(stages: argparse._SubParsersAction) -> None:
 def _release(args: argparse.Namespace) -> int:
     from builders.assembly.assemble import ASSEMBLY_REPORT, assemble, write_report
 
-    report = assemble(args.pools, args.out, validation=args.validation, seed=args.seed)
+    report = assemble(args.pools, args.out, validation=args.validation, seed=args.seed, reserve_size=args.reserve)
     write_report(report, args.pools[0] / ASSEMBLY_REPORT)
     _print_summary(report, args.out)
     return 0

@@ -88,8 +88,11 @@ def select_cell(
     seed: int,
     outcomes: Mapping[str, Mapping[str, Any]] | None = None,
     size: int = ROWS_PER_CELL,
+    reserve_size: int | None = None,
 ) -> CellSelection:
-    """Select ``size`` rows of one cell from ``pool``; the rest, ranked, is the reserve.
+    """Select ``size`` rows of one cell from ``pool``; the next ``reserve_size``, ranked, are the reserve.
+
+    ``reserve_size=None`` keeps every remaining candidate in the reserve.
 
     Raises :class:`AssemblyError` when fewer than ``size`` rows survive validation.
     """
@@ -109,7 +112,7 @@ def select_cell(
             sel.release.append(applied)
             if row["id"] not in initial:
                 sel.replacements.append(row["id"])
-        else:
+        elif reserve_size is None or len(sel.reserve) < reserve_size:
             sel.reserve.append(applied)
     if len(sel.release) < size:
         raise AssemblyError(

@@ -87,6 +87,14 @@ def test_selection_is_seeded_and_independent_of_pool_order():
     assert max(rank_key(3, r["id"]) for r in a.release) < ranks[0]
 
 
+def test_reserve_is_capped_and_takes_the_next_rows_by_rank():
+    pool = made_up_pool("math", "synthetic", 140)
+    full = select_cell("math", "synthetic", pool, seed=1)
+    capped = select_cell("math", "synthetic", pool, seed=1, reserve_size=5)
+    assert [r["id"] for r in capped.release] == [r["id"] for r in full.release]
+    assert [r["id"] for r in capped.reserve] == [r["id"] for r in full.reserve[:5]]
+
+
 def test_too_small_cell_is_an_error_naming_it():
     pool = made_up_pool("code", "synthetic", 102)
     ranked = sorted(pool, key=lambda r: rank_key(0, r["id"]))
