@@ -32,6 +32,8 @@ from builders.text import normalize, word_count
 _PLACEHOLDER = regex.compile(r"\{(\*|[a-z_]+)\}")
 _MARKER = r"(?:\[[-+*]\]|--|[-+*]|[(\[]?(?:[0-9]{1,2}|[A-Za-z]{1,4})[)\]]?[.)]?)"
 _HEADER = r"(?:[A-Za-z][A-Za-z ]{0,40}[:.])"
+#: HTML left in raw news text after the task's text_fixes: such a row is dropped ("markup").
+_MARKUP = regex.compile(r"</?(?:a|b|i|p|br|em|strong|font|span|div|img|table|tr|td)\b[^>\n]*>?", regex.IGNORECASE)
 
 
 class Dropped(Exception):
@@ -194,8 +196,8 @@ def extract(
     ``template_type`` (``zs_opt`` / ``zs_noopt``, when the row has it) restricts which formats
     of a template may match, so that an option block is never swallowed into the text.
 
-    Drop reasons: ``reversed_template``, ``no_template_match``, ``needs_options``,
-    ``too_long``, ``too_short``, ``empty``.
+    Drop reasons: ``reversed_template``, ``no_template_match``, ``needs_options``, ``markup``
+    (HTML tags left in the text), ``too_long``, ``too_short``, ``empty``.
     """
     text = inputs
     for pattern, repl in task.fixes:
@@ -219,6 +221,8 @@ def extract(
             if template.requires_options and not has_options:
                 raise Dropped("needs_options", f"{task.name}:{template.id}")
             content = normalize("\n\n".join(v for k, v in groups.items() if k != "options_" and v), keep_indentation=False)
+            if _MARKUP.search(content):
+                raise Dropped("markup", f"{task.name}:{template.id}")
             n = word_count(content)
             if max_words is not None and n > max_words:
                 raise Dropped("too_long", f"{n} words > {max_words}")

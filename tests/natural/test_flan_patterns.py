@@ -200,3 +200,13 @@ def test_registry_aliases_reach_the_same_pattern_set(registry):
     assert src.task(flan.task_key("imdb_reviews/plain_text:1.0.0")).name == "imdb_reviews"
     assert src.task(flan.task_key("super_glue/rte:1.0.2")).name == "super_glue/rte"
     assert src.task("xsum") is None
+
+
+def test_links_are_unwrapped_and_leftover_markup_drops_the_row(tasks, cues):
+    linked = 'Shares of Acme <A HREF="http://example.com/q?t=ACME">ACME.N</A> rose.'
+    got = flan.extract(f"Select the topic that this about:\n\n{linked}", tasks["ag_news_subset"], cues, template_type="zs_noopt")
+    assert got.content == "Shares of Acme ACME.N rose."
+    with pytest.raises(flan.Dropped) as err:
+        flan.extract("Select the topic that this about:\n\nShares <strong>rose</strong> today.", tasks["ag_news_subset"], cues,
+                     template_type="zs_noopt")
+    assert err.value.reason == "markup"
