@@ -73,25 +73,34 @@ class CountingHooks:
         self._routing: dict[int, torch.Tensor] = {}
         self._handles: list[Any] = []
         self._state: _BatchState | None = None
-        moe = {m.layer: m for m in adapter.moe_layers(model)}
-        act = dict(adapter.act_modules(model))
+        self._moe = {m.layer: m for m in adapter.moe_layers(model)}
         for j in range(self.n_layers):
-            if j in moe:
-                m = moe[j]
-                block = _Block(layer=j, kind="experts", width=m.expert_width, n_experts=m.n_experts)
-                self._blocks.append(block)
+            if j in self._moe:
+                m = self._moe[j]
+                self._blocks.append(_Block(layer=j, kind="experts", width=m.expert_width, n_experts=m.n_experts))
+                if m.shared_act is not None:
+                    self._blocks.append(_Block(layer=j, kind="shared", width=m.shared_width))
+            else:
+                gate = dict(adapter.gate_proj_modules(model))[j]
+                self._blocks.append(_Block(layer=j, kind="dense", width=int(gate.out_features)))
+        self.attach()
+
+    def attach(self) -> None:
+        """Register the hooks (done by the constructor; again after :meth:`remove`)."""
+        if self._handles:
+            return
+        act = dict(self.adapter.act_modules(self.model))
+        for block in self._blocks:
+            j = block.layer
+            if block.kind == "experts":
+                m = self._moe[j]
                 self._handles.append(m.router.register_forward_hook(self._router_hook(j)))
                 self._handles.append(
                     m.experts.register_forward_pre_hook(self._experts_hook(block, m), with_kwargs=True)
                 )
-                if m.shared_act is not None:
-                    shared = _Block(layer=j, kind="shared", width=m.shared_width)
-                    self._blocks.append(shared)
-                    self._handles.append(m.shared_act.register_forward_hook(self._dense_hook(shared)))
+            elif block.kind == "shared":
+                self._handles.append(self._moe[j].shared_act.register_forward_hook(self._dense_hook(block)))
             else:
-                gate = dict(adapter.gate_proj_modules(model))[j]
-                block = _Block(layer=j, kind="dense", width=int(gate.out_features))
-                self._blocks.append(block)
                 self._handles.append(act[j].register_forward_hook(self._dense_hook(block)))
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -102,6 +111,7 @@ class CountingHooks:
         self.remove()
 
     def remove(self) -> None:
+        """Unregister the hooks; the model runs bare until :meth:`attach`."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -126,11 +136,16 @@ class CountingHooks:
             valid, _, _ = state.on(output.device)
             batch, seq = valid.shape
             act = output.reshape(batch, seq, output.shape[-1])
-            self._acc(block, (batch, act.shape[-1]), act.device)
             mask = valid.unsqueeze(-1)
-            block.counts += ((act > 0) & mask).sum(dim=1, dtype=torch.int32)
+            positive = act > 0
+            positive &= mask
+            # Summing a bool tensor is several times slower on CPU than summing its uint8 view.
+            counts = positive.view(torch.uint8).sum(dim=1, dtype=torch.int32)  # (B, I)
+            # Each act module runs once per forward: assign, no accumulation needed.
+            block.counts = counts if block.counts is None else block.counts + counts
             if self.with_sums:
-                block.sums += torch.where(mask, act.float(), 0.0).sum(dim=1)
+                sums = torch.where(mask, act, 0).sum(dim=1, dtype=torch.float32)
+                block.sums = sums if block.sums is None else block.sums + sums
 
         return hook
 

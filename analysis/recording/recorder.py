@@ -146,6 +146,27 @@ def _input_device(decoder: Any, fallback: str) -> Any:
         return torch.device(fallback)
 
 
+def run_batch(decoder: Any, hooks: Any, batch_ids: list[list[int]], skips: list[int], pad_id: int,
+              padding_side: str, device: Any) -> tuple[dict[str, Any] | None, Any]:
+    """One padded forward pass of ``decoder``; with ``hooks`` (a CountingHooks) also its counts.
+
+    Returns ``(hooks.collect() or None, valid)`` with ``valid`` the (B, S) bool mask of counted tokens.
+    """
+    import torch
+
+    input_ids, attention, positions, valid = _pad(batch_ids, skips, pad_id, padding_side)
+    if hooks is not None:
+        hooks.start_batch(valid.to(device))
+    with torch.inference_mode():
+        decoder(
+            input_ids=input_ids.to(device),
+            attention_mask=attention.to(device),
+            position_ids=positions.to(device),
+            use_cache=False,
+        )
+    return (hooks.collect() if hooks is not None else None), valid
+
+
 def record(
     model_or_path: Any,
     rows: Iterable[Mapping[str, Any]],
@@ -247,18 +268,8 @@ def record(
                 sums = np.zeros((stop - start, n_cols), dtype=np.float32) if with_sums and not layout["is_moe"] else None
                 sums_parts: dict[int, Any] = {}
                 for batch in _batches([len(ids) for ids, _ in local], batch_size):
-                    input_ids, attention, positions, valid = _pad(
-                        [local[i][0] for i in batch], [local[i][1] for i in batch], pad_id, padding_side
-                    )
-                    hooks.start_batch(valid.to(in_device))
-                    with torch.inference_mode():
-                        decoder(
-                            input_ids=input_ids.to(in_device),
-                            attention_mask=attention.to(in_device),
-                            position_ids=positions.to(in_device),
-                            use_cache=False,
-                        )
-                    result = hooks.collect()
+                    result, valid = run_batch(decoder, hooks, [local[i][0] for i in batch],
+                                              [local[i][1] for i in batch], pad_id, padding_side, in_device)
                     got_t = valid.sum(dim=1).numpy()
                     if not np.array_equal(got_t, n_tokens[batch]):  # pragma: no cover - internal invariant
                         raise StoreError("internal error: token mask and T disagree")
