@@ -77,10 +77,13 @@ class ZeroNeurons:
         self.handles.clear()
 
 
-def mean_nll(model: Any, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+def mean_nll(model: Any, token_ids: Sequence[Sequence[int]], max_predicted: int | None = 32) -> np.ndarray:
     """Mean next-token NLL (nats per predicted token) of each token sequence: float64 [n].
 
-    One forward pass per sequence (no padding), fp32 log-softmax.
+    One forward pass per sequence (no padding), fp32 cross-entropy. Only the last
+    ``max_predicted`` next-token predictions are scored (``logits_to_keep``): the LM head of a
+    262k-vocabulary model costs more than the rest of the forward; the zeroing still acts on
+    every position. None scores them all.
     """
     import torch
 
@@ -92,9 +95,11 @@ def mean_nll(model: Any, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
                 out[k] = np.nan
                 continue
             x = torch.as_tensor([list(ids)], dtype=torch.long, device=device)
-            logits = model(input_ids=x, use_cache=False).logits[0, :-1].float()
-            nll = torch.nn.functional.cross_entropy(logits, x[0, 1:], reduction="mean")
-            out[k] = float(nll)
+            n_pred = len(ids) - 1 if max_predicted is None else min(len(ids) - 1, max_predicted)
+            # logits for the last n_pred + 1 positions; the final one predicts past the end
+            logits = model(input_ids=x, use_cache=False, logits_to_keep=n_pred + 1).logits[0, :-1].float()
+            targets = x[0, -n_pred:]
+            out[k] = float(torch.nn.functional.cross_entropy(logits[-n_pred:], targets, reduction="mean"))
     return out
 
 
@@ -111,6 +116,7 @@ def causal_check(
     neuron_expert: np.ndarray,
     input_policy: Mapping[str, Any] | None = None,
     seed: int = 0,
+    max_predicted: int | None = 32,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the check; return matrices (lists) and per-condition NLLs.
@@ -147,7 +153,7 @@ def causal_check(
     nll: dict[tuple[str, str | None], np.ndarray] = {}
     for kind, cat, zero in iterator:
         with ZeroNeurons(act_modules, zero):
-            nll[(kind, cat)] = mean_nll(model, token_ids)
+            nll[(kind, cat)] = mean_nll(model, token_ids, max_predicted)
     base = nll[("none", None)]
     m = len(categories)
     d_isn = np.full((m, m), np.nan)
@@ -171,5 +177,6 @@ def causal_check(
         "diagonal_mean": float(np.nanmean(np.diagonal(effect))),
         "off_diagonal_mean": float(np.nanmean(effect[off])),
         "seed": seed,
+        "max_predicted_tokens": max_predicted,
         "set_rule": "median-|S(I)| most frequent members of the category's ISN sets",
     }

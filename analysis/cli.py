@@ -73,10 +73,28 @@ def _summary(results: dict[str, Any], out: Path) -> None:
     print(f"report: {out / 'report.md'}")
 
 
-def _release_texts(release: str | None) -> dict[str, str]:
-    from hexainst.release import read_release_rows
+def _texts(args: argparse.Namespace) -> dict[str, str]:
+    """id -> instruction text, from --rows (JSONL) or the release."""
+    if getattr(args, "rows", None):
+        rows = _read_jsonl(Path(args.rows))
+    else:
+        from hexainst.release import read_release_rows
 
-    return {str(r["id"]): str(r["instruction"]) for r in read_release_rows(release)}
+        rows = read_release_rows(args.release)
+    return {str(r["id"]): str(r["instruction"]) for r in rows}
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise UserError(f"rows file not found: {path}")
+    rows = []
+    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{n}: invalid JSON ({exc.msg})") from exc
+    return rows
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
@@ -99,8 +117,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         if sha != want:
             raise UserError(f"--causal: the tokenizer of {name} (sha256 {sha[:12]}) is not the one the store "
                             f"was recorded with ({str(want)[:12]})")
-        causal = CausalSpec(model=loaded.model, tokenizer=loaded.tokenizer, texts=_release_texts(args.release),
-                            per_category=args.causal_per_category, model_name=str(name))
+        causal = CausalSpec(model=loaded.model, tokenizer=loaded.tokenizer, texts=_texts(args),
+                            per_category=args.causal_per_category, model_name=str(name),
+                            max_predicted=args.causal_max_tokens or None)
     results = analyze(store_a, args.out, store_b=args.compare, config=config, causal=causal)
     _summary(results, Path(args.out))
     return 0
@@ -108,16 +127,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.rows:
-        path = Path(args.rows)
-        if not path.is_file():
-            raise UserError(f"rows file not found: {path}")
-        rows = []
-        for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise UserError(f"{path}:{n}: invalid JSON ({exc.msg})") from exc
+        rows = _read_jsonl(Path(args.rows))
     else:
         from hexainst.release import read_release_rows
 
@@ -170,8 +180,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--causal", action="store_true", help="run the causal check on --store's model (dense only)")
     c.add_argument("--causal-model", default=None,
                    help="model to load (default: the store header's name_or_path; 'gemma3-270m-gguf' works)")
-    c.add_argument("--release", default=None, help="release folder with the instruction texts (default: bundled)")
+    texts = c.add_mutually_exclusive_group()
+    texts.add_argument("--release", default=None, help="release folder with the instruction texts (default: bundled)")
+    texts.add_argument("--rows", default=None, help="JSONL rows with id and instruction (instead of a release)")
     c.add_argument("--causal-per-category", type=int, default=10, help="instructions per category (default 10)")
+    c.add_argument("--causal-max-tokens", type=int, default=32,
+                   help="score the last N next-token predictions of each instruction (default 32; 0 = all)")
     p.set_defaults(handler=_cmd_analyze)
 
     b = subparsers.add_parser(

@@ -83,7 +83,9 @@ class StoreData:
 
     @property
     def model_name(self) -> str:
-        return str(self.header.get("model", {}).get("name_or_path") or self.path)
+        """The model's Hub id or the last part of its local path (for titles)."""
+        name = str(self.header.get("model", {}).get("name_or_path") or self.path)
+        return Path(name).name if os.path.isabs(name) else name
 
 
 def open_store(path: str | os.PathLike[str]) -> Any:

@@ -334,6 +334,7 @@ class CausalSpec:
     texts: dict[str, str]
     per_category: int = 10
     model_name: str = ""
+    max_predicted: int | None = 32
 
 
 def _causal(run: _Run, data: StoreData, sets: IsnSets, cats: list[str], spec: CausalSpec) -> dict[str, Any]:
@@ -350,7 +351,7 @@ def _causal(run: _Run, data: StoreData, sets: IsnSets, cats: list[str], spec: Ca
         spec.model, spec.tokenizer, sets=sets, set_categories=data.categories, eval_rows=eval_rows,
         categories=cats, neuron_layer=data.neuron_layer, neuron_index=data.neuron_index,
         neuron_expert=data.neuron_expert, input_policy=data.header.get("input_policy"), seed=run.cfg.seed,
-        progress=run.cfg.progress,
+        max_predicted=spec.max_predicted, progress=run.cfg.progress,
     )
     res["model"] = spec.model_name or data.model_name
     short = [_short(c) for c in cats]

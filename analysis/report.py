@@ -50,7 +50,7 @@ def _summary(results: dict[str, Any], label: str) -> list[str]:
         "Per category, next to the instruction length T (tokens), which also differs between categories and "
         "changes how many neurons tie at the threshold (a likely confound):",
         "",
-        "| category | same-category Jaccard | mean |S(I)| | mean T | median T |",
+        "| category | same-category Jaccard | mean \\|S(I)\\| | mean T | median T |",
         "|---|---|---|---|---|",
     ]
     for i, c in enumerate(cats):
@@ -147,7 +147,8 @@ def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
         out += ["## Causal check (beyond the paper)", "",
                 f"For each category, its ISNs (the {c['set_rule']}) are zeroed on the act_fn output of every "
                 "dense MLP during the forward pass, and the mean NLL per token of each category's instructions "
-                f"is measured ({c['per_category']} instructions per category, model `{c['model']}`). The control "
+                f"is measured ({c['per_category']} instructions per category, the last {c.get('max_predicted_tokens') or 'all'} "
+                "predicted tokens of each, model `{c['model']}`). The control "
                 "zeroes as many random neurons from the same layers. Cell = ΔNLL(ISNs) − ΔNLL(random).", ""]
         out += _fig(results, "causal_delta_nll", "Causal check") + _tab(tables, "causal_delta_nll")
         out += _tab(tables, "causal_detail")

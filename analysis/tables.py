@@ -21,7 +21,7 @@ def _cell(value: Any, digits: int) -> str:
 
 def to_markdown(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3) -> str:
     """A GitHub Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = ["| " + " | ".join(str(h).replace("|", "\\|") for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in rows:
         lines.append("| " + " | ".join(_cell(v, digits).replace("|", "\\|") for v in row) + " |")
     return "\n".join(lines) + "\n"

@@ -127,3 +127,18 @@ def test_causal_check_matrix(tiny_pair: Path, tmp_path: Path) -> None:
     assert all(size > 0 for size in c["set_sizes"].values())
     assert (tmp_path / "out" / "figures" / "causal_delta_nll.svg").stat().st_size > 0
     assert "Causal check" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_mean_nll_equals_manual_cross_entropy(tiny_pair: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from analysis.causal import mean_nll
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_pair / "tiny-llama").eval()
+    ids = [1, 5, 9, 6, 7, 8, 12]
+    with torch.inference_mode():
+        logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), dim=-1)
+    per_token = [-float(logp[t, ids[t + 1]]) for t in range(len(ids) - 1)]
+    assert mean_nll(model, [ids], None)[0] == pytest.approx(np.mean(per_token), rel=1e-5)
+    assert mean_nll(model, [ids], 2)[0] == pytest.approx(np.mean(per_token[-2:]), rel=1e-5)
