@@ -90,7 +90,7 @@ class _Row:
 
 
 def _iter_mirror(source: Source, mirror: Path, locked: dict[str, Any] | None, lock_path: Path | None,
-                 cache: dict[str, Any], result: SourceResult) -> Iterator[_Row]:
+                 cache: dict[str, Any], result: SourceResult, progress: bool) -> Iterator[_Row]:
     files = mirror_files(source, mirror)
     if not files:
         raise SourceMissing(
@@ -101,7 +101,7 @@ def _iter_mirror(source: Source, mirror: Path, locked: dict[str, Any] | None, lo
     for path in files:
         rel = path.relative_to(mirror).as_posix()
         if rel not in cache:
-            cache[rel] = load_mirror_file(source, path, rel, split)
+            cache[rel] = load_mirror_file(source, path, rel, split, progress)
         loaded.append(cache[rel])
     digests = {f.relpath: f.revision for f in loaded}
     if lock_path is not None:
@@ -168,7 +168,7 @@ def _read_source(source: Source, mirror: Path | None, lock: dict[str, Any] | Non
     locked = (lock or {}).get("sources", {}).get(source.name) if lock else None
     try:
         rows: Iterable[_Row] = (
-            _iter_mirror(source, mirror, locked, lock_path, cache, result) if mirror else _iter_hub(source, locked, result)
+            _iter_mirror(source, mirror, locked, lock_path, cache, result, progress) if mirror else _iter_hub(source, locked, result)
         )
         extractor = EXTRACTORS[source.extractor]
         for item in tqdm(rows, desc=f"natural {source.name}", unit="row", disable=not progress, leave=False):

@@ -16,9 +16,11 @@ which stops the build before anything is written. Messages name source, split, f
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +75,26 @@ def _first_bad_line(path: Path) -> str:
     return "rows could not be read as one table (columns change type between rows?)"
 
 
+@contextlib.contextmanager
+def quiet_datasets(progress: bool) -> Iterator[None]:
+    """Silence ``datasets``' own error log (we raise a clearer error) and, unless ``progress``,
+    its progress bars; restore both afterwards."""
+    import datasets
+
+    logger = logging.getLogger("datasets")
+    level = logger.level
+    bars = not datasets.are_progress_bars_disabled()
+    logger.setLevel(logging.CRITICAL)
+    if not progress:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if bars and not progress:
+            datasets.enable_progress_bars()
+
+
 @dataclass
 class LoadedFile:
     """One mirror file's rows as a ``datasets.Dataset``, with its path and revision."""
@@ -82,7 +104,7 @@ class LoadedFile:
     dataset: Any
 
 
-def load_mirror_file(source: Source, path: Path, relpath: str, split: str) -> LoadedFile:
+def load_mirror_file(source: Source, path: Path, relpath: str, split: str, progress: bool = True) -> LoadedFile:
     """Read one mirror file through ``datasets``; :class:`SourceError` naming the row if bad."""
     where = f"source {source.name!r}, split {split!r}, file {relpath}"
     try:
@@ -94,7 +116,8 @@ def load_mirror_file(source: Source, path: Path, relpath: str, split: str) -> Lo
     from datasets import load_dataset
 
     try:
-        ds = load_dataset("json", data_files={split: str(path)}, split=split)
+        with quiet_datasets(progress):
+            ds = load_dataset("json", data_files={split: str(path)}, split=split)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types; find the row ourselves
         raise SourceError(f"{where}: {_first_bad_line(path)}") from exc
     if len(ds) == 0:

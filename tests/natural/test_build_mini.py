@@ -220,3 +220,20 @@ def test_hub_unreachable_gives_a_clear_error_and_writes_nothing(tmp_path: Path, 
 def test_sources_folder_that_does_not_exist(tmp_path: Path):
     with pytest.raises(UserError, match="does not exist"):
         build(tmp_path / "out", sources_dir=tmp_path / "nowhere", progress=False)
+
+
+def test_cli_builds_and_reports_bad_input_in_one_line(mini_mirror: Path, tmp_path: Path, capsys):
+    from hexainst.cli import main
+
+    out = tmp_path / "out"
+    assert main(["build", "natural", "--sources", str(mini_mirror), "--out", str(out), "--seed", "3", "--no-progress"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["candidates"]["math"] == 2
+    assert (out / pool_file("math")).is_file()
+
+    (mini_mirror / "math500" / "test.jsonl").write_text("{not json\n")
+    assert main(["build", "natural", "--sources", str(mini_mirror), "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "source 'math500', split 'test', file math500/test.jsonl: row 0 (line 1): not valid JSON" in err
+    assert not (tmp_path / "bad").exists()
