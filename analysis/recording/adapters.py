@@ -88,9 +88,18 @@ class Adapter:
     # -- modules ---------------------------------------------------------------------------
     def decoder_module(self, model: Any) -> Any:
         """The base model (no LM head) whose forward the recorder runs."""
-        if hasattr(model, "get_decoder") and self.decoder == "model" and not hasattr(model, "model"):
-            return model.get_decoder()
-        return _get(model, self.decoder, "decoder")
+        try:
+            return _get(model, self.decoder, "decoder")
+        except AdapterError:
+            # Already the base model (e.g. a LlamaModel rather than LlamaForCausalLM).
+            try:
+                _get(model, self.layers, "layers")
+            except AdapterError:
+                raise AdapterError(
+                    f"{type(model).__name__} has neither the decoder {self.decoder!r} nor the layers {self.layers!r} "
+                    f"that the {self.config_class} adapter expects"
+                ) from None
+            return model
 
     def layer_modules(self, model: Any) -> list[Any]:
         return list(_get(self.decoder_module(model), self.layers, "layers"))

@@ -161,6 +161,18 @@ def _shard_path(root: Path, shard: int) -> Path:
     return root / SHARD_DIR / f"{shard:05d}.npz"
 
 
+def _write_npz(handle: Any, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` as an uncompressed ``.npz`` with fixed zip timestamps (same arrays, same bytes)."""
+    import zipfile
+
+    with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            with archive.open(info, mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+
+
 def _to_csr(matrix: Any, dtype: np.dtype) -> sp.csr_matrix:
     csr = sp.csr_matrix(matrix)
     csr.sum_duplicates()
@@ -476,7 +488,7 @@ class StoreWriter:
             else:
                 arrays["sums"] = np.asarray(sums, dtype=np.float32)
         path = _shard_path(self.path, shard)
-        _atomic_write_bytes(path, lambda h: np.savez(h, **arrays))
+        _atomic_write_bytes(path, lambda h: _write_npz(h, arrays))
         return path
 
     def finish(self) -> ActivationStore:

@@ -111,3 +111,16 @@ def test_data_parallel_with_two_real_processes(model_dir, tmp_path):
     assert merged.ids == single.ids
     np.testing.assert_array_equal(merged.counts(), single.counts())
     np.testing.assert_array_equal(merged.n_tokens, single.n_tokens)
+
+
+def test_device_map_auto_loads_and_records_the_same_counts(model_dir, tmp_path):
+    from analysis.recording.loading import load_model
+
+    rows = make_rows(6, seed=7)
+    mapped = load_model(str(model_dir), device_map="auto")
+    # Only a CPU here: "auto" places everything on it (a real spread needs several devices).
+    assert mapped.info["device_map"] == "auto"
+    a = record(mapped.model, rows, tmp_path / "a", tokenizer=mapped.tokenizer, progress=False)
+    plain = load_model(str(model_dir))
+    b = record(plain.model, rows, tmp_path / "b", tokenizer=plain.tokenizer, progress=False)
+    np.testing.assert_array_equal(a.counts(), b.counts())

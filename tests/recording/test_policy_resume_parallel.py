@@ -113,3 +113,14 @@ def test_accelerate_split_matches_the_hand_split(rows):
     with state.split_between_processes(rows) as mine:
         assert mine == rows  # one process: everything
     assert [len(p) for p in _split_like_accelerate(rows, 3)] == [7, 7, 6]
+
+
+def test_same_inputs_give_the_same_bytes(tokenizer, rows, tmp_path):
+    model = tiny_model("mixtral")
+    for name in ("a", "b"):
+        record(model, rows, tmp_path / name, tokenizer=tokenizer, progress=False, rows_per_shard=8, with_sums=True)
+    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert files_a == files_b and len(files_a) == 4  # header + 3 shards
+    for rel in files_a:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
