@@ -14,20 +14,13 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # helpers.py (tests use --import-mode=importlib)
+sys.path.insert(0, str(Path(__file__).parent))  # annotation_helpers.py, annotation_live.py (tests use --import-mode=importlib)
 
 from annotation import projects as pj  # noqa: E402
-from annotation.accounts import Account  # noqa: E402
-from annotation.server import Admin, LabelStudioServer, ServerError, find_binary  # noqa: E402
+from annotation.server import LabelStudioServer, ServerError, find_binary  # noqa: E402
 from annotation.session import Session  # noqa: E402
+from annotation_helpers import ACCOUNTS, ADMIN  # noqa: E402
 
-ADMIN = Admin(email="admin@hexainst.local", password="admin-test-password-1", token="5e55" * 10)
-ACCOUNTS = [
-    Account("junior", "junior1", "junior1@hexainst.local", "junior1-test-pw"),
-    Account("junior", "junior2", "junior2@hexainst.local", "junior2-test-pw"),
-    Account("junior", "junior3", "junior3@hexainst.local", "junior3-test-pw"),
-    Account("senior", "senior", "senior@hexainst.local", "senior-test-pw"),
-]
 
 
 @pytest.fixture(scope="session")

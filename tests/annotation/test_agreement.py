@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from annotation.agreement import cohen_kappa, junior_agreement, percent_agreement
-from helpers import verdict
+from annotation_helpers import verdict
 
 
 def test_kappa_hand_computed_three_labels():

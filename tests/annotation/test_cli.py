@@ -8,14 +8,13 @@ import uuid
 
 import httpx
 import pytest
-from conftest import ACCOUNTS, ADMIN
 
 from annotation import labeling_config as lc
 from annotation.server import running_pid
 from annotation.session import Session
-from helpers import nat, verdict
+from annotation_helpers import ACCOUNTS, ADMIN, nat, verdict
 from hexainst.cli import main
-from live import Annotators
+from annotation_live import Annotators
 
 pytestmark = pytest.mark.slow
 

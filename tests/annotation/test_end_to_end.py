@@ -12,9 +12,9 @@ from annotation import validation_file
 from annotation.sync import index_project, rows_from_release
 from annotation.validation_file import ValidationFileError
 from builders.assembly import assemble
-from helpers import nat, syn, verdict
+from annotation_helpers import nat, syn, verdict
 from hexainst.vocab import CATEGORIES
-from live import Annotators
+from annotation_live import Annotators
 
 pytestmark = pytest.mark.slow
 

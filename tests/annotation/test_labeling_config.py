@@ -8,7 +8,7 @@ import pytest
 
 from annotation import labeling_config as lc
 from annotation.verdicts import ExportError, result_to_verdict
-from helpers import verdict
+from annotation_helpers import verdict
 from hexainst.vocab import DECISIONS, ERROR_TYPES
 
 

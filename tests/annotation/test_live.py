@@ -10,8 +10,8 @@ import pytest
 from annotation import validation_file
 from annotation.outcomes import REASON_CATEGORY, REASON_DECISION
 from annotation.sync import SyncError, index_project
-from helpers import nat, syn, verdict
-from live import Annotators
+from annotation_helpers import nat, syn, verdict
+from annotation_live import Annotators
 
 pytestmark = pytest.mark.slow
 
@@ -165,3 +165,18 @@ def test_duplicate_tasks_are_repaired_when_empty(ls_session):
     assert report.duplicates_removed == 1 and report.n_imported == 0
     index = index_project(ls_session.client(), ls_session.junior_project)
     assert index.duplicates == {} and sorted(index.tasks) == sorted(r["id"] for r in rows)
+
+
+def test_projects_are_set_up_for_independent_juniors(ls_session):
+    admin = ls_session.client()
+    junior = admin.projects.get(ls_session.junior_project)
+    assert junior.maximum_annotations == 2
+    assert junior.show_collab_predictions is False  # a junior does not see the other's verdict as a prediction
+    assert "$junior_1" not in junior.label_config
+    senior = admin.projects.get(ls_session.senior_project)
+    assert senior.maximum_annotations == 1 and "$junior_1" in senior.label_config
+    # Setup is idempotent: the same titles give the same projects.
+    from annotation import projects as pj
+
+    assert pj.ensure_junior_project(admin, ls_session.junior_title) == ls_session.junior_project
+    assert pj.ensure_senior_project(admin, ls_session.senior_title) == ls_session.senior_project

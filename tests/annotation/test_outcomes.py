@@ -12,7 +12,7 @@ from annotation.outcomes import (
     counted_juniors,
     triage,
 )
-from helpers import verdict
+from annotation_helpers import verdict
 
 JUNIORS = {"junior1", "junior2", "junior3"}
 SENIORS = {"senior"}

@@ -10,7 +10,7 @@ import pytest
 from annotation import validation_file
 from annotation.validation_file import ValidationFileError
 from hexainst.records import record_schema
-from helpers import verdict
+from annotation_helpers import verdict
 
 IDS = ["math-nat-0000000000a1", "math-syn-0000000000a2", "code-nat-0000000000a3"]
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from annotation.accounts import Account
+from annotation.server import Admin
 from hexainst.records import natural_row, synthetic_row
+
+ADMIN = Admin(email="admin@hexainst.local", password="admin-test-password-1", token="5e55" * 10)
+ACCOUNTS = [
+    Account("junior", "junior1", "junior1@hexainst.local", "junior1-test-pw"),
+    Account("junior", "junior2", "junior2@hexainst.local", "junior2-test-pw"),
+    Account("junior", "junior3", "junior3@hexainst.local", "junior3-test-pw"),
+    Account("senior", "senior", "senior@hexainst.local", "senior-test-pw"),
+]
 
 
 def verdict(annotator: str, decision: str, category_correct: bool = True, errors=(), corrected=None) -> dict[str, Any]:
