@@ -148,8 +148,15 @@ def _iter_hub(source: Source, locked: dict[str, Any] | None, result: SourceResul
     for i, row in enumerate(iter_hub_rows(source, revision)):
         if limit is not None and i >= limit:
             break
-        row_id = str(row.get(source.row_id_column)) if source.row_id_column else str(i)
-        yield _Row(row, row_id, revision, f"source {source.name!r}, split {source.hub.split!r}, row {i}")
+        where = f"source {source.name!r}, split {source.hub.split!r}, row {i}"
+        if source.row_id_column:
+            rid = row.get(source.row_id_column)
+            if rid is None or str(rid) == "":
+                raise SourceError(f"{where}: column {source.row_id_column!r} (the row id) is missing or null")
+            row_id = str(rid)
+        else:
+            row_id = str(i)
+        yield _Row(row, row_id, revision, where)
         if task_col and per_task and wanted:
             # Streaming FLAN: stop once every task of this category has enough rows.
             found = source.task(task_key(str(row.get(task_col) or "")))
