@@ -115,7 +115,7 @@ def _iter_mirror(source: Source, mirror: Path, locked: dict[str, Any] | None, lo
     }
     single = len(loaded) == 1
     for f in loaded:
-        for i, row in enumerate(f.dataset):
+        for i, row in enumerate(f.rows()):
             if source.row_id_column:
                 rid = row.get(source.row_id_column)
                 if rid is None or str(rid) == "":
