@@ -230,7 +230,9 @@ def extract(
                 raise Dropped("too_short", f"{n} words < {min_words}")
             if has_options:
                 start, end = m.span("options_")
-                body = normalize(text[:start] + "\n" + text[end:], keep_indentation=False)
+                # A cue the template glued after the options ("{options_} I think the answer is")
+                # is the body's last words once the options are out.
+                body = normalize(strip_answer_cue(text[:start] + "\n" + text[end:], cues), keep_indentation=False)
                 instruction = f"{body}\n\n{render_options(task.labels)}"
             else:
                 instruction = normalize(text, keep_indentation=False)

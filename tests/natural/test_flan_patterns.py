@@ -210,3 +210,16 @@ def test_links_are_unwrapped_and_leftover_markup_drops_the_row(tasks, cues):
         flan.extract("Select the topic that this about:\n\nShares <strong>rose</strong> today.", tasks["ag_news_subset"], cues,
                      template_type="zs_noopt")
     assert err.value.reason == "markup"
+
+
+def test_yelp_cue_glued_after_the_options_is_removed(tasks, cues):
+    inputs = ("How might one describe the sentiment of this review?\nGreat tacos, friendly staff, long wait..."
+              "OPTIONS:\n- negative\n- positive I think the answer is")
+    got = flan.extract(inputs, tasks["yelp_polarity_reviews"], cues, template_type="zs_opt")
+    assert got.template_id == "t6"
+    assert got.instruction == ("How might one describe the sentiment of this review?\nGreat tacos, friendly staff, long wait..."
+                               "\n\nOptions:\n- negative\n- positive")
+    for reversed_row in ["Write a positive yelp review.", "Generate a negative review for a place."]:
+        with pytest.raises(flan.Dropped) as err:
+            flan.extract(reversed_row, tasks["yelp_polarity_reviews"], cues, template_type="zs_noopt")
+        assert err.value.reason == "reversed_template"
