@@ -55,7 +55,7 @@ def test_options_before_the_question_move_to_the_end(tasks, cues):
     inputs = "Select from: i. negative; ii. positive;\nShort movie review: a warm , funny film .\nDid the critic thinking positively or negatively of the movie?\n\n"
     got = flan.extract(inputs, tasks["glue/sst2"], cues, template_type="zs_opt")
     assert got.template_id == "t1"
-    assert got.instruction.startswith("Short movie review: a warm , funny film .")
+    assert got.instruction.startswith("Short movie review: a warm, funny film.\n")
     assert got.instruction.endswith("Options:\n- negative\n- positive")
     assert "Select from" not in got.instruction
 
@@ -91,8 +91,8 @@ def test_noopt_template_that_states_the_labels_is_kept(tasks, cues):
     q = "Who wrote the opera Carmen ?"
     inputs = f'Is the question "{q}" asking about an entity, an abbreviation, a description, a human, a location, or a numeric entity?'
     got = flan.extract(inputs, tasks["trec"], cues, template_type="zs_noopt")
-    assert (got.template_id, got.has_options, got.content) == ("t1", False, q)
-    assert got.instruction == inputs
+    assert (got.template_id, got.has_options, got.content) == ("t1", False, "Who wrote the opera Carmen?")
+    assert got.instruction == inputs.replace("Carmen ?", "Carmen?")
 
 
 def test_opt_row_whose_options_do_not_parse_is_not_swallowed_into_the_text(tasks, cues):
@@ -223,3 +223,17 @@ def test_yelp_cue_glued_after_the_options_is_removed(tasks, cues):
         with pytest.raises(flan.Dropped) as err:
             flan.extract(reversed_row, tasks["yelp_polarity_reviews"], cues, template_type="zs_noopt")
         assert err.value.reason == "reversed_template"
+
+
+def test_treebank_tokenisation_of_sst2_is_undone(tasks, cues):
+    raw = "`` barbershop '' is a comedy -lrb- mostly -rrb- , but it ca n't and does n't work ; the characters ' lines are what ` saves ' it ."
+    inputs = f"Is the sentiment of the following sentence positive or negative?\n{raw}"
+    got = flan.extract(inputs, tasks["glue/sst2"], cues, template_type="zs_noopt")
+    assert got.content == "\"barbershop\" is a comedy (mostly), but it can't and doesn't work; the characters' lines are what 'saves' it."
+
+
+def test_xsum_article_label_gets_its_line_break_and_mojibake_is_repaired(tasks, cues):
+    doc = "The \u00c2\u00a3250 bonus was paid on Friday."
+    got = flan.extract(f"Article:{doc}\n\nA summary of the above article is?", tasks["xsum"], cues)
+    assert got.template_id == "t6"
+    assert got.instruction == "Article:\nThe \u00a3250 bonus was paid on Friday.\n\nA summary of the above article is?"
