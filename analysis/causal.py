@@ -77,29 +77,46 @@ class ZeroNeurons:
         self.handles.clear()
 
 
-def mean_nll(model: Any, token_ids: Sequence[Sequence[int]], max_predicted: int | None = 32) -> np.ndarray:
+def mean_nll(
+    model: Any, token_ids: Sequence[Sequence[int]], max_predicted: int | None = 32, *, batch_size: int = 8,
+    pad_id: int = 0,
+) -> np.ndarray:
     """Mean next-token NLL (nats per predicted token) of each token sequence: float64 [n].
 
-    One forward pass per sequence (no padding), fp32 cross-entropy. Only the last
-    ``max_predicted`` next-token predictions are scored (``logits_to_keep``): the LM head of a
-    262k-vocabulary model costs more than the rest of the forward; the zeroing still acts on
-    every position. None scores them all.
+    Only the last ``max_predicted`` next-token predictions of each sequence are scored, through
+    ``logits_to_keep`` (the LM head of a 262k-vocabulary model costs more than the rest of the
+    forward); the zeroing still acts on every position. None scores them all. Sequences are
+    batched with left padding (masked, explicit positions), so the scored positions are the
+    last ones of every row; fp32 cross-entropy.
     """
     import torch
 
     device = next(model.parameters()).device
-    out = np.zeros(len(token_ids), dtype=np.float64)
+    out = np.full(len(token_ids), np.nan, dtype=np.float64)
+    order = sorted(range(len(token_ids)), key=lambda k: -len(token_ids[k]))
+    order = [k for k in order if len(token_ids[k]) >= 2]
     with torch.inference_mode():
-        for k, ids in enumerate(token_ids):
-            if len(ids) < 2:
-                out[k] = np.nan
-                continue
-            x = torch.as_tensor([list(ids)], dtype=torch.long, device=device)
-            n_pred = len(ids) - 1 if max_predicted is None else min(len(ids) - 1, max_predicted)
-            # logits for the last n_pred + 1 positions; the final one predicts past the end
-            logits = model(input_ids=x, use_cache=False, logits_to_keep=n_pred + 1).logits[0, :-1].float()
-            targets = x[0, -n_pred:]
-            out[k] = float(torch.nn.functional.cross_entropy(logits[-n_pred:], targets, reduction="mean"))
+        for b0 in range(0, len(order), batch_size):
+            batch = order[b0 : b0 + batch_size]
+            width = max(len(token_ids[k]) for k in batch)
+            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            n_pred = []
+            for r, k in enumerate(batch):
+                seq = list(token_ids[k])
+                ids[r, width - len(seq) :] = torch.as_tensor(seq)
+                mask[r, width - len(seq) :] = 1
+                n_pred.append(len(seq) - 1 if max_predicted is None else min(len(seq) - 1, max_predicted))
+            positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+            keep = max(n_pred) + 1
+            logits = model(
+                input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                use_cache=False, logits_to_keep=keep,
+            ).logits[:, :-1].float()  # [b, keep - 1, V]: predictions of the last keep - 1 tokens
+            for r, k in enumerate(batch):
+                n = n_pred[r]
+                targets = ids[r, width - n :].to(logits.device)
+                out[k] = float(torch.nn.functional.cross_entropy(logits[r, -n:], targets, reduction="mean"))
     return out
 
 
@@ -130,6 +147,8 @@ def causal_check(
     if np.any(np.asarray(neuron_expert) >= 0):
         raise CausalError("the causal check supports dense MLPs only (this store has expert neurons)")
     act_modules = adapter_for(model).act_modules(model)
+    pad_id = getattr(tokenizer, "pad_token_id", None)
+    pad_id = int(pad_id) if pad_id is not None else 0
     labels = np.asarray(set_categories)
     layer_width = {int(lay): int(np.count_nonzero(np.asarray(neuron_layer) == lay))
                    for lay in np.unique(neuron_layer)}
@@ -153,7 +172,7 @@ def causal_check(
     nll: dict[tuple[str, str | None], np.ndarray] = {}
     for kind, cat, zero in iterator:
         with ZeroNeurons(act_modules, zero):
-            nll[(kind, cat)] = mean_nll(model, token_ids, max_predicted)
+            nll[(kind, cat)] = mean_nll(model, token_ids, max_predicted, pad_id=pad_id)
     base = nll[("none", None)]
     m = len(categories)
     d_isn = np.full((m, m), np.nan)

@@ -142,3 +142,9 @@ def test_mean_nll_equals_manual_cross_entropy(tiny_pair: Path) -> None:
     per_token = [-float(logp[t, ids[t + 1]]) for t in range(len(ids) - 1)]
     assert mean_nll(model, [ids], None)[0] == pytest.approx(np.mean(per_token), rel=1e-5)
     assert mean_nll(model, [ids], 2)[0] == pytest.approx(np.mean(per_token[-2:]), rel=1e-5)
+    # batched with left padding: the same numbers as one sequence at a time
+    seqs = [ids, ids[:3], [1, 7, 7, 7, 7, 7, 7, 7, 7, 9], ids[:2]]
+    batched = mean_nll(model, seqs, 4, batch_size=4)
+    single = [mean_nll(model, [s], 4, batch_size=1)[0] for s in seqs]
+    np.testing.assert_allclose(batched, single, rtol=1e-4)
+    assert batched[0] == pytest.approx(np.mean(per_token[-4:]), rel=1e-4)
