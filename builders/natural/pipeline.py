@@ -308,8 +308,11 @@ def _dump_jsonl(rows: list[dict[str, Any]]) -> str:
 
 
 def _write_atomically(out_dir: Path, files: dict[str, str]) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".natural-", dir=out_dir))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".natural-", dir=out_dir))
+    except OSError as exc:
+        raise UserError(f"cannot write the natural pools to {out_dir}: {exc.strerror or exc}") from exc
     try:
         for name, text in files.items():
             with open(tmp / name, "w", encoding="utf-8", newline="\n") as fh:
