@@ -65,7 +65,9 @@ def index_project(client, project_id: int) -> ProjectIndex:
     """List a project's tasks (paged, through the SDK) and index them by instruction id."""
     index = ProjectIndex()
     try:
-        for task in client.tasks.list(project=project_id, page_size=500):
+        for task in client.tasks.list(
+            project=project_id, page_size=1000, fields="task_only", include="id,data,total_annotations"
+        ):
             data = task.data or {}
             iid = data.get(ID_KEY)
             if not isinstance(iid, str):
@@ -147,7 +149,9 @@ def import_missing(
         for start in range(0, len(todo), batch_size):
             batch = [dict(t) for t in todo[start : start + batch_size]]
             try:
-                client.projects.import_tasks(project_id, request=batch)
+                # No SDK retry for this POST: a retry after a lost response would import the batch
+                # twice. A failed batch is redone by the next run, which skips what already landed.
+                client.projects.import_tasks(project_id, request=batch, request_options={"max_retries": 0})
             except (httpx.TransportError, ApiError) as exc:
                 raise SyncError(
                     f"project {project_id}: import stopped after {done} of {len(todo)} new tasks "
@@ -158,6 +162,18 @@ def import_missing(
             bar.update(len(batch))
             if on_batch is not None:
                 on_batch(done, len(todo))
+    if todo:
+        # Check what landed: every wanted id exactly once (and clean duplicates a concurrent run made).
+        after = index_project(client, project_id)
+        removed_after, kept = remove_empty_duplicates(client, project_id, after)
+        removed += removed_after
+        missing = [iid for iid in wanted if iid not in after.tasks]
+        if missing:
+            raise SyncError(
+                f"project {project_id}: {len(missing)} tasks missing after import (first: {missing[0]}); "
+                "rerun the same command"
+            )
+        index = after
     return SyncReport(
         n_wanted=len(wanted),
         n_present_before=present_before,

@@ -5,6 +5,8 @@ Every annotator is simulated through the API with their own account and token.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from annotation import validation_file
@@ -151,6 +153,26 @@ def test_server_killed_mid_import_then_rerun_loses_nothing_duplicates_nothing(ls
     assert sum(len(v) for v in index.tasks.values()) == 230
     again = ls_session.sync_candidates(rows, progress=False)
     assert (again.n_present_before, again.n_imported) == (230, 0)
+
+
+def test_server_killed_during_one_large_request_then_rerun(ls_session, ls_server):
+    # One 1,000-task request; the server is killed (SIGKILL) 0.5 s into the call. Whether the batch
+    # had landed, had not, or the kill came during the final check, the rerun ends with each id once.
+    rows = [syn("generalqa", i) for i in range(1000)]
+    timer = threading.Timer(0.5, ls_server.kill)
+    timer.start()
+    try:
+        ls_session.sync_candidates(rows, batch_size=1000, progress=False)
+    except SyncError as exc:
+        assert "rerun" in str(exc) or "cannot list tasks" in str(exc)
+    finally:
+        timer.join()
+        ls_server.start(timeout=300)
+    report = ls_session.sync_candidates(rows, batch_size=1000, progress=False)
+    assert report.n_present_before + report.n_imported == 1000
+    index = index_project(ls_session.client(), ls_session.junior_project)
+    assert sorted(index.tasks) == sorted(r["id"] for r in rows)
+    assert index.duplicates == {}
 
 
 def test_duplicate_tasks_are_repaired_when_empty(ls_session):
