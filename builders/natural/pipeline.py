@@ -8,9 +8,9 @@ records (``hexainst.records.natural_row``), validates them, and orders each pool
 shuffle of the rows sorted by id (so the order depends on the seed only, never on dict or
 file-system order).
 
-Everything is computed in memory first; the files are then written into a temporary folder
-beside ``out_dir`` and moved into place, so a failed build writes nothing and a finished one
-never leaves a half-written file.
+Everything is computed in memory first; the files are then written into a hidden temporary
+folder inside ``out_dir`` (``.natural-*``) and each is moved into place with ``os.replace``, so
+a failed build writes nothing and no file is ever left half-written.
 """
 
 from __future__ import annotations
