@@ -167,9 +167,21 @@ class LabelStudioServer:
             raise
         return self
 
+    def _ours(self, http: httpx.Client, port: int) -> bool:
+        """Whether the server on ``port`` is this one: healthy, and our admin token names our admin."""
+        base = f"http://{self.host}:{port}"
+        try:
+            if http.get(f"{base}/health").status_code != 200:
+                return False
+            who = http.get(f"{base}/api/current-user/whoami", headers={"Authorization": f"Token {self.admin.token}"})
+            return who.status_code == 200 and who.json().get("email") == self.admin.email
+        except (httpx.HTTPError, ValueError):
+            return False
+
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        assert self.process is not None
+        assert self.process is not None and self.port is not None
+        wanted = self.port
         with httpx.Client(timeout=5.0) as http:
             while True:
                 if self.process.poll() is not None:
@@ -177,21 +189,19 @@ class LabelStudioServer:
                         f"Label Studio exited with status {self.process.returncode} while starting; "
                         f"see {self.log_path}:\n{self.log_tail()}"
                     )
-                try:
-                    if http.get(f"{self.url}/health").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
+                if self._ours(http, wanted):
+                    return
+                # Label Studio silently takes port+1 when its port was grabbed in the meantime.
+                if self._ours(http, wanted + 1):
+                    self.port = wanted + 1
+                    self.pid_path.write_text(f"{self.process.pid} {self.port}\n")
+                    return
                 if time.monotonic() > deadline:
-                    raise ServerError(f"Label Studio did not answer on {self.url} within {timeout:.0f} s; see {self.log_path}")
+                    raise ServerError(
+                        f"Label Studio (PID {self.process.pid}) did not answer as this server on {self.url} "
+                        f"within {timeout:.0f} s; another process may hold the port; see {self.log_path}"
+                    )
                 time.sleep(0.5)
-            # Is the server on our port this one? Our admin token must work and name our admin.
-            who = http.get(f"{self.url}/api/current-user/whoami", headers={"Authorization": f"Token {self.admin.token}"})
-            if who.status_code != 200 or who.json().get("email") != self.admin.email:
-                raise ServerError(
-                    f"the server answering on {self.url} is not the one started on {self.data_dir} "
-                    f"(whoami -> HTTP {who.status_code}); another process may hold the port"
-                )
 
     def log_tail(self, lines: int = 20) -> str:
         try:

@@ -16,7 +16,7 @@ from annotation_helpers import ACCOUNTS, ADMIN, nat, verdict
 from hexainst.cli import main
 from annotation_live import Annotators
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.labelstudio]
 
 
 def _write_rows(path, rows):

@@ -16,8 +16,6 @@ from annotation_helpers import nat, syn, verdict
 from hexainst.vocab import CATEGORIES
 from annotation_live import Annotators
 
-pytestmark = pytest.mark.slow
-
 EXTRA = 3  # reserve rows per cell
 
 
@@ -32,6 +30,8 @@ def pools(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
+@pytest.mark.labelstudio
 def test_validation_round_trip_through_reassembly(ls_session, pools, tmp_path):
     first = tmp_path / "release-1"
     assemble(pools, first, seed=0)

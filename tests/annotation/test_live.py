@@ -15,7 +15,7 @@ from annotation.sync import SyncError, index_project
 from annotation_helpers import nat, syn, verdict
 from annotation_live import Annotators
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.labelstudio]
 
 # Ten instructions, two junior verdicts each: (decision, category_correct, errors, corrected).
 PLAN = [
