@@ -67,7 +67,9 @@ def test_hub_build_records_commits_and_streams_flan(fake_hub, tmp_path: Path, mi
     assert {c: report["cells"][c]["candidates"] for c in mini_expected} == mini_expected
     loads = {c[1]: c for c in fake_hub if c[0] == "load"}
     assert loads["DataProvenanceInitiative/flan2021_submix_original"][5] is True  # streamed
-    assert loads["mandarjoshi90/trivia_qa"][2:6] == ("unfiltered.nocontext", "validation", "2" * 40, False)
+    # TriviaQA is streamed too: only the validation split is read, not the large train split.
+    assert loads["mandarjoshi90/trivia_qa"][2:6] == ("unfiltered.nocontext", "validation", "2" * 40, True)
+    assert loads["openai/openai_humaneval"][5] is False
     lock = json.loads((out / LOCK_FILE).read_text())
     for name, entry in lock["sources"].items():
         assert entry["mode"] == "hub"
