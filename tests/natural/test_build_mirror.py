@@ -134,6 +134,8 @@ def test_no_cls_or_sum_candidate_comes_from_a_reversed_template(out, mirror_dir)
             src = raw[_prov(row)["row_id"]]
             assert src["template_idx"] not in REVERSED_TEMPLATE_IDX[src["task_name"]], (row["id"], src["inputs"][:80])
             assert _prov(row)["task_name"] == src["task_name"]
+            # The template recognised from the text is the one FLAN used (the mirror records it).
+            assert _prov(row)["pattern_id"].rsplit(".", 1)[1] == f"t{src['template_idx']}"
             assert not row["instruction"].casefold().startswith(REVERSED_OPENINGS)
         tasks = {_prov(r)["task_name"] for r in rows}
         expected = {"classification": {"ag_news_subset:1.0.0", "glue/sst2:2.0.0", "trec:1.0.0"},
