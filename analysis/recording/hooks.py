@@ -10,7 +10,8 @@ the hooks then add, per instruction ``b``:
   ``routing[b, e] += #{t : valid[b, t] and e in top_k_index[t]}``;
 - MoE fused experts (forward pre-hook, inputs ``(hidden (B*S, H), top_k_index, top_k_weights)``):
   for every expert ``e``, the tokens routed to it are gathered and
-  ``A_e = act_fn(hidden[tokens] @ gate_up_proj[e, :I].T)`` recomputed, then
+  ``A_e = act_fn(hidden[tokens] @ gate_up_proj[e, :I].T)`` recomputed (one grouped matmul over
+  all experts where ``torch.nn.functional.grouped_mm`` runs, else one matmul per expert), then
   ``counts_e[b, i] += #{t routed to e : valid[b, t] and A_e[t, i] > 0}``;
 - the shared expert's ``act_fn`` counts like a dense layer (every token is routed to it).
 
@@ -38,7 +39,7 @@ class _Block:
     kind: str  # "dense" | "experts" | "shared"
     width: int  # neurons per expert (experts) or per block
     n_experts: int = 0
-    counts: torch.Tensor | None = None  # int32 (B, width) or (E, B, width)
+    counts: torch.Tensor | None = None  # int32 (B, width) or, for experts, (B, E, width)
     sums: torch.Tensor | None = None  # float32, same shape as counts
 
 
@@ -73,6 +74,7 @@ class CountingHooks:
         self._routing: dict[int, torch.Tensor] = {}
         self._handles: list[Any] = []
         self._state: _BatchState | None = None
+        self._grouped_ok: dict[str, bool] = {}
         self._moe = {m.layer: m for m in adapter.moe_layers(model)}
         for j in range(self.n_layers):
             if j in self._moe:
@@ -164,46 +166,64 @@ class CountingHooks:
         return hook
 
     def _experts_hook(self, block: _Block, moe: MoeLayer):
-        width = moe.expert_width
+        width, n_experts = moe.expert_width, moe.n_experts
+        names = ("hidden_states", "top_k_index", "top_k_weights")
 
         def hook(module: Any, args: tuple, kwargs: dict) -> None:
-            names = ("hidden_states", "top_k_index", "top_k_weights")
             values = list(args) + [kwargs[n] for n in names[len(args):] if n in kwargs]
             hidden, top_k_index = values[0], values[1]
             state = self._state
             _, valid_flat, owner = state.on(hidden.device)
             batch = state.valid.shape[0]
-            self._acc(block, (moe.n_experts, batch, width), hidden.device)
-            tokens = valid_flat.nonzero().squeeze(-1)  # (N_valid,)
-            expert_of = top_k_index[tokens].long()  # (N_valid, k)
-            flat_expert = expert_of.reshape(-1)
+            self._acc(block, (batch, n_experts, width), hidden.device)
+            # (token, expert) pairs of the counted tokens, sorted by expert.
+            tokens = valid_flat.nonzero().squeeze(-1)  # (N,)
+            expert_of = top_k_index[tokens].long()  # (N, k)
+            flat_expert = expert_of.reshape(-1)  # (N*k,)
             flat_token = tokens.repeat_interleave(expert_of.shape[1])
             order = torch.argsort(flat_expert, stable=True)
             flat_expert, flat_token = flat_expert[order], flat_token[order]
-            per_expert = torch.bincount(flat_expert, minlength=moe.n_experts).tolist()
-            weight = module.gate_up_proj
-            act_fn = module.act_fn
-            start = 0
-            for e, n in enumerate(per_expert):
-                if n == 0:
-                    continue
-                rows = flat_token[start:start + n]
-                start += n
-                act = act_fn(F.linear(hidden[rows], weight[e, :width]))  # (n, I)
-                block.counts[e].index_add_(0, owner[rows], (act > 0).to(torch.int32))
-                if self.with_sums:
-                    block.sums[e].index_add_(0, owner[rows], act.float())
+            per_expert = torch.bincount(flat_expert, minlength=n_experts)  # (E,)
+            gate = self._expert_gate(module, hidden[flat_token], per_expert, width)  # (N*k, I)
+            act = module.act_fn(gate)
+            # One scatter for all experts: row (instruction b, expert e) of a (B*E, I) view.
+            key = owner[flat_token] * n_experts + flat_expert
+            positive = (act > 0).view(torch.uint8).to(torch.int32)
+            block.counts.view(batch * n_experts, width).index_add_(0, key, positive)
+            if self.with_sums:
+                block.sums.view(batch * n_experts, width).index_add_(0, key, act.float())
 
         return hook
+
+    def _expert_gate(self, module: Any, x: torch.Tensor, per_expert: torch.Tensor, width: int) -> torch.Tensor:
+        """``x[r] @ gate_up_proj[e_r, :I].T`` for rows sorted by expert, (N*k, H) -> (N*k, I).
+
+        Uses ``torch.nn.functional.grouped_mm`` where the device and dtype support it, else one
+        matmul per expert (the eager experts' arithmetic).
+        """
+        weight = module.gate_up_proj[:, :width]  # (E, I, H)
+        if self._grouped_ok.get(x.device.type, True) and hasattr(F, "grouped_mm"):
+            try:
+                offs = torch.cumsum(per_expert, 0).to(torch.int32)
+                return F.grouped_mm(x.to(weight.dtype), weight.transpose(-2, -1), offs=offs)
+            except (RuntimeError, NotImplementedError):
+                self._grouped_ok[x.device.type] = False
+        out = torch.empty((x.shape[0], width), dtype=x.dtype, device=x.device)
+        start = 0
+        for e, n in enumerate(per_expert.tolist()):
+            if n:
+                torch.mm(x[start:start + n], weight[e].T, out=out[start:start + n])
+                start += n
+        return out
 
     # -- results ---------------------------------------------------------------------------
     def _block_arrays(self, block: _Block, batch: int, sums: bool) -> np.ndarray:
         tensor = block.sums if sums else block.counts
         if block.kind == "experts":
-            shape = (block.n_experts, batch, block.width)
+            shape = (batch, block.n_experts * block.width)
             if tensor is None:  # layer never ran (cannot happen in a full forward)
                 tensor = torch.zeros(shape, dtype=torch.float32 if sums else torch.int32)
-            return tensor.permute(1, 0, 2).reshape(batch, -1).cpu().numpy()
+            return tensor.reshape(shape).cpu().numpy()
         if tensor is None:
             tensor = torch.zeros((batch, block.width), dtype=torch.float32 if sums else torch.int32)
         return tensor.cpu().numpy()

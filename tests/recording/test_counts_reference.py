@@ -149,3 +149,12 @@ def test_moe_counts_do_not_depend_on_the_experts_implementation(impl, tokenizer,
     ref_counts, ref_routing, _ = reference(model, tokenizer, rows[:10])
     np.testing.assert_array_equal(dense(store.counts()).astype(np.int64), ref_counts)
     np.testing.assert_array_equal(store.routing.astype(np.int64), ref_routing)
+
+
+def test_moe_counts_without_grouped_mm(monkeypatch, tokenizer, rows, tmp_path):
+    # torch builds without torch.nn.functional.grouped_mm take the one-matmul-per-expert path.
+    monkeypatch.delattr(torch.nn.functional, "grouped_mm")
+    model = tiny_model("qwen2moe")
+    store = record(model, rows[:10], tmp_path / "loop", tokenizer=tokenizer, progress=False)
+    ref_counts, _, _ = reference(model, tokenizer, rows[:10])
+    np.testing.assert_array_equal(dense(store.counts()).astype(np.int64), ref_counts)
