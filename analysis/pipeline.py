@@ -42,6 +42,7 @@ from analysis.stats import (
     bootstrap_category_means,
     bootstrap_category_vector,
     chance_jaccard,
+    length_adjusted_test,
     permutation_test,
     sample_per_category,
 )
@@ -168,9 +169,12 @@ class _Run:
             sets, labels, cats, include_self=inc, seed=cfg.seed,
             neuron_layer=data.neuron_layer if cfg.scope == "per-layer" else None,
         )
+        adjusted = length_adjusted_test(jac, labels, data.n_tokens, n_permutations=cfg.n_sweep_permutations,
+                                        seed=cfg.seed)
         res["jaccard"] = {
             "categories": cats, "matrix": means, "ci_low": low, "ci_high": high,
             "permutation": perm.as_dict(), "chance_matrix": chance, "chance_overall": chance_overall,
+            "length_adjusted": adjusted.as_dict(),
         }
         short = [_short(c) for c in cats]
         self.figure(

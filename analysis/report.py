@@ -60,6 +60,15 @@ def _summary(results: dict[str, Any], label: str) -> list[str]:
             f"{lengths[c]['mean']:.1f} | {lengths[c]['median']:.0f} |"
         )
     lines.append("")
+    adj = res["jaccard"].get("length_adjusted")
+    if adj:
+        lines += [
+            "Length-adjusted: least squares over all pairs of J ~ same category + |log T_i − log T_j| + "
+            f"(log T_i + log T_j) gives a same-category coefficient of **{adj['same_category_coef']:+.4f}** "
+            f"(label-shuffle p = {_p(adj['p_value'])}, {adj['n_permutations']} shuffles; length-difference "
+            f"coefficient {adj['length_diff_coef']:+.4f}, length-sum coefficient {adj['length_sum_coef']:+.4f}).",
+            "",
+        ]
     return lines
 
 

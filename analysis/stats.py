@@ -202,3 +202,71 @@ def sample_per_category(
             members = rng.choice(members, size=per_category, replace=False)
         keep.append(members)
     return np.sort(np.concatenate(keep)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class LengthAdjustedResult:
+    """Same-category effect on pairwise similarity, adjusted for instruction length."""
+
+    same_category_coef: float
+    length_diff_coef: float
+    length_sum_coef: float
+    p_value: float
+    n_permutations: int
+    n_pairs: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "same_category_coef": self.same_category_coef,
+            "length_diff_coef": self.length_diff_coef,
+            "length_sum_coef": self.length_sum_coef,
+            "p_value": self.p_value,
+            "n_permutations": self.n_permutations,
+            "n_pairs": self.n_pairs,
+        }
+
+
+def length_adjusted_test(
+    pair: np.ndarray,
+    labels: Sequence[str],
+    n_tokens: np.ndarray,
+    *,
+    n_permutations: int = 500,
+    seed: int = 0,
+) -> LengthAdjustedResult:
+    """Is same-category similarity higher once instruction length is accounted for?
+
+    Over all pairs i < j (NaN pairs dropped), least squares of
+    pair_ij ~ 1 + same_ij + |log T_i - log T_j| + (log T_i + log T_j);
+    the same-category coefficient is tested one-sided against label shuffles (lengths stay
+    with their instructions, so the null keeps every length effect).
+    pair: float [n, n]; n_tokens: int [n].
+    """
+    labels = np.asarray(labels)
+    codes = np.unique(labels, return_inverse=True)[1]
+    iu, ju = np.triu_indices(len(labels), k=1)
+    y = np.asarray(pair, dtype=np.float64)[iu, ju]
+    ok = ~np.isnan(y)
+    iu, ju, y = iu[ok], ju[ok], y[ok]
+    lt = np.log(np.asarray(n_tokens, dtype=np.float64))
+    base = np.column_stack([np.ones_like(y), np.abs(lt[iu] - lt[ju]), lt[iu] + lt[ju]])
+
+    def fit(same: np.ndarray) -> np.ndarray:
+        x = np.column_stack([same.astype(np.float64), base])
+        return np.linalg.lstsq(x, y, rcond=None)[0]
+
+    coef = fit(codes[iu] == codes[ju])
+    rng = np.random.default_rng(seed)
+    exceed = 0
+    for _ in range(n_permutations):
+        perm = codes[rng.permutation(codes.size)]
+        if fit(perm[iu] == perm[ju])[0] >= coef[0] - 1e-12:
+            exceed += 1
+    return LengthAdjustedResult(
+        same_category_coef=float(coef[0]),
+        length_diff_coef=float(coef[2]),
+        length_sum_coef=float(coef[3]),
+        p_value=(1 + exceed) / (1 + n_permutations),
+        n_permutations=n_permutations,
+        n_pairs=int(y.size),
+    )

@@ -107,3 +107,27 @@ def test_sample_per_category_is_seeded_and_balanced() -> None:
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert a.size == 300
     assert all(sum(labels[i] == cat for i in a) == 50 for cat in CATS)
+
+
+def test_length_adjusted_test_separates_category_from_length() -> None:
+    from analysis.stats import length_adjusted_test
+
+    rng = np.random.default_rng(0)
+    n = 60
+    labels = np.array([CATS[i % 6] for i in range(n)])
+    # lengths differ by category, and similarity depends on length only
+    t = np.array([10 * (1 + CATS.index(c)) for c in labels]) + rng.integers(0, 3, n)
+    lt = np.log(t)
+    pair = 0.8 - 0.3 * np.abs(lt[:, None] - lt[None, :]) + 0.01 * rng.standard_normal((n, n))
+    pair = (pair + pair.T) / 2
+    plain = permutation_test(pair, list(labels), CATS, n_permutations=200, seed=0)
+    adjusted = length_adjusted_test(pair, labels, t, n_permutations=200, seed=0)
+    assert plain.p_value < 0.01  # the raw diagonal is higher, because of length alone
+    assert abs(adjusted.same_category_coef) < 0.005  # no category effect once length is in the model
+    assert adjusted.p_value > 0.01
+    assert adjusted.length_diff_coef == pytest.approx(-0.3, abs=0.05)
+    # a real category effect on top is found
+    same = (labels[:, None] == labels[None, :]).astype(float)
+    adjusted2 = length_adjusted_test(pair + 0.05 * same, labels, t, n_permutations=200, seed=0)
+    assert adjusted2.p_value < 0.01
+    assert adjusted2.same_category_coef == pytest.approx(0.05, abs=0.01)
