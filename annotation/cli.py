@@ -16,6 +16,7 @@ data dir's state file). Commands are idempotent: rerun one after an interruption
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -23,6 +24,29 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATA_DIR = Path("runs/label-studio")
+
+
+def _friendly(handler):
+    """Turn connection and API failures into one-line user errors that say what to do."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        import httpx
+        from label_studio_sdk.core.api_error import ApiError
+
+        from hexainst.errors import UserError
+
+        try:
+            return handler(args)
+        except httpx.TransportError as exc:
+            raise UserError(
+                f"cannot reach the Label Studio server recorded in {args.data_dir} ({exc}); is it running? "
+                f"start it with 'hexainst annotate serve --data-dir {args.data_dir} --detach'"
+            ) from exc
+        except ApiError as exc:
+            raise UserError(f"Label Studio answered HTTP {exc.status_code}: {exc.body}") from exc
+
+    return run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--data-dir", type=Path, default=DEFAULT_DATA_DIR,
             help=f"the server's data folder, which also keeps this round's state (default: {DEFAULT_DATA_DIR})",
         )  # fmt: skip
-        p.set_defaults(handler=handler)
+        p.set_defaults(handler=_friendly(handler))
         return p
 
     def add_candidates(p: argparse.ArgumentParser) -> None:
@@ -158,6 +182,7 @@ def _cmd_setup(args: argparse.Namespace) -> int:
     from annotation.session import Session
 
     session = Session.load(args.data_dir)
+    session.require_server(args.data_dir)
     session.setup()
     session.save(args.data_dir)
     _print_logins(session)
@@ -226,7 +251,9 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     from annotation.session import Session
 
     session = Session.load(args.data_dir)
-    _print_sync(session.sync_candidates(_candidate_rows(args), batch_size=args.batch_size))
+    rows = _candidate_rows(args)
+    session.require_server(args.data_dir)
+    _print_sync(session.sync_candidates(rows, batch_size=args.batch_size))
     return 0
 
 
@@ -234,6 +261,7 @@ def _cmd_senior(args: argparse.Namespace) -> int:
     from annotation.session import Session
 
     session = Session.load(args.data_dir)
+    session.require_server(args.data_dir)
     report, tri = session.sync_senior()
     print(
         f"{len(tri.juniors)} double-annotated, {len(tri.agreed)} agreed, {len(tri.disagreements)} disagreements, "
@@ -273,6 +301,7 @@ def _cmd_agreement(args: argparse.Namespace) -> int:
     from annotation.session import Session
 
     session = Session.load(args.data_dir)
+    session.require_server(args.data_dir)
     _, result = session.adjudicate()
     print(json.dumps(result.agreement, indent=1) if args.json else _format_agreement(result))
     return 0
@@ -283,6 +312,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from annotation.session import Session
 
     session = Session.load(args.data_dir)
+    session.require_server(args.data_dir)
     doc, result = session.adjudicate(save_exports=args.save_exports)
     validation_file.write(args.out, doc)
     counts = {s: sum(1 for o in doc["outcomes"] if o["status"] == s) for s in ("accepted", "revised", "rejected")}

@@ -128,6 +128,23 @@ class Session:
                 raise UserError(f"no API token for account {account!r}; run 'hexainst annotate setup'") from None
         return LabelStudio(base_url=self.url, api_key=token, timeout=120, max_retries=3)
 
+    def require_server(self, data_dir: str | os.PathLike[str] | None = None) -> None:
+        """Raise a :class:`UserError` that says how to start the server if none answers at ``url``."""
+        import httpx
+
+        if not self.url:
+            raise UserError("the annotation session has no server URL; start the server first")
+        try:
+            ok = httpx.get(f"{self.url}/health", timeout=5.0).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        if not ok:
+            where = f" --data-dir {data_dir}" if data_dir is not None else ""
+            raise UserError(
+                f"cannot reach the Label Studio server recorded in {data_dir or 'the session'} at {self.url}; "
+                f"is it running? start it with 'hexainst annotate serve{where} --detach'"
+            )
+
     def names(self, role: str) -> set[str]:
         return {a.name for a in self.accounts if a.role == role}
 
