@@ -23,10 +23,12 @@ def build(
     seed: int = 0,
     concurrency: int = 16,
     progress: bool = True,
+    **options: Any,
 ) -> dict[str, Any]:
     """Generate, filter and write ``<category>.synthetic.jsonl`` pools and ``synthetic-report.json``.
 
-    See :func:`builders.synthetic.pipeline.build` for the details; returns the report.
+    ``options`` go to :func:`builders.synthetic.pipeline.build` (``generator``, ``max_attempts``,
+    ``timeout``, ``max_retries``, ``max_slots_factor``). Returns the report.
     """
     from builders.synthetic.pipeline import build as _build
 
@@ -41,4 +43,5 @@ def build(
         seed=seed,
         concurrency=concurrency,
         progress=progress,
+        **options,
     )

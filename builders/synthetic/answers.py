@@ -18,7 +18,7 @@ THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```$", re.DOTALL)
 
 #: Reasons an answer is unusable (a retry of the slot may fix them).
-ANSWER_REJECTIONS = ("truncated", "empty", "reasoning_leak", "invalid_json", "schema")
+ANSWER_REJECTIONS = ("truncated", "empty", "reasoning_leak", "invalid_json", "schema", "malformed_response")
 
 
 @dataclass(frozen=True)

@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--generator", default=generator_registry()["default"], help="name in data/generators.json")
     p.add_argument("--gguf", type=Path, help="a GGUF file to serve instead of a registered generator")
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: more oversubscribe a shared CPU)")
     p.add_argument("--max-batch", type=int, default=16, help="sequences generated together")
     args = p.parse_args(argv)
     state: dict[str, Any] = {"name": args.generator if args.gguf is None else args.gguf.stem, "engine": None}

@@ -155,9 +155,9 @@ class Generator:
                 print(f"synthetic: request for {where} failed after retries: {type(exc).__name__}"
                       f"{f' {status}' if status else ''}", file=sys.stderr)
                 return None
-            except openai.APIResponseValidationError:
+            except (openai.APIResponseValidationError, json.JSONDecodeError):
+                # A 200 whose body is not the wire format: not cached, so a rerun asks again.
                 self.tally.requests += 1
-                self.tally.rejections["invalid_json"] += 1
                 return {"content": None, "finish_reason": "malformed_response", "usage": {}}
         self.tally.requests += 1
         self.tally.add_usage(entry["usage"], cached=False)
@@ -166,7 +166,7 @@ class Generator:
 
     def parse(self, entry: dict[str, Any]) -> Parsed:
         if entry.get("finish_reason") == "malformed_response":
-            return Parsed(None, "invalid_json", "response body was not valid JSON")
+            return Parsed(None, "malformed_response", "response body was not valid JSON")
         if self.endpoint.route == "chat":
             return parse_chat_answer(entry.get("content"), entry.get("finish_reason"), self.schema)
         return parse_list_continuation(entry.get("content"), entry.get("finish_reason"))
