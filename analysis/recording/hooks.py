@@ -217,24 +217,32 @@ class CountingHooks:
         return out
 
     # -- results ---------------------------------------------------------------------------
-    def _block_arrays(self, block: _Block, batch: int, sums: bool) -> np.ndarray:
+    def _block_tensor(self, block: _Block, batch: int, sums: bool) -> torch.Tensor:
+        """The block's accumulator as (B, columns of the block), on its device."""
         tensor = block.sums if sums else block.counts
-        if block.kind == "experts":
-            shape = (batch, block.n_experts * block.width)
-            if tensor is None:  # layer never ran (cannot happen in a full forward)
-                tensor = torch.zeros(shape, dtype=torch.float32 if sums else torch.int32)
-            return tensor.reshape(shape).cpu().numpy()
-        if tensor is None:
-            tensor = torch.zeros((batch, block.width), dtype=torch.float32 if sums else torch.int32)
-        return tensor.cpu().numpy()
+        width = block.width * (block.n_experts if block.kind == "experts" else 1)
+        if tensor is None:  # the layer never ran (cannot happen in a full forward)
+            return torch.zeros((batch, width), dtype=torch.float32 if sums else torch.int32)
+        return tensor.reshape(batch, width)
+
+    def _gather(self, batch: int, sums: bool) -> np.ndarray:
+        """All blocks side by side in column order, copied to the CPU once per device."""
+        tensors = [self._block_tensor(b, batch, sums) for b in self._blocks]
+        out: list[torch.Tensor] = []
+        run: list[torch.Tensor] = []
+        for tensor in tensors:  # concatenate runs of blocks on the same device, then copy
+            if run and tensor.device != run[0].device:
+                out.append(torch.cat(run, dim=1).cpu())
+                run = []
+            run.append(tensor)
+        out.append(torch.cat(run, dim=1).cpu())
+        return torch.cat(out, dim=1).numpy()
 
     def collect(self) -> dict[str, np.ndarray | None]:
         """The batch's results on the CPU: counts int32 (B, C), routing int32 (B, L, E) or None, sums float32 or None."""
         batch = self._state.valid.shape[0]
-        counts = np.concatenate([self._block_arrays(b, batch, sums=False) for b in self._blocks], axis=1)
-        sums = None
-        if self.with_sums:
-            sums = np.concatenate([self._block_arrays(b, batch, sums=True) for b in self._blocks], axis=1)
+        counts = self._gather(batch, sums=False)
+        sums = self._gather(batch, sums=True) if self.with_sums else None
         routing = None
         if self.n_experts:
             routing = np.zeros((batch, self.n_layers, self.n_experts), dtype=np.int32)
