@@ -45,6 +45,9 @@ dataset: install ## build HexaInst end to end into hexainst/ (resumable; SOURCES
 	$(HEXAINST) build all --work $(WORK) --out $(OUT) --seed $(SEED) \
 		$(if $(SOURCES),--sources $(SOURCES)) $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(MODEL),--model $(MODEL))
 
+annotate: install install-server ## start Label Studio with the junior and senior projects; prints the URL and logins (Ctrl-C stops it)
+	$(HEXAINST) annotate up --data-dir $(WORK)/label-studio $(if $(wildcard $(OUT)/data),--release $(OUT))
+
 test: install install-server ## run the test suite
 	$(PY) -m pytest
 
