@@ -7,6 +7,7 @@ apart by the client, and inline ``<think>...</think>`` blocks are cut out here; 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -38,6 +39,25 @@ def split_reasoning(content: str | None) -> tuple[str, str | None]:
     return text.strip(), reasoning
 
 
+@functools.lru_cache(maxsize=8)
+def _validator(schema_json: str) -> jsonschema.protocols.Validator:
+    schema = json.loads(schema_json)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+TRAILING_COMMA = re.compile(r",\s*([}\]])")
+
+
+def _lenient(text: str) -> str:
+    """Repair the one slip small models make often: a comma before a closing brace."""
+    try:
+        json.loads(text)
+        return text
+    except json.JSONDecodeError:
+        return TRAILING_COMMA.sub(r"\1", text)
+
+
 def parse_chat_answer(content: str | None, finish_reason: str | None, schema: dict[str, Any]) -> Parsed:
     """The instruction in a chat answer that must be one JSON object valid under ``schema``."""
     if finish_reason == "length":
@@ -54,20 +74,22 @@ def parse_chat_answer(content: str | None, finish_reason: str | None, schema: di
     if start < 0 or end < start:
         return Parsed(None, "invalid_json", "no JSON object in the answer", reasoning)
     try:
-        obj = json.loads(text[start : end + 1])
+        obj = json.loads(_lenient(text[start : end + 1]))
     except json.JSONDecodeError as exc:
         return Parsed(None, "invalid_json", str(exc), reasoning)
-    try:
-        jsonschema.validate(obj, schema)
-    except jsonschema.ValidationError as exc:
-        return Parsed(None, "schema", exc.message, reasoning)
+    error = jsonschema.exceptions.best_match(_validator(json.dumps(schema, sort_keys=True)).iter_errors(obj))
+    if error is not None:
+        return Parsed(None, "schema", error.message, reasoning)
     return Parsed(obj["instruction"], reasoning=reasoning)
 
 
 def parse_list_continuation(text: str | None, finish_reason: str | None) -> Parsed:
     """The instruction a base model wrote when continuing a numbered list: its first line."""
-    body, reasoning = split_reasoning(text)
-    line = body.split("\n", 1)[0].strip() if body else ""
+    raw = text or ""
+    found = THINK_BLOCK.findall(raw)
+    body = THINK_BLOCK.sub("", raw).lstrip(" \t")
+    reasoning = "\n".join(f[7:-8].strip() for f in found) if found else None
+    line = body.split("\n", 1)[0].strip()
     if not line:
         return Parsed(None, "truncated" if finish_reason == "length" else "empty", "no text before a newline")
     if finish_reason == "length" and "\n" not in body:

@@ -45,6 +45,9 @@ reasoning      the reasoning in a separate ``reasoning_content`` field (as DeepS
 not_json       200 with a prose answer instead of the JSON object
 ============== ==========================================================================
 
+``GET /v1/stats`` answers ``{"requests": N, "statuses": {...}}``: how many completion requests
+arrived, for callers that run the stub as a process.
+
 As a process::
 
     python -m builders.synthetic.stub_server --port 8000 [--latency 0.2] [--model stub-model]
@@ -62,6 +65,7 @@ import re
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -204,6 +208,10 @@ def _make_handler(state: _State):
         def do_GET(self) -> None:  # noqa: N802
             if self.path.rstrip("/") in ("/v1/models", "/health"):
                 self.send_json(200, {"object": "list", "data": [{"id": state.model, "object": "model"}]})
+            elif self.path.rstrip("/") == "/v1/stats":
+                with state.lock:
+                    statuses = Counter(str(r["status"]) for r in state.requests)
+                    self.send_json(200, {"requests": len(state.requests), "statuses": dict(statuses)})
             else:
                 self.send_error_json(404, f"no route {self.path}")
 
