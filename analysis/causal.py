@@ -134,6 +134,7 @@ def causal_check(
     input_policy: Mapping[str, Any] | None = None,
     seed: int = 0,
     max_predicted: int | None = 32,
+    exclude_shared: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the check; return matrices (lists) and per-condition NLLs.
@@ -158,8 +159,14 @@ def causal_check(
     rng = np.random.default_rng(seed)
     conditions: list[tuple[str, str | None, dict[int, np.ndarray]]] = [("none", None, {})]
     set_sizes = {}
+    cat_sets = {c: category_neuron_set(sets, np.flatnonzero(labels == c)) for c in categories}
+    shared = np.zeros(0, dtype=np.int64)
+    if categories:
+        shared = cat_sets[categories[0]]
+        for c in categories[1:]:
+            shared = np.intersect1d(shared, cat_sets[c])
     for c in categories:
-        cols = category_neuron_set(sets, np.flatnonzero(labels == c))
+        cols = np.setdiff1d(cat_sets[c], shared) if exclude_shared else cat_sets[c]
         chosen = layer_indices(cols, neuron_layer, neuron_index)
         set_sizes[c] = int(cols.size)
         conditions.append(("isn", c, chosen))
@@ -197,5 +204,7 @@ def causal_check(
         "off_diagonal_mean": float(np.nanmean(effect[off])),
         "seed": seed,
         "max_predicted_tokens": max_predicted,
+        "shared_by_all_categories": int(shared.size),
+        "exclude_shared": exclude_shared,
         "set_rule": "median-|S(I)| most frequent members of the category's ISN sets",
     }

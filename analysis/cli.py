@@ -119,7 +119,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                             f"was recorded with ({str(want)[:12]})")
         causal = CausalSpec(model=loaded.model, tokenizer=loaded.tokenizer, texts=_texts(args),
                             per_category=args.causal_per_category, model_name=str(name),
-                            max_predicted=args.causal_max_tokens or None)
+                            max_predicted=args.causal_max_tokens or None,
+                            exclude_shared=args.causal_exclude_shared)
     results = analyze(store_a, args.out, store_b=args.compare, config=config, causal=causal)
     _summary(results, Path(args.out))
     return 0
@@ -186,6 +187,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--causal-per-category", type=int, default=10, help="instructions per category (default 10)")
     c.add_argument("--causal-max-tokens", type=int, default=32,
                    help="score the last N next-token predictions of each instruction (default 32; 0 = all)")
+    c.add_argument("--causal-exclude-shared", action="store_true",
+                   help="leave out of every category's set the neurons in all six categories' sets")
     p.set_defaults(handler=_cmd_analyze)
 
     b = subparsers.add_parser(

@@ -339,6 +339,7 @@ class CausalSpec:
     per_category: int = 10
     model_name: str = ""
     max_predicted: int | None = 32
+    exclude_shared: bool = False
 
 
 def _causal(run: _Run, data: StoreData, sets: IsnSets, cats: list[str], spec: CausalSpec) -> dict[str, Any]:
@@ -355,7 +356,7 @@ def _causal(run: _Run, data: StoreData, sets: IsnSets, cats: list[str], spec: Ca
         spec.model, spec.tokenizer, sets=sets, set_categories=data.categories, eval_rows=eval_rows,
         categories=cats, neuron_layer=data.neuron_layer, neuron_index=data.neuron_index,
         neuron_expert=data.neuron_expert, input_policy=data.header.get("input_policy"), seed=run.cfg.seed,
-        max_predicted=spec.max_predicted, progress=run.cfg.progress,
+        max_predicted=spec.max_predicted, exclude_shared=spec.exclude_shared, progress=run.cfg.progress,
     )
     res["model"] = spec.model_name or data.model_name
     short = [_short(c) for c in cats]

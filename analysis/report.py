@@ -157,8 +157,15 @@ def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
                 f"For each category, its ISNs (the {c['set_rule']}) are zeroed on the act_fn output of every "
                 "dense MLP during the forward pass, and the mean NLL per token of each category's instructions "
                 f"is measured ({c['per_category']} instructions per category, the last {c.get('max_predicted_tokens') or 'all'} "
-                "predicted tokens of each, model `{c['model']}`). The control "
-                "zeroes as many random neurons from the same layers. Cell = ΔNLL(ISNs) − ΔNLL(random).", ""]
+                f"predicted tokens of each, model `{c['model']}`). The control "
+                "zeroes as many random neurons from the same layers. Cell = ΔNLL(ISNs) − ΔNLL(random).", "",
+                f"{c.get('shared_by_all_categories', 0)} neurons are in every category's set (neurons that fire on "
+                "nearly every token); "
+                + ("they were left out of every set (`--causal-exclude-shared`). " if c.get("exclude_shared") else
+                   "they were zeroed too, so zeroing any category's set harms every category; the category-specific "
+                   "signal is the diagonal against the off-diagonal cells. ")
+                + f"Diagonal mean {c['diagonal_mean']:+.4f}, off-diagonal mean {c['off_diagonal_mean']:+.4f} nats/token.",
+                ""]
         out += _fig(results, "causal_delta_nll", "Causal check") + _tab(tables, "causal_delta_nll")
         out += _tab(tables, "causal_detail")
 

@@ -148,3 +148,30 @@ def test_mean_nll_equals_manual_cross_entropy(tiny_pair: Path) -> None:
     single = [mean_nll(model, [s], 4, batch_size=1)[0] for s in seqs]
     np.testing.assert_allclose(batched, single, rtol=1e-4)
     assert batched[0] == pytest.approx(np.mean(per_token[-4:]), rel=1e-4)
+
+
+def test_exclude_shared_removes_the_common_core(tiny_pair: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from analysis.causal import causal_check
+    from analysis.isn import IsnSets
+    from analysis.recording.testing import make_rows
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_pair / "tiny-llama").eval()
+    tok = AutoTokenizer.from_pretrained(tiny_pair / "tiny-llama")
+    n_layers, width = 3, 48
+    layer = np.repeat(np.arange(n_layers), width)
+    index = np.tile(np.arange(width), n_layers)
+    cats = ["classification", "code", "generalqa", "generation", "math", "summarization"]
+    # every category's sets hold columns {0, 1} (shared) plus 3 of their own
+    rows_sets = [np.array([0, 1, 10 + 3 * k, 11 + 3 * k, 12 + 3 * k]) for k in range(6)]
+    sets = IsnSets(np.arange(0, 31, 5, dtype=np.int64), np.concatenate(rows_sets).astype(np.int32),
+                   n_layers * width, 0.05, "paper", "global")
+    eval_rows = make_rows(6, seed=1)
+    kw = dict(sets=sets, set_categories=cats, eval_rows=eval_rows, categories=cats, neuron_layer=layer,
+              neuron_index=index, neuron_expert=np.full(layer.size, -1), progress=False)
+    full = causal_check(model, tok, **kw)
+    core = causal_check(model, tok, exclude_shared=True, **kw)
+    assert full["shared_by_all_categories"] == 2
+    assert all(v == 5 for v in full["set_sizes"].values())
+    assert all(v == 3 for v in core["set_sizes"].values())
