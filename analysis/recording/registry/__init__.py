@@ -1,0 +1,1 @@
+"""Data tables of the recording package (adapters.json and its schema)."""
