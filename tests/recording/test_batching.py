@@ -46,3 +46,27 @@ def test_sums_match_counts_support(tokenizer, rows, tmp_path):
     # one that fired on every token has a sum > 0.
     assert (sums[counts == 0] <= 0).all()
     assert (sums[counts == store.n_tokens[:, None]] > 0).all()
+
+
+@pytest.mark.parametrize("kind", ["gemma3", "qwen2moe"])
+def test_hooks_do_not_change_the_model_output(kind, tokenizer, rows):
+    import torch
+
+    from analysis.recording.adapters import adapter_for
+    from analysis.recording.hooks import CountingHooks
+
+    model = tiny_model(kind)
+    ids = torch.tensor([tokenizer(rows[0]["instruction"])["input_ids"]])
+    with torch.inference_mode():
+        bare = model.model(input_ids=ids).last_hidden_state
+    hooks = CountingHooks(model, adapter_for(model))
+    hooks.start_batch(torch.ones_like(ids, dtype=torch.bool))
+    with torch.inference_mode():
+        hooked = model.model(input_ids=ids).last_hidden_state
+    counted = hooks.collect()["counts"]
+    hooks.remove()
+    assert torch.equal(bare, hooked)
+    assert counted.sum() > 0
+    with torch.inference_mode():
+        after = model.model(input_ids=ids).last_hidden_state
+    assert torch.equal(bare, after)
