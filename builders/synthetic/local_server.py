@@ -21,6 +21,7 @@ builder's request cache is what makes builds reproducible, not this server.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import importlib.util
 import json
@@ -28,13 +29,18 @@ import queue
 import sys
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import transformers
 from transformers import StoppingCriteria, StoppingCriteriaList
+
+#: transformers 5 renamed generate's ``past_key_values`` to ``cache`` (the old name still works, with a warning).
+CACHE_KWARG = "cache" if int(transformers.__version__.split(".")[0]) >= 5 else "past_key_values"
 
 from builders.synthetic.generators import generator_registry, resolve_gguf
 from builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, text_completion
@@ -106,7 +112,9 @@ class Job:
     future: Future = field(default_factory=Future)
 
     def group(self) -> tuple:
-        return (self.temperature, self.top_p, self.stop)
+        # Requests batch together when they sample alike and open alike (same system prompt
+        # and first turn: one category), so their shared prefix is long and computed once.
+        return (self.temperature, self.top_p, self.stop, tuple(self.prompt_ids[:96]))
 
 
 class Engine:
@@ -132,6 +140,8 @@ class Engine:
         self.has_chat = bool(getattr(self.tok, "chat_template", None))
         self.max_batch = max_batch
         self.stop_after_json = stop_after_json
+        self.prefixes: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self.min_prefix = 16
         self.queue: queue.Queue[Job] = queue.Queue()
         threading.Thread(target=self._worker, daemon=True).start()
 
@@ -175,15 +185,54 @@ class Engine:
                     if not job.future.done():
                         job.future.set_exception(exc)
 
+    def _prefix(self, prompts_ids: list[list[int]]) -> tuple[tuple[int, ...], Any]:
+        """The longest shared prompt prefix worth caching, and its KV cache (batch 1).
+
+        Requests to one category share the system prompt and the few-shot turns (~300 tokens);
+        computing their keys and values once instead of once per row cuts a batch's prefill
+        several times over on a CPU. Prefixes are kept (LRU, 16) across batches.
+        """
+        shortest = min(len(ids) for ids in prompts_ids)
+        for prefix in sorted(self.prefixes, key=len, reverse=True):
+            n = len(prefix)
+            if n < shortest and all(tuple(ids[:n]) == prefix for ids in prompts_ids):
+                self.prefixes.move_to_end(prefix)
+                return prefix, self.prefixes[prefix]
+        n = 0
+        first = prompts_ids[0]
+        while n < shortest - 1 and all(ids[n] == first[n] for ids in prompts_ids):
+            n += 1
+        if n < self.min_prefix:
+            return (), None
+        prefix = tuple(first[:n])
+        out = self.model(input_ids=self.torch.tensor([prefix]), use_cache=True)
+        self.prefixes[prefix] = out.past_key_values
+        while len(self.prefixes) > 16:
+            self.prefixes.popitem(last=False)
+        return prefix, out.past_key_values
+
     def _generate(self, batch: list[Job]) -> list[list[dict[str, Any]]]:
         torch = self.torch
         rows = [(job, job.prompt_ids) for job in batch for _ in range(job.n)]
-        width = max(len(ids) for _, ids in rows)
+        with torch.inference_mode():
+            prefix, prefix_cache = self._prefix([ids for _, ids in rows])
+        p = len(prefix)
+        suffix_width = max(len(ids) - p for _, ids in rows)
+        width = p + suffix_width
         input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros((len(rows), width), dtype=torch.long)
         for i, (_, ids) in enumerate(rows):
-            input_ids[i, width - len(ids):] = torch.tensor(ids)
-            attention[i, width - len(ids):] = 1
+            # [shared prefix][padding][own suffix]: the padding sits between them, masked out;
+            # positions come from the mask, so each row's suffix follows its prefix directly.
+            input_ids[i, :p] = torch.tensor(prefix, dtype=torch.long) if p else input_ids[i, :0]
+            attention[i, :p] = 1
+            input_ids[i, width - (len(ids) - p):] = torch.tensor(ids[p:])
+            attention[i, width - (len(ids) - p):] = 1
+        extra: dict[str, Any] = {}
+        if prefix_cache is not None:
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(len(rows))
+            extra[CACHE_KWARG] = cache
         first = batch[0]
         max_new = max(job.max_tokens for job in batch)
         kwargs: dict[str, Any] = {"max_new_tokens": max_new, "pad_token_id": self.pad_id}
@@ -196,7 +245,7 @@ class Engine:
         torch.manual_seed(sum(job.seed for job in batch) % (2**31))
         with torch.inference_mode():
             out = self.model.generate(input_ids=input_ids, attention_mask=attention,
-                                      stopping_criteria=StoppingCriteriaList([criteria]), **kwargs)
+                                      stopping_criteria=StoppingCriteriaList([criteria]), **kwargs, **extra)
         gen = out[:, width:].tolist()
         per_job: dict[int, list[dict[str, Any]]] = {}
         for (job, ids), toks in zip(rows, gen):
