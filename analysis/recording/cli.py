@@ -66,7 +66,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
                          bos_in_T=not args.bos_out_of_t)
     kwargs = dict(
         batch_size=args.batch_size, dtype=args.dtype, input_policy=policy, device=args.device,
-        device_map=args.device_map, gguf_file=args.gguf_file, revision=args.revision, with_sums=args.with_sums,
+        device_map=args.device_map, gguf_file=args.gguf_file, convert_gguf=not args.no_convert_gguf,
+        revision=args.revision, with_sums=args.with_sums,
         rows_per_shard=args.rows_per_shard, padding_side=args.padding_side, overwrite=args.overwrite,
         created_by={"command": "hexainst record", "argv": sys.argv[1:]},
     )
@@ -140,6 +141,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bos-out-of-t", action="store_true", help="feed BOS but leave it out of T and of the counts")
     p.add_argument("--no-special-tokens", action="store_true", help="raw mode without the tokenizer's special tokens")
     p.add_argument("--gguf-file", default=None, help="GGUF file name inside --model's folder")
+    p.add_argument("--no-convert-gguf", action="store_true",
+                   help="load a GGUF model directly every time (slow) instead of the cached safetensors conversion")
     p.add_argument("--revision", default=None, help="Hub revision (commit) of --model")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--device-map", default=None, help="'auto' to spread a large model over all devices")

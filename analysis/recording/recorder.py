@@ -178,6 +178,7 @@ def record(
     device: str = "cpu",
     device_map: str | dict | None = None,
     gguf_file: str | None = None,
+    convert_gguf: bool = True,
     tokenizer: Any = None,
     revision: str | None = None,
     with_sums: bool = False,
@@ -213,7 +214,7 @@ def record(
 
     if isinstance(model_or_path, (str, Path)):
         loaded = load_model(str(model_or_path), gguf_file=gguf_file, dtype=dtype, device=device,
-                            device_map=device_map, revision=revision, progress=progress)
+                            device_map=device_map, revision=revision, convert=convert_gguf, progress=progress)
         model, tokenizer, info = loaded.model, loaded.tokenizer, loaded.info
     else:
         model = model_or_path
