@@ -46,6 +46,7 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--venn-id", action="append", default=[], metavar="ID",
                    help="instruction id for Fig. 6 (repeatable; default: the first of each category)")
     g.add_argument("--no-save-sets", action="store_true", help="do not write the ISN set files (isn_sets/)")
+    g.add_argument("--note", default="", help="a line quoted at the top of the report (what this run is)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -58,7 +59,7 @@ def _config(args: argparse.Namespace):
         eps=args.eps, tie_rule=args.tie_rule, scope=args.scope, seed=args.seed, sample=args.sample,
         include_self_pairs=args.include_self_pairs, sweep_eps=tuple(args.sweep_eps),
         n_permutations=args.permutations, n_sweep_permutations=args.sweep_permutations, n_boot=args.bootstrap,
-        venn_ids=tuple(args.venn_id), save_sets=not args.no_save_sets, progress=not args.quiet,
+        venn_ids=tuple(args.venn_id), save_sets=not args.no_save_sets, note=args.note, progress=not args.quiet,
     )
 
 

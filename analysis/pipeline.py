@@ -70,6 +70,7 @@ class AnalysisConfig:
     ci_level: float = 0.95
     venn_ids: tuple[str, ...] = ()
     save_sets: bool = True
+    note: str = ""
     progress: bool = True
 
 

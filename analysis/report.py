@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from hexainst.vocab import SHORT_NAMES
@@ -77,6 +79,8 @@ def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
     params = results["parameters"]
     labels = [k for k in ("model", "base", "fine-tuned") if k in results]
     out = ["# SPARCOM analysis report", ""]
+    if params.get("note"):
+        out += [f"> {params['note']}", ""]
     out += [
         f"{results['instructions']['n']} instructions "
         f"({', '.join(f'{c}: {n}' for c, n in results['instructions']['per_category'].items())}); "
@@ -100,7 +104,7 @@ def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
                 f"layers, vs {c['off_diagonal_mean']:+.4f} for other categories' instructions.", ""]
 
     out += ["## Parameters", "", "| parameter | value |", "|---|---|"]
-    for k, v in params.items():
+    for k, v in sorted(params.items()):
         out.append(f"| `{k}` | `{json.dumps(v)}` |")
     out += ["", "## Stores", ""]
     for label, store in results["stores"].items():
@@ -182,3 +186,17 @@ def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
             "off-diagonal of the category-mean matrix; p = (1 + #null ≥ observed) / (1 + shuffles).",
             ""]
     return "\n".join(out)
+
+
+def rerender(folder: str | os.PathLike[str], note: str | None = None) -> Path:
+    """Render ``folder/report.md`` again from its ``results.json`` and ``tables/*.md`` (optionally a new note)."""
+    from analysis.tables import write_text
+
+    folder = Path(folder)
+    results = json.loads((folder / "results.json").read_text("utf-8"))
+    if note is not None:
+        results["parameters"]["note"] = note
+        write_text(folder / "results.json", json.dumps(results, indent=1, sort_keys=True) + "\n")
+    tables = {p.name[: -len(".md")]: p.read_text("utf-8") for p in sorted((folder / "tables").glob("*.md"))}
+    write_text(folder / "report.md", render_report(results, tables))
+    return folder / "report.md"

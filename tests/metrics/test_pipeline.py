@@ -145,3 +145,18 @@ def test_sampling_is_seeded(dense_pair, tmp_path: Path) -> None:
     assert res["instructions"]["n"] == 18
     assert all(v == 3 for v in res["instructions"]["per_category"].values())
     assert not (tmp_path / "s" / "isn_sets").exists()
+
+
+def test_rerender_report_from_results(dense_pair, tmp_path: Path) -> None:
+    from analysis.report import rerender
+
+    base, _ = dense_pair
+    out = tmp_path / "r"
+    analyze(base.path, out, config=FAST)
+    before = (out / "report.md").read_text()
+    rerender(out)
+    assert (out / "report.md").read_text() == before  # same results, same report
+    rerender(out, note="a pilot run")
+    text = (out / "report.md").read_text()
+    assert text.startswith("# SPARCOM analysis report\n\n> a pilot run\n")
+    assert json.loads((out / "results.json").read_text())["parameters"]["note"] == "a pilot run"
