@@ -53,6 +53,8 @@ def heatmap(
     colorbar_label: str = "",
     col_labels: Sequence[str] | None = None,
     fmt: str = "{:.3f}",
+    xlabel: str = "",
+    ylabel: str = "",
 ):
     """A category x category heatmap with the value (and its CI, if given) written in every cell.
 
@@ -78,6 +80,8 @@ def heatmap(
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="white" if np.isfinite(v) and v > mid else "black")
     ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     cbar.set_label(colorbar_label)
     save_figure(fig, stem)

@@ -365,7 +365,8 @@ def _causal(run: _Run, data: StoreData, sets: IsnSets, cats: list[str], spec: Ca
                title=("Causal check: ΔNLL(zero ISNs of row category) − ΔNLL(zero random, same layers)\n"
                       f"on column category's instructions; diag {res['diagonal_mean']:+.4f} vs off "
                       f"{res['off_diagonal_mean']:+.4f} nats/token"),
-               colorbar_label="nats per token", fmt="{:+.3f}")
+               colorbar_label="nats per token", fmt="{:+.3f}", xlabel="evaluated category",
+               ylabel="zeroed category's ISNs")
     run.table("causal_delta_nll", ["zeroed (row) / evaluated (column)"] + short,
               [[c] + [float(v) for v in res["effect"][i]] for i, c in enumerate(cats)], digits=4)
     run.table("causal_detail", ["zeroed category", "|C(m)|", "ΔNLL own (ISNs)", "ΔNLL own (random)",
