@@ -101,3 +101,18 @@ def test_venn_counts_per_layer_by_hand() -> None:
     got = venn_counts_per_layer(a, b, layer, 2)
     # layer 0: a-only {0}, both {1}, b-only {2}; layer 1: a-only {3}, both {4}, b-only {5}
     assert got.tolist() == [[1, 1, 1], [1, 1, 1]]
+
+
+def test_benchmark_script_prints_json_last_line(repo_root) -> None:
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(repo_root / "benchmarks" / "metrics.py"), "--n", "60", "--cols", "4000",
+         "--naive-n", "20", "--skew", "0.5", "--repeats", "1"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )
+    last = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert last["exact"] is True
+    assert {"seconds", "speedup_vs_naive", "naive_seconds_scaled"} <= set(last)
