@@ -175,3 +175,37 @@ def test_exclude_shared_removes_the_common_core(tiny_pair: Path) -> None:
     assert full["shared_by_all_categories"] == 2
     assert all(v == 5 for v in full["set_sizes"].values())
     assert all(v == 3 for v in core["set_sizes"].values())
+
+
+def test_baseline_on_a_tiny_qwen2_moe_pair(tmp_path: Path) -> None:
+    """The MoE path end to end: real recorder stores (CSR counts, routing), Tables 2 and 6, Fig. 4."""
+    from analysis.recording.testing import make_rows, make_tokenizer, tiny_model
+
+    root = tmp_path / "models"
+    tok = make_tokenizer()
+    for name, seed in (("moe", 0), ("moe-chat", 1)):
+        tiny_model("qwen2moe", seed=seed).save_pretrained(root / name)
+        tok.save_pretrained(root / name)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in make_rows(18, seed=5)))
+    pairs = tmp_path / "pairs.json"
+    pairs.write_text(json.dumps({"format": "hexainst-model-pairs", "format_version": 1, "pairs": [
+        {"name": "tiny-moe", "base": "org/moe", "fine_tuned": "org/moe-chat", "moe": True}]}))
+    out = tmp_path / "run"
+    assert main(["baseline", "tiny-moe", "--pairs-file", str(pairs), "--model-root", str(root), "--rows", str(rows),
+                 "--out", str(out), "--eps", "0.05", "--permutations", "30", "--sweep-permutations", "5",
+                 "--bootstrap", "20", "--sweep-eps", "0.05", "--quiet"]) == 0
+    res = json.loads((out / "analysis" / "results.json").read_text())
+    assert res["base"]["is_moe"] is True
+    table2 = res["alteration"]["table2_pearson"]
+    assert len(table2) == 6 and all(-1 <= v["mean"] <= 1 for v in table2.values())
+    t6 = res["alteration"]["table6"]["code"]
+    assert len(t6["base_top5"]) == 5 and len(t6["per_layer"]) == 3
+    # routing counts: top-2 of 6 experts on every token of every MoE layer
+    from analysis.data import open_store
+
+    store = open_store(out / "stores" / "base")
+    moe_layers = [j for j in range(store.n_layers) if store.routing[:, j].sum() > 0]
+    for j in moe_layers:
+        assert np.array_equal(store.routing[:, j].sum(axis=1), 2 * store.n_tokens)
+    assert (out / "analysis" / "figures" / "fig4_routing_pearson_base.png").stat().st_size > 0

@@ -160,3 +160,16 @@ def test_rerender_report_from_results(dense_pair, tmp_path: Path) -> None:
     text = (out / "report.md").read_text()
     assert text.startswith("# SPARCOM analysis report\n\n> a pilot run\n")
     assert json.loads((out / "results.json").read_text())["parameters"]["note"] == "a pilot run"
+
+
+def test_per_layer_scope_sets_hold_k_per_layer(dense_pair, tmp_path: Path) -> None:
+    from analysis.isn import IsnSets, target_size
+
+    base, _ = dense_pair
+    cfg = AnalysisConfig(eps=0.05, scope="per-layer", tie_rule="exact-k", n_permutations=20,
+                         n_sweep_permutations=5, n_boot=10, sweep_eps=(0.05,), progress=False)
+    analyze(base.path, tmp_path / "pl", config=cfg)
+    sets = IsnSets.load(tmp_path / "pl" / "isn_sets" / "model" / "isn_sets.eps0.05.exact-k.per-layer.npz")
+    per_layer = sets.per_layer_counts(base.neuron_layer, base.n_layers)
+    k = target_size(0.05, 60)
+    assert np.all(per_layer == k)  # exact-k per layer of 60 neurons
