@@ -218,29 +218,33 @@ class _Run:
         cfg = self.cfg
         labels = np.asarray(data.categories)
         out = []
-        for tie in cfg.sweep_tie_rules:
-            for eps in cfg.sweep_eps:
-                entry: dict[str, Any] = {"eps": eps, "tie_rule": tie, "scope": cfg.scope}
-                if tie == "exact-k" and not data.has_sums:
-                    entry["skipped"] = "the store has no activation sums (record with sums to break ties)"
-                    out.append(entry)
-                    continue
-                if eps == cfg.eps and tie == cfg.tie_rule:
-                    sets = main
-                else:
-                    sets = self.isn_sets(data, eps, tie)
-                jac = jaccard_matrix(sets)
-                means = category_means(jac, labels, cats, include_self=cfg.include_self_pairs)
-                perm = permutation_test(jac, labels, cats, include_self=cfg.include_self_pairs,
-                                        n_permutations=cfg.n_sweep_permutations, seed=cfg.seed)
-                entry.update(
-                    target_k=int(sets.k[0]), mean_size=float(sets.sizes().mean()),
-                    min_size=int(sets.sizes().min()), max_size=int(sets.sizes().max()),
-                    diagonal=perm.diagonal, off_diagonal=perm.off_diagonal, difference=perm.difference,
-                    p_value=perm.p_value, n_permutations=perm.n_permutations,
-                    diagonal_per_category={c: float(means[i, i]) for i, c in enumerate(cats)},
-                )
+        grid = [(tie, eps) for tie in cfg.sweep_tie_rules for eps in cfg.sweep_eps]
+        if cfg.progress:
+            from tqdm import tqdm
+
+            grid = tqdm(grid, desc=f"eps sweep ({data.label})", unit="setting")
+        for tie, eps in grid:
+            entry: dict[str, Any] = {"eps": eps, "tie_rule": tie, "scope": cfg.scope}
+            if tie == "exact-k" and not data.has_sums:
+                entry["skipped"] = "the store has no activation sums (record with sums to break ties)"
                 out.append(entry)
+                continue
+            if eps == cfg.eps and tie == cfg.tie_rule:
+                sets = main
+            else:
+                sets = self.isn_sets(data, eps, tie)
+            jac = jaccard_matrix(sets)
+            means = category_means(jac, labels, cats, include_self=cfg.include_self_pairs)
+            perm = permutation_test(jac, labels, cats, include_self=cfg.include_self_pairs,
+                                    n_permutations=cfg.n_sweep_permutations, seed=cfg.seed)
+            entry.update(
+                target_k=int(sets.k[0]), mean_size=float(sets.sizes().mean()),
+                min_size=int(sets.sizes().min()), max_size=int(sets.sizes().max()),
+                diagonal=perm.diagonal, off_diagonal=perm.off_diagonal, difference=perm.difference,
+                p_value=perm.p_value, n_permutations=perm.n_permutations,
+                diagonal_per_category={c: float(means[i, i]) for i, c in enumerate(cats)},
+            )
+            out.append(entry)
         rows = []
         for e in out:
             if "skipped" in e:
