@@ -223,6 +223,8 @@ def compute_isn_sets(
     else:
         blocks = [None]
     ks = [target_size(eps, n_cols if b is None else b.size) for b in blocks]
+    # at most ~128 MB of int32 per block of rows (Qwen1.5-MoE rows hold 2.16M neurons)
+    chunk_rows = max(1, min(chunk_rows, (1 << 25) // max(1, n_cols)))
     parts: list[np.ndarray] = []
     sizes = np.zeros(n, dtype=np.int64)
     iterator = _row_blocks(counts, n_cols, chunk_rows)
