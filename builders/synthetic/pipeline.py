@@ -34,6 +34,8 @@ from builders.synthetic.filters import CandidateFilter
 from builders.text import normalize
 
 REPORT_NAME = "synthetic-report.json"
+#: Request timeout used with the embedded generator (it answers slowly but surely).
+EMBEDDED_TIMEOUT_S = 3600.0
 POOL_SUFFIX = ".synthetic.jsonl"
 
 
@@ -94,6 +96,7 @@ class Generator:
         settings = prompts.model_table()["models"].get(endpoint.model or "", {})
         self.model_settings = settings
         self.schema = prompts.metaprompts()["answer_schema"]
+        self.bar: Any = None  # a tqdm bar over slots, while a round runs
 
     def request_for(self, s: prompts.Slot, attempt: int) -> tuple[str, Any, dict[str, Any]]:
         spec = prompts.metaprompts()["categories"][s.category]
@@ -164,6 +167,13 @@ class Generator:
         return parse_list_continuation(entry.get("content"), entry.get("finish_reason"))
 
     async def run_slot(self, s: prompts.Slot) -> SlotResult:
+        try:
+            return await self._run_slot(s)
+        finally:
+            if self.bar is not None:
+                self.bar.update(1)
+
+    async def _run_slot(self, s: prompts.Slot) -> SlotResult:
         key = None
         for attempt in range(self.max_attempts):
             key, payload, params = self.request_for(s, attempt)
@@ -251,7 +261,7 @@ def _cost(model: str | None, tally: Tally) -> float | None:
 
 
 async def _generate(gen: Generator, per_category: int, natural: dict[str, str], seed: int,
-                    max_slots: int, progress: bool) -> tuple[dict[str, list[tuple[SlotResult, str]]], dict[str, Any]]:
+                    max_slots: int, progress: bool, chunk: int = 16) -> tuple[dict[str, list[tuple[SlotResult, str]]], dict[str, Any]]:
     from tqdm import tqdm
 
     filt = CandidateFilter(prompts.example_instructions(), natural, seed=seed)
@@ -260,6 +270,7 @@ async def _generate(gen: Generator, per_category: int, natural: dict[str, str], 
     passed = {c: 0 for c in CATEGORIES}
     tried = {c: 0 for c in CATEGORIES}
     surplus = {c: 0 for c in CATEGORIES}
+    rounds = 0
     bar = tqdm(total=per_category * len(CATEGORIES), desc="synthetic kept", unit="instr",
                disable=not progress, file=sys.stderr)
     while True:
@@ -274,7 +285,24 @@ async def _generate(gen: Generator, per_category: int, natural: dict[str, str], 
             next_slot[c] += m
         if not plan:
             break
-        results = await asyncio.gather(*(gen.run_slot(s) for s in plan))
+        # Requests go out interleaved by category in chunks of `chunk` (one server batch shares
+        # one category's prompt prefix), so a run stopped early has progress in every category;
+        # results are filtered in (category, slot) order, whatever order they arrived in.
+        by_cat: dict[str, list[prompts.Slot]] = {}
+        for s in plan:
+            by_cat.setdefault(s.category, []).append(s)
+        order: list[prompts.Slot] = []
+        while any(by_cat.values()):
+            for c in CATEGORIES:
+                order += by_cat.get(c, [])[:chunk]
+                by_cat[c] = by_cat.get(c, [])[chunk:]
+        gen.bar = tqdm(total=len(order), desc=f"round {rounds + 1} slots", unit="slot", disable=not progress,
+                       file=sys.stderr, leave=False)
+        done = dict(zip(order, await asyncio.gather(*(gen.run_slot(s) for s in order))))
+        gen.bar.close()
+        gen.bar = None
+        rounds += 1
+        results = [done[s] for s in plan]
         for res in results:  # plan order = (category, slot) order: deterministic
             c = res.slot.category
             tried[c] += 1
@@ -324,11 +352,15 @@ def build(out_dir: Path, per_category: int, base_url: str | None = None, model: 
             server = EmbeddedServer(endpoint.embedded, max_batch=max(1, concurrency))
             server.start()  # on failure or SIGTERM, ``finally`` below stops it by its PID
             endpoint.base_url = server.base_url
+            # The local server queues requests behind the batch it is generating; a client
+            # timeout would abandon work the server still does, and its retry would queue again.
+            timeout = max(timeout, EMBEDDED_TIMEOUT_S)
         gen = Generator(endpoint, cache, seed=seed, offline=offline, concurrency=concurrency,
                         max_attempts=max_attempts, timeout=timeout, max_retries=max_retries)
         if endpoint.model is None:
             endpoint.model = _first_model(gen)
-        kept, stats = asyncio.run(_generate(gen, per_category, natural, seed, max_slots, progress))
+        kept, stats = asyncio.run(_generate(gen, per_category, natural, seed, max_slots, progress,
+                                            chunk=max(1, concurrency)))
     finally:
         if server is not None:
             server.stop()
