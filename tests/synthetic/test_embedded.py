@@ -44,8 +44,8 @@ def test_embedded_model_generates_instructions_that_pass_format_checks(tmp_path)
 
     report = build(tmp_path / "out", 1, cache_dir=tmp_path / "cache", concurrency=8, progress=False,
                    max_slots_factor=6.0)
-    assert report["generator"] == {"model": "embedded:smollm2-135m-instruct", "endpoint_host": "127.0.0.1",
-                                   "route": "chat", "embedded": True,
+    assert report["generator"] == {"model": "embedded:gemma-3-270m", "endpoint_host": "127.0.0.1",
+                                   "route": "completions", "embedded": True,
                                    "metaprompt_version": report["generator"]["metaprompt_version"]}
     assert report["requests"] > 0 and report["tokens"]["completion"] > 0
     rows = []
@@ -56,7 +56,7 @@ def test_embedded_model_generates_instructions_that_pass_format_checks(tmp_path)
         text = row["instruction"]
         assert format_reason(text) is None and blacklist_hit(text) is None
         assert "<think>" not in text and not text.lstrip().startswith("{")
-        assert row["provenance"]["synthetic"]["generator_model"] == "embedded:smollm2-135m-instruct"
+        assert row["provenance"]["synthetic"]["generator_model"] == "embedded:gemma-3-270m"
 
 
 @pytest.mark.slow

@@ -147,9 +147,9 @@ def test_cache_roundtrip_and_atomicity(tmp_path):
 
 def test_endpoint_resolution():
     e = resolve_endpoint(env={})
-    assert e.embedded == "smollm2-135m-instruct" and e.base_url is None and e.route == "chat"
-    e = resolve_endpoint(generator="gemma-3-270m", env={})
-    assert e.route == "completions"
+    assert e.embedded == "gemma-3-270m" and e.base_url is None and e.route == "completions"
+    e = resolve_endpoint(generator="smollm2-135m-instruct", env={})
+    assert e.route == "chat"
     e = resolve_endpoint(env={"DEEPSEEK_API_KEY": "sk-abc"})
     assert (e.base_url, e.model, e.api_key) == ("https://api.deepseek.com", "deepseek-reasoner", "sk-abc")
     assert "sk-abc" not in repr(e)
