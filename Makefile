@@ -17,6 +17,7 @@ BASE_URL ?=
 MODEL    ?=
 OUT      ?= hexainst
 SEED     ?= 0
+PER_CATEGORY ?= 130
 
 .PHONY: help install install-server dataset test annotate analyze-demo clean
 
@@ -42,7 +43,7 @@ $(LS_VENV)/.installed: annotation/server-requirements.txt
 	touch $@
 
 dataset: install ## build HexaInst end to end into hexainst/ (resumable; SOURCES=DIR for a mirror)
-	$(HEXAINST) build all --work $(WORK) --out $(OUT) --seed $(SEED) \
+	$(HEXAINST) build all --work $(WORK) --out $(OUT) --seed $(SEED) --per-category $(PER_CATEGORY) \
 		$(if $(SOURCES),--sources $(SOURCES)) $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(MODEL),--model $(MODEL))
 
 annotate: install install-server ## start Label Studio with the junior and senior projects; prints the URL and logins (Ctrl-C stops it)
