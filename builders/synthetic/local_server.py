@@ -112,9 +112,11 @@ class Job:
     future: Future = field(default_factory=Future)
 
     def group(self) -> tuple:
-        # Requests batch together when they sample alike and open alike (same system prompt
-        # and first turn: one category), so their shared prefix is long and computed once.
-        return (self.temperature, self.top_p, self.stop, tuple(self.prompt_ids[:96]))
+        # Requests batch together when they sample alike; their longest shared prompt prefix
+        # is then computed once (see Engine._prefix). Keying on the prompt itself would split
+        # batches whenever a prompt varies early (the completions template names its topic
+        # in the first line), leaving batches of one.
+        return (self.temperature, self.top_p, self.stop)
 
 
 class Engine:
