@@ -18,6 +18,9 @@ MODEL    ?=
 OUT      ?= hexainst
 SEED     ?= 0
 PER_CATEGORY ?= 130
+# make analyze-demo: where the activation store goes, and instructions per category for the causal check.
+DEMO_STORE  ?= $(WORK)/activations/gemma-3-270m
+DEMO_CAUSAL ?= 5
 
 .PHONY: help install install-server dataset test annotate analyze-demo clean
 
@@ -48,6 +51,11 @@ dataset: install ## build HexaInst end to end into hexainst/ (resumable; SOURCES
 
 annotate: install install-server ## start Label Studio with the junior and senior projects; prints the URL and logins (Ctrl-C stops it)
 	$(HEXAINST) annotate up --data-dir $(WORK)/label-studio $(if $(wildcard $(OUT)/data),--release $(OUT))
+
+analyze-demo: install ## record gemma-3-270m on the release (OUT=DIR) and analyse it into docs/demo/
+	$(HEXAINST) record --model gemma3-270m-gguf --release $(OUT) --out $(DEMO_STORE) --batch-size 8 --with-sums
+	$(HEXAINST) analyze --store $(DEMO_STORE) --out docs/demo --no-save-sets \
+		--causal --causal-model gemma3-270m-gguf --release $(OUT) --causal-per-category $(DEMO_CAUSAL)
 
 test: install install-server ## run the test suite
 	$(PY) -m pytest
