@@ -79,7 +79,11 @@ class Generator:
     """Sends (or replays) the requests of slots; one instance per build."""
 
     def __init__(self, endpoint: Endpoint, cache: RequestCache, *, seed: int, offline: bool,
-                 concurrency: int, max_attempts: int, timeout: float, max_retries: int) -> None:
+                 concurrency: int, max_attempts: int, timeout: float, max_retries: int,
+                 starter: Any = None) -> None:
+        """``starter``: a blocking callable that starts the endpoint (the embedded server) and
+        returns its base URL; it is called on the first cache miss only, so a fully cached
+        rerun never loads a model."""
         self.endpoint = endpoint
         self.cache = cache
         self.seed = seed
@@ -88,15 +92,29 @@ class Generator:
         self.tally = Tally()
         self.sem = asyncio.Semaphore(max(1, concurrency))
         self.client = None
-        if not offline:
-            from openai import AsyncOpenAI
-
-            self.client = AsyncOpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key,
-                                      timeout=timeout, max_retries=max_retries)
+        self.timeout, self.max_retries = timeout, max_retries
+        self.starter = starter
+        self._start_lock = asyncio.Lock()
+        if not offline and endpoint.base_url is not None:
+            self._connect()
         settings = prompts.model_table()["models"].get(endpoint.model or "", {})
         self.model_settings = settings
         self.schema = prompts.metaprompts()["answer_schema"]
         self.bar: Any = None  # a tqdm bar over slots, while a round runs
+
+    def _connect(self) -> None:
+        from openai import AsyncOpenAI
+
+        self.client = AsyncOpenAI(base_url=self.endpoint.base_url, api_key=self.endpoint.api_key,
+                                  timeout=self.timeout, max_retries=self.max_retries)
+
+    async def _ensure_client(self) -> None:
+        async with self._start_lock:
+            if self.client is None:
+                if self.starter is None:
+                    raise UserError(f"no endpoint to send requests to ({self.endpoint.model})")
+                self.endpoint.base_url = await asyncio.to_thread(self.starter)
+                self._connect()
 
     def request_for(self, s: prompts.Slot, attempt: int) -> tuple[str, Any, dict[str, Any]]:
         spec = prompts.metaprompts()["categories"][s.category]
@@ -140,6 +158,8 @@ class Generator:
             )
         import openai
 
+        if self.client is None:
+            await self._ensure_client()
         async with self.sem:
             try:
                 entry = await self._send(payload, params)
@@ -345,18 +365,24 @@ def build(out_dir: Path, per_category: int, base_url: str | None = None, model: 
     server = None
     restore = _exit_on_sigterm()
     try:
+        starter = None
         if endpoint.embedded is not None and not offline:
             from builders.synthetic.embedded import EmbeddedServer
 
-            print(f"synthetic: starting the embedded generator {endpoint.embedded} on 127.0.0.1", file=sys.stderr)
             server = EmbeddedServer(endpoint.embedded, max_batch=max(1, concurrency))
-            server.start()  # on failure or SIGTERM, ``finally`` below stops it by its PID
-            endpoint.base_url = server.base_url
+
+            def starter() -> str:
+                # Started on the first cache miss; on failure or SIGTERM, ``finally`` below
+                # stops it by its PID.
+                print(f"synthetic: starting the embedded generator {endpoint.embedded} on 127.0.0.1",
+                      file=sys.stderr)
+                return server.start().base_url
+
             # The local server queues requests behind the batch it is generating; a client
             # timeout would abandon work the server still does, and its retry would queue again.
             timeout = max(timeout, EMBEDDED_TIMEOUT_S)
         gen = Generator(endpoint, cache, seed=seed, offline=offline, concurrency=concurrency,
-                        max_attempts=max_attempts, timeout=timeout, max_retries=max_retries)
+                        max_attempts=max_attempts, timeout=timeout, max_retries=max_retries, starter=starter)
         if endpoint.model is None:
             endpoint.model = _first_model(gen)
         kept, stats = asyncio.run(_generate(gen, per_category, natural, seed, max_slots, progress,

@@ -38,7 +38,7 @@ def test_stub_runs_as_a_process():
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_embedded_model_generates_instructions_that_pass_format_checks(tmp_path):
+def test_embedded_model_generates_instructions_that_pass_format_checks(tmp_path, capfd):
     from builders.synthetic import build
     from builders.synthetic.filters import blacklist_hit, format_reason
 
@@ -57,6 +57,14 @@ def test_embedded_model_generates_instructions_that_pass_format_checks(tmp_path)
         assert format_reason(text) is None and blacklist_hit(text) is None
         assert "<think>" not in text and not text.lstrip().startswith("{")
         assert row["provenance"]["synthetic"]["generator_model"] == "embedded:gemma-3-270m"
+    assert "starting the embedded generator" in capfd.readouterr().err
+    # a rerun on the same cache sends nothing and does not even start the model server
+    again = build(tmp_path / "again", 1, cache_dir=tmp_path / "cache", concurrency=8, progress=False,
+                  max_slots_factor=6.0)
+    assert again["requests"] == 0 and again["cache_hits"] == report["requests"]
+    assert "starting the embedded generator" not in capfd.readouterr().err
+    for path in sorted((tmp_path / "out").glob("*.synthetic.jsonl")):
+        assert (tmp_path / "again" / path.name).read_bytes() == path.read_bytes()
 
 
 @pytest.mark.slow
