@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=16, help="requests in flight at once (default 16)")
     p.add_argument("--max-attempts", type=int, default=3, help="requests per slot when answers are invalid (default 3)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before the SDK retries (default 120)")
+    p.add_argument("--threads", type=int, help="torch threads of the embedded generator (default 1: more oversubscribe a busy CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_run)
 
@@ -42,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
         out_dir=args.out, per_category=args.per_category, base_url=args.base_url, model=args.model,
         natural_pool_dir=args.natural_pools, cache_dir=args.cache, offline=args.offline, seed=args.seed,
         concurrency=args.concurrency, progress=not args.no_progress, generator=args.generator,
-        max_attempts=args.max_attempts, timeout=args.timeout,
+        max_attempts=args.max_attempts, timeout=args.timeout, embedded_threads=args.threads,
     )
     short = [c for c, s in report["per_category"].items() if s["kept"] < s["target"]]
     return 1 if short else 0

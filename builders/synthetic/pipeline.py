@@ -299,8 +299,8 @@ async def _generate(gen: Generator, per_category: int, natural: dict[str, str], 
             need = per_category - len(kept[c])
             if need <= 0 or next_slot[c] >= max_slots:
                 continue
-            rate = max(0.15, (passed[c] + 1) / (tried[c] + 2)) if tried[c] else 0.8
-            m = min(max_slots - next_slot[c], max(2, math.ceil(need / rate * 1.1)))
+            rate = max(0.15, (passed[c] + 1) / (tried[c] + 2)) if tried[c] else 0.9
+            m = min(max_slots - next_slot[c], max(2, math.ceil(need / rate * 1.05)))
             plan += [prompts.slot(c, next_slot[c] + i, seed) for i in range(m)]
             next_slot[c] += m
         if not plan:
@@ -353,7 +353,7 @@ def build(out_dir: Path, per_category: int, base_url: str | None = None, model: 
           natural_pool_dir: Path | None = None, cache_dir: Path | None = None, offline: bool = False,
           seed: int = 0, concurrency: int = 16, progress: bool = True, *, generator: str | None = None,
           max_attempts: int = 3, timeout: float = 120.0, max_retries: int = 4,
-          max_slots_factor: float = 4.0) -> dict[str, Any]:
+          max_slots_factor: float = 4.0, embedded_threads: int | None = None) -> dict[str, Any]:
     """Build the synthetic candidate pools; see the package docstring. Returns the report."""
     if per_category < 1:
         raise UserError(f"per_category must be >= 1, got {per_category}")
@@ -369,7 +369,7 @@ def build(out_dir: Path, per_category: int, base_url: str | None = None, model: 
         if endpoint.embedded is not None and not offline:
             from builders.synthetic.embedded import EmbeddedServer
 
-            server = EmbeddedServer(endpoint.embedded, max_batch=max(1, concurrency))
+            server = EmbeddedServer(endpoint.embedded, max_batch=max(1, concurrency), threads=embedded_threads)
 
             def starter() -> str:
                 # Started on the first cache miss; on failure or SIGTERM, ``finally`` below
