@@ -18,6 +18,8 @@ MODEL    ?=
 OUT      ?= hexainst
 SEED     ?= 0
 PER_CATEGORY ?= 130
+# Torch threads of the embedded generator: 1 on a busy machine, the core count on an idle one.
+THREADS ?= 1
 # make analyze-demo: where the activation store goes, and instructions per category for the causal check.
 DEMO_STORE  ?= $(WORK)/activations/gemma-3-270m
 DEMO_CAUSAL ?= 5
@@ -48,7 +50,7 @@ $(LS_VENV)/.installed: annotation/server-requirements.txt
 	touch $@
 
 dataset: install ## build HexaInst end to end into hexainst/ (resumable; SOURCES=DIR for a mirror)
-	$(HEXAINST) build all --work $(WORK) --out $(OUT) --seed $(SEED) --per-category $(PER_CATEGORY) \
+	$(HEXAINST) build all --work $(WORK) --out $(OUT) --seed $(SEED) --per-category $(PER_CATEGORY) --threads $(THREADS) \
 		$(if $(SOURCES),--sources $(SOURCES)) $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(MODEL),--model $(MODEL))
 
 annotate: install install-server ## start Label Studio with the junior and senior projects; prints the URL and logins (Ctrl-C stops it)

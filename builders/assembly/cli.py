@@ -53,6 +53,8 @@ def register(stages: argparse._SubParsersAction) -> None:
                        help="synthetic candidates to keep per category, reserve included (default 130)")
     every.add_argument("--validation", type=Path, metavar="FILE", help="validation.json to apply at assembly")
     every.add_argument("--seed", type=int, default=0, help="seed for every stage (default 0)")
+    every.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="torch threads of the embedded generator (default 1: more oversubscribe a busy CPU)")
     every.add_argument("--force", action="store_true", help="rerun finished stages too (the request cache still applies)")
     every.set_defaults(handler=_all)
 
@@ -79,6 +81,7 @@ def _all(args: argparse.Namespace) -> int:
         validation=args.validation,
         seed=args.seed,
         force=args.force,
+        embedded_threads=args.threads,
     )
     _print_summary(report, args.out)
     return 0

@@ -83,6 +83,7 @@ def build_all(
     validation: Path | None,
     seed: int,
     force: bool = False,
+    embedded_threads: int | None = None,
 ) -> dict[str, Any]:
     """Run every stage into ``work`` and write the release into ``out``; return the assembly report."""
     import builders.natural
@@ -123,7 +124,7 @@ def build_all(
     synthetic.run(
         lambda: builders.synthetic.build(
             synthetic_dir, per_category, base_url=base_url, model=model, natural_pool_dir=natural_dir,
-            cache_dir=cache_dir, seed=seed, progress=True,
+            cache_dir=cache_dir, seed=seed, progress=True, embedded_threads=embedded_threads,
         ),
         force=force,
     )
