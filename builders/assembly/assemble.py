@@ -86,6 +86,7 @@ def assemble(
     load_path: str = "hexainst",
     size: int = ROWS_PER_CELL,
     reserve_size: int | None = RESERVE_PER_CELL,
+    generator_note: str | None = None,
 ) -> dict[str, Any]:
     """Select ``size`` natural + ``size`` synthetic rows per category and write the release.
 
@@ -128,6 +129,7 @@ def assemble(
         "sources": _sources(release),
         "filters": _filters(natural_report, synthetic_report),
         "agreement": agreement,
+        "generator_note": generator_note,
     }
     write_release(
         release,

@@ -129,10 +129,19 @@ def build_all(
         force=force,
     )
 
+    note = None
+    if base_url is None:
+        note = (
+            "The embedded generator is google/gemma-3-270m, a 270M-parameter base model run on a CPU: many of "
+            "its instructions are vague, ungrammatical or mislabelled, which validation is there to revise or "
+            f"reject. {per_category} synthetic candidates per category were kept, so each synthetic cell's reserve "
+            f"holds {max(0, per_category - 100)} rows; rebuild with a larger --per-category (the request cache is "
+            "reused) before validating, or use a stronger endpoint."
+        )
     print(f"[release] assembling -> {out}")
     report = assemble(
         [natural_dir, synthetic_dir], out, validation=validation, seed=seed,
-        sources_dir=str(sources) if sources else None,
+        sources_dir=str(sources) if sources else None, generator_note=note,
     )
     write_report(report, work / ASSEMBLY_REPORT)
     return report
