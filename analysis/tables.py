@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hexainst import atomic
+
 
 def _cell(value: Any, digits: int) -> str:
     if isinstance(value, float):
@@ -28,10 +30,7 @@ def to_markdown(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: in
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, text)
 
 
 def write_table(

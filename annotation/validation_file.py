@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import tempfile
 from collections.abc import Collection, Mapping
 from importlib import resources
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import jsonschema
 
+from hexainst import atomic
 from hexainst.errors import UserError
 
 FORMAT = "hexainst-validation"
@@ -77,17 +77,7 @@ def dumps(doc: Mapping[str, Any]) -> str:
 def write(path: str | os.PathLike[str], doc: Mapping[str, Any]) -> Path:
     """Check ``doc`` and write it to ``path`` atomically; return the path."""
     check(doc, f"validation document for {path}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(dumps(doc))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic.write_text(path, dumps(doc))
 
 
 def read(path: str | os.PathLike[str], known_ids: Collection[str]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hexainst import atomic
 from builders.assembly.pools import read_pools, read_report
 from builders.assembly.select import CellSelection, select_cell
 from hexainst.vocab import CATEGORIES, ROWS_PER_CELL, SOURCES
@@ -151,7 +152,4 @@ def assemble(
 
 def write_report(report: Mapping[str, Any], file: Path) -> None:
     """Write the assembly report atomically."""
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, file)
+    atomic.write_text(file, json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from hexainst import atomic
+
 DEFAULT_WORK = "work"
 
 
@@ -53,13 +55,10 @@ class Stage:
         )
 
     def mark_done(self) -> None:
-        self.marker.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.marker.with_name(f".{self.marker.name}.tmp")
-        tmp.write_text(
+        atomic.write_text(
+            self.marker,
             json.dumps({"inputs": self.inputs, "outputs": _outputs(self.folder)}, indent=2, sort_keys=True) + "\n",
-            encoding="utf-8",
         )
-        os.replace(tmp, self.marker)
 
     def run(self, fn: Callable[[], Any], force: bool = False, log: Callable[[str], None] = print) -> bool:
         """Run ``fn`` unless the stage is done; return whether it ran."""

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from hexainst import atomic
 
 CACHE_FORMAT = 1
 
@@ -49,20 +49,8 @@ class RequestCache:
         return entry if entry.get("key") == key else None
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
-        p = self.path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps({**entry, "key": key}, ensure_ascii=False, sort_keys=True).encode("utf-8")
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{key[:8]}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, p)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        atomic.write_bytes(self.path(key), data)
 
     def __len__(self) -> int:
         return sum(1 for _ in self.dir.glob("*/*.json")) if self.dir.is_dir() else 0

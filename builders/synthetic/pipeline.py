@@ -13,15 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hexainst import atomic
 from hexainst.errors import UserError
 from hexainst.records import synthetic_row, validate_rows
 from hexainst.vocab import CATEGORIES
@@ -259,18 +258,7 @@ def _load_natural(natural_pool_dir: Path | None) -> dict[str, str]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic.write_bytes(path, data)
 
 
 def _cost(model: str | None, tally: Tally) -> float | None:
