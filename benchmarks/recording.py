@@ -91,8 +91,21 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _profile(fn, device: str, rows: int = 25) -> None:
+    """Print the operators of one hooked pass that take the most time (device time on a GPU)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with profile(activities=activities) as prof:
+        fn()
+    table = prof.key_averages()
+    if device.startswith("cuda"):
+        print(table.table(sort_by="self_device_time_total", row_limit=rows), flush=True)
+    print(table.table(sort_by="self_cpu_time_total", row_limit=rows), flush=True)
+
+
 def measure(model: torch.nn.Module, inputs: list[list[int]], *, batch_size: int, repeats: int, device: str,
-            warmup: int = 1) -> dict[str, float]:
+            warmup: int = 1, profile: bool = False) -> dict[str, float]:
     adapter = adapter_for(model)
     decoder = adapter.decoder_module(model)
     in_device = decoder.get_input_embeddings().weight.device
@@ -120,6 +133,8 @@ def measure(model: torch.nn.Module, inputs: list[list[int]], *, batch_size: int,
         order = (False, True) if r % 2 == 0 else (True, False)
         for flag in order:
             (hooked if flag else bare).append(one_pass(flag))
+    if profile:
+        _profile(lambda: one_pass(True), device)
     hooks.remove()
     bare_s, hooked_s = statistics.median(bare), statistics.median(hooked)
     return {
@@ -150,6 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--max-len", type=int, default=160)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="also print a profile of one hooked pass")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
     if args.threads:
@@ -168,7 +184,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else:
             model = build_random(args.dense_shape, dtype, args.device, None)
         inputs = make_inputs(args.n_instructions, model.config.vocab_size, args.min_len, args.max_len, seed=0)
-        dense = measure(model, inputs, batch_size=args.batch_size, repeats=args.repeats, device=args.device)
+        dense = measure(model, inputs, batch_size=args.batch_size, repeats=args.repeats, device=args.device,
+                        profile=args.profile)
         result.update(dense_shape=args.dense_shape, dense_ratio=dense["ratio"],
                       dense_tokens_per_s=dense["tokens_per_s"], dense_bare_tokens_per_s=dense["bare_tokens_per_s"],
                       dense_detail=dense)
@@ -177,7 +194,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.only in (None, "moe"):
         model = build_random(args.moe_shape, dtype, args.device, args.experts_implementation)
         inputs = make_inputs(args.n_instructions, model.config.vocab_size, args.min_len, args.max_len, seed=1)
-        moe = measure(model, inputs, batch_size=args.batch_size, repeats=args.repeats, device=args.device)
+        moe = measure(model, inputs, batch_size=args.batch_size, repeats=args.repeats, device=args.device,
+                        profile=args.profile)
         result.update(moe_shape=args.moe_shape, moe_ratio=moe["ratio"], moe_tokens_per_s=moe["tokens_per_s"],
                       moe_bare_tokens_per_s=moe["bare_tokens_per_s"],
                       experts_implementation=model.config._experts_implementation, moe_detail=moe)

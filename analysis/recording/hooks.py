@@ -5,18 +5,21 @@ batch, :meth:`CountingHooks.start_batch` gives it the mask of real tokens ``vali
 the hooks then add, per instruction ``b``:
 
 - dense gated MLP layer ``j`` (hook on ``act_fn``, output ``A`` of shape (B, S, I) or (B*S, I)):
-  ``counts[b, i] += #{t : valid[b, t] and A[b, t, i] > 0}``;
+  ``counts[b, i] += #{t : valid[b, t] and A[b, t, i] > 0}``, computed as one int8 matrix
+  product of a block-diagonal token mask with the sign bits (exact int32 accumulation);
 - MoE router (forward hook, output ``(logits, scores, top_k_index)``, index (B*S, k)):
   ``routing[b, e] += #{t : valid[b, t] and e in top_k_index[t]}``;
 - MoE fused experts (forward pre-hook, inputs ``(hidden (B*S, H), top_k_index, top_k_weights)``):
-  for every expert ``e``, the tokens routed to it are gathered and
-  ``A_e = act_fn(hidden[tokens] @ gate_up_proj[e, :I].T)`` recomputed (one grouped matmul over
-  all experts where ``torch.nn.functional.grouped_mm`` runs, else one matmul per expert), then
-  ``counts_e[b, i] += #{t routed to e : valid[b, t] and A_e[t, i] > 0}``;
+  the (token, expert) pairs are sorted by expert, ``A_e = act_fn(hidden[tokens] @
+  gate_up_proj[e, :I].T)`` is recomputed for the tokens routed to each expert (one grouped
+  matmul over all experts where ``torch.nn.functional.grouped_mm`` runs, else one matmul per
+  expert), then ``counts_e[b, i] += #{t routed to e : valid[b, t] and A_e[t, i] > 0}``;
 - the shared expert's ``act_fn`` counts like a dense layer (every token is routed to it).
 
 Nothing but these (B, width) integer accumulators (and optional float32 sums) outlives a
-hook call: full activation tensors are never kept.
+hook call: full activation tensors are never kept. No hook waits for the device: padding tokens
+are not filtered out (that needs their number on the host) but sent to a discard row. The counts
+of a batch reach the host once, as 16-bit values through page-locked memory on a GPU.
 """
 
 from __future__ import annotations
@@ -44,20 +47,44 @@ class _Block:
 
 
 @dataclass
+class _OnDevice:
+    """The batch's token bookkeeping on one device."""
+
+    valid: torch.Tensor  # bool (B, S)
+    valid_flat: torch.Tensor  # bool (B*S,)
+    owner: torch.Tensor  # int64 (B*S,): the instruction each flattened token belongs to
+    selector: torch.Tensor | None = None  # int8 (max(B, 32), B*S) block-diagonal valid mask, built on first use
+
+    def block_selector(self) -> torch.Tensor:
+        """``selector[b, b*S + t] = valid[b, t]``: ``selector @ positive.reshape(B*S, I)`` counts per instruction."""
+        if self.selector is None:
+            batch, seq = self.valid.shape
+            rows = max(batch, _INT_MM_MIN_ROWS)
+            selector = torch.zeros((rows, batch, seq), dtype=torch.int8, device=self.valid.device)
+            index = torch.arange(batch, device=self.valid.device)
+            selector[index, index] = self.valid.to(torch.int8)
+            self.selector = selector.reshape(rows, batch * seq)
+        return self.selector
+
+
+@dataclass
 class _BatchState:
     valid: torch.Tensor  # bool (B, S), on the input device
-    per_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    per_device: dict[torch.device, _OnDevice] = field(default_factory=dict)
 
-    def on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(valid (B, S) bool, valid_flat (B*S,) bool, batch_of_token (B*S,) int64) on ``device``."""
+    def on(self, device: torch.device) -> _OnDevice:
         got = self.per_device.get(device)
         if got is None:
             valid = self.valid.to(device)
             batch, seq = valid.shape
             owner = torch.arange(batch, device=device).repeat_interleave(seq)
-            got = (valid, valid.reshape(-1), owner)
+            got = _OnDevice(valid, valid.reshape(-1), owner)
             self.per_device[device] = got
         return got
+
+
+#: ``torch._int_mm`` (int8 x int8 -> int32, exact) needs more than 16 rows on CUDA.
+_INT_MM_MIN_ROWS = 32
 
 
 class CountingHooks:
@@ -75,6 +102,10 @@ class CountingHooks:
         self._handles: list[Any] = []
         self._state: _BatchState | None = None
         self._grouped_ok: dict[str, bool] = {}
+        self._int_mm_ok = True
+        #: MoE expert hooks: keep padding tokens (sent to the discard row) instead of selecting
+        #: the counted ones, which waits for the device. None: on CUDA devices only.
+        self.sync_free: bool | None = None
         self._moe = {m.layer: m for m in adapter.moe_layers(model)}
         for j in range(self.n_layers):
             if j in self._moe:
@@ -126,42 +157,55 @@ class CountingHooks:
         self._routing.clear()
 
     # -- hooks -----------------------------------------------------------------------------
-    def _acc(self, block: _Block, shape: tuple[int, ...], device: torch.device) -> None:
-        if block.counts is None:
-            block.counts = torch.zeros(shape, dtype=torch.int32, device=device)
-            if self.with_sums:
-                block.sums = torch.zeros(shape, dtype=torch.float32, device=device)
+    def _count_positive(self, act: torch.Tensor, on: _OnDevice) -> torch.Tensor:
+        """``counts[b, i] = #{t : valid[b, t] and act[b, t, i] > 0}`` as int32 (B, I), exactly.
+
+        On CUDA this is one int8 matrix product (``torch._int_mm``, int32 accumulation) of the
+        block-diagonal token mask with the sign bits: measured on an H100 at Llama-2-7B width, 0.24
+        ms per layer for a (32, 160, 11008) activation against 0.40 ms for mask-and-reduce
+        (``benchmarks/counting_kernels.py``). Elsewhere, or where its shape rules are not met, a
+        masked reduction over the token axis.
+        """
+        batch, seq, width = act.shape
+        positive = act > 0
+        if self._int_mm_ok and width % 8 == 0 and (batch * seq) % 8 == 0:
+            try:
+                return torch._int_mm(on.block_selector(), positive.view(torch.int8).reshape(batch * seq, width))[:batch]
+            except (RuntimeError, AttributeError):
+                self._int_mm_ok = False
+        positive &= on.valid.unsqueeze(-1)
+        # Summing a bool tensor is several times slower on CPU than summing its uint8 view.
+        return positive.view(torch.uint8).sum(dim=1, dtype=torch.int32)
 
     def _dense_hook(self, block: _Block):
         def hook(module: Any, args: Any, output: torch.Tensor) -> None:
-            state = self._state
-            valid, _, _ = state.on(output.device)
-            batch, seq = valid.shape
+            on = self._state.on(output.device)
+            batch, seq = on.valid.shape
             act = output.reshape(batch, seq, output.shape[-1])
-            mask = valid.unsqueeze(-1)
-            positive = act > 0
-            positive &= mask
-            # Summing a bool tensor is several times slower on CPU than summing its uint8 view.
-            counts = positive.view(torch.uint8).sum(dim=1, dtype=torch.int32)  # (B, I)
+            counts = self._count_positive(act, on)  # (B, I)
             # Each act module runs once per forward: assign, no accumulation needed.
             block.counts = counts if block.counts is None else block.counts + counts
             if self.with_sums:
-                sums = torch.where(mask, act, 0).sum(dim=1, dtype=torch.float32)
+                sums = torch.where(on.valid.unsqueeze(-1), act, 0).sum(dim=1, dtype=torch.float32)
                 block.sums = sums if block.sums is None else block.sums + sums
 
         return hook
 
+    # MoE hooks never synchronise with the host: padding tokens are not filtered out (that would
+    # need their number on the host) but sent to one extra "discard" row of each accumulator.
+
     def _router_hook(self, layer: int):
         def hook(module: Any, args: Any, output: Any) -> None:
             top_k_index = output[-1]
-            state = self._state
-            _, valid_flat, owner = state.on(top_k_index.device)
-            batch = state.valid.shape[0]
+            on = self._state.on(top_k_index.device)
+            batch = on.valid.shape[0]
             n_experts = self.n_experts
-            picked = top_k_index[valid_flat]  # (N_valid, k)
-            keys = owner[valid_flat].unsqueeze(-1) * n_experts + picked.long()
-            routing = torch.bincount(keys.reshape(-1), minlength=batch * n_experts)
-            self._routing[layer] = routing.reshape(batch, n_experts).to(torch.int32)
+            discard = batch * n_experts
+            keys = on.owner.unsqueeze(-1) * n_experts + top_k_index.long()  # (B*S, k)
+            keys = torch.where(on.valid_flat.unsqueeze(-1), keys, discard).reshape(-1)
+            routing = torch.zeros(discard + 1, dtype=torch.int32, device=keys.device)
+            routing.index_add_(0, keys, torch.ones_like(keys, dtype=torch.int32))
+            self._routing[layer] = routing[:discard].reshape(batch, n_experts)
 
         return hook
 
@@ -172,26 +216,35 @@ class CountingHooks:
         def hook(module: Any, args: tuple, kwargs: dict) -> None:
             values = list(args) + [kwargs[n] for n in names[len(args):] if n in kwargs]
             hidden, top_k_index = values[0], values[1]
-            state = self._state
-            _, valid_flat, owner = state.on(hidden.device)
-            batch = state.valid.shape[0]
-            self._acc(block, (batch, n_experts, width), hidden.device)
-            # (token, expert) pairs of the counted tokens, sorted by expert.
-            tokens = valid_flat.nonzero().squeeze(-1)  # (N,)
-            expert_of = top_k_index[tokens].long()  # (N, k)
-            flat_expert = expert_of.reshape(-1)  # (N*k,)
-            flat_token = tokens.repeat_interleave(expert_of.shape[1])
+            on = self._state.on(hidden.device)
+            batch = on.valid.shape[0]
+            discard = batch * n_experts
+            if block.counts is None:  # (B*E + 1, I): row b*E + e, then the discard row
+                block.counts = torch.zeros((discard + 1, width), dtype=torch.int32, device=hidden.device)
+                if self.with_sums:
+                    block.sums = torch.zeros((discard + 1, width), dtype=torch.float32, device=hidden.device)
+            # (token, expert) pairs sorted by expert: of all tokens on a GPU (padding goes to the
+            # discard row; no wait for the host), of the counted tokens only elsewhere (less work).
+            top_k = top_k_index.shape[1]
+            sync_free = hidden.is_cuda if self.sync_free is None else self.sync_free
+            tokens = None if sync_free else on.valid_flat.nonzero().squeeze(-1)
+            picked = top_k_index if tokens is None else top_k_index[tokens]
+            flat_expert = picked.reshape(-1).long()  # (N*k,)
             order = torch.argsort(flat_expert, stable=True)
-            flat_expert, flat_token = flat_expert[order], flat_token[order]
-            per_expert = torch.bincount(flat_expert, minlength=n_experts)  # (E,)
+            flat_expert = flat_expert[order]
+            flat_token = torch.div(order, top_k, rounding_mode="floor")
+            if tokens is not None:
+                flat_token = tokens[flat_token]
+            per_expert = torch.zeros(n_experts, dtype=torch.int64, device=hidden.device)
+            per_expert.index_add_(0, flat_expert, torch.ones_like(flat_expert))
             gate = self._expert_gate(module, hidden[flat_token], per_expert, width)  # (N*k, I)
             act = module.act_fn(gate)
-            # One scatter for all experts: row (instruction b, expert e) of a (B*E, I) view.
-            key = owner[flat_token] * n_experts + flat_expert
+            # One scatter for all experts: row (instruction b, expert e) of a (B*E + 1, I) view.
+            key = torch.where(on.valid_flat[flat_token], on.owner[flat_token] * n_experts + flat_expert, discard)
             positive = (act > 0).view(torch.uint8).to(torch.int32)
-            block.counts.view(batch * n_experts, width).index_add_(0, key, positive)
+            block.counts.index_add_(0, key, positive)
             if self.with_sums:
-                block.sums.view(batch * n_experts, width).index_add_(0, key, act.float())
+                block.sums.index_add_(0, key, act.float())
 
         return hook
 
@@ -223,29 +276,60 @@ class CountingHooks:
         width = block.width * (block.n_experts if block.kind == "experts" else 1)
         if tensor is None:  # the layer never ran (cannot happen in a full forward)
             return torch.zeros((batch, width), dtype=torch.float32 if sums else torch.int32)
+        if block.kind == "experts":  # drop the discard row
+            tensor = tensor[: batch * block.n_experts]
         return tensor.reshape(batch, width)
 
+    @staticmethod
+    def _to_host(tensor: torch.Tensor) -> torch.Tensor:
+        """Copy to the CPU; from a GPU through page-locked memory (measured on an H100: 45 MB in
+        0.5 ms instead of 37 ms for a pageable copy). The page-locked block stays owned by the
+        returned tensor (and any numpy view of it) until both are freed."""
+        if tensor.device.type != "cuda":
+            return tensor.cpu()
+        host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+        host.copy_(tensor, non_blocking=True)
+        torch.cuda.current_stream(tensor.device).synchronize()
+        return host
+
     def _gather(self, batch: int, sums: bool) -> np.ndarray:
-        """All blocks side by side in column order, copied to the CPU once per device."""
+        """All blocks side by side in column order, copied to the CPU once per device.
+
+        Counts travel as 16-bit values (half the bytes): they are at most the padded length S,
+        and while S < 65,536 the int16 bit pattern read as uint16 is the count. The result is
+        uint16 then, int32 for longer sequences; float32 for sums.
+        """
+        seq = self._state.valid.shape[1]
+        small = not sums and seq < 2**16
         tensors = [self._block_tensor(b, batch, sums) for b in self._blocks]
         out: list[torch.Tensor] = []
         run: list[torch.Tensor] = []
+
+        def flush() -> None:
+            joined = torch.cat(run, dim=1) if len(run) > 1 else run[0]
+            out.append(self._to_host(joined.to(torch.int16) if small else joined))
+
         for tensor in tensors:  # concatenate runs of blocks on the same device, then copy
             if run and tensor.device != run[0].device:
-                out.append(torch.cat(run, dim=1).cpu())
+                flush()
                 run = []
             run.append(tensor)
-        out.append(torch.cat(run, dim=1).cpu())
-        return torch.cat(out, dim=1).numpy()
+        flush()
+        host = (torch.cat(out, dim=1) if len(out) > 1 else out[0]).numpy()
+        return host.view(np.uint16) if small else host
 
     def collect(self) -> dict[str, np.ndarray | None]:
-        """The batch's results on the CPU: counts int32 (B, C), routing int32 (B, L, E) or None, sums float32 or None."""
+        """The batch's results on the CPU: counts (B, C) uint16 (int32 if S >= 65,536), routing
+        int32 (B, L, E) or None, sums float32 or None."""
         batch = self._state.valid.shape[0]
         counts = self._gather(batch, sums=False)
         sums = self._gather(batch, sums=True) if self.with_sums else None
         routing = None
         if self.n_experts:
             routing = np.zeros((batch, self.n_layers, self.n_experts), dtype=np.int32)
-            for layer, tensor in self._routing.items():
-                routing[:, layer] = tensor.cpu().numpy()
+            layers = sorted(self._routing)
+            if layers:
+                first = self._routing[layers[0]].device  # layers on several devices: one copy
+                stacked = torch.stack([self._routing[j].to(first) for j in layers], dim=1)
+                routing[:, layers] = self._to_host(stacked).numpy()
         return {"counts": counts, "routing": routing, "sums": sums}

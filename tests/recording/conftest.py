@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from analysis.recording.testing import make_rows, make_tokenizer
@@ -28,3 +30,10 @@ def gemma_gguf():
 
     path = gemma3_270m_gguf()
     return path, convert_gguf(path, progress=False)
+
+
+@pytest.fixture(scope="session")
+def device():
+    """Where the tiny-model count tests run: ``cpu``, or ``$HEXAINST_TEST_DEVICE`` (e.g. ``cuda``,
+    to check the GPU counting paths on a machine that has one)."""
+    return os.environ.get("HEXAINST_TEST_DEVICE", "cpu")

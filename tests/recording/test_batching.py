@@ -17,8 +17,8 @@ def _arrays(store):
 
 
 @pytest.mark.parametrize("kind", ["llama", "gemma3", "qwen2moe", "mixtral"])
-def test_batch_size_and_padding_side_do_not_change_counts(kind, tokenizer, rows, tmp_path):
-    model = tiny_model(kind)
+def test_batch_size_and_padding_side_do_not_change_counts(kind, tokenizer, rows, tmp_path, device):
+    model = tiny_model(kind).to(device)
     runs = {}
     for name, batch_size, side in [("bs1", 1, "right"), ("bs8-right", 8, "right"), ("bs8-left", 8, "left"),
                                    ("bs5-left", 5, "left")]:

@@ -43,7 +43,7 @@ def reference(model, tokenizer, rows):
         for row in rows:
             ids = tokenizer(row["instruction"])["input_ids"]
             with torch.no_grad():
-                model(torch.tensor([ids]))
+                model(torch.tensor([ids], device=model.device))
             blocks = []
             routing = np.zeros((len(layers), max(n_experts, 1)), dtype=np.int64)
             for j, layer in enumerate(layers):
@@ -60,13 +60,13 @@ def reference(model, tokenizer, rows):
                         routed = (top == e).any(dim=-1)  # (T,)
                         routing[j, e] = int(routed.sum())
                         a = act(x @ mlp.experts.gate_up_proj[e, :inter].T)  # (T, I)
-                        blocks.append(((a > 0) & routed[:, None]).sum(dim=0).numpy())
+                        blocks.append(((a > 0) & routed[:, None]).sum(dim=0).cpu().numpy())
                     if getattr(mlp, "shared_expert", None) is not None:
                         a = act(x @ mlp.shared_expert.gate_proj.weight.T)
-                        blocks.append((a > 0).sum(dim=0).numpy())
+                        blocks.append((a > 0).sum(dim=0).cpu().numpy())
                 else:
                     a = act(x @ mlp.gate_proj.weight.T)
-                    blocks.append((a > 0).sum(dim=0).numpy())
+                    blocks.append((a > 0).sum(dim=0).cpu().numpy())
             all_counts.append(np.concatenate(blocks).astype(np.int64))
             all_routing.append(routing)
             all_t.append(len(ids))
@@ -82,8 +82,8 @@ def dense(counts):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_counts_equal_independent_reference(kind, tokenizer, rows, tmp_path):
-    model = tiny_model(kind)
+def test_counts_equal_independent_reference(kind, tokenizer, rows, tmp_path, device):
+    model = tiny_model(kind).to(device)
     store = record(model, rows, tmp_path / "store", tokenizer=tokenizer, batch_size=8, progress=False,
                    rows_per_shard=8)
     ref_counts, ref_routing, ref_t = reference(model, tokenizer, rows)
@@ -105,8 +105,8 @@ def test_counts_equal_independent_reference(kind, tokenizer, rows, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["qwen2moe", "mixtral"])
-def test_expert_counts_only_count_routed_tokens(kind, tokenizer, rows, tmp_path):
-    model = tiny_model(kind)
+def test_expert_counts_only_count_routed_tokens(kind, tokenizer, rows, tmp_path, device):
+    model = tiny_model(kind).to(device)
     store = record(model, rows, tmp_path / "s", tokenizer=tokenizer, progress=False)
     counts = dense(store.counts())
     routing = store.routing
@@ -138,9 +138,9 @@ def test_dense_layer_inside_moe_model_is_recorded_as_dense(tokenizer, rows, tmp_
 
 
 @pytest.mark.parametrize("impl", ["grouped_mm", "batched_mm"])
-def test_moe_counts_do_not_depend_on_the_experts_implementation(impl, tokenizer, rows, tmp_path):
+def test_moe_counts_do_not_depend_on_the_experts_implementation(impl, tokenizer, rows, tmp_path, device):
     # The fused experts' own kernels differ; the recorder recomputes the gate branch itself.
-    model = tiny_model("qwen2moe")
+    model = tiny_model("qwen2moe").to(device)
     model.config._experts_implementation = impl
     for layer in model.model.layers:
         if hasattr(layer.mlp, "experts"):

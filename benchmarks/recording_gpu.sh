@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# benchmarks/recording.py on a GPU machine, as the recording issue asks: a random-weight model of
+# Llama-2-7B's shape and one of Qwen1.5-MoE-A2.7B's shape, bf16, batch sizes 8 and 32.
+#
+# Meant for a bare CUDA machine that has python3 with torch but maybe another transformers:
+# put wheels in .whl/ (e.g. transformers==5.24.0, the version the adapters were measured on) and
+# they are installed to /tmp/site first. Each run's JSON line goes to $OUT/recording-gpu.jsonl.
+set -uo pipefail
+OUT=${OUT:-/tmp/recording-gpu}
+mkdir -p "$OUT"
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$OUT/gpu.txt"
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/gpu.txt"
+status=0
+run() {  # run LABEL ARGS...: one benchmark, its last line appended to the jsonl
+  local label=$1; shift
+  echo "== $label: $*"
+  python3 benchmarks/recording.py --device cuda --dtype bfloat16 "$@" 2>&1 | tee "$OUT/$label.log" || status=1
+  tail -n 1 "$OUT/$label.log" | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); d['label']='$label'; print(json.dumps(d, sort_keys=True))" >> "$OUT/recording-gpu.jsonl" || status=1
+}
+run dense-b8 --only dense --dense-shape llama-2-7b --batch-size 8 --n-instructions 64 --repeats 7
+run dense-b32 --only dense --dense-shape llama-2-7b --batch-size 32 --n-instructions 256 --repeats 5
+run moe-b8 --only moe --moe-shape qwen1.5-moe-a2.7b --batch-size 8 --n-instructions 64 --repeats 7
+run moe-b32 --only moe --moe-shape qwen1.5-moe-a2.7b --batch-size 32 --n-instructions 256 --repeats 5
+echo "== summary (label, ratio, tokens/s hooked, tokens/s bare)"
+python3 - "$OUT/recording-gpu.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    d = json.loads(line)
+    kind = "dense" if "dense_ratio" in d else "moe"
+    print(f"{d['label']:10s} {d.get('gpu','?')} ratio={d[kind+'_ratio']} tok/s={d[kind+'_tokens_per_s']} bare tok/s={d[kind+'_bare_tokens_per_s']} impl={d.get('experts_implementation','-')}")
+PY
+exit $status
