@@ -74,11 +74,11 @@ def dense_variants(act: torch.Tensor, valid: torch.Tensor) -> dict[str, Callable
         return torch._int_mm(selector, positive)[:batch]
 
     return {
-        "gt_and_sum_uint8 (current)": gt_and_sum_uint8,
+        "gt_and_sum_uint8 (fallback)": gt_and_sum_uint8,
         "gt_and_sum_int64": gt_and_sum_int64,
         "bmm_float32": bmm_float32,
         "bmm_bf16_out_float32": bmm_bf16_out_float32,
-        "int_mm_block_diagonal": int_mm_block_diagonal,
+        "int_mm_block_diagonal (used)": int_mm_block_diagonal,
     }
 
 
@@ -105,7 +105,7 @@ def moe_variants(act: torch.Tensor, key: torch.Tensor, n_rows: int) -> dict[str,
         starts = torch.cat([torch.zeros(1, dtype=ends.dtype, device=act.device), ends[:-1]])
         return padded[ends] - padded[starts]
 
-    return {"index_add_int32 (current)": index_add_int32, "sparse_mm_float32": sparse_mm_float32,
+    return {"index_add_int32 (used)": index_add_int32, "sparse_mm_float32": sparse_mm_float32,
             "cumsum_int32 (keys sorted)": cumsum_int32}
 
 
@@ -121,7 +121,7 @@ def transfer_variants(counts: torch.Tensor) -> dict[str, Callable[[], object]]:
             torch.cuda.current_stream().synchronize()
         return pinned.numpy()
 
-    return {"int32 pageable (current)": int32_pageable, "uint16 pinned": uint16_pinned}
+    return {"int32 pageable (before)": int32_pageable, "uint16 pinned (used)": uint16_pinned}
 
 
 def main(argv: list[str] | None = None) -> dict:
