@@ -20,6 +20,10 @@ SEED     ?= 0
 PER_CATEGORY ?= 130
 # Torch threads of the embedded generator: 1 on a busy machine, the core count on an idle one.
 THREADS ?= 1
+# Optional Min-K%++ membership scores of synthetic candidates under a reference model
+# (e.g. MEMBERSHIP_MODEL=gemma-3-270m), and a threshold at or above which candidates are rejected.
+MEMBERSHIP_MODEL ?=
+MEMBERSHIP_THRESHOLD ?=
 # make analyze-demo: where the activation store goes, and instructions per category for the causal check.
 DEMO_STORE  ?= $(WORK)/activations/gemma-3-270m
 DEMO_CAUSAL ?= 5
@@ -51,7 +55,9 @@ $(LS_VENV)/.installed: annotation/server-requirements.txt
 
 dataset: install ## build HexaInst end to end into hexainst/ (resumable; SOURCES=DIR for a mirror)
 	$(HEXAINST) build all --work $(WORK) --out $(OUT) --seed $(SEED) --per-category $(PER_CATEGORY) --threads $(THREADS) \
-		$(if $(SOURCES),--sources $(SOURCES)) $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(MODEL),--model $(MODEL))
+		$(if $(SOURCES),--sources $(SOURCES)) $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(MODEL),--model $(MODEL)) \
+		$(if $(MEMBERSHIP_MODEL),--membership-model $(MEMBERSHIP_MODEL)) \
+		$(if $(MEMBERSHIP_THRESHOLD),--membership-threshold $(MEMBERSHIP_THRESHOLD))
 
 annotate: install install-server ## start Label Studio with the junior and senior projects; prints the URL and logins (Ctrl-C stops it)
 	$(HEXAINST) annotate up --data-dir $(WORK)/label-studio $(if $(wildcard $(OUT)/data),--release $(OUT))

@@ -215,6 +215,14 @@ def render_card(
         "keywords, near-duplicates and 13-gram overlap with the natural sources. Selection of 100 + 100 rows "
         "per category is seeded and deterministic."
     )
+    scored = [r["provenance"]["synthetic"]["membership_score"] for r in release_rows
+              if r["provenance"].get("synthetic") and r["provenance"]["synthetic"].get("membership_score") is not None]
+    if scored:
+        collection += (
+            f" {len(scored)} synthetic rows carry a Min-K%++ membership score under a local reference model "
+            f"(`provenance.synthetic.membership_score`, from {min(scored):.3f} to {max(scored):.3f}; higher looks more "
+            "like the reference model's training data); the model, k and threshold are in the synthetic stage's report."
+        )
     return DatasetCard.from_template(
         card_data,
         template_path=str(TEMPLATE),

@@ -56,6 +56,9 @@ def register(stages: argparse._SubParsersAction) -> None:
     every.add_argument("--threads", type=int, default=None, metavar="N",
                        help="torch threads of the embedded generator (default 1: more oversubscribe a busy CPU)")
     every.add_argument("--force", action="store_true", help="rerun finished stages too (the request cache still applies)")
+    from builders.synthetic.cli import add_membership_arguments
+
+    add_membership_arguments(every)
     every.set_defaults(handler=_all)
 
 
@@ -82,6 +85,7 @@ def _all(args: argparse.Namespace) -> int:
         seed=args.seed,
         force=args.force,
         embedded_threads=args.threads,
+        membership={"model": args.membership_model, "k": args.membership_k, "threshold": args.membership_threshold},
     )
     _print_summary(report, args.out)
     return 0

@@ -83,8 +83,13 @@ def build_all(
     seed: int,
     force: bool = False,
     embedded_threads: int | None = None,
+    membership: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run every stage into ``work`` and write the release into ``out``; return the assembly report."""
+    """Run every stage into ``work`` and write the release into ``out``; return the assembly report.
+
+    ``membership``: ``{"model": ..., "k": ..., "threshold": ...}`` turns on Min-K%++ scores in the
+    synthetic stage (see :mod:`builders.synthetic.membership`).
+    """
     import builders.natural
     import builders.synthetic
     from builders.assembly.assemble import ASSEMBLY_REPORT, assemble, write_report
@@ -113,17 +118,18 @@ def build_all(
     natural_hash = hashlib.sha256(
         "".join(f"{n}:{h}" for n, h in _outputs(natural_dir).items() if n.endswith(".natural.jsonl")).encode()
     ).hexdigest()
-    synthetic = Stage(
-        work,
-        "synthetic",
-        synthetic_dir,
-        {"base_url": base_url or "embedded", "model": model, "per_category": per_category, "seed": seed,
-         "natural_pools": natural_hash},
-    )
+    synthetic_inputs: dict[str, Any] = {"base_url": base_url or "embedded", "model": model,
+                                        "per_category": per_category, "seed": seed, "natural_pools": natural_hash}
+    membership = {k: v for k, v in (membership or {}).items() if v is not None}
+    if membership:  # only when asked for, so markers of builds without scores stay valid
+        synthetic_inputs["membership"] = membership
+    synthetic = Stage(work, "synthetic", synthetic_dir, synthetic_inputs)
     synthetic.run(
         lambda: builders.synthetic.build(
             synthetic_dir, per_category, base_url=base_url, model=model, natural_pool_dir=natural_dir,
             cache_dir=cache_dir, seed=seed, progress=True, embedded_threads=embedded_threads,
+            membership_model=membership.get("model"), membership_k=membership.get("k"),
+            membership_threshold=membership.get("threshold"),
         ),
         force=force,
     )

@@ -33,7 +33,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before the SDK retries (default 120)")
     p.add_argument("--threads", type=int, help="torch threads of the embedded generator (default 1: more oversubscribe a busy CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_membership_arguments(p)
     p.set_defaults(handler=_run)
+
+
+def add_membership_arguments(p: argparse.ArgumentParser) -> None:
+    """The optional Min-K%++ membership score options (shared with ``hexainst build all``)."""
+    g = p.add_argument_group(
+        "membership scores (optional)",
+        "Min-K%++ (Zhang et al., 2024) under a local reference model: the mean of the lowest k fraction of "
+        "standardised token log-probabilities. Higher means more typical of the model's training data. "
+        "Stored as provenance.synthetic.membership_score of every kept candidate; scores are cached.",
+    )
+    g.add_argument("--membership-model", metavar="MODEL",
+                   help="reference model: an embedded generator name (e.g. gemma3-270m), a local folder or a Hub id")
+    g.add_argument("--membership-k", type=float, metavar="K", help="fraction of lowest tokens averaged (default 0.2)")
+    g.add_argument("--membership-threshold", type=float, metavar="S",
+                   help="reject candidates scoring >= S (default: store scores, reject none)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -44,6 +60,8 @@ def _run(args: argparse.Namespace) -> int:
         natural_pool_dir=args.natural_pools, cache_dir=args.cache, offline=args.offline, seed=args.seed,
         concurrency=args.concurrency, progress=not args.no_progress, generator=args.generator,
         max_attempts=args.max_attempts, timeout=args.timeout, embedded_threads=args.threads,
+        membership_model=args.membership_model, membership_k=args.membership_k,
+        membership_threshold=args.membership_threshold,
     )
     short = [c for c, s in report["per_category"].items() if s["kept"] < s["target"]]
     return 1 if short else 0

@@ -269,11 +269,13 @@ def _cost(model: str | None, tally: Tally) -> float | None:
 
 
 async def _generate(gen: Generator, per_category: int, natural: dict[str, str], seed: int,
-                    max_slots: int, progress: bool, chunk: int = 16) -> tuple[dict[str, list[tuple[SlotResult, str]]], dict[str, Any]]:
+                    max_slots: int, progress: bool, chunk: int = 16, scorer: Any = None,
+                    membership_threshold: float | None = None,
+                    ) -> tuple[dict[str, list[tuple[SlotResult, str, float | None]]], dict[str, Any]]:
     from tqdm import tqdm
 
     filt = CandidateFilter(prompts.example_instructions(), natural, seed=seed)
-    kept: dict[str, list[tuple[SlotResult, str]]] = {c: [] for c in CATEGORIES}
+    kept: dict[str, list[tuple[SlotResult, str, float | None]]] = {c: [] for c in CATEGORIES}
     next_slot = {c: 0 for c in CATEGORIES}
     passed = {c: 0 for c in CATEGORIES}
     tried = {c: 0 for c in CATEGORIES}
@@ -327,9 +329,13 @@ async def _generate(gen: Generator, per_category: int, natural: dict[str, str], 
             if reason:
                 gen.tally.rejections[reason] += 1
                 continue
+            score = scorer.score(text) if scorer is not None else None
+            if score is not None and membership_threshold is not None and score >= membership_threshold:
+                gen.tally.rejections["membership"] += 1
+                continue
             passed[c] += 1
             filt.keep(f"{c}:{res.slot.index}", text)
-            kept[c].append((res, text))
+            kept[c].append((res, text, score))
             bar.update(1)
     bar.close()
     stats = {c: {"target": per_category, "kept": len(kept[c]), "slots": next_slot[c], "passed_filters": passed[c],
@@ -341,13 +347,28 @@ def build(out_dir: Path, per_category: int, base_url: str | None = None, model: 
           natural_pool_dir: Path | None = None, cache_dir: Path | None = None, offline: bool = False,
           seed: int = 0, concurrency: int = 16, progress: bool = True, *, generator: str | None = None,
           max_attempts: int = 3, timeout: float = 120.0, max_retries: int = 4,
-          max_slots_factor: float = 4.0, embedded_threads: int | None = None) -> dict[str, Any]:
-    """Build the synthetic candidate pools; see the package docstring. Returns the report."""
+          max_slots_factor: float = 4.0, embedded_threads: int | None = None,
+          membership_model: str | None = None, membership_k: float | None = None,
+          membership_threshold: float | None = None) -> dict[str, Any]:
+    """Build the synthetic candidate pools; see the package docstring. Returns the report.
+
+    ``membership_model`` (a registered embedded generator, a local folder or a Hub id) turns on
+    Min-K%++ scores (:mod:`builders.synthetic.membership`), stored per candidate; with
+    ``membership_threshold`` a candidate scoring at or above it is rejected ("membership").
+    """
     if per_category < 1:
         raise UserError(f"per_category must be >= 1, got {per_category}")
+    if membership_model is None and (membership_threshold is not None or membership_k is not None):
+        raise UserError("--membership-threshold and --membership-k need --membership-model")
     endpoint = resolve_endpoint(base_url, model, generator)
     cache = RequestCache(cache_dir if cache_dir is not None else out_dir / "cache")
     natural = _load_natural(natural_pool_dir)
+    scorer = None
+    if membership_model is not None:
+        from builders.synthetic.membership import DEFAULT_K, MembershipScorer
+
+        scorer = MembershipScorer(membership_model, k=DEFAULT_K if membership_k is None else membership_k,
+                                  cache_dir=cache.dir.parent / f"{cache.dir.name}-membership")
     max_slots = int(per_category * max_slots_factor) + 20
     started = time.monotonic()
     server = None
@@ -374,7 +395,8 @@ def build(out_dir: Path, per_category: int, base_url: str | None = None, model: 
         if endpoint.model is None:
             endpoint.model = _first_model(gen)
         kept, stats = asyncio.run(_generate(gen, per_category, natural, seed, max_slots, progress,
-                                            chunk=max(1, concurrency)))
+                                            chunk=max(1, concurrency), scorer=scorer,
+                                            membership_threshold=membership_threshold))
     finally:
         if server is not None:
             server.stop()
@@ -386,8 +408,9 @@ def build(out_dir: Path, per_category: int, base_url: str | None = None, model: 
         rows = [
             synthetic_row(category=c, instruction=text, generator_model=generator_model, endpoint_host=host,
                           prompt_id=f"{c}.{endpoint.route}", prompt_version=prompts.prompt_version(c), seed=seed,
-                          request_hash=res.key, item_index=0, topic=res.slot.topic_label)
-            for res, text in kept[c]
+                          request_hash=res.key, item_index=0, topic=res.slot.topic_label,
+                          membership_score=score)
+            for res, text, score in kept[c]
         ]
         path = out_dir / f"{c}{POOL_SUFFIX}"
         validate_rows(rows, str(path))
@@ -409,7 +432,8 @@ def build(out_dir: Path, per_category: int, base_url: str | None = None, model: 
         "rejections": dict(sorted(t.rejections.items())),
         "filters": {"near_duplicate": "word-set Jaccard >= 0.7 (MinHash LSH candidates, exact check)",
                     "contamination": "shared word 13-grams with the natural pools > 0",
-                    "natural_rows_indexed": len(natural)},
+                    "natural_rows_indexed": len(natural),
+                    "membership": scorer.describe(membership_threshold) if scorer is not None else None},
         "wall_s": round(time.monotonic() - started, 2),
         "pools": written,
     }

@@ -180,3 +180,18 @@ def test_cli_validate_and_info(tmp_path, rows, capsys):
     assert '"rows": 12' in info
     assert main(["validate", str(tmp_path / "missing")]) == 2
     assert "not a HexaInst release" in capsys.readouterr().err
+
+
+def test_card_mentions_membership_scores_only_when_rows_carry_them(rows, tmp_path):
+    plain = (write_release(rows, tmp_path / "plain") / "README.md").read_text("utf-8")
+    assert "Min-K%++" not in plain
+    scored = [dict(r) for r in rows]
+    values = iter([-3.25, 0.5, -1.0])
+    for r in scored:
+        if r["provenance"]["synthetic"] is not None:
+            r["provenance"] = {**r["provenance"], "synthetic": {**r["provenance"]["synthetic"],
+                                                                "membership_score": next(values, -2.0)}}
+    card = (write_release(scored, tmp_path / "scored") / "README.md").read_text("utf-8")
+    n_synthetic = sum(r["provenance"]["synthetic"] is not None for r in rows)
+    assert f"{n_synthetic} synthetic rows carry a Min-K%++ membership score" in card
+    assert "from -3.250 to 0.500" in card
