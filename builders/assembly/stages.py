@@ -92,7 +92,7 @@ def build_all(
     """
     import builders.natural
     import builders.synthetic
-    from builders.assembly.assemble import ASSEMBLY_REPORT, assemble, write_report
+    from builders.assembly.assemble import ASSEMBLY_REPORT, RESERVE_PER_CELL, assemble, write_report
 
     work = Path(work)
     natural_dir, synthetic_dir = work / "natural", work / "synthetic"
@@ -140,9 +140,13 @@ def build_all(
             "The embedded generator is google/gemma-3-270m, a 270M-parameter base model run on a CPU: many of "
             "its instructions are vague, ungrammatical or mislabelled, which validation is there to revise or "
             f"reject. {per_category} synthetic candidates per category were kept, so each synthetic cell's reserve "
-            f"holds {max(0, per_category - 100)} rows; rebuild with a larger --per-category (the request cache is "
-            "reused) before validating, or use a stronger endpoint."
+            f"holds {max(0, per_category - 100)} rows"
         )
+        if per_category - 100 < RESERVE_PER_CELL:
+            note += ("; rebuild with a larger --per-category (the request cache is reused) before validating, or use "
+                     "a stronger endpoint.")
+        else:
+            note += ", ready to replace the synthetic rows that validation rejects."
     print(f"[release] assembling -> {out}")
     report = assemble(
         [natural_dir, synthetic_dir], out, validation=validation, seed=seed,
