@@ -17,9 +17,10 @@ the hooks then add, per instruction ``b``:
 - the shared expert's ``act_fn`` counts like a dense layer (every token is routed to it).
 
 Nothing but these (B, width) integer accumulators (and optional float32 sums) outlives a
-hook call: full activation tensors are never kept. No hook waits for the device: padding tokens
-are not filtered out (that needs their number on the host) but sent to a discard row. The counts
-of a batch reach the host once, as 16-bit values through page-locked memory on a GPU.
+hook call: full activation tensors are never kept. On a GPU no hook waits for the device:
+padding tokens are not filtered out (that needs their number on the host) but sent to a discard
+row. The counts of a batch reach the host once, as 16-bit values (through page-locked memory on
+a GPU).
 """
 
 from __future__ import annotations
@@ -160,11 +161,11 @@ class CountingHooks:
     def _count_positive(self, act: torch.Tensor, on: _OnDevice) -> torch.Tensor:
         """``counts[b, i] = #{t : valid[b, t] and act[b, t, i] > 0}`` as int32 (B, I), exactly.
 
-        On CUDA this is one int8 matrix product (``torch._int_mm``, int32 accumulation) of the
-        block-diagonal token mask with the sign bits: measured on an H100 at Llama-2-7B width, 0.24
-        ms per layer for a (32, 160, 11008) activation against 0.40 ms for mask-and-reduce
-        (``benchmarks/counting_kernels.py``). Elsewhere, or where its shape rules are not met, a
-        masked reduction over the token axis.
+        One int8 matrix product (``torch._int_mm``, int32 accumulation) of the block-diagonal
+        token mask with the sign bits: measured on an H100 at Llama-2-7B width, 0.24 ms per layer
+        for a (32, 160, 11008) activation against 0.40 ms for mask-and-reduce
+        (``benchmarks/counting_kernels.py``), and faster on CPU too. Where its shape rules are
+        not met (width and B*S multiples of 8) or it fails, a masked reduction over the token axis.
         """
         batch, seq, width = act.shape
         positive = act > 0
@@ -191,8 +192,9 @@ class CountingHooks:
 
         return hook
 
-    # MoE hooks never synchronise with the host: padding tokens are not filtered out (that would
-    # need their number on the host) but sent to one extra "discard" row of each accumulator.
+    # On a GPU the MoE hooks never synchronise with the host: padding tokens are not filtered out
+    # (that would need their number on the host) but sent to one extra "discard" row of each
+    # accumulator. (On CPU the experts hook selects the counted tokens first: less work.)
 
     def _router_hook(self, layer: int):
         def hook(module: Any, args: Any, output: Any) -> None:
