@@ -7,7 +7,7 @@ seed give the same numbers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -28,15 +28,7 @@ class PermutationResult:
     null_sd: float
 
     def as_dict(self) -> dict[str, float | int]:
-        return {
-            "diagonal": self.diagonal,
-            "off_diagonal": self.off_diagonal,
-            "difference": self.difference,
-            "p_value": self.p_value,
-            "n_permutations": self.n_permutations,
-            "null_mean": self.null_mean,
-            "null_sd": self.null_sd,
-        }
+        return asdict(self)
 
 
 def permutation_test(
@@ -216,14 +208,7 @@ class LengthAdjustedResult:
     n_pairs: int
 
     def as_dict(self) -> dict[str, float | int]:
-        return {
-            "same_category_coef": self.same_category_coef,
-            "length_diff_coef": self.length_diff_coef,
-            "length_sum_coef": self.length_sum_coef,
-            "p_value": self.p_value,
-            "n_permutations": self.n_permutations,
-            "n_pairs": self.n_pairs,
-        }
+        return asdict(self)
 
 
 def length_adjusted_test(

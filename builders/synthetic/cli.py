@@ -46,7 +46,7 @@ def add_membership_arguments(p: argparse.ArgumentParser) -> None:
         "Stored as provenance.synthetic.membership_score of every kept candidate; scores are cached.",
     )
     g.add_argument("--membership-model", metavar="MODEL",
-                   help="reference model: an embedded generator name (e.g. gemma3-270m), a local folder or a Hub id")
+                   help="reference model: an embedded generator name (e.g. gemma-3-270m), a local folder or a Hub id")
     g.add_argument("--membership-k", type=float, metavar="K", help="fraction of lowest tokens averaged (default 0.2)")
     g.add_argument("--membership-threshold", type=float, metavar="S",
                    help="reject candidates scoring >= S (default: store scores, reject none)")

@@ -18,15 +18,13 @@ keyed by (model, k, text), so a rerun loads no model when every score is cached.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from hexainst.errors import UserError
 
-from builders.synthetic.cache import RequestCache
+from builders.synthetic.cache import RequestCache, request_key
 
 DEFAULT_K = 0.2
 SCORE_FORMAT = 1
@@ -90,9 +88,8 @@ class MembershipScorer:
         self.cache_hits = 0
 
     def key(self, text: str) -> str:
-        blob = json.dumps({"format": SCORE_FORMAT, "method": "min-k%++", "model": self.model_name, "k": self.k,
-                           "text": text}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        """The cache key of a score: the request cache's own key, with the method as its route."""
+        return request_key(self.model_name, "min-k%++", text, {"k": self.k}, f"score-v{SCORE_FORMAT}")
 
     def score(self, text: str) -> float:
         key = self.key(text)
@@ -115,8 +112,8 @@ class MembershipScorer:
             self._loaded = _load(self.model_name)
         lm, tokenizer = self._loaded
         ids = tokenizer(text, return_tensors="pt")["input_ids"][0]
-        if ids.shape[0] < 2:
-            ids = torch.cat([torch.tensor([tokenizer.bos_token_id or 0]), ids]) if ids.shape[0] else ids
+        if ids.shape[0] == 1 and tokenizer.bos_token_id is not None and ids[0] != tokenizer.bos_token_id:
+            ids = torch.cat([torch.tensor([tokenizer.bos_token_id]), ids])  # one token: score it after BOS
         if ids.shape[0] < 2:
             raise UserError(f"membership score: the text {text[:60]!r} has no tokens to score")
         with torch.inference_mode():
