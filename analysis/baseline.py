@@ -3,7 +3,7 @@
 The registry (``analysis/pairs/pairs.json``, validated by ``pairs.schema.json``) lists the
 paper's four pairs (Table 4). Models load from local folders (``--model-root``) or Hub ids.
 Stages: rows -> ``OUT/stores/base`` and ``OUT/stores/fine-tuned`` (resumable activation stores)
--> ``OUT/analysis`` (the report folder of :func:`analysis.pipeline.analyze`).
+-> ``OUT/analysis`` (the report folder of :func:`hexainst.analysis.pipeline.analyze`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hexainst.errors import UserError
+from hexainst.kernel.errors import UserError
 
 
 class PairsError(UserError):
@@ -25,11 +25,11 @@ class PairsError(UserError):
 
 @functools.cache
 def _schema() -> dict[str, Any]:
-    return json.loads(resources.files("analysis").joinpath("pairs", "pairs.schema.json").read_text("utf-8"))
+    return json.loads(resources.files("hexainst.analysis").joinpath("pairs", "pairs.schema.json").read_text("utf-8"))
 
 
 def default_pairs_file() -> Path:
-    return Path(str(resources.files("analysis").joinpath("pairs", "pairs.json")))
+    return Path(str(resources.files("hexainst.analysis").joinpath("pairs", "pairs.json")))
 
 
 def load_pairs(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -76,8 +76,8 @@ def run_baseline(
     config: Any = None,
 ) -> dict[str, Any]:
     """Record both models of the pair on ``rows`` and analyse them; return the analysis results."""
-    from analysis.pipeline import AnalysisConfig, analyze
-    from analysis.recording import record
+    from hexainst.analysis.pipeline import AnalysisConfig, analyze
+    from hexainst.analysis.recording import record
 
     pairs = load_pairs(pairs_file)
     if pair_name not in pairs:

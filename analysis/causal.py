@@ -1,7 +1,7 @@
 """Causal check (beyond the paper): does zeroing a category's ISNs hurt that category most?
 
 For each category m, its ISNs C(m) (the most frequent members of its instructions' ISN sets,
-:func:`analysis.isn.category_neuron_set`) are zeroed on the output of every dense MLP's
+:func:`hexainst.analysis.isn.category_neuron_set`) are zeroed on the output of every dense MLP's
 ``act_fn`` through a forward hook, i.e. ``act_fn(gate_proj(x))[..., C(m)] = 0`` before the
 product with ``up_proj``. The control zeroes as many random neurons from the same layers
 (seeded, disjoint from C(m)). For every evaluated category m' the mean next-token NLL per
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.isn import IsnSets, category_neuron_set
-from hexainst.errors import UserError
+from hexainst.analysis.isn import IsnSets, category_neuron_set
+from hexainst.kernel.errors import UserError
 
 
 class CausalError(UserError):
@@ -142,8 +142,8 @@ def causal_check(
     sets/set_categories: the analysed ISN sets and their instructions' categories (define C(m));
     eval_rows: dicts with ``category`` and ``instruction`` (the instructions whose NLL is measured).
     """
-    from analysis.recording.adapters import adapter_for
-    from analysis.recording.recorder import InputPolicy, tokenize
+    from hexainst.analysis.recording.adapters import adapter_for
+    from hexainst.analysis.recording.recorder import InputPolicy, tokenize
 
     if np.any(np.asarray(neuron_expert) >= 0):
         raise CausalError("the causal check supports dense MLPs only (this store has expert neurons)")

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from hexainst.errors import UserError
+from hexainst.kernel.errors import UserError
 
 
 class ComparisonError(UserError):
@@ -89,8 +89,8 @@ class StoreData:
 
 
 def open_store(path: str | os.PathLike[str]) -> Any:
-    """Open an activation store folder (``analysis.recording.store.ActivationStore``)."""
-    from analysis.recording.store import ActivationStore
+    """Open an activation store folder (``hexainst.analysis.recording.store.ActivationStore``)."""
+    from hexainst.analysis.recording.store import ActivationStore
 
     return ActivationStore.open(Path(path))
 

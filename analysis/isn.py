@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from hexainst.errors import UserError
+from hexainst.kernel.errors import UserError
 
 TIE_RULES: tuple[str, ...] = ("paper", "exact-k")
 SCOPES: tuple[str, ...] = ("global", "per-layer")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from analysis.isn import IsnSets
+from hexainst.analysis.isn import IsnSets
 
 #: Largest column chunk: float32 represents every integer up to 2^24 exactly.
 _MAX_EXACT_F32 = 1 << 24

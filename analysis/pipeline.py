@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from analysis import figures, tables
-from analysis.data import StoreData, check_comparable, header_summary, open_store
-from analysis.isn import TIE_RULES, IsnSets, compute_isn_sets
-from analysis.metrics import (
+from hexainst.analysis import figures, tables
+from hexainst.analysis.data import StoreData, check_comparable, header_summary, open_store
+from hexainst.analysis.isn import TIE_RULES, IsnSets, compute_isn_sets
+from hexainst.analysis.metrics import (
     category_means,
     diagonal_contrast,
     jaccard_matrix,
@@ -38,7 +38,7 @@ from analysis.metrics import (
     per_category_mean,
     venn_counts_per_layer,
 )
-from analysis.stats import (
+from hexainst.analysis.stats import (
     bootstrap_category_means,
     bootstrap_category_vector,
     chance_jaccard,
@@ -46,8 +46,8 @@ from analysis.stats import (
     permutation_test,
     sample_per_category,
 )
-from hexainst.errors import UserError
-from hexainst.vocab import CATEGORIES, SHORT_NAMES
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.vocab import CATEGORIES, SHORT_NAMES
 
 DEFAULT_SWEEP: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05)
 
@@ -348,7 +348,7 @@ class CausalSpec:
 
 
 def _causal(run: _Run, data: StoreData, sets: IsnSets, cats: list[str], spec: CausalSpec) -> dict[str, Any]:
-    from analysis.causal import CausalError, causal_check
+    from hexainst.analysis.causal import CausalError, causal_check
 
     missing = [i for i in data.ids if i not in spec.texts]
     if missing:
@@ -399,7 +399,7 @@ def analyze(
 ) -> dict[str, Any]:
     """Analyse store A (and compare it with B, the fine-tuned model) into ``out_dir``; return results.
 
-    ``causal``: run the causal check on store A's model (see :mod:`analysis.causal`).
+    ``causal``: run the causal check on store A's model (see :mod:`hexainst.analysis.causal`).
     """
     a = open_store(store_a) if isinstance(store_a, (str, os.PathLike)) else store_a
     b = None
@@ -407,7 +407,7 @@ def analyze(
         b = open_store(store_b) if isinstance(store_b, (str, os.PathLike)) else store_b
         b_rows_all = check_comparable(a, b)
     if config.tie_rule == "exact-k" and not a.header.get("layout", {}).get("with_sums"):
-        from analysis.isn import IsnError
+        from hexainst.analysis.isn import IsnError
 
         raise IsnError(f"tie rule 'exact-k' needs activation sums, but store {getattr(a, 'path', 'A')} has none; "
                        "record with sums or use --tie-rule paper")
@@ -453,7 +453,7 @@ def analyze(
         results["figures"] = run.figures
         results["tables"] = sorted(run.tables)
         results = _tolist(results)
-        from analysis.report import render_report
+        from hexainst.analysis.report import render_report
 
         tables.write_text(tmp / "results.json", json.dumps(results, indent=1, sort_keys=True) + "\n")
         tables.write_text(tmp / "report.md", render_report(results, run.tables))

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hexainst.vocab import SHORT_NAMES
+from hexainst.kernel.vocab import SHORT_NAMES
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -190,7 +190,7 @@ def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
 
 def rerender(folder: str | os.PathLike[str], note: str | None = None) -> Path:
     """Render ``folder/report.md`` again from its ``results.json`` and ``tables/*.md`` (optionally a new note)."""
-    from analysis.tables import write_text
+    from hexainst.analysis.tables import write_text
 
     folder = Path(folder)
     results = json.loads((folder / "results.json").read_text("utf-8"))

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from analysis.isn import IsnSets
-from analysis.metrics import diagonal_contrast, jaccard_matrix, one_hot, weighted_category_means
+from hexainst.analysis.isn import IsnSets
+from hexainst.analysis.metrics import diagonal_contrast, jaccard_matrix, one_hot, weighted_category_means
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hexainst import atomic
+from hexainst.kernel import atomic
 
 
 def _cell(value: Any, digits: int) -> str:

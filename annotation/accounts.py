@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
-from hexainst.errors import UserError
+from hexainst.kernel.errors import UserError
 
 
 class AccountError(UserError):

@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 from label_studio_sdk.core.api_error import ApiError
 
-from annotation.outcomes import Adjudication, Annotation, adjudicate
-from annotation.sync import ID_KEY
-from annotation.validation_file import FORMAT, FORMAT_VERSION, check
-from annotation.verdicts import ExportError, result_to_verdict
+from hexainst.annotation.outcomes import Adjudication, Annotation, adjudicate
+from hexainst.annotation.sync import ID_KEY
+from hexainst.kernel.validation_file import FORMAT, FORMAT_VERSION, check
+from hexainst.annotation.verdicts import ExportError, result_to_verdict
 
 ID_PATTERN = re.compile(r"^(classification|code|generalqa|generation|math|summarization)-(nat|syn)-[0-9a-f]{12}$")
 

@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from hexainst.vocab import DECISIONS, ERROR_TYPES
+from hexainst.kernel.vocab import DECISIONS, ERROR_TYPES
 
 #: Names of the control tags; they are the keys of an annotation's result items.
 CATEGORY_CORRECT = "category_correct"
@@ -33,7 +33,7 @@ SENIOR_EXTRA_KEYS: tuple[str, ...] = ("junior_1", "junior_2", "reason")
 @functools.cache
 def labels() -> dict[str, dict[str, dict[str, str]]]:
     """The UI labels table (``annotation/labels.json``), checked against the vocabularies."""
-    table = json.loads(resources.files("annotation").joinpath("labels.json").read_text("utf-8"))
+    table = json.loads(resources.files("hexainst.annotation").joinpath("labels.json").read_text("utf-8"))
     table.pop("$comment", None)
     expected = {
         CATEGORY_CORRECT: {"true", "false"},

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from annotation.agreement import junior_agreement
+from hexainst.annotation.agreement import junior_agreement
 
 STATUS_OF_DECISION = {"accept": "accepted", "revise": "revised", "reject": "rejected"}
 

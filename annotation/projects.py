@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from annotation import labeling_config as lc
-from annotation.outcomes import Triage
-from annotation.sync import ID_KEY
-from annotation.verdicts import describe
-from hexainst.errors import UserError
+from hexainst.annotation import labeling_config as lc
+from hexainst.annotation.outcomes import Triage
+from hexainst.annotation.sync import ID_KEY
+from hexainst.annotation.verdicts import describe
+from hexainst.kernel.errors import UserError
 
 JUNIOR_TITLE = "HexaInst juniors"
 SENIOR_TITLE = "HexaInst senior"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from hexainst.errors import UserError
+from hexainst.kernel.errors import UserError
 
 #: The pinned server version (see annotation/server-requirements.txt).
 SERVER_VERSION = "1.23.2"

@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotation import accounts as acc
-from annotation import export as ex
-from annotation import projects as pj
-from annotation import sync
-from annotation.outcomes import Adjudication, triage
-from annotation.server import Admin
-from hexainst.errors import UserError
+from hexainst.annotation import accounts as acc
+from hexainst.annotation import export as ex
+from hexainst.annotation import projects as pj
+from hexainst.annotation import sync
+from hexainst.annotation.outcomes import Adjudication, triage
+from hexainst.annotation.server import Admin
+from hexainst.kernel.errors import UserError
 
 STATE_FILE = "hexainst-annotation.json"
 EMAIL_DOMAIN = "hexainst.local"

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 from label_studio_sdk.core.api_error import ApiError
 
-from hexainst.errors import UserError
-from hexainst.records import validate_rows
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.records import validate_rows
 
 ID_KEY = "hexainst_id"
 
@@ -34,16 +34,9 @@ def task_data(row: Mapping[str, Any]) -> dict[str, Any]:
 def rows_from_release(path: str) -> list[dict[str, Any]]:
     """Every candidate of a release folder: its rows (decoded) and then its reserve, in order."""
     import hexainst
+    from hexainst.kernel.features import decode_rows
 
-    dataset = hexainst.load(path)
-    decode = {name: dataset.features[name].int2str for name in ("category", "source")}
-    rows = []
-    for row in dataset:
-        row = dict(row)
-        for name, int2str in decode.items():
-            if isinstance(row[name], int):
-                row[name] = int2str(row[name])
-        rows.append(row)
+    rows = decode_rows(hexainst.load(path))
     return rows + [dict(r) for r in hexainst.load_reserve(path)]
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from annotation import labeling_config as lc
-from hexainst.errors import UserError
-from hexainst.vocab import DECISIONS, ERROR_TYPES
+from hexainst.annotation import labeling_config as lc
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.vocab import DECISIONS, ERROR_TYPES
 
 
 class ExportError(UserError):

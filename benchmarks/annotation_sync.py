@@ -15,13 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from annotation import labeling_config as lc
-from annotation.accounts import Account
-from annotation.server import LabelStudioServer
-from annotation.session import Session, new_admin
-from annotation.sync import index_project
-from hexainst.records import natural_row
-from hexainst.vocab import CATEGORIES
+from hexainst.annotation import labeling_config as lc
+from hexainst.annotation.accounts import Account
+from hexainst.annotation.server import LabelStudioServer
+from hexainst.annotation.session import Session, new_admin
+from hexainst.annotation.sync import index_project
+from hexainst.kernel.records import natural_row
+from hexainst.kernel.vocab import CATEGORIES
 
 
 def rows(n: int) -> list[dict]:

@@ -19,13 +19,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from builders.synthetic import prompts
-from builders.synthetic.cache import RequestCache
-from builders.synthetic.endpoint import resolve_endpoint
-from builders.synthetic.filters import CandidateFilter
-from builders.synthetic.pipeline import Generator
-from builders.text import normalize
-from hexainst.vocab import CATEGORIES
+from hexainst.builders.synthetic import prompts
+from hexainst.builders.synthetic.cache import RequestCache
+from hexainst.builders.synthetic.endpoint import resolve_endpoint
+from hexainst.builders.synthetic.filters import CandidateFilter
+from hexainst.builders.synthetic.pipeline import Generator
+from hexainst.builders.text import normalize
+from hexainst.kernel.vocab import CATEGORIES
 
 
 def compare(cache_dir: Path, generators: list[str], slots: int, attempts: int) -> dict:

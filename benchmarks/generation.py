@@ -22,16 +22,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from builders.synthetic import prompts
-from builders.synthetic.cache import RequestCache
-from builders.synthetic.endpoint import resolve_endpoint
-from builders.synthetic.pipeline import Generator
-from builders.synthetic.wire import free_port
-from hexainst.vocab import CATEGORIES
+from hexainst.builders.synthetic import prompts
+from hexainst.builders.synthetic.cache import RequestCache
+from hexainst.builders.synthetic.endpoint import resolve_endpoint
+from hexainst.builders.synthetic.pipeline import Generator
+from hexainst.builders.synthetic.wire import free_port
+from hexainst.kernel.vocab import CATEGORIES
 
 
 class StubProcess:
-    """The stub as its own process (``python -m builders.synthetic.stub_server``), so that its
+    """The stub as its own process (``python -m hexainst.builders.synthetic.stub_server``), so that its
     work does not share this process's GIL with the client being measured."""
 
     def __init__(self, latency: float) -> None:
@@ -40,7 +40,7 @@ class StubProcess:
     def __enter__(self) -> "StubProcess":
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "builders.synthetic.stub_server", "--port", str(self.port),
+            [sys.executable, "-m", "hexainst.builders.synthetic.stub_server", "--port", str(self.port),
              "--latency", str(self.latency)], stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("ready"):

@@ -1,6 +1,6 @@
 """Benchmark: exact pairwise Jaccard of 1,200 ISN sets of 1% over 352,256 neurons (Llama-2-7B's 32 x 11,008).
 
-Compares ``analysis.metrics.jaccard_matrix`` with a naive Python set loop, timed on a subsample
+Compares ``hexainst.analysis.metrics.jaccard_matrix`` with a naive Python set loop, timed on a subsample
 of instructions and scaled by the number of pairs. Prints, as its last line, a JSON object with
 ``seconds``, ``naive_seconds_scaled``, ``speedup_vs_naive`` and ``exact``.
 
@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from analysis.isn import IsnSets, target_size
-from analysis.metrics import jaccard_matrix
+from hexainst.analysis.isn import IsnSets, target_size
+from hexainst.analysis.metrics import jaccard_matrix
 
 
 def random_sets(n: int, n_cols: int, eps: float, skew: float, seed: int) -> IsnSets:

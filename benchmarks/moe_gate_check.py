@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from analysis.recording.adapters import adapter_for
-from analysis.recording.hooks import CountingHooks
-from analysis.recording.recorder import _batches, run_batch
+from hexainst.analysis.recording.adapters import adapter_for
+from hexainst.analysis.recording.hooks import CountingHooks
+from hexainst.analysis.recording.recorder import _batches, run_batch
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from analysis.recording.adapters import adapter_for
-from analysis.recording.hooks import CountingHooks
-from analysis.recording.recorder import _batches, run_batch
+from hexainst.analysis.recording.adapters import adapter_for
+from hexainst.analysis.recording.hooks import CountingHooks
+from hexainst.analysis.recording.recorder import _batches, run_batch
 
 #: Random-weight model shapes (config class, keyword arguments).
 SHAPES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -74,7 +74,7 @@ def build_random(shape: str, dtype: torch.dtype, device: str, experts_impl: str 
 
 
 def build_gemma(dtype: str, device: str) -> torch.nn.Module:
-    from analysis.recording.loading import convert_gguf, gemma3_270m_gguf, load_model
+    from hexainst.analysis.recording.loading import convert_gguf, gemma3_270m_gguf, load_model
 
     folder = convert_gguf(gemma3_270m_gguf())
     return load_model(str(folder), dtype=dtype, device=device, progress=False).model

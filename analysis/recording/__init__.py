@@ -2,7 +2,7 @@
 
 Public API::
 
-    from analysis.recording import record, ActivationStore, StoreWriter, merge_stores, adapter_for
+    from hexainst.analysis.recording import record, ActivationStore, StoreWriter, merge_stores, adapter_for
 
 Heavy modules (torch, transformers) load on first use of :func:`record` or the adapters.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analysis.recording.store import ActivationStore, StoreError, StoreWriter, make_layout, merge_stores, write_store
+from hexainst.analysis.recording.store import ActivationStore, StoreError, StoreWriter, make_layout, merge_stores, write_store
 
 __all__ = [
     "ActivationStore", "StoreError", "StoreWriter", "make_layout", "merge_stores", "write_store",
@@ -21,11 +21,11 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "record":
-        from analysis.recording.recorder import record
+        from hexainst.analysis.recording.recorder import record
 
         return record
     if name == "adapter_for":
-        from analysis.recording.adapters import adapter_for
+        from hexainst.analysis.recording.adapters import adapter_for
 
         return adapter_for
     raise AttributeError(name)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from hexainst.errors import UserError
+from hexainst.kernel.errors import UserError
 
 REGISTRY_FILE = "adapters.json"
 SCHEMA_FILE = "adapters.schema.json"
@@ -35,7 +35,7 @@ def adapter_table() -> tuple[dict[str, Any], ...]:
     """The adapter rows, validated against ``registry/adapters.schema.json``."""
     import jsonschema
 
-    folder = resources.files("analysis.recording").joinpath("registry")
+    folder = resources.files("hexainst.analysis.recording").joinpath("registry")
     table = json.loads(folder.joinpath(REGISTRY_FILE).read_text("utf-8"))
     schema = json.loads(folder.joinpath(SCHEMA_FILE).read_text("utf-8"))
     try:

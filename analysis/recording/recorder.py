@@ -20,14 +20,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from analysis.recording.store import (
+from hexainst.analysis.recording.store import (
     DEFAULT_ROWS_PER_SHARD,
     ActivationStore,
     StoreError,
     StoreWriter,
     make_layout,
 )
-from hexainst.errors import UserError
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.features import decode_rows
 
 INPUT_MODES = ("raw", "chat")
 PADDING_SIDES = ("right", "left")
@@ -90,24 +91,12 @@ def tokenize(tokenizer: Any, text: str, policy: InputPolicy) -> tuple[list[int],
 
 
 def _decode_rows(rows: Any) -> list[dict[str, Any]]:
-    """Rows as dicts with string category/source (a ``datasets.Dataset`` stores ClassLabel ints)."""
-    features = getattr(rows, "features", None)
-    names: dict[str, Any] = {}
-    if features is not None:
-        for key in ("category", "source"):
-            feature = features.get(key) if hasattr(features, "get") else None
-            if feature is not None and hasattr(feature, "int2str"):
-                names[key] = feature.int2str
-    out = []
-    for i, row in enumerate(rows):
-        row = dict(row)
-        for key, int2str in names.items():
-            if isinstance(row.get(key), (int, np.integer)):
-                row[key] = int2str(int(row[key]))
+    """Rows as dicts with string category/source; each must have an id, a category and an instruction."""
+    out = decode_rows(rows)
+    for i, row in enumerate(out):
         missing = [k for k in ("id", "category", "instruction") if k not in row]
         if missing:
             raise UserError(f"row {i} ({row.get('id', '?')}) lacks {', '.join(missing)}")
-        out.append(row)
     return out
 
 
@@ -191,7 +180,7 @@ def record(
     """Record SPARCOM statistics for ``rows`` into the store folder ``out_dir`` and open it.
 
     ``model_or_path``: a loaded causal LM (then pass ``tokenizer``) or a Hub id / local folder /
-    ``.gguf`` file (see :func:`analysis.recording.loading.load_model`). ``rows``: dicts with
+    ``.gguf`` file (see :func:`hexainst.analysis.recording.loading.load_model`). ``rows``: dicts with
     ``id``, ``category``, ``source`` and ``instruction`` (a ``datasets.Dataset`` from
     ``hexainst.load()`` works: ClassLabel ints are decoded). An existing store with the same
     model, tokenizer, policy and rows is resumed after its last complete shard.
@@ -199,9 +188,9 @@ def record(
     import torch
     from tqdm.auto import tqdm
 
-    from analysis.recording.adapters import adapter_for
-    from analysis.recording.hooks import CountingHooks
-    from analysis.recording.loading import load_model, model_info, tokenizer_sha256
+    from hexainst.analysis.recording.adapters import adapter_for
+    from hexainst.analysis.recording.hooks import CountingHooks
+    from hexainst.analysis.recording.loading import load_model, model_info, tokenizer_sha256
 
     if batch_size <= 0:
         raise UserError(f"batch_size must be positive, got {batch_size}")
@@ -314,7 +303,7 @@ def record_data_parallel(
     """
     from accelerate import PartialState
 
-    from analysis.recording.store import merge_stores
+    from hexainst.analysis.recording.store import merge_stores
 
     kwargs = dict(kwargs)
     on_cpu = str(kwargs.get("device", "cpu")).startswith("cpu")

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from hexainst import atomic
-from hexainst.errors import UserError
+from hexainst.kernel import atomic
+from hexainst.kernel.errors import UserError
 
 FORMAT = "hexainst-activations"
 FORMAT_VERSION = 1

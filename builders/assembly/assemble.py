@@ -3,7 +3,7 @@
 Inputs, all in ``pools_dir``: ``<category>.<source>.jsonl`` for the 12 cells (record schema),
 and, when the build stages wrote them, ``natural-report.json``, ``synthetic-report.json`` and
 ``natural.lock.json`` (their numbers go into the card). Output: the release folder (see
-:mod:`hexainst.release`) and the assembly report (returned; the CLI writes it as ``assembly-report.json``).
+:mod:`hexainst.kernel.release`) and the assembly report (returned; the CLI writes it as ``assembly-report.json``).
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hexainst import atomic
-from builders.assembly.pools import read_pools, read_report
-from builders.assembly.select import CellSelection, select_cell
-from hexainst.vocab import CATEGORIES, ROWS_PER_CELL, SOURCES
+from hexainst.kernel import atomic
+from hexainst.kernel.pools import ASSEMBLY_REPORT, NATURAL_REPORT, SYNTHETIC_REPORT, read_pools, read_report
+from hexainst.builders.assembly.select import CellSelection, select_cell
+from hexainst.kernel.vocab import CATEGORIES, ROWS_PER_CELL, SOURCES
 
 #: Reserve rows kept per cell by default: enough to replace 30% rejections, small enough to annotate.
 RESERVE_PER_CELL = 30
 
-#: File name of the assembly report the CLI writes next to the pools.
-ASSEMBLY_REPORT = "assembly-report.json"
 
 
 def _filters(natural: Mapping[str, Any] | None, synthetic: Mapping[str, Any] | None) -> list[dict[str, Any]]:
@@ -97,15 +95,15 @@ def assemble(
     candidates beyond that are not part of the release folder. Every check happens before anything is
     written. Returns the assembly report.
     """
-    from builders.assembly.croissant import croissant_metadata
-    from hexainst.release import write_release
+    from hexainst.builders.assembly.croissant import croissant_metadata
+    from hexainst.kernel.release import write_release
 
     dirs = [Path(pools_dir)] if isinstance(pools_dir, (str, os.PathLike)) else [Path(d) for d in pools_dir]
     pools = read_pools(dirs)
     outcomes: dict[str, Mapping[str, Any]] = {}
     agreement = None
     if validation is not None:
-        from annotation.validation_file import read as read_validation
+        from hexainst.kernel.validation_file import read as read_validation
 
         known = {r["id"] for rows in pools.values() for r in rows}
         doc = read_validation(validation, known)
@@ -120,8 +118,8 @@ def assemble(
     release = [row for sel in selections.values() for row in sel.release]
     reserve = [row for sel in selections.values() for row in sel.reserve]
 
-    natural_report = read_report(dirs, "natural-report.json")
-    synthetic_report = read_report(dirs, "synthetic-report.json")
+    natural_report = read_report(dirs, NATURAL_REPORT)
+    synthetic_report = read_report(dirs, SYNTHETIC_REPORT)
     mode = _build_mode(release)
     build_info = {
         "mode": mode,

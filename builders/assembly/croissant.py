@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from hexainst.vocab import CATEGORIES
+from hexainst.kernel.vocab import CATEGORIES
 
 
 def croissant_metadata(folder: Path, *, url: str = "https://huggingface.co/datasets/hexainst/hexainst") -> dict[str, Any]:

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hexainst.errors import UserError
-from hexainst.vocab import ROWS_PER_CELL
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.vocab import ROWS_PER_CELL
 
 
 class AssemblyError(UserError):
@@ -55,7 +55,7 @@ class CellSelection:
 def apply_outcome(row: Mapping[str, Any], outcome: Mapping[str, Any] | None) -> dict[str, Any]:
     """The row with a validation outcome applied (a new dict; ``row`` is not changed).
 
-    ``outcome`` is one entry of a validation file's ``outcomes`` (see ``annotation.validation_file``).
+    ``outcome`` is one entry of a validation file's ``outcomes`` (see ``hexainst.kernel.validation_file``).
     A revised row takes the corrected text and keeps the original in ``validation.original_instruction``.
     """
     new = copy.deepcopy(dict(row))
@@ -64,7 +64,7 @@ def apply_outcome(row: Mapping[str, Any], outcome: Mapping[str, Any] | None) -> 
     status = outcome["status"]
     original = None
     if status == "revised":
-        from builders.text import normalize
+        from hexainst.builders.text import normalize
 
         corrected = normalize(outcome.get("corrected_instruction") or "")
         if not corrected:

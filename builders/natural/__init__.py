@@ -7,7 +7,7 @@ Public API: :func:`build` (what ``hexainst build natural`` and ``make dataset`` 
 
 from __future__ import annotations
 
-from builders.natural.pipeline import LOCK_FILE, REPORT_FILE, build, pool_file
-from builders.natural.registry import load_registry
+from hexainst.builders.natural.pipeline import LOCK_FILE, REPORT_FILE, build, pool_file
+from hexainst.builders.natural.registry import load_registry
 
 __all__ = ["build", "load_registry", "pool_file", "REPORT_FILE", "LOCK_FILE"]

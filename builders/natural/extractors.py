@@ -40,10 +40,10 @@ from typing import Any
 
 import regex
 
-from builders.natural import flan
-from builders.natural.flan import Dropped
-from builders.natural.registry import Source
-from builders.text import normalize, word_count
+from hexainst.builders.natural import flan
+from hexainst.builders.natural.flan import Dropped
+from hexainst.builders.natural.registry import Source
+from hexainst.builders.text import normalize, word_count
 
 __all__ = ["Dropped", "Extraction", "EXTRACTORS", "RowError"]
 
@@ -167,7 +167,7 @@ def triviaqa(row: Mapping[str, Any], source: Source, ctx: "FlanContext | None" =
 
 @functools.cache
 def text_patterns() -> dict[str, Any]:
-    return json.loads(resources.files("builders.natural").joinpath("text_patterns.json").read_text("utf-8"))
+    return json.loads(resources.files("hexainst.builders.natural").joinpath("text_patterns.json").read_text("utf-8"))
 
 
 @functools.cache

@@ -27,7 +27,7 @@ from typing import Any
 
 import regex
 
-from builders.text import normalize, word_count
+from hexainst.builders.text import normalize, word_count
 
 _PLACEHOLDER = regex.compile(r"\{(\*|[a-z_]+)\}")
 _MARKER = r"(?:\[[-+*]\]|--|[-+*]|[(\[]?(?:[0-9]{1,2}|[A-Za-z]{1,4})[)\]]?[.)]?)"

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builders.natural.registry import Source
-from hexainst.errors import UserError
+from hexainst.builders.natural.registry import Source
+from hexainst.kernel.errors import UserError
 
 
 class SourceError(UserError):

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hexainst.errors import UserError
+from hexainst.kernel.errors import UserError
 
 LOCK_VERSION = 1
 

@@ -1,10 +1,10 @@
 """The natural stage: sources -> six candidate pools, a report and a lock file.
 
 ``build(out_dir, sources_dir, lock_file, seed)`` reads every registry source (mirror or Hub),
-extracts candidates, drops exact duplicates (``builders.text.comparison_key``) and near
-duplicates (``builders.dedup.NearDuplicateIndex`` on each candidate's ``dedup_text``) within
+extracts candidates, drops exact duplicates (``hexainst.builders.text.comparison_key``) and near
+duplicates (``hexainst.builders.dedup.NearDuplicateIndex`` on each candidate's ``dedup_text``) within
 each category, in registry order then source row order, turns the survivors into pending
-records (``hexainst.records.natural_row``), validates them, and orders each pool by a seeded
+records (``hexainst.kernel.records.natural_row``), validates them, and orders each pool by a seeded
 shuffle of the rows sorted by id (so the order depends on the seed only, never on dict or
 file-system order).
 
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from builders.natural.flan import task_key
-from builders.natural.extractors import EXTRACTORS, Dropped, Extraction, FlanContext, RowError
-from builders.natural.loading import (
+from hexainst.builders.natural.flan import task_key
+from hexainst.builders.natural.extractors import EXTRACTORS, Dropped, Extraction, FlanContext, RowError
+from hexainst.builders.natural.loading import (
     SourceError,
     SourceMissing,
     iter_hub_rows,
@@ -36,21 +36,22 @@ from builders.natural.loading import (
     mirror_files,
     resolve_hub_revision,
 )
-from builders.natural.lock import LOCK_VERSION, check_mirror_files, read_lock
-from builders.natural.registry import Registry, Source, load_registry
-from builders.text import comparison_key
-from hexainst.errors import UserError
-from hexainst.records import natural_row, validate_rows
-from hexainst.vocab import CATEGORIES
+from hexainst.builders.natural.lock import LOCK_VERSION, check_mirror_files, read_lock
+from hexainst.builders.natural.registry import Registry, Source, load_registry
+from hexainst.builders.text import comparison_key
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.pools import NATURAL_LOCK, NATURAL_REPORT, pool_name
+from hexainst.kernel.records import natural_row, validate_rows
+from hexainst.kernel.vocab import CATEGORIES
 
 ENV_SOURCES = "HEXAINST_SOURCES"
-REPORT_FILE = "natural-report.json"
-LOCK_FILE = "natural.lock.json"
+REPORT_FILE = NATURAL_REPORT
+LOCK_FILE = NATURAL_LOCK
 NEAR_DUPLICATE_THRESHOLD = 0.7
 
 
 def pool_file(category: str) -> str:
-    return f"{category}.natural.jsonl"
+    return pool_name(category, "natural")
 
 
 @dataclass
@@ -205,7 +206,7 @@ def _read_source(source: Source, mirror: Path | None, lock: dict[str, Any] | Non
 
 def _deduplicate(results: list[SourceResult]) -> None:
     """Drop exact and near duplicates within each category, first come first kept."""
-    from builders.dedup import NearDuplicateIndex
+    from hexainst.builders.dedup import NearDuplicateIndex
 
     by_category: dict[str, list[SourceResult]] = {}
     for r in results:

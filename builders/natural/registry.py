@@ -16,9 +16,9 @@ from typing import Any
 
 import jsonschema
 
-from hexainst.errors import UserError
+from hexainst.kernel.errors import UserError
 
-PACKAGE = "builders.natural"
+PACKAGE = "hexainst.builders.natural"
 SOURCES_FILE = "sources.json"
 TEMPLATES_FILE = "flan_templates.json"
 

@@ -27,10 +27,10 @@ def build(
 ) -> dict[str, Any]:
     """Generate, filter and write ``<category>.synthetic.jsonl`` pools and ``synthetic-report.json``.
 
-    ``options`` go to :func:`builders.synthetic.pipeline.build` (``generator``, ``max_attempts``,
+    ``options`` go to :func:`hexainst.builders.synthetic.pipeline.build` (``generator``, ``max_attempts``,
     ``timeout``, ``max_retries``, ``max_slots_factor``). Returns the report.
     """
-    from builders.synthetic.pipeline import build as _build
+    from hexainst.builders.synthetic.pipeline import build as _build
 
     return _build(
         out_dir=Path(out_dir),

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hexainst import atomic
+from hexainst.kernel import atomic
 
 CACHE_FORMAT = 1
 

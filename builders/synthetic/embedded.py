@@ -19,9 +19,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from hexainst.errors import UserError
+from hexainst.kernel.errors import UserError
 
-from builders.synthetic.wire import free_port
+from hexainst.builders.synthetic.wire import free_port
 
 
 class EmbeddedServerError(UserError):
@@ -53,7 +53,7 @@ class EmbeddedServer:
             os.close(fd)
             self.log_path = Path(name)
         self._log = open(self.log_path, "ab")
-        cmd = [sys.executable, "-m", "builders.synthetic.local_server", "--generator", self.generator,
+        cmd = [sys.executable, "-m", "hexainst.builders.synthetic.local_server", "--generator", self.generator,
                "--port", str(self.port), "--threads", str(self.threads), "--max-batch", str(self.max_batch)]
         env = dict(os.environ)
         # The child needs no credentials: never hand it the API keys.

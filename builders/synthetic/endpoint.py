@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from hexainst.errors import UserError
+from hexainst.kernel.errors import UserError
 
-from builders.synthetic.prompts import model_table
+from hexainst.builders.synthetic.prompts import model_table
 
 #: Placeholder sent to local servers that need no key (the SDK insists on one).
 NO_KEY = "sk-no-key-needed"
@@ -58,7 +58,7 @@ def resolve_endpoint(base_url: str | None = None, model: str | None = None,
     if base_url is None and generator is None and env.get(default["key_env"]):
         base_url, model = default["base_url"], model or default["model"]
     if base_url is None:
-        from builders.synthetic.generators import generator_registry
+        from hexainst.builders.synthetic.generators import generator_registry
 
         reg = generator_registry()
         name = generator or reg["default"]

@@ -16,9 +16,9 @@ from __future__ import annotations
 import functools
 import re
 
-from builders.dedup import NearDuplicateIndex, NgramIndex
-from builders.synthetic.prompts import blacklist, metaprompts
-from builders.text import word_count
+from hexainst.builders.dedup import NearDuplicateIndex, NgramIndex
+from hexainst.builders.synthetic.prompts import blacklist, metaprompts
+from hexainst.builders.text import word_count
 
 FILTER_REASONS = ("format", "too_short", "too_long", "blacklist", "copies_example", "near_duplicate", "contamination")
 

@@ -1,6 +1,6 @@
 """The embedded generators table (``data/generators.json``) and where their GGUF files are.
 
-Kept apart from :mod:`builders.synthetic.local_server` so that reading the table does not
+Kept apart from :mod:`hexainst.builders.synthetic.local_server` so that reading the table does not
 import ``transformers``.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 def generator_registry() -> dict[str, Any]:
     """The embedded generators table (``data/generators.json``)."""
-    text = resources.files("builders.synthetic").joinpath("data", "generators.json").read_text("utf-8")
+    text = resources.files("hexainst.builders.synthetic").joinpath("data", "generators.json").read_text("utf-8")
     return json.loads(text)
 
 

@@ -1,8 +1,8 @@
 """An OpenAI-compatible server on 127.0.0.1 for the embedded local generators.
 
-Run it as a process (the builder does this for you, see :mod:`builders.synthetic.embedded`)::
+Run it as a process (the builder does this for you, see :mod:`hexainst.builders.synthetic.embedded`)::
 
-    python -m builders.synthetic.local_server --generator smollm2-135m-instruct --port 8123
+    python -m hexainst.builders.synthetic.local_server --generator smollm2-135m-instruct --port 8123
 
 Routes: ``GET /v1/models`` (200 once the model is loaded: the readiness probe; 503 before),
 ``POST /v1/chat/completions`` (needs a chat template; a base model answers 400) and
@@ -42,8 +42,8 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 #: transformers 5 renamed generate's ``past_key_values`` to ``cache`` (the old name still works, with a warning).
 CACHE_KWARG = "cache" if int(transformers.__version__.split(".")[0]) >= 5 else "past_key_values"
 
-from builders.synthetic.generators import generator_registry, resolve_gguf
-from builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, text_completion
+from hexainst.builders.synthetic.generators import generator_registry, resolve_gguf
+from hexainst.builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, text_completion
 
 
 def json_object_end(text: str) -> int | None:

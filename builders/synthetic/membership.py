@@ -22,9 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hexainst.errors import UserError
+from hexainst.kernel.errors import UserError
 
-from builders.synthetic.cache import RequestCache, request_key
+from hexainst.builders.synthetic.cache import RequestCache, request_key
 
 DEFAULT_K = 0.2
 SCORE_FORMAT = 1
@@ -57,7 +57,7 @@ def _load(model: str) -> tuple[Any, Any]:
     """(model, tokenizer) for a registered embedded generator name, a local folder or a Hub id."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from builders.synthetic.generators import generator_registry, resolve_gguf
+    from hexainst.builders.synthetic.generators import generator_registry, resolve_gguf
 
     if model in generator_registry()["generators"]:
         gguf = resolve_gguf(model)

@@ -20,19 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hexainst import atomic
-from hexainst.errors import UserError
-from hexainst.records import synthetic_row, validate_rows
-from hexainst.vocab import CATEGORIES
+from hexainst.kernel import atomic
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.pools import SYNTHETIC_REPORT, pool_file
+from hexainst.kernel.records import synthetic_row, validate_rows
+from hexainst.kernel.vocab import CATEGORIES
 
-from builders.synthetic import prompts
-from builders.synthetic.answers import Parsed, parse_chat_answer, parse_list_continuation
-from builders.synthetic.cache import RequestCache, request_key
-from builders.synthetic.endpoint import Endpoint, resolve_endpoint
-from builders.synthetic.filters import CandidateFilter
-from builders.text import normalize
+from hexainst.builders.synthetic import prompts
+from hexainst.builders.synthetic.answers import Parsed, parse_chat_answer, parse_list_continuation
+from hexainst.builders.synthetic.cache import RequestCache, request_key
+from hexainst.builders.synthetic.endpoint import Endpoint, resolve_endpoint
+from hexainst.builders.synthetic.filters import CandidateFilter
+from hexainst.builders.text import normalize
 
-REPORT_NAME = "synthetic-report.json"
+REPORT_NAME = SYNTHETIC_REPORT
 #: Request timeout used with the embedded generator (it answers slowly but surely).
 EMBEDDED_TIMEOUT_S = 3600.0
 POOL_SUFFIX = ".synthetic.jsonl"
@@ -242,7 +243,7 @@ def _load_natural(natural_pool_dir: Path | None) -> dict[str, str]:
     if not natural_pool_dir.is_dir():
         raise UserError(f"natural pool folder {natural_pool_dir} does not exist")
     for cat in CATEGORIES:
-        path = natural_pool_dir / f"{cat}.natural.jsonl"
+        path = pool_file(natural_pool_dir, cat, "natural")
         if not path.is_file():
             continue
         with path.open(encoding="utf-8") as fh:
@@ -353,7 +354,7 @@ def build(out_dir: Path, per_category: int, base_url: str | None = None, model: 
     """Build the synthetic candidate pools; see the package docstring. Returns the report.
 
     ``membership_model`` (a registered embedded generator, a local folder or a Hub id) turns on
-    Min-K%++ scores (:mod:`builders.synthetic.membership`), stored per candidate; with
+    Min-K%++ scores (:mod:`hexainst.builders.synthetic.membership`), stored per candidate; with
     ``membership_threshold`` a candidate scoring at or above it is rejected ("membership").
     """
     if per_category < 1:
@@ -365,7 +366,7 @@ def build(out_dir: Path, per_category: int, base_url: str | None = None, model: 
     natural = _load_natural(natural_pool_dir)
     scorer = None
     if membership_model is not None:
-        from builders.synthetic.membership import DEFAULT_K, MembershipScorer
+        from hexainst.builders.synthetic.membership import DEFAULT_K, MembershipScorer
 
         scorer = MembershipScorer(membership_model, k=DEFAULT_K if membership_k is None else membership_k,
                                   cache_dir=cache.dir.parent / f"{cache.dir.name}-membership")
@@ -376,7 +377,7 @@ def build(out_dir: Path, per_category: int, base_url: str | None = None, model: 
     try:
         starter = None
         if endpoint.embedded is not None and not offline:
-            from builders.synthetic.embedded import EmbeddedServer
+            from hexainst.builders.synthetic.embedded import EmbeddedServer
 
             server = EmbeddedServer(endpoint.embedded, max_batch=max(1, concurrency), threads=embedded_threads)
 

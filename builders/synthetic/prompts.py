@@ -24,8 +24,8 @@ from typing import Any
 
 import jsonschema
 
-from hexainst.errors import UserError
-from hexainst.vocab import CATEGORIES
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.vocab import CATEGORIES
 
 
 class PromptDataError(UserError):
@@ -33,7 +33,7 @@ class PromptDataError(UserError):
 
 
 def _data(name: str) -> Any:
-    return json.loads(resources.files("builders.synthetic").joinpath(f"data/{name}").read_text("utf-8"))
+    return json.loads(resources.files("hexainst.builders.synthetic").joinpath(f"data/{name}").read_text("utf-8"))
 
 
 @functools.cache

@@ -7,7 +7,7 @@ Python API
 ----------
 ::
 
-    from builders.synthetic.stub_server import StubServer, Fault
+    from hexainst.builders.synthetic.stub_server import StubServer, Fault
 
     with StubServer(latency=0.2) as stub:          # a thread in this process, free port
         stub.base_url                              # 'http://127.0.0.1:<port>/v1'
@@ -50,7 +50,7 @@ arrived, for callers that run the stub as a process.
 
 As a process::
 
-    python -m builders.synthetic.stub_server --port 8000 [--latency 0.2] [--model stub-model]
+    python -m hexainst.builders.synthetic.stub_server --port 8000 [--latency 0.2] [--model stub-model]
 
 prints ``ready http://127.0.0.1:8000/v1`` once it listens, and serves until killed.
 """
@@ -70,7 +70,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, free_port, text_completion
+from hexainst.builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, free_port, text_completion
 
 FAULT_KINDS = ("rate_limit", "server_error", "hang", "disconnect", "malformed_json", "empty_content", "length",
                "think_inline", "think_unclosed", "reasoning", "not_json")
@@ -118,7 +118,7 @@ _LABELS = [["positive", "negative"], ["positive", "negative", "neutral"], ["urge
 
 
 def _detect_category(text: str) -> str | None:
-    from builders.synthetic.prompts import metaprompts
+    from hexainst.builders.synthetic.prompts import metaprompts
 
     low = text.lower()
     for cat, spec in metaprompts()["categories"].items():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from annotation.accounts import Account
-from annotation.server import Admin
-from hexainst.records import natural_row, synthetic_row
+from hexainst.annotation.accounts import Account
+from hexainst.annotation.server import Admin
+from hexainst.kernel.records import natural_row, synthetic_row
 
 ADMIN = Admin(email="admin@hexainst.local", password="admin-test-password-1", token="5e55" * 10)
 ACCOUNTS = [

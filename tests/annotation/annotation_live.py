@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from annotation import labeling_config as lc
-from annotation.sync import index_project
+from hexainst.annotation import labeling_config as lc
+from hexainst.annotation.sync import index_project
 
 
 class Annotators:

@@ -16,9 +16,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # annotation_helpers.py, annotation_live.py (tests use --import-mode=importlib)
 
-from annotation import projects as pj  # noqa: E402
-from annotation.server import LabelStudioServer, ServerError, find_binary  # noqa: E402
-from annotation.session import Session  # noqa: E402
+from hexainst.annotation import projects as pj  # noqa: E402
+from hexainst.annotation.server import LabelStudioServer, ServerError, find_binary  # noqa: E402
+from hexainst.annotation.session import Session  # noqa: E402
 from annotation_helpers import ACCOUNTS, ADMIN  # noqa: E402
 
 

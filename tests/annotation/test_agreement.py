@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from annotation.agreement import cohen_kappa, junior_agreement, percent_agreement
+from hexainst.annotation.agreement import cohen_kappa, junior_agreement, percent_agreement
 from annotation_helpers import verdict
 
 

@@ -9,9 +9,9 @@ import uuid
 import httpx
 import pytest
 
-from annotation import labeling_config as lc
-from annotation.server import running_pid
-from annotation.session import Session
+from hexainst.annotation import labeling_config as lc
+from hexainst.annotation.server import running_pid
+from hexainst.annotation.session import Session
 from annotation_helpers import ACCOUNTS, ADMIN, nat, verdict
 from hexainst.cli import main
 from annotation_live import Annotators

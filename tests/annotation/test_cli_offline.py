@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from annotation.server import free_port
-from annotation.session import Session
+from hexainst.annotation.server import free_port
+from hexainst.annotation.session import Session
 from annotation_helpers import ACCOUNTS, ADMIN
 from hexainst.cli import main
 

@@ -8,12 +8,12 @@ from collections import Counter
 import pytest
 
 import hexainst
-from annotation import validation_file
-from annotation.sync import index_project, rows_from_release
-from annotation.validation_file import ValidationFileError
-from builders.assembly import assemble
+from hexainst.kernel import validation_file
+from hexainst.annotation.sync import index_project, rows_from_release
+from hexainst.kernel.validation_file import ValidationFileError
+from hexainst.builders.assembly import assemble
 from annotation_helpers import nat, syn, verdict
-from hexainst.vocab import CATEGORIES
+from hexainst.kernel.vocab import CATEGORIES
 from annotation_live import Annotators
 
 EXTRA = 3  # reserve rows per cell

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from annotation import labeling_config as lc
-from annotation.export import build_validation, parse_export
-from annotation.verdicts import ExportError
+from hexainst.annotation import labeling_config as lc
+from hexainst.annotation.export import build_validation, parse_export
+from hexainst.annotation.verdicts import ExportError
 from annotation_helpers import verdict
 
 USERS = {1: "admin", 2: "junior1", 3: "junior2", 4: "senior"}

@@ -6,10 +6,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from annotation import labeling_config as lc
-from annotation.verdicts import ExportError, result_to_verdict
+from hexainst.annotation import labeling_config as lc
+from hexainst.annotation.verdicts import ExportError, result_to_verdict
 from annotation_helpers import verdict
-from hexainst.vocab import DECISIONS, ERROR_TYPES
+from hexainst.kernel.vocab import DECISIONS, ERROR_TYPES
 
 
 def _choices(root: ET.Element, name: str) -> list[str]:

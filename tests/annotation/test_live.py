@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from annotation import validation_file
-from annotation.outcomes import REASON_CATEGORY, REASON_DECISION
-from annotation.sync import SyncError, index_project
+from hexainst.kernel import validation_file
+from hexainst.annotation.outcomes import REASON_CATEGORY, REASON_DECISION
+from hexainst.annotation.sync import SyncError, index_project
 from annotation_helpers import nat, syn, verdict
 from annotation_live import Annotators
 
@@ -198,7 +198,7 @@ def test_projects_are_set_up_for_independent_juniors(ls_session):
     senior = admin.projects.get(ls_session.senior_project)
     assert senior.maximum_annotations == 1 and "$junior_1" in senior.label_config
     # Setup is idempotent: the same titles give the same projects.
-    from annotation import projects as pj
+    from hexainst.annotation import projects as pj
 
     assert pj.ensure_junior_project(admin, ls_session.junior_title) == ls_session.junior_project
     assert pj.ensure_senior_project(admin, ls_session.senior_title) == ls_session.senior_project

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from annotation.outcomes import (
+from hexainst.annotation.outcomes import (
     REASON_CATEGORY,
     REASON_CORRECTIONS_DIFFER,
     REASON_DECISION,

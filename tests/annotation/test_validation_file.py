@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from annotation import validation_file
-from annotation.validation_file import ValidationFileError
-from hexainst.records import record_schema
+from hexainst.kernel import validation_file
+from hexainst.kernel.validation_file import ValidationFileError
+from hexainst.kernel.records import record_schema
 from annotation_helpers import verdict
 
 IDS = ["math-nat-0000000000a1", "math-syn-0000000000a2", "code-nat-0000000000a3"]

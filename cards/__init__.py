@@ -1,0 +1,1 @@
+"""Templates of the dataset card and licence file (data only), shipped as ``hexainst.cards``."""

@@ -1,0 +1,64 @@
+"""The ``hexainst`` command line: the shell, the one place that imports the stages.
+
+Each module of this package defines the commands of one stage (argparse only) and calls that
+stage's plain-Python API; option defaults come from the stage's config object, so a default has
+one home. Handlers import heavy dependencies (torch, transformers, datasets) inside the handler,
+so that ``hexainst --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from hexainst.cli import analyze, annotate, assembly, natural, record, release, synthetic
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hexainst",
+        description=(
+            "HexaInst: build, validate, annotate and load a balanced dataset of 1,200 instructions "
+            "(6 categories x 100 natural + 100 synthetic), and run SPARCOM, the analysis of "
+            "instruction-specific neurons and experts in causal LMs."
+        ),
+        epilog="Run 'hexainst COMMAND --help' for the options of one command.",
+    )
+    from hexainst import __version__
+
+    parser.add_argument("--version", action="version", version=f"hexainst {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    build = commands.add_parser(
+        "build",
+        help="build candidate pools and the release (natural, synthetic, release, all)",
+        description="Build HexaInst stage by stage: sources -> candidate pools -> release.",
+    )
+    stages = build.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    for stage in (natural, synthetic, assembly):
+        stage.register(stages)
+    for module in (release, annotate, record, analyze):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's one place to turn errors into messages
+        from hexainst.kernel.errors import UserError
+
+        if isinstance(exc, UserError):
+            print(f"hexainst {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from hexainst.cli import main
+
+sys.exit(main())

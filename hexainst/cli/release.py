@@ -1,0 +1,127 @@
+"""``hexainst validate``, ``hexainst info`` and ``hexainst publish``: check, describe and upload a release folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+from hexainst.kernel.release_checks import balance_problems, card_problems
+from hexainst.kernel.vocab import CATEGORIES, SOURCES, VALIDATION_STATUSES
+
+
+def _release_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_publish(subparsers)
+    validate = subparsers.add_parser(
+        "validate",
+        help="check a release: every row against the schema, the card against the data, the balance",
+        description=(
+            "Validate a HexaInst release folder: every row against the record schema (errors name the file and "
+            "row), unique ids, the card's configs and num_examples against the data, and the balance of "
+            "100 natural + 100 synthetic rows per category. Exit status 1 if anything is wrong."
+        ),
+    )
+    validate.add_argument("path", nargs="?", help="release folder (default: the release inside the hexainst package)")
+    validate.add_argument("--allow-unbalanced", action="store_true", help="report but do not fail on balance")
+    validate.set_defaults(handler=_validate)
+
+    info = subparsers.add_parser(
+        "info",
+        help="counts per category x source and validation status of a release",
+        description="Print the rows per category and source and per validation status of a release folder.",
+    )
+    info.add_argument("path", nargs="?", help="release folder (default: the release inside the hexainst package)")
+    info.add_argument("--json", action="store_true", help="print the counts as JSON")
+    info.set_defaults(handler=_info)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from hexainst.kernel.release import _resolve, config_files, read_release_rows, read_reserve
+
+    folder = _resolve(_release_path(args.path))
+    rows = read_release_rows(folder)
+    reserve = read_reserve(folder)
+    by_config = {"default": len(rows)}
+    for name in config_files(folder):
+        if name != "default":
+            by_config[name] = sum(1 for r in rows if r["category"] == name)
+    problems = card_problems(folder, by_config)
+    cells = Counter((r["category"], r["source"]) for r in rows)
+    balance = balance_problems(cells)
+    print(f"{folder}: {len(rows)} rows valid against the record schema, {len(reserve)} reserve rows")
+    _print_cells(cells)
+    for p in problems:
+        print(f"error: {p}")
+    for p in balance:
+        print(f"{'warning' if args.allow_unbalanced else 'error'}: unbalanced: {p}")
+    failed = bool(problems) or (bool(balance) and not args.allow_unbalanced)
+    print("FAILED" if failed else "OK")
+    return 1 if failed else 0
+
+
+def _print_cells(cells: Counter) -> None:
+    print(f"{'category':<16}{'natural':>9}{'synthetic':>11}{'total':>7}")
+    for c in CATEGORIES:
+        n, s = cells[(c, "natural")], cells[(c, "synthetic")]
+        print(f"{c:<16}{n:>9}{s:>11}{n + s:>7}")
+
+
+def _info(args: argparse.Namespace) -> int:
+    from hexainst.kernel.release import read_release_rows, read_reserve
+
+    path = _release_path(args.path)
+    rows = read_release_rows(path)
+    cells = Counter((r["category"], r["source"]) for r in rows)
+    statuses = Counter(r["validation"]["status"] for r in rows)
+    reserve = read_reserve(path)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "rows": len(rows),
+                    "cells": {c: {s: cells[(c, s)] for s in SOURCES} for c in CATEGORIES},
+                    "validation": {s: statuses[s] for s in VALIDATION_STATUSES},
+                    "reserve": len(reserve),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"{len(rows)} rows, {len(reserve)} in reserve")
+    _print_cells(cells)
+    print("validation: " + ", ".join(f"{s} {statuses[s]}" for s in VALIDATION_STATUSES))
+    return 0
+
+
+def _register_publish(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "publish",
+        help="upload a release folder to a Hugging Face Hub dataset repo",
+        description=(
+            "Validate a release and upload its files (card, LICENSE.md, data/, reserve/, croissant.json; never code) "
+            "to a Hub dataset repository with huggingface_hub. Needs a token (HF_TOKEN or 'hf auth login'). "
+            "--dry-run DIR writes exactly what would be uploaded into DIR instead, with no network."
+        ),
+    )
+    parser.add_argument("--repo", required=True, metavar="ORG/NAME", help="dataset repository id on the Hub")
+    parser.add_argument("--path", type=Path, default=None, help="release folder (default: the one in the hexainst package)")
+    parser.add_argument("--dry-run", type=Path, metavar="DIR", help="write the upload into DIR instead of uploading")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.set_defaults(handler=_publish)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from hexainst.kernel.release import PACKAGE_RELEASE_DIR
+
+    folder = args.path or PACKAGE_RELEASE_DIR
+    from hexainst.kernel.publish import publish
+
+    info = publish(folder, args.repo, dry_run=args.dry_run, private=args.private)
+    where = f"into {args.dry_run} (dry run)" if args.dry_run else f"to https://huggingface.co/datasets/{args.repo}"
+    print(f"{len(info['files'])} files, {sum(f['bytes'] for f in info['files'])} bytes {where}")
+    return 0

@@ -1,0 +1,213 @@
+"""Assembly: seeded balanced selection, the ordered reserve, validation outcomes applied."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import hexainst
+from hexainst.builders.assembly import AssemblyError, assemble, select_cell
+from hexainst.builders.assembly.select import rank_key
+from hexainst.kernel.records import natural_row, synthetic_row
+from hexainst.kernel.vocab import CATEGORIES, SOURCES
+
+
+def made_up_pool(category: str, source: str, n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        text = f"Made-up {source} {category} instruction {i} about item {i * 7 % 13}."
+        if source == "natural":
+            rows.append(
+                natural_row(category=category, instruction=text, license="MIT", source_name=f"made_up_{category}",
+                            dataset_id="example/made-up", revision="sha256:" + "1" * 64, config=None, split="test",
+                            row_id=str(i), task_name=None, pattern_id="made_up.v1")
+            )
+        else:
+            rows.append(
+                synthetic_row(category=category, instruction=text, generator_model="made-up-model",
+                              endpoint_host="127.0.0.1:9", prompt_id=category, prompt_version="v1", seed=0,
+                              request_hash=f"{i:016x}", item_index=0)
+            )
+    return rows
+
+
+def write_pools(folder: Path, n: int = 115) -> dict[tuple[str, str], list[dict]]:
+    folder.mkdir(parents=True, exist_ok=True)
+    pools = {}
+    for c in CATEGORIES:
+        for s in SOURCES:
+            pools[(c, s)] = made_up_pool(c, s, n)
+            with open(folder / f"{c}.{s}.jsonl", "w") as fh:
+                for row in pools[(c, s)]:
+                    fh.write(json.dumps(row) + "\n")
+    return pools
+
+
+def verdict(annotator: str, decision: str, corrected: str | None = None) -> dict:
+    return {"annotator": annotator, "decision": decision, "category_correct": decision != "reject",
+            "errors": [] if decision == "accept" else ["unclear"], "corrected_instruction": corrected}
+
+
+def validation_doc(outcomes: list[dict]) -> dict:
+    none = {"kappa": None, "percent": None}
+    return {
+        "format": "hexainst-validation", "format_version": 1,
+        "created_from": {"label_studio_version": "test", "junior_project": "j", "senior_project": "s"},
+        "agreement": {"n_tasks": len(outcomes), "n_double_annotated": len(outcomes), "kappa_decision": 0.5,
+                      "kappa_category_correct": 0.25,
+                      "error_type_agreement": {k: none for k in ("grammar", "redundancy", "wrong_category", "unclear")},
+                      "n_disagreements": 0, "n_senior_decided": 0, "extra_annotations_ignored": 0},
+        "outcomes": outcomes,
+    }
+
+
+def outcome(row_id: str, status: str, corrected: str | None = None) -> dict:
+    decision = {"accepted": "accept", "revised": "revise", "rejected": "reject"}[status]
+    return {"id": row_id, "status": status, "corrected_instruction": corrected,
+            "juniors": [verdict("junior1", decision, corrected), verdict("junior2", decision, corrected)],
+            "senior": None}
+
+
+def test_selection_is_seeded_and_independent_of_pool_order():
+    pool = made_up_pool("math", "natural", 130)
+    a = select_cell("math", "natural", pool, seed=3)
+    b = select_cell("math", "natural", list(reversed(pool)), seed=3)
+    c = select_cell("math", "natural", pool, seed=4)
+    assert [r["id"] for r in a.release] == [r["id"] for r in b.release]
+    assert [r["id"] for r in a.reserve] == [r["id"] for r in b.reserve]
+    assert {r["id"] for r in a.release} != {r["id"] for r in c.release}
+    assert len(a.release) == 100 and len(a.reserve) == 30
+    # the reserve is ranked: its order is the hash rank, and every released row outranks it
+    ranks = [rank_key(3, r["id"]) for r in a.reserve]
+    assert ranks == sorted(ranks)
+    assert max(rank_key(3, r["id"]) for r in a.release) < ranks[0]
+
+
+def test_reserve_is_capped_and_takes_the_next_rows_by_rank():
+    pool = made_up_pool("math", "synthetic", 140)
+    full = select_cell("math", "synthetic", pool, seed=1)
+    capped = select_cell("math", "synthetic", pool, seed=1, reserve_size=5)
+    assert [r["id"] for r in capped.release] == [r["id"] for r in full.release]
+    assert [r["id"] for r in capped.reserve] == [r["id"] for r in full.reserve[:5]]
+
+
+def test_too_small_cell_is_an_error_naming_it():
+    pool = made_up_pool("code", "synthetic", 102)
+    ranked = sorted(pool, key=lambda r: rank_key(0, r["id"]))
+    outcomes = {r["id"]: outcome(r["id"], "rejected") for r in ranked[:3]}
+    with pytest.raises(AssemblyError, match=r"cell code/synthetic: 99 rows left .* 3 rejected"):
+        select_cell("code", "synthetic", pool, seed=0, outcomes=outcomes)
+
+
+def test_assemble_balanced_release_with_reserve(tmp_path):
+    write_pools(tmp_path / "pools")
+    report = assemble(tmp_path / "pools", tmp_path / "rel", seed=0)
+    ds = hexainst.load(tmp_path / "rel")
+    assert len(ds) == 1200
+    cats = ds.features["category"].int2str(ds["category"])
+    srcs = ds.features["source"].int2str(ds["source"])
+    for c in CATEGORIES:
+        for s in SOURCES:
+            assert sum(1 for a, b in zip(cats, srcs) if (a, b) == (c, s)) == 100
+    assert set(ds["validation"][0].keys()) >= {"status"}
+    assert {v["status"] for v in ds["validation"]} == {"pending"}
+    assert len(hexainst.load_reserve(tmp_path / "rel")) == 12 * 15
+    assert report["cells"]["math/natural"] == {"pool": 115, "release": 100, "reserve": 15, "rejected": 0,
+                                               "revised": 0, "replacements": 0}
+    card = (tmp_path / "rel" / "README.md").read_text()
+    assert "Validation pending" in card
+    croissant = tmp_path / "rel" / "croissant.json"
+    mlcroissant = Path(sys.executable).parent / "mlcroissant"
+    done = subprocess.run([str(mlcroissant), "validate", "--jsonld", str(croissant)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "error" not in done.stderr.lower().replace("0 error", "")
+
+
+def test_validation_rejects_replaced_from_reserve_in_order_and_revisions_keep_original(tmp_path):
+    from hexainst.kernel.validation_file import write as write_validation
+
+    pools = write_pools(tmp_path / "pools")
+    assemble(tmp_path / "pools", tmp_path / "before", seed=0)
+    before = {r["id"]: r for r in hexainst.load(tmp_path / "before").to_list()}
+    reserve_before = [r for r in hexainst.load_reserve(tmp_path / "before")
+                      if (r["category"], r["source"]) == ("generation", "synthetic")]
+
+    cell = sorted(pools[("generation", "synthetic")], key=lambda r: rank_key(0, r["id"]))
+    released = [r for r in cell[:100]]
+    rejected = [r["id"] for r in released[5:15]]  # 10 rows of one cell
+    revised = released[20]
+    outcomes = [outcome(i, "rejected") for i in rejected]
+    outcomes.append(outcome(revised["id"], "revised", "  A clearer, corrected instruction.  "))
+    outcomes.append(outcome(released[30]["id"], "accepted"))
+    write_validation(tmp_path / "validation.json", validation_doc(outcomes))
+
+    report = assemble(tmp_path / "pools", tmp_path / "after", validation=tmp_path / "validation.json", seed=0)
+    after = {r["id"]: r for r in hexainst.load(tmp_path / "after").to_list()}
+    assert len(after) == 1200
+    gen_syn = [r for r in after.values() if (r["category"], r["source"]) == (3, 1)]
+    assert len(gen_syn) == 100
+    assert not set(rejected) & set(after)
+    replacements = [r["id"] for r in reserve_before[:10]]
+    assert set(replacements) <= set(after), "replacements come from the head of the reserve, in order"
+    assert report["replacements"]["generation/synthetic"] == replacements
+    assert set(after) - set(before) == set(replacements)
+
+    row = after[revised["id"]]
+    assert row["instruction"] == "A clearer, corrected instruction."
+    assert row["validation"]["status"] == "revised"
+    assert row["validation"]["original_instruction"] == revised["instruction"]
+    assert after[released[30]["id"]]["validation"]["status"] == "accepted"
+    reserve_after = [r for r in hexainst.load_reserve(tmp_path / "after")
+                     if (r["category"], r["source"]) == ("generation", "synthetic")]
+    assert [r["id"] for r in reserve_after] == [r["id"] for r in reserve_before[10:]]
+    card = (tmp_path / "after" / "README.md").read_text()
+    assert "Cohen's kappa 0.500 on the decision" in card
+
+
+def test_unknown_id_in_validation_file_applies_nothing(tmp_path):
+    from hexainst.kernel.validation_file import ValidationFileError, write as write_validation
+
+    write_pools(tmp_path / "pools")
+    assemble(tmp_path / "pools", tmp_path / "rel", seed=0)
+    before = (tmp_path / "rel" / "data" / "code.parquet").read_bytes()
+    write_validation(tmp_path / "v.json", validation_doc([outcome("code-nat-000000000000", "rejected")]))
+    with pytest.raises(ValidationFileError, match="code-nat-000000000000"):
+        assemble(tmp_path / "pools", tmp_path / "rel", validation=tmp_path / "v.json", seed=0)
+    assert (tmp_path / "rel" / "data" / "code.parquet").read_bytes() == before
+
+
+def test_pool_with_bad_row_names_file_and_line(tmp_path):
+    write_pools(tmp_path / "pools", n=101)
+    file = tmp_path / "pools" / "math.synthetic.jsonl"
+    lines = file.read_text().splitlines()
+    bad = json.loads(lines[6])
+    bad["instruction"] = ""
+    lines[6] = json.dumps(bad)
+    file.write_text("\n".join(lines) + "\n")
+    with pytest.raises(Exception, match=r"math\.synthetic\.jsonl line 7 .*instruction"):
+        assemble(tmp_path / "pools", tmp_path / "rel")
+    assert not (tmp_path / "rel").exists()
+
+
+def test_publish_dry_run_writes_exactly_the_release_files(tmp_path):
+    from hexainst.cli import main
+
+    write_pools(tmp_path / "pools", n=100)
+    out = tmp_path / "pkg"
+    out.mkdir()
+    (out / "code.py").write_text("print('not data')\n")
+    assemble(tmp_path / "pools", out, seed=0)
+    assert main(["publish", "--repo", "someone/hexainst", "--path", str(out), "--dry-run", str(tmp_path / "up")]) == 0
+    uploaded = sorted(str(p.relative_to(tmp_path / "up")) for p in (tmp_path / "up").rglob("*") if p.is_file())
+    expected = ["LICENSE.md", "README.md", "croissant.json", "reserve/reserve.jsonl", "upload-manifest.json"]
+    expected += [f"data/{c}.parquet" for c in CATEGORIES]
+    assert uploaded == sorted(expected)
+    manifest = json.loads((tmp_path / "up" / "upload-manifest.json").read_text())
+    assert manifest["repo"] == "someone/hexainst"
+    for entry in manifest["files"]:
+        assert (tmp_path / "up" / entry["path"]).read_bytes() == (out / entry["path"]).read_bytes()
+    assert main(["publish", "--repo", "not-a-repo", "--path", str(out), "--dry-run", str(tmp_path / "x")]) == 2
