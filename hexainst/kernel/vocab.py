@@ -44,3 +44,6 @@ ROWS_PER_CELL = 100
 
 #: Version of the record schema (``hexainst/schema/record.v1.schema.json``).
 SCHEMA_VERSION = 1
+
+#: The seed every stage uses unless told otherwise (sampling, ranking, permutations).
+DEFAULT_SEED = 0
