@@ -16,11 +16,9 @@ from typing import Any
 
 from hexainst.kernel import atomic
 from hexainst.kernel.pools import ASSEMBLY_REPORT, NATURAL_REPORT, SYNTHETIC_REPORT, read_pools, read_report
-from hexainst.builders.assembly.select import CellSelection, select_cell
+from hexainst.builders.assembly.config import AssemblyConfig
+from hexainst.builders.assembly.select import AssemblyError, CellSelection, select_cell
 from hexainst.kernel.vocab import CATEGORIES, ROWS_PER_CELL, SOURCES
-
-#: Reserve rows kept per cell by default: enough to replace 30% rejections, small enough to annotate.
-RESERVE_PER_CELL = 30
 
 
 
@@ -79,26 +77,31 @@ def assemble(
     pools_dir: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     validation: str | os.PathLike[str] | None = None,
-    seed: int = 0,
+    config: AssemblyConfig = AssemblyConfig(),
     *,
     sources_dir: str | None = None,
     load_path: str = "hexainst",
-    size: int = ROWS_PER_CELL,
-    reserve_size: int | None = RESERVE_PER_CELL,
     generator_note: str | None = None,
+    generations: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Select ``size`` natural + ``size`` synthetic rows per category and write the release.
+    """Select ``config.rows_per_cell`` natural + synthetic rows per category and write the release.
 
     With ``validation`` (a validation file from the annotation package), rejected rows are
     replaced from their cell's reserve in order and revised rows take the corrected text.
-    Each cell keeps the next ``reserve_size`` candidates by rank as its reserve (None: all of them);
+    Each cell keeps the next ``config.reserve`` candidates by rank as its reserve (None: all of them);
     candidates beyond that are not part of the release folder. Every check happens before anything is
     written. Returns the assembly report.
     """
     from hexainst.builders.assembly.croissant import croissant_metadata
     from hexainst.kernel.release import write_release
 
+    from hexainst.kernel.outputs import claim_release_dir
+
     dirs = [Path(pools_dir)] if isinstance(pools_dir, (str, os.PathLike)) else [Path(d) for d in pools_dir]
+    claim_release_dir(out_dir, inputs=[*dirs, validation])
+    if config.rows_per_cell < 1 or (config.reserve is not None and config.reserve < 0):
+        raise AssemblyError(f"rows per cell must be >= 1 and the reserve >= 0 (got {config.rows_per_cell}, {config.reserve})")
+    seed, size, reserve_size = config.seed, config.rows_per_cell, config.reserve
     pools = read_pools(dirs)
     outcomes: dict[str, Mapping[str, Any]] = {}
     agreement = None
@@ -136,6 +139,7 @@ def assemble(
         reserve=reserve,
         build_info=build_info,
         croissant=lambda folder: croissant_metadata(folder),
+        generations=generations,
     )
     report = {
         "seed": seed,

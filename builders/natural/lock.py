@@ -29,12 +29,9 @@ class LockError(UserError):
 
 
 def read_lock(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text("utf-8"))
-    except OSError as exc:
-        raise LockError(f"cannot read lock file {path}: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise LockError(f"lock file {path} is not valid JSON: line {exc.lineno}: {exc.msg}") from exc
+    from hexainst.kernel.jsonfiles import read_json
+
+    data = read_json(path, what="lock file")
     if not isinstance(data, dict) or data.get("version") != LOCK_VERSION or not isinstance(data.get("sources"), dict):
         raise LockError(f"lock file {path}: expected {{'version': {LOCK_VERSION}, 'sources': {{...}}}}")
     for name, entry in data["sources"].items():

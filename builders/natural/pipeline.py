@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -39,12 +37,13 @@ from hexainst.builders.natural.loading import (
 from hexainst.builders.natural.lock import LOCK_VERSION, check_mirror_files, read_lock
 from hexainst.builders.natural.registry import Registry, Source, load_registry
 from hexainst.builders.text import comparison_key
+from hexainst.kernel import atomic, environment
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.outputs import claim_output_dir, write_marker
 from hexainst.kernel.pools import NATURAL_LOCK, NATURAL_REPORT, pool_name
 from hexainst.kernel.records import natural_row, validate_rows
 from hexainst.kernel.vocab import CATEGORIES
 
-ENV_SOURCES = "HEXAINST_SOURCES"
 REPORT_FILE = NATURAL_REPORT
 LOCK_FILE = NATURAL_LOCK
 NEAR_DUPLICATE_THRESHOLD = 0.7
@@ -308,31 +307,30 @@ def _dump_jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-def _write_atomically(out_dir: Path, files: dict[str, str]) -> None:
+#: The kind of output folder the natural stage writes (its marker; see hexainst.kernel.outputs).
+OUTPUT_KIND = "natural pools"
+
+
+def _write_pools(out_dir: Path, files: dict[str, str]) -> None:
+    """Write the pool folder whole: beside ``out_dir`` first, swapped in only when every file is there."""
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".natural-", dir=out_dir))
+        with atomic.staged_dir(out_dir) as tmp:
+            for name, text in files.items():
+                with open(tmp / name, "w", encoding="utf-8", newline="\n") as fh:
+                    fh.write(text)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            write_marker(tmp, OUTPUT_KIND)
     except OSError as exc:
         raise UserError(f"cannot write the natural pools to {out_dir}: {exc.strerror or exc}") from exc
-    try:
-        for name, text in files.items():
-            with open(tmp / name, "w", encoding="utf-8", newline="\n") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-        for name in files:
-            os.replace(tmp / name, out_dir / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def resolve_sources_dir(sources_dir: Path | None) -> Path | None:
     """The mirror to read: the argument, else ``$HEXAINST_SOURCES``, else ``None`` (the Hub)."""
     if sources_dir is None:
-        env = os.environ.get(ENV_SOURCES)
-        sources_dir = Path(env) if env else None
+        sources_dir = environment.sources_dir()
     if sources_dir is not None and not Path(sources_dir).is_dir():
-        raise UserError(f"sources folder {sources_dir} does not exist (from --sources or ${ENV_SOURCES})")
+        raise UserError(f"sources folder {sources_dir} does not exist (from --sources or ${environment.SOURCES})")
     return Path(sources_dir) if sources_dir is not None else None
 
 
@@ -350,10 +348,11 @@ def build(
     and ``natural.lock.json``. ``sources_dir=None`` reads ``$HEXAINST_SOURCES`` or else the Hub.
     ``lock_file`` pins the revisions (Hub commits; mirror file hashes are checked).
     """
-    out_dir = Path(out_dir)
     registry = registry or load_registry()
     mirror = resolve_sources_dir(sources_dir)
-    lock = read_lock(Path(lock_file)) if lock_file is not None else None
+    lock = read_lock(Path(lock_file)) if lock_file is not None else None  # read before the folder may be replaced
+    own_lock = lock_file is not None and Path(lock_file).resolve().parent == Path(out_dir).resolve()
+    out_dir = claim_output_dir(out_dir, OUTPUT_KIND, inputs=[mirror, None if own_lock else lock_file])
     flan_ctx = FlanContext.from_templates(registry.templates)
     cache: dict[str, Any] = {}
 
@@ -382,5 +381,5 @@ def build(
     files = {pool_file(c): _dump_jsonl(pools[c]) for c in CATEGORIES}
     files[REPORT_FILE] = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
     files[LOCK_FILE] = json.dumps(lock_out, indent=2, ensure_ascii=False) + "\n"
-    _write_atomically(out_dir, files)
+    _write_pools(out_dir, files)
     return report

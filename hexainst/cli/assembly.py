@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from hexainst.builders.assembly.assemble import RESERVE_PER_CELL
+from hexainst.builders.assembly.config import AssemblyConfig
 from hexainst.cli.build_all import DEFAULT_WORK
+from hexainst.kernel import environment
+from hexainst.kernel.vocab import DEFAULT_SEED
 
 
 def register(stages: argparse._SubParsersAction) -> None:
@@ -24,11 +25,12 @@ def register(stages: argparse._SubParsersAction) -> None:
     release.add_argument("--pools", type=Path, nargs="+", required=True, metavar="DIR",
                          help="folder(s) holding the candidate pools and the stage reports")
     release.add_argument("--validation", type=Path, metavar="FILE", help="validation.json from 'hexainst annotate export'")
-    release.add_argument("--out", type=Path, default=Path("hexainst"), metavar="DIR",
-                         help="release folder to write (default: hexainst, the package folder)")
-    release.add_argument("--seed", type=int, default=0, help="selection seed (default 0)")
-    release.add_argument("--reserve", type=int, default=RESERVE_PER_CELL, metavar="N",
-                         help=f"reserve rows kept per cell (default {RESERVE_PER_CELL})")
+    release.add_argument("--out", type=Path, required=True, metavar="DIR",
+                         help="release folder to write: a new or empty folder, or an earlier HexaInst release "
+                              "(only its card, LICENSE.md, data/, reserve/, generations/ and croissant.json are replaced)")
+    release.add_argument("--seed", type=int, default=AssemblyConfig.seed, help=f"selection seed (default {AssemblyConfig.seed})")
+    release.add_argument("--reserve", type=_non_negative, default=AssemblyConfig.reserve, metavar="N",
+                         help=f"reserve rows kept per cell (default {AssemblyConfig.reserve})")
     release.set_defaults(handler=_release)
 
     every = stages.add_parser(
@@ -43,8 +45,9 @@ def register(stages: argparse._SubParsersAction) -> None:
     )
     every.add_argument("--work", type=Path, default=Path(DEFAULT_WORK), metavar="DIR",
                        help=f"working folder for pools, cache and stage markers (default {DEFAULT_WORK})")
-    every.add_argument("--out", type=Path, default=Path("hexainst"), metavar="DIR", help="release folder (default hexainst)")
-    every.add_argument("--sources", type=Path, metavar="DIR", default=os.environ.get("HEXAINST_SOURCES") or None,
+    every.add_argument("--out", type=Path, required=True, metavar="DIR",
+                       help="release folder: a new or empty folder, or an earlier HexaInst release ('make dataset' uses hexainst/)")
+    every.add_argument("--sources", type=Path, metavar="DIR", default=environment.sources_dir(),
                        help="offline mirror of the natural sources (default: $HEXAINST_SOURCES, else the Hub)")
     every.add_argument("--base-url", default=None, metavar="URL",
                        help="OpenAI-compatible endpoint (default: $HEXAINST_BASE_URL, else the embedded local model)")
@@ -52,7 +55,7 @@ def register(stages: argparse._SubParsersAction) -> None:
     every.add_argument("--per-category", type=int, default=130,
                        help="synthetic candidates to keep per category, reserve included (default 130)")
     every.add_argument("--validation", type=Path, metavar="FILE", help="validation.json to apply at assembly")
-    every.add_argument("--seed", type=int, default=0, help="seed for every stage (default 0)")
+    every.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed for every stage (default {DEFAULT_SEED})")
     every.add_argument("--threads", type=int, default=None, metavar="N",
                        help="torch threads of the embedded generator (default 1: more oversubscribe a busy CPU)")
     every.add_argument("--force", action="store_true", help="rerun finished stages too (the request cache still applies)")
@@ -62,10 +65,21 @@ def register(stages: argparse._SubParsersAction) -> None:
     every.set_defaults(handler=_all)
 
 
+def _non_negative(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
+    return number
+
+
 def _release(args: argparse.Namespace) -> int:
     from hexainst.builders.assembly.assemble import ASSEMBLY_REPORT, assemble, write_report
 
-    report = assemble(args.pools, args.out, validation=args.validation, seed=args.seed, reserve_size=args.reserve)
+    report = assemble(args.pools, args.out, validation=args.validation,
+                      config=AssemblyConfig(seed=args.seed, reserve=args.reserve))
     write_report(report, args.pools[0] / ASSEMBLY_REPORT)
     _print_summary(report, args.out)
     return 0

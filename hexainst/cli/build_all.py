@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from hexainst.builders import natural as natural_builder
 from hexainst.builders import synthetic as synthetic_builder
-from hexainst.kernel import atomic
+from hexainst.kernel import atomic, environment
 from hexainst.kernel.pools import NATURAL_LOCK
 
 DEFAULT_WORK = "work"
@@ -93,14 +92,21 @@ def build_all(
     ``membership``: ``{"model": ..., "k": ..., "threshold": ...}`` turns on Min-K%++ scores in the
     synthetic stage (see :mod:`hexainst.builders.synthetic.membership`).
     """
-    from hexainst.builders.assembly.assemble import ASSEMBLY_REPORT, RESERVE_PER_CELL, assemble, write_report
+    from hexainst.builders.assembly.assemble import assemble, write_report
+    from hexainst.builders.assembly.config import RESERVE_PER_CELL, AssemblyConfig
+    from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
+    from hexainst.kernel.outputs import claim_output_dir, claim_release_dir
+    from hexainst.kernel.pools import ASSEMBLY_REPORT
 
     work = Path(work)
     natural_dir, synthetic_dir = work / "natural", work / "synthetic"
     cache_dir = work / "cache" / "synthetic"
     lock = natural_dir / NATURAL_LOCK
-    base_url = base_url or os.environ.get("HEXAINST_BASE_URL") or None
-    model = model or os.environ.get("HEXAINST_MODEL") or None
+    base_url = base_url or environment.base_url()
+    model = model or environment.model()
+    # Every output location is checked before any work starts.
+    claim_release_dir(out, inputs=[sources, validation, work], option="--out")
+    claim_output_dir(natural_dir, NATURAL_KIND, inputs=[sources], option="--work")
 
     natural = Stage(
         work,
@@ -150,7 +156,7 @@ def build_all(
             note += ", ready to replace the synthetic rows that validation rejects."
     print(f"[release] assembling -> {out}")
     report = assemble(
-        [natural_dir, synthetic_dir], out, validation=validation, seed=seed,
+        [natural_dir, synthetic_dir], out, validation=validation, config=AssemblyConfig(seed=seed),
         sources_dir=str(sources) if sources else None, generator_note=note,
     )
     write_report(report, work / ASSEMBLY_REPORT)

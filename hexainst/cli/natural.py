@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from hexainst.builders.natural.config import NaturalConfig
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -22,10 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--sources", type=Path, default=None, metavar="DIR",
                         help="local mirror of the sources (default: $HEXAINST_SOURCES, else the Hub)")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="output folder: new, empty, or an earlier 'build natural' output (replaced when complete)")
     parser.add_argument("--lock", type=Path, default=None, metavar="FILE",
                         help="a natural.lock.json from an earlier build: read the same revisions")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the pools' order (default 0)")
+    parser.add_argument("--seed", type=int, default=NaturalConfig.seed,
+                        help=f"seed of the pools' order (default {NaturalConfig.seed})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run)
 

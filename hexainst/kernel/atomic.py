@@ -1,24 +1,50 @@
-"""Atomic file writes: a temporary file beside the target, then one ``os.replace``.
+"""Atomic writes: a temporary file (or folder) beside the target, then one ``os.replace``.
 
-Every stage writes its outputs through these, so a crash leaves either the old file or the new
-one, never half of one. (Whole folders use the same idea: build beside, then rename.)
+Every stage writes its outputs through these, so a crash leaves either the old output or the new
+one, never half of one. Files and folders get ordinary modes (``0666``/``0777`` less the umask),
+not the ``0600``/``0700`` of :mod:`tempfile`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 
-def write_with(path: str | os.PathLike[str], write: Callable[[BinaryIO], object], *, fsync: bool = False) -> Path:
-    """Call ``write(fileobj)`` on a temporary binary file beside ``path``, then rename it to ``path``."""
+@functools.cache
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode an ordinary new file gets here: ``0o666`` less the umask."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """The mode an ordinary new folder gets here: ``0o777`` less the umask."""
+    return 0o777 & ~_umask()
+
+
+def write_with(path: str | os.PathLike[str], write: Callable[[BinaryIO], object], *, fsync: bool = False,
+               mode: int | None = None) -> Path:
+    """Call ``write(fileobj)`` on a temporary binary file beside ``path``, then rename it to ``path``.
+
+    ``mode`` defaults to :func:`file_mode`; pass ``0o600`` for a file that holds secrets.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode() if mode is None else mode)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             if fsync:
@@ -31,11 +57,55 @@ def write_with(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]
     return path
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = False) -> Path:
+def write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = False, mode: int | None = None) -> Path:
     """Write ``data`` to ``path`` atomically."""
-    return write_with(path, lambda handle: handle.write(data), fsync=fsync)
+    return write_with(path, lambda handle: handle.write(data), fsync=fsync, mode=mode)
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> Path:
+def write_text(path: str | os.PathLike[str], text: str, *, mode: int | None = None) -> Path:
     """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically."""
-    return write_bytes(path, text.encode("utf-8"))
+    return write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def make_temp_dir(beside: str | os.PathLike[str], tag: str = "new") -> Path:
+    """An empty folder with an ordinary mode next to ``beside`` (same file system, so it can be renamed onto it)."""
+    beside = Path(beside)
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{beside.name}.{tag}-", dir=beside.parent))
+    os.chmod(tmp, dir_mode())
+    return tmp
+
+
+def swap_in_dir(new: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Put the folder ``new`` where ``target`` is: the old ``target`` is renamed aside, ``new`` renamed in,
+    and only then the old one deleted. If the second rename fails, the old folder is put back."""
+    new, target = Path(new), Path(target)
+    if not target.exists():
+        os.replace(new, target)
+        return target
+    old = make_temp_dir(target, "old")
+    os.rmdir(old)
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+@contextlib.contextmanager
+def staged_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty folder beside ``target``; when the block succeeds it replaces ``target`` whole.
+
+    When the block raises (or is interrupted), the staged folder is removed and ``target`` is untouched.
+    Callers check that ``target`` is theirs to replace first (:mod:`hexainst.kernel.outputs`).
+    """
+    tmp = make_temp_dir(target)
+    try:
+        yield tmp
+        swap_in_dir(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from hexainst.kernel.errors import UserError
@@ -40,44 +38,73 @@ def manifest(folder: Path, files: list[str]) -> dict:
     }
 
 
-def publish(folder: Path, repo: str, *, dry_run: Path | None = None, private: bool = False) -> dict:
-    """Validate the release in ``folder`` and upload it to the dataset repo ``repo`` (or dry-run it)."""
-    from hexainst.kernel.release_checks import balance_problems
-    from hexainst.kernel.release import cell_counts, read_release_rows
+#: The kind of output a dry run writes (see :mod:`hexainst.kernel.outputs`).
+DRY_RUN_KIND = "publish dry run"
 
-    if "/" not in repo or repo.count("/") != 1:
-        raise UserError(f"--repo must be ORG/NAME, got {repo!r}")
-    rows = read_release_rows(folder)
+
+def check_publishable(folder: Path) -> list[str]:
+    """Validate the release in ``folder`` as ``hexainst validate`` does; return its files. Raises on any problem."""
+    from hexainst.kernel.release import cell_counts, read_release_rows, read_reserve
+    from hexainst.kernel.release_checks import balance_problems
+
+    rows = read_release_rows(folder)  # schema, duplicate ids, every config's files, card counts
+    read_reserve(folder)
     problems = balance_problems(cell_counts(rows))
     if problems:
         raise UserError(f"{folder}: refusing to publish an unbalanced release: {problems[0]}")
-    files = release_files(folder)
+    return release_files(folder)
+
+
+def publish(folder: Path, repo: str, *, dry_run: Path | None = None, private: bool = False) -> dict:
+    """Validate the release in ``folder`` and upload it to the dataset repo ``repo`` (or dry-run it).
+
+    A dry run writes into ``dry_run`` only when that folder is new, empty, or an earlier dry run's
+    output; it never deletes anything else.
+    """
+    from hexainst.kernel import atomic
+    from hexainst.kernel.outputs import claim_output_dir, write_marker
+
+    if "/" not in repo or repo.count("/") != 1 or not all(repo.split("/")):
+        raise UserError(f"--repo must be ORG/NAME, got {repo!r}")
+    folder = Path(folder)
+    if dry_run is not None:
+        dry_run = claim_output_dir(dry_run, DRY_RUN_KIND, inputs=[folder], option="--dry-run")
+    files = check_publishable(folder)
     info = {"repo": repo, "repo_type": "dataset", **manifest(folder, files)}
     if dry_run is not None:
-        dry_run = Path(dry_run)
-        dry_run.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dry_run.name}.", dir=dry_run.parent))
-        try:
+        with atomic.staged_dir(dry_run) as tmp:
             for f in files:
                 (tmp / f).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(folder / f, tmp / f)
             (tmp / "upload-manifest.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-            if dry_run.exists():
-                shutil.rmtree(dry_run)
-            os.replace(tmp, dry_run)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            write_marker(tmp, DRY_RUN_KIND, {"repo": repo})
         return info
+    return _upload(folder, repo, files, info, private)
+
+
+def _upload(folder: Path, repo: str, files: list[str], info: dict, private: bool) -> dict:
+    import httpx
     from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
 
     api = HfApi()
-    api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
-    commit = api.upload_folder(
-        repo_id=repo,
-        repo_type="dataset",
-        folder_path=str(folder),
-        allow_patterns=files,
-        commit_message="Upload HexaInst release (hexainst publish)",
-    )
+    try:
+        api.create_repo(repo, repo_type="dataset", private=private, exist_ok=True)
+        commit = api.upload_folder(
+            repo_id=repo,
+            repo_type="dataset",
+            folder_path=str(folder),
+            allow_patterns=files,
+            commit_message="Upload HexaInst release (hexainst publish)",
+        )
+    except HfHubHTTPError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UserError(f"the Hub refused the upload to {repo}: {first}") from exc
+    except Exception as exc:  # noqa: BLE001 - network failures come as httpx, requests or OSError types
+        if not isinstance(exc, (httpx.HTTPError, OSError)) and not type(exc).__module__.startswith(
+            ("httpx", "requests", "urllib3", "huggingface_hub")
+        ):
+            raise
+        raise UserError(f"cannot reach the Hugging Face Hub to publish {repo} ({type(exc).__name__}: {exc})") from exc
     info["commit"] = str(commit)
     return info

@@ -7,6 +7,7 @@ package's own code, is left alone)::
     LICENSE.md                the licences of the rows (the release is "other": one licence per row)
     data/<category>.parquet   the rows of one category, natural then synthetic
     reserve/reserve.jsonl     ordered replacements per (category, source) cell, not part of any config
+    generations/synthetic.jsonl  every generator answer the build used (when the build supplies it)
     croissant.json            Croissant metadata (written when mlcroissant metadata is supplied)
 
 The writer validates every row before anything is written, builds the new release in a temporary
@@ -31,9 +32,16 @@ from hexainst.kernel.records import RecordError, validate_row, validate_rows
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
 
 #: Files and folders a release consists of, relative to the release folder.
-RELEASE_ENTRIES: tuple[str, ...] = ("README.md", "LICENSE.md", "data", "reserve", "croissant.json")
+RELEASE_ENTRIES: tuple[str, ...] = ("README.md", "LICENSE.md", "data", "reserve", "generations", "croissant.json")
 DATA_DIR = "data"
 RESERVE_FILE = "reserve/reserve.jsonl"
+GENERATIONS_FILE = "generations/synthetic.jsonl"
+#: What each sub-folder of a release may hold (glob patterns relative to it): anything else there is not ours.
+RELEASE_LAYOUT: dict[str, tuple[str, ...]] = {
+    "data": tuple(f"{c}.parquet" for c in CATEGORIES),
+    "reserve": ("reserve.jsonl",),
+    "generations": ("synthetic.jsonl",),
+}
 SPLIT = "train"
 
 #: The release that ships inside this package: the ``hexainst`` package folder itself.
@@ -69,15 +77,20 @@ def write_release(
     reserve: Iterable[Mapping[str, Any]] = (),
     build_info: Mapping[str, Any] | None = None,
     croissant: Callable[[Path], Mapping[str, Any]] | None = None,
+    generations: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Validate ``rows`` and write them as a release into ``out_dir``; return ``out_dir``.
 
     ``reserve`` rows are written, in the given order within each cell, to ``reserve/reserve.jsonl``.
     ``build_info`` feeds the card (see :mod:`hexainst.kernel.card`). ``croissant``, if given, is called with
     the finished temporary folder and returns the Croissant JSON-LD to write as ``croissant.json``.
-    Nothing in ``out_dir`` changes unless every step succeeds.
+    ``generations``, if given, is a JSONL file of the generator's answers copied to ``generations/synthetic.jsonl``.
+    Nothing in ``out_dir`` changes unless every step succeeds, and ``out_dir`` must be a new folder
+    or a HexaInst release (:func:`hexainst.kernel.outputs.claim_release_dir`).
     """
-    out_dir = Path(out_dir)
+    from hexainst.kernel.outputs import claim_release_dir
+
+    out_dir = claim_release_dir(out_dir)
     release_rows = canonical_order(validate_rows(rows, where="release"))
     reserve_rows = order_rows(validate_rows(reserve, where="reserve"))
     release_ids = {r["id"] for r in release_rows}
@@ -89,7 +102,7 @@ def write_release(
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with _quiet_datasets():
-        _write(release_rows, reserve_rows, out_dir, build_info, croissant)
+        _write(release_rows, reserve_rows, out_dir, build_info, croissant, generations)
     return out_dir
 
 
@@ -107,11 +120,13 @@ def _quiet_datasets():
             datasets.enable_progress_bars()
 
 
-def _write(release_rows, reserve_rows, out_dir: Path, build_info, croissant) -> None:
+def _write(release_rows, reserve_rows, out_dir: Path, build_info, croissant, generations) -> None:
     from hexainst.kernel.card import render_card, render_license
     from hexainst.kernel.features import dataset_from_rows
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.writing-", dir=out_dir.parent))
+    from hexainst.kernel import atomic
+
+    tmp = atomic.make_temp_dir(out_dir, "writing")
     try:
         (tmp / DATA_DIR).mkdir()
         counts: dict[str, int] = {}
@@ -121,6 +136,9 @@ def _write(release_rows, reserve_rows, out_dir: Path, build_info, croissant) -> 
                 continue
             dataset_from_rows(cat_rows).to_parquet(str(tmp / data_file(category)))
             counts[category] = len(cat_rows)
+        if generations is not None:
+            (tmp / GENERATIONS_FILE).parent.mkdir()
+            shutil.copyfile(generations, tmp / GENERATIONS_FILE)
         (tmp / "reserve").mkdir()
         with open(tmp / RESERVE_FILE, "w", encoding="utf-8", newline="\n") as fh:
             for row in reserve_rows:
@@ -188,23 +206,51 @@ def _resolve(path: str | os.PathLike[str] | None) -> Path:
     return folder
 
 
-def config_files(folder: Path) -> dict[str, list[str]]:
-    """Map config name -> data files (relative paths) as the card's YAML declares them."""
+def card_yaml(folder: Path) -> dict[str, Any]:
+    """The YAML header of the release's card as a dict; a card that cannot be parsed is a :class:`ReleaseError`."""
     from huggingface_hub import DatasetCard
 
-    card = DatasetCard.load(folder / "README.md")
-    configs = card.data.to_dict().get("configs") or []
+    readme = Path(folder) / "README.md"
+    try:
+        data = DatasetCard.load(readme).data.to_dict()
+    except UnicodeDecodeError as exc:
+        raise ReleaseError(f"{readme}: the dataset card is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    except Exception as exc:  # noqa: BLE001 - yaml's errors (ParserError, ScannerError...) and ValueError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ReleaseError(f"{readme}: the dataset card's YAML header cannot be read ({first})") from exc
+    if not isinstance(data, dict):
+        raise ReleaseError(f"{readme}: the dataset card has no YAML header")
+    return data
+
+
+def config_files(folder: Path) -> dict[str, list[str]]:
+    """Map config name -> data files (relative paths) as the card's YAML declares them."""
+    configs = card_yaml(folder).get("configs") or []
     if not configs:
         raise ReleaseError(f"{folder / 'README.md'}: the card declares no configs")
     out: dict[str, list[str]] = {}
-    for config in configs:
+    for i, config in enumerate(configs):
+        if not isinstance(config, dict) or "config_name" not in config or "data_files" not in config:
+            raise ReleaseError(f"{folder / 'README.md'}: configs[{i}] needs a config_name and data_files")
         files = config.get("data_files")
         paths: list[str] = []
         for spec in files if isinstance(files, list) else [files]:
-            spec_paths = spec["path"] if isinstance(spec, dict) else spec
+            spec_paths = spec.get("path") if isinstance(spec, dict) else spec
+            if spec_paths is None:
+                raise ReleaseError(f"{folder / 'README.md'}: config {config['config_name']!r} names no data file path")
             paths.extend([spec_paths] if isinstance(spec_paths, str) else spec_paths)
         out[config["config_name"]] = paths
     return out
+
+
+def _config_paths(folder: Path, configs: Mapping[str, list[str]], name: str) -> list[Path]:
+    files: list[Path] = []
+    for pattern in configs[name]:
+        matched = sorted(folder.glob(pattern))
+        if not matched:
+            raise ReleaseError(f"{folder / 'README.md'}: config {name!r} names {pattern!r}, which matches no file")
+        files.extend(matched)
+    return files
 
 
 def _read_parquet_rows(file: Path) -> list[dict[str, Any]]:
@@ -220,22 +266,22 @@ def _read_parquet_rows(file: Path) -> list[dict[str, Any]]:
     return [decode_row(r, features) for r in table.to_pylist()]
 
 
-def read_release_rows(path: str | os.PathLike[str] | None = None, category: str | None = None) -> list[dict[str, Any]]:
+def read_release_rows(path: str | os.PathLike[str] | None = None, category: str | None = None, *,
+                      check_card: bool = True) -> list[dict[str, Any]]:
     """Every row of a release (or of one category) as schema dicts, each validated.
 
-    Errors name the file and the row number within it.
+    Errors name the file and the row number within it. With ``check_card`` (the default) the rows
+    read must be as many as the card declares for that config, and every config's files must exist.
     """
     folder = _resolve(path)
     configs = config_files(folder)
     name = category or "default"
     if name not in configs:
         raise ReleaseError(f"{folder}: no config {name!r}; the card declares {', '.join(configs)}")
-    files: list[Path] = []
-    for pattern in configs[name]:
-        matched = sorted(folder.glob(pattern))
-        if not matched:
-            raise ReleaseError(f"{folder / 'README.md'}: config {name!r} names {pattern!r}, which matches no file")
-        files.extend(matched)
+    files = _config_paths(folder, configs, name)
+    if name == "default":  # every category config's file must be there, or the default config silently shrinks
+        for other in configs:
+            _config_paths(folder, configs, other)
     rows: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
     for file in files:
@@ -247,6 +293,12 @@ def read_release_rows(path: str | os.PathLike[str] | None = None, category: str 
                 raise ReleaseError(f"{where}: field 'id': duplicate id {row['id']!r} (also in {seen[row['id']]})")
             seen[row["id"]] = where
             rows.append(row)
+    if check_card:
+        from hexainst.kernel.release_checks import card_problems
+
+        problems = card_problems(folder, {name: len(rows)})
+        if problems:
+            raise ReleaseError(f"{folder}: {problems[0]} (run 'hexainst validate {folder}')")
     return rows
 
 
@@ -259,19 +311,18 @@ def read_release(path: str | os.PathLike[str] | None = None, category: str | Non
 
 def read_reserve(path: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
     """The ordered reserve rows of a release (empty when the release has no reserve file)."""
+    from hexainst.kernel.jsonfiles import read_jsonl
+
     folder = _resolve(path)
     file = folder / RESERVE_FILE
     if not file.exists():
         return []
-    rows = []
-    with open(file, encoding="utf-8") as fh:
-        for i, line in enumerate(fh):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ReleaseError(f"{file} line {i + 1}: not JSON ({exc.msg})") from exc
-            validate_row(row, f"{RESERVE_FILE} row {i}")
-            rows.append(row)
+    rows = read_jsonl(file, what="reserve", check=lambda row, where: validate_row(row, where))
+    seen: set[str] = set()
+    for i, row in enumerate(rows):
+        if row["id"] in seen:
+            raise ReleaseError(f"{file} row {i}: field 'id': duplicate id {row['id']!r}")
+        seen.add(row["id"])
     return rows
 
 

@@ -23,9 +23,9 @@ def balance_problems(cells: Counter) -> list[str]:
 
 def card_problems(folder: Path, rows_by_config: dict[str, int]) -> list[str]:
     """Differences between the card's dataset_info num_examples and the rows actually present."""
-    from huggingface_hub import DatasetCard
+    from hexainst.kernel.release import card_yaml
 
-    data = DatasetCard.load(folder / "README.md").data.to_dict()
+    data = card_yaml(folder)
     infos = data.get("dataset_info") or []
     infos = infos if isinstance(infos, list) else [infos]
     problems = []

@@ -34,7 +34,7 @@ def pools(tmp_path_factory):
 @pytest.mark.labelstudio
 def test_validation_round_trip_through_reassembly(ls_session, pools, tmp_path):
     first = tmp_path / "release-1"
-    assemble(pools, first, seed=0)
+    assemble(pools, first)
     candidates = rows_from_release(str(first))
     assert len(candidates) == 12 * (100 + EXTRA)  # the release and its reserve
     report = ls_session.sync_candidates(candidates, batch_size=500, progress=False)
@@ -58,7 +58,7 @@ def test_validation_round_trip_through_reassembly(ls_session, pools, tmp_path):
     validation = validation_file.write(tmp_path / "validation.json", doc)
 
     second = tmp_path / "release-2"
-    assemble(pools, second, validation=validation, seed=0)
+    assemble(pools, second, validation=validation)
     ds = hexainst.load(second)
     names = ds.features["category"].int2str, ds.features["source"].int2str
     cells = Counter((names[0](c), names[1](s)) for c, s in zip(ds["category"], ds["source"]))
@@ -96,5 +96,5 @@ def test_unknown_instruction_id_applies_nothing(pools, tmp_path):
     file = validation_file.write(tmp_path / "validation.json", doc)
     out = tmp_path / "release"
     with pytest.raises(ValidationFileError, match=r"outcomes\[0\] \(id='math-nat-ffffffffffff'\): unknown instruction id"):
-        assemble(pools, out, validation=file, seed=0)
+        assemble(pools, out, validation=file)
     assert not out.exists()

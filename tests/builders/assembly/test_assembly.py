@@ -105,7 +105,7 @@ def test_too_small_cell_is_an_error_naming_it():
 
 def test_assemble_balanced_release_with_reserve(tmp_path):
     write_pools(tmp_path / "pools")
-    report = assemble(tmp_path / "pools", tmp_path / "rel", seed=0)
+    report = assemble(tmp_path / "pools", tmp_path / "rel")
     ds = hexainst.load(tmp_path / "rel")
     assert len(ds) == 1200
     cats = ds.features["category"].int2str(ds["category"])
@@ -131,7 +131,7 @@ def test_validation_rejects_replaced_from_reserve_in_order_and_revisions_keep_or
     from hexainst.kernel.validation_file import write as write_validation
 
     pools = write_pools(tmp_path / "pools")
-    assemble(tmp_path / "pools", tmp_path / "before", seed=0)
+    assemble(tmp_path / "pools", tmp_path / "before")
     before = {r["id"]: r for r in hexainst.load(tmp_path / "before").to_list()}
     reserve_before = [r for r in hexainst.load_reserve(tmp_path / "before")
                       if (r["category"], r["source"]) == ("generation", "synthetic")]
@@ -145,7 +145,7 @@ def test_validation_rejects_replaced_from_reserve_in_order_and_revisions_keep_or
     outcomes.append(outcome(released[30]["id"], "accepted"))
     write_validation(tmp_path / "validation.json", validation_doc(outcomes))
 
-    report = assemble(tmp_path / "pools", tmp_path / "after", validation=tmp_path / "validation.json", seed=0)
+    report = assemble(tmp_path / "pools", tmp_path / "after", validation=tmp_path / "validation.json")
     after = {r["id"]: r for r in hexainst.load(tmp_path / "after").to_list()}
     assert len(after) == 1200
     gen_syn = [r for r in after.values() if (r["category"], r["source"]) == (3, 1)]
@@ -172,11 +172,11 @@ def test_unknown_id_in_validation_file_applies_nothing(tmp_path):
     from hexainst.kernel.validation_file import ValidationFileError, write as write_validation
 
     write_pools(tmp_path / "pools")
-    assemble(tmp_path / "pools", tmp_path / "rel", seed=0)
+    assemble(tmp_path / "pools", tmp_path / "rel")
     before = (tmp_path / "rel" / "data" / "code.parquet").read_bytes()
     write_validation(tmp_path / "v.json", validation_doc([outcome("code-nat-000000000000", "rejected")]))
     with pytest.raises(ValidationFileError, match="code-nat-000000000000"):
-        assemble(tmp_path / "pools", tmp_path / "rel", validation=tmp_path / "v.json", seed=0)
+        assemble(tmp_path / "pools", tmp_path / "rel", validation=tmp_path / "v.json")
     assert (tmp_path / "rel" / "data" / "code.parquet").read_bytes() == before
 
 
@@ -200,10 +200,11 @@ def test_publish_dry_run_writes_exactly_the_release_files(tmp_path):
     out = tmp_path / "pkg"
     out.mkdir()
     (out / "code.py").write_text("print('not data')\n")
-    assemble(tmp_path / "pools", out, seed=0)
+    assemble(tmp_path / "pools", out)
     assert main(["publish", "--repo", "someone/hexainst", "--path", str(out), "--dry-run", str(tmp_path / "up")]) == 0
     uploaded = sorted(str(p.relative_to(tmp_path / "up")) for p in (tmp_path / "up").rglob("*") if p.is_file())
-    expected = ["LICENSE.md", "README.md", "croissant.json", "reserve/reserve.jsonl", "upload-manifest.json"]
+    expected = [".hexainst-output.json", "LICENSE.md", "README.md", "croissant.json", "reserve/reserve.jsonl",
+                "upload-manifest.json"]
     expected += [f"data/{c}.parquet" for c in CATEGORIES]
     assert uploaded == sorted(expected)
     manifest = json.loads((tmp_path / "up" / "upload-manifest.json").read_text())

@@ -91,6 +91,7 @@ def test_flan_rows_read_equals_the_mirror(report, mirror_dir):
 def test_no_code_instruction_contains_its_canonical_solution_or_tests(out, mirror_dir):
     problems = {r["task_id"]: r for r in _jsonl(mirror_dir / "humaneval" / "HumanEval.jsonl.gz")}
     rows = _pool(out, "code")
+    assert len(rows) >= 130  # the loop below must have rows to check
     for row in rows:
         src = problems[_prov(row)["row_id"]]
         text = row["instruction"]
@@ -107,7 +108,9 @@ def test_no_code_instruction_contains_its_canonical_solution_or_tests(out, mirro
 
 def test_no_qa_instruction_contains_its_answer_value(out, mirror_dir):
     questions = {r["question_id"]: r for r in _jsonl(mirror_dir / "triviaqa" / "validation_subset.jsonl")}
-    for row in _pool(out, "generalqa"):
+    rows = _pool(out, "generalqa")
+    assert len(rows) >= 130
+    for row in rows:
         value = questions[_prov(row)["row_id"]]["answer"]["value"]
         text = row["instruction"].casefold()
         assert not re.search(r"(?<!\w)" + re.escape(value.casefold()) + r"(?!\w)", text), (value, text)
@@ -130,6 +133,7 @@ def test_no_cls_or_sum_candidate_comes_from_a_reversed_template(out, mirror_dir)
             raw[f"{path.name}:{i}"] = r
     for category in ("classification", "summarization"):
         rows = _pool(out, category)
+        assert len(rows) >= 130, category
         for row in rows:
             src = raw[_prov(row)["row_id"]]
             assert src["template_idx"] not in REVERSED_TEMPLATE_IDX[src["task_name"]], (row["id"], src["inputs"][:80])
@@ -146,6 +150,7 @@ def test_no_cls_or_sum_candidate_comes_from_a_reversed_template(out, mirror_dir)
 def test_every_generation_candidate_comes_from_an_empty_input_row(out, mirror_dir):
     rows_src = _jsonl(mirror_dir / "alpaca" / "alpaca_first4000.jsonl")
     rows = _pool(out, "generation")
+    assert len(rows) >= 130
     for row in rows:
         src = rows_src[int(_prov(row)["row_id"])]
         assert src["input"].strip() == ""
@@ -154,6 +159,9 @@ def test_every_generation_candidate_comes_from_an_empty_input_row(out, mirror_di
 
 def test_revisions_are_the_sha256_of_the_files_read(out, mirror_dir):
     lock = json.loads((out / LOCK_FILE).read_text())
+    assert set(lock["sources"]) == {"flan_classification", "flan_summarization", "humaneval", "triviaqa", "alpaca",
+                                    "math500"}
+    assert all(entry["files"] for entry in lock["sources"].values())
     for name, entry in lock["sources"].items():
         assert entry["mode"] == "mirror"
         for rel, digest in entry["files"].items():
@@ -165,6 +173,7 @@ def test_revisions_are_the_sha256_of_the_files_read(out, mirror_dir):
 def test_no_duplicate_instructions_within_a_pool(out):
     for category in CATEGORIES:
         texts = [" ".join(r["instruction"].casefold().split()) for r in _pool(out, category)]
+        assert len(texts) >= 130, category
         assert len(texts) == len(set(texts)), category
 
 

@@ -1,0 +1,163 @@
+"""Which folders a command may replace: only its own earlier output, never an input, never a stranger's.
+
+A command that writes a folder (pools, an analysis report, a dry-run upload, ...) calls
+:func:`claim_output_dir` before any work, writes into :func:`hexainst.kernel.atomic.staged_dir`,
+and leaves :data:`MARKER` in it with :func:`write_marker`. The next run recognises the folder as
+its own by that marker. Anything else stops the command before it starts, with one line saying
+what was found and what to do.
+
+Release folders are recognised by their content instead (a HexaInst card, and nothing in
+``data/`` or ``reserve/`` the release layout does not name): see :func:`claim_release_dir`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from hexainst.kernel import atomic
+from hexainst.kernel.errors import UserError
+
+#: The file that marks a folder as a toolkit output, and of which kind.
+MARKER = ".hexainst-output.json"
+
+
+class OutputError(UserError):
+    """An output location the command must not write: a file, an input, or a folder it did not make."""
+
+
+def _resolved(path: str | os.PathLike[str]) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def read_marker(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The marker of a toolkit output folder, or ``None`` when it has none (or an unreadable one)."""
+    try:
+        data = json.loads((Path(folder) / MARKER).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_marker(folder: str | os.PathLike[str], kind: str, details: Mapping[str, Any] | None = None) -> Path:
+    """Mark ``folder`` as the output of a ``kind`` command (e.g. ``"analysis report"``)."""
+    from hexainst import __version__
+
+    doc = {"kind": kind, "written_by": f"hexainst {__version__}", **dict(details or {})}
+    return atomic.write_text(Path(folder) / MARKER, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def _check_location(out: Path, inputs: Iterable[str | os.PathLike[str]], option: str) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{option} {out}: is a file, not a folder; name a folder")
+    for given in inputs:
+        if given is None:
+            continue
+        inp = _resolved(given)
+        if _inside(inp, out):
+            raise OutputError(f"{option} {out}: it holds this command's input {inp}; choose another folder")
+        if _inside(out, inp) and inp.is_dir():
+            raise OutputError(f"{option} {out}: it lies inside this command's input {inp}; choose a folder outside it")
+    parent = next((p for p in [out, *out.parents] if p.exists()), None)
+    if parent is None or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{option} {out}: cannot write there ({parent} is not writable)")
+
+
+def claim_output_dir(
+    path: str | os.PathLike[str],
+    kind: str,
+    *,
+    inputs: Iterable[str | os.PathLike[str] | None] = (),
+    option: str = "--out",
+) -> Path:
+    """Check, before any work, that a ``kind`` command may (re)place the folder ``path``; return it resolved.
+
+    Allowed: a folder that does not exist, an empty folder, or a folder whose marker says ``kind``.
+    Refused: a file; a folder that is, contains or lies inside one of ``inputs``; any other folder.
+    """
+    out = _resolved(path)
+    _check_location(out, inputs, option)
+    if out.is_dir() and any(out.iterdir()):
+        marker = read_marker(out)
+        if marker is None:
+            raise OutputError(
+                f"{option} {out}: the folder exists and was not written by hexainst (no {MARKER}); "
+                "choose a new or empty folder, or move it away yourself"
+            )
+        if marker.get("kind") != kind:
+            raise OutputError(
+                f"{option} {out}: holds a {marker.get('kind')!r} output, not a {kind!r} one; choose another folder"
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- release folders
+
+
+def _card_is_hexainst(readme: Path) -> bool:
+    """Whether ``readme`` is a HexaInst dataset card (its YAML names the HexaInst schema)."""
+    try:
+        text = readme.read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if not text.startswith("---"):
+        return False
+    header = text.split("---", 2)[1] if text.count("---") >= 2 else ""
+    return "pretty_name: HexaInst" in header
+
+
+def foreign_release_entries(folder: str | os.PathLike[str]) -> list[str]:
+    """Files in ``folder``'s release entries that a HexaInst release would not have written.
+
+    A release writes ``README.md``, ``LICENSE.md``, ``croissant.json``, ``data/<category>.parquet``,
+    ``reserve/reserve.jsonl`` and ``generations/*.jsonl``; everything else in the folder (code, notes) is left alone by the
+    writer, but a stranger's file inside ``data/`` or ``reserve/``, or a README that is not a
+    HexaInst card, means the folder is not a release this toolkit made.
+    """
+    from hexainst.kernel.release import RELEASE_LAYOUT
+
+    folder = Path(folder)
+    foreign: list[str] = []
+    readme = folder / "README.md"
+    if readme.exists() and not _card_is_hexainst(readme):
+        foreign.append("README.md (not a HexaInst dataset card)")
+    for sub, allowed in RELEASE_LAYOUT.items():
+        base = folder / sub
+        if base.is_file():
+            foreign.append(sub)
+            continue
+        if not base.is_dir():
+            continue
+        for file in sorted(base.rglob("*")):
+            rel = file.relative_to(base)
+            if file.is_dir() or any(rel.match(p) for p in allowed):
+                continue
+            foreign.append(f"{sub}/{rel}")
+    return foreign
+
+
+def claim_release_dir(path: str | os.PathLike[str], *, inputs: Iterable[str | os.PathLike[str] | None] = (),
+                      option: str = "--out") -> Path:
+    """Check, before any work, that a release may be written into ``path``; return it resolved.
+
+    Allowed: a new or empty folder, or a folder whose release entries are all HexaInst's own (the
+    folder may hold other things, such as the package's code: the writer never touches them).
+    """
+    out = _resolved(path)
+    _check_location(out, inputs, option)
+    if out.is_dir():
+        foreign = foreign_release_entries(out)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise OutputError(
+                f"{option} {out}: not a HexaInst release folder ({shown}); writing the release there would "
+                "replace them: choose a new or empty folder"
+            )
+    return out
