@@ -248,6 +248,9 @@ def flan_row(row: Mapping[str, Any], source: Source, ctx: FlanContext | None = N
         max_words=source.max_words,
         min_words=source.min_words,
     )
+    for reason, pattern in task.exclude:
+        if regex.search(pattern, result.content):
+            raise Dropped(reason, task.name)
     return Extraction(
         instruction=result.instruction,
         pattern_id=f"{source.pattern_set}.{task.name}.{result.template_id}",

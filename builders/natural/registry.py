@@ -38,6 +38,8 @@ class FlanTask:
     name: str
     license: License
     aliases: tuple[str, ...] = ()
+    #: (reason, regex) pairs: a row whose extracted content matches is dropped with that reason.
+    exclude: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,8 @@ def load_registry(sources_path: Path | None = None, templates_path: Path | None 
         seen.add(name)
         hub = entry["hub"]
         tasks = tuple(
-            FlanTask(t["name"], _license(t["license"]), tuple(t.get("aliases", ()))) for t in entry.get("tasks", [])
+            FlanTask(t["name"], _license(t["license"]), tuple(t.get("aliases", ())),
+                     tuple((e["reason"], e["regex"]) for e in t.get("exclude", ()))) for t in entry.get("tasks", [])
         )
         for task in tasks:
             spec = templates["tasks"].get(task.name)

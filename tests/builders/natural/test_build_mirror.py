@@ -182,3 +182,29 @@ def test_second_run_with_the_lock_is_byte_identical(out, mirror_dir, tmp_path_fa
     build(again, sources_dir=mirror_dir, lock_file=out / LOCK_FILE, seed=0, progress=False)
     for name in [pool_file(c) for c in CATEGORIES] + [LOCK_FILE, REPORT_FILE]:
         assert (out / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_no_samsum_dialogue_with_an_empty_turn(out):
+    """SAMSum dialogues where a turn is empty (an image or link was removed) are not self-contained."""
+    rows = [r for r in _pool(out, "summarization") if _prov(r)["task_name"].startswith("samsum")]
+    assert len(rows) >= 100
+    empty_turn = re.compile(r"^([^:\n]{1,40}):[ \t]*$", re.M)
+
+    def empty_turns(text: str) -> list[str]:  # FLAN's own headers ("Dialogue:", "Here is a dialogue:") are not turns
+        return [m.group(1) for m in empty_turn.finditer(text)
+                if not m.group(1).lower().endswith(("dialogue", "dialog", "conversation"))]
+
+    assert not [r["id"] for r in rows if empty_turns(r["instruction"])]
+    assert json.loads((out / REPORT_FILE).read_text())["sources"]["flan_summarization"]["dropped"]["empty_turn"] > 0
+
+
+def test_describe_rows_are_generation_only_with_a_creative_cue(out):
+    """'Describe the Renaissance period' asks for an explanation (general QA); 'Describe the smell of coffee' is generation."""
+    described = [r["instruction"] for r in _pool(out, "generation") if r["instruction"].lower().startswith("describe")]
+    assert described  # some creative ones stay
+    cue = re.compile(r"^describe (?:a|an)\b|poetic|vivid|imaginary|fictional|fantasy|dream|"
+                     r"moment|place you|smell|scent|taste|tasting|flavou?r|sound of|feeling of|experience of", re.I)
+    assert all(cue.search(text) for text in described), [t for t in described if not cue.search(t)][:5]
+    assert not [t for t in described if re.match(r"describe (?:the|how|what|why)\b", t, re.I) and not re.search(
+        r"poetic|vivid|imaginary|fictional|fantasy|dream|smell|scent|taste|tasting|flavou?r|sound of|feeling of|"
+        r"experience of|moment", t, re.I)]
