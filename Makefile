@@ -9,21 +9,26 @@ HEXAINST := $(VENV)/bin/hexainst
 # Label Studio runs from its own environment: it pins openai<2, pyarrow 24 and numpy<2.3.
 LS_VENV ?= .ls-venv
 
-# make dataset: SOURCES=DIR reads the natural sources from an offline mirror (default: the Hub);
-# BASE_URL/MODEL name an OpenAI-compatible endpoint (default: the embedded local model).
-WORK     ?= work
-SOURCES  ?=
+# make dataset builds HexaInst into OUT (the repository's hexainst/ folder) through WORK.
+# Every other setting is passed to hexainst only when you set it: the defaults live in one place,
+# the stage's config object, and `hexainst build all --help` shows them.
+#   SOURCES=DIR    offline mirror of the natural sources (default: $$HEXAINST_SOURCES, else the Hub)
+#   BASE_URL, MODEL  an OpenAI-compatible endpoint (default: the embedded local model)
+#   SEED, PER_CATEGORY, THREADS, MEMBERSHIP_MODEL, MEMBERSHIP_THRESHOLD: see `hexainst build all --help`
+WORK ?= work
+OUT  ?= hexainst
+SOURCES ?=
 BASE_URL ?=
-MODEL    ?=
-OUT      ?= hexainst
-SEED     ?= 0
-PER_CATEGORY ?= 130
-# Torch threads of the embedded generator: 1 on a busy machine, the core count on an idle one.
-THREADS ?= 1
-# Optional Min-K%++ membership scores of synthetic candidates under a reference model
-# (e.g. MEMBERSHIP_MODEL=gemma-3-270m), and a threshold at or above which candidates are rejected.
+MODEL ?=
+SEED ?=
+PER_CATEGORY ?=
+THREADS ?=
 MEMBERSHIP_MODEL ?=
 MEMBERSHIP_THRESHOLD ?=
+BUILD_OPTIONS = $(if $(SOURCES),--sources $(SOURCES)) $(if $(BASE_URL),--base-url $(BASE_URL)) \
+	$(if $(MODEL),--model $(MODEL)) $(if $(SEED),--seed $(SEED)) $(if $(PER_CATEGORY),--per-category $(PER_CATEGORY)) \
+	$(if $(THREADS),--threads $(THREADS)) $(if $(MEMBERSHIP_MODEL),--membership-model $(MEMBERSHIP_MODEL)) \
+	$(if $(MEMBERSHIP_THRESHOLD),--membership-threshold $(MEMBERSHIP_THRESHOLD))
 # make analyze-demo: where the activation store goes, and instructions per category for the causal check.
 DEMO_STORE  ?= $(WORK)/activations/gemma-3-270m
 DEMO_CAUSAL ?= 5
@@ -54,10 +59,7 @@ $(LS_VENV)/.installed: annotation/server-requirements.txt
 	touch $@
 
 dataset: install ## build HexaInst end to end into hexainst/ (resumable; SOURCES=DIR for a mirror)
-	$(HEXAINST) build all --work $(WORK) --out $(OUT) --seed $(SEED) --per-category $(PER_CATEGORY) --threads $(THREADS) \
-		$(if $(SOURCES),--sources $(SOURCES)) $(if $(BASE_URL),--base-url $(BASE_URL)) $(if $(MODEL),--model $(MODEL)) \
-		$(if $(MEMBERSHIP_MODEL),--membership-model $(MEMBERSHIP_MODEL)) \
-		$(if $(MEMBERSHIP_THRESHOLD),--membership-threshold $(MEMBERSHIP_THRESHOLD))
+	$(HEXAINST) build all --work $(WORK) --out $(OUT) $(BUILD_OPTIONS)
 
 annotate: install install-server ## start Label Studio with the junior and senior projects; prints the URL and logins (Ctrl-C stops it)
 	$(HEXAINST) annotate up --data-dir $(WORK)/label-studio $(if $(wildcard $(OUT)/data),--release $(OUT))
