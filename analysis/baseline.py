@@ -65,6 +65,21 @@ def resolve_model(hub_id: str, model_root: str | os.PathLike[str] | None) -> str
     return hub_id
 
 
+#: The marker kind of a baseline run folder (stores/ and analysis/).
+OUTPUT_KIND = "baseline run"
+
+
+def claim_baseline_dir(out_dir: str | os.PathLike[str], *, inputs: Sequence[Any] = (), option: str = "--out") -> Path:
+    """Check, before any work, that ``out_dir`` may hold a baseline run; return it resolved.
+
+    A new or empty folder, or an earlier baseline run (whose stores then resume), may be used;
+    anything else stops with one line (see :func:`hexainst.kernel.outputs.claim_output_dir`).
+    """
+    from hexainst.kernel.outputs import claim_output_dir
+
+    return claim_output_dir(out_dir, OUTPUT_KIND, inputs=inputs, option=option)
+
+
 def run_baseline(
     pair_name: str,
     rows: Sequence[Mapping[str, Any]],
@@ -72,25 +87,39 @@ def run_baseline(
     *,
     pairs_file: str | os.PathLike[str] | None = None,
     model_root: str | os.PathLike[str] | None = None,
-    record_kwargs: Mapping[str, Any] | None = None,
+    recording: Any = None,
+    progress: bool = True,
     config: Any = None,
 ) -> dict[str, Any]:
-    """Record both models of the pair on ``rows`` and analyse them; return the analysis results."""
-    from hexainst.analysis.pipeline import AnalysisConfig, analyze
+    """Record both models of the pair on ``rows`` and analyse them; return the analysis results.
+
+    ``recording``: a :class:`~hexainst.analysis.recording.config.RecordingConfig` (default: its
+    defaults); ``config``: an :class:`~hexainst.analysis.config.AnalysisConfig`. ``out_dir`` gets
+    ``stores/base``, ``stores/fine-tuned`` (resumed when rerun) and ``analysis/``.
+    """
+    from hexainst.analysis.config import AnalysisConfig
+    from hexainst.analysis.pipeline import analyze
     from hexainst.analysis.recording import record
+    from hexainst.analysis.recording.config import RecordingConfig
+    from hexainst.kernel.outputs import write_marker
 
     pairs = load_pairs(pairs_file)
     if pair_name not in pairs:
         raise PairsError(f"unknown pair {pair_name!r}; the pairs file lists: {', '.join(sorted(pairs))}")
     pair = pairs[pair_name]
-    out = Path(out_dir)
-    kwargs = dict(record_kwargs or {})
+    rec = recording if recording is not None else RecordingConfig()
+    out = claim_baseline_dir(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, OUTPUT_KIND, {"pair": pair_name})
     stores = {}
     for role, key, rev in (("base", "base", "revision_base"), ("fine-tuned", "fine_tuned", "revision_fine_tuned")):
         model = resolve_model(pair[key], model_root)
         stores[role] = record(
             model, rows, out / "stores" / role, revision=pair.get(rev),
-            created_by={"command": "hexainst baseline", "pair": pair_name, "role": role}, **kwargs,
+            created_by={"command": "hexainst baseline", "pair": pair_name, "role": role},
+            batch_size=rec.batch_size, dtype=rec.dtype, device=rec.device, device_map=rec.device_map,
+            with_sums=rec.with_sums, rows_per_shard=rec.rows_per_shard, padding_side=rec.padding_side,
+            convert_gguf=rec.convert_gguf, progress=progress,
         )
     return analyze(stores["base"], out / "analysis", store_b=stores["fine-tuned"],
                    config=config if config is not None else AnalysisConfig())

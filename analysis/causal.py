@@ -12,16 +12,44 @@ token of its instructions is measured, giving a category x category matrix of
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from hexainst.analysis.config import CausalConfig
 from hexainst.analysis.isn import IsnSets, category_neuron_set
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.vocab import DEFAULT_SEED
 
 
 class CausalError(UserError):
     """The causal check cannot run (MoE store, tokenizer mismatch, missing instruction text)."""
+
+
+@dataclass
+class CausalResult:
+    """The causal check: category x category matrices (zeroed category in rows, evaluated in columns).
+
+    delta_nll_isn, delta_nll_random, effect: float [m, m] (nats per token); effect = isn - random.
+    """
+
+    categories: list[str]
+    set_sizes: dict[str, int]
+    per_category: int
+    baseline_nll: dict[str, float]
+    delta_nll_isn: np.ndarray
+    delta_nll_random: np.ndarray
+    effect: np.ndarray
+    diagonal_mean: float
+    off_diagonal_mean: float
+    seed: int
+    max_predicted_tokens: int | None
+    shared_by_all_categories: int
+    exclude_shared: bool
+    set_rule: str
+    #: The model the check ran on (a name for the report).
+    model: str = ""
 
 
 def layer_indices(
@@ -78,7 +106,8 @@ class ZeroNeurons:
 
 
 def mean_nll(
-    model: Any, token_ids: Sequence[Sequence[int]], max_predicted: int | None = 32, *, batch_size: int = 8,
+    model: Any, token_ids: Sequence[Sequence[int]], max_predicted: int | None = CausalConfig.max_predicted, *,
+    batch_size: int = 8,
     pad_id: int = 0,
 ) -> np.ndarray:
     """Mean next-token NLL (nats per predicted token) of each token sequence: float64 [n].
@@ -132,12 +161,13 @@ def causal_check(
     neuron_index: np.ndarray,
     neuron_expert: np.ndarray,
     input_policy: Mapping[str, Any] | None = None,
-    seed: int = 0,
-    max_predicted: int | None = 32,
-    exclude_shared: bool = False,
+    seed: int = DEFAULT_SEED,
+    max_predicted: int | None = CausalConfig.max_predicted,
+    exclude_shared: bool = CausalConfig.exclude_shared,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Run the check; return matrices (lists) and per-condition NLLs.
+    model_name: str = "",
+) -> CausalResult:
+    """Run the check; return its matrices and per-category NLLs.
 
     sets/set_categories: the analysed ISN sets and their instructions' categories (define C(m));
     eval_rows: dicts with ``category`` and ``instruction`` (the instructions whose NLL is measured).
@@ -192,19 +222,20 @@ def causal_check(
                 d_rand[a, b] = float(np.nanmean(nll[("random", ca)][sel] - base[sel]))
     effect = d_isn - d_rand
     off = ~np.eye(m, dtype=bool)
-    return {
-        "categories": list(categories),
-        "set_sizes": set_sizes,
-        "per_category": int(min(np.count_nonzero(eval_labels == c) for c in categories)),
-        "baseline_nll": {c: float(np.nanmean(base[eval_labels == c])) for c in categories},
-        "delta_nll_isn": d_isn,
-        "delta_nll_random": d_rand,
-        "effect": effect,
-        "diagonal_mean": float(np.nanmean(np.diagonal(effect))),
-        "off_diagonal_mean": float(np.nanmean(effect[off])),
-        "seed": seed,
-        "max_predicted_tokens": max_predicted,
-        "shared_by_all_categories": int(shared.size),
-        "exclude_shared": exclude_shared,
-        "set_rule": "median-|S(I)| most frequent members of the category's ISN sets",
-    }
+    return CausalResult(
+        categories=list(categories),
+        set_sizes=set_sizes,
+        per_category=int(min(np.count_nonzero(eval_labels == c) for c in categories)),
+        baseline_nll={c: float(np.nanmean(base[eval_labels == c])) for c in categories},
+        delta_nll_isn=d_isn,
+        delta_nll_random=d_rand,
+        effect=effect,
+        diagonal_mean=float(np.nanmean(np.diagonal(effect))) if m else float("nan"),
+        off_diagonal_mean=float(np.nanmean(effect[off])) if off.any() else float("nan"),
+        seed=seed,
+        max_predicted_tokens=max_predicted,
+        shared_by_all_categories=int(shared.size),
+        exclude_shared=exclude_shared,
+        set_rule="median-|S(I)| most frequent members of the category's ISN sets",
+        model=model_name,
+    )

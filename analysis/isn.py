@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from hexainst.analysis.config import DEFAULT_EPS, SCOPES, TIE_RULES
 from hexainst.kernel.errors import UserError
 
-TIE_RULES: tuple[str, ...] = ("paper", "exact-k")
-SCOPES: tuple[str, ...] = ("global", "per-layer")
+__all__ = ["SCOPES", "TIE_RULES", "IsnError", "IsnSets", "category_neuron_set", "compute_isn_sets", "target_size"]
 _TIE_TAG = {"paper": "paper-ties", "exact-k": "exact-k"}
 
 
@@ -185,7 +185,7 @@ def _row_blocks(
 def compute_isn_sets(
     counts: Any,
     *,
-    eps: float = 0.01,
+    eps: float = DEFAULT_EPS,
     tie_rule: str = "paper",
     scope: str = "global",
     neuron_layer: np.ndarray | None = None,

@@ -12,6 +12,7 @@ no set are dropped first (on real models the union of all sets is often a fracti
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -272,4 +273,74 @@ def per_category_mean(values: np.ndarray, labels: Sequence[str], categories: Seq
         v = v[~np.isnan(v)]
         if v.size:
             out[k] = v.mean()
+    return out
+
+
+def top_experts(counts: np.ndarray, k: int = 5) -> list[int]:
+    """Ids of the ``k`` largest selection counts, ties to the lower expert id. counts: int [E]."""
+    counts = np.asarray(counts)
+    order = np.lexsort((np.arange(counts.size), -counts))
+    return [int(e) for e in order[:k]]
+
+
+@dataclass(frozen=True)
+class ExpertSelectionLayer:
+    """Table 6, one layer: the top experts of each model and those in both."""
+
+    layer: int
+    base_top5: list[int]
+    ft_top5: list[int]
+    stable: list[int]
+
+
+@dataclass(frozen=True)
+class ExpertSelection:
+    """Table 6, one category: top experts by token-level selection count as [expert, count] pairs."""
+
+    base_top5: list[list[int]]
+    ft_top5: list[list[int]]
+    stable: list[int]
+    per_layer: list[ExpertSelectionLayer]
+
+
+def expert_selection(
+    routing_base: np.ndarray,
+    routing_ft: np.ndarray,
+    labels: Sequence[str] | np.ndarray,
+    categories: Sequence[str],
+    *,
+    k: int = 5,
+) -> dict[str, ExpertSelection]:
+    """Table 6: per category, the experts the two models select most, summed over its instructions.
+
+    routing_base, routing_ft: int [n, L, E] token-level top-k selection counts of the same
+    instructions. Over all layers (and per layer), the ``k`` experts with the largest counts
+    (ties to the lower id); ``stable`` = experts in both models' top ``k``, sorted.
+    """
+    labels = np.asarray(labels)
+    out = {}
+    for c in categories:
+        rb = np.asarray(routing_base)[labels == c].astype(np.int64)  # [n_c, L, E]
+        rf = np.asarray(routing_ft)[labels == c].astype(np.int64)
+        tb, tf = rb.sum(axis=(0, 1)), rf.sum(axis=(0, 1))
+        top_b, top_f = top_experts(tb, k), top_experts(tf, k)
+        layers = []
+        for layer in range(rb.shape[1]):
+            lb, lf = top_experts(rb[:, layer].sum(axis=0), k), top_experts(rf[:, layer].sum(axis=0), k)
+            layers.append(ExpertSelectionLayer(layer, lb, lf, sorted(set(lb) & set(lf))))
+        out[c] = ExpertSelection(
+            base_top5=[[e, int(tb[e])] for e in top_b], ft_top5=[[e, int(tf[e])] for e in top_f],
+            stable=sorted(set(top_b) & set(top_f)), per_layer=layers,
+        )
+    return out
+
+
+def length_stats(n_tokens: np.ndarray, labels: Sequence[str] | np.ndarray,
+                 categories: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Instruction length T per category: {category: {mean, median, min, max}}. n_tokens: int [n]."""
+    labels = np.asarray(labels)
+    out = {}
+    for c in categories:
+        t = np.asarray(n_tokens)[labels == c].astype(np.float64)
+        out[c] = {"mean": float(t.mean()), "median": float(np.median(t)), "min": int(t.min()), "max": int(t.max())}
     return out

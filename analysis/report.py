@@ -35,20 +35,35 @@ def _tab(tables: dict[str, str], key: str) -> list[str]:
     return [md, f"(CSV: `tables/{key}.csv`)", ""] if md else []
 
 
+def _num(v: Any, spec: str = ".4f") -> str:
+    """A number of results.json formatted, or "n/a" when it is null (e.g. no test with one category)."""
+    return "n/a" if v is None else format(v, spec)
+
+
 def _summary(results: dict[str, Any], label: str) -> list[str]:
     res = results[label]
     perm = res["jaccard"]["permutation"]
     lengths = results["lengths"][label]
     cats = res["jaccard"]["categories"]
     diag = res["jaccard"]["matrix"]
-    verdict = "higher" if perm["difference"] > 0 else "not higher"
-    lines = [
-        f"**{label} ({res['model']})**: same-category Jaccard of ISN sets (mean of the diagonal of Fig. 3) is "
-        f"**{perm['diagonal']:.4f}** vs **{perm['off_diagonal']:.4f}** across categories "
-        f"(difference {perm['difference']:+.4f}; {verdict}); permutation test of diagonal > off-diagonal, "
-        f"{perm['n_permutations']} label shuffles: **p = {_p(perm['p_value'])}**. "
-        f"Chance level for random sets of the same sizes: {res['jaccard']['chance_overall']:.4f}.",
-        "",
+    if perm["difference"] is None:
+        lines = [
+            f"**{label} ({res['model']})**: mean Jaccard of ISN sets within the one category analysed "
+            f"({', '.join(cats)}): **{_num(perm['diagonal'])}**. With a single category there is nothing to "
+            "compare across categories: no permutation test, no length-adjusted test.",
+            "",
+        ]
+    else:
+        verdict = "higher" if perm["difference"] > 0 else "not higher"
+        lines = [
+            f"**{label} ({res['model']})**: same-category Jaccard of ISN sets (mean of the diagonal of Fig. 3) is "
+            f"**{perm['diagonal']:.4f}** vs **{perm['off_diagonal']:.4f}** across categories "
+            f"(difference {perm['difference']:+.4f}; {verdict}); permutation test of diagonal > off-diagonal, "
+            f"{perm['n_permutations']} label shuffles: **p = {_p(perm['p_value'])}**. "
+            f"Chance level for random sets of the same sizes: {_num(res['jaccard']['chance_overall'])}.",
+            "",
+        ]
+    lines += [
         "Per category, next to the instruction length T (tokens), which also differs between categories and "
         "changes how many neurons tie at the threshold (a likely confound):",
         "",
@@ -63,21 +78,20 @@ def _summary(results: dict[str, Any], label: str) -> list[str]:
         )
     lines.append("")
     adj = res["jaccard"].get("length_adjusted")
-    if adj:
+    if adj and adj["same_category_coef"] is not None:
         lines += [
             "Length-adjusted: least squares over all pairs of J ~ same category + |log T_i − log T_j| + "
             f"(log T_i + log T_j) gives a same-category coefficient of **{adj['same_category_coef']:+.4f}** "
             f"(label-shuffle p = {_p(adj['p_value'])}, {adj['n_permutations']} shuffles; length-difference "
-            f"coefficient {adj['length_diff_coef']:+.4f}, length-sum coefficient {adj['length_sum_coef']:+.4f}).",
+            f"coefficient {_num(adj['length_diff_coef'], '+.4f')}, length-sum coefficient "
+            f"{_num(adj['length_sum_coef'], '+.4f')}).",
             "",
         ]
     return lines
 
 
-def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
-    """The Markdown report. ``tables``: table key -> Markdown text (as written under tables/)."""
+def _section_header(results: dict[str, Any], tables: dict[str, str], labels: list[str]) -> list[str]:
     params = results["parameters"]
-    labels = [k for k in ("model", "base", "fine-tuned") if k in results]
     out = ["# SPARCOM analysis report", ""]
     if params.get("note"):
         out += [f"> {params['note']}", ""]
@@ -88,39 +102,52 @@ def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
         f"scope `{params['scope']}`; category means {'include' if params['include_self_pairs'] else 'exclude'} "
         f"self-pairs; seed {params['seed']}.",
         "",
-        "## Summary",
-        "",
     ]
+    return out
+
+
+def _section_summary(results: dict[str, Any], tables: dict[str, str], labels: list[str]) -> list[str]:
+    out = ["## Summary", ""]
     for label in labels:
         out += _summary(results, label)
     if "alteration" in results:
         alt = results["alteration"]
         out += [f"Base vs fine-tuned: mean Jaccard of an instruction's ISN sets is "
-                f"{alt['table1_overall']:.4f} (Table 1).", ""]
+                f"{_num(alt['table1_overall'])} (Table 1).", ""]
     if "causal" in results:
         c = results["causal"]
         out += [f"Causal check: zeroing a category's ISNs raises the NLL of its own instructions by "
-                f"{c['diagonal_mean']:+.4f} nats/token more than zeroing as many random neurons from the same "
-                f"layers, vs {c['off_diagonal_mean']:+.4f} for other categories' instructions.", ""]
+                f"{_num(c['diagonal_mean'], '+.4f')} nats/token more than zeroing as many random neurons from the "
+                f"same layers, vs {_num(c['off_diagonal_mean'], '+.4f')} for other categories' instructions.", ""]
+    return out
 
-    out += ["## Parameters", "", "| parameter | value |", "|---|---|"]
-    for k, v in sorted(params.items()):
+
+def _section_parameters(results: dict[str, Any], tables: dict[str, str], labels: list[str]) -> list[str]:
+    out = ["## Parameters", "", "| parameter | value |", "|---|---|"]
+    for k, v in sorted(results["parameters"].items()):
         out.append(f"| `{k}` | `{json.dumps(v)}` |")
     out += ["", "## Stores", ""]
     for label, store in results["stores"].items():
         out += [f"### {label}: `{store['path']}`", "", "```json",
                 json.dumps(store["header"], indent=1, sort_keys=True), "```", ""]
+    return out
 
-    out += ["## ISN set sizes", "",
-            "The paper's rule keeps every neuron tied at the threshold, so |S(I)| can exceed the target "
-            "k = ceil(eps x neurons) several times; sizes are reported, never assumed.", ""]
+
+def _section_sizes(results: dict[str, Any], tables: dict[str, str], labels: list[str]) -> list[str]:
+    out = ["## ISN set sizes", "",
+           "The paper's rule keeps every neuron tied at the threshold, so |S(I)| can exceed the target "
+           "k = ceil(eps x neurons) several times; sizes are reported, never assumed.", ""]
     for label in labels:
         out += [f"### {label}", ""] + _tab(tables, f"isn_sizes_{label}")
+    return out
 
-    out += ["## Generality and uniqueness (Fig. 3)", "",
-            "Cells: mean Jaccard between the ISN sets of instructions of the row and column categories, with "
-            f"{int(params['ci_level'] * 100)}% percentile bootstrap intervals ({params['n_boot']} resamples of "
-            "instructions within categories).", ""]
+
+def _section_generality(results: dict[str, Any], tables: dict[str, str], labels: list[str]) -> list[str]:
+    params = results["parameters"]
+    out = ["## Generality and uniqueness (Fig. 3)", "",
+           "Cells: mean Jaccard between the ISN sets of instructions of the row and column categories, with "
+           f"{int(params['ci_level'] * 100)}% percentile bootstrap intervals ({params['n_boot']} resamples of "
+           "instructions within categories).", ""]
     for label in labels:
         out += _fig(results, f"fig3_jaccard_{label}", f"Fig. 3, {label}")
         out += _tab(tables, f"jaccard_{label}")
@@ -132,50 +159,71 @@ def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
             out += _tab(tables, f"routing_pearson_{label}")
             if "routing_pearson" in results[label]:
                 perm = results[label]["routing_pearson"]["permutation"]
-                out += [f"Diagonal {perm['diagonal']:.4f} vs off-diagonal {perm['off_diagonal']:.4f}, "
+                out += [f"Diagonal {_num(perm['diagonal'])} vs off-diagonal {_num(perm['off_diagonal'])}, "
                         f"p = {_p(perm['p_value'])}.", ""]
+    return out
 
-    out += ["## ISNs per layer (Fig. 5)", ""] + _fig(results, "fig5_isn_per_layer", "Fig. 5")
 
-    if "alteration" in results:
-        out += ["## Alteration: base vs fine-tuned", "", "### Table 1: Jaccard of S_base(I) and S_ft(I)", ""]
-        out += _tab(tables, "table1_jaccard_base_vs_ft")
-        if "table2_pearson_base_vs_ft" in tables:
-            out += ["### Table 2: Pearson r of F_base(I) and F_ft(I)", ""] + _tab(tables, "table2_pearson_base_vs_ft")
-        out += ["### Fig. 6", ""] + _fig(results, "fig6_venn_per_layer", "Fig. 6")
-        if "table6_expert_selection" in tables:
-            out += ["### Table 6: expert selection counts per category", "",
-                    "Top five experts by token-level selection count (expert id, count); `*` marks experts in "
-                    "the top five of both models. Per-layer detail: `tables/table6_expert_selection_per_layer.csv`.",
-                    ""] + _tab(tables, "table6_expert_selection")
+def _section_layers(results: dict[str, Any], tables: dict[str, str], labels: list[str]) -> list[str]:
+    return ["## ISNs per layer (Fig. 5)", ""] + _fig(results, "fig5_isn_per_layer", "Fig. 5")
 
-    out += ["## Epsilon sweep and tie rules", "",
-            "Diagonal vs off-diagonal mean Jaccard for each eps and tie rule, with a permutation p-value "
-            f"({params['n_sweep_permutations']} shuffles).", ""]
+
+def _section_alteration(results: dict[str, Any], tables: dict[str, str], labels: list[str]) -> list[str]:
+    if "alteration" not in results:
+        return []
+    out = ["## Alteration: base vs fine-tuned", "", "### Table 1: Jaccard of S_base(I) and S_ft(I)", ""]
+    out += _tab(tables, "table1_jaccard_base_vs_ft")
+    if "table2_pearson_base_vs_ft" in tables:
+        out += ["### Table 2: Pearson r of F_base(I) and F_ft(I)", ""] + _tab(tables, "table2_pearson_base_vs_ft")
+    out += ["### Fig. 6", ""] + _fig(results, "fig6_venn_per_layer", "Fig. 6")
+    if "table6_expert_selection" in tables:
+        out += ["### Table 6: expert selection counts per category", "",
+                "Top five experts by token-level selection count (expert id, count); `*` marks experts in "
+                "the top five of both models. Per-layer detail: `tables/table6_expert_selection_per_layer.csv`.",
+                ""] + _tab(tables, "table6_expert_selection")
+    return out
+
+
+def _section_sweep(results: dict[str, Any], tables: dict[str, str], labels: list[str]) -> list[str]:
+    params = results["parameters"]
+    out = ["## Epsilon sweep and tie rules", "",
+           "Diagonal vs off-diagonal mean Jaccard for each eps and tie rule, with a permutation p-value "
+           f"({params['n_sweep_permutations']} shuffles).", ""]
     for label in labels:
         out += [f"### {label}", ""] + _tab(tables, f"sweep_{label}")
+    return out
 
-    if "causal" in results:
-        c = results["causal"]
-        out += ["## Causal check (beyond the paper)", "",
-                f"For each category, its ISNs (the {c['set_rule']}) are zeroed on the act_fn output of every "
-                "dense MLP during the forward pass, and the mean NLL per token of each category's instructions "
-                f"is measured ({c['per_category']} instructions per category, the last {c.get('max_predicted_tokens') or 'all'} "
-                f"predicted tokens of each, model `{c['model']}`). The control "
-                "zeroes as many random neurons from the same layers. Cell = ΔNLL(ISNs) − ΔNLL(random).", "",
-                f"{c.get('shared_by_all_categories', 0)} neurons are in every category's set (neurons that fire on "
-                "nearly every token); "
-                + ("they were left out of every set (`--causal-exclude-shared`). " if c.get("exclude_shared") else
-                   "they were zeroed too, so zeroing any category's set harms every category; the category-specific "
-                   "signal is the diagonal against the off-diagonal cells. ")
-                + f"Diagonal mean {c['diagonal_mean']:+.4f}, off-diagonal mean {c['off_diagonal_mean']:+.4f} nats/token.",
-                ""]
-        out += _fig(results, "causal_delta_nll", "Causal check") + _tab(tables, "causal_delta_nll")
-        out += _tab(tables, "causal_detail")
 
-    out += ["## Instruction length", ""] + _fig(results, "instruction_lengths", "Instruction length")
-    out += _tab(tables, "instruction_lengths")
-    out += ["## Method notes", "",
+def _section_causal(results: dict[str, Any], tables: dict[str, str], labels: list[str]) -> list[str]:
+    if "causal" not in results:
+        return []
+    c = results["causal"]
+    out = ["## Causal check (beyond the paper)", "",
+           f"For each category, its ISNs (the {c['set_rule']}) are zeroed on the act_fn output of every "
+           "dense MLP during the forward pass, and the mean NLL per token of each category's instructions "
+           f"is measured ({c['per_category']} instructions per category, the last {c.get('max_predicted_tokens') or 'all'} "
+           f"predicted tokens of each, model `{c['model']}`). The control "
+           "zeroes as many random neurons from the same layers. Cell = ΔNLL(ISNs) − ΔNLL(random).", "",
+           f"{c.get('shared_by_all_categories', 0)} neurons are in every category's set (neurons that fire on "
+           "nearly every token); "
+           + ("they were left out of every set (`--causal-exclude-shared`). " if c.get("exclude_shared") else
+              "they were zeroed too, so zeroing any category's set harms every category; the category-specific "
+              "signal is the diagonal against the off-diagonal cells. ")
+           + f"Diagonal mean {_num(c['diagonal_mean'], '+.4f')}, off-diagonal mean "
+           f"{_num(c['off_diagonal_mean'], '+.4f')} nats/token.",
+           ""]
+    out += _fig(results, "causal_delta_nll", "Causal check") + _tab(tables, "causal_delta_nll")
+    out += _tab(tables, "causal_detail")
+    return out
+
+
+def _section_lengths(results: dict[str, Any], tables: dict[str, str], labels: list[str]) -> list[str]:
+    out = ["## Instruction length", ""] + _fig(results, "instruction_lengths", "Instruction length")
+    return out + _tab(tables, "instruction_lengths")
+
+
+def _section_method(results: dict[str, Any], tables: dict[str, str], labels: list[str]) -> list[str]:
+    return ["## Method notes", "",
             "- p(I) = counts / T with T the real tokens of the model input; the threshold is the k-th largest "
             "p with k = ceil(eps x neurons in scope), compared on integer counts (exact).",
             "- Tie rule `paper`: every neuron with p >= threshold; `exact-k`: exactly k, ties broken by the "
@@ -185,18 +233,37 @@ def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
             "- Permutation test: category labels shuffled over instructions; statistic = mean diagonal − mean "
             "off-diagonal of the category-mean matrix; p = (1 + #null ≥ observed) / (1 + shuffles).",
             ""]
+
+
+#: The report's sections in order: each takes (results.json content, table key -> Markdown, model
+#: labels) and returns lines. A new analysis adds its section here (it renders from results.json,
+#: so that :func:`rerender` works from the folder alone).
+SECTIONS = [
+    _section_header, _section_summary, _section_parameters, _section_sizes, _section_generality,
+    _section_layers, _section_alteration, _section_sweep, _section_causal, _section_lengths, _section_method,
+]
+
+
+def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
+    """The Markdown report. ``tables``: table key -> Markdown text (as written under tables/)."""
+    labels = [k for k in ("model", "base", "fine-tuned") if k in results]
+    out: list[str] = []
+    for section in SECTIONS:
+        out += section(results, tables, labels)
     return "\n".join(out)
 
 
 def rerender(folder: str | os.PathLike[str], note: str | None = None) -> Path:
     """Render ``folder/report.md`` again from its ``results.json`` and ``tables/*.md`` (optionally a new note)."""
+    from hexainst.analysis.render import dumps
     from hexainst.analysis.tables import write_text
+    from hexainst.kernel.jsonfiles import read_json, read_text
 
     folder = Path(folder)
-    results = json.loads((folder / "results.json").read_text("utf-8"))
+    results = read_json(folder / "results.json", what="analysis results")
     if note is not None:
         results["parameters"]["note"] = note
-        write_text(folder / "results.json", json.dumps(results, indent=1, sort_keys=True) + "\n")
-    tables = {p.name[: -len(".md")]: p.read_text("utf-8") for p in sorted((folder / "tables").glob("*.md"))}
+        write_text(folder / "results.json", dumps(results))
+    tables = {p.name[: -len(".md")]: read_text(p, what="table") for p in sorted((folder / "tables").glob("*.md"))}
     write_text(folder / "report.md", render_report(results, tables))
     return folder / "report.md"

@@ -13,6 +13,7 @@ import numpy as np
 
 from hexainst.analysis.isn import IsnSets
 from hexainst.analysis.metrics import diagonal_contrast, jaccard_matrix, one_hot, weighted_category_means
+from hexainst.kernel.vocab import DEFAULT_SEED
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,23 @@ def permutation_test(
     *,
     include_self: bool = False,
     n_permutations: int = 2000,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
 ) -> PermutationResult:
     """One-sided test of "mean diagonal > mean off-diagonal" of the category means.
+
+    With fewer than two categories present there is nothing to compare: every field but the
+    diagonal is NaN (never a p-value).
 
     pair: float [n, n] pairwise similarities. The null shuffles the category labels over the
     instructions (keeping the category sizes). p = (1 + #{null >= observed}) / (1 + n_permutations).
     """
     w = one_hot(labels, categories)
+    if w.shape[1] < 2 or np.count_nonzero(w.sum(axis=0)) < 2:
+        # One category: there is no off-diagonal to compare with; the test is undefined.
+        means = weighted_category_means(pair, w, include_self=include_self)
+        diag = float(np.nanmean(np.diagonal(means))) if np.isfinite(np.diagonal(means)).any() else float("nan")
+        nan = float("nan")
+        return PermutationResult(diag, nan, nan, nan, n_permutations, nan, nan)
     diag, off, obs = diagonal_contrast(weighted_category_means(pair, w, include_self=include_self))
     rng = np.random.default_rng(seed)
     null = np.empty(n_permutations, dtype=np.float64)
@@ -83,7 +93,7 @@ def bootstrap_category_means(
     include_self: bool = False,
     n_boot: int = 1000,
     level: float = 0.95,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap CI for every cell of the category-mean matrix.
 
@@ -107,7 +117,7 @@ def bootstrap_category_vector(
     *,
     n_boot: int = 1000,
     level: float = 0.95,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap CI of per-category means of per-instruction values: ([m], [m])."""
     values = np.asarray(values, dtype=np.float64)
@@ -126,7 +136,7 @@ def bootstrap_category_vector(
 
 
 def random_sets_like(
-    sets: IsnSets, *, neuron_layer: np.ndarray | None = None, seed: int = 0
+    sets: IsnSets, *, neuron_layer: np.ndarray | None = None, seed: int = DEFAULT_SEED
 ) -> IsnSets:
     """Uniformly random sets with the same sizes (per layer too when ``neuron_layer`` is given).
 
@@ -163,7 +173,7 @@ def chance_jaccard(
     *,
     neuron_layer: np.ndarray | None = None,
     include_self: bool = False,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
 ) -> tuple[np.ndarray, float]:
     """Chance level: category means of Jaccard between random sets of the same sizes.
 
@@ -177,7 +187,7 @@ def chance_jaccard(
 
 
 def sample_per_category(
-    labels: Sequence[str], categories: Sequence[str], per_category: int | None, *, seed: int = 0
+    labels: Sequence[str], categories: Sequence[str], per_category: int | None, *, seed: int = DEFAULT_SEED
 ) -> np.ndarray:
     """Seeded sample of up to ``per_category`` row indices per category (the paper: 50 each).
 
@@ -217,7 +227,7 @@ def length_adjusted_test(
     n_tokens: np.ndarray,
     *,
     n_permutations: int = 500,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
 ) -> LengthAdjustedResult:
     """Is same-category similarity higher once instruction length is accounted for?
 
@@ -229,6 +239,10 @@ def length_adjusted_test(
     """
     labels = np.asarray(labels)
     codes = np.unique(labels, return_inverse=True)[1]
+    if codes.size == 0 or codes.max() < 1:
+        # One category: every pair is a same-category pair; the effect is not defined.
+        nan = float("nan")
+        return LengthAdjustedResult(nan, nan, nan, nan, n_permutations, len(labels) * (len(labels) - 1) // 2)
     iu, ju = np.triu_indices(len(labels), k=1)
     y = np.asarray(pair, dtype=np.float64)[iu, ju]
     ok = ~np.isnan(y)

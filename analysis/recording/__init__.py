@@ -4,28 +4,27 @@ Public API::
 
     from hexainst.analysis.recording import record, ActivationStore, StoreWriter, merge_stores, adapter_for
 
-Heavy modules (torch, transformers) load on first use of :func:`record` or the adapters.
+Everything loads on first use (numpy and scipy with the store, torch and transformers with
+:func:`record` or the adapters), so that importing :mod:`~hexainst.analysis.recording.config`
+for the command line's defaults stays light.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from hexainst.analysis.recording.store import ActivationStore, StoreError, StoreWriter, make_layout, merge_stores, write_store
+_WHERE = {
+    "ActivationStore": "store", "StoreError": "store", "StoreWriter": "store", "make_layout": "store",
+    "merge_stores": "store", "write_store": "store", "record": "recorder", "adapter_for": "adapters",
+    "RecordingConfig": "config",
+}
 
-__all__ = [
-    "ActivationStore", "StoreError", "StoreWriter", "make_layout", "merge_stores", "write_store",
-    "record", "adapter_for",
-]
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str) -> Any:
-    if name == "record":
-        from hexainst.analysis.recording.recorder import record
-
-        return record
-    if name == "adapter_for":
-        from hexainst.analysis.recording.adapters import adapter_for
-
-        return adapter_for
-    raise AttributeError(name)
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

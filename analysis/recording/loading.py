@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hexainst.analysis.recording.config import DTYPES, RecordingConfig
 from hexainst.kernel.errors import UserError
 
-DTYPES = ("float32", "bfloat16", "float16")
+__all__ = ["DTYPES", "LoadedModel", "ModelLoadError", "load_model", "resolve_model", "tokenizer_sha256"]
 
 
 class ModelLoadError(UserError):
@@ -184,11 +185,11 @@ def load_model(
     name_or_path: str,
     *,
     gguf_file: str | None = None,
-    dtype: str = "float32",
-    device: str = "cpu",
-    device_map: str | dict | None = None,
+    dtype: str = RecordingConfig.dtype,
+    device: str = RecordingConfig.device,
+    device_map: str | dict | None = RecordingConfig.device_map,
     revision: str | None = None,
-    convert: bool = True,
+    convert: bool = RecordingConfig.convert_gguf,
     progress: bool = True,
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer, in eval mode.

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from hexainst.analysis.recording.config import INPUT_MODES, RecordingConfig
 from hexainst.analysis.recording.store import (
-    DEFAULT_ROWS_PER_SHARD,
     ActivationStore,
     StoreError,
     StoreWriter,
@@ -30,8 +30,7 @@ from hexainst.analysis.recording.store import (
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.features import decode_rows
 
-INPUT_MODES = ("raw", "chat")
-PADDING_SIDES = ("right", "left")
+_D = RecordingConfig()
 
 
 @dataclass(frozen=True)
@@ -161,19 +160,19 @@ def record(
     rows: Iterable[Mapping[str, Any]],
     out_dir: str | Path,
     *,
-    batch_size: int = 8,
-    dtype: str = "float32",
+    batch_size: int = _D.batch_size,
+    dtype: str = _D.dtype,
     input_policy: InputPolicy | Mapping[str, Any] | str | None = None,
-    device: str = "cpu",
-    device_map: str | dict | None = None,
+    device: str = _D.device,
+    device_map: str | dict | None = _D.device_map,
     gguf_file: str | None = None,
-    convert_gguf: bool = True,
+    convert_gguf: bool = _D.convert_gguf,
     tokenizer: Any = None,
     revision: str | None = None,
-    with_sums: bool = False,
+    with_sums: bool = _D.with_sums,
     progress: bool = True,
-    rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
-    padding_side: str = "right",
+    rows_per_shard: int = _D.rows_per_shard,
+    padding_side: str = _D.padding_side,
     overwrite: bool = False,
     created_by: Mapping[str, Any] | None = None,
 ) -> ActivationStore:
@@ -192,10 +191,10 @@ def record(
     from hexainst.analysis.recording.hooks import CountingHooks
     from hexainst.analysis.recording.loading import load_model, model_info, tokenizer_sha256
 
-    if batch_size <= 0:
-        raise UserError(f"batch_size must be positive, got {batch_size}")
-    if padding_side not in PADDING_SIDES:
-        raise UserError(f"padding_side must be one of {', '.join(PADDING_SIDES)}")
+    RecordingConfig(batch_size=batch_size, dtype=dtype, device=device,
+                    device_map=device_map if isinstance(device_map, (str, type(None))) else "custom",
+                    rows_per_shard=rows_per_shard, padding_side=padding_side, with_sums=with_sums,
+                    convert_gguf=convert_gguf)  # range checks, before any work
     policy = InputPolicy.coerce(input_policy)
     rows = _decode_rows(rows)
     if not rows:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from hexainst.analysis.recording.config import DEFAULT_ROWS_PER_SHARD
 from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
 
@@ -43,7 +44,6 @@ FORMAT = "hexainst-activations"
 FORMAT_VERSION = 1
 HEADER_FILE = "header.json"
 SHARD_DIR = "shards"
-DEFAULT_ROWS_PER_SHARD = 64
 #: T must stay below this so that a count fits uint16.
 MAX_TOKENS = 65_536
 

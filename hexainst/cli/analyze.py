@@ -10,9 +10,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hexainst.analysis.config import DEFAULT_SWEEP, SCOPES, TIE_RULES, AnalysisConfig, CausalConfig
+from hexainst.analysis.recording.config import DTYPES, RecordingConfig
 from hexainst.kernel.errors import UserError
 
-_DEFAULT_SWEEP = "0.005,0.01,0.02,0.05"
+_A = AnalysisConfig
+_C = CausalConfig
+_R = RecordingConfig
 
 
 def _eps_list(text: str) -> tuple[float, ...]:
@@ -20,41 +24,42 @@ def _eps_list(text: str) -> tuple[float, ...]:
         values = tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from exc
-    if not values or any(not 0 < v <= 1 for v in values):
-        raise argparse.ArgumentTypeError(f"eps values must be in (0, 1]: {text!r}")
     return values
 
 
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("ISN sets and statistics")
-    g.add_argument("--eps", type=float, default=0.01, help="top-eps fraction per instruction (default 0.01 = 1%%)")
-    g.add_argument("--tie-rule", default="paper", choices=("paper", "exact-k"),
-                   help="paper: keep every neuron tied at the threshold (default); exact-k: exactly k, ties "
-                        "broken by mean activation (needs a store recorded with --with-sums)")
-    g.add_argument("--scope", default="global", choices=("global", "per-layer"),
-                   help="one threshold over all neurons (default) or one per layer")
-    g.add_argument("--seed", type=int, default=0, help="seed of sampling, permutations, bootstrap (default 0)")
-    g.add_argument("--sample", type=int, default=None, metavar="N",
+    g.add_argument("--eps", type=float, default=_A.eps,
+                   help=f"top-eps fraction per instruction, in (0, 1) (default {_A.eps:g} = {_A.eps * 100:g}%%)")
+    g.add_argument("--tie-rule", default=_A.tie_rule, choices=TIE_RULES,
+                   help=f"paper: keep every neuron tied at the threshold (default {_A.tie_rule}); exact-k: exactly k, "
+                        "ties broken by mean activation (needs a store recorded with --with-sums)")
+    g.add_argument("--scope", default=_A.scope, choices=SCOPES,
+                   help=f"one threshold over all neurons (global) or one per layer (default {_A.scope})")
+    g.add_argument("--seed", type=int, default=_A.seed,
+                   help=f"seed of sampling, permutations, bootstrap (default {_A.seed})")
+    g.add_argument("--sample", type=int, default=_A.sample, metavar="N",
                    help="analyse a seeded sample of N instructions per category (the paper: 50); default all")
     g.add_argument("--include-self-pairs", action="store_true",
                    help="include J(I, I) = 1 in the diagonal category means, as the paper did")
-    g.add_argument("--sweep-eps", type=_eps_list, default=_eps_list(_DEFAULT_SWEEP),
-                   help=f"eps values of the sweep, comma-separated (default {_DEFAULT_SWEEP})")
-    g.add_argument("--permutations", type=int, default=2000, help="label shuffles of the permutation test")
-    g.add_argument("--sweep-permutations", type=int, default=500, help="label shuffles per sweep cell")
-    g.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
+    sweep = ",".join(f"{v:g}" for v in DEFAULT_SWEEP)
+    g.add_argument("--sweep-eps", type=_eps_list, default=DEFAULT_SWEEP,
+                   help=f"eps values of the sweep, comma-separated, each in (0, 1) (default {sweep})")
+    g.add_argument("--permutations", type=int, default=_A.n_permutations,
+                   help=f"label shuffles of the permutation test (default {_A.n_permutations})")
+    g.add_argument("--sweep-permutations", type=int, default=_A.n_sweep_permutations,
+                   help=f"label shuffles per sweep cell and for the length-adjusted test (default {_A.n_sweep_permutations})")
+    g.add_argument("--bootstrap", type=int, default=_A.n_boot,
+                   help=f"bootstrap resamples for the CIs (default {_A.n_boot})")
     g.add_argument("--venn-id", action="append", default=[], metavar="ID",
                    help="instruction id for Fig. 6 (repeatable; default: the first of each category)")
     g.add_argument("--no-save-sets", action="store_true", help="do not write the ISN set files (isn_sets/)")
-    g.add_argument("--note", default="", help="a line quoted at the top of the report (what this run is)")
+    g.add_argument("--note", default=_A.note, help="a line quoted at the top of the report (what this run is)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _config(args: argparse.Namespace):
-    from hexainst.analysis.pipeline import AnalysisConfig
-
-    if args.sample is not None and args.sample <= 0:
-        raise UserError("--sample must be positive")
+def _config(args: argparse.Namespace) -> AnalysisConfig:
+    """The run's config; a value out of range is one line naming its option (before any work)."""
     return AnalysisConfig(
         eps=args.eps, tie_rule=args.tie_rule, scope=args.scope, seed=args.seed, sample=args.sample,
         include_self_pairs=args.include_self_pairs, sweep_eps=tuple(args.sweep_eps),
@@ -63,19 +68,26 @@ def _config(args: argparse.Namespace):
     )
 
 
+def _num(value: Any, spec: str = ".4f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
 def _summary(results: dict[str, Any], out: Path) -> None:
     for label in ("model", "base", "fine-tuned"):
         if label in results:
             perm = results[label]["jaccard"]["permutation"]
+            if perm["difference"] is None:
+                print(f"{label}: one category only, mean Jaccard {_num(perm['diagonal'])}; no across-category test")
+                continue
             print(f"{label}: diagonal {perm['diagonal']:.4f} vs off-diagonal {perm['off_diagonal']:.4f}, "
                   f"p = {perm['p_value']:.4g}")
     if "alteration" in results:
-        print(f"base vs fine-tuned Jaccard (all): {results['alteration']['table1_overall']:.4f}")
+        print(f"base vs fine-tuned Jaccard (all): {_num(results['alteration']['table1_overall'])}")
     print(f"report: {out / 'report.md'}")
 
 
-def _texts(args: argparse.Namespace) -> dict[str, str]:
-    """id -> instruction text, from --rows (JSONL) or the release."""
+def _read_rows(args: argparse.Namespace, *, what: str) -> list[dict[str, Any]]:
+    """Rows from --rows (JSONL) or --release (default: the packaged release)."""
     if getattr(args, "rows", None):
         from hexainst.kernel.jsonfiles import read_jsonl
 
@@ -84,47 +96,65 @@ def _texts(args: argparse.Namespace) -> dict[str, str]:
         from hexainst.kernel.release import read_release_rows
 
         rows = read_release_rows(args.release)
-    return {str(r["id"]): str(r["instruction"]) for r in rows}
+    for n, row in enumerate(rows, 1):
+        missing = [k for k in ("id", "category", "instruction") if k not in row]
+        if missing:
+            where = args.rows or args.release or "the packaged release"
+            raise UserError(f"{where}: row {n} ({row.get('id', 'no id')}) has no {', '.join(missing)} ({what})")
+    return rows
+
+
+def _texts(args: argparse.Namespace) -> dict[str, str]:
+    """id -> instruction text, from --rows (JSONL) or the release."""
+    return {str(r["id"]): str(r["instruction"]) for r in _read_rows(args, what="the causal check's texts")}
+
+
+def _text_inputs(args: argparse.Namespace) -> list[str | None]:
+    return [getattr(args, "rows", None), getattr(args, "release", None)]
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from hexainst.analysis.data import open_store
-    from hexainst.analysis.pipeline import CausalSpec, analyze
+    from hexainst.analysis.pipeline import CausalSpec, analyze, claim_analysis_dir
 
     config = _config(args)
+    if args.causal and args.causal_max_tokens is not None and args.causal_max_tokens < 0:
+        raise UserError(f"--causal-max-tokens must be >= 0 (0 = all), got {args.causal_max_tokens}")
+    causal_config = CausalConfig(per_category=args.causal_per_category,
+                                 max_predicted=args.causal_max_tokens or None,
+                                 exclude_shared=args.causal_exclude_shared) if args.causal else None
+    inputs = _text_inputs(args) if args.causal else []
+    claim_analysis_dir(args.out, inputs=[args.store, args.compare, *inputs])
     store_a = open_store(args.store)
+    store_b = open_store(args.compare) if args.compare else None
     causal = None
     if args.causal:
         from hexainst.analysis.recording.loading import load_model, resolve_model, tokenizer_sha256
 
+        texts = _texts(args)
         name = args.causal_model or store_a.header.get("model", {}).get("name_or_path")
         if not name:
             raise UserError("--causal: the store header names no model; pass --causal-model")
+        if store_a.is_moe:
+            raise UserError(f"--causal supports dense models only; store {store_a.path} is an MoE store")
         loaded = load_model(resolve_model(str(name)), dtype="float32", progress=not args.quiet)
         sha = tokenizer_sha256(loaded.tokenizer)
         want = store_a.header.get("tokenizer", {}).get("sha256")
         if sha != want:
             raise UserError(f"--causal: the tokenizer of {name} (sha256 {sha[:12]}) is not the one the store "
                             f"was recorded with ({str(want)[:12]})")
-        causal = CausalSpec(model=loaded.model, tokenizer=loaded.tokenizer, texts=_texts(args),
-                            per_category=args.causal_per_category, model_name=str(name),
-                            max_predicted=args.causal_max_tokens or None,
-                            exclude_shared=args.causal_exclude_shared)
-    results = analyze(store_a, args.out, store_b=args.compare, config=config, causal=causal)
+        causal = CausalSpec(model=loaded.model, tokenizer=loaded.tokenizer, texts=texts, model_name=str(name),
+                            config=causal_config)
+    results = analyze(store_a, args.out, store_b=store_b, config=config, causal=causal, inputs=inputs)
     _summary(results, Path(args.out))
     return 0
 
 
-def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    if args.rows:
-        from hexainst.kernel.jsonfiles import read_jsonl
-
-        rows = read_jsonl(args.rows, what="rows file")
-    else:
-        from hexainst.kernel.release import read_release_rows
-
-        rows = read_release_rows(args.release)
+def _baseline_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = _read_rows(args, what="rows to record")
     if args.per_category is not None:
+        if args.per_category < 1:
+            raise UserError(f"--per-category must be an integer >= 1, got {args.per_category}")
         kept: dict[str, int] = {}
         out = []
         for row in rows:
@@ -139,14 +169,21 @@ def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from hexainst.analysis.baseline import run_baseline
+    from hexainst.analysis.baseline import claim_baseline_dir, load_pairs, run_baseline
 
-    rows = _read_rows(args)
+    config = _config(args)
+    recording = RecordingConfig(batch_size=args.batch_size, dtype=args.dtype, device=args.device,
+                                device_map=args.device_map, with_sums=args.with_sums)
+    pairs = load_pairs(args.pairs_file)
+    if args.pair not in pairs:
+        from hexainst.analysis.baseline import PairsError
+
+        raise PairsError(f"unknown pair {args.pair!r}; the pairs file lists: {', '.join(sorted(pairs))}")
+    claim_baseline_dir(args.out, inputs=[args.rows, args.release, args.pairs_file, args.model_root])
+    rows = _baseline_rows(args)
     results = run_baseline(
         args.pair, rows, args.out, pairs_file=args.pairs_file, model_root=args.model_root,
-        record_kwargs=dict(batch_size=args.batch_size, dtype=args.dtype, device=args.device,
-                           device_map=args.device_map, with_sums=args.with_sums, progress=not args.quiet),
-        config=_config(args),
+        recording=recording, progress=not args.quiet, config=config,
     )
     _summary(results, Path(args.out) / "analysis")
     return 0
@@ -166,7 +203,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--store", required=True, help="activation store folder (the base model with --compare)")
     p.add_argument("--compare", default=None, metavar="STORE",
                    help="store of the fine-tuned model (same tokenizer, input policy and instructions)")
-    p.add_argument("--out", required=True, help="output folder (replaced when complete)")
+    p.add_argument("--out", required=True,
+                   help="output folder: new, empty, or an earlier 'hexainst analyze' report (replaced only when the "
+                        "new one is complete; never a store or another folder)")
     _add_analysis_options(p)
     c = p.add_argument_group("causal check (zero a category's ISNs, measure NLL)")
     c.add_argument("--causal", action="store_true", help="run the causal check on --store's model (dense only)")
@@ -175,9 +214,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     texts = c.add_mutually_exclusive_group()
     texts.add_argument("--release", default=None, help="release folder with the instruction texts (default: bundled)")
     texts.add_argument("--rows", default=None, help="JSONL rows with id and instruction (instead of a release)")
-    c.add_argument("--causal-per-category", type=int, default=10, help="instructions per category (default 10)")
-    c.add_argument("--causal-max-tokens", type=int, default=32,
-                   help="score the last N next-token predictions of each instruction (default 32; 0 = all)")
+    c.add_argument("--causal-per-category", type=int, default=_C.per_category,
+                   help=f"instructions per category (default {_C.per_category})")
+    c.add_argument("--causal-max-tokens", type=int, default=_C.max_predicted,
+                   help=f"score the last N next-token predictions of each instruction (default {_C.max_predicted}; "
+                        "0 = all)")
     c.add_argument("--causal-exclude-shared", action="store_true",
                    help="leave out of every category's set the neurons in all six categories' sets")
     p.set_defaults(handler=_cmd_analyze)
@@ -199,11 +240,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--release", default=None, help="release folder (default: the bundled release)")
     src.add_argument("--rows", default=None, help="JSONL rows with id, category, source, instruction")
     b.add_argument("--per-category", type=int, default=None, metavar="N", help="only the first N rows per category")
-    b.add_argument("--out", required=True, help="output folder: stores/ and analysis/")
-    b.add_argument("--batch-size", type=int, default=8)
-    b.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
-    b.add_argument("--device", default="cpu")
-    b.add_argument("--device-map", default=None, help="'auto' to spread a large model over all devices")
+    b.add_argument("--out", required=True,
+                   help="output folder: stores/ and analysis/ (new, empty, or an earlier baseline run, which resumes)")
+    b.add_argument("--batch-size", type=int, default=_R.batch_size,
+                   help=f"instructions per forward pass (default {_R.batch_size})")
+    b.add_argument("--dtype", default=_R.dtype, choices=DTYPES, help=f"model weights dtype (default {_R.dtype})")
+    b.add_argument("--device", default=_R.device, help=f"torch device, e.g. cpu or cuda (default {_R.device})")
+    b.add_argument("--device-map", default=_R.device_map, help="'auto' to spread a large model over all devices")
     b.add_argument("--with-sums", action="store_true", help="record activation sums (enables --tie-rule exact-k)")
     _add_analysis_options(b)
     b.set_defaults(handler=_cmd_baseline)

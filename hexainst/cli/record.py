@@ -11,7 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hexainst.analysis.recording.config import DTYPES, INPUT_MODES, PADDING_SIDES, RecordingConfig
 from hexainst.kernel.errors import UserError
+
+_R = RecordingConfig
+
 
 def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.rows is not None:
@@ -110,12 +114,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output store folder (created; resumed if it holds this run)")
     p.add_argument("--category", default=None, help="only this category")
     p.add_argument("--limit", type=int, default=None, help="only the first N rows (in release order)")
-    p.add_argument("--batch-size", type=int, default=8,
-                   help="instructions per forward pass (default 8; on a GPU 32 costs less per token: "
+    p.add_argument("--batch-size", type=int, default=_R.batch_size,
+                   help=f"instructions per forward pass (default {_R.batch_size}; on a GPU 32 costs less per token: "
                         "1.05x a bare forward on a 7B model, against 1.08x at 8)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
-                   help="model weights dtype (counts are always integers)")
-    p.add_argument("--input-policy", default="raw", choices=("raw", "chat"),
+    p.add_argument("--dtype", default=_R.dtype, choices=DTYPES,
+                   help=f"model weights dtype (default {_R.dtype}; counts are always integers)")
+    p.add_argument("--input-policy", default=INPUT_MODES[0], choices=INPUT_MODES,
                    help="raw instruction with the tokenizer's special tokens (default) or one chat user turn")
     p.add_argument("--bos-out-of-t", action="store_true", help="feed BOS but leave it out of T and of the counts")
     p.add_argument("--no-special-tokens", action="store_true", help="raw mode without the tokenizer's special tokens")
@@ -123,13 +127,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-convert-gguf", action="store_true",
                    help="load a GGUF model directly every time (slow) instead of the cached safetensors conversion")
     p.add_argument("--revision", default=None, help="Hub revision (commit) of --model")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    p.add_argument("--device-map", default=None, help="'auto' to spread a large model over all devices")
+    p.add_argument("--device", default=_R.device, help=f"torch device, e.g. cpu or cuda (default {_R.device})")
+    p.add_argument("--device-map", default=_R.device_map, help="'auto' to spread a large model over all devices")
     p.add_argument("--data-parallel", action="store_true",
                    help="split the rows between processes (run under 'accelerate launch') and merge the parts")
     p.add_argument("--with-sums", action="store_true", help="also store per-neuron activation sums (float32)")
-    p.add_argument("--rows-per-shard", type=int, default=64, help="instructions per shard file (default 64)")
-    p.add_argument("--padding-side", default="right", choices=("right", "left"),
+    p.add_argument("--rows-per-shard", type=int, default=_R.rows_per_shard,
+                   help=f"instructions per shard file (default {_R.rows_per_shard})")
+    p.add_argument("--padding-side", default=_R.padding_side, choices=PADDING_SIDES,
                    help="padding side in batches (never changes counts)")
     p.add_argument("--overwrite", action="store_true", help="discard an existing store in --out")
     p.set_defaults(handler=_cmd_record)

@@ -107,7 +107,7 @@ def test_causal_check_matrix(tiny_pair: Path, tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from hexainst.analysis.data import open_store
-    from hexainst.analysis.pipeline import AnalysisConfig, CausalSpec, analyze
+    from hexainst.analysis.pipeline import AnalysisConfig, CausalConfig, CausalSpec, analyze
     from hexainst.analysis.recording import record
     from hexainst.analysis.recording.testing import make_rows
 
@@ -115,7 +115,8 @@ def test_causal_check_matrix(tiny_pair: Path, tmp_path: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(tiny_pair / "tiny-llama").eval()
     tok = AutoTokenizer.from_pretrained(tiny_pair / "tiny-llama")
     store = record(model, rows, tmp_path / "store", tokenizer=tok, progress=False)
-    spec = CausalSpec(model=model, tokenizer=tok, texts={r["id"]: r["instruction"] for r in rows}, per_category=2)
+    spec = CausalSpec(model=model, tokenizer=tok, texts={r["id"]: r["instruction"] for r in rows},
+                      config=CausalConfig(per_category=2))
     cfg = AnalysisConfig(eps=0.05, n_permutations=20, n_sweep_permutations=5, n_boot=10, progress=False,
                          sweep_eps=(0.05,), sweep_tie_rules=("paper",))
     res = analyze(open_store(store.path), tmp_path / "out", config=cfg, causal=spec)
@@ -172,9 +173,9 @@ def test_exclude_shared_removes_the_common_core(tiny_pair: Path) -> None:
               neuron_index=index, neuron_expert=np.full(layer.size, -1), progress=False)
     full = causal_check(model, tok, **kw)
     core = causal_check(model, tok, exclude_shared=True, **kw)
-    assert full["shared_by_all_categories"] == 2
-    assert all(v == 5 for v in full["set_sizes"].values())
-    assert all(v == 3 for v in core["set_sizes"].values())
+    assert full.shared_by_all_categories == 2
+    assert all(v == 5 for v in full.set_sizes.values())
+    assert all(v == 3 for v in core.set_sizes.values())
 
 
 def test_baseline_on_a_tiny_qwen2_moe_pair(tmp_path: Path) -> None:

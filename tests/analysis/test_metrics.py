@@ -116,3 +116,35 @@ def test_benchmark_script_prints_json_last_line(repo_root) -> None:
     last = json.loads(proc.stdout.strip().splitlines()[-1])
     assert last["exact"] is True
     assert {"seconds", "speedup_vs_naive", "naive_seconds_scaled"} <= set(last)
+
+
+def test_expert_selection_against_a_plain_loop() -> None:
+    from hexainst.analysis.metrics import expert_selection
+
+    rng = np.random.default_rng(4)
+    n, layers, experts = 12, 3, 8
+    base = rng.integers(0, 6, size=(n, layers, experts))
+    ft = rng.integers(0, 6, size=(n, layers, experts))
+    base[:, :, 7] = 50  # expert 7 dominates in the base model only
+    labels = np.array(["a", "b"] * 6)
+    got = expert_selection(base, ft, labels, ["a", "b"], k=3)
+    for c in ("a", "b"):
+        totals_b = [sum(int(base[i, l, e]) for i in range(n) if labels[i] == c for l in range(layers))
+                    for e in range(experts)]
+        totals_f = [sum(int(ft[i, l, e]) for i in range(n) if labels[i] == c for l in range(layers))
+                    for e in range(experts)]
+        want_b = sorted(range(experts), key=lambda e: (-totals_b[e], e))[:3]
+        want_f = sorted(range(experts), key=lambda e: (-totals_f[e], e))[:3]
+        assert got[c].base_top5 == [[e, totals_b[e]] for e in want_b]
+        assert got[c].ft_top5 == [[e, totals_f[e]] for e in want_f]
+        assert got[c].base_top5[0][0] == 7
+        assert got[c].stable == sorted(set(want_b) & set(want_f))
+        for l in range(layers):
+            per = [sum(int(base[i, l, e]) for i in range(n) if labels[i] == c) for e in range(experts)]
+            assert got[c].per_layer[l].base_top5 == sorted(range(experts), key=lambda e: (-per[e], e))[:3]
+
+
+def test_top_experts_breaks_ties_by_lower_id() -> None:
+    from hexainst.analysis.metrics import top_experts
+
+    assert top_experts(np.array([5, 9, 9, 1, 9]), k=2) == [1, 2]

@@ -173,3 +173,27 @@ def test_per_layer_scope_sets_hold_k_per_layer(dense_pair, tmp_path: Path) -> No
     per_layer = sets.per_layer_counts(base.neuron_layer, base.n_layers)
     k = target_size(0.05, 60)
     assert np.all(per_layer == k)  # exact-k per layer of 60 neurons
+
+
+def test_one_category_is_reported_without_a_test(tmp_path: Path, make_dense, capsys) -> None:
+    """A store of one category: no across-category comparison, said so, no traceback and no fake p-value."""
+    import dataclasses
+
+    from hexainst.analysis.recording.store import ActivationStore, write_store
+
+    full = make_dense(tmp_path / "full")
+    rows = [r for r, c in enumerate(full.categories) if c == "code"]
+    one = write_store(
+        tmp_path / "code-only", instructions=[full.header["instructions"][r] for r in rows],
+        n_tokens=full.n_tokens[rows], counts=full.counts(rows), blocks=full.header["layout"]["blocks"],
+        n_layers=full.n_layers, model=full.header["model"], tokenizer=full.header["tokenizer"])
+    assert isinstance(one, ActivationStore)
+    res = analyze(one.path, tmp_path / "o", config=dataclasses.replace(FAST, sweep_eps=(0.05,)))
+    perm = res["model"]["jaccard"]["permutation"]
+    assert perm["p_value"] is None and perm["off_diagonal"] is None and perm["diagonal"] > 0
+    assert res["model"]["sweep"][0]["p_value"] is None
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "nothing to compare across categories" in report
+    assert main(["analyze", "--store", str(one.path), "--out", str(tmp_path / "cli"), "--quiet",
+                 "--permutations", "10", "--sweep-permutations", "5", "--bootstrap", "10"]) == 0
+    assert "one category only" in capsys.readouterr().out

@@ -1,0 +1,289 @@
+"""The computation of an analysis: stores in, :class:`~hexainst.analysis.results.AnalysisResults` out.
+
+No files are written here and nothing is drawn: this module calls the pure functions of
+:mod:`~hexainst.analysis.isn`, :mod:`~hexainst.analysis.metrics` and :mod:`~hexainst.analysis.stats`
+in the order of the paper's sections and keeps what they return. Rendering (figures, tables,
+report, results.json) is :mod:`~hexainst.analysis.render`'s job.
+
+A new section is one function here that returns a results object, one field of
+:class:`~hexainst.analysis.results.AnalysisResults` (or of a
+:class:`~hexainst.analysis.results.ModelResult`) that holds it, one ``render_*`` function in
+:mod:`~hexainst.analysis.render` and one section in :mod:`~hexainst.analysis.report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hexainst.analysis.causal import CausalError, CausalResult
+from hexainst.analysis.config import AnalysisConfig, CausalConfig
+from hexainst.analysis.data import StoreData, check_comparable, header_summary
+from hexainst.analysis.isn import IsnError, IsnSets, compute_isn_sets
+from hexainst.analysis.metrics import (
+    category_means,
+    expert_selection,
+    jaccard_matrix,
+    length_stats,
+    paired_jaccard,
+    paired_pearson,
+    pearson_matrix,
+    per_category_mean,
+    venn_counts_per_layer,
+)
+from hexainst.analysis.results import (
+    AlterationResult,
+    AnalysisResults,
+    CategoryMatrix,
+    CategoryValue,
+    IsnSizes,
+    JaccardResult,
+    LengthStats,
+    ModelResult,
+    SizeStats,
+    StoreInfo,
+    SweepEntry,
+)
+from hexainst.analysis.stats import (
+    bootstrap_category_means,
+    bootstrap_category_vector,
+    chance_jaccard,
+    length_adjusted_test,
+    permutation_test,
+    sample_per_category,
+)
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.vocab import CATEGORIES, SHORT_NAMES
+
+
+@dataclass
+class CausalSpec:
+    """What the causal check needs besides the store: store A's model and tokenizer, the instruction texts."""
+
+    model: Any
+    tokenizer: Any
+    texts: dict[str, str]
+    model_name: str = ""
+    config: CausalConfig = field(default_factory=CausalConfig)
+
+
+def category_order(labels: Sequence[str]) -> list[str]:
+    """The categories present in ``labels``: HexaInst's order first, then any others sorted."""
+    present = set(labels)
+    known = [c for c in CATEGORIES if c in present]
+    return known + sorted(present - set(known))
+
+
+def short_name(category: str) -> str:
+    """The paper's short name of a category (CLS, CODE, ...), or the name itself."""
+    return SHORT_NAMES.get(category, category)
+
+
+def _isn_sets(data: StoreData, config: AnalysisConfig, eps: float, tie_rule: str, progress: bool) -> IsnSets:
+    sums = data.sums() if tie_rule == "exact-k" else None
+    return compute_isn_sets(data.counts, eps=eps, tie_rule=tie_rule, scope=config.scope,
+                            neuron_layer=data.neuron_layer, sums=sums, ids=data.ids, progress=progress)
+
+
+def _category_matrix(pair: np.ndarray, labels: np.ndarray, cats: list[str], config: AnalysisConfig) -> CategoryMatrix:
+    inc = config.include_self_pairs
+    means = category_means(pair, labels, cats, include_self=inc)
+    low, high = bootstrap_category_means(pair, labels, cats, include_self=inc, n_boot=config.n_boot,
+                                         level=config.ci_level, seed=config.seed)
+    perm = permutation_test(pair, labels, cats, include_self=inc, n_permutations=config.n_permutations,
+                            seed=config.seed)
+    return CategoryMatrix(categories=list(cats), matrix=means, ci_low=low, ci_high=high, permutation=perm)
+
+
+def isn_sizes(sets: IsnSets, labels: np.ndarray, cats: list[str]) -> IsnSizes:
+    """Target k and the actual |S(I)| overall and per category."""
+    sizes = sets.sizes()
+
+    def stats(s: np.ndarray) -> SizeStats:
+        return SizeStats(mean=float(s.mean()), min=int(s.min()), max=int(s.max()))
+
+    return IsnSizes(
+        target_k=int(sets.k[0]) if sets.k.size else None, n_cols=sets.n_cols, overall=stats(sizes),
+        per_category={c: stats(sizes[labels == c]) for c in cats},
+        n_per_category={c: int((labels == c).sum()) for c in cats},
+    )
+
+
+def compute_model(data: StoreData, cats: list[str], config: AnalysisConfig) -> ModelResult:
+    """Everything on one store: ISN sets and sizes, Fig. 3 (with CIs, test, chance, length
+    adjustment), Fig. 4 (MoE), ISNs per layer (Fig. 5) and the eps sweep."""
+    labels = np.asarray(data.categories)
+    sets = _isn_sets(data, config, config.eps, config.tie_rule, config.progress)
+    jac = jaccard_matrix(sets, progress=config.progress)
+    fig3 = _category_matrix(jac, labels, cats, config)
+    chance, chance_overall = chance_jaccard(
+        sets, labels, cats, include_self=config.include_self_pairs, seed=config.seed,
+        neuron_layer=data.neuron_layer if config.scope == "per-layer" else None,
+    )
+    adjusted = length_adjusted_test(jac, labels, data.n_tokens, n_permutations=config.n_sweep_permutations,
+                                    seed=config.seed)
+    jaccard = JaccardResult(**vars(fig3), chance_matrix=chance, chance_overall=chance_overall,
+                            length_adjusted=adjusted)
+    routing = None
+    freq = data.routing_frequencies()
+    if freq is not None:
+        routing = _category_matrix(pearson_matrix(freq), labels, cats, config)
+    per_layer = sets.per_layer_counts(data.neuron_layer, data.n_layers)
+    return ModelResult(
+        label=data.label, model=data.model_name, n_layers=data.n_layers, is_moe=data.is_moe,
+        isn_sizes=isn_sizes(sets, labels, cats), jaccard=jaccard, routing_pearson=routing,
+        isn_per_layer={c: per_layer[labels == c].mean(axis=0) for c in cats},
+        sweep=compute_sweep(data, cats, config, sets), sets=sets,
+    )
+
+
+def compute_sweep(data: StoreData, cats: list[str], config: AnalysisConfig, main: IsnSets) -> list[SweepEntry]:
+    """The eps x tie-rule sweep: diagonal vs off-diagonal Jaccard and its p-value per cell."""
+    labels = np.asarray(data.categories)
+    out = []
+    grid: Any = [(tie, eps) for tie in config.sweep_tie_rules for eps in config.sweep_eps]
+    if config.progress:
+        from tqdm import tqdm
+
+        grid = tqdm(grid, desc=f"eps sweep ({data.label})", unit="setting")
+    for tie, eps in grid:
+        if tie == "exact-k" and not data.has_sums:
+            out.append(SweepEntry(eps=eps, tie_rule=tie, scope=config.scope,
+                                  skipped="the store has no activation sums (record with sums to break ties)"))
+            continue
+        sets = main if (eps == config.eps and tie == config.tie_rule) else _isn_sets(data, config, eps, tie, False)
+        jac = jaccard_matrix(sets)
+        means = category_means(jac, labels, cats, include_self=config.include_self_pairs)
+        perm = permutation_test(jac, labels, cats, include_self=config.include_self_pairs,
+                                n_permutations=config.n_sweep_permutations, seed=config.seed)
+        sizes = sets.sizes()
+        out.append(SweepEntry(
+            eps=eps, tie_rule=tie, scope=config.scope, target_k=int(sets.k[0]), mean_size=float(sizes.mean()),
+            min_size=int(sizes.min()), max_size=int(sizes.max()), diagonal=perm.diagonal,
+            off_diagonal=perm.off_diagonal, difference=perm.difference, p_value=perm.p_value,
+            n_permutations=perm.n_permutations,
+            diagonal_per_category={c: float(means[i, i]) for i, c in enumerate(cats)},
+        ))
+    return out
+
+
+def venn_rows(data: StoreData, venn_ids: Sequence[str]) -> list[int]:
+    """Rows of the Fig. 6 instructions: ``venn_ids``, or the first instruction of each category."""
+    chosen = list(venn_ids)
+    if not chosen:
+        seen: set[str] = set()
+        for i, c in zip(data.ids, data.categories):
+            if c not in seen:
+                seen.add(c)
+                chosen.append(i)
+    pos = {i: k for k, i in enumerate(data.ids)}
+    missing = [i for i in chosen if i not in pos]
+    if missing:
+        raise UserError(f"--venn-id not among the analysed instructions: {', '.join(missing)}")
+    return [pos[i] for i in chosen]
+
+
+def compute_alteration(base: StoreData, ft: StoreData, sb: IsnSets, sf: IsnSets, cats: list[str],
+                       config: AnalysisConfig) -> AlterationResult:
+    """Base vs fine-tuned: Table 1 (paired Jaccard), Tables 2 and 6 (MoE), Fig. 6 (Venn per layer)."""
+    labels = np.asarray(base.categories)
+
+    def per_category(values: np.ndarray) -> dict[str, CategoryValue]:
+        mean = per_category_mean(values, labels, cats)
+        low, high = bootstrap_category_vector(values, labels, cats, n_boot=config.n_boot, level=config.ci_level,
+                                              seed=config.seed)
+        return {c: CategoryValue(mean[i], low[i], high[i]) for i, c in enumerate(cats)}
+
+    pj = paired_jaccard(sb, sf)
+    result = AlterationResult(table1_jaccard=per_category(pj), table1_overall=float(np.mean(pj)))
+    fb, ff = base.routing_frequencies(), ft.routing_frequencies()
+    if fb is not None and ff is not None:
+        result.table2_pearson = per_category(paired_pearson(fb, ff))
+        result.table6 = expert_selection(base.routing, ft.routing, labels, cats)
+    for r in venn_rows(base, config.venn_ids):
+        key = f"{base.ids[r]} ({short_name(base.categories[r])})"
+        result.fig6_venn[key] = venn_counts_per_layer(sb.row(r), sf.row(r), base.neuron_layer, base.n_layers)
+    return result
+
+
+def check_causal(data: StoreData, spec: CausalSpec) -> None:
+    """What the causal check needs, checked before any work: a dense store and every instruction's text."""
+    if np.any(np.asarray(data.neuron_expert) >= 0):
+        raise CausalError(f"--causal supports dense models only; store {data.path} has expert neurons")
+    missing = [i for i in data.ids if i not in spec.texts]
+    if missing:
+        raise CausalError(f"no instruction text for {len(missing)} analysed ids (first: {missing[0]}); "
+                          "pass the release the store was recorded from")
+
+
+def compute_causal(data: StoreData, sets: IsnSets, cats: list[str], spec: CausalSpec,
+                   config: AnalysisConfig) -> CausalResult:
+    """The causal check on store A's model (see :mod:`hexainst.analysis.causal`)."""
+    from hexainst.analysis.causal import causal_check
+
+    check_causal(data, spec)
+    pick = sample_per_category(data.categories, cats, spec.config.per_category, seed=config.seed + 1)
+    eval_rows = [{"id": data.ids[r], "category": data.categories[r], "instruction": spec.texts[data.ids[r]]}
+                 for r in pick]
+    return causal_check(
+        spec.model, spec.tokenizer, sets=sets, set_categories=data.categories, eval_rows=eval_rows,
+        categories=cats, neuron_layer=data.neuron_layer, neuron_index=data.neuron_index,
+        neuron_expert=data.neuron_expert, input_policy=data.header.get("input_policy"), seed=config.seed,
+        max_predicted=spec.config.max_predicted, exclude_shared=spec.config.exclude_shared,
+        progress=config.progress, model_name=spec.model_name or data.model_name,
+    )
+
+
+def _lengths(data: StoreData, cats: list[str]) -> dict[str, LengthStats]:
+    return {c: LengthStats(**v) for c, v in length_stats(data.n_tokens, data.categories, cats).items()}
+
+
+def compute(
+    store_a: Any,
+    *,
+    store_b: Any = None,
+    config: AnalysisConfig = AnalysisConfig(),
+    causal: CausalSpec | None = None,
+    before_work: Callable[[], None] | None = None,
+) -> AnalysisResults:
+    """Analyse store A (and compare it with B, the fine-tuned model); return the results.
+
+    ``store_a``/``store_b``: opened :class:`~hexainst.analysis.recording.store.ActivationStore`\\ s.
+    Every input is checked first (comparability, tie rule, Fig. 6 ids, causal inputs); then
+    ``before_work`` (if given) runs, then the computation.
+    """
+    b_rows_all = check_comparable(store_a, store_b) if store_b is not None else None
+    if config.tie_rule == "exact-k" and not store_a.header.get("layout", {}).get("with_sums"):
+        raise IsnError(f"tie rule 'exact-k' needs activation sums, but store {getattr(store_a, 'path', 'A')} has "
+                       "none; record with sums or use --tie-rule paper")
+    cats = category_order(store_a.categories)
+    rows = sample_per_category(store_a.categories, cats, config.sample, seed=config.seed)
+    label_a = "base" if store_b is not None else "model"
+    da = StoreData.load(store_a, label_a, rows)
+    db = StoreData.load(store_b, "fine-tuned", b_rows_all[rows]) if store_b is not None else None
+    if db is not None:
+        venn_rows(da, config.venn_ids)
+    if causal is not None:
+        check_causal(da, causal)
+    if before_work is not None:
+        before_work()
+    results = AnalysisResults(
+        config=config, categories=cats,
+        stores={da.label: StoreInfo(da.path, header_summary(store_a.header))},
+        n_instructions=len(rows),
+        per_category={c: int(sum(1 for x in da.categories if x == c)) for c in cats},
+        lengths={da.label: _lengths(da, cats)},
+        models={da.label: compute_model(da, cats, config)},
+    )
+    if db is not None:
+        results.stores[db.label] = StoreInfo(db.path, header_summary(store_b.header))
+        results.lengths[db.label] = _lengths(db, cats)
+        results.models[db.label] = compute_model(db, cats, config)
+        results.alteration = compute_alteration(da, db, results.models[da.label].sets,
+                                                results.models[db.label].sets, cats, config)
+    if causal is not None:
+        results.causal = compute_causal(da, results.models[da.label].sets, cats, causal, config)
+    return results

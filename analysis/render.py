@@ -1,0 +1,199 @@
+"""Rendering an analysis: results objects in, files out (figures, tables, ISN sets, results.json, report.md).
+
+Nothing is computed here beyond formatting: every number comes from an
+:class:`~hexainst.analysis.results.AnalysisResults`. :func:`write_outputs` writes one run's whole
+folder (the caller gives it an empty staging folder; see :mod:`~hexainst.analysis.pipeline`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hexainst.analysis import figures, tables
+from hexainst.analysis.compute import short_name
+from hexainst.analysis.results import AlterationResult, AnalysisResults, CategoryMatrix, ModelResult, to_json
+
+
+class Canvas:
+    """Where one run's figures and tables go, and which were written (for results.json and the report)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.figures: dict[str, str] = {}
+        self.tables: dict[str, str] = {}
+
+    def figure(self, key: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+        """Draw ``fn(*args, **kwargs)`` into ``figures/<key>.png`` and ``.svg``."""
+        fn(*args, stem=self.folder / "figures" / key, **kwargs)
+        self.figures[key] = f"figures/{key}.png"
+
+    def table(self, key: str, header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3) -> None:
+        """Write ``tables/<key>.csv`` and ``.md``."""
+        self.tables[key] = tables.write_table(self.folder / "tables" / key, header, rows, digits)
+
+
+def _ci_cells(matrix: np.ndarray, low: np.ndarray, high: np.ndarray, cats: Sequence[str]) -> list[list[Any]]:
+    return [[a] + [f"{matrix[i, j]:.3f} [{low[i, j]:.3f}, {high[i, j]:.3f}]" for j in range(len(cats))]
+            for i, a in enumerate(cats)]
+
+
+def _p_text(p: float) -> str:
+    return "n/a" if p != p else f"{p:.4f}"  # NaN: one category, no test
+
+
+def _stat(v: float) -> str:
+    return "n/a" if v != v else f"{v:.3f}"
+
+
+def render_matrix_table(canvas: Canvas, key: str, result: CategoryMatrix) -> None:
+    cats = result.categories
+    canvas.table(key, ["category"] + [short_name(c) for c in cats],
+                 _ci_cells(result.matrix, result.ci_low, result.ci_high, cats))
+
+
+def render_model(canvas: Canvas, m: ModelResult, config: Any) -> None:
+    """Tables and figures of one store: ISN sizes, Fig. 3, chance level, Fig. 4 (MoE), the sweep."""
+    label = m.label
+    cats = m.jaccard.categories
+    short = [short_name(c) for c in cats]
+    sizes = m.isn_sizes
+    canvas.table(
+        f"isn_sizes_{label}",
+        ["category", "instructions", "target k", "mean |S(I)|", "min", "max"],
+        [[c, sizes.n_per_category[c], sizes.target_k, sizes.per_category[c].mean, sizes.per_category[c].min,
+          sizes.per_category[c].max] for c in cats],
+        digits=1,
+    )
+    jac, perm = m.jaccard, m.jaccard.permutation
+    inc = config.include_self_pairs
+    canvas.figure(
+        f"fig3_jaccard_{label}", figures.heatmap, jac.matrix, short, low=jac.ci_low, high=jac.ci_high,
+        title=(f"Fig. 3 — mean Jaccard of ISN sets ({label}: {m.model})\n"
+               f"eps={config.eps:g}, ties={config.tie_rule}, {'with' if inc else 'without'} self-pairs; "
+               f"diag {_stat(perm.diagonal)} vs off {_stat(perm.off_diagonal)}, p={_p_text(perm.p_value)}; "
+               f"chance {_stat(jac.chance_overall)}"),
+        colorbar_label="mean Jaccard",
+    )
+    render_matrix_table(canvas, f"jaccard_{label}", jac)
+    canvas.table(f"jaccard_chance_{label}", ["category"] + short,
+                 [[c] + [float(v) for v in jac.chance_matrix[i]] for i, c in enumerate(cats)], digits=4)
+    if m.routing_pearson is not None:
+        r, rperm = m.routing_pearson, m.routing_pearson.permutation
+        canvas.figure(
+            f"fig4_routing_pearson_{label}", figures.heatmap, r.matrix, short, low=r.ci_low, high=r.ci_high,
+            title=(f"Fig. 4 — mean Pearson r of routing frequencies F(I) ({label})\n"
+                   f"diag {_stat(rperm.diagonal)} vs off {_stat(rperm.off_diagonal)}, p={_p_text(rperm.p_value)}"),
+            colorbar_label="mean Pearson r",
+        )
+        render_matrix_table(canvas, f"routing_pearson_{label}", r)
+    rows = []
+    for e in m.sweep:
+        if e.skipped is not None:
+            rows.append([e.tie_rule, e.eps, "skipped", "", "", "", "", e.skipped])
+        else:
+            rows.append([e.tie_rule, e.eps, e.target_k, e.mean_size, e.diagonal, e.off_diagonal, e.difference,
+                         e.p_value])
+    canvas.table(f"sweep_{label}",
+                 ["tie rule", "eps", "target k", "mean |S(I)|", "diagonal", "off-diagonal", "difference", "p"],
+                 rows, digits=4)
+
+
+def render_alteration(canvas: Canvas, alt: AlterationResult, cats: Sequence[str], config: Any) -> None:
+    """Tables 1, 2, 6 and Fig. 6."""
+    t1 = alt.table1_jaccard
+    canvas.table("table1_jaccard_base_vs_ft", ["category", "mean Jaccard(S_base, S_ft)", "CI low", "CI high"],
+                 [[c, t1[c].mean, t1[c].ci_low, t1[c].ci_high] for c in cats] + [["all", alt.table1_overall, "", ""]])
+    if alt.table2_pearson is not None:
+        t2 = alt.table2_pearson
+        canvas.table("table2_pearson_base_vs_ft", ["category", "mean Pearson r(F_base, F_ft)", "CI low", "CI high"],
+                     [[c, t2[c].mean, t2[c].ci_low, t2[c].ci_high] for c in cats])
+    if alt.table6 is not None:
+        rows, layer_rows = [], []
+        for c in cats:
+            sel = alt.table6[c]
+            mark = set(sel.stable)
+
+            def fmt(top: list[list[int]]) -> str:
+                return ", ".join(f"{e}{'*' if e in mark else ''} ({n})" for e, n in top)
+
+            rows.append([c, fmt(sel.base_top5), fmt(sel.ft_top5), len(sel.stable)])
+            for lay in sel.per_layer:
+                layer_rows.append([c, lay.layer, " ".join(map(str, lay.base_top5)), " ".join(map(str, lay.ft_top5)),
+                                   len(lay.stable)])
+        canvas.table("table6_expert_selection",
+                     ["category", "base top-5 experts (tokens)", "fine-tuned top-5 experts (tokens)", "stable"], rows)
+        canvas.table("table6_expert_selection_per_layer",
+                     ["category", "layer", "base top-5", "fine-tuned top-5", "stable"], layer_rows)
+    canvas.figure("fig6_venn_per_layer", figures.venn_bars, alt.fig6_venn,
+                  title=f"Fig. 6 — ISNs per layer: base only / both / fine-tuned only (eps={config.eps:g})")
+
+
+def render_causal(canvas: Canvas, c: Any) -> None:
+    """The causal check's heatmap and tables."""
+    cats = c.categories
+    short = [short_name(x) for x in cats]
+    canvas.figure("causal_delta_nll", figures.heatmap, c.effect, short,
+                  title=("Causal check: ΔNLL(zero ISNs of row category) − ΔNLL(zero random, same layers)\n"
+                         f"on column category's instructions; diag {c.diagonal_mean:+.4f} vs off "
+                         f"{c.off_diagonal_mean:+.4f} nats/token"),
+                  colorbar_label="nats per token", fmt="{:+.3f}", xlabel="evaluated category",
+                  ylabel="zeroed category's ISNs")
+    canvas.table("causal_delta_nll", ["zeroed (row) / evaluated (column)"] + short,
+                 [[x] + [float(v) for v in c.effect[i]] for i, x in enumerate(cats)], digits=4)
+    canvas.table("causal_detail", ["zeroed category", "|C(m)|", "ΔNLL own (ISNs)", "ΔNLL own (random)",
+                                   "baseline NLL own"],
+                 [[x, c.set_sizes[x], float(c.delta_nll_isn[i, i]), float(c.delta_nll_random[i, i]),
+                   c.baseline_nll[x]] for i, x in enumerate(cats)], digits=4)
+
+
+def render_lengths(canvas: Canvas, results: AnalysisResults) -> None:
+    cats = results.categories
+    lengths = results.lengths[next(iter(results.models))]
+    canvas.table("instruction_lengths", ["category", "mean T", "median T", "min T", "max T"],
+                 [[c, lengths[c].mean, lengths[c].median, lengths[c].min, lengths[c].max] for c in cats], digits=1)
+    canvas.figure("instruction_lengths", figures.category_bars, np.array([lengths[c].mean for c in cats]),
+                  [short_name(c) for c in cats], title="Instruction length T (tokens) per category, mean",
+                  ylabel="mean T")
+
+
+def results_json(results: AnalysisResults, canvas: Canvas) -> dict[str, Any]:
+    """What results.json holds: the results, plus the figures and tables written."""
+    out = to_json(results)
+    out["figures"] = dict(canvas.figures)
+    out["tables"] = sorted(canvas.tables)
+    return out
+
+
+def dumps(data: Any) -> str:
+    """results.json's text (sorted keys, one space of indent)."""
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+def write_outputs(results: AnalysisResults, folder: Path) -> dict[str, Any]:
+    """Write every output of ``results`` into ``folder``; return results.json's content."""
+    from hexainst.analysis.report import render_report
+
+    config = results.config
+    canvas = Canvas(folder)
+    for label, m in results.models.items():
+        if config.save_sets and m.sets is not None:
+            m.sets.save(folder / "isn_sets" / label)
+        render_model(canvas, m, config)
+    if results.alteration is not None:
+        render_alteration(canvas, results.alteration, results.categories, config)
+    per_layer = {f"{label}: {m.model}": np.vstack([m.isn_per_layer[c] for c in results.categories])
+                 for label, m in results.models.items()}
+    canvas.figure("fig5_isn_per_layer", figures.layer_profiles, per_layer, [short_name(c) for c in results.categories],
+                  title=f"Fig. 5 — ISNs per layer per category (eps={config.eps:g}, ties={config.tie_rule})")
+    render_lengths(canvas, results)
+    if results.causal is not None:
+        render_causal(canvas, results.causal)
+    data = results_json(results, canvas)
+    tables.write_text(folder / "results.json", dumps(data))
+    tables.write_text(folder / "report.md", render_report(data, canvas.tables))
+    return data

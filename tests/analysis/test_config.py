@@ -1,0 +1,64 @@
+"""AnalysisConfig and CausalConfig: the one home of the defaults, range-checked, read by argparse."""
+
+from __future__ import annotations
+
+import pytest
+
+from hexainst.analysis.config import DEFAULT_EPS, DEFAULT_SWEEP, AnalysisConfig, CausalConfig, ConfigError
+from hexainst.cli import build_parser
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.vocab import DEFAULT_SEED
+
+
+def test_defaults_are_the_papers() -> None:
+    cfg = AnalysisConfig()
+    assert (cfg.eps, DEFAULT_EPS, cfg.tie_rule, cfg.scope, cfg.seed) == (0.01, 0.01, "paper", "global", DEFAULT_SEED)
+    assert cfg.sweep_eps == DEFAULT_SWEEP == (0.005, 0.01, 0.02, 0.05)
+    assert CausalConfig() == CausalConfig(per_category=10, max_predicted=32, exclude_shared=False)
+
+
+def test_the_command_line_reads_its_defaults_from_the_configs() -> None:
+    from hexainst.cli.analyze import _config
+
+    args = build_parser().parse_args(["analyze", "--store", "s", "--out", "o"])
+    assert _config(args) == AnalysisConfig()
+    assert (args.causal_per_category, args.causal_max_tokens) == (CausalConfig.per_category, CausalConfig.max_predicted)
+    base = build_parser().parse_args(["baseline", "llama2-7b", "--out", "o"])
+    assert _config(base) == AnalysisConfig()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"eps": 0}, "--eps must be in (0, 1)"),
+    ({"eps": 1.0}, "--eps must be in (0, 1)"),
+    ({"eps": float("nan")}, "--eps must be in (0, 1)"),
+    ({"eps": "a"}, "--eps must be a number"),
+    ({"sweep_eps": (0.01, 1.5)}, "--sweep-eps must be in (0, 1)"),
+    ({"sweep_eps": ()}, "--sweep-eps needs at least one value"),
+    ({"n_permutations": 0}, "--permutations must be an integer >= 1, got 0"),
+    ({"n_sweep_permutations": -3}, "--sweep-permutations must be an integer >= 1"),
+    ({"n_boot": 0}, "--bootstrap must be an integer >= 1"),
+    ({"sample": 0}, "--sample must be an integer >= 1"),
+    ({"seed": -1}, "--seed must be an integer >= 0"),
+    ({"tie_rule": "loose"}, "--tie-rule must be one of paper, exact-k"),
+    ({"scope": "layer"}, "--scope must be one of global, per-layer"),
+    ({"ci_level": 1.0}, "ci_level must be in (0, 1)"),
+])
+def test_out_of_range_values_name_their_option(kwargs, message) -> None:
+    with pytest.raises(ConfigError) as info:
+        AnalysisConfig(**kwargs)
+    assert message in str(info.value)
+    assert isinstance(info.value, UserError)  # the command line prints one line, exit 2
+
+
+def test_causal_config_ranges() -> None:
+    with pytest.raises(ConfigError, match="--causal-per-category must be an integer >= 1"):
+        CausalConfig(per_category=0)
+    with pytest.raises(ConfigError, match="--causal-max-tokens"):
+        CausalConfig(max_predicted=0)
+    assert CausalConfig(max_predicted=None).max_predicted is None  # all predicted tokens
+
+
+def test_parameters_are_what_results_json_records() -> None:
+    params = AnalysisConfig(venn_ids=("a",), progress=False).parameters()
+    assert "progress" not in params
+    assert params["sweep_eps"] == [0.005, 0.01, 0.02, 0.05] and params["venn_ids"] == ["a"]
