@@ -75,6 +75,22 @@ def _first_bad_line(path: Path) -> str:
     return "rows could not be read as one table (columns change type between rows?)"
 
 
+def _first_non_utf8_line(path: Path) -> tuple[int, int] | None:
+    """(line number, first bad byte) of the first line that is not UTF-8, or ``None`` (``datasets``' JSON
+    reader accepts such bytes and fails only later, on the first row read)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:  # type: ignore[operator]
+            for lineno, line in enumerate(fh, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return lineno, line[exc.start]
+    except (OSError, EOFError):
+        return None  # reported by the reader with its own message
+    return None
+
+
 @contextlib.contextmanager
 def quiet_datasets(progress: bool) -> Iterator[None]:
     """Silence ``datasets``' own error log (we raise a clearer error) and, unless ``progress``,
@@ -120,6 +136,10 @@ def load_mirror_file(source: Source, path: Path, relpath: str, split: str, progr
         revision = sha256_file(path)
     except OSError as exc:
         raise SourceError(f"{where}: unreadable ({exc.strerror or exc})") from exc
+    bad = _first_non_utf8_line(path)
+    if bad is not None:
+        raise SourceError(f"{where}: line {bad[0]} is not UTF-8 (byte 0x{bad[1]:02x}); the mirror file is damaged or in "
+                          "another encoding")
     from datasets import load_dataset
 
     try:

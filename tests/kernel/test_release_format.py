@@ -195,3 +195,30 @@ def test_card_mentions_membership_scores_only_when_rows_carry_them(rows, tmp_pat
     n_synthetic = sum(r["provenance"]["synthetic"] is not None for r in rows)
     assert f"{n_synthetic} synthetic rows carry a Min-K%++ membership score" in card
     assert "from -3.250 to 0.500" in card
+
+
+def test_load_checks_what_validate_checks(tmp_path, rows):
+    """A missing category file, a card whose counts disagree, or a broken card YAML is an error naming it."""
+    import shutil
+
+    import hexainst
+    from hexainst.kernel.release import ReleaseError
+
+    out = write_release(rows, tmp_path / "rel")
+    assert len(hexainst.load(out)) == len(rows)
+
+    missing = shutil.copytree(out, tmp_path / "missing")
+    (missing / "data" / "code.parquet").unlink()
+    with pytest.raises(ReleaseError, match=r"config 'code' names 'data/code.parquet', which matches no file"):
+        hexainst.load(missing)
+
+    counts = shutil.copytree(out, tmp_path / "counts")
+    card = (counts / "README.md").read_text()
+    (counts / "README.md").write_text(card.replace(f"num_examples: {len(rows)}", f"num_examples: {len(rows) + 1}", 1))
+    with pytest.raises(ReleaseError, match=rf"declares num_examples={len(rows) + 1}, data has {len(rows)}"):
+        hexainst.load(counts)
+
+    broken = shutil.copytree(out, tmp_path / "broken")
+    (broken / "README.md").write_text(card.replace("configs:", "configs: [\n  - {", 1))
+    with pytest.raises(ReleaseError, match=r"README.md: the dataset card's YAML header cannot be read"):
+        hexainst.load(broken)

@@ -1,0 +1,241 @@
+"""Bad input and faults, command by command: one line, exit status 2, and nothing that existed is changed.
+
+Each case runs the real command line (``python -m hexainst ...``) in a workspace holding a valid
+release, valid candidate pools and the user's own files, after the case has broken something.
+For every case the test asserts the exit status, that the error is one line matching the
+expected message (argparse's usage line aside), that no traceback was printed, and that every
+file of the workspace that existed before the command is byte-identical after it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from hexainst.kernel.records import natural_row, synthetic_row
+from hexainst.kernel.vocab import CATEGORIES, SOURCES
+
+MIRROR = Path(os.environ.get("HEXAINST_SOURCES") or Path(__file__).resolve().parents[3] / "shared" / "sources")
+
+
+def _pool_rows(category: str, source: str, n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        text = f"Made-up {source} {category} instruction {i} about item {i * 7 % 13}."
+        if source == "natural":
+            rows.append(natural_row(category=category, instruction=text, license="MIT", source_name="made_up",
+                                    dataset_id="example/made-up", revision="sha256:" + "1" * 64, config=None,
+                                    split="test", row_id=str(i), task_name=None, pattern_id="made_up.v1"))
+        else:
+            rows.append(synthetic_row(category=category, instruction=text, generator_model="made-up-model",
+                                      endpoint_host="127.0.0.1", prompt_id=category, prompt_version="v1", seed=0,
+                                      request_hash=f"{i:016x}", item_index=0))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    """A workspace: pools/, release/ (built from them), mine/ (a user's folder), mirror/ (two real sources)."""
+    from hexainst.builders.assembly import assemble
+
+    ws = tmp_path_factory.mktemp("pristine")
+    (ws / "pools").mkdir()
+    for c in CATEGORIES:
+        for s in SOURCES:
+            rows = _pool_rows(c, s, 104)
+            (ws / "pools" / f"{c}.{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assemble(ws / "pools", ws / "release")
+    (ws / "mine" / "data").mkdir(parents=True)
+    (ws / "mine" / "README.md").write_text("# My own notes\n")
+    (ws / "mine" / "data" / "important.csv").write_text("a,b\n1,2\n")
+    for sub in ("math500", "humaneval"):
+        shutil.copytree(MIRROR / sub, ws / "mirror" / sub)
+    return ws
+
+
+@dataclass
+class Case:
+    id: str
+    argv: list[str]
+    message: str  # a substring of the error line; {ws} is the workspace
+    setup: Callable[[Path], None] = lambda ws: None
+    code: int = 2
+    env: dict[str, str] = field(default_factory=dict)
+    usage: bool = False  # an argparse error: its usage line comes first
+
+
+def _write(rel: str, data: bytes | str) -> Callable[[Path], None]:
+    def setup(ws: Path) -> None:
+        path = ws / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return setup
+
+
+def _remove(rel: str) -> Callable[[Path], None]:
+    return lambda ws: (ws / rel).unlink()
+
+
+def _truncate(rel: str, keep: int = 100) -> Callable[[Path], None]:
+    def setup(ws: Path) -> None:
+        data = (ws / rel).read_bytes()
+        (ws / rel).write_bytes(data[:keep])
+    return setup
+
+
+def _edit(rel: str, old: str, new: str) -> Callable[[Path], None]:
+    def setup(ws: Path) -> None:
+        text = (ws / rel).read_text()
+        assert old in text, (rel, old)
+        (ws / rel).write_text(text.replace(old, new, 1))
+    return setup
+
+
+def _both(*steps: Callable[[Path], None]) -> Callable[[Path], None]:
+    def setup(ws: Path) -> None:
+        for step in steps:
+            step(ws)
+    return setup
+
+
+def _corrupt_math500(ws: Path) -> None:
+    path = ws / "mirror" / "math500" / "test.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[41] = lines[41].replace(b"the", b"th\xe9", 1)  # Latin-1 bytes in a UTF-8 file
+    path.write_bytes(b"".join(lines))
+
+
+def _validation(ids: list[str]) -> str:
+    """A well-formed validation file rejecting ``ids`` (by both juniors)."""
+    none = {"kappa": None, "percent": None}
+    verdict = {"decision": "reject", "category_correct": False, "errors": ["unclear"], "corrected_instruction": None}
+    outcomes = [{"id": i, "status": "rejected", "corrected_instruction": None, "senior": None,
+                 "juniors": [{"annotator": "junior1", **verdict}, {"annotator": "junior2", **verdict}]} for i in ids]
+    return json.dumps({
+        "format": "hexainst-validation", "format_version": 1,
+        "created_from": {"label_studio_version": "test", "junior_project": "j", "senior_project": "s"},
+        "agreement": {"n_tasks": len(ids), "n_double_annotated": len(ids), "kappa_decision": None,
+                      "kappa_category_correct": None,
+                      "error_type_agreement": {k: none for k in ("grammar", "redundancy", "wrong_category", "unclear")},
+                      "n_disagreements": 0, "n_senior_decided": 0, "extra_annotations_ignored": 0},
+        "outcomes": outcomes,
+    })
+
+
+POOL = "pools/math.synthetic.jsonl"
+CASES = [
+    # ------------------------------------------------------------ build release
+    Case("release-into-users-folder", ["build", "release", "--pools", "pools", "--out", "mine"],
+         "not a HexaInst release folder (README.md (not a HexaInst dataset card), data/important.csv)"),
+    Case("release-into-a-file", ["build", "release", "--pools", "pools", "--out", "notes.txt"], "is a file",
+         setup=_write("notes.txt", "mine\n")),
+    Case("release-into-its-pools", ["build", "release", "--pools", "pools", "--out", "pools"], "input"),
+    Case("release-around-its-pools", ["build", "release", "--pools", "release/pools", "--out", "release"],
+         "input", setup=lambda ws: shutil.copytree(ws / "pools", ws / "release" / "pools")),
+    Case("release-missing-pools-folder", ["build", "release", "--pools", "nowhere", "--out", "out"],
+         "missing candidate pools"),
+    Case("release-missing-one-pool", ["build", "release", "--pools", "pools", "--out", "out"],
+         "missing candidate pools: math.synthetic.jsonl", setup=_remove(POOL)),
+    Case("release-pool-not-utf8", ["build", "release", "--pools", "pools", "--out", "out"],
+         "math.synthetic.jsonl line 3: the candidate pool is not UTF-8",
+         setup=lambda ws: (ws / POOL).write_bytes((ws / POOL).read_bytes().replace(b"instruction 2 ", b"instruction 2 \xe9 ", 1))),
+    Case("release-pool-not-json", ["build", "release", "--pools", "pools", "--out", "out"],
+         "math.synthetic.jsonl line 1: not JSON", setup=_edit(POOL, '{"', "{'")),
+    Case("release-pool-bad-category", ["build", "release", "--pools", "pools", "--out", "out"],
+         "math.synthetic.jsonl line 1", setup=_edit(POOL, '"category": "math"', '"category": "maths"')),
+    Case("release-row-in-wrong-pool", ["build", "release", "--pools", "pools", "--out", "out"],
+         "a code/synthetic row in the math/synthetic pool",
+         setup=lambda ws: (ws / POOL).write_text((ws / "pools/code.synthetic.jsonl").read_text())),
+    Case("release-negative-reserve", ["build", "release", "--pools", "pools", "--out", "out", "--reserve", "-5"],
+         "--reserve: must be 0 or more, got -5", usage=True),
+    Case("release-validation-not-json", ["build", "release", "--pools", "pools", "--out", "out", "--validation", "v.json"],
+         "v.json", setup=_write("v.json", "{not json")),
+    Case("release-validation-unknown-id", ["build", "release", "--pools", "pools", "--out", "out", "--validation", "v.json"],
+         "math-syn-000000000000", setup=_write("v.json", _validation(["math-syn-000000000000"]))),
+    Case("release-validation-missing", ["build", "release", "--pools", "pools", "--out", "out", "--validation", "nope.json"],
+         "nope.json"),
+    # ------------------------------------------------------------ build natural / all
+    Case("natural-sources-missing", ["build", "natural", "--sources", "nowhere", "--out", "nat"],
+         "sources folder nowhere does not exist"),
+    Case("natural-into-users-folder", ["build", "natural", "--sources", "mirror", "--out", "mine"],
+         "the folder exists and was not written by hexainst"),
+    Case("natural-source-not-utf8", ["build", "natural", "--sources", "mirror", "--out", "nat", "--no-progress"],
+         "test.jsonl", setup=_corrupt_math500),
+    Case("natural-lock-not-json", ["build", "natural", "--sources", "mirror", "--out", "nat", "--lock", "lock.json"],
+         "lock.json line 1: the lock file is not JSON", setup=_write("lock.json", "{")),
+    Case("all-into-users-folder", ["build", "all", "--work", "work", "--out", "mine", "--sources", "mirror"],
+         "not a HexaInst release folder"),
+    Case("all-work-is-a-file", ["build", "all", "--work", "notes.txt", "--out", "out", "--sources", "mirror"],
+         "notes.txt", setup=_write("notes.txt", "mine\n")),
+    # ------------------------------------------------------------ validate / info
+    Case("validate-not-a-release", ["validate", "mine/data"], "not a HexaInst release (no README.md"),
+    Case("validate-broken-yaml", ["validate", "release"], "README.md: the dataset card's YAML header cannot be read",
+         setup=_edit("release/README.md", "configs:", "configs: [\n  - {")),
+    Case("validate-missing-category-file", ["validate", "release"], "matches no file",
+         setup=_remove("release/data/code.parquet")),
+    Case("validate-truncated-parquet", ["validate", "release"], "code.parquet: cannot read parquet",
+         setup=_truncate("release/data/code.parquet")),
+    Case("validate-reserve-not-utf8", ["validate", "release"], "reserve.jsonl line 1: the reserve is not UTF-8",
+         setup=lambda ws: (ws / "release/reserve/reserve.jsonl").write_bytes(
+             b"\xff" + (ws / "release/reserve/reserve.jsonl").read_bytes())),
+    Case("info-missing-folder", ["info", "nowhere"], "not a HexaInst release"),
+    Case("info-card-not-utf8", ["info", "release"], "README.md: the dataset card is not UTF-8",
+         setup=lambda ws: (ws / "release/README.md").write_bytes(
+             (ws / "release/README.md").read_bytes().replace(b"HexaInst", b"Hexa\xffInst", 1))),
+    # ------------------------------------------------------------ publish
+    Case("publish-dry-run-onto-the-release", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "release"],
+         "input"),
+    Case("publish-dry-run-into-users-folder", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "mine"],
+         "the folder exists and was not written by hexainst"),
+    Case("publish-card-disagrees", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "up"],
+         "declares num_examples=", setup=_edit("release/README.md", "num_examples: 1200", "num_examples: 1199")),
+    Case("publish-bad-repo-name", ["publish", "--repo", "hexainst", "--path", "release", "--dry-run", "up"],
+         "--repo must be ORG/NAME"),
+    Case("publish-no-network", ["publish", "--repo", "me/hexainst", "--path", "release"],
+         "cannot reach the Hugging Face Hub", env={"HF_HUB_OFFLINE": "1"}),
+    Case("publish-unbalanced", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "up"],
+         "matches no file", setup=_remove("release/data/math.parquet")),
+]
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, pristine: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(pristine, ws)
+    case.setup(ws)
+    before = _snapshot(ws)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **case.env}
+    env.pop("HEXAINST_SOURCES", None)
+    done = subprocess.run([sys.executable, "-m", "hexainst", *case.argv], cwd=ws, env=env, capture_output=True,
+                          text=True, timeout=300)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == case.code, (done.returncode, done.stdout, done.stderr)
+    if case.usage:
+        assert lines[0].startswith("usage:"), done.stderr
+        lines = [line for line in lines if not line.startswith(("usage:", " "))]
+    assert len(lines) == 1, done.stderr
+    assert case.message.format(ws=ws) in lines[0], lines[0]
+    after = _snapshot(ws)
+    changed = [name for name, digest in before.items() if after.get(name) != digest]
+    assert not changed, f"files changed or removed: {changed}"
+
+
+def test_there_are_enough_cases() -> None:
+    assert len(CASES) >= 30
+    assert len({c.id for c in CASES}) == len(CASES)

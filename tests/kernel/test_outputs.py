@@ -1,0 +1,111 @@
+"""Output folders: replaced only when they are the command's own, whole, and with ordinary modes."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from hexainst.kernel import atomic
+from hexainst.kernel.outputs import (
+    MARKER,
+    OutputError,
+    claim_output_dir,
+    claim_release_dir,
+    foreign_release_entries,
+    write_marker,
+)
+from hexainst.kernel.release import write_release
+
+
+def test_new_and_empty_folders_are_claimable(tmp_path: Path) -> None:
+    assert claim_output_dir(tmp_path / "new", "report") == (tmp_path / "new").resolve()
+    (tmp_path / "empty").mkdir()
+    assert claim_output_dir(tmp_path / "empty", "report") == (tmp_path / "empty").resolve()
+
+
+def test_a_folder_with_someone_elses_files_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    with pytest.raises(OutputError, match="was not written by hexainst"):
+        claim_output_dir(tmp_path / "mine", "report")
+
+
+def test_own_output_of_the_same_kind_only(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "table.csv").write_text("x\n")
+    write_marker(out, "report")
+    assert claim_output_dir(out, "report") == out.resolve()
+    with pytest.raises(OutputError, match="holds a 'report' output, not a 'natural pools' one"):
+        claim_output_dir(out, "natural pools")
+
+
+def test_inputs_are_never_outputs(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "header.json").write_text("{}")
+    with pytest.raises(OutputError, match="holds this command's input"):
+        claim_output_dir(store, "report", inputs=[store])
+    with pytest.raises(OutputError, match="holds this command's input"):
+        claim_output_dir(tmp_path, "report", inputs=[store])
+    with pytest.raises(OutputError, match="lies inside this command's input"):
+        claim_output_dir(store / "report", "report", inputs=[store])
+    with pytest.raises(OutputError, match="is a file"):
+        claim_output_dir(store / "header.json", "report")
+
+
+def test_staged_dir_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    with atomic.staged_dir(target) as tmp:
+        (tmp / "a.txt").write_text("first")
+    assert (target / "a.txt").read_text() == "first"
+    with pytest.raises(RuntimeError), atomic.staged_dir(target) as tmp:
+        (tmp / "a.txt").write_text("half")
+        raise RuntimeError("the run fails half way")
+    assert (target / "a.txt").read_text() == "first"  # the last good output, as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing left beside it
+    with atomic.staged_dir(target) as tmp:
+        (tmp / "b.txt").write_text("second")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+
+
+def test_files_and_folders_get_ordinary_modes(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        atomic._umask.cache_clear()
+        written = atomic.write_text(tmp_path / "x.json", "{}")
+        with atomic.staged_dir(tmp_path / "folder") as tmp:
+            (tmp / "y").write_text("y")
+        secret = atomic.write_text(tmp_path / "token", "s3cret", mode=0o600)
+    finally:
+        os.umask(old)
+        atomic._umask.cache_clear()
+    assert stat.S_IMODE(written.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+
+
+def test_release_folders_are_recognised_by_their_content(tmp_path: Path, rows) -> None:
+    out = write_release(rows, tmp_path / "rel")
+    (out / "code.py").write_text("# the package's code lives beside the release\n")
+    assert foreign_release_entries(out) == []
+    assert claim_release_dir(out) == out.resolve()
+    assert not (out / MARKER).exists()  # a release carries no marker of ours: its card is enough
+    (out / "data" / "notes.csv").write_text("mine")
+    assert foreign_release_entries(out) == ["data/notes.csv"]
+    with pytest.raises(OutputError, match=r"not a HexaInst release folder \(data/notes.csv\)"):
+        write_release(rows, out)
+    assert (out / "data" / "notes.csv").read_text() == "mine"
+    assert (out / "code.py").exists()
+
+
+def test_a_release_into_a_folder_with_a_stranger_readme_is_refused(tmp_path: Path, rows) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "README.md").write_text("# My project\n")
+    with pytest.raises(OutputError, match="README.md \\(not a HexaInst dataset card\\)"):
+        write_release(rows, folder)
+    assert (folder / "README.md").read_text() == "# My project\n"
