@@ -1,7 +1,15 @@
 """The synthetic builder: instructions generated through any OpenAI-compatible endpoint.
 
-Public API: :func:`build` (what ``hexainst build synthetic`` and ``make dataset`` call).
-Heavy modules are imported inside it, so importing this package is cheap.
+Public API (what ``hexainst build synthetic`` and ``make dataset`` call):
+
+* :func:`build` ``(out_dir, per_category=None, *, config=None, **settings)``: generate, rank,
+  filter and write the pools; ``settings`` are :class:`SyntheticConfig` fields and override
+  ``config`` (``SyntheticConfig()`` when omitted).
+* :class:`SyntheticConfig`: every setting and its default.
+* :func:`export_generations` / :func:`import_generations`: the raw generations a build used, as
+  one deterministic JSON Lines file, and back into a request cache.
+
+Heavy modules are imported inside the functions, so importing this package is cheap.
 """
 
 from __future__ import annotations
@@ -9,39 +17,41 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build"]
+from hexainst.builders.synthetic.config import SyntheticConfig
+
+__all__ = ["SyntheticConfig", "build", "export_generations", "import_generations"]
 
 
-def build(
-    out_dir: Path,
-    per_category: int,
-    base_url: str | None = None,
-    model: str | None = None,
-    natural_pool_dir: Path | None = None,
-    cache_dir: Path | None = None,
-    offline: bool = False,
-    seed: int = 0,
-    concurrency: int = 16,
-    progress: bool = True,
-    **options: Any,
-) -> dict[str, Any]:
-    """Generate, filter and write ``<category>.synthetic.jsonl`` pools and ``synthetic-report.json``.
+def build(out_dir: Path, per_category: int | None = None, *, config: SyntheticConfig | None = None,
+          **settings: Any) -> dict[str, Any]:
+    """Generate, rank, filter and write ``<category>.synthetic.jsonl`` and ``synthetic-report.json``; return the report.
 
-    ``options`` go to :func:`hexainst.builders.synthetic.pipeline.build` (``generator``, ``max_attempts``,
-    ``timeout``, ``max_retries``, ``max_slots_factor``). Returns the report.
+    >>> build("work/synthetic", 130, natural_pool_dir="work/natural", cache_dir="work/cache/synthetic")  # doctest: +SKIP
+    >>> build("work/synthetic", config=SyntheticConfig(per_category=130), extra={"math": 12})  # doctest: +SKIP
     """
     from hexainst.builders.synthetic.pipeline import build as _build
 
-    return _build(
-        out_dir=Path(out_dir),
-        per_category=per_category,
-        base_url=base_url,
-        model=model,
-        natural_pool_dir=Path(natural_pool_dir) if natural_pool_dir is not None else None,
-        cache_dir=Path(cache_dir) if cache_dir is not None else None,
-        offline=offline,
-        seed=seed,
-        concurrency=concurrency,
-        progress=progress,
-        **options,
-    )
+    config = config or SyntheticConfig()
+    if per_category is not None:
+        settings["per_category"] = per_category
+    for name in ("natural_pool_dir", "cache_dir"):
+        if settings.get(name) is not None:
+            settings[name] = Path(settings[name])
+    unknown = sorted(set(settings) - set(SyntheticConfig.__dataclass_fields__))
+    if unknown:
+        raise TypeError(f"build() got unknown settings {', '.join(unknown)}; see SyntheticConfig")
+    return _build(Path(out_dir), config.replace(**settings))
+
+
+def export_generations(cache_dir: Path, out_file: Path, used_only_for: Path | None = None) -> int:
+    """See :func:`hexainst.builders.synthetic.generations.export_generations`."""
+    from hexainst.builders.synthetic.generations import export_generations as _export
+
+    return _export(cache_dir, out_file, used_only_for)
+
+
+def import_generations(file: Path, cache_dir: Path) -> int:
+    """See :func:`hexainst.builders.synthetic.generations.import_generations`."""
+    from hexainst.builders.synthetic.generations import import_generations as _import
+
+    return _import(file, cache_dir)

@@ -5,8 +5,8 @@
 2. ``too_short`` / ``too_long``: word bounds per category (from the meta-prompt table);
 3. ``blacklist``: keywords a text-only model cannot serve (images, files, plots, ...);
 4. ``copies_example``: a near-duplicate of one of the meta-prompt's own examples;
-5. ``near_duplicate``: word-set Jaccard >= 0.7 with anything kept so far or with the natural
-   pool (:class:`builders.dedup.NearDuplicateIndex`);
+5. ``near_duplicate``: word-set Jaccard >= 0.7 with the natural pools or with anything its
+   category kept so far (:class:`builders.dedup.NearDuplicateIndex`);
 6. ``contamination``: at least one shared word 13-gram with the natural sources
    (:class:`builders.dedup.NgramIndex`, lm-evaluation-harness style).
 """
@@ -57,22 +57,31 @@ def blacklist_hit(text: str) -> str | None:
 
 
 class CandidateFilter:
-    """Stateful filter chain: remembers what was kept (for near-duplicates)."""
+    """The filter chain; remembers what each category kept (for near-duplicates).
+
+    :meth:`check` runs the filters that depend on the text alone (format, length, blacklist,
+    copies of the curated examples, near-duplicates of the natural pools, contamination);
+    :meth:`check_kept` the near-duplicate test against what the category kept so far. Kept rows
+    are indexed per category, so a category's pool depends only on its own slots (a top-up of one
+    category leaves the others unchanged).
+    """
 
     def __init__(self, examples: dict[str, list[str]], natural_texts: dict[str, str],
                  threshold: float = 0.7, ngram: int = 13, seed: int = 0) -> None:
+        self.threshold, self.seed = threshold, seed
         self.examples = NearDuplicateIndex(threshold=threshold, seed=seed)
         for cat, texts in examples.items():
             for i, t in enumerate(texts):
                 self.examples.add(f"example:{cat}:{i}", t)
-        self.kept = NearDuplicateIndex(threshold=threshold, seed=seed)
+        self.natural = NearDuplicateIndex(threshold=threshold, seed=seed)
         self.contamination = NgramIndex(n=ngram)
         for key, text in natural_texts.items():
-            self.kept.add(f"natural:{key}", text)
+            self.natural.add(f"natural:{key}", text)
             self.contamination.add(text)
+        self.kept: dict[str, NearDuplicateIndex] = {}
 
     def check(self, category: str, text: str) -> tuple[str | None, str]:
-        """(reason, detail) for a candidate; (None, '') when it passes every filter."""
+        """(reason, detail) for a candidate; (None, '') when it passes every text filter."""
         r = format_reason(text)
         if r:
             return r, "scaffolding, placeholder or odd start"
@@ -85,7 +94,7 @@ class CandidateFilter:
         near = self.examples.near(text)
         if near:
             return "copies_example", near[0]
-        near = self.kept.near(text)
+        near = self.natural.near(text)
         if near:
             return "near_duplicate", near[0]
         overlap = self.contamination.overlap(text)
@@ -93,5 +102,12 @@ class CandidateFilter:
             return "contamination", f"{overlap} shared 13-grams"
         return None, ""
 
-    def keep(self, key: str, text: str) -> None:
-        self.kept.add(key, text)
+    def check_kept(self, category: str, text: str) -> tuple[str | None, str]:
+        index = self.kept.get(category)
+        near = index.near(text) if index is not None else []
+        return ("near_duplicate", near[0]) if near else (None, "")
+
+    def keep(self, category: str, key: str, text: str) -> None:
+        if category not in self.kept:
+            self.kept[category] = NearDuplicateIndex(threshold=self.threshold, seed=self.seed)
+        self.kept[category].add(key, text)

@@ -83,13 +83,19 @@ def parse_chat_answer(content: str | None, finish_reason: str | None, schema: di
     return Parsed(obj["instruction"], reasoning=reasoning)
 
 
+LIST_NUMBER = re.compile(r"^\s*(?:\d{1,3}[.)]\s+)+")
+LEADING_TAG = re.compile(r"^\s*\([^()]{0,120}\)\s*")
+
+
 def parse_list_continuation(text: str | None, finish_reason: str | None) -> Parsed:
-    """The instruction a base model wrote when continuing a numbered list: its first line."""
+    """The instruction a base model wrote when continuing a numbered list: its first line, without
+    a list number it repeated (``8. ``) or a copy of the slot's ``(task type ...)`` tag."""
     raw = text or ""
     found = THINK_BLOCK.findall(raw)
     body = THINK_BLOCK.sub("", raw).lstrip(" \t")
     reasoning = "\n".join(f[7:-8].strip() for f in found) if found else None
     line = body.split("\n", 1)[0].strip()
+    line = LEADING_TAG.sub("", LIST_NUMBER.sub("", line), count=1).strip()
     if not line:
         return Parsed(None, "truncated" if finish_reason == "length" else "empty", "no text before a newline")
     if finish_reason == "length" and "\n" not in body:

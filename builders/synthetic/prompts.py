@@ -8,8 +8,11 @@ consecutive slots cover different pairs. Two renderings exist:
   answers), then the request. Used for every chat endpoint, DeepSeek R1 and the embedded
   SmolLM2 alike.
 * ``completions``: a Self-Instruct-style numbered list for base models (the embedded
-  gemma-3-270m), answered by continuing the list; the instruction is the continuation's first
-  line.
+  gemma-3-270m): several instructions of the category drawn per slot (see
+  :mod:`hexainst.builders.synthetic.examples`), then the next number with the slot's task type
+  and topic; the instruction is the continuation's first line.
+
+Every request carries the slot's category (``category_label`` or ``plural``), task type and topic.
 """
 
 from __future__ import annotations
@@ -99,33 +102,54 @@ def slot(category: str, index: int, seed: int) -> Slot:
     return Slot(category, index, task_type, topic)
 
 
-def _user_message(spec: dict[str, Any], task_type: str, topic: str) -> str:
+def category_label(category: str) -> str:
+    """The category's name as every request renders it (e.g. ``math problem``)."""
+    return metaprompts()["categories"][category]["category_label"]
+
+
+def _user_message(category: str, spec: dict[str, Any], task_type: str, topic: str) -> str:
     table = metaprompts()
     return table["user_template"].format(
-        description=spec["description"].format(task_type=task_type), topic=topic, guidance=spec["guidance"]
+        category_label=spec["category_label"], description=spec["description"].format(task_type=task_type),
+        topic=topic, guidance=spec["guidance"],
     ).replace("  ", " ")
 
 
-def chat_messages(s: Slot) -> list[dict[str, str]]:
-    """The chat request for slot ``s``: system, few-shot turns, then the ask."""
+def chat_messages(s: Slot, shown: list[dict[str, str]] | None = None) -> list[dict[str, str]]:
+    """The chat request for slot ``s``: system, few-shot turns (``shown``: curated examples with
+    their task type and topic; default: all of the category's), then the ask."""
     table = metaprompts()
     spec = table["categories"][s.category]
     msgs = [{"role": "system", "content": table["system"]}]
-    for ex in spec["examples"]:
-        msgs.append({"role": "user", "content": _user_message(spec, ex["task_type"], ex["topic"])})
+    for ex in spec["examples"] if shown is None else shown:
+        msgs.append({"role": "user", "content": _user_message(s.category, spec, ex["task_type"], ex["topic"])})
         msgs.append({"role": "assistant", "content": json.dumps({"instruction": ex["instruction"]}, ensure_ascii=False)})
-    msgs.append({"role": "user", "content": _user_message(spec, s.task_type, s.topic)})
+    msgs.append({"role": "user", "content": _user_message(s.category, spec, s.task_type, s.topic)})
     return msgs
 
 
-def completion_prompt(s: Slot) -> str:
-    """The completions-route prompt for slot ``s`` (numbered examples; the model writes the next)."""
+def chat_examples(s: Slot, seed: int, shots: int = 3) -> list[dict[str, str]]:
+    """The curated examples slot ``s`` shows as chat turns: ``shots`` of them, drawn per slot (seeded)."""
+    examples = list(metaprompts()["categories"][s.category]["examples"])
+    rng = random.Random(stable_int("chat-shots", seed, s.category, s.index))
+    return rng.sample(examples, min(shots, len(examples)))
+
+
+def constraint(s: Slot) -> str:
+    """The slot's task type and topic as the completions route renders them (e.g. ``(a poem about autumn)``)."""
+    return metaprompts()["categories"][s.category]["constraint"].format(task_type=s.task_type, topic=s.topic)
+
+
+def completion_prompt(s: Slot, examples: list[str] | None = None) -> str:
+    """The completions-route prompt for slot ``s``: a Self-Instruct-style numbered list of
+    ``examples`` (default: the curated ones) of the category, then the next number with the
+    slot's constraint; the base model writes the instruction after it."""
     table = metaprompts()
     spec = table["categories"][s.category]
-    examples = spec["examples"]
-    numbered = "\n".join(f"{i + 1}. {ex['instruction']}" for i, ex in enumerate(examples))
+    shown = [ex["instruction"] for ex in spec["examples"]] if examples is None else examples
+    numbered = "\n".join(f"{i + 1}. {text}" for i, text in enumerate(shown))
     return table["completion_template"].format(
-        plural=spec["plural"], topic=s.topic, numbered_examples=numbered, next_number=len(examples) + 1
+        plural=spec["plural"], numbered_examples=numbered, next_number=len(shown) + 1, constraint=constraint(s)
     )
 
 

@@ -118,20 +118,26 @@ _LABELS = [["positive", "negative"], ["positive", "negative", "neutral"], ["urge
 
 
 def _detect_category(text: str) -> str | None:
+    """The category a meta-prompt asks for: every request names it (``category_label``)."""
     from hexainst.builders.synthetic.prompts import metaprompts
 
     low = text.lower()
     for cat, spec in metaprompts()["categories"].items():
-        head = spec["description"].split("(")[0].strip().lower()
-        if head and head in low:
-            return cat
-        if spec["plural"].split(",")[0].lower() in low:
+        if f"category: {spec['category_label']}." in low or spec["plural"].lower() in low:
             return cat
     return None
 
 
 def _topic(text: str) -> str:
-    m = re.search(r"about (.+?)\.(?:\s|$)", text) or re.search(r"next one is about (.+?)\.", text)
+    """The topic a request names: ``... about <topic>.`` (chat) or the final ``(... about|of|on <topic>)`` (completions)."""
+    m = re.search(r"\(([^()]*)\)\s*$", text)
+    if m:
+        inner = m.group(1)
+        for sep in (" about ", " of ", ", on "):
+            if sep in inner:
+                return inner.rsplit(sep, 1)[1].strip()
+        return inner.strip()
+    m = re.search(r"about (.+?)\.(?:\s|$)", text)
     return m.group(1).strip() if m else "everyday life"
 
 

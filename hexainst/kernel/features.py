@@ -55,6 +55,11 @@ def release_features() -> Features:
                     "request_hash": Value("string"),
                     "topic": Value("string"),
                     "membership_score": Value("float64"),
+                    "quality": {
+                        "score": Value("float64"),
+                        "candidates": Value("int64"),
+                        "components": List({"name": Value("string"), "value": Value("float64")}),
+                    },
                 },
             },
             "validation": {

@@ -114,9 +114,14 @@ def synthetic_row(
     item_index: int,
     topic: str | None = None,
     membership_score: float | None = None,
+    quality: dict[str, Any] | None = None,
     license: str = "other",
 ) -> dict[str, Any]:
-    """A pending synthetic row; ``item_index`` is the instruction's place in the model's answer."""
+    """A pending synthetic row; ``item_index`` is the instruction's place in the model's answer.
+
+    ``quality``: the synthetic builder's automatic score of the kept candidate,
+    ``{"score": float, "candidates": int, "components": [{"name": str, "value": float}, ...]}``.
+    """
     return {
         "id": make_id(category, "synthetic", f"{request_hash}\x1f{item_index}"),
         "category": category,
@@ -134,6 +139,7 @@ def synthetic_row(
                 "request_hash": request_hash,
                 "topic": topic,
                 "membership_score": membership_score,
+                "quality": quality,
             },
         },
         "validation": pending_validation(),

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hexainst.builders.synthetic import build
-from hexainst.builders.synthetic.pipeline import OfflineCacheMiss
+from hexainst.builders.synthetic.client import OfflineCacheMiss
 from hexainst.builders.synthetic.stub_server import Fault, StubServer
 from hexainst.kernel.records import validate_rows
 from hexainst.kernel.vocab import CATEGORIES
@@ -166,7 +166,7 @@ def test_rerun_sends_nothing_and_offline_replays(stub, tmp_path):
 
 
 def test_offline_with_a_missing_entry_names_it(tmp_path):
-    with pytest.raises(OfflineCacheMiss, match=r"classification slot 0 attempt 0 .*cache key [0-9a-f]{64}"):
+    with pytest.raises(OfflineCacheMiss, match=r"classification slot 0 candidate 0 attempt 0 .*cache key [0-9a-f]{64}"):
         build(tmp_path / "out", PER, base_url="http://127.0.0.1:9/v1", model="stub-model",
               cache_dir=tmp_path / "empty", offline=True, progress=False)
     assert not (tmp_path / "out" / "math.synthetic.jsonl").exists()
@@ -218,7 +218,9 @@ def test_crash_mid_run_then_rerun(tmp_path, reference):
 def test_report_counts(stub, tmp_path):
     out, report = _build(stub, tmp_path, "run")
     rep = json.loads((out / "synthetic-report.json").read_text())
-    assert rep["requests"] == len(stub.requests) == sum(s["slots"] for s in rep["per_category"].values())
+    # every slot asks for each of its candidates once (the stub's answers all parse)
+    slots = sum(s["slots"] for s in rep["per_category"].values())
+    assert rep["requests"] == len(stub.requests) == slots * rep["candidates_per_slot"] == slots * 4
     assert rep["tokens"]["prompt"] > 0 and rep["tokens"]["completion"] > 0
     assert rep["generator"]["endpoint_host"] == "127.0.0.1"
     assert {c: s["kept"] for c, s in rep["per_category"].items()} == {c: PER for c in CATEGORIES}

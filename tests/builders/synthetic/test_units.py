@@ -7,11 +7,11 @@ import json
 import pytest
 
 from hexainst.builders.synthetic import prompts
-from hexainst.builders.synthetic.answers import parse_chat_answer, parse_list_continuation, split_reasoning
+from hexainst.builders.synthetic.parsing import parse_chat_answer, parse_list_continuation, split_reasoning
 from hexainst.builders.synthetic.cache import RequestCache, request_key
 from hexainst.builders.synthetic.endpoint import NO_KEY, resolve_endpoint
 from hexainst.builders.synthetic.filters import CandidateFilter, blacklist_hit, format_reason
-from hexainst.builders.synthetic.pipeline import MalformedResponse, wire_answer
+from hexainst.builders.synthetic.client import MalformedResponse, wire_answer
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.vocab import CATEGORIES
 
@@ -93,8 +93,10 @@ def test_candidate_filter_order_and_state():
     assert f.check("generalqa", contaminated) == ("contamination", "4 shared 13-grams")  # 16 shared words
     ok = "Which river flows through Vienna, Bratislava and Budapest before reaching the Black Sea?"
     assert f.check("generalqa", ok) == (None, "")
-    f.keep("generalqa:0", ok)
-    assert f.check("generalqa", ok)[0] == "near_duplicate"
+    assert f.check_kept("generalqa", ok) == (None, "")
+    f.keep("generalqa", "generalqa:0", ok)
+    assert f.check_kept("generalqa", ok) == ("near_duplicate", "generalqa:0")
+    assert f.check_kept("math", ok) == (None, "")  # kept rows are indexed per category
 
 
 def test_metaprompts_are_valid_and_complete():
