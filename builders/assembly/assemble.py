@@ -17,7 +17,7 @@ from typing import Any
 from hexainst.kernel import atomic
 from hexainst.kernel.pools import ASSEMBLY_REPORT, NATURAL_REPORT, SYNTHETIC_REPORT, read_pools, read_report
 from hexainst.builders.assembly.config import AssemblyConfig
-from hexainst.builders.assembly.select import AssemblyError, CellSelection, select_cell
+from hexainst.builders.assembly.select import AssemblyError, CellSelection, select_cell, shortfall_error
 from hexainst.kernel.vocab import CATEGORIES, ROWS_PER_CELL, SOURCES
 
 
@@ -83,41 +83,53 @@ def assemble(
     load_path: str = "hexainst",
     generator_note: str | None = None,
     generations: str | os.PathLike[str] | None = None,
+    previous: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Select ``config.rows_per_cell`` natural + synthetic rows per category and write the release.
 
     With ``validation`` (a validation file from the annotation package), rejected rows are
     replaced from their cell's reserve in order and revised rows take the corrected text.
-    Each cell keeps the next ``config.reserve`` candidates by rank as its reserve (None: all of them);
+    ``previous`` (an earlier release folder) keeps that release's rows and reserve in place and appends
+    new candidates after them (a top-up round). Each cell keeps the next ``config.reserve`` candidates by rank as its reserve (None: all of them);
     candidates beyond that are not part of the release folder. Every check happens before anything is
     written. Returns the assembly report.
     """
     from hexainst.builders.assembly.croissant import croissant_metadata
     from hexainst.kernel.release import write_release
 
+    from hexainst.builders.assembly.reserve import expected_rates, reserve_plan
     from hexainst.kernel.outputs import claim_release_dir
 
     dirs = [Path(pools_dir)] if isinstance(pools_dir, (str, os.PathLike)) else [Path(d) for d in pools_dir]
-    claim_release_dir(out_dir, inputs=[*dirs, validation])
+    claim_release_dir(out_dir, inputs=[*dirs, validation, config.rejection_rates])
     if config.rows_per_cell < 1 or (config.reserve is not None and config.reserve < 0):
         raise AssemblyError(f"rows per cell must be >= 1 and the reserve >= 0 (got {config.rows_per_cell}, {config.reserve})")
-    seed, size, reserve_size = config.seed, config.rows_per_cell, config.reserve
+    seed, size = config.seed, config.rows_per_cell
     pools = read_pools(dirs)
+    cell_of_id = {r["id"]: f"{c}/{s}" for (c, s), rows in pools.items() for r in rows}
+    plan = reserve_plan(expected_rates(config.rejection_rates, cell_of_id), size)
+    if config.reserve is not None:
+        plan = {cell: {**entry, "reserve": config.reserve, "source": "--reserve"} for cell, entry in plan.items()}
     outcomes: dict[str, Mapping[str, Any]] = {}
     agreement = None
     if validation is not None:
         from hexainst.kernel.validation_file import read as read_validation
 
-        known = {r["id"] for rows in pools.values() for r in rows}
-        doc = read_validation(validation, known)
+        doc = read_validation(validation, set(cell_of_id))
         outcomes = {o["id"]: o for o in doc["outcomes"]}
         agreement = doc.get("agreement")
+    previous_order = _previous_order(previous) if previous is not None else {}
 
     selections: dict[tuple[str, str], CellSelection] = {
-        (c, s): select_cell(c, s, pools[(c, s)], seed=seed, outcomes=outcomes, size=size, reserve_size=reserve_size)
+        (c, s): select_cell(c, s, pools[(c, s)], seed=seed, outcomes=outcomes, size=size,
+                            reserve_size=max(plan[f"{c}/{s}"]["reserve"], _kept_reserve(previous_order, c, s, size)),
+                            previous=previous_order.get((c, s), ()))
         for c in CATEGORIES
         for s in SOURCES
     }
+    short = shortfall_error(list(selections.values()))
+    if short is not None:
+        raise short
     release = [row for sel in selections.values() for row in sel.release]
     reserve = [row for sel in selections.values() for row in sel.reserve]
 
@@ -146,10 +158,27 @@ def assemble(
         "validation_file": str(validation) if validation else None,
         "outcomes_applied": len(outcomes),
         "build_mode": mode,
-        "cells": {f"{c}/{s}": selections[(c, s)].report() for c in CATEGORIES for s in SOURCES},
+        "cells": {f"{c}/{s}": {**selections[(c, s)].report(), "expected_rejection": plan[f"{c}/{s}"]["rate"],
+                               "reserve_planned": plan[f"{c}/{s}"]["reserve"], "rate_source": plan[f"{c}/{s}"]["source"]}
+                  for c in CATEGORIES for s in SOURCES},
         "replacements": {f"{c}/{s}": selections[(c, s)].replacements for c in CATEGORIES for s in SOURCES},
     }
     return report
+
+
+def _previous_order(folder: str | os.PathLike[str]) -> dict[tuple[str, str], list[str]]:
+    """Per cell, the ids of an earlier release in order: its rows (by id) then its reserve (in order)."""
+    from hexainst.kernel.release import read_release_rows, read_reserve
+
+    order: dict[tuple[str, str], list[str]] = {}
+    for row in [*read_release_rows(folder), *read_reserve(folder)]:
+        order.setdefault((row["category"], row["source"]), []).append(row["id"])
+    return order
+
+
+def _kept_reserve(previous: Mapping[tuple[str, str], list[str]], category: str, source: str, size: int) -> int:
+    """A top-up never shrinks a reserve: the earlier release's reserve rows of the cell stay."""
+    return max(0, len(previous.get((category, source), ())) - size)
 
 
 def write_report(report: Mapping[str, Any], file: Path) -> None:

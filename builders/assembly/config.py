@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from hexainst.kernel.vocab import DEFAULT_SEED, ROWS_PER_CELL
-
-#: Reserve rows kept per cell when no expected rejection rate is known.
-RESERVE_PER_CELL = 30
 
 
 @dataclass(frozen=True)
@@ -16,5 +14,8 @@ class AssemblyConfig:
     seed: int = DEFAULT_SEED
     #: Rows per (category, source) cell of the release.
     rows_per_cell: int = ROWS_PER_CELL
-    #: Reserve rows kept per cell (``None``: every remaining candidate).
-    reserve: int | None = RESERVE_PER_CELL
+    #: Reserve rows kept per cell; ``None`` sizes each cell's reserve from its expected rejection rate
+    #: (see :mod:`hexainst.builders.assembly.reserve`).
+    reserve: int | None = None
+    #: Expected rejection rates: a rates file or a pilot's validation file (``None``: the bundled rates).
+    rejection_rates: Path | None = None

@@ -40,6 +40,13 @@ class CellSelection:
     revised: list[str] = field(default_factory=list)
     #: ids of released rows that replaced rejected ones (they came from the reserve).
     replacements: list[str] = field(default_factory=list)
+    #: rows the release of this cell should hold.
+    size: int = ROWS_PER_CELL
+
+    @property
+    def shortfall(self) -> int:
+        """Rows missing from the release after validation (0 when the cell is full)."""
+        return max(0, self.size - len(self.release))
 
     def report(self) -> dict[str, Any]:
         return {
@@ -49,6 +56,7 @@ class CellSelection:
             "rejected": len(self.rejected),
             "revised": len(self.revised),
             "replacements": len(self.replacements),
+            "shortfall": self.shortfall,
         }
 
 
@@ -89,17 +97,25 @@ def select_cell(
     outcomes: Mapping[str, Mapping[str, Any]] | None = None,
     size: int = ROWS_PER_CELL,
     reserve_size: int | None = None,
+    previous: Sequence[str] = (),
 ) -> CellSelection:
     """Select ``size`` rows of one cell from ``pool``; the next ``reserve_size``, ranked, are the reserve.
 
-    ``reserve_size=None`` keeps every remaining candidate in the reserve.
+    ``reserve_size=None`` keeps every remaining candidate in the reserve. ``previous`` (ids, in
+    order: an earlier release's rows, then its reserve) keeps an earlier selection as it was and
+    appends new candidates after it by rank: what a top-up round needs, so that nothing already
+    annotated moves.
 
-    Raises :class:`AssemblyError` when fewer than ``size`` rows survive validation.
+    When fewer than ``size`` rows survive validation the selection is returned short
+    (:attr:`CellSelection.shortfall`); :func:`assemble` reports every short cell at once.
     """
     outcomes = outcomes or {}
-    ranked = sorted(pool, key=lambda r: rank_key(seed, r["id"]))
+    by_id = {r["id"]: r for r in pool}
+    kept = [by_id[i] for i in dict.fromkeys(previous) if i in by_id]
+    seen = {r["id"] for r in kept}
+    ranked = kept + sorted((r for r in pool if r["id"] not in seen), key=lambda r: rank_key(seed, r["id"]))
     initial = {r["id"] for r in ranked[:size]}
-    sel = CellSelection(category, source, release=[], reserve=[], pool_size=len(pool))
+    sel = CellSelection(category, source, release=[], reserve=[], pool_size=len(pool), size=size)
     for row in ranked:
         outcome = outcomes.get(row["id"])
         if outcome is not None and outcome["status"] == "rejected":
@@ -114,10 +130,17 @@ def select_cell(
                 sel.replacements.append(row["id"])
         elif reserve_size is None or len(sel.reserve) < reserve_size:
             sel.reserve.append(applied)
-    if len(sel.release) < size:
-        raise AssemblyError(
-            f"cell {category}/{source}: {len(sel.release)} rows left after validation "
-            f"({len(pool)} candidates, {len(sel.rejected)} rejected), {size} needed: "
-            "the reserve is exhausted; generate or extract more candidates for this cell"
-        )
     return sel
+
+
+def shortfall_error(selections: Sequence[CellSelection]) -> AssemblyError | None:
+    """One error naming every short cell and by how many rows, or ``None`` when every cell is full."""
+    short = [s for s in selections if s.shortfall]
+    if not short:
+        return None
+    cells = ", ".join(f"{s.category}/{s.source} by {s.shortfall} ({s.pool_size} candidates, {len(s.rejected)} rejected)"
+                      for s in short)
+    return AssemblyError(
+        f"validation leaves {len(short)} cell{'s' if len(short) > 1 else ''} short: {cells}; "
+        "'hexainst build topup' produces that many more candidates for these cells"
+    )

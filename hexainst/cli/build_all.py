@@ -93,7 +93,7 @@ def build_all(
     synthetic stage (see :mod:`hexainst.builders.synthetic.membership`).
     """
     from hexainst.builders.assembly.assemble import assemble, write_report
-    from hexainst.builders.assembly.config import RESERVE_PER_CELL, AssemblyConfig
+    from hexainst.builders.assembly.config import AssemblyConfig
     from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
     from hexainst.kernel.outputs import claim_output_dir, claim_release_dir
     from hexainst.kernel.pools import ASSEMBLY_REPORT
@@ -149,7 +149,7 @@ def build_all(
             f"reject. {per_category} synthetic candidates per category were kept, so each synthetic cell's reserve "
             f"holds {max(0, per_category - 100)} rows"
         )
-        if per_category - 100 < RESERVE_PER_CELL:
+        if per_category - 100 < 30:
             note += ("; rebuild with a larger --per-category (the request cache is reused) before validating, or use "
                      "a stronger endpoint.")
         else:

@@ -95,17 +95,41 @@ def test_reserve_is_capped_and_takes_the_next_rows_by_rank():
     assert [r["id"] for r in capped.reserve] == [r["id"] for r in full.reserve[:5]]
 
 
-def test_too_small_cell_is_an_error_naming_it():
+def test_a_short_cell_is_reported_with_its_shortfall():
+    from hexainst.builders.assembly.select import shortfall_error
+
     pool = made_up_pool("code", "synthetic", 102)
     ranked = sorted(pool, key=lambda r: rank_key(0, r["id"]))
     outcomes = {r["id"]: outcome(r["id"], "rejected") for r in ranked[:3]}
-    with pytest.raises(AssemblyError, match=r"cell code/synthetic: 99 rows left .* 3 rejected"):
-        select_cell("code", "synthetic", pool, seed=0, outcomes=outcomes)
+    sel = select_cell("code", "synthetic", pool, seed=0, outcomes=outcomes)
+    assert sel.shortfall == 1 and len(sel.release) == 99
+    full = select_cell("math", "natural", made_up_pool("math", "natural", 101), seed=0)
+    assert full.shortfall == 0
+    assert shortfall_error([full]) is None
+    error = shortfall_error([sel, full])
+    assert "validation leaves 1 cell short: code/synthetic by 1 (102 candidates, 3 rejected)" in str(error)
+    assert "hexainst build topup" in str(error)
+
+
+def test_assemble_names_every_short_cell_at_once(tmp_path):
+    write_pools(tmp_path / "pools", n=101)
+    pools = {(c, s): [json.loads(line) for line in (tmp_path / "pools" / f"{c}.{s}.jsonl").read_text().splitlines()]
+             for c in CATEGORIES for s in SOURCES}
+    rejected = []
+    for cell, n in ((("code", "synthetic"), 3), (("math", "natural"), 2)):
+        ranked = sorted(pools[cell], key=lambda r: rank_key(0, r["id"]))
+        rejected += [outcome(r["id"], "rejected") for r in ranked[:n]]
+    (tmp_path / "v.json").write_text(json.dumps(validation_doc(rejected)))
+    with pytest.raises(AssemblyError, match=r"leaves 2 cells short: code/synthetic by 2 .*, math/natural by 1 "):
+        assemble(tmp_path / "pools", tmp_path / "rel", validation=tmp_path / "v.json")
+    assert not (tmp_path / "rel").exists()
 
 
 def test_assemble_balanced_release_with_reserve(tmp_path):
+    from hexainst.builders.assembly.config import AssemblyConfig
+
     write_pools(tmp_path / "pools")
-    report = assemble(tmp_path / "pools", tmp_path / "rel")
+    report = assemble(tmp_path / "pools", tmp_path / "rel", config=AssemblyConfig(reserve=15))
     ds = hexainst.load(tmp_path / "rel")
     assert len(ds) == 1200
     cats = ds.features["category"].int2str(ds["category"])
@@ -116,8 +140,9 @@ def test_assemble_balanced_release_with_reserve(tmp_path):
     assert set(ds["validation"][0].keys()) >= {"status"}
     assert {v["status"] for v in ds["validation"]} == {"pending"}
     assert len(hexainst.load_reserve(tmp_path / "rel")) == 12 * 15
-    assert report["cells"]["math/natural"] == {"pool": 115, "release": 100, "reserve": 15, "rejected": 0,
-                                               "revised": 0, "replacements": 0}
+    cell = report["cells"]["math/natural"]
+    assert {k: cell[k] for k in ("pool", "release", "reserve", "rejected", "revised", "replacements", "shortfall")} == {
+        "pool": 115, "release": 100, "reserve": 15, "rejected": 0, "revised": 0, "replacements": 0, "shortfall": 0}
     card = (tmp_path / "rel" / "README.md").read_text()
     assert "Validation pending" in card
     croissant = tmp_path / "rel" / "croissant.json"
