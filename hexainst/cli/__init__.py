@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from hexainst.cli import analyze, annotate, assembly, natural, record, release, synthetic
+from hexainst.cli import analyze, annotate, assembly, finetune, natural, record, release, synthetic
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     stages = build.add_subparsers(dest="stage", metavar="STAGE", required=True)
     for stage in (natural, synthetic, assembly):
         stage.register(stages)
-    for module in (release, annotate, record, analyze):
+    for module in (release, annotate, record, analyze, finetune):
         module.register(commands)
     return parser
 

@@ -1,0 +1,156 @@
+"""The rows a recipe trains and evaluates on, and their token ids.
+
+Alpaca rows come from the offline mirror (``--sources DIR`` or ``$HEXAINST_SOURCES``); rows whose
+instruction is in the HexaInst release or its reserve (compared as
+:func:`hexainst.builders.text.comparison_key`, the builders' exact-duplicate key) are left out, so
+the tuned model never sees a release instruction. The rest are split once, seeded: ``n_eval``
+held-out rows, the others in a seeded order for training.
+
+Encoding (:func:`encode`): ``tuned`` = BOS + prompt(instruction[, input]) + response, labels on the
+response only; ``control`` = BOS + response, labels on the same response tokens. Both variants are
+truncated to ``max_length`` tokens and carry the tuned example's length as ``length``, so the
+trainer's length grouping puts the same rows into the same batches in both.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hexainst.builders.text import comparison_key
+from hexainst.kernel import environment
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.jsonfiles import read_jsonl
+
+from .recipe import Recipe, check_variant
+
+IGNORE = -100
+
+
+class FinetuneDataError(UserError):
+    """The recipe's rows cannot be found or are not usable."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Rows of a recipe after exclusion: ``train`` (seeded order) and ``eval`` (held out)."""
+
+    train: list[dict[str, str]]
+    eval: list[dict[str, str]]
+    n_read: int
+    n_excluded: int
+
+    def summary(self) -> dict[str, int]:
+        return {"read": self.n_read, "excluded_in_release": self.n_excluded,
+                "train": len(self.train), "eval": len(self.eval)}
+
+
+def rows_file(recipe: Recipe, sources: str | os.PathLike[str] | None = None) -> Path:
+    folder = Path(sources) if sources is not None else environment.sources_dir()
+    if folder is None:
+        raise FinetuneDataError(
+            f"recipe {recipe.name} reads {recipe.data['file']} from an offline mirror of the sources: pass "
+            "--sources DIR (make alteration-demo SOURCES=DIR) or set HEXAINST_SOURCES"
+        )
+    path = folder / recipe.data["file"]
+    if not path.is_file():
+        raise FinetuneDataError(f"recipe {recipe.name}: {path} not found (the mirror's {recipe.data['file']})")
+    return path
+
+
+def release_keys(release: str | os.PathLike[str] | None = None) -> set[str]:
+    """Comparison keys of every instruction of the release and of its reserve."""
+    from hexainst.kernel.release import read_release_rows, read_reserve
+
+    rows = read_release_rows(release) + read_reserve(release)
+    return {comparison_key(str(r["instruction"])) for r in rows}
+
+
+def _check_row(row: Any, where: str) -> None:
+    for key in ("instruction", "input", "output"):
+        if not isinstance(row.get(key), str):
+            raise FinetuneDataError(f"{where}: field {key!r} is missing or not a string")
+
+
+def _keys(row: dict[str, str]) -> set[str]:
+    keys = {comparison_key(row["instruction"])}
+    if row["input"].strip():
+        keys.add(comparison_key(row["instruction"] + "\n\n" + row["input"]))
+    return keys
+
+
+def split_rows(rows: list[dict[str, str]], exclude: set[str], n_eval: int, seed: int) -> Split:
+    """Leave out rows whose instruction is in ``exclude`` or whose output is empty, then split, seeded.
+
+    Pure: the same rows, keys and seed give the same split. Raises when fewer than ``n_eval + 1``
+    rows remain.
+    """
+    kept, excluded = [], 0
+    for row in rows:
+        if _keys(row) & exclude:
+            excluded += 1
+        elif row["output"].strip():
+            kept.append(row)
+    if len(kept) <= n_eval:
+        raise FinetuneDataError(f"only {len(kept)} usable rows after excluding the release; n_eval is {n_eval}")
+    order = list(range(len(kept)))
+    random.Random(seed).shuffle(order)
+    eval_rows = [kept[i] for i in sorted(order[:n_eval])]
+    train_rows = [kept[i] for i in order[n_eval:]]
+    return Split(train=train_rows, eval=eval_rows, n_read=len(rows), n_excluded=excluded)
+
+
+def load_split(recipe: Recipe, sources: str | os.PathLike[str] | None = None,
+               release: str | os.PathLike[str] | None = None) -> Split:
+    path = rows_file(recipe, sources)
+    rows = read_jsonl(path, what="Alpaca rows", check=_check_row)
+    exclude = release_keys(release) if recipe.data["exclude_release"] else set()
+    return split_rows(rows, exclude, recipe.data["n_eval"], recipe.training["seed"])
+
+
+def prompt_text(recipe: Recipe, row: dict[str, str]) -> str:
+    """The instruction in the recipe's prompt format (what the tuned model is trained to answer)."""
+    template = recipe.prompt["instruction_with_input" if row["input"].strip() else "instruction"]
+    return template.format(instruction=row["instruction"].strip(), input=row["input"].strip())
+
+
+def response_text(recipe: Recipe, row: dict[str, str]) -> str:
+    return recipe.prompt["response"].format(output=row["output"].strip())
+
+
+def _bos(tokenizer: Any) -> list[int]:
+    ids = tokenizer("", add_special_tokens=True)["input_ids"]
+    return list(ids)
+
+
+def encode(recipe: Recipe, tokenizer: Any, row: dict[str, str], variant: str) -> dict[str, list[int]] | None:
+    """``input_ids``, ``labels`` (``-100`` outside the response) and ``length`` of one row, or None.
+
+    None when fewer than ``min_response_tokens`` response tokens fit into ``max_length`` in the
+    tuned variant (the control keeps the same rows, so the variants see the same responses).
+    """
+    check_variant(variant)
+    max_length = recipe.data["max_length"]
+    prompt = tokenizer(prompt_text(recipe, row), add_special_tokens=True)["input_ids"]
+    response = tokenizer(response_text(recipe, row), add_special_tokens=False)["input_ids"]
+    room = max_length - len(prompt)
+    if room < recipe.data["min_response_tokens"]:
+        return None
+    response = list(response[:room])
+    tuned_length = len(prompt) + len(response)
+    context = list(prompt) if variant == "tuned" else _bos(tokenizer)
+    return {"input_ids": context + response, "labels": [IGNORE] * len(context) + response, "length": tuned_length}
+
+
+def encode_rows(recipe: Recipe, tokenizer: Any, rows: list[dict[str, str]], variant: str) -> list[dict[str, list[int]]]:
+    out = []
+    for row in rows:
+        example = encode(recipe, tokenizer, row, variant)
+        if example is not None:
+            out.append(example)
+    if not out:
+        raise FinetuneDataError(f"recipe {recipe.name}: no row fits into max_length {recipe.data['max_length']}")
+    return out
