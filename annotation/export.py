@@ -1,10 +1,10 @@
-"""Full JSON exports of the two projects, and the validation file built from them.
+"""Full JSON exports of the projects, and the validation file built from them.
 
 Label Studio's community edition drops annotation details from the SDK's ``as_json`` shortcut,
 so exports go through ``projects.exports.create`` (a snapshot of every task, annotated or not)
 and ``projects.exports.download``. :func:`parse_export` checks the export's shape and names the
-task and annotation at fault; :func:`build_validation` turns both exports into the document of
-``validation.schema.json`` (checked before anything is written).
+task and annotation at fault; :func:`build_validation` turns the juniors' and the senior's
+annotations into the document of ``validation.schema.json`` (checked before anything is written).
 """
 
 from __future__ import annotations
@@ -18,16 +18,21 @@ from typing import Any
 import httpx
 from label_studio_sdk.core.api_error import ApiError
 
+from hexainst.annotation.config import DEFAULTS
 from hexainst.annotation.outcomes import Adjudication, Annotation, adjudicate
-from hexainst.annotation.sync import ID_KEY
+from hexainst.annotation.sync import ID_KEY, describe_error
 from hexainst.kernel.validation_file import FORMAT, FORMAT_VERSION, check
 from hexainst.annotation.verdicts import ExportError, result_to_verdict
 
 ID_PATTERN = re.compile(r"^(classification|code|generalqa|generation|math|summarization)-(nat|syn)-[0-9a-f]{12}$")
 
 
-def fetch_export(client, project_id: int, timeout: float = 300.0) -> list[dict[str, Any]]:
-    """Snapshot and download a project's full JSON export (every task, every annotation)."""
+def fetch_export(client, project_id: int, timeout: float = DEFAULTS.export_timeout_s, where: str | None = None) -> list[dict[str, Any]]:
+    """Snapshot and download a project's full JSON export (every task, every annotation).
+
+    ``where`` names the project in error messages (default: ``project <id>``).
+    """
+    name = where or f"project {project_id}"
     try:
         snapshot = client.projects.exports.create(
             project_id,
@@ -37,18 +42,18 @@ def fetch_export(client, project_id: int, timeout: float = 300.0) -> list[dict[s
         deadline = time.monotonic() + timeout
         while snapshot.status != "completed":
             if snapshot.status == "failed":
-                raise ExportError(f"project {project_id}: export {snapshot.id} failed on the server")
+                raise ExportError(f"{name}: export {snapshot.id} failed on the server")
             if time.monotonic() > deadline:
-                raise ExportError(f"project {project_id}: export {snapshot.id} not ready after {timeout:.0f} s")
+                raise ExportError(f"{name}: export {snapshot.id} not ready after {timeout:.0f} s")
             time.sleep(1.0)
             snapshot = client.projects.exports.get(project_id, snapshot.id)
         raw = b"".join(client.projects.exports.download(project_id, snapshot.id, export_type="JSON"))
     except (httpx.TransportError, ApiError) as exc:
-        raise ExportError(f"project {project_id}: export failed: {exc}") from exc
+        raise ExportError(f"{name}: export failed: {describe_error(exc)}") from exc
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ExportError(f"project {project_id}: the export is not JSON: {exc.msg} at char {exc.pos}") from exc
+        raise ExportError(f"{name}: the export is not JSON: {exc.msg} at char {exc.pos}") from exc
 
 
 def _user_name(completed_by: Any, users: Mapping[int, str], where: str) -> str:
@@ -110,20 +115,21 @@ def parse_export(
 
 
 def build_validation(
-    junior_export: Any,
-    senior_export: Any,
-    users: Mapping[int, str],
+    junior_annotations: Mapping[str, list[Annotation]],
+    senior_annotations: Mapping[str, list[Annotation]],
     created_from: Mapping[str, str],
     junior_accounts: set[str] | None = None,
     senior_accounts: set[str] | None = None,
 ) -> tuple[dict[str, Any], Adjudication]:
-    """The validation document (checked against its schema) and the adjudication behind it."""
-    junior_anns, _ = parse_export(junior_export, users, "junior project export")
-    senior_anns, _ = parse_export(senior_export, users, "senior project export")
-    unknown = sorted(set(senior_anns) - set(junior_anns))
+    """The validation document (checked against its schema) and the adjudication behind it.
+
+    ``junior_annotations`` / ``senior_annotations``: instruction id -> annotations, as
+    :func:`parse_export` reads them (the juniors' merged across their instances).
+    """
+    unknown = sorted(set(senior_annotations) - set(junior_annotations))
     if unknown:
-        raise ExportError(f"senior project export: instruction {unknown[0]} is not in the junior project ({len(unknown)} such)")
-    result = adjudicate(junior_anns, senior_anns, junior_accounts, senior_accounts)
+        raise ExportError(f"senior project export: instruction {unknown[0]} is not in the junior projects ({len(unknown)} such)")
+    result = adjudicate(junior_annotations, senior_annotations, junior_accounts, senior_accounts)
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -2,15 +2,23 @@
 
 Both ask the same four questions about one instruction shown with its claimed category:
 is the category correct, which errors are present, a corrected instruction (optional), and
-the decision. The senior project also shows both junior verdicts as task data. The choices
-and their UI labels come from ``labels.json`` (a registry: edit the table, not this code);
-each choice stores its vocabulary token as ``alias``, so exports carry the token.
+the decision. The senior project also shows both junior verdicts side by side, as task data
+(text): nothing is pre-selected for the senior. The choices and their UI labels come from
+``labels.json`` (a registry: edit the table, not this code); each choice stores its token as
+``alias``, so exports carry the token.
+
+Two traps of the editor (Label Studio 1.23) that these configs avoid, and :func:`labels` guards:
+an attribute value such as ``"true"``, ``"false"`` or ``"3"`` is read as a boolean or a number,
+and a string-typed ``alias`` that is not a string makes the whole editor blank; and the editor
+adds its own ``source`` field to every task, so ``$source`` would print the whole task (with
+other people's annotation counts). Task-data keys of ours are therefore never ``source``.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from importlib import resources
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -25,8 +33,14 @@ DECISION = "decision"
 #: Name of the object tag that shows the instruction (every control points to it).
 OBJECT = "instruction"
 
+#: Task-data key of the candidate's source (natural/synthetic): not ``source``, which the editor owns.
+ORIGIN = "origin"
 #: Task-data keys of the junior project; the senior project adds :data:`SENIOR_EXTRA_KEYS`.
-TASK_KEYS: tuple[str, ...] = ("hexainst_id", "instruction", "category", "source")
+TASK_KEYS: tuple[str, ...] = ("hexainst_id", "instruction", "category", ORIGIN)
+#: Token of the category question's two choices (``category_correct`` true / false).
+YES, NO = "yes", "no"
+#: Attribute values the editor parses into booleans or numbers (never usable as an alias).
+_NOT_A_STRING = re.compile(r"^(true|false|-?[0-9]+(\.[0-9]+)?)$", re.IGNORECASE)
 SENIOR_EXTRA_KEYS: tuple[str, ...] = ("junior_1", "junior_2", "reason")
 
 
@@ -36,7 +50,7 @@ def labels() -> dict[str, dict[str, dict[str, str]]]:
     table = json.loads(resources.files("hexainst.annotation").joinpath("labels.json").read_text("utf-8"))
     table.pop("$comment", None)
     expected = {
-        CATEGORY_CORRECT: {"true", "false"},
+        CATEGORY_CORRECT: {YES, NO},
         ERRORS: set(ERROR_TYPES),
         DECISION: set(DECISIONS),
     }
@@ -44,7 +58,19 @@ def labels() -> dict[str, dict[str, dict[str, str]]]:
         got = set(table.get(group, {}))
         if got != tokens:
             raise ValueError(f"annotation/labels.json: group {group!r} has {sorted(got)}, expected {sorted(tokens)}")
+    check_aliases(table)
     return table
+
+
+def check_aliases(table: dict[str, dict[str, dict[str, str]]]) -> None:
+    """Raise ``ValueError`` for a token the editor would read as a boolean or a number (a blank editor)."""
+    for group, entries in table.items():
+        for token in entries:
+            if _NOT_A_STRING.match(token):
+                raise ValueError(
+                    f"annotation/labels.json: {group}: token {token!r} would be read as a boolean or a number "
+                    "by the Label Studio editor, which then renders nothing; use a word"
+                )
 
 
 def _choices(name: str, choice: str, required: bool, title: str) -> str:
@@ -76,8 +102,11 @@ def _questions() -> str:
 
 def _instruction_block() -> str:
     return (
-        '    <Header value="Claimed category: $category ($source)" size="4"/>\n'
-        f'    <Text name="{OBJECT}" value="${OBJECT}" granularity="word"/>'
+        f'    <Header value="Claimed category: $category (${ORIGIN})" size="4"/>\n'
+        '    <View style="font-size: 1.15em; padding: 0.6em 0.8em; margin: 0.3em 0 0.8em; border: 1px solid #d0d0d0;'
+        ' border-radius: 4px; background: #f7f7f5">\n'
+        f'      <Text name="{OBJECT}" value="${OBJECT}" granularity="word"/>\n'
+        "    </View>"
     )
 
 
@@ -101,10 +130,10 @@ def senior_config() -> str:
         f"{_instruction_block()}\n"
         '    <Header value="Why this task needs you: $reason" size="6"/>\n'
         '    <View style="display: flex; gap: 1em">\n'
-        '      <View style="flex: 1"><Header value="Junior 1" size="6"/>'
-        '<Text name="junior_1" value="$junior_1" granularity="paragraph"/></View>\n'
-        '      <View style="flex: 1"><Header value="Junior 2" size="6"/>'
-        '<Text name="junior_2" value="$junior_2" granularity="paragraph"/></View>\n'
+        '      <View style="flex: 1; border: 1px solid #d0d0d0; border-radius: 4px; padding: 0 0.6em">'
+        '<Header value="Junior 1" size="6"/><Text name="junior_1" value="$junior_1" granularity="paragraph"/></View>\n'
+        '      <View style="flex: 1; border: 1px solid #d0d0d0; border-radius: 4px; padding: 0 0.6em">'
+        '<Header value="Junior 2" size="6"/><Text name="junior_2" value="$junior_2" granularity="paragraph"/></View>\n'
         "    </View>\n"
         f"{_questions()}\n"
         "  </View>\n"
@@ -113,12 +142,12 @@ def senior_config() -> str:
 
 
 def verdict_to_result(verdict: dict[str, Any]) -> list[dict[str, Any]]:
-    """The Label Studio result items that encode ``verdict`` (used for predictions and tests).
+    """The Label Studio result items that encode ``verdict`` (what the screen stores; used by tests).
 
     ``verdict`` is a schema ``$defs/verdict`` dict; the annotator field is not part of a result.
     """
     result: list[dict[str, Any]] = [
-        _choice_item(CATEGORY_CORRECT, ["true" if verdict["category_correct"] else "false"]),
+        _choice_item(CATEGORY_CORRECT, [YES if verdict["category_correct"] else NO]),
         _choice_item(DECISION, [verdict["decision"]]),
     ]
     if verdict["errors"]:

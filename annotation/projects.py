@@ -1,10 +1,11 @@
-"""The two Label Studio projects: created (or found) by title, configured for the study.
+"""The two kinds of Label Studio project: created (or found) by title, configured for the study.
 
-Junior project: every candidate; two annotations wanted per task (``maximum_annotations=2``);
-no collaborator predictions or annotation history shown, so a junior labelling in the UI does
-not see the other junior's verdict. Senior project: only the instructions the juniors
-disagree on (plus agreed revisions with conflicting texts), each with both junior verdicts as
-task data and as predictions (``model_version`` ``junior-1:<name>`` / ``junior-2:<name>``).
+Each junior works in a Label Studio instance of their own (see ``session.py``), in a junior
+project holding every candidate, one annotation per task. The senior's instance holds the senior
+project: only the instructions the juniors disagree on (plus agreed revisions with conflicting
+texts), each with both junior verdicts shown side by side as text. The senior project has no
+predictions, so nothing is pre-selected: the senior's answer is the senior's own. Every project
+shows the annotation guidelines (``guidelines.md``) in its instructions panel.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hexainst.annotation import labeling_config as lc
+from hexainst.annotation.guidelines import guidelines_html
 from hexainst.annotation.outcomes import Triage
 from hexainst.annotation.sync import ID_KEY
 from hexainst.annotation.verdicts import describe
@@ -21,35 +23,33 @@ from hexainst.kernel.errors import UserError
 JUNIOR_TITLE = "HexaInst juniors"
 SENIOR_TITLE = "HexaInst senior"
 
-JUNIOR_SETTINGS: dict[str, Any] = {
-    "description": "Two junior annotators check every HexaInst candidate independently (paper, Appendix B).",
-    "expert_instruction": (
-        "Read the instruction and its claimed category. Say whether the category is correct, mark every "
-        "error present, and decide: accept it as it is, revise it (type the full corrected instruction), "
-        "or reject it. Work alone: do not look at other annotators' work."
-    ),
-    "show_instruction": True,
-    "maximum_annotations": 2,
-    "show_collab_predictions": False,
-    "show_annotation_history": False,
-    "show_skip_button": True,
-    "enable_empty_annotation": False,
-    "sampling": "Sequential sampling",
-}
-SENIOR_SETTINGS: dict[str, Any] = {
-    "description": "The senior annotator decides where the two juniors disagree. The senior's decision is final.",
-    "expert_instruction": (
-        "Both junior verdicts are shown beside the instruction (and as predictions). Give your own full "
-        "verdict: it replaces theirs."
-    ),
-    "show_instruction": True,
-    "maximum_annotations": 1,
-    "show_collab_predictions": True,
-    "show_annotation_history": False,
-    "show_skip_button": False,
-    "enable_empty_annotation": False,
-    "sampling": "Sequential sampling",
-}
+
+def junior_settings() -> dict[str, Any]:
+    return {
+        "description": "Check every HexaInst candidate on your own (paper, Appendix B). Guidelines: the Instructions button.",
+        "expert_instruction": guidelines_html(),
+        "show_instruction": True,
+        "maximum_annotations": 1,
+        "show_collab_predictions": False,
+        "show_annotation_history": False,
+        "show_skip_button": True,
+        "enable_empty_annotation": False,
+        "sampling": "Sequential sampling",
+    }
+
+
+def senior_settings() -> dict[str, Any]:
+    return {
+        "description": "Decide where the two juniors disagree; your verdict is final. Guidelines: the Instructions button.",
+        "expert_instruction": guidelines_html(),
+        "show_instruction": True,
+        "maximum_annotations": 1,
+        "show_collab_predictions": False,
+        "show_annotation_history": False,
+        "show_skip_button": False,
+        "enable_empty_annotation": False,
+        "sampling": "Sequential sampling",
+    }
 
 
 class ProjectError(UserError):
@@ -80,37 +80,35 @@ def ensure_project(client, title: str, label_config: str, settings: Mapping[str,
 
 
 def ensure_junior_project(client, title: str = JUNIOR_TITLE) -> int:
-    return ensure_project(client, title, lc.junior_config(), JUNIOR_SETTINGS)
+    return ensure_project(client, title, lc.junior_config(), junior_settings())
 
 
 def ensure_senior_project(client, title: str = SENIOR_TITLE) -> int:
-    return ensure_project(client, title, lc.senior_config(), SENIOR_SETTINGS)
+    return ensure_project(client, title, lc.senior_config(), senior_settings())
 
 
 def senior_tasks(tri: Triage, junior_data: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The senior project's tasks: one per instruction needing the senior, in id order.
 
-    ``junior_data`` maps instruction id to its junior task data (instruction, category, source).
+    ``junior_data`` maps instruction id to its junior task data (instruction, category, origin).
+    No predictions: the senior's choices start empty.
     """
     tasks = []
     for iid, reason in sorted(tri.needs_senior.items()):
         data = junior_data[iid]
-        verdicts = tri.juniors[iid]
+        # Shown in the juniors' name order, so that "Junior 1" is junior1's verdict on every task.
+        verdicts = sorted(tri.juniors[iid], key=lambda v: v["annotator"])
         tasks.append(
             {
                 "data": {
                     ID_KEY: iid,
                     "instruction": data["instruction"],
                     "category": data["category"],
-                    "source": data["source"],
+                    lc.ORIGIN: data[lc.ORIGIN],
                     "junior_1": describe(verdicts[0]),
                     "junior_2": describe(verdicts[1]),
                     "reason": reason,
                 },
-                "predictions": [
-                    {"model_version": f"junior-{n}:{v['annotator']}", "result": lc.verdict_to_result(v)}
-                    for n, v in enumerate(verdicts, start=1)
-                ],
             }
         )
     return tasks

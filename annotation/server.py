@@ -1,15 +1,22 @@
-"""A local Label Studio server: find the binary, start it on a free port, wait, stop it by PID.
+"""Local Label Studio servers: find the binary, migrate a template data dir, start, wait, stop by PID.
 
-The server runs from its own virtual environment (``.ls-venv`` next to the repository root,
-or the binary named by ``HEXAINST_LABEL_STUDIO``), offline: no Sentry, no analytics, no
-version check. It listens on 127.0.0.1 only. Label Studio silently moves to port+1 when its
-port is busy, so :meth:`LabelStudioServer.start` checks that the server answering on the
-chosen port is this one (its admin token works and names its admin account).
+Each server runs from its own virtual environment (``.ls-venv`` next to the repository root, or
+the binary named by ``HEXAINST_LABEL_STUDIO``), offline: no Sentry, no analytics, no version
+check. It listens on 127.0.0.1 only. Label Studio silently moves to port+1 when its port is busy,
+so :meth:`LabelStudioServer.start` checks that the server answering is this one: its admin token
+works and names its admin account (every instance has its own admin token).
+
+Migrating a fresh database takes minutes (about 100 s here), so a deployment migrates one
+*template* data dir once (``label-studio version`` applies the migrations and exits, creating no
+account) and every instance starts from a copy of it, in seconds. A copy gets its own secret key
+(the template's ``.env`` is not copied) and its own admin account, made on its first start.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,14 +26,19 @@ from pathlib import Path
 
 import httpx
 
+from hexainst.kernel import environment
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.processes import ProcessStartError, free_port, stop_process, wait_until_ready
 
 #: The pinned server version (see annotation/server-requirements.txt).
 SERVER_VERSION = "1.23.2"
-ENV_BINARY = "HEXAINST_LABEL_STUDIO"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PID_FILE = "hexainst-server.pid"
 LOG_FILE = "hexainst-server.log"
+#: Written last into a template data dir once its migrations succeeded.
+TEMPLATE_MARKER = "hexainst-template.json"
+#: Files of a template that a copy must not share (the secret key) or carry over (our own files).
+NOT_COPIED = (".env", TEMPLATE_MARKER, PID_FILE, LOG_FILE)
 
 
 class ServerError(UserError):
@@ -35,23 +47,15 @@ class ServerError(UserError):
 
 def find_binary() -> Path:
     """The ``label-studio`` executable: ``$HEXAINST_LABEL_STUDIO`` or ``.ls-venv/bin/label-studio``."""
-    env = os.environ.get(ENV_BINARY)
-    candidate = Path(env) if env else REPO_ROOT / ".ls-venv" / "bin" / "label-studio"
+    env = environment.label_studio_binary()
+    candidate = env or REPO_ROOT / ".ls-venv" / "bin" / "label-studio"
     if not (candidate.is_file() and os.access(candidate, os.X_OK)):
-        where = f"${ENV_BINARY}={env}" if env else str(candidate)
+        where = f"${environment.LABEL_STUDIO}={env}" if env else str(candidate)
         raise ServerError(
-            f"Label Studio server not found at {where}; install it with "
-            f"'python3 -m venv .ls-venv && .ls-venv/bin/pip install -r annotation/server-requirements.txt' "
-            f"(or 'make ls-venv'), or point ${ENV_BINARY} at a label-studio {SERVER_VERSION} executable"
+            f"Label Studio server not found at {where}; install it with 'make install-server' "
+            f"(or point ${environment.LABEL_STUDIO} at a label-studio {SERVER_VERSION} executable)"
         )
     return candidate
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -66,9 +70,95 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
+def offline_environment() -> dict[str, str]:
+    """The server's process environment: ours, minus API keys, plus "no network calls"."""
+    env = environment.without_api_keys()
+    env.update(
+        {
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
+            "COLLECT_ANALYTICS": "false",
+            "LATEST_VERSION_CHECK": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+# ---- the template ------------------------------------------------------------------------------
+
+
+def template_ready(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` is a migrated template of this server version."""
+    try:
+        marker = json.loads((Path(folder) / TEMPLATE_MARKER).read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("label_studio") == SERVER_VERSION
+
+
+def migrate_template(folder: str | os.PathLike[str], timeout: float = 900.0, progress: bool = True) -> Path:
+    """Create the database of a fresh data dir (all migrations, no account) and mark it ready.
+
+    Idempotent: a ready template is left as it is; an unfinished one is migrated again (Django
+    applies only the missing migrations).
+    """
+    folder = Path(folder).resolve()
+    if template_ready(folder):
+        return folder
+    binary = find_binary()
+    folder.mkdir(parents=True, exist_ok=True)
+    log_path = folder / LOG_FILE
+    from tqdm import tqdm
+
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [str(binary), "version", "--data-dir", str(folder)],
+            env={**offline_environment(), "LABEL_STUDIO_BASE_DATA_DIR": str(folder)},
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    with tqdm(desc="Label Studio: creating the database (once)", unit="s", disable=not progress,
+              bar_format="{desc}: {elapsed}") as bar:  # fmt: skip
+        try:
+            while process.poll() is None:
+                if time.monotonic() > deadline:
+                    raise ServerError(f"Label Studio's migrations did not finish within {timeout:.0f} s; see {log_path}")
+                time.sleep(1.0)
+                bar.update(1)
+        except BaseException:
+            stop_process(process, group=True)
+            raise
+    if process.returncode != 0:
+        raise ServerError(f"Label Studio's migrations failed (status {process.returncode}); see {log_path}")
+    (folder / TEMPLATE_MARKER).write_text(json.dumps({"label_studio": SERVER_VERSION}) + "\n", "utf-8")
+    return folder
+
+
+def copy_template(template: str | os.PathLike[str], data_dir: str | os.PathLike[str]) -> Path:
+    """A new instance's data dir: a copy of the template, without its secret key or our files.
+
+    Copies into a temporary sibling first, so an interrupted copy never looks like an instance.
+    """
+    template, data_dir = Path(template), Path(data_dir)
+    if not template_ready(template):
+        raise ServerError(f"{template} is not a migrated Label Studio template")
+    if data_dir.exists():
+        raise ServerError(f"{data_dir} already exists; it is not replaced")
+    tmp = data_dir.with_name(f".{data_dir.name}.copying")
+    if tmp.exists():
+        shutil.rmtree(tmp)  # our own unfinished copy (named by us, never a user's folder)
+    shutil.copytree(template, tmp, ignore=lambda _dir, names: [n for n in names if n in NOT_COPIED])
+    os.replace(tmp, data_dir)
+    return data_dir
+
+
+# ---- one server ----------------------------------------------------------------------------------
+
+
 @dataclass
 class Admin:
-    """The owner account the server creates on first start (its token is a legacy API token)."""
+    """The instance's owner account, made on its first start (its token is a legacy API token)."""
 
     email: str
     password: str
@@ -78,8 +168,8 @@ class Admin:
 class LabelStudioServer:
     """One Label Studio process serving ``data_dir`` on ``host:port``.
 
-    ``start()`` launches it in its own process group and waits for ``GET /health``;
-    ``stop()`` signals that process (by its own PID) and waits for it to exit.
+    ``start()`` launches it in its own process group and waits until it answers as this
+    server; ``stop()`` signals that process group (by its own PID) and waits for it to exit.
     """
 
     def __init__(
@@ -89,12 +179,14 @@ class LabelStudioServer:
         port: int | None = None,
         host: str = "127.0.0.1",
         binary: str | os.PathLike[str] | None = None,
+        name: str = "Label Studio",
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.admin = admin
         self.host = host
         self.port = port
         self.binary = Path(binary) if binary else None
+        self.name = name
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -113,7 +205,7 @@ class LabelStudioServer:
 
     def environment(self) -> dict[str, str]:
         """The process environment: offline, with the admin account made on first start."""
-        env = dict(os.environ)
+        env = offline_environment()
         env.update(
             {
                 "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir),
@@ -121,11 +213,6 @@ class LabelStudioServer:
                 "LABEL_STUDIO_PASSWORD": self.admin.password,
                 "LABEL_STUDIO_USER_TOKEN": self.admin.token,
                 "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-                "SENTRY_DSN": "",
-                "FRONTEND_SENTRY_DSN": "",
-                "COLLECT_ANALYTICS": "false",
-                "LATEST_VERSION_CHECK": "false",
-                "PYTHONUNBUFFERED": "1",
             }
         )
         return env
@@ -141,27 +228,28 @@ class LabelStudioServer:
                 f"a Label Studio server (PID {running[0]}, port {running[1]}) already serves {self.data_dir}; "
                 "stop it first ('hexainst annotate stop')"
             )
+        if not self.data_dir.is_dir():
+            raise ServerError(f"{self.data_dir}: no such Label Studio data dir")
         if self.port is None:
             self.port = free_port(self.host)
         elif not port_is_free(self.port, self.host):
             raise ServerError(f"port {self.port} on {self.host} is busy; choose another with --port")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
             str(binary), "start", "--no-browser",
             "--internal-host", self.host, "--port", str(self.port),
             "--data-dir", str(self.data_dir), "--enable-legacy-api-token",
         ]  # fmt: skip
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
-        try:
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 cmd, env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
-        finally:
-            log.close()
         self.pid_path.write_text(f"{self.process.pid} {self.port}\n")
         try:
             self._wait_ready(timeout)
+        except ProcessStartError as exc:
+            self.stop()
+            raise ServerError(f"{str(exc).splitlines()[0]}; see {self.log_path}") from None
         except BaseException:
             self.stop()
             raise
@@ -179,48 +267,25 @@ class LabelStudioServer:
             return False
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
         assert self.process is not None and self.port is not None
         wanted = self.port
         with httpx.Client(timeout=5.0) as http:
-            while True:
-                if self.process.poll() is not None:
-                    raise ServerError(
-                        f"Label Studio exited with status {self.process.returncode} while starting; "
-                        f"see {self.log_path}:\n{self.log_tail()}"
-                    )
+
+            def ready() -> bool:
                 if self._ours(http, wanted):
-                    return
+                    return True
                 # Label Studio silently takes port+1 when its port was grabbed in the meantime.
                 if self._ours(http, wanted + 1):
                     self.port = wanted + 1
                     self.pid_path.write_text(f"{self.process.pid} {self.port}\n")
-                    return
-                if time.monotonic() > deadline:
-                    raise ServerError(
-                        f"Label Studio (PID {self.process.pid}) did not answer as this server on {self.url} "
-                        f"within {timeout:.0f} s; another process may hold the port; see {self.log_path}"
-                    )
-                time.sleep(0.5)
+                    return True
+                return False
 
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text("utf-8", "replace").splitlines()[-lines:])
-        except OSError:
-            return "<no log>"
+            wait_until_ready(self.process, ready, timeout=timeout, what=f"{self.name} on {self.url}", log_path=self.log_path)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the server process (SIGTERM to its own process group, SIGKILL after ``timeout``)."""
-        proc = self.process
-        if proc is None:
-            return
-        if proc.poll() is None:
-            _signal_group(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                _signal_group(proc.pid, signal.SIGKILL)
-                proc.wait(timeout)
+        stop_process(self.process, timeout=timeout, group=True)
         self.process = None
         self.pid_path.unlink(missing_ok=True)
 
@@ -232,6 +297,10 @@ class LabelStudioServer:
             proc.wait(30)
         self.process = None
         self.pid_path.unlink(missing_ok=True)
+
+    def detach(self) -> None:
+        """Leave the process running after this object goes away (its PID file stays)."""
+        self.process = None
 
     def __enter__(self) -> "LabelStudioServer":
         return self.start()
@@ -265,27 +334,49 @@ def running_pid(data_dir: str | os.PathLike[str]) -> tuple[int, int] | None:
     return pid, port
 
 
-def stop_by_pid_file(data_dir: str | os.PathLike[str], timeout: float = 30.0) -> bool:
-    """Stop a detached server recorded in ``data_dir``'s PID file; False if none was running."""
-    pid_path = Path(data_dir) / PID_FILE
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited (reaping it when it is our own child, as after ``--detach``)."""
     try:
-        pid = int(pid_path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return False
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return True
+    except ChildProcessError:
+        pass  # not our child: ask the kernel whether it still exists
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        pid_path.unlink(missing_ok=True)
-        return False
-    _signal_group(pid, signal.SIGTERM)
+        return True
+    return False
+
+
+def stop_by_pid_files(data_dirs: list[str | os.PathLike[str]], timeout: float = 30.0) -> list[bool]:
+    """Stop the detached servers recorded in these data dirs' PID files, all at once.
+
+    SIGTERM to each server's process group, then wait; SIGKILL what is left after ``timeout``.
+    Returns, per data dir, whether a server was running there.
+    """
+    pids: list[int | None] = []
+    for data_dir in data_dirs:
+        running = running_pid(data_dir)
+        if running is None:
+            (Path(data_dir) / PID_FILE).unlink(missing_ok=True)
+        else:
+            _signal_group(running[0], signal.SIGTERM)
+        pids.append(None if running is None else running[0])
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.2)
-    else:
+    waiting = [pid for pid in pids if pid is not None]
+    while waiting and time.monotonic() < deadline:
+        waiting = [pid for pid in waiting if not _gone(pid)]
+        if waiting:
+            time.sleep(0.2)
+    for pid in waiting:
         _signal_group(pid, signal.SIGKILL)
-    pid_path.unlink(missing_ok=True)
-    return True
+    for data_dir, pid in zip(data_dirs, pids):
+        if pid is not None:
+            (Path(data_dir) / PID_FILE).unlink(missing_ok=True)
+    return [pid is not None for pid in pids]
+
+
+def stop_by_pid_file(data_dir: str | os.PathLike[str], timeout: float = 30.0) -> bool:
+    """Stop a detached server recorded in ``data_dir``'s PID file; False if none was running."""
+    return stop_by_pid_files([data_dir], timeout)[0]

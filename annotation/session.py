@@ -1,8 +1,24 @@
-"""One validation round: the server's address, the accounts, the two projects, and the steps.
+"""One validation round: one Label Studio instance per person, the projects, and the steps.
 
-The state lives in ``<data dir>/hexainst-annotation.json`` (mode 0600: it holds the local
-accounts' passwords and tokens) so that each CLI command picks up where the last one left
-off. Every step here is idempotent: rerunning it converges to the same projects and tasks.
+Blind by construction. Label Studio's community edition lets every member of an instance read
+every project and annotation of it (Data Manager, task view, API), so settings cannot keep two
+juniors apart. A round therefore runs one Label Studio *instance* per person: each junior and
+the senior get their own server process, data dir, database, secret key and login, and the
+toolkit's own admin account on it. No instance holds anything another person made:
+
+* every junior instance holds the candidates (a junior project), and only that junior's verdicts;
+* the senior instance holds only the tasks the juniors disagree on, with both verdicts as text
+  (no predictions: nothing is pre-selected);
+* the toolkit syncs tasks out (``sync_candidates``, ``sync_senior``) and reads verdicts back
+  (``adjudicate``) with each instance's admin token. A person's token works on their instance only.
+
+Layout of the round's folder (``data_dir``)::
+
+    hexainst-annotation.json   state: URLs, project ids, passwords and API tokens (mode 0600)
+    template/                  a migrated, empty Label Studio data dir (made once, copied per person)
+    junior1/ junior2/ senior/  one Label Studio data dir per person (the instance's name)
+
+Every step is idempotent: rerunning it converges to the same projects and tasks.
 """
 
 from __future__ import annotations
@@ -19,71 +35,132 @@ from typing import Any
 from hexainst.annotation import accounts as acc
 from hexainst.annotation import export as ex
 from hexainst.annotation import projects as pj
+from hexainst.annotation import server as srv
 from hexainst.annotation import sync
-from hexainst.annotation.outcomes import Adjudication, triage
+from hexainst.annotation.config import DEFAULTS
+from hexainst.annotation.outcomes import Adjudication, Annotation, triage
 from hexainst.annotation.server import Admin
 from hexainst.kernel.errors import UserError
 
 STATE_FILE = "hexainst-annotation.json"
+STATE_FORMAT = "hexainst-annotation-round"
+STATE_VERSION = 2
+TEMPLATE_DIR = "template"
 EMAIL_DOMAIN = "hexainst.local"
+ROLES = ("junior", "senior")
 
 
-def default_accounts(n_juniors: int = 2, n_seniors: int = 1) -> list[acc.Account]:
-    """junior1..N and senior (senior1..M if several), with fresh random passwords."""
+def new_admin() -> Admin:
+    """The toolkit's own account on one instance (a fresh password and API token)."""
+    return Admin(email=f"admin@{EMAIL_DOMAIN}", password=secrets.token_urlsafe(12), token=secrets.token_hex(20))
+
+
+def default_accounts(n_juniors: int = DEFAULTS.juniors) -> list[acc.Account]:
+    """junior1..N and senior, with fresh random passwords."""
     out = [
         acc.Account("junior", f"junior{i}", f"junior{i}@{EMAIL_DOMAIN}", secrets.token_urlsafe(12))
         for i in range(1, n_juniors + 1)
     ]
-    names = ["senior"] if n_seniors == 1 else [f"senior{i}" for i in range(1, n_seniors + 1)]
-    out += [acc.Account("senior", n, f"{n}@{EMAIL_DOMAIN}", secrets.token_urlsafe(12)) for n in names]
-    return out
+    return out + [acc.Account("senior", "senior", f"senior@{EMAIL_DOMAIN}", secrets.token_urlsafe(12))]
 
 
-def new_admin() -> Admin:
-    return Admin(email=f"admin@{EMAIL_DOMAIN}", password=secrets.token_urlsafe(12), token=secrets.token_hex(20))
+@dataclass
+class Instance:
+    """One person's Label Studio: their account, the toolkit's admin on it, where it serves.
+
+    ``name`` is the person's account name and the instance's folder under the round's folder.
+    """
+
+    account: acc.Account
+    admin: Admin
+    url: str | None = None
+    token: str | None = None  # the person's API token on this instance
+
+    @property
+    def name(self) -> str:
+        return self.account.name
+
+    @property
+    def role(self) -> str:
+        return self.account.role
 
 
 @dataclass
 class Session:
-    """Everything the CLI commands share."""
+    """A validation round: its folder, one instance per person, the projects' titles and ids."""
 
-    admin: Admin
-    accounts: list[acc.Account]
-    url: str | None = None
-    tokens: dict[str, str] = field(default_factory=dict)  # account name -> API token
-    junior_project: int | None = None
-    senior_project: int | None = None
+    data_dir: Path
+    instances: list[Instance]
     junior_title: str = pj.JUNIOR_TITLE
     senior_title: str = pj.SENIOR_TITLE
+    projects: dict[str, int] = field(default_factory=dict)  # instance name -> its project's id
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        names = [i.name for i in self.instances]
+        if len(set(names)) != len(names):
+            raise UserError(f"annotator names must be unique, got {names}")
+        if [i.role for i in self.instances].count("senior") != 1 or not self.juniors:
+            raise UserError("a round needs one senior and at least one junior")
+
+    @classmethod
+    def create(cls, data_dir: str | os.PathLike[str], accounts: Iterable[acc.Account] | None = None) -> "Session":
+        """A new round (nothing started): one instance per account, each with its own admin."""
+        accounts = list(accounts) if accounts is not None else default_accounts()
+        return cls(Path(data_dir), [Instance(a, new_admin()) for a in accounts])
+
+    # ---- who is who --------------------------------------------------------------------
+    @property
+    def juniors(self) -> list[Instance]:
+        return [i for i in self.instances if i.role == "junior"]
+
+    @property
+    def senior(self) -> Instance:
+        return next(i for i in self.instances if i.role == "senior")
+
+    def instance(self, name: str) -> Instance:
+        for inst in self.instances:
+            if inst.name == name:
+                return inst
+        raise UserError(f"no annotator {name!r} in this round (annotators: {', '.join(i.name for i in self.instances)})")
+
+    def names(self, role: str) -> set[str]:
+        return {i.name for i in self.instances if i.role == role}
+
+    def folder(self, inst: Instance) -> Path:
+        """The instance's Label Studio data dir."""
+        return self.data_dir / inst.name
 
     # ---- persistence -------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         return {
-            "admin": asdict(self.admin),
-            "accounts": [asdict(a) for a in self.accounts],
-            "url": self.url,
-            "tokens": self.tokens,
-            "junior_project": self.junior_project,
-            "senior_project": self.senior_project,
+            "format": STATE_FORMAT,
+            "format_version": STATE_VERSION,
             "junior_title": self.junior_title,
             "senior_title": self.senior_title,
+            "instances": [
+                {"account": asdict(i.account), "admin": asdict(i.admin), "url": i.url, "token": i.token}
+                for i in self.instances
+            ],
+            "projects": self.projects,
         }
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> "Session":
+    def from_json(cls, data_dir: Path, doc: Mapping[str, Any]) -> "Session":
         return cls(
-            admin=Admin(**doc["admin"]),
-            accounts=[acc.Account(**a) for a in doc["accounts"]],
-            url=doc.get("url"),
-            tokens=dict(doc.get("tokens", {})),
-            junior_project=doc.get("junior_project"),
-            senior_project=doc.get("senior_project"),
+            data_dir=data_dir,
+            instances=[
+                Instance(acc.Account(**i["account"]), Admin(**i["admin"]), i.get("url"), i.get("token"))
+                for i in doc["instances"]
+            ],
             junior_title=doc.get("junior_title", pj.JUNIOR_TITLE),
             senior_title=doc.get("senior_title", pj.SENIOR_TITLE),
+            projects={str(k): int(v) for k, v in doc.get("projects", {}).items()},
         )
 
-    def save(self, data_dir: str | os.PathLike[str]) -> Path:
-        path = Path(data_dir) / STATE_FILE
+    def save(self) -> Path:
+        """Write the state file atomically, readable by its owner only (it holds passwords and tokens)."""
+        path = self.data_dir / STATE_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", dir=path.parent)
         try:
@@ -98,117 +175,251 @@ class Session:
 
     @classmethod
     def load(cls, data_dir: str | os.PathLike[str]) -> "Session":
-        path = Path(data_dir) / STATE_FILE
+        data_dir = Path(data_dir)
+        path = data_dir / STATE_FILE
         try:
-            return cls.from_json(json.loads(path.read_text("utf-8")))
+            doc = json.loads(path.read_text("utf-8"))
         except FileNotFoundError:
-            raise UserError(f"{path}: no annotation state here; run 'hexainst annotate up' (or serve) first") from None
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise UserError(f"{path}: unreadable annotation state: {exc}") from exc
+            raise UserError(f"{path}: no annotation round here; start one with 'hexainst annotate up --data-dir {data_dir}'") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserError(f"{path}: unreadable annotation state ({exc})") from None
+        if isinstance(doc, dict) and "admin" in doc and "instances" not in doc:
+            raise UserError(
+                f"{path}: a round of an earlier toolkit (one shared Label Studio, juniors not blind); "
+                "start a new round in a new folder"
+            )
+        if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
+            raise UserError(f"{path}: not an annotation state file (format {STATE_FORMAT!r} expected)")
+        try:
+            return cls.from_json(data_dir, doc)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UserError(f"{path}: unreadable annotation state ({type(exc).__name__}: {exc})") from None
 
     @classmethod
-    def load_or_new(cls, data_dir: str | os.PathLike[str]) -> "Session":
-        if (Path(data_dir) / STATE_FILE).exists():
+    def load_or_create(cls, data_dir: str | os.PathLike[str], n_juniors: int = DEFAULTS.juniors) -> "Session":
+        """The round in ``data_dir``; a new one if the folder is new or empty.
+
+        A folder that holds anything but a round is refused (never written into, never deleted).
+        """
+        data_dir = Path(data_dir)
+        if (data_dir / STATE_FILE).exists():
             return cls.load(data_dir)
-        return cls(admin=new_admin(), accounts=default_accounts())
+        if data_dir.exists() and not data_dir.is_dir():
+            raise UserError(f"{data_dir} is a file, not a folder; choose a new folder for the round")
+        # A folder holding only a migrated template (left by an interrupted first 'up', or put there
+        # to skip the migrations) is a new round too.
+        foreign = [p.name for p in data_dir.iterdir() if not (p.name == TEMPLATE_DIR and srv.template_ready(p))] if data_dir.is_dir() else []
+        if foreign:
+            raise UserError(
+                f"{data_dir} holds files but no {STATE_FILE}: it is not an annotation round, and it is left "
+                "as it is; choose a new or empty folder"
+            )
+        if n_juniors < 1:
+            raise UserError(f"--juniors must be at least 1, got {n_juniors}")
+        return cls.create(data_dir, default_accounts(n_juniors))
 
     # ---- clients -----------------------------------------------------------------------
-    def client(self, account: str | None = None):
-        """An SDK client as the admin (default) or as the named account."""
+    def client(self, inst: Instance | str, as_person: bool = False):
+        """An SDK client on ``inst``: the toolkit's admin (default) or the person (``as_person``)."""
         from label_studio_sdk import LabelStudio
 
-        if not self.url:
-            raise UserError("the annotation session has no server URL; start the server first")
-        if account is None:
-            token = self.admin.token
-        else:
-            try:
-                token = self.tokens[account]
-            except KeyError:
-                raise UserError(f"no API token for account {account!r}; run 'hexainst annotate setup'") from None
-        return LabelStudio(base_url=self.url, api_key=token, timeout=120, max_retries=3)
+        inst = self.instance(inst) if isinstance(inst, str) else inst
+        if not inst.url:
+            raise UserError(f"{inst.name}'s Label Studio has no URL yet; start the round with 'hexainst annotate up'")
+        token = inst.admin.token
+        if as_person:
+            if not inst.token:
+                raise UserError(f"no API token for {inst.name}; run 'hexainst annotate setup'")
+            token = inst.token
+        return LabelStudio(base_url=inst.url, api_key=token, timeout=120, max_retries=3)
 
-    def require_server(self, data_dir: str | os.PathLike[str] | None = None) -> None:
-        """Raise a :class:`UserError` that says how to start the server if none answers at ``url``."""
+    def require_servers(self) -> None:
+        """Raise a :class:`UserError` naming the first instance that does not answer, and how to start it."""
         import httpx
 
-        if not self.url:
-            raise UserError("the annotation session has no server URL; start the server first")
-        try:
-            ok = httpx.get(f"{self.url}/health", timeout=5.0).status_code == 200
-        except httpx.HTTPError:
+        for inst in self.instances:
             ok = False
-        if not ok:
-            where = f" --data-dir {data_dir}" if data_dir is not None else ""
-            raise UserError(
-                f"cannot reach the Label Studio server recorded in {data_dir or 'the session'} at {self.url}; "
-                f"is it running? start it with 'hexainst annotate serve{where} --detach'"
-            )
+            if inst.url:
+                try:
+                    ok = httpx.get(f"{inst.url}/health", timeout=5.0).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+            if not ok:
+                raise UserError(
+                    f"cannot reach {inst.name}'s Label Studio at {inst.url or '(never started)'}; is the round running? "
+                    f"start it with 'hexainst annotate serve --data-dir {self.data_dir} --detach'"
+                )
 
-    def names(self, role: str) -> set[str]:
-        return {a.name for a in self.accounts if a.role == role}
+    def project(self, inst: Instance) -> int:
+        try:
+            return self.projects[inst.name]
+        except KeyError:
+            raise UserError(f"no project on {inst.name}'s Label Studio yet; run 'hexainst annotate setup'") from None
 
-    def _project(self, which: str) -> int:
-        pid = self.junior_project if which == "junior" else self.senior_project
-        if pid is None:
-            raise UserError(f"no {which} project yet; run 'hexainst annotate setup'")
-        return pid
+    # ---- deployment --------------------------------------------------------------------
+    def prepare_instances(self, progress: bool = True, timeout: float = DEFAULTS.migrate_timeout_s) -> None:
+        """Make every missing instance folder from the template (migrated once, on first use)."""
+        missing = [i for i in self.instances if not self.folder(i).exists()]
+        if not missing:
+            return
+        template = self.data_dir / TEMPLATE_DIR
+        srv.migrate_template(template, timeout=timeout, progress=progress)
+        for inst in missing:
+            srv.copy_template(template, self.folder(inst))
+
+    def servers(self, port: int | None = None, host: str = DEFAULTS.host) -> list[srv.LabelStudioServer]:
+        """One server object per instance (not started); ``port``: the first instance's, then +1 each."""
+        return [
+            srv.LabelStudioServer(
+                self.folder(inst), inst.admin, port=None if port is None else port + n, host=host,
+                name=f"{inst.name}'s Label Studio",
+            )  # fmt: skip
+            for n, inst in enumerate(self.instances)
+        ]
+
+    def check_ports(self, port: int | None, host: str = DEFAULTS.host) -> None:
+        """Raise a :class:`UserError` before any work if one of the ports ``port``, ``port+1``, ... is busy."""
+        if port is None:
+            return
+        for n, inst in enumerate(self.instances):
+            if port + n > 65535 or not srv.port_is_free(port + n, host):
+                raise UserError(
+                    f"port {port + n} on {host} (for {inst.name}'s Label Studio) is busy or invalid; "
+                    f"a round of {len(self.instances)} needs ports {port}-{port + len(self.instances) - 1}; "
+                    "choose another --port, or leave it out for free ports"
+                )
+
+    def start(
+        self, port: int | None = None, host: str = DEFAULTS.host, timeout: float = DEFAULTS.start_timeout_s,
+        progress: bool = True,
+    ) -> list[srv.LabelStudioServer]:  # fmt: skip
+        """Prepare and start every instance; on any failure, stop the ones this call started."""
+        self.check_ports(port, host)
+        for inst in self.instances:
+            running = srv.running_pid(self.folder(inst))
+            if running is not None:
+                raise UserError(
+                    f"{inst.name}'s Label Studio (PID {running[0]}, port {running[1]}) is already running; "
+                    f"stop the round first ('hexainst annotate stop --data-dir {self.data_dir}')"
+                )
+        self.prepare_instances(progress=progress)
+        started: list[srv.LabelStudioServer] = []
+        try:
+            for inst, server in zip(self.instances, self.servers(port, host)):
+                server.start(timeout=timeout)
+                started.append(server)
+                inst.url = server.url
+        except BaseException:
+            for server in started:
+                server.stop()
+            raise
+        self.save()
+        return started
+
+    def stop(self) -> list[str]:
+        """Stop every detached instance of the round (by its PID file); the names of those stopped."""
+        stopped = srv.stop_by_pid_files([self.folder(inst) for inst in self.instances])
+        return [inst.name for inst, was_running in zip(self.instances, stopped) if was_running]
 
     # ---- steps -------------------------------------------------------------------------
     def setup(self) -> None:
-        """Create (or log in) every account and create (or update) both projects."""
-        admin = self.client()
-        invite = acc.invite_token(admin)
-        for account in self.accounts:
-            self.tokens[account.name] = acc.ensure_account(self.url, invite, account)
-        self.junior_project = pj.ensure_junior_project(admin, self.junior_title)
-        self.senior_project = pj.ensure_senior_project(admin, self.senior_title)
+        """On every instance: the person's account (signed up or logged in) and their project."""
+        self.ensure_accounts()
+        self.ensure_projects()
+
+    def ensure_accounts(self) -> None:
+        """Sign up (or log in) each person on their own instance, with its invite link; keep their token."""
+        for inst in self.instances:
+            inst.token = acc.ensure_account(inst.url, acc.invite_token(self.client(inst)), inst.account)
+
+    def ensure_projects(self) -> None:
+        """Create (or update) the junior project on each junior's instance, the senior project on the senior's."""
+        for inst in self.instances:
+            admin = self.client(inst)
+            if inst.role == "junior":
+                self.projects[inst.name] = pj.ensure_junior_project(admin, self.junior_title)
+            else:
+                self.projects[inst.name] = pj.ensure_senior_project(admin, self.senior_title)
 
     def sync_candidates(
-        self, rows: Iterable[Mapping[str, Any]], batch_size: int = 100,
-        on_batch: Callable[[int, int], None] | None = None, progress: bool = True,
-    ) -> sync.SyncReport:  # fmt: skip
-        """Import every candidate (release and reserve) into the junior project, once."""
+        self, rows: Iterable[Mapping[str, Any]], batch_size: int = DEFAULTS.batch_size,
+        on_batch: Callable[[str, int, int], None] | None = None, progress: bool = True,
+    ) -> dict[str, sync.SyncReport]:  # fmt: skip
+        """Send every candidate to every junior, once: only ids a junior's project lacks are imported.
+
+        A new batch of candidates (new ids, e.g. a top-up of the reserve) is added beside the tasks
+        already there; annotated tasks are never touched. Returns each junior's report.
+        """
         tasks = sync.junior_tasks(rows)
-        return sync.import_missing(self.client(), self._project("junior"), tasks, batch_size, on_batch, progress)
+        reports = {}
+        for inst in self.juniors:
+            callback = None if on_batch is None else (lambda done, total, name=inst.name: on_batch(name, done, total))
+            reports[inst.name] = sync.import_missing(
+                self.client(inst), self.project(inst), tasks, batch_size, callback, progress, where=f"{inst.name}'s project"
+            )
+        return reports
 
-    def users(self) -> dict[int, str]:
-        """Label Studio user id -> the name verdicts record (account name, else e-mail)."""
-        by_email = {a.email: a.name for a in self.accounts}
-        return {u.id: by_email.get(u.email, u.email) for u in self.client().users.list()}
+    def users(self, inst: Instance) -> dict[int, str]:
+        """Label Studio user id -> the name verdicts record, on one instance (account name, else e-mail)."""
+        by_email = {inst.account.email: inst.name}
+        return {u.id: by_email.get(u.email, u.email) for u in self.client(inst).users.list()}
 
-    def junior_export(self) -> list[dict[str, Any]]:
-        return ex.fetch_export(self.client(), self._project("junior"))
+    def export(self, inst: Instance) -> list[dict[str, Any]]:
+        return ex.fetch_export(self.client(inst), self.project(inst), where=f"{inst.name}'s project")
 
-    def senior_export(self) -> list[dict[str, Any]]:
-        return ex.fetch_export(self.client(), self._project("senior"))
+    def junior_annotations(
+        self, save_exports: Path | None = None
+    ) -> tuple[dict[str, list[Annotation]], dict[str, dict[str, Any]]]:
+        """Every junior's annotations by instruction id, merged across the junior instances, and task data."""
+        merged: dict[str, list[Annotation]] = {}
+        data: dict[str, dict[str, Any]] = {}
+        for inst in self.juniors:
+            doc = self.export(inst)
+            _save(save_exports, f"{inst.name}-export.json", doc)
+            anns, task_data = ex.parse_export(doc, self.users(inst), f"{inst.name}'s project export")
+            for iid, items in anns.items():
+                merged.setdefault(iid, []).extend(items)
+            for iid, d in task_data.items():
+                data.setdefault(iid, d)
+        return merged, data
 
     def sync_senior(self, progress: bool = True) -> tuple[sync.SyncReport, Any]:
-        """Put every instruction the juniors disagree on into the senior project, once."""
-        annotations, data = ex.parse_export(self.junior_export(), self.users(), "junior project export")
+        """Put every instruction the juniors disagree on into the senior's project, once."""
+        annotations, data = self.junior_annotations()
         tri = triage(annotations, self.names("junior"))
         tasks = pj.senior_tasks(tri, data)
-        report = sync.import_missing(self.client(), self._project("senior"), tasks, progress=progress)
+        senior = self.senior
+        report = sync.import_missing(
+            self.client(senior), self.project(senior), tasks, progress=progress, where=f"{senior.name}'s project"
+        )
         return report, tri
 
     def created_from(self) -> dict[str, str]:
-        version = self.client().versions.get()
+        version = self.client(self.senior).versions.get()
+        juniors = ", ".join(f"{i.name} #{self.project(i)}" for i in self.juniors)
         return {
             "label_studio_version": str(getattr(version, "release", None) or "unknown"),
-            "junior_project": f"{self.junior_title} (#{self._project('junior')})",
-            "senior_project": f"{self.senior_title} (#{self._project('senior')})",
+            "junior_project": f"{self.junior_title} (one instance per junior: {juniors})",
+            "senior_project": f"{self.senior_title} ({self.senior.name} #{self.project(self.senior)})",
         }
 
-    def adjudicate(
-        self, save_exports: str | os.PathLike[str] | None = None
-    ) -> tuple[dict[str, Any], Adjudication]:
-        """Export both projects and build the validation document (nothing written here)."""
-        junior, senior = self.junior_export(), self.senior_export()
-        if save_exports is not None:
-            folder = Path(save_exports)
-            folder.mkdir(parents=True, exist_ok=True)
-            for name, doc in (("junior-export.json", junior), ("senior-export.json", senior)):
-                (folder / name).write_text(json.dumps(doc, ensure_ascii=False, indent=1), "utf-8")
+    def adjudicate(self, save_exports: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any], Adjudication]:
+        """Export every project and build the validation document (nothing else written here)."""
+        folder = Path(save_exports) if save_exports is not None else None
+        junior_anns, _ = self.junior_annotations(folder)
+        senior = self.senior
+        senior_doc = self.export(senior)
+        _save(folder, f"{senior.name}-export.json", senior_doc)
+        senior_anns, _ = ex.parse_export(senior_doc, self.users(senior), f"{senior.name}'s project export")
         return ex.build_validation(
-            junior, senior, self.users(), self.created_from(), self.names("junior"), self.names("senior")
+            junior_anns, senior_anns, self.created_from(), self.names("junior"), self.names("senior")
         )
+
+
+def _save(folder: Path | None, name: str, doc: Any) -> None:
+    if folder is None:
+        return
+    from hexainst.kernel.atomic import write_text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(folder / name, json.dumps(doc, ensure_ascii=False, indent=1))

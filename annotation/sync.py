@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from label_studio_sdk.core.api_error import ApiError
 
+from hexainst.annotation.labeling_config import ORIGIN
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.records import validate_rows
 
@@ -28,7 +29,7 @@ class SyncError(UserError):
 
 def task_data(row: Mapping[str, Any]) -> dict[str, Any]:
     """The Label Studio task data of one candidate row (record schema v1)."""
-    return {ID_KEY: row["id"], "instruction": row["instruction"], "category": row["category"], "source": row["source"]}
+    return {ID_KEY: row["id"], "instruction": row["instruction"], "category": row["category"], ORIGIN: row["source"]}
 
 
 def rows_from_release(path: str) -> list[dict[str, Any]]:
@@ -54,9 +55,10 @@ class ProjectIndex:
         return {iid: ids for iid, ids in self.tasks.items() if len(ids) > 1}
 
 
-def index_project(client, project_id: int) -> ProjectIndex:
+def index_project(client, project_id: int, where: str | None = None) -> ProjectIndex:
     """List a project's tasks (paged, through the SDK) and index them by instruction id."""
     index = ProjectIndex()
+    where = where or f"project {project_id}"
     try:
         for task in client.tasks.list(
             project=project_id, page_size=1000, fields="task_only", include="id,data,total_annotations"
@@ -70,7 +72,7 @@ def index_project(client, project_id: int) -> ProjectIndex:
             index.texts.setdefault(iid, data.get("instruction", ""))
             index.annotated[task.id] = int(task.total_annotations or 0)
     except (httpx.TransportError, ApiError) as exc:
-        raise SyncError(f"project {project_id}: cannot list tasks: {_describe(exc)}") from exc
+        raise SyncError(f"{where}: cannot list tasks: {describe_error(exc)}") from exc
     for ids in index.tasks.values():
         ids.sort()
     return index
@@ -114,6 +116,7 @@ def import_missing(
     batch_size: int = 100,
     on_batch: Callable[[int, int], None] | None = None,
     progress: bool = True,
+    where: str | None = None,
 ) -> SyncReport:
     """Import the tasks whose ``data.hexainst_id`` the project lacks.
 
@@ -121,14 +124,20 @@ def import_missing(
         tasks: Label Studio task dicts ``{"data": {...}, "predictions": [...]?}``, each with a
             unique ``data.hexainst_id``.
         on_batch: called as ``on_batch(n_done, n_to_import)`` after each committed batch.
+        where: names the project in messages and the progress bar (default ``project <id>``).
+
+    Tasks already in the project (by instruction id) are never changed, annotated or not.
     """
+    where = where or f"project {project_id}"
+    if batch_size < 1:
+        raise SyncError(f"the batch size must be at least 1, got {batch_size}")
     wanted: dict[str, Mapping[str, Any]] = {}
     for i, task in enumerate(tasks):
         iid = task["data"][ID_KEY]
         if iid in wanted:
             raise SyncError(f"task {i}: instruction id {iid!r} appears twice in the input")
         wanted[iid] = task
-    index = index_project(client, project_id)
+    index = index_project(client, project_id, where)
     present_before = sum(1 for iid in wanted if iid in index.tasks)
     removed, kept = remove_empty_duplicates(client, project_id, index)
     todo = [wanted[iid] for iid in wanted if iid not in index.tasks]
@@ -138,7 +147,7 @@ def import_missing(
     from tqdm import tqdm
 
     done = 0
-    with tqdm(total=len(todo), desc=f"import into project {project_id}", unit="task", disable=not progress or not todo) as bar:
+    with tqdm(total=len(todo), desc=f"import into {where}", unit="task", disable=not progress or not todo) as bar:
         for start in range(0, len(todo), batch_size):
             batch = [dict(t) for t in todo[start : start + batch_size]]
             try:
@@ -147,8 +156,8 @@ def import_missing(
                 client.projects.import_tasks(project_id, request=batch, request_options={"max_retries": 0})
             except (httpx.TransportError, ApiError) as exc:
                 raise SyncError(
-                    f"project {project_id}: import stopped after {done} of {len(todo)} new tasks "
-                    f"({present_before} were already there): {_describe(exc)}; rerun the same command "
+                    f"{where}: import stopped after {done} of {len(todo)} new tasks "
+                    f"({present_before} were already there): {describe_error(exc)}; rerun the same command "
                     "to import the rest (it skips what is already there)"
                 ) from exc
             done += len(batch)
@@ -157,13 +166,13 @@ def import_missing(
                 on_batch(done, len(todo))
     if todo:
         # Check what landed: every wanted id exactly once (and clean duplicates a concurrent run made).
-        after = index_project(client, project_id)
+        after = index_project(client, project_id, where)
         removed_after, kept = remove_empty_duplicates(client, project_id, after)
         removed += removed_after
         missing = [iid for iid in wanted if iid not in after.tasks]
         if missing:
             raise SyncError(
-                f"project {project_id}: {len(missing)} tasks missing after import (first: {missing[0]}); "
+                f"{where}: {len(missing)} tasks missing after import (first: {missing[0]}); "
                 "rerun the same command"
             )
         index = after
@@ -183,8 +192,12 @@ def junior_tasks(rows: Iterable[Mapping[str, Any]], where: str = "candidates") -
     return [{"data": task_data(row)} for row in validate_rows(list(rows), where)]
 
 
-def _describe(exc: Exception) -> str:
+def describe_error(exc: Exception) -> str:
+    """One line for an HTTP or API failure (an HTML error page is cut short)."""
     if isinstance(exc, ApiError):
         body = exc.body if not isinstance(exc.body, dict) else exc.body.get("detail") or exc.body
-        return f"HTTP {exc.status_code}: {body}"
-    return f"{type(exc).__name__}: {exc}"
+        text = f"HTTP {exc.status_code}: {body}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -64,7 +64,7 @@ def result_to_verdict(result: Sequence[Mapping[str, Any]], annotator: str, where
             choices = _choices_of(item, where)
             if len(choices) != 1:
                 raise ExportError(f"{where}: category_correct must be exactly one choice, got {choices!r}")
-            category_correct = _token(lc.CATEGORY_CORRECT, choices[0], where) == "true"
+            category_correct = _token(lc.CATEGORY_CORRECT, choices[0], where) == lc.YES
         elif name == lc.ERRORS:
             errors.update(_token(lc.ERRORS, c, where) for c in _choices_of(item, where))
         elif name == lc.CORRECTED:

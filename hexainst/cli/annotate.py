@@ -1,16 +1,16 @@
-"""``hexainst annotate ...``: run validation in a local Label Studio.
+"""``hexainst annotate ...``: validation in Label Studio, one instance per annotator (juniors blind).
 
-    hexainst annotate up --data-dir D [--release R | --pools P ...]   # server + setup + sync, prints logins
-    hexainst annotate serve --data-dir D [--detach]                    # the server only
-    hexainst annotate stop --data-dir D                                # stop a detached server
-    hexainst annotate setup --data-dir D                               # accounts + both projects
-    hexainst annotate sync --data-dir D (--release R | --pools P ... | --rows FILE ...)
-    hexainst annotate senior --data-dir D                              # disagreements -> senior project
+    hexainst annotate up --data-dir D [--release R | --pools P ... | --rows F ...]  # all servers + setup + sync
+    hexainst annotate serve --data-dir D [--detach]                    # the servers only
+    hexainst annotate stop --data-dir D                                # stop detached servers
+    hexainst annotate setup --data-dir D                               # accounts + projects
+    hexainst annotate sync --data-dir D (--release R | --pools P ... | --rows FILE ...)   # also a top-up
+    hexainst annotate senior --data-dir D                              # disagreements -> the senior
     hexainst annotate agreement --data-dir D [--json]
     hexainst annotate export --data-dir D --out validation.json
 
-Every command but ``serve``/``up`` talks to a server that is already running (its URL is in the
-data dir's state file). Commands are idempotent: rerun one after an interruption.
+Every command but ``serve``/``up`` talks to servers that are already running (their URLs are in
+the round's state file). Commands are idempotent: rerun one after an interruption.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-DEFAULT_DATA_DIR = Path("runs/label-studio")
+from hexainst.annotation.config import DEFAULTS
 
 
 def _friendly(handler):
@@ -34,29 +34,45 @@ def _friendly(handler):
         import httpx
         from label_studio_sdk.core.api_error import ApiError
 
+        from hexainst.annotation.sync import describe_error
         from hexainst.kernel.errors import UserError
 
         try:
             return handler(args)
         except httpx.TransportError as exc:
             raise UserError(
-                f"cannot reach the Label Studio server recorded in {args.data_dir} ({exc}); is it running? "
-                f"start it with 'hexainst annotate serve --data-dir {args.data_dir} --detach'"
-            ) from exc
+                f"lost the connection to a Label Studio server of the round in {args.data_dir} ({describe_error(exc)}); "
+                f"is it running? start it with 'hexainst annotate serve --data-dir {args.data_dir} --detach'"
+            ) from None
         except ApiError as exc:
-            raise UserError(f"Label Studio answered HTTP {exc.status_code}: {exc.body}") from exc
+            raise UserError(f"Label Studio answered {describe_error(exc)}") from None
 
     return run
+
+
+def _int_at_least(low: int, high: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} is out of range [{low}, {high if high is not None else 'inf'}]")
+        return value
+
+    return parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     annotate = subparsers.add_parser(
         "annotate",
-        help="validate candidates in a local Label Studio: two juniors, a senior, agreement, validation.json",
+        help="validate candidates in Label Studio: two blind juniors, a senior, agreement, validation.json",
         description=(
-            "Validation of HexaInst candidates (paper, Appendix B) in Label Studio "
-            "(server from .ls-venv or $HEXAINST_LABEL_STUDIO): every candidate gets two junior verdicts; "
-            "the senior decides where they disagree; 'export' writes validation.json for 'hexainst build release'."
+            "Validation of HexaInst candidates (paper, Appendix B) in Label Studio (server from .ls-venv "
+            "or $HEXAINST_LABEL_STUDIO). Each annotator gets a Label Studio instance of their own (own "
+            "server, database and login), so no junior can see another's verdict; the toolkit sends the "
+            "candidates to every junior, the disagreements to the senior, and reads the verdicts back. "
+            "'export' writes validation.json for 'hexainst build release'. Guidelines: docs/annotation-guidelines.md."
         ),
     )
     commands = annotate.add_subparsers(dest="annotate_command", metavar="STEP", required=True)
@@ -64,8 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     def add(name: str, help_text: str, handler, description: str | None = None) -> argparse.ArgumentParser:
         p = commands.add_parser(name, help=help_text, description=description or help_text)
         p.add_argument(
-            "--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-            help=f"the server's data folder, which also keeps this round's state (default: {DEFAULT_DATA_DIR})",
+            "--data-dir", type=Path, default=DEFAULTS.data_dir,
+            help=f"the round's folder: its state, one Label Studio data dir per annotator (default: {DEFAULTS.data_dir})",
         )  # fmt: skip
         p.set_defaults(handler=_friendly(handler))
         return p
@@ -75,106 +91,124 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--pools", type=Path, nargs="+", metavar="DIR",
                        help="candidate pool folders (<category>.<source>.jsonl for all 12 cells)")  # fmt: skip
         p.add_argument("--rows", type=Path, nargs="+", metavar="FILE", help="JSONL files of record-schema rows")
-        p.add_argument("--batch-size", type=int, default=100, help="tasks per import request (default 100)")
+        p.add_argument("--batch-size", type=_int_at_least(1), default=DEFAULTS.batch_size,
+                       help=f"tasks per import request (default {DEFAULTS.batch_size})")  # fmt: skip
+
+    def add_server_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--port", type=_int_at_least(1, 65535), default=DEFAULTS.port,
+                       help="port of the first instance; the others take the next ones (default: free ports)")  # fmt: skip
+        p.add_argument("--detach", action="store_true", help="leave the servers running; stop them with 'annotate stop'")
 
     up = add(
-        "up", "start the server, create accounts and projects, import candidates, print the URL and logins",
+        "up", "start every annotator's Label Studio, set up accounts and projects, import candidates, print logins",
         _cmd_up,
-        "Start Label Studio on 127.0.0.1, set up the junior and senior accounts and projects, import the "
-        "candidates if given, print the URL and the logins, and keep serving until Ctrl-C (or --detach).",
+        "Start one Label Studio per annotator on 127.0.0.1 (the first start of a round creates the database "
+        "once, about two minutes), set up each annotator's account and project, import the candidates if "
+        "given, print each annotator's URL and login, and keep serving until Ctrl-C (or --detach).",
     )
-    up.add_argument("--port", type=int, help="port to listen on (default: a free one)")
-    up.add_argument("--detach", action="store_true", help="leave the server running; stop it with 'annotate stop'")
+    up.add_argument("--juniors", type=_int_at_least(1), default=DEFAULTS.juniors,
+                    help=f"junior annotators of a new round (default {DEFAULTS.juniors}, as in the paper)")  # fmt: skip
+    add_server_options(up)
     add_candidates(up)
 
-    serve = add("serve", "start the Label Studio server (foreground until Ctrl-C, or --detach)", _cmd_serve)
-    serve.add_argument("--port", type=int, help="port to listen on (default: a free one)")
-    serve.add_argument("--detach", action="store_true", help="leave the server running; stop it with 'annotate stop'")
+    serve = add("serve", "start every annotator's Label Studio (foreground until Ctrl-C, or --detach)", _cmd_serve)
+    add_server_options(serve)
 
-    add("stop", "stop a server started with --detach (by the PID in the data folder)", _cmd_stop)
-    add("setup", "create (or log in) the junior and senior accounts; create or update both projects", _cmd_setup)
-    sync = add("sync", "import candidates into the junior project (idempotent, keyed on instruction id)", _cmd_sync)
+    add("stop", "stop the servers started with --detach (by the PID files in the round's folder)", _cmd_stop)
+    add("setup", "create (or log in) every annotator's account and project", _cmd_setup)
+    sync = add(
+        "sync", "send candidates to every junior: only new ids are imported (also a top-up batch)", _cmd_sync,
+        "Import the candidates whose ids a junior's project lacks, into every junior's project, and report "
+        "how many were new. Tasks already there (annotated or not) are never changed, so a new batch of "
+        "candidates (a top-up of the reserve) can be sent at any time.",
+    )
     add_candidates(sync)
-    add("senior", "put the tasks the juniors disagree on into the senior project (idempotent)", _cmd_senior)
+    add("senior", "send the tasks the juniors disagree on to the senior (idempotent)", _cmd_senior)
     agreement = add("agreement", "print junior agreement (Cohen's kappa) and progress", _cmd_agreement)
     agreement.add_argument("--json", action="store_true", help="print the agreement block as JSON")
-    export = add("export", "export both projects and write the validation file", _cmd_export)
+    export = add("export", "read every verdict back and write the validation file", _cmd_export)
     export.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write validation.json")
     export.add_argument("--save-exports", type=Path, metavar="DIR",
-                        help="also keep the raw Label Studio exports there (audit trail)")  # fmt: skip
+                        help="also keep each annotator's raw Label Studio export there (audit trail)")  # fmt: skip
 
 
 # ---- handlers ----------------------------------------------------------------------------
 
 
-def _start(args: argparse.Namespace):
-    from hexainst.annotation.server import LabelStudioServer
+def _start(args: argparse.Namespace, n_juniors: int = DEFAULTS.juniors):
+    from hexainst.annotation.server import find_binary
     from hexainst.annotation.session import Session
 
-    session = Session.load_or_new(args.data_dir)
-    session.save(args.data_dir)  # the admin account must survive the first start
-    server = LabelStudioServer(args.data_dir, session.admin, port=args.port)
-    print(f"starting Label Studio in {server.data_dir} (first start runs migrations: up to a few minutes) ...",
-          file=sys.stderr, flush=True)  # fmt: skip
-    server.start()
-    session.url = server.url
-    session.save(args.data_dir)
-    return server, session
+    session = Session.load_or_create(args.data_dir, n_juniors)
+    find_binary()  # before anything is written
+    session.check_ports(args.port)
+    session.save()  # each instance's admin must be known before its first start makes it
+    print(f"starting {len(session.instances)} Label Studio instances in {args.data_dir} ...", file=sys.stderr, flush=True)
+    servers = session.start(port=args.port, progress=True)
+    return servers, session
 
 
-def _serve_until_interrupted(server, detach: bool) -> int:
+def _serve_until_interrupted(servers, session, detach: bool) -> int:
     if detach:
-        print(f"server PID {server.process.pid}; stop it with: hexainst annotate stop --data-dir {server.data_dir}")
-        server.process = None  # leave it running
+        for server in servers:
+            server.detach()
+        print(f"servers left running; stop them with: hexainst annotate stop --data-dir {session.data_dir}")
         return 0
     print("serving; press Ctrl-C to stop", file=sys.stderr, flush=True)
     try:
-        while server.process.poll() is None:
+        while True:
+            for server in servers:
+                if server.process is None or server.process.poll() is not None:
+                    print(f"{server.name} exited; see {server.log_path}; stopping the others", file=sys.stderr)
+                    return 1
             time.sleep(1.0)
-        print(f"Label Studio exited with status {server.process.returncode}; see {server.log_path}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 0
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
 
 
 def _print_logins(session) -> None:
-    print(f"Label Studio: {session.url}")
-    print(f"  admin   {session.admin.email}  password: {session.admin.password}")
-    for account in session.accounts:
-        print(f"  {account.role:<7} {account.email}  password: {account.password}")
-    if session.junior_project is not None:
-        print(f"  junior project: {session.url}/projects/{session.junior_project}/data")
-        print(f"  senior project: {session.url}/projects/{session.senior_project}/data")
+    print("Each annotator works in a Label Studio of their own (open the URL, log in):")
+    for inst in session.instances:
+        project = session.projects.get(inst.name)
+        where = f"{inst.url}/projects/{project}/data" if project is not None else inst.url
+        print(f"  {inst.role:<7} {inst.name:<9} {where}  login: {inst.account.email}  password: {inst.account.password}")
+    print(f"The toolkit's own admin logins are in {session.data_dir / 'hexainst-annotation.json'} (mode 0600).")
     sys.stdout.flush()
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    server, session = _start(args)
+    rows = _candidate_rows(args, required=False)  # a bad rows file stops us before any server starts
+    servers, session = _start(args, args.juniors)
     try:
         session.setup()
-        session.save(args.data_dir)
-        rows = _candidate_rows(args, required=False)
+        session.save()
         if rows is not None:
             _print_sync(session.sync_candidates(rows, batch_size=args.batch_size))
     except BaseException:
-        server.stop()
+        for server in servers:
+            server.stop()
         raise
     _print_logins(session)
-    return _serve_until_interrupted(server, args.detach)
+    return _serve_until_interrupted(servers, session, args.detach)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    server, session = _start(args)
-    print(f"Label Studio: {session.url}  (admin {session.admin.email}, password {session.admin.password})", flush=True)
-    return _serve_until_interrupted(server, args.detach)
+    from hexainst.annotation.session import Session
+
+    Session.load(args.data_dir)  # serve restarts a round; 'up' starts one
+    servers, session = _start(args)
+    _print_logins(session)
+    return _serve_until_interrupted(servers, session, args.detach)
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
-    from hexainst.annotation.server import stop_by_pid_file
+    from hexainst.annotation.session import Session
 
-    print("stopped" if stop_by_pid_file(args.data_dir) else f"no running server recorded in {args.data_dir}")
+    stopped = Session.load(args.data_dir).stop()
+    print(f"stopped: {', '.join(stopped)}" if stopped else f"no running server recorded in {args.data_dir}")
     return 0
 
 
@@ -182,9 +216,9 @@ def _cmd_setup(args: argparse.Namespace) -> int:
     from hexainst.annotation.session import Session
 
     session = Session.load(args.data_dir)
-    session.require_server(args.data_dir)
+    session.require_servers()
     session.setup()
-    session.save(args.data_dir)
+    session.save()
     _print_logins(session)
     return 0
 
@@ -197,6 +231,8 @@ def _candidate_rows(args: argparse.Namespace, required: bool = True) -> list[dic
     if args.release:
         from hexainst.annotation.sync import rows_from_release
 
+        if not args.release.is_dir():
+            raise UserError(f"--release {args.release}: no such release folder")
         rows += rows_from_release(str(args.release))
         given = True
     if args.pools:
@@ -206,30 +242,35 @@ def _candidate_rows(args: argparse.Namespace, required: bool = True) -> list[dic
         given = True
     for file in args.rows or []:
         from hexainst.kernel.jsonfiles import read_jsonl
+        from hexainst.kernel.records import validate_rows
 
-        rows += read_jsonl(file, what="rows file")
+        rows += validate_rows(read_jsonl(file, what="rows file"), str(file))
         given = True
     if not given:
         if required:
             raise UserError("name the candidates: --release DIR, --pools DIR ... or --rows FILE ...")
         return None
+    from hexainst.annotation.sync import junior_tasks
+
+    junior_tasks(rows, "the candidates given")  # every row valid and every id unique, before any server is touched
     return rows
 
 
-def _print_sync(report) -> None:
-    print(
-        f"{report.n_wanted} candidates: {report.n_present_before} already in the project, "
-        f"{report.n_imported} imported"
-    )
-    if report.duplicates_removed:
-        print(f"removed {report.duplicates_removed} duplicate tasks without annotations")
-    for iid, ids in report.duplicates_kept.items():
-        print(f"warning: {iid} is in several annotated tasks {ids}; their annotations are merged at export")
-    if report.changed_text:
-        print(f"warning: {len(report.changed_text)} candidates changed text since import (first: {report.changed_text[0]}); "
-              "their tasks keep the old text")  # fmt: skip
-    if report.extra_in_project:
-        print(f"note: {len(report.extra_in_project)} tasks in the project are not among these candidates")
+def _print_sync(reports) -> None:
+    for name, report in reports.items():
+        print(
+            f"{name}: {report.n_wanted} candidates, {report.n_present_before} already in the project, "
+            f"{report.n_imported} new (imported)"
+        )
+        if report.duplicates_removed:
+            print(f"{name}: removed {report.duplicates_removed} duplicate tasks without annotations")
+        for iid, ids in report.duplicates_kept.items():
+            print(f"{name}: warning: {iid} is in several annotated tasks {ids}; their annotations are merged at export")
+        if report.changed_text:
+            print(f"{name}: warning: {len(report.changed_text)} candidates changed text since import "
+                  f"(first: {report.changed_text[0]}); their tasks keep the old text")  # fmt: skip
+        if report.extra_in_project:
+            print(f"{name}: note: {len(report.extra_in_project)} tasks in the project are not among these candidates")
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
@@ -237,7 +278,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
     session = Session.load(args.data_dir)
     rows = _candidate_rows(args)
-    session.require_server(args.data_dir)
+    session.require_servers()
     _print_sync(session.sync_candidates(rows, batch_size=args.batch_size))
     return 0
 
@@ -246,13 +287,13 @@ def _cmd_senior(args: argparse.Namespace) -> int:
     from hexainst.annotation.session import Session
 
     session = Session.load(args.data_dir)
-    session.require_server(args.data_dir)
+    session.require_servers()
     report, tri = session.sync_senior()
     print(
         f"{len(tri.juniors)} double-annotated, {len(tri.agreed)} agreed, {len(tri.disagreements)} disagreements, "
         f"{len(tri.revision_conflicts)} revision conflicts, {len(tri.awaiting_juniors)} awaiting juniors"
     )
-    print(f"senior project: {report.n_present_before} tasks already there, {report.n_imported} added")
+    print(f"senior's project: {report.n_present_before} tasks already there, {report.n_imported} added")
     if tri.extra_ignored:
         print(f"ignored {sum(tri.extra_ignored.values())} extra junior annotations on {len(tri.extra_ignored)} tasks")
     return 0
@@ -286,18 +327,40 @@ def _cmd_agreement(args: argparse.Namespace) -> int:
     from hexainst.annotation.session import Session
 
     session = Session.load(args.data_dir)
-    session.require_server(args.data_dir)
+    session.require_servers()
     _, result = session.adjudicate()
     print(json.dumps(result.agreement, indent=1) if args.json else _format_agreement(result))
     return 0
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    from hexainst.kernel import validation_file
-    from hexainst.annotation.session import Session
+def _check_out(out: Path) -> None:
+    """``--out`` must be a new file or an earlier validation file: never a folder or someone else's file."""
+    from hexainst.kernel.errors import UserError
+    from hexainst.kernel.validation_file import FORMAT
 
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a folder; name the validation file to write")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: the folder {out.parent} does not exist")
+    if out.exists():
+        try:
+            known = json.loads(out.read_text("utf-8")).get("format") == FORMAT
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            known = False
+        if not known:
+            raise UserError(f"--out {out}: exists and is not a validation file; it is left as it is (name a new file)")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from hexainst.annotation.session import Session
+    from hexainst.kernel import validation_file
+    from hexainst.kernel.errors import UserError
+
+    _check_out(args.out)
+    if args.save_exports is not None and args.save_exports.exists() and not args.save_exports.is_dir():
+        raise UserError(f"--save-exports {args.save_exports}: is a file; name a folder")
     session = Session.load(args.data_dir)
-    session.require_server(args.data_dir)
+    session.require_servers()
     doc, result = session.adjudicate(save_exports=args.save_exports)
     validation_file.write(args.out, doc)
     counts = {s: sum(1 for o in doc["outcomes"] if o["status"] == s) for s in ("accepted", "revised", "rejected")}

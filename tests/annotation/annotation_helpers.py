@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from hexainst.annotation.accounts import Account
-from hexainst.annotation.server import Admin
+from hexainst.annotation.session import TEMPLATE_DIR
 from hexainst.kernel.records import natural_row, synthetic_row
 
-ADMIN = Admin(email="admin@hexainst.local", password="admin-test-password-1", token="5e55" * 10)
+#: The annotators of the test round (fixed passwords, so that browser tests can log in).
 ACCOUNTS = [
     Account("junior", "junior1", "junior1@hexainst.local", "junior1-test-pw"),
     Account("junior", "junior2", "junior2@hexainst.local", "junior2-test-pw"),
-    Account("junior", "junior3", "junior3@hexainst.local", "junior3-test-pw"),
     Account("senior", "senior", "senior@hexainst.local", "senior-test-pw"),
 ]
 
@@ -55,3 +56,9 @@ def syn(category: str, i: int, text: str | None = None) -> dict[str, Any]:
         request_hash=f"{i:016x}",
         item_index=0,
     )
+
+
+def seed_template(template: Path, folder: Path) -> Path:
+    """Put a copy of the session's migrated template into a round folder (so nothing is migrated)."""
+    shutil.copytree(template, folder / TEMPLATE_DIR)
+    return folder

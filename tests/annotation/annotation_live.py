@@ -1,4 +1,4 @@
-"""Helpers that simulate annotators through the API (each with their own account)."""
+"""Helpers that simulate annotators through the API, each with their own token on their own instance."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ from hexainst.annotation.sync import index_project
 
 
 class Annotators:
-    """Post verdicts as a given account onto the task of an instruction id."""
+    """Post a person's verdict onto the task of an instruction id, in that person's own project."""
 
-    def __init__(self, session, which: str = "junior") -> None:
+    def __init__(self, session) -> None:
         self.session = session
-        self.project = session.junior_project if which == "junior" else session.senior_project
-        self.refresh()
 
-    def refresh(self) -> None:
-        self.tasks = index_project(self.session.client(), self.project).tasks
+    def task_id(self, name: str, iid: str) -> int:
+        inst = self.session.instance(name)
+        (task_id,) = index_project(self.session.client(inst), self.session.project(inst)).tasks[iid]
+        return task_id
 
-    def annotate(self, account: str, iid: str, verdict: dict[str, Any]) -> int:
-        (task_id,) = self.tasks[iid]
-        created = self.session.client(account).annotations.create(id=task_id, result=lc.verdict_to_result(verdict))
+    def annotate(self, name: str, iid: str, verdict: dict[str, Any]) -> int:
+        client = self.session.client(name, as_person=True)
+        created = client.annotations.create(id=self.task_id(name, iid), result=lc.verdict_to_result(verdict))
         return int(created.id)

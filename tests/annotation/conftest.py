@@ -1,13 +1,14 @@
-"""Fixtures of the annotation tests: one real Label Studio server for the whole test session.
+"""Fixtures of the annotation tests: one real round of Label Studio instances for the whole session.
 
-The server's data dir is migrated once per session (a first start takes 30-70 s), kept as a
-template (for the CLI serve/stop test), and copied for the live server, which starts in
-seconds. Accounts are created once; each test gets its own pair of projects.
+A round is one instance per annotator (junior1, junior2, senior), as ``hexainst annotate up``
+deploys it. Creating a Label Studio database takes 30-140 s here, so it is done once into a
+template (kept in pytest's cache folder between runs, keyed on the server version) and every
+instance starts from a copy, in seconds. Accounts are created once; each test gets its own
+projects on every instance.
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -16,57 +17,54 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # annotation_helpers.py, annotation_live.py (tests use --import-mode=importlib)
 
-from hexainst.annotation import projects as pj  # noqa: E402
-from hexainst.annotation.server import LabelStudioServer, ServerError, find_binary  # noqa: E402
+from hexainst.annotation.server import SERVER_VERSION, ServerError, find_binary, migrate_template  # noqa: E402
 from hexainst.annotation.session import Session  # noqa: E402
-from annotation_helpers import ACCOUNTS, ADMIN  # noqa: E402
-
+from annotation_helpers import ACCOUNTS, seed_template  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def ls_template(tmp_path_factory) -> Path:
-    """A Label Studio data dir migrated once (first start, clean stop), to copy from."""
+def ls_template(request, tmp_path_factory) -> Path:
+    """A migrated, account-less Label Studio data dir to copy instances from."""
     try:
         find_binary()
     except ServerError as exc:
         pytest.fail(str(exc))
-    data = tmp_path_factory.mktemp("ls-template") / "data"
-    server = LabelStudioServer(data, ADMIN)
-    server.start(timeout=600)
-    server.stop()
-    for leftover in ("hexainst-server.log",):
-        (data / leftover).unlink(missing_ok=True)
-    return data
+    cache = getattr(request.config, "cache", None)
+    folder = (
+        cache.mkdir(f"hexainst-ls-template-{SERVER_VERSION}") / "data"
+        if cache is not None
+        else tmp_path_factory.mktemp("ls-template") / "data"
+    )
+    return migrate_template(folder, progress=False)
 
 
 @pytest.fixture(scope="session")
-def ls_server(ls_template, tmp_path_factory):
-    """The live server of the test session (stopped by its own PID at the end)."""
-    data = tmp_path_factory.mktemp("ls-live") / "data"
-    shutil.copytree(ls_template, data)
-    server = LabelStudioServer(data, ADMIN)
-    server.start(timeout=300)
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def ls_tokens(ls_server) -> dict[str, str]:
-    """Sign up every test account once; their API tokens by account name."""
-    session = Session(admin=ADMIN, accounts=ACCOUNTS, url=ls_server.url)
-    session.setup()  # also makes a default pair of projects, unused
-    return dict(session.tokens)
+def ls_round(ls_template, tmp_path_factory):
+    """The live round of the test session: (session, servers by instance name), stopped at the end."""
+    session = Session.create(seed_template(ls_template, tmp_path_factory.mktemp("round")), ACCOUNTS)
+    servers = session.start(progress=False)
+    try:
+        session.ensure_accounts()
+        yield session, {inst.name: server for inst, server in zip(session.instances, servers)}
+    finally:
+        for server in servers:
+            server.stop()
 
 
 @pytest.fixture
-def ls_session(ls_server, ls_tokens) -> Session:
-    """A validation round with its own, fresh junior and senior projects."""
+def ls_session(ls_round) -> Session:
+    """The live round with fresh projects of this test on every instance."""
+    shared, _ = ls_round
     tag = uuid.uuid4().hex[:8]
     session = Session(
-        admin=ADMIN, accounts=ACCOUNTS, url=ls_server.url, tokens=dict(ls_tokens),
+        data_dir=shared.data_dir, instances=shared.instances,
         junior_title=f"juniors {tag}", senior_title=f"senior {tag}",
     )  # fmt: skip
-    admin = session.client()
-    session.junior_project = pj.ensure_junior_project(admin, session.junior_title)
-    session.senior_project = pj.ensure_senior_project(admin, session.senior_title)
+    session.ensure_projects()
     return session
+
+
+@pytest.fixture
+def ls_servers(ls_round):
+    """The live round's server objects by instance name (to kill and restart one)."""
+    return ls_round[1]

@@ -37,9 +37,10 @@ def test_validation_round_trip_through_reassembly(ls_session, pools, tmp_path):
     assemble(pools, first)
     candidates = rows_from_release(str(first))
     assert len(candidates) == 12 * (100 + EXTRA)  # the release and its reserve
-    report = ls_session.sync_candidates(candidates, batch_size=500, progress=False)
-    assert report.n_imported == len(candidates)
-    assert len(index_project(ls_session.client(), ls_session.junior_project).tasks) == len(candidates)
+    reports = ls_session.sync_candidates(candidates, batch_size=500, progress=False)
+    assert {n: r.n_imported for n, r in reports.items()} == {"junior1": len(candidates), "junior2": len(candidates)}
+    for inst in ls_session.juniors:
+        assert len(index_project(ls_session.client(inst), ls_session.project(inst)).tasks) == len(candidates)
 
     release = {r["id"]: r for r in candidates[: 12 * 100]}
     math_nat = sorted(i for i, r in release.items() if (r["category"], r["source"]) == ("math", "natural"))
@@ -53,7 +54,7 @@ def test_validation_round_trip_through_reassembly(ls_session, pools, tmp_path):
     juniors.annotate("junior1", rejected_by_senior, verdict("junior1", "accept"))
     juniors.annotate("junior2", rejected_by_senior, verdict("junior2", "reject", True, ["unclear"]))
     ls_session.sync_senior(progress=False)
-    Annotators(ls_session, "senior").annotate("senior", rejected_by_senior, verdict("senior", "reject", True, ["unclear"]))
+    juniors.annotate("senior", rejected_by_senior, verdict("senior", "reject", True, ["unclear"]))
     doc, _ = ls_session.adjudicate()
     validation = validation_file.write(tmp_path / "validation.json", doc)
 

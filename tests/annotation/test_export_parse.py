@@ -16,7 +16,7 @@ A, B = "math-nat-00000000000a", "math-nat-00000000000b"
 
 
 def task(tid: int, iid: str, *anns: dict) -> dict:
-    return {"id": tid, "data": {"hexainst_id": iid, "instruction": "x", "category": "math", "source": "natural"},
+    return {"id": tid, "data": {"hexainst_id": iid, "instruction": "x", "category": "math", "origin": "natural"},
             "annotations": list(anns)}  # fmt: skip
 
 
@@ -45,10 +45,14 @@ def test_parse_merges_tasks_of_one_instruction_and_names_annotators():
     assert anns[A][1].verdict["decision"] == "reject" and anns[A][1].verdict["annotator"] == "junior2"
 
 
+CREATED = {"label_studio_version": "1.23.2", "junior_project": "J", "senior_project": "S"}
+
+
 def test_build_validation_from_exports():
     senior = [task(7, A, annotation(20, 4, "2026-01-02T00:00:00Z", verdict("", "accept")))]
-    doc, result = build_validation(export(), senior, USERS, {
-        "label_studio_version": "1.23.2", "junior_project": "J", "senior_project": "S"}, {"junior1", "junior2"}, {"senior"})  # fmt: skip
+    juniors, _ = parse_export(export(), USERS, "junior export")
+    seniors, _ = parse_export(senior, USERS, "senior export")
+    doc, result = build_validation(juniors, seniors, CREATED, {"junior1", "junior2"}, {"senior"})
     assert [(o["id"], o["status"]) for o in doc["outcomes"]] == [(A, "accepted"), (B, "accepted")]
     assert doc["outcomes"][0]["senior"]["annotator"] == "senior"
     assert doc["agreement"]["n_disagreements"] == 1 and doc["agreement"]["n_senior_decided"] == 1
@@ -78,5 +82,20 @@ def test_export_not_a_list_and_senior_task_unknown():
     with pytest.raises(ExportError, match="expected a list of tasks, got dict"):
         parse_export({"tasks": []}, USERS, "junior export")
     senior = [task(7, "code-nat-00000000000c", annotation(20, 4, "2026-01-02T00:00:00Z", verdict("", "accept")))]
-    with pytest.raises(ExportError, match="instruction code-nat-00000000000c is not in the junior project"):
-        build_validation(export(), senior, USERS, {"label_studio_version": "v", "junior_project": "J", "senior_project": "S"})
+    juniors, _ = parse_export(export(), USERS, "junior export")
+    seniors, _ = parse_export(senior, USERS, "senior export")
+    with pytest.raises(ExportError, match="instruction code-nat-00000000000c is not in the junior projects"):
+        build_validation(juniors, seniors, CREATED)
+
+
+def test_verdicts_of_two_instances_merge_by_instruction_id():
+    # Each junior's instance numbers its tasks, users and annotations from 1: ids collide, names do not.
+    one = [task(1, A, annotation(1, 2, "2026-01-01T00:00:01Z", verdict("", "accept")))]
+    two = [task(1, A, annotation(1, 2, "2026-01-01T00:00:02Z", verdict("", "accept")))]
+    a, _ = parse_export(one, {2: "junior1"}, "junior1's export")
+    b, _ = parse_export(two, {2: "junior2"}, "junior2's export")
+    merged = {A: a[A] + b[A]}
+    doc, _ = build_validation(merged, {}, CREATED, {"junior1", "junior2"}, {"senior"})
+    assert [(o["id"], o["status"], [v["annotator"] for v in o["juniors"]]) for o in doc["outcomes"]] == [
+        (A, "accepted", ["junior1", "junior2"])
+    ]

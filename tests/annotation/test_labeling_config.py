@@ -22,19 +22,38 @@ def test_configs_ask_the_four_questions_with_vocabulary_aliases(config):
     root = ET.fromstring(config)
     assert _choices(root, "decision") == list(DECISIONS)
     assert _choices(root, "errors") == list(ERROR_TYPES)
-    assert _choices(root, "category_correct") == ["true", "false"]
+    assert _choices(root, "category_correct") == ["yes", "no"]
     (decision,) = [e for e in root.iter("Choices") if e.get("name") == "decision"]
     assert decision.get("choice") == "single" and decision.get("required") == "true"
     (errors,) = [e for e in root.iter("Choices") if e.get("name") == "errors"]
     assert errors.get("choice") == "multiple"
     (area,) = list(root.iter("TextArea"))
     assert area.get("name") == "corrected_instruction" and area.get("required") is None
-    assert "$category" in config and "$instruction" in config
+    assert "$category" in config and "$instruction" in config and "$origin" in config
+    # The editor adds its own "source" to every task: $source would print the whole task.
+    assert "$source" not in config
+    # Every attribute the editor types as a string holds a word (an alias "true" blanks the editor).
+    for element in root.iter():
+        for attribute in ("alias", "value", "name"):
+            text = element.get(attribute)
+            assert text is None or text.lower() not in ("true", "false"), (element.tag, attribute, text)
 
 
-def test_only_the_senior_sees_junior_verdicts():
+def test_only_the_senior_sees_junior_verdicts_and_nothing_is_preselected():
     assert "$junior_1" not in lc.junior_config()
     assert "$junior_1" in lc.senior_config() and "$junior_2" in lc.senior_config()
+    for config in (lc.junior_config(), lc.senior_config()):
+        root = ET.fromstring(config)
+        assert all(c.get("selected") is None for c in root.iter("Choice"))
+        assert all(t.get("value") is None for t in root.iter("TextArea"))
+
+
+@pytest.mark.parametrize("token", ["true", "False", "1", "0.5"])
+def test_a_token_the_editor_would_read_as_a_boolean_or_number_is_refused(token):
+    table = {"decision": {token: {"label": "x", "hint": "y"}}}
+    with pytest.raises(ValueError, match=f"token '{token}' would be read as a boolean or a number"):
+        lc.check_aliases(table)
+    lc.check_aliases({"decision": {"accept": {"label": "x", "hint": "y"}}})  # a word is fine
 
 
 @pytest.mark.parametrize(
@@ -55,7 +74,7 @@ def test_ui_labels_are_accepted_and_text_is_stripped():
     label = lc.labels()["decision"]["reject"]["label"]
     result = [
         {"from_name": "decision", "value": {"choices": [label]}},
-        {"from_name": "category_correct", "value": {"choices": ["false"]}},
+        {"from_name": "category_correct", "value": {"choices": ["no"]}},
         {"from_name": "corrected_instruction", "value": {"text": ["   "]}},
     ]
     got = result_to_verdict(result, "x", "test")
@@ -66,7 +85,7 @@ def test_ui_labels_are_accepted_and_text_is_stripped():
 @pytest.mark.parametrize(
     ("result", "message"),
     [
-        ([{"from_name": "category_correct", "value": {"choices": ["true"]}}], "no decision"),
+        ([{"from_name": "category_correct", "value": {"choices": ["yes"]}}], "no decision"),
         ([{"from_name": "decision", "value": {"choices": ["accept"]}}], "category is correct"),
         ([{"from_name": "decision", "value": {"choices": ["maybe"]}}], "unknown choice 'maybe'"),
         ([{"from_name": "decision", "value": {"choices": ["accept", "reject"]}}], "exactly one"),

@@ -1,6 +1,6 @@
-"""Against a real Label Studio server: juniors, senior, agreement, faults.
+"""Against a real round of Label Studio instances (one per annotator): juniors, senior, agreement, faults.
 
-Every annotator is simulated through the API with their own account and token.
+Every annotator is simulated through the API with their own account and token, on their own instance.
 """
 
 from __future__ import annotations
@@ -9,8 +9,11 @@ import threading
 
 import pytest
 
+from hexainst.annotation import labeling_config as lc
 from hexainst.kernel import validation_file
 from hexainst.annotation.outcomes import REASON_CATEGORY, REASON_DECISION
+from hexainst.annotation import sync
+from hexainst.annotation.guidelines import guidelines_html
 from hexainst.annotation.sync import SyncError, index_project
 from annotation_helpers import nat, syn, verdict
 from annotation_live import Annotators
@@ -40,13 +43,13 @@ def _v(name, spec):
 def test_agreement_disagreements_kappa_and_senior_override(ls_session, tmp_path):
     rows = [nat("math", i) for i in range(10)]
     ids = [r["id"] for r in rows]
-    report = ls_session.sync_candidates(rows, progress=False)
-    assert (report.n_imported, report.n_present_before) == (10, 0)
-    juniors = Annotators(ls_session)
+    reports = ls_session.sync_candidates(rows, progress=False)
+    assert {n: (r.n_imported, r.n_present_before) for n, r in reports.items()} == {"junior1": (10, 0), "junior2": (10, 0)}
+    people = Annotators(ls_session)
     for iid, (a, b) in zip(ids, PLAN):
-        juniors.annotate("junior1", iid, _v("junior1", a))
+        people.annotate("junior1", iid, _v("junior1", a))
     for iid, (a, b) in zip(ids, PLAN):
-        juniors.annotate("junior2", iid, _v("junior2", b))
+        people.annotate("junior2", iid, _v("junior2", b))
 
     senior_report, tri = ls_session.sync_senior(progress=False)
     assert tri.disagreements == {ids[4]: REASON_CATEGORY, ids[5]: REASON_DECISION, ids[7]: REASON_DECISION}
@@ -56,13 +59,14 @@ def test_agreement_disagreements_kappa_and_senior_override(ls_session, tmp_path)
     again, _ = ls_session.sync_senior(progress=False)
     assert (again.n_imported, again.n_present_before) == (0, 3)
 
-    # The senior project holds exactly the disagreements, with both junior verdicts as data and predictions.
-    senior_tasks = list(ls_session.client().tasks.list(project=ls_session.senior_project, fields="all"))
+    # The senior's project holds exactly the disagreements, with both junior verdicts as text and no prediction.
+    senior = ls_session.senior
+    senior_tasks = list(ls_session.client(senior).tasks.list(project=ls_session.project(senior), fields="all"))
     assert sorted(t.data["hexainst_id"] for t in senior_tasks) == sorted([ids[4], ids[5], ids[7]])
     task5 = next(t for t in senior_tasks if t.data["hexainst_id"] == ids[5])
     assert "Decision: accept" in task5.data["junior_1"] and "Decision: revise" in task5.data["junior_2"]
     assert "Say it better." in task5.data["junior_2"]
-    assert sorted(p.model_version for p in task5.predictions) == ["junior-1:junior1", "junior-2:junior2"]
+    assert all(not t.predictions and not t.total_predictions for t in senior_tasks)
 
     doc, result = ls_session.adjudicate()
     ag = doc["agreement"]
@@ -88,10 +92,9 @@ def test_agreement_disagreements_kappa_and_senior_override(ls_session, tmp_path)
     assert [v["annotator"] for v in revised["juniors"]] == ["junior1", "junior2"]
 
     # The senior decides; the senior's decision overrides the juniors'.
-    seniors = Annotators(ls_session, "senior")
-    seniors.annotate("senior", ids[4], verdict("senior", "reject", False, ["wrong_category"]))
-    seniors.annotate("senior", ids[5], verdict("senior", "revise", True, ["unclear"], "Senior text."))
-    seniors.annotate("senior", ids[7], verdict("senior", "accept", True))
+    people.annotate("senior", ids[4], verdict("senior", "reject", False, ["wrong_category"]))
+    people.annotate("senior", ids[5], verdict("senior", "revise", True, ["unclear"], "Senior text."))
+    people.annotate("senior", ids[7], verdict("senior", "accept", True))
     doc, result = ls_session.adjudicate()
     by_id = {o["id"]: o for o in doc["outcomes"]}
     assert len(by_id) == 10 and result.awaiting_senior == []
@@ -105,100 +108,138 @@ def test_agreement_disagreements_kappa_and_senior_override(ls_session, tmp_path)
     out = validation_file.write(tmp_path / "validation.json", doc)
     assert validation_file.read(out, ids)["outcomes"] == doc["outcomes"]
     assert doc["created_from"]["label_studio_version"] == "1.23.2"
+    assert "junior1 #" in doc["created_from"]["junior_project"] and "junior2 #" in doc["created_from"]["junior_project"]
 
 
-def test_third_junior_annotation_is_ignored_and_reported(ls_session):
+def test_extra_annotations_on_a_junior_instance_are_ignored_and_reported(ls_session):
     rows = [syn("code", 1), syn("code", 2)]
     ids = [r["id"] for r in rows]
     ls_session.sync_candidates(rows, progress=False)
-    juniors = Annotators(ls_session)
+    people = Annotators(ls_session)
     for iid in ids:
-        juniors.annotate("junior1", iid, verdict("junior1", "accept"))
-        juniors.annotate("junior2", iid, verdict("junior2", "accept"))
-    juniors.annotate("junior3", ids[0], verdict("junior3", "reject", False, ["unclear"]))
-    # The community edition stores the third annotation (it does not enforce overlap).
-    export = ls_session.junior_export()
-    n_stored = {t["data"]["hexainst_id"]: len(t["annotations"]) for t in export}
-    assert n_stored == {ids[0]: 3, ids[1]: 2}
+        people.annotate("junior1", iid, verdict("junior1", "accept"))
+        people.annotate("junior2", iid, verdict("junior2", "accept"))
+    # A second verdict by junior1 on the same task, and one by the toolkit's admin on junior2's instance.
+    people.annotate("junior1", ids[0], verdict("junior1", "reject", False, ["unclear"]))
+    j2 = ls_session.instance("junior2")
+    ls_session.client(j2).annotations.create(
+        id=people.task_id("junior2", ids[1]), result=lc.verdict_to_result(verdict("admin", "reject"))
+    )
     doc, result = ls_session.adjudicate()
-    assert doc["agreement"]["extra_annotations_ignored"] == 1
+    assert doc["agreement"]["extra_annotations_ignored"] == 2
     assert doc["agreement"]["n_disagreements"] == 0
+    assert {o["id"]: o["status"] for o in doc["outcomes"]} == {ids[0]: "accepted", ids[1]: "accepted"}
     first = next(o for o in doc["outcomes"] if o["id"] == ids[0])
-    assert first["status"] == "accepted"
     assert [v["annotator"] for v in first["juniors"]] == ["junior1", "junior2"]
     senior_report, tri = ls_session.sync_senior(progress=False)
-    assert senior_report.n_imported == 0 and tri.extra_ignored == {ids[0]: 1}
+    assert senior_report.n_imported == 0 and tri.extra_ignored == {ids[0]: 1, ids[1]: 1}
 
 
-def test_server_killed_mid_import_then_rerun_loses_nothing_duplicates_nothing(ls_session, ls_server):
+def test_top_up_sends_only_new_ids_and_leaves_annotated_tasks_alone(ls_session):
+    first = [nat("math", i) for i in range(3)]
+    ls_session.sync_candidates(first, progress=False)
+    people = Annotators(ls_session)
+    annotated = first[0]["id"]
+    people.annotate("junior1", annotated, verdict("junior1", "revise", True, ["grammar"], "Kept text."))
+    j1 = ls_session.instance("junior1")
+    task_before = people.task_id("junior1", annotated)
+    # A top-up batch: two new candidates, sent with the old ones (whose text changed meanwhile).
+    new = [syn("math", 50), syn("math", 51)]
+    changed = dict(first[0], instruction="A different text for an annotated candidate.")
+    reports = ls_session.sync_candidates([changed, *first[1:], *new], progress=False)
+    for name in ("junior1", "junior2"):
+        assert (reports[name].n_present_before, reports[name].n_imported) == (3, 2)
+        assert reports[name].changed_text == [annotated]
+        index = index_project(ls_session.client(name), ls_session.project(ls_session.instance(name)))
+        assert sorted(index.tasks) == sorted(r["id"] for r in first + new) and index.duplicates == {}
+    # The annotated task is the same task, with its text and its verdict unchanged.
+    assert people.task_id("junior1", annotated) == task_before
+    task = ls_session.client(j1).tasks.get(task_before)
+    assert task.data["instruction"] == first[0]["instruction"]
+    anns = ls_session.client(j1).annotations.list(id=task_before)
+    assert [a.result[-1]["value"]["text"] for a in anns] == [["Kept text."]]
+    again = ls_session.sync_candidates([*first, *new], progress=False)
+    assert {n: r.n_imported for n, r in again.items()} == {"junior1": 0, "junior2": 0}
+
+
+def test_server_killed_mid_import_then_rerun_loses_nothing_duplicates_nothing(ls_session, ls_servers):
     rows = [nat("generation", i) for i in range(230)]
     batches = []
 
-    def crash_after_two_batches(done: int, total: int) -> None:
-        batches.append(done)
+    def crash_junior1_after_two_batches(name: str, done: int, total: int) -> None:
+        batches.append((name, done))
         if len(batches) == 2:
-            ls_server.kill()  # SIGKILL, as a crash would
+            ls_servers["junior1"].kill()  # SIGKILL, as a crash would
 
     try:
-        with pytest.raises(SyncError, match=r"import stopped after 100 of 230 new tasks.*rerun"):
-            ls_session.sync_candidates(rows, batch_size=50, on_batch=crash_after_two_batches, progress=False)
+        with pytest.raises(SyncError, match=r"junior1's project: import stopped after 100 of 230 new tasks.*rerun"):
+            ls_session.sync_candidates(rows, batch_size=50, on_batch=crash_junior1_after_two_batches, progress=False)
     finally:
-        ls_server.start(timeout=300)  # same data dir, same port
-    assert batches == [50, 100]
-    report = ls_session.sync_candidates(rows, batch_size=50, progress=False)
-    assert (report.n_present_before, report.n_imported) == (100, 130)
-    index = index_project(ls_session.client(), ls_session.junior_project)
-    assert sorted(index.tasks) == sorted(r["id"] for r in rows)
-    assert index.duplicates == {} and index.unkeyed == []
-    assert sum(len(v) for v in index.tasks.values()) == 230
+        ls_servers["junior1"].start(timeout=300)  # same data dir, same port
+    assert batches == [("junior1", 50), ("junior1", 100)]
+    reports = ls_session.sync_candidates(rows, batch_size=50, progress=False)
+    assert (reports["junior1"].n_present_before, reports["junior1"].n_imported) == (100, 130)
+    assert (reports["junior2"].n_present_before, reports["junior2"].n_imported) == (0, 230)
+    for name in ("junior1", "junior2"):
+        index = index_project(ls_session.client(name), ls_session.project(ls_session.instance(name)))
+        assert sorted(index.tasks) == sorted(r["id"] for r in rows)
+        assert index.duplicates == {} and index.unkeyed == []
+        assert sum(len(v) for v in index.tasks.values()) == 230
     again = ls_session.sync_candidates(rows, progress=False)
-    assert (again.n_present_before, again.n_imported) == (230, 0)
+    assert {n: (r.n_present_before, r.n_imported) for n, r in again.items()} == {"junior1": (230, 0), "junior2": (230, 0)}
 
 
-def test_server_killed_during_one_large_request_then_rerun(ls_session, ls_server):
+def test_server_killed_during_one_large_request_then_rerun(ls_session, ls_servers):
     # One 1,000-task request; the server is killed (SIGKILL) 0.5 s into the call. Whether the batch
     # had landed, had not, or the kill came during the final check, the rerun ends with each id once.
-    rows = [syn("generalqa", i) for i in range(1000)]
-    timer = threading.Timer(0.5, ls_server.kill)
+    j1 = ls_session.instance("junior1")
+    tasks = sync.junior_tasks([syn("generalqa", i) for i in range(1000)])
+    timer = threading.Timer(0.5, ls_servers["junior1"].kill)
     timer.start()
     try:
-        ls_session.sync_candidates(rows, batch_size=1000, progress=False)
+        sync.import_missing(ls_session.client(j1), ls_session.project(j1), tasks, batch_size=1000, progress=False)
     except SyncError as exc:
         assert "rerun" in str(exc) or "cannot list tasks" in str(exc)
     finally:
         timer.join()
-        ls_server.start(timeout=300)
-    report = ls_session.sync_candidates(rows, batch_size=1000, progress=False)
+        ls_servers["junior1"].start(timeout=300)
+    report = sync.import_missing(ls_session.client(j1), ls_session.project(j1), tasks, batch_size=1000, progress=False)
     assert report.n_present_before + report.n_imported == 1000
-    index = index_project(ls_session.client(), ls_session.junior_project)
-    assert sorted(index.tasks) == sorted(r["id"] for r in rows)
+    index = index_project(ls_session.client(j1), ls_session.project(j1))
+    assert sorted(index.tasks) == sorted(t["data"]["hexainst_id"] for t in tasks)
     assert index.duplicates == {}
 
 
 def test_duplicate_tasks_are_repaired_when_empty(ls_session):
     rows = [nat("summarization", i) for i in range(3)]
     ls_session.sync_candidates(rows, progress=False)
+    j1 = ls_session.instance("junior1")
     # Someone imports the same file again through the UI: Label Studio accepts the duplicates.
-    ls_session.client().projects.import_tasks(ls_session.junior_project, request=[{"data": {
+    ls_session.client(j1).projects.import_tasks(ls_session.project(j1), request=[{"data": {
         "hexainst_id": rows[0]["id"], "instruction": rows[0]["instruction"],
-        "category": "summarization", "source": "natural"}}])  # fmt: skip
-    assert index_project(ls_session.client(), ls_session.junior_project).duplicates.keys() == {rows[0]["id"]}
-    report = ls_session.sync_candidates(rows, progress=False)
-    assert report.duplicates_removed == 1 and report.n_imported == 0
-    index = index_project(ls_session.client(), ls_session.junior_project)
+        "category": "summarization", "origin": "natural"}}])  # fmt: skip
+    assert index_project(ls_session.client(j1), ls_session.project(j1)).duplicates.keys() == {rows[0]["id"]}
+    reports = ls_session.sync_candidates(rows, progress=False)
+    assert reports["junior1"].duplicates_removed == 1 and reports["junior1"].n_imported == 0
+    index = index_project(ls_session.client(j1), ls_session.project(j1))
     assert index.duplicates == {} and sorted(index.tasks) == sorted(r["id"] for r in rows)
 
 
-def test_projects_are_set_up_for_independent_juniors(ls_session):
-    admin = ls_session.client()
-    junior = admin.projects.get(ls_session.junior_project)
-    assert junior.maximum_annotations == 2
-    assert junior.show_collab_predictions is False  # a junior does not see the other's verdict as a prediction
-    assert "$junior_1" not in junior.label_config
-    senior = admin.projects.get(ls_session.senior_project)
-    assert senior.maximum_annotations == 1 and "$junior_1" in senior.label_config
-    # Setup is idempotent: the same titles give the same projects.
+def test_projects_are_set_up_per_instance_with_the_guidelines(ls_session):
     from hexainst.annotation import projects as pj
 
-    assert pj.ensure_junior_project(admin, ls_session.junior_title) == ls_session.junior_project
-    assert pj.ensure_senior_project(admin, ls_session.senior_title) == ls_session.senior_project
+    for inst in ls_session.juniors:
+        project = ls_session.client(inst).projects.get(ls_session.project(inst))
+        assert project.maximum_annotations == 1 and project.show_collab_predictions is False
+        assert "$junior_1" not in project.label_config
+        assert project.expert_instruction == guidelines_html() and ">Worked examples</h2>" in project.expert_instruction
+        # Setup is idempotent: the same title gives the same project.
+        assert pj.ensure_junior_project(ls_session.client(inst), ls_session.junior_title) == ls_session.project(inst)
+    senior = ls_session.senior
+    project = ls_session.client(senior).projects.get(ls_session.project(senior))
+    assert project.maximum_annotations == 1 and "$junior_1" in project.label_config
+    assert project.expert_instruction == guidelines_html()
+    assert pj.ensure_senior_project(ls_session.client(senior), ls_session.senior_title) == ls_session.project(senior)
+    # Each instance has its own database: a junior project exists only on its junior's instance.
+    titles = {inst.name: [p.title for p in ls_session.client(inst).projects.list()] for inst in ls_session.instances}
+    assert ls_session.senior_title not in titles["junior1"] and ls_session.junior_title not in titles["senior"]
