@@ -289,11 +289,12 @@ class Session:
                     "choose another --port, or leave it out for free ports"
                 )
 
-    def start(
-        self, port: int | None = None, host: str = DEFAULTS.host, timeout: float = DEFAULTS.start_timeout_s,
-        progress: bool = True,
-    ) -> list[srv.LabelStudioServer]:  # fmt: skip
-        """Prepare and start every instance; on any failure, stop the ones this call started."""
+    def preflight(self, port: int | None = None, host: str = DEFAULTS.host, create_missing: bool = True) -> None:
+        """Every check that can fail before a server starts: ports, servers already running, lost folders.
+
+        ``create_missing=False`` (a restart) refuses to recreate an instance whose folder is gone,
+        rather than bring it back empty.
+        """
         self.check_ports(port, host)
         for inst in self.instances:
             running = srv.running_pid(self.folder(inst))
@@ -302,6 +303,18 @@ class Session:
                     f"{inst.name}'s Label Studio (PID {running[0]}, port {running[1]}) is already running; "
                     f"stop the round first ('hexainst annotate stop --data-dir {self.data_dir}')"
                 )
+            if not create_missing and not self.folder(inst).is_dir():
+                raise UserError(
+                    f"{inst.name}'s Label Studio data dir {self.folder(inst)} is missing (with its verdicts); "
+                    "'hexainst annotate up' would recreate it empty"
+                )
+
+    def start(
+        self, port: int | None = None, host: str = DEFAULTS.host, timeout: float = DEFAULTS.start_timeout_s,
+        progress: bool = True, create_missing: bool = True,
+    ) -> list[srv.LabelStudioServer]:  # fmt: skip
+        """Prepare and start every instance (see :meth:`preflight`); on any failure, stop the ones started."""
+        self.preflight(port, host, create_missing)
         self.prepare_instances(progress=progress)
         started: list[srv.LabelStudioServer] = []
         try:

@@ -135,16 +135,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # ---- handlers ----------------------------------------------------------------------------
 
 
-def _start(args: argparse.Namespace, n_juniors: int = DEFAULTS.juniors):
+def _start(args: argparse.Namespace, n_juniors: int = DEFAULTS.juniors, create_missing: bool = True):
     from hexainst.annotation.server import find_binary
     from hexainst.annotation.session import Session
 
     session = Session.load_or_create(args.data_dir, n_juniors)
     find_binary()  # before anything is written
-    session.check_ports(args.port)
+    session.preflight(args.port, create_missing=create_missing)
     session.save()  # each instance's admin must be known before its first start makes it
     print(f"starting {len(session.instances)} Label Studio instances in {args.data_dir} ...", file=sys.stderr, flush=True)
-    servers = session.start(port=args.port, progress=True)
+    servers = session.start(port=args.port, progress=True, create_missing=create_missing)
     return servers, session
 
 
@@ -199,7 +199,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from hexainst.annotation.session import Session
 
     Session.load(args.data_dir)  # serve restarts a round; 'up' starts one
-    servers, session = _start(args)
+    servers, session = _start(args, create_missing=False)
     _print_logins(session)
     return _serve_until_interrupted(servers, session, args.detach)
 

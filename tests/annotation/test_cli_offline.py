@@ -93,6 +93,10 @@ CASES = {
                    ["up", "--data-dir", str(t / "mine")])[-1],
         "holds files but no hexainst-annotation.json",
     ),
+    "serve a round whose junior folder is gone": (
+        lambda t: ["serve", "--data-dir", str(_round(t))],
+        "junior1's Label Studio data dir",
+    ),
     "up with a bad rows file starts nothing": (
         lambda t: ["up", "--data-dir", str(t / "new"), "--rows", str(_rows(t, "[1]\n"))],
         "rows.jsonl",
