@@ -84,13 +84,14 @@ def assemble(
     generator_note: str | None = None,
     generations: str | os.PathLike[str] | None = None,
     previous: str | os.PathLike[str] | None = None,
+    reserve_sizes: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Select ``config.rows_per_cell`` natural + synthetic rows per category and write the release.
 
     With ``validation`` (a validation file from the annotation package), rejected rows are
     replaced from their cell's reserve in order and revised rows take the corrected text.
     ``previous`` (an earlier release folder) keeps that release's rows and reserve in place and appends
-    new candidates after them (a top-up round). Each cell keeps the next ``config.reserve`` candidates by rank as its reserve (None: all of them);
+    new candidates after them (a top-up round; ``reserve_sizes`` then gives each cell's reserve). Each cell keeps the next ``config.reserve`` candidates by rank as its reserve (None: all of them);
     candidates beyond that are not part of the release folder. Every check happens before anything is
     written. Returns the assembly report.
     """
@@ -110,6 +111,8 @@ def assemble(
     plan = reserve_plan(expected_rates(config.rejection_rates, cell_of_id), size)
     if config.reserve is not None:
         plan = {cell: {**entry, "reserve": config.reserve, "source": "--reserve"} for cell, entry in plan.items()}
+    for cell, n in (reserve_sizes or {}).items():  # a top-up's sizes: the earlier reserve plus the new candidates
+        plan[cell] = {**plan[cell], "reserve": int(n), "source": "top-up"}
     outcomes: dict[str, Mapping[str, Any]] = {}
     agreement = None
     if validation is not None:
@@ -144,6 +147,7 @@ def assemble(
         "filters": _filters(natural_report, synthetic_report),
         "agreement": agreement,
         "generator_note": generator_note,
+        "quality_review": _quality_review(),
     }
     write_release(
         release,
@@ -164,6 +168,17 @@ def assemble(
         "replacements": {f"{c}/{s}": selections[(c, s)].replacements for c in CATEGORIES for s in SOURCES},
     }
     return report
+
+
+def _quality_review() -> dict[str, Any] | None:
+    """The latest blind read of the embedded generator's rows (``data/quality_review.json``), or ``None``.
+
+    The card quotes it only for a release whose synthetic rows come from the generator it judged.
+    """
+    from hexainst.kernel.jsonfiles import resource_json
+
+    doc = resource_json("hexainst.builders.assembly", "data", "quality_review.json")
+    return doc.get("review") if isinstance(doc, dict) else None
 
 
 def _previous_order(folder: str | os.PathLike[str]) -> dict[tuple[str, str], list[str]]:

@@ -51,6 +51,11 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
                    help=f"label shuffles per sweep cell and for the length-adjusted test (default {_A.n_sweep_permutations})")
     g.add_argument("--bootstrap", type=int, default=_A.n_boot,
                    help=f"bootstrap resamples for the CIs (default {_A.n_boot})")
+    g.add_argument("--length-matched", action="store_true",
+                   help="also compare categories on instructions matched by token length (quantile strata of T; "
+                        "beside the length-adjusted regression, same number of label shuffles)")
+    g.add_argument("--length-strata", type=int, default=_A.length_strata, metavar="N",
+                   help=f"length strata of --length-matched (default {_A.length_strata})")
     g.add_argument("--venn-id", action="append", default=[], metavar="ID",
                    help="instruction id for Fig. 6 (repeatable; default: the first of each category)")
     g.add_argument("--no-save-sets", action="store_true", help="do not write the ISN set files (isn_sets/)")
@@ -64,6 +69,7 @@ def _config(args: argparse.Namespace) -> AnalysisConfig:
         eps=args.eps, tie_rule=args.tie_rule, scope=args.scope, seed=args.seed, sample=args.sample,
         include_self_pairs=args.include_self_pairs, sweep_eps=tuple(args.sweep_eps),
         n_permutations=args.permutations, n_sweep_permutations=args.sweep_permutations, n_boot=args.bootstrap,
+        length_matched=args.length_matched, length_strata=args.length_strata,
         venn_ids=tuple(args.venn_id), save_sets=not args.no_save_sets, note=args.note, progress=not args.quiet,
     )
 

@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from hexainst.builders.assembly.config import AssemblyConfig
-from hexainst.cli.build_all import DEFAULT_WORK
-from hexainst.kernel import environment
+from hexainst.cli.build_all import BuildConfig
 from hexainst.kernel.vocab import DEFAULT_SEED
 
 
@@ -43,26 +42,61 @@ def register(stages: argparse._SubParsersAction) -> None:
             "cache means no request is sent twice. Prints what it built and how to load it."
         ),
     )
-    every.add_argument("--work", type=Path, default=Path(DEFAULT_WORK), metavar="DIR",
-                       help=f"working folder for pools, cache and stage markers (default {DEFAULT_WORK})")
+    every.add_argument("--work", type=Path, default=BuildConfig.work, metavar="DIR",
+                       help=f"working folder for pools, request cache and stage markers (default {BuildConfig.work})")
     every.add_argument("--out", type=Path, required=True, metavar="DIR",
                        help="release folder: a new or empty folder, or an earlier HexaInst release ('make dataset' uses hexainst/)")
-    every.add_argument("--sources", type=Path, metavar="DIR", default=environment.sources_dir(),
+    every.add_argument("--sources", type=Path, metavar="DIR", default=None,
                        help="offline mirror of the natural sources (default: $HEXAINST_SOURCES, else the Hub)")
     every.add_argument("--base-url", default=None, metavar="URL",
                        help="OpenAI-compatible endpoint (default: $HEXAINST_BASE_URL, else the embedded local model)")
     every.add_argument("--model", default=None, help="model name at the endpoint (default: $HEXAINST_MODEL)")
-    every.add_argument("--per-category", type=int, default=130,
-                       help="synthetic candidates to keep per category, reserve included (default 130)")
+    every.add_argument("--per-category", type=_positive, default=None, metavar="N",
+                       help="synthetic candidates to keep per category, reserve included (default: 100 + the reserve "
+                            "its expected rejection rate asks for)")
+    every.add_argument("--rejection-rates", type=Path, metavar="FILE",
+                       help="expected rejection rate per cell, which sizes each reserve: a rates file or a pilot's "
+                            "validation.json (default: the rates bundled with the toolkit, measured by a blind read)")
     every.add_argument("--validation", type=Path, metavar="FILE", help="validation.json to apply at assembly")
     every.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed for every stage (default {DEFAULT_SEED})")
-    every.add_argument("--threads", type=int, default=None, metavar="N",
-                       help="torch threads of the embedded generator (default 1: more oversubscribe a busy CPU)")
+    every.add_argument("--threads", type=_positive, default=None, metavar="N",
+                       help="torch threads of the embedded generator (default: every core; 1 on a busy machine)")
     every.add_argument("--force", action="store_true", help="rerun finished stages too (the request cache still applies)")
     from hexainst.cli.synthetic import add_membership_arguments
 
     add_membership_arguments(every)
+
+    top = stages.add_parser(
+        "topup",
+        help="after validation: more candidates for the cells it leaves short, appended to their reserves",
+        description=(
+            "When a validation file rejects more rows of a cell than its reserve can replace, produce that many new "
+            "candidates for those cells only (natural: the next pool rows by rank; synthetic: new slots of the same "
+            "seeded plan, same filters, every earlier answer reused), append them to the reserve without moving "
+            "anything already selected or annotated, and rewrite the release. Send the new candidates to the "
+            "annotators with 'hexainst annotate sync --release OUT'."
+        ),
+    )
+    top.add_argument("--validation", type=Path, required=True, metavar="FILE", help="validation.json from 'hexainst annotate export'")
+    top.add_argument("--out", type=Path, required=True, metavar="DIR", help="the release folder built earlier ('make dataset': hexainst)")
+    top.add_argument("--work", type=Path, default=BuildConfig.work, metavar="DIR",
+                     help=f"the working folder of that build (default {BuildConfig.work})")
+    top.add_argument("--sources", type=Path, metavar="DIR", default=None, help="the build's offline mirror, if any")
+    top.add_argument("--base-url", default=None, metavar="URL", help="the build's endpoint (default as in 'build all')")
+    top.add_argument("--model", default=None, help="model name at the endpoint")
+    top.add_argument("--per-category", type=_positive, default=None, metavar="N", help="as given to 'build all', if it was")
+    top.add_argument("--rejection-rates", type=Path, metavar="FILE", help="as given to 'build all', if it was")
+    top.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"the build's seed (default {DEFAULT_SEED})")
+    top.add_argument("--threads", type=_positive, default=None, metavar="N", help="torch threads of the embedded generator")
+    top.set_defaults(handler=_topup)
     every.set_defaults(handler=_all)
+
+
+def _positive(value: str) -> int:
+    number = _non_negative(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
+    return number
 
 
 def _non_negative(value: str) -> int:
@@ -86,22 +120,48 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _all(args: argparse.Namespace) -> int:
+    from hexainst.builders.natural.config import NaturalConfig
+    from hexainst.builders.synthetic.config import SyntheticConfig
     from hexainst.cli.build_all import build_all
 
+    synthetic = SyntheticConfig(
+        base_url=args.base_url, model=args.model, seed=args.seed, embedded_threads=args.threads,
+        membership_model=args.membership_model, membership_k=args.membership_k,
+        membership_threshold=args.membership_threshold,
+        **({"per_category": args.per_category} if args.per_category is not None else {}),
+    )
     report = build_all(
-        work=args.work,
-        out=args.out,
-        sources=args.sources,
-        base_url=args.base_url,
-        model=args.model,
-        per_category=args.per_category,
+        args.out,
+        build=BuildConfig(work=args.work, force=args.force),
+        natural=NaturalConfig(sources_dir=args.sources, seed=args.seed),
+        synthetic=synthetic,
+        assembly=AssemblyConfig(seed=args.seed, rejection_rates=args.rejection_rates),
         validation=args.validation,
-        seed=args.seed,
-        force=args.force,
-        embedded_threads=args.threads,
-        membership={"model": args.membership_model, "k": args.membership_k, "threshold": args.membership_threshold},
+        per_category_explicit=args.per_category is not None,
     )
     _print_summary(report, args.out)
+    return 0
+
+
+def _topup(args: argparse.Namespace) -> int:
+    from hexainst.builders.natural.config import NaturalConfig
+    from hexainst.builders.synthetic.config import SyntheticConfig
+    from hexainst.cli.build_all import topup
+
+    synthetic = SyntheticConfig(base_url=args.base_url, model=args.model, seed=args.seed, embedded_threads=args.threads,
+                                **({"per_category": args.per_category} if args.per_category is not None else {}))
+    result = topup(args.out, args.validation, build=BuildConfig(work=args.work),
+                   natural=NaturalConfig(sources_dir=args.sources, seed=args.seed), synthetic=synthetic,
+                   assembly=AssemblyConfig(seed=args.seed, rejection_rates=args.rejection_rates),
+                   per_category_explicit=args.per_category is not None)
+    short = {cell: v for cell, v in result["cells"].items() if v["short"]}
+    if not short:
+        print("no cell is short: every cell has at least 100 rows that validation did not reject; nothing to do")
+        return 0
+    for cell, v in short.items():
+        print(f"{cell}: {v['usable']} usable rows, short by {v['short']}: {v['short']} new candidates added to its reserve")
+    print(f"{len(result['new_ids'])} new candidates (validation pending) in {args.out}; send them to the annotators with:")
+    print(f"  hexainst annotate sync --release {args.out}")
     return 0
 
 

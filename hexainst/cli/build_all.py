@@ -3,7 +3,7 @@
 Layout of the working folder (default ``work/``, git-ignored)::
 
     work/natural/      <category>.natural.jsonl, natural-report.json, natural.lock.json
-    work/synthetic/    <category>.synthetic.jsonl, synthetic-report.json
+    work/synthetic/    <category>.synthetic.jsonl, synthetic-report.json, synthetic-requests.json
     work/cache/synthetic/   the request cache (a rerun sends no request already answered)
     work/stages/<stage>.json  done-markers: the stage's inputs and the sha256 of its outputs
 
@@ -13,16 +13,24 @@ recorded hash. The natural stage reuses ``natural.lock.json`` so a rebuild reads
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hexainst.builders import natural as natural_builder
 from hexainst.builders import synthetic as synthetic_builder
+from hexainst.builders.assembly.config import AssemblyConfig
+from hexainst.builders.natural.config import NaturalConfig
+from hexainst.builders.synthetic.config import SyntheticConfig
 from hexainst.kernel import atomic, environment
+from hexainst.kernel.outputs import OutputError
 from hexainst.kernel.pools import NATURAL_LOCK
+from hexainst.kernel.vocab import CATEGORIES, ROWS_PER_CELL
 
 DEFAULT_WORK = "work"
 
@@ -73,91 +81,223 @@ class Stage:
         return True
 
 
-def build_all(
-    *,
-    work: Path,
-    out: Path,
-    sources: Path | None,
-    base_url: str | None,
-    model: str | None,
-    per_category: int,
-    validation: Path | None,
-    seed: int,
-    force: bool = False,
-    embedded_threads: int | None = None,
-    membership: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Run every stage into ``work`` and write the release into ``out``; return the assembly report.
+@dataclass(frozen=True)
+class BuildConfig:
+    """Settings of ``build all`` itself (each stage's settings live in that stage's config)."""
 
-    ``membership``: ``{"model": ..., "k": ..., "threshold": ...}`` turns on Min-K%++ scores in the
-    synthetic stage (see :mod:`hexainst.builders.synthetic.membership`).
+    #: Working folder: pools, request cache, stage markers.
+    work: Path = Path(DEFAULT_WORK)
+    #: Rerun finished stages too (the request cache still applies).
+    force: bool = False
+
+
+def synthetic_targets(synthetic: SyntheticConfig, plan: Mapping[str, Mapping[str, Any]], explicit: bool) -> SyntheticConfig:
+    """The synthetic stage's per-category targets: ``--per-category`` when given, else 100 + each cell's planned reserve."""
+    if explicit:
+        return synthetic
+    extra = {c: int(plan[f"{c}/synthetic"]["reserve"]) + int(synthetic.extra.get(c, 0)) for c in CATEGORIES}
+    return synthetic.replace(per_category=ROWS_PER_CELL, extra=extra)
+
+
+def build_all(
+    out: Path,
+    *,
+    build: BuildConfig = BuildConfig(),
+    natural: NaturalConfig = NaturalConfig(),
+    synthetic: SyntheticConfig = SyntheticConfig(),
+    assembly: AssemblyConfig = AssemblyConfig(),
+    validation: Path | None = None,
+    per_category_explicit: bool = False,
+) -> dict[str, Any]:
+    """Run every stage into ``build.work`` and write the release into ``out``; return the assembly report.
+
+    Every output location is checked before any work. A release folder that ships its generations
+    (``generations/synthetic.jsonl``) fills the request cache first, so rebuilding a committed
+    release sends no request; the new release ships the generations it used.
     """
     from hexainst.builders.assembly.assemble import assemble, write_report
-    from hexainst.builders.assembly.config import AssemblyConfig
+    from hexainst.builders.assembly.reserve import expected_rates, reserve_plan
     from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
+    from hexainst.builders.synthetic.config import OUTPUT_KIND as SYNTHETIC_KIND
     from hexainst.kernel.outputs import claim_output_dir, claim_release_dir
     from hexainst.kernel.pools import ASSEMBLY_REPORT
+    from hexainst.kernel.release import GENERATIONS_FILE
 
-    work = Path(work)
+    work = Path(build.work)
+    if work.exists() and not work.is_dir():
+        raise OutputError(f"--work {work}: is a file, not a folder; name a folder")
     natural_dir, synthetic_dir = work / "natural", work / "synthetic"
-    cache_dir = work / "cache" / "synthetic"
+    cache_dir = Path(synthetic.cache_dir) if synthetic.cache_dir is not None else work / "cache" / "synthetic"
+    sources = natural.sources_dir if natural.sources_dir is not None else environment.sources_dir()
     lock = natural_dir / NATURAL_LOCK
-    base_url = base_url or environment.base_url()
-    model = model or environment.model()
+    synthetic = synthetic.replace(base_url=synthetic.base_url or environment.base_url(),
+                                  model=synthetic.model or environment.model(),
+                                  natural_pool_dir=natural_dir, cache_dir=cache_dir).check()
     # Every output location is checked before any work starts.
-    claim_release_dir(out, inputs=[sources, validation, work], option="--out")
+    claim_release_dir(out, inputs=[sources, validation, assembly.rejection_rates, work], option="--out")
     claim_output_dir(natural_dir, NATURAL_KIND, inputs=[sources], option="--work")
+    claim_output_dir(synthetic_dir, SYNTHETIC_KIND, inputs=[natural_dir, cache_dir], option="--work")
+    plan = reserve_plan(expected_rates(assembly.rejection_rates), assembly.rows_per_cell)
+    extra = _topup_extra(work)
+    synthetic = synthetic_targets(_with_topup(synthetic, extra), plan, per_category_explicit)
 
-    natural = Stage(
-        work,
-        "natural",
-        natural_dir,
-        {"sources": str(Path(sources).resolve()) if sources else "hub", "seed": seed},
-    )
-    natural.run(
-        lambda: natural_builder.build(
-            natural_dir, sources_dir=Path(sources) if sources else None,
-            lock_file=lock if lock.exists() else None, seed=seed, progress=True,
-        ),
-        force=force,
+    natural_stage = Stage(work, "natural", natural_dir,
+                          {"sources": str(Path(sources).resolve()) if sources else "hub", "seed": natural.seed})
+    natural_stage.run(
+        lambda: natural_builder.build(natural_dir, sources_dir=sources, lock_file=lock if lock.exists() else None,
+                                      seed=natural.seed, progress=natural.progress),
+        force=build.force,
     )
 
+    shipped = Path(out) / GENERATIONS_FILE
+    if shipped.is_file():
+        added = synthetic_builder.import_generations(shipped, cache_dir)
+        if added:
+            print(f"[synthetic] {added} answers from {shipped} added to the request cache {cache_dir}")
     natural_hash = hashlib.sha256(
         "".join(f"{n}:{h}" for n, h in _outputs(natural_dir).items() if n.endswith(".natural.jsonl")).encode()
     ).hexdigest()
-    synthetic_inputs: dict[str, Any] = {"base_url": base_url or "embedded", "model": model,
-                                        "per_category": per_category, "seed": seed, "natural_pools": natural_hash}
-    membership = {k: v for k, v in (membership or {}).items() if v is not None}
-    if membership:  # only when asked for, so markers of builds without scores stay valid
-        synthetic_inputs["membership"] = membership
-    synthetic = Stage(work, "synthetic", synthetic_dir, synthetic_inputs)
-    synthetic.run(
-        lambda: synthetic_builder.build(
-            synthetic_dir, per_category, base_url=base_url, model=model, natural_pool_dir=natural_dir,
-            cache_dir=cache_dir, seed=seed, progress=True, embedded_threads=embedded_threads,
-            membership_model=membership.get("model"), membership_k=membership.get("k"),
-            membership_threshold=membership.get("threshold"),
-        ),
-        force=force,
-    )
+    synthetic_stage = Stage(work, "synthetic", synthetic_dir, {**_stage_inputs(synthetic), "natural_pools": natural_hash})
+    synthetic_stage.run(lambda: synthetic_builder.build(synthetic_dir, config=synthetic), force=build.force)
 
-    note = None
-    if base_url is None:
-        note = (
-            "The embedded generator is google/gemma-3-270m, a 270M-parameter base model run on a CPU: many of "
-            "its instructions are vague, ungrammatical or mislabelled, which validation is there to revise or "
-            f"reject. {per_category} synthetic candidates per category were kept, so each synthetic cell's reserve "
-            f"holds {max(0, per_category - 100)} rows"
-        )
-        if per_category - 100 < 30:
-            note += ("; rebuild with a larger --per-category (the request cache is reused) before validating, or use "
-                     "a stronger endpoint.")
-        else:
-            note += ", ready to replace the synthetic rows that validation rejects."
     print(f"[release] assembling -> {out}")
-    report = assemble(
-        [natural_dir, synthetic_dir], out, validation=validation, config=AssemblyConfig(seed=seed),
-        sources_dir=str(sources) if sources else None, generator_note=note,
-    )
+    with tempfile.TemporaryDirectory(prefix="hexainst-generations-") as tmp:
+        generations = Path(tmp) / "synthetic.jsonl"
+        synthetic_builder.export_generations(cache_dir, generations, used_only_for=synthetic_dir)
+        report = assemble(
+            [natural_dir, synthetic_dir], out, validation=validation, config=assembly,
+            sources_dir=str(sources) if sources else None, generations=generations,
+            reserve_sizes=_reserve_sizes(plan, extra) if extra and assembly.reserve is None else None,
+        )
     write_report(report, work / ASSEMBLY_REPORT)
     return report
+
+
+def _stage_inputs(config: SyntheticConfig) -> dict[str, Any]:
+    """What makes a synthetic build's output: every setting except where things are kept and how they are shown."""
+    skip = {"cache_dir", "natural_pool_dir", "progress", "embedded_threads", "concurrency", "timeout", "max_retries"}
+    out = {}
+    for name, value in sorted(dataclasses.asdict(config).items()):
+        if name in skip or (name.startswith("membership") and value is None):
+            continue
+        out[name] = str(value) if isinstance(value, Path) else value
+    return out
+
+
+TOPUP_STATE = "topup.json"
+
+
+def _topup_extra(work: Path) -> dict[str, int]:
+    """Candidates added by earlier top-up rounds, per cell (``work/stages/topup.json``), so that a rebuild keeps them."""
+    from hexainst.kernel.jsonfiles import read_json
+
+    file = work / "stages" / TOPUP_STATE
+    if not file.is_file():
+        return {}
+    doc = read_json(file, what="top-up record")
+    return {cell: int(n) for cell, n in (doc.get("extra") or {}).items()}
+
+
+def _with_topup(synthetic: SyntheticConfig, topup_extra: Mapping[str, int]) -> SyntheticConfig:
+    """The synthetic config plus the candidates earlier top-up rounds added to synthetic cells."""
+    added = {cell.split("/")[0]: n for cell, n in topup_extra.items() if cell.endswith("/synthetic")}
+    if not added:
+        return synthetic
+    merged = {c: int(synthetic.extra.get(c, 0)) + int(added.get(c, 0)) for c in CATEGORIES}
+    return synthetic.replace(extra={c: n for c, n in merged.items() if n})
+
+
+def _reserve_sizes(plan: Mapping[str, Mapping[str, Any]], topup_extra: Mapping[str, int]) -> dict[str, int]:
+    return {cell: int(entry["reserve"]) + int(topup_extra.get(cell, 0)) for cell, entry in plan.items()}
+
+
+def shortfalls(out: Path, outcomes: Mapping[str, Mapping[str, Any]],
+               rows_per_cell: int = ROWS_PER_CELL) -> dict[str, dict[str, int]]:
+    """Per cell of the release in ``out``: rows still usable (release + reserve, not rejected) and the shortfall."""
+    from hexainst.kernel.release import read_release_rows, read_reserve
+
+    usable: dict[str, int] = {f"{c}/{s}": 0 for c in CATEGORIES for s in ("natural", "synthetic")}
+    for row in [*read_release_rows(out), *read_reserve(out)]:
+        if (outcomes.get(row["id"]) or {}).get("status") != "rejected":
+            usable[f"{row['category']}/{row['source']}"] += 1
+    return {cell: {"usable": n, "short": max(0, rows_per_cell - n)} for cell, n in usable.items()}
+
+
+def topup(
+    out: Path,
+    validation: Path,
+    *,
+    build: BuildConfig = BuildConfig(),
+    natural: NaturalConfig = NaturalConfig(),
+    synthetic: SyntheticConfig = SyntheticConfig(),
+    assembly: AssemblyConfig = AssemblyConfig(),
+    per_category_explicit: bool = False,
+) -> dict[str, Any]:
+    """Give every cell that validation leaves short that many new candidates, appended to its reserve.
+
+    Natural cells take the next pool rows by rank; synthetic cells get new slots of the same seeded
+    plan (same filters, every earlier answer reused). The release is rewritten with everything
+    selected before kept in place and the new candidates (validation pending) at the end of their
+    cells' reserves. Returns ``{"cells": {cell: {"usable", "short"}}, "new_ids": [...], "report": ...}``.
+    """
+    from hexainst.builders.assembly.assemble import _previous_order, assemble, write_report
+    from hexainst.builders.assembly.reserve import expected_rates, reserve_plan
+    from hexainst.builders.assembly.select import rank_key
+    from hexainst.kernel.outputs import claim_release_dir
+    from hexainst.kernel.pools import ASSEMBLY_REPORT, read_pools
+    from hexainst.kernel.validation_file import read as read_validation
+
+    work = Path(build.work)
+    natural_dir, synthetic_dir = work / "natural", work / "synthetic"
+    cache_dir = Path(synthetic.cache_dir) if synthetic.cache_dir is not None else work / "cache" / "synthetic"
+    claim_release_dir(out, inputs=[validation, work], option="--out")
+    for folder in (natural_dir, synthetic_dir):
+        if not folder.is_dir():
+            raise OutputError(f"--work {work}: no {folder.name}/ pools; run 'hexainst build all' with this --work first")
+    pools = read_pools([natural_dir, synthetic_dir])
+    known = {r["id"] for rows in pools.values() for r in rows}
+    outcomes = {o["id"]: o for o in read_validation(validation, known)["outcomes"]}
+    cells = shortfalls(out, outcomes, assembly.rows_per_cell)
+    need = {cell: v["short"] for cell, v in cells.items() if v["short"]}
+    if not need:
+        return {"cells": cells, "new_ids": [], "report": None}
+    previous = _previous_order(out)
+
+    topup_extra = _topup_extra(work)
+    topup_extra = {cell: topup_extra.get(cell, 0) + need.get(cell, 0) for cell in {*topup_extra, *need}}
+    added = {cell.split("/")[0]: n for cell, n in need.items() if cell.endswith("/synthetic")}
+    if added:
+        plan = reserve_plan(expected_rates(assembly.rejection_rates), assembly.rows_per_cell)
+        config = synthetic_targets(
+            _with_topup(synthetic, topup_extra).replace(
+                base_url=synthetic.base_url or environment.base_url(), model=synthetic.model or environment.model(),
+                natural_pool_dir=natural_dir, cache_dir=cache_dir),
+            plan, per_category_explicit).check()
+        print(f"[topup] {sum(added.values())} more synthetic candidates: "
+              + ", ".join(f"{c} +{n}" for c, n in sorted(added.items())))
+        synthetic_builder.build(synthetic_dir, config=config)
+        pools = read_pools([natural_dir, synthetic_dir])
+
+    sizes: dict[str, int] = {}
+    new_ids: list[str] = []
+    for (category, source), ids in previous.items():
+        sizes[f"{category}/{source}"] = max(0, len(ids) - assembly.rows_per_cell)
+    for cell, n in need.items():
+        category, source = cell.split("/")
+        before = set(previous.get((category, source), []))
+        fresh = sorted((r for r in pools[(category, source)] if r["id"] not in before
+                        and (outcomes.get(r["id"]) or {}).get("status") != "rejected"),
+                       key=lambda r: rank_key(assembly.seed, r["id"]))[:n]
+        if len(fresh) < n:
+            raise OutputError(f"cell {cell}: only {len(fresh)} new candidates available, {n} needed")
+        new_ids += [r["id"] for r in fresh]
+        sizes[cell] = sizes.get(cell, 0) + n
+    with tempfile.TemporaryDirectory(prefix="hexainst-generations-") as tmp:
+        generations = Path(tmp) / "synthetic.jsonl"
+        synthetic_builder.export_generations(cache_dir, generations, used_only_for=synthetic_dir)
+        report = assemble([natural_dir, synthetic_dir], out, validation=validation, config=assembly,
+                          sources_dir=str(natural.sources_dir) if natural.sources_dir else None,
+                          generations=generations, previous=out, reserve_sizes=sizes)
+    write_report(report, work / ASSEMBLY_REPORT)
+    atomic.write_text(work / "stages" / TOPUP_STATE, json.dumps({"extra": topup_extra}, indent=2, sort_keys=True) + "\n")
+    return {"cells": cells, "new_ids": new_ids, "report": report}

@@ -18,10 +18,16 @@ _R = RecordingConfig
 
 
 def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.limit is not None and args.limit <= 0:
+        raise UserError(f"--limit must be an integer >= 1, got {args.limit}")
     if args.rows is not None:
         from hexainst.kernel.jsonfiles import read_jsonl
 
         rows = read_jsonl(args.rows, what="rows file")
+        for n, row in enumerate(rows, 1):
+            missing = [k for k in ("id", "category", "instruction") if k not in row]
+            if missing:
+                raise UserError(f"{args.rows} line {n}: row {row.get('id', '(no id)')} has no {', '.join(missing)}")
     else:
         import hexainst
         from hexainst.kernel.features import decode_rows
@@ -30,8 +36,6 @@ def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.category and args.rows is not None:
         rows = [row for row in rows if row.get("category") == args.category]
     if args.limit is not None:
-        if args.limit <= 0:
-            raise UserError("--limit must be positive")
         rows = rows[: args.limit]
     if not rows:
         raise UserError("no rows to record (check --release/--rows, --category and --limit)")
@@ -41,15 +45,22 @@ def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 def _cmd_record(args: argparse.Namespace) -> int:
     from hexainst.analysis.recording.loading import resolve_model
     from hexainst.analysis.recording.recorder import InputPolicy, record, record_data_parallel
+    from hexainst.analysis.recording.store import claim_store_dir
 
+    config = RecordingConfig(batch_size=args.batch_size, dtype=args.dtype, device=args.device,
+                             device_map=args.device_map, rows_per_shard=args.rows_per_shard,
+                             padding_side=args.padding_side, with_sums=args.with_sums,
+                             convert_gguf=not args.no_convert_gguf)
+    inputs = [args.rows, args.release]
+    claim_store_dir(args.out, inputs=inputs)  # before reading the release or loading the model
     rows = _read_rows(args)
     policy = InputPolicy(mode=args.input_policy, add_special_tokens=not args.no_special_tokens,
                          bos_in_T=not args.bos_out_of_t)
     kwargs = dict(
-        batch_size=args.batch_size, dtype=args.dtype, input_policy=policy, device=args.device,
-        device_map=args.device_map, gguf_file=args.gguf_file, convert_gguf=not args.no_convert_gguf,
-        revision=args.revision, with_sums=args.with_sums,
-        rows_per_shard=args.rows_per_shard, padding_side=args.padding_side, overwrite=args.overwrite,
+        batch_size=config.batch_size, dtype=config.dtype, input_policy=policy, device=config.device,
+        device_map=config.device_map, gguf_file=args.gguf_file, convert_gguf=config.convert_gguf,
+        revision=args.revision, with_sums=config.with_sums, rows_per_shard=config.rows_per_shard,
+        padding_side=config.padding_side, overwrite=args.overwrite, inputs=inputs,
         created_by={"command": "hexainst record", "argv": sys.argv[1:]},
     )
     model = resolve_model(args.model)
@@ -59,14 +70,17 @@ def _cmd_record(args: argparse.Namespace) -> int:
             return 0
     else:
         store = record(model, rows, args.out, **kwargs)
-    print(f"recorded {len(store)} instructions x {store.n_cols} neurons"
-          f"{f' ({store.n_experts} experts, top-{store.top_k})' if store.is_moe else ''} into {store.path}")
+    now = store.recorded_now
+    done = "" if now is None or now == len(store) else f" ({now} recorded now, {len(store) - now} already there)"
+    print(f"store {store.path}: {len(store)} instructions{done} x {store.n_cols} neurons"
+          f"{f' ({store.n_experts} experts, top-{store.top_k})' if store.is_moe else ''}, every shard checked")
     return 0
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from hexainst.analysis.recording.store import merge_stores
+    from hexainst.analysis.recording.store import claim_merge_dir, merge_stores
 
+    claim_merge_dir(args.parts, args.out)
     store = merge_stores(args.parts, args.out)
     print(f"merged {len(args.parts)} stores: {len(store)} instructions into {store.path}")
     return 0
@@ -75,10 +89,11 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from hexainst.analysis.recording.store import ActivationStore
 
-    store = ActivationStore.open(args.store)
+    store = ActivationStore.open(args.store)  # verifies every shard against its checksum
     header = store.header
     summary = {
         "path": str(store.path),
+        "format_version": header["format_version"],
         "instructions": len(store),
         "neurons": store.n_cols,
         "layers": store.n_layers,
@@ -87,6 +102,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "model": header["model"],
         "tokenizer_sha256": header["tokenizer"].get("sha256"),
         "input_policy": header["input_policy"],
+        "recording": header.get("recording"),
+        "shards": {"n": len(store.shard_states(verify=False)),
+                   "checksums": "all match" if store.has_checksums else "none (format 1)"},
         "tokens": {"total": int(store.n_tokens.sum()), "min": int(store.n_tokens.min()),
                    "max": int(store.n_tokens.max())},
     }
@@ -111,7 +129,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--release", default=None,
                         help="release folder to read with hexainst.load (default: the packaged release)")
     source.add_argument("--rows", default=None, help="JSONL file of rows with id, category, source, instruction")
-    p.add_argument("--out", required=True, help="output store folder (created; resumed if it holds this run)")
+    p.add_argument("--out", required=True,
+                   help="store folder: new, empty, or a store of this recording (resumed: missing shards and "
+                        "shards that fail their checksum are recorded again)")
     p.add_argument("--category", default=None, help="only this category")
     p.add_argument("--limit", type=int, default=None, help="only the first N rows (in release order)")
     p.add_argument("--batch-size", type=int, default=_R.batch_size,
@@ -135,8 +155,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rows-per-shard", type=int, default=_R.rows_per_shard,
                    help=f"instructions per shard file (default {_R.rows_per_shard})")
     p.add_argument("--padding-side", default=_R.padding_side, choices=PADDING_SIDES,
-                   help="padding side in batches (never changes counts)")
-    p.add_argument("--overwrite", action="store_true", help="discard an existing store in --out")
+                   help="padding side in batches (recorded in the store; see docs/recording-speed.md for how "
+                        "little batching moves a count)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the store in --out (recorded beside it and swapped in when complete)")
     p.set_defaults(handler=_cmd_record)
 
     m = subparsers.add_parser(
@@ -145,13 +167,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Merge complete activation stores recorded with the same model, tokenizer, policy and layout.",
     )
     m.add_argument("parts", nargs="+", help="store folders, in the order their instructions should follow")
-    m.add_argument("--out", required=True, help="merged store folder")
+    m.add_argument("--out", required=True,
+                   help="merged store folder: new, empty or an earlier merge (replaced when complete; never a part)")
     m.set_defaults(handler=_cmd_merge)
 
     i = subparsers.add_parser(
         "record-info",
         help="summarise an activation store (model, policy, sizes) as JSON",
-        description="Print what an activation store holds.",
+        description="Check every shard of an activation store against its checksum and print what it holds.",
     )
     i.add_argument("store", help="store folder")
     i.set_defaults(handler=_cmd_info)

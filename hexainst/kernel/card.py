@@ -118,7 +118,38 @@ def _build_text(info: Mapping[str, Any], generators: list[dict[str, Any]]) -> tu
     note = info.get("generator_note")
     if note:
         text += " " + note
+    if generators:
+        text += " " + _synthetic_text(generators, info.get("quality_review"))
     return text, notice
+
+
+#: The model the paper (arXiv 2505.21191) generated its synthetic half with.
+PAPER_GENERATOR = "deepseek-reasoner"
+
+
+def _synthetic_text(generators: list[dict[str, Any]], review: Mapping[str, Any] | None) -> str:
+    """How the synthetic half compares with the paper's, and its measured quality when a blind read applies."""
+    models = sorted({g["model"] for g in generators})
+    if models == [PAPER_GENERATOR]:
+        text = "The paper generated its synthetic half with DeepSeek R1 (`deepseek-reasoner`), as this build did."
+    else:
+        text = (
+            "The paper generated its synthetic half with DeepSeek R1 (`deepseek-reasoner`); this build did not: its "
+            f"synthetic rows come from {', '.join(f'`{m}`' for m in models)}, so they are not the paper's and are "
+            "weaker than R1's."
+        )
+    if review and review.get("generator_model") in models:
+        text += (
+            f" A blind read of {review['rows']} synthetic rows of this release ({review['per_cell']} per category, "
+            f"seeded sample, judged without knowing how they were made; {review['document']}) found "
+            f"{_percent(review['well_formed'])} well-formed and self-contained, {_percent(review['in_category'])} in "
+            f"their category, and {_percent(review['answer_leaked'])} leaking their answer."
+        )
+    return text
+
+
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.0f}%"
 
 
 def render_card(

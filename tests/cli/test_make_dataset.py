@@ -7,7 +7,9 @@ folders must give byte-identical release files.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,6 +88,15 @@ def built(tmp_path_factory, repo_root, mirror_dir, env):
         fresh = subprocess.run(make_dataset(repo_root, mirror_dir, stub, tmp / "work-b", tmp / "out-b"),
                                env=env, capture_output=True, text=True, timeout=1200)
         assert fresh.returncode == 0, fresh.stdout[-3000:] + fresh.stderr[-3000:]
+
+        # A release ships the generations it used: a new machine (fresh work folder, empty cache)
+        # rebuilds it from them without sending a request.
+        shutil.copytree(tmp / "out-a", tmp / "out-c")
+        before = len(stub.requests)
+        replay = subprocess.run(make_dataset(repo_root, mirror_dir, stub, tmp / "work-c", tmp / "out-c"),
+                                env=env, capture_output=True, text=True, timeout=1200)
+        assert replay.returncode == 0, replay.stdout[-3000:] + replay.stderr[-3000:]
+        result["replay_requests"] = stub.requests[before:]
     return result
 
 
@@ -139,3 +150,13 @@ def test_two_builds_are_byte_identical(built):
     a, b = tree_hashes(built["tmp"] / "out-a"), tree_hashes(built["tmp"] / "out-b")
     assert a == b
     assert len(a) >= 10
+
+
+def test_a_release_rebuilds_from_its_shipped_generations_without_a_request(built):
+    out = built["tmp"] / "out-a"
+    shipped = out / "generations" / "synthetic.jsonl"
+    lines = shipped.read_text().splitlines()
+    assert len(lines) >= 600  # every answer the 600 synthetic candidates came from
+    assert all(json.loads(line)["answer"]["content"] for line in lines[:50])
+    assert built["replay_requests"] == []  # the stub logs every completion request it receives
+    assert tree_hashes(built["tmp"] / "out-c") == tree_hashes(out)

@@ -222,3 +222,17 @@ def test_load_checks_what_validate_checks(tmp_path, rows):
     (broken / "README.md").write_text(card.replace("configs:", "configs: [\n  - {", 1))
     with pytest.raises(ReleaseError, match=r"README.md: the dataset card's YAML header cannot be read"):
         hexainst.load(broken)
+
+
+def test_card_says_the_paper_used_r1_and_quotes_a_blind_read_only_for_its_generator(tmp_path, rows):
+    review = {"generator_model": "made-up-model", "rows": 90, "per_cell": 15, "document": "docs/quality-review.md",
+              "well_formed": 0.8, "in_category": 0.9333, "answer_leaked": 0.0111}
+    card = (write_release(rows, tmp_path / "a", build_info={"mode": "mirror", "quality_review": review})
+            / "README.md").read_text()
+    assert "The paper generated its synthetic half with DeepSeek R1 (`deepseek-reasoner`); this build did not" in card
+    assert "`made-up-model`" in card
+    assert "found 80% well-formed and self-contained, 93% in their category, and 1% leaking their answer" in card
+    other = dict(review, generator_model="another-model")
+    card = (write_release(rows, tmp_path / "b", build_info={"mode": "mirror", "quality_review": other})
+            / "README.md").read_text()
+    assert "this build did not" in card and "well-formed and self-contained" not in card
