@@ -411,7 +411,7 @@ def _claims(findings: dict[str, dict[str, Any]], overall: dict[str, float]) -> l
                      f"{lay['early']:.0f} / {lay['middle']:.0f} / {lay['late']:.0f}", yes(lay["u_shape"])])
     for variant, j in overall.items():
         rows.append([f"fine-tuning changes ISNs substantially (low J, {PAIR_TITLES[variant]})",
-                     f"mean J = {j:.4f}", yes(j < 0.5)])
+                     f"mean J = {j:.4f} (counted as low below 0.5)", yes(j < 0.5)])
     rows.append(["routing (ISEs) stays highly correlated", "dense models: no experts, not testable here", "n/a"])
     return rows
 
@@ -438,7 +438,7 @@ def write_alteration_report(
     second_doc = _read_analysis(second, pair=False) if second else None
     contrast = pair_contrast(tuned, control, docs["tuned"], docs["control"], n_permutations=n_permutations, seed=seed)
     cats = contrast["paired"]["categories"]
-    findings = {"gemma-3-270m base": model_findings(docs["tuned"], "base"),
+    findings = {"base": model_findings(docs["tuned"], "base"),
                 "tuned": model_findings(docs["tuned"], "fine-tuned"),
                 "control": model_findings(docs["control"], "fine-tuned")}
     if second_doc is not None:
@@ -525,7 +525,8 @@ def write_alteration_report(
         write_text(folder / "results.json", dumps_stable(_json_safe(data)))
         md = _markdown(data, ev, docs, findings, contrast, overall, has_lm, second_name if second_doc else None,
                        {"training": t_train, "nll": t_nll, "nll_differences": t_diff, "table1": t_t1,
-                        "sizes": t_sizes, "findings": t_find, "length_matched": t_lm, "claims": t_claims})
+                        "sizes": t_sizes, "findings": t_find, "length_matched": t_lm, "claims": t_claims},
+                       second_link=os.path.relpath(Path(second).resolve(), out.resolve()) if second else "")
         write_text(folder / "report.md", md)
     return data
 
@@ -550,7 +551,7 @@ def _fig_md(key: str, caption: str, prefix: str = "figures") -> list[str]:
 
 def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str, Any]],
               findings: dict[str, dict[str, Any]], contrast: dict[str, Any], overall: dict[str, float], has_lm: bool,
-              second_name: str | None, tables: dict[str, str]) -> str:
+              second_name: str | None, tables: dict[str, str], second_link: str = "") -> str:
     recipe = data["recipe"]
     tr = recipe["training"]
     training = data["training"]
@@ -565,27 +566,30 @@ def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str
     eval_min = {k: v / 60 for k, v in ev["evaluation_seconds"].items()}
     sig = [c for c, p in zip(cats, pc["p_holm"]) if p < 0.05]
     sig_text = ", ".join(f"{_short(c)} ({pc['difference'][cats.index(c)]:+.4f})" for c in sig) or "none"
-    base_f = findings["gemma-3-270m base"]
-    out = ["# Base vs instruction-tuned on real weights: gemma-3-270m tuned here, with a control", ""]
+    base_f = findings["base"]
+    n_instr = docs["tuned"]["instructions"]["n"]
+    frozen = ", ".join(f"`{f}`" for f in tr["freeze"]) or "nothing"
+    out = [f"# Base vs instruction-tuned, made here: `{recipe['model']}`, recipe `{recipe['name']}`", ""]
     if data["note"]:
         out += [f"> {data['note']}", ""]
     out += [
-        f"The base model is gemma-3-270m (`{recipe['model']}`: the PyPI Q4_K_M GGUF, dequantised to float32). "
-        f"Recipe `{recipe['name']}` (`analysis/finetune/recipes/{recipe['name']}.json`): {tr['steps']} steps of "
-        f"{tr['batch_size']} Alpaca rows (the offline mirror's first 4,000 minus the {ev['rows']['excluded_in_release']} "
-        f"whose instruction is in the release or its reserve; {ev['rows']['eval']} more held out), AdamW at "
-        f"{tr['learning_rate']:g} ({tr['lr_scheduler']}, {tr['warmup_steps']} warm-up steps), float32, seed "
-        f"{tr['seed']}, {tr['threads']} torch threads, `transformers.Trainer`; parameters matching "
-        f"{tr['freeze']} frozen. **tuned**: the instruction in Gemma's turn format, loss on the response. "
-        "**control**: the same responses without their instructions (BOS, then the response), the same rows, "
-        "batches, steps and schedule: the same supervised tokens, minus instruction following.",
+        f"> {recipe.get('description', '')}" if recipe.get("description") else "",
+        "",
+        f"Recipe `{recipe['name']}` ({recipe['data']['file']} of the sources mirror, {ev['rows']['read']} rows read, "
+        f"{ev['rows']['excluded_in_release']} left out because their instruction is in the release or its reserve, "
+        f"{ev['rows']['eval']} held out, {ev['rows']['train']} for training): {tr['steps']} steps of "
+        f"{tr['batch_size']} rows, {tr['optimizer']} at {tr['learning_rate']:g} ({tr['lr_scheduler']}, "
+        f"{tr['warmup_steps']} warm-up steps), float32, seed {tr['seed']}, {tr['threads']} torch thread(s), "
+        f"`transformers.Trainer`; frozen: {frozen}. **tuned**: the instruction in the recipe's prompt format, loss "
+        "on the response. **control**: the same responses without their instructions (BOS, then the response), "
+        "the same rows, batches, steps and schedule: the same supervised tokens, minus instruction following.",
         "",
         "## Summary",
         "",
         f"- **Fine-tuning time** (this 2-core CPU, shared with other jobs): tuned {minutes['tuned']:.1f} min of "
         f"training + {eval_min.get('tuned', 0):.1f} min of evaluation; control {minutes['control']:.1f} min + "
         f"{eval_min.get('control', 0):.1f} min; base evaluation {eval_min.get('base', 0):.1f} min.",
-        f"- **The tuning worked**: NLL of held-out responses given their instructions (Gemma turn format), per "
+        f"- **Did the tuning work?** NLL of held-out responses given their instructions (the prompt format), per "
         f"token: base **{nll['base']['instruction']['nll_per_token']:.3f}**, tuned "
         f"**{nll['tuned']['instruction']['nll_per_token']:.3f}** ({d_tuned['difference']:+.3f}, 95% CI "
         f"[{d_tuned['ci_low']:+.3f}, {d_tuned['ci_high']:+.3f}], lower on {d_tuned['rows_lower']}/{d_tuned['rows']} "
@@ -641,8 +645,8 @@ def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str
     out += [
         "## 2. Alteration: base vs tuned beside base vs control",
         "",
-        "Both pairs analysed by `hexainst analyze --compare` on the release (1,200 instructions, input policy "
-        f"`raw`, the same for the three stores); full reports: [base vs tuned](base-vs-tuned/report.md), "
+        f"Both pairs analysed by `hexainst analyze --compare` on the release ({n_instr:,} instructions, the same "
+        "input policy for the three stores); full reports: [base vs tuned](base-vs-tuned/report.md), "
         "[base vs control](base-vs-control/report.md).",
         "",
         "### Table 1: Jaccard of S_base(I) and S_ft(I), per category",
@@ -671,7 +675,8 @@ def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str
         "",
         "### Table 2",
         "",
-        "Table 2 (Pearson r of routing frequencies) needs experts; gemma-3-270m is dense, so it has none.",
+        "Table 2 (Pearson r of routing frequencies) needs experts; this model is dense, so it has none."
+        if not docs["tuned"]["base"]["is_moe"] else "See the two analyses' reports for Table 2.",
         "",
         "### Fig. 5: ISNs per layer",
         "",
@@ -684,7 +689,7 @@ def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str
     out += [
         "## 3. Length-matched category comparison",
         "",
-        "Instruction length T differs between categories (generalqa ~17 tokens, summarization ~150) and changes how "
+        "Instruction length T differs between categories (see the analyses' length tables) and changes how "
         "many neurons reach the threshold. Beside the regression (J ~ same category + |log T_i − log T_j| + "
         "(log T_i + log T_j)), `hexainst analyze --length-matched` matches instead: instructions are cut into "
         "quantile strata of T and each pair is compared only with pairs from the same two strata; per category, "
@@ -700,10 +705,10 @@ def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str
     if tables["length_matched"]:
         out += [tables["length_matched"], "(CSV: `tables/length_matched_per_category.csv`)", ""]
     if second_name:
-        g, s = findings["gemma-3-270m base"], findings[second_name]
+        g, s = findings["base"], findings[second_name]
         out += [f"## 4. A second model: {second_name}", "",
                 f"The single-model analysis of {second_name} (same release, same parameters) is in "
-                "[docs/demo-smollm2](../demo-smollm2/report.md); beside gemma-3-270m:", ""]
+                f"[its report]({second_link}/report.md); beside the base model ({g['model']}):", ""]
         out += _replication(g, s, second_name)
     out += ["## 5. The paper's claims (SPEC §2.6) on these models", "", tables["claims"],
             "(CSV: `tables/paper_claims.csv`)", ""]
@@ -752,4 +757,4 @@ def _replication(g: dict[str, Any], s: dict[str, Any], name: str) -> list[str]:
         rows.append(["causal check: own minus others' ΔNLL",
                      f"{gc['diagonal_mean'] - gc['off_diagonal_mean']:+.3f}", f"{sc['diagonal_mean'] - sc['off_diagonal_mean']:+.3f}",
                      "yes" if same_sign(gc["diagonal_mean"] - gc["off_diagonal_mean"], sc["diagonal_mean"] - sc["off_diagonal_mean"]) else "no"])
-    return [_md_table(["finding", "gemma-3-270m", name, "replicates"], rows), ""]
+    return [_md_table(["finding", f"base ({g['model']})", name, "replicates"], rows), ""]

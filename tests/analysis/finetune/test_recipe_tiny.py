@@ -10,68 +10,31 @@ the base model's store.
 
 from __future__ import annotations
 
-import copy
 import json
-import random
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from hexainst.analysis.finetune import fine_tune, finished, load_recipe
+from hexainst.analysis.finetune import fine_tune, finished
 from hexainst.analysis.finetune.data import IGNORE, encode, split_rows
 from hexainst.analysis.finetune.evaluate import greedy_answers, paired_difference, response_nll
-from hexainst.analysis.finetune.recipe import parse_recipe
 from hexainst.analysis.recording.loading import load_model
-from hexainst.analysis.recording.testing import WORDS, make_rows, make_tokenizer, tiny_model
+from hexainst.analysis.recording.testing import make_rows, make_tokenizer
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def _rows(n: int, seed: int = 0) -> list[dict[str, str]]:
-    """Made-up rows: the answer is 'the answer is' and the instruction's first word."""
-    rng = random.Random(seed)
-    words = [w for w in WORDS if w not in ("the", "answer", "is")]
-    rows = []
-    for _ in range(n):
-        instr = [rng.choice(words) for _ in range(rng.randint(3, 8))]
-        rows.append({"instruction": " ".join(instr), "input": "", "output": f"the answer is {instr[0]}"})
-    return rows
+@pytest.fixture(scope="module")
+def split(rows_factory):
+    return split_rows(rows_factory(336), exclude=set(), n_eval=16, seed=0)
 
 
 @pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-gemma3")
-    model = tiny_model("gemma3", seed=0)
-    model.save_pretrained(folder)
-    make_tokenizer().save_pretrained(folder)
-    return folder
-
-
-def _recipe(folder, **training):
-    doc = copy.deepcopy(load_recipe().doc)
-    doc["name"] = "tiny-test"
-    doc["model"] = str(folder)
-    doc["data"].update(n_eval=16, min_response_tokens=1, max_length=48)
-    doc["prompt"] = {"instruction": "{instruction} answer", "instruction_with_input": "{instruction} {input} answer",
-                     "response": "{output}"}
-    doc["training"].update({"steps": 40, "batch_size": 8, "learning_rate": 1e-2, "warmup_steps": 0,
-                            "lr_scheduler": "constant", "save_steps": 1000, "threads": 1, "freeze": [],
-                            **training})
-    doc["evaluation"].update(batch_size=8, greedy=2, max_new_tokens=6)
-    return parse_recipe(doc, where="test recipe")
-
-
-@pytest.fixture(scope="module")
-def split():
-    return split_rows(_rows(336), exclude=set(), n_eval=16, seed=0)
-
-
-@pytest.fixture(scope="module")
-def tuned(tiny_folder, split, tmp_path_factory):
+def tuned(tiny_folder, split, tmp_path_factory, recipe_factory):
     root = tmp_path_factory.mktemp("ft-root")
-    recipe = _recipe(tiny_folder)
+    recipe = recipe_factory(tiny_folder)
     return recipe, root, fine_tune(recipe, "tuned", root=root, split=split, progress=False)
 
 
@@ -94,8 +57,8 @@ def test_weights_change(tuned, tiny_folder):
     assert done.manifest["parameters"]["frozen"] == 0
 
 
-def test_frozen_parameters_stay_as_they_were(tiny_folder, split, tmp_path):
-    recipe = _recipe(tiny_folder, steps=3, freeze=["embed_tokens"])
+def test_frozen_parameters_stay_as_they_were(tiny_folder, split, tmp_path, recipe_factory):
+    recipe = recipe_factory(tiny_folder, steps=3, freeze=["embed_tokens"])
     done = fine_tune(recipe, "tuned", root=tmp_path, split=split, progress=False)
     before = load_file(str(tiny_folder / "model.safetensors"))
     after = load_file(str(done.path / "model.safetensors"))
@@ -132,8 +95,8 @@ def test_finished_run_is_reused_and_changed_recipe_is_not(tuned, split):
     assert not list(root.rglob(".work-*")), "checkpoints of a finished run are removed"
 
 
-def test_control_learns_the_responses_but_not_the_instruction(tiny_folder, split, tmp_path):
-    recipe = _recipe(tiny_folder)
+def test_control_learns_the_responses_but_not_the_instruction(tiny_folder, split, tmp_path, recipe_factory):
+    recipe = recipe_factory(tiny_folder)
     control = fine_tune(recipe, "control", root=tmp_path, split=split, progress=False)
     assert control.manifest["supervised_tokens_per_epoch"] == sum(
         sum(1 for x in encode(recipe, make_tokenizer(), r, "tuned")["labels"] if x != IGNORE) for r in split.train)
@@ -163,8 +126,8 @@ def test_tuned_model_records_and_compares(tuned, tiny_folder, tmp_path):
     assert 0.05 < results["alteration"]["table1_overall"] < 0.999
 
 
-def test_encode_gives_both_variants_the_same_supervised_tokens(tiny_folder):
-    recipe = _recipe(tiny_folder)
+def test_encode_gives_both_variants_the_same_supervised_tokens(tiny_folder, recipe_factory):
+    recipe = recipe_factory(tiny_folder)
     tok = make_tokenizer()
     row = {"instruction": "solve for x in equation", "input": "", "output": "the answer is solve"}
     tuned = encode(recipe, tok, row, "tuned")
