@@ -69,6 +69,35 @@ analyze-demo: install ## record gemma-3-270m on the release (OUT=DIR) and analys
 	$(HEXAINST) analyze --store $(DEMO_STORE) --out docs/demo --no-save-sets \
 		--causal --causal-model gemma3-270m-gguf --release $(OUT) --causal-per-category $(DEMO_CAUSAL)
 
+# make alteration-demo: instruction-tune gemma-3-270m here (tuned + control; recipe analysis/finetune/recipes/,
+# weights in ~/.cache/hexainst/finetuned; a finished fine-tune is reused), record the three models and
+# SmolLM2-135M-Instruct on the release, analyse, and write docs/demo-alteration/ and docs/demo-smollm2/.
+# The rows come from an offline mirror: SOURCES=DIR or HEXAINST_SOURCES. ALT_RECIPE=NAME|FILE picks another recipe.
+ALT_WORK   ?= $(WORK)/alteration
+ALT_RECIPE ?=
+ALT_CAUSAL ?= 5
+ALT_FT      = $(if $(ALT_RECIPE),--recipe $(ALT_RECIPE))
+ALT_ROWS    = $(ALT_FT) $(if $(SOURCES),--sources $(SOURCES)) --release $(OUT)
+ALT_RECORD  = --release $(OUT) --batch-size 8 --with-sums
+SMOLLM2_GGUF = $(shell $(PY) -c "from hexainst.builders.synthetic.generators import resolve_gguf; print(resolve_gguf('smollm2-135m-instruct'))")
+.PHONY: alteration-demo
+
+alteration-demo: install ## fine-tune gemma-3-270m (tuned + control), record, analyse into docs/demo-alteration/ and docs/demo-smollm2/
+	$(HEXAINST) finetune run --variant tuned $(ALT_ROWS)
+	$(HEXAINST) finetune run --variant control $(ALT_ROWS)
+	$(HEXAINST) finetune evaluate --out $(ALT_WORK)/evaluation.json $(ALT_ROWS)
+	$(HEXAINST) record --model gemma3-270m-gguf --out $(ALT_WORK)/stores/base $(ALT_RECORD)
+	$(HEXAINST) record --model "$$($(HEXAINST) finetune path --variant tuned $(ALT_FT))" --out $(ALT_WORK)/stores/tuned $(ALT_RECORD)
+	$(HEXAINST) record --model "$$($(HEXAINST) finetune path --variant control $(ALT_FT))" --out $(ALT_WORK)/stores/control $(ALT_RECORD)
+	$(HEXAINST) record --model "$(SMOLLM2_GGUF)" --out $(ALT_WORK)/stores/smollm2 $(ALT_RECORD)
+	$(HEXAINST) analyze --store $(ALT_WORK)/stores/base --compare $(ALT_WORK)/stores/tuned --out $(ALT_WORK)/analysis/tuned --length-matched
+	$(HEXAINST) analyze --store $(ALT_WORK)/stores/base --compare $(ALT_WORK)/stores/control --out $(ALT_WORK)/analysis/control --length-matched
+	$(HEXAINST) analyze --store $(ALT_WORK)/stores/smollm2 --out docs/demo-smollm2 --no-save-sets --length-matched \
+		--causal --causal-model "$(SMOLLM2_GGUF)" --release $(OUT) --causal-per-category $(ALT_CAUSAL)
+	$(HEXAINST) finetune report --out docs/demo-alteration --evaluation $(ALT_WORK)/evaluation.json \
+		--tuned $(ALT_WORK)/analysis/tuned --control $(ALT_WORK)/analysis/control \
+		--second docs/demo-smollm2 --second-name SmolLM2-135M-Instruct
+
 test: install install-server ## run the test suite
 	$(PY) -m pytest
 

@@ -23,6 +23,7 @@ from hexainst.analysis.causal import CausalError, CausalResult
 from hexainst.analysis.config import AnalysisConfig, CausalConfig
 from hexainst.analysis.data import StoreData, check_comparable, header_summary
 from hexainst.analysis.isn import IsnError, IsnSets, compute_isn_sets
+from hexainst.analysis.length_matching import length_matched_test
 from hexainst.analysis.metrics import (
     category_means,
     expert_selection,
@@ -125,8 +126,12 @@ def compute_model(data: StoreData, cats: list[str], config: AnalysisConfig) -> M
     )
     adjusted = length_adjusted_test(jac, labels, data.n_tokens, n_permutations=config.n_sweep_permutations,
                                     seed=config.seed)
+    matched = None
+    if config.length_matched and len(cats) > 1:
+        matched = length_matched_test(jac, labels, data.n_tokens, categories=cats, n_strata=config.length_strata,
+                                      n_permutations=config.n_sweep_permutations, seed=config.seed)
     jaccard = JaccardResult(**vars(fig3), chance_matrix=chance, chance_overall=chance_overall,
-                            length_adjusted=adjusted)
+                            length_adjusted=adjusted, length_matched=matched)
     routing = None
     freq = data.routing_frequencies()
     if freq is not None:

@@ -96,6 +96,11 @@ class AnalysisConfig:
     n_sweep_permutations: int = 500
     n_boot: int = 1000
     ci_level: float = 0.95
+    #: Also compare categories on instructions matched by token length (``--length-matched``,
+    #: :mod:`hexainst.analysis.length_matching`): quantile strata of T, tested with
+    #: ``n_sweep_permutations`` label shuffles like the length-adjusted regression.
+    length_matched: bool = False
+    length_strata: int = 10
     venn_ids: tuple[str, ...] = ()
     save_sets: bool = True
     note: str = ""
@@ -117,7 +122,7 @@ class AnalysisConfig:
         bad = [t for t in self.sweep_tie_rules if t not in TIE_RULES]
         if bad or not self.sweep_tie_rules:
             raise ConfigError(f"sweep tie rules must be among {', '.join(TIE_RULES)}, got {self.sweep_tie_rules!r}")
-        for name in ("n_permutations", "n_sweep_permutations", "n_boot"):
+        for name in ("n_permutations", "n_sweep_permutations", "n_boot", "length_strata"):
             _at_least(name, getattr(self, name), 1)
         if not (isinstance(self.ci_level, float) and 0 < self.ci_level < 1):
             raise ConfigError(f"ci_level must be in (0, 1), got {self.ci_level!r}")

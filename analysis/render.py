@@ -80,6 +80,13 @@ def render_model(canvas: Canvas, m: ModelResult, config: Any) -> None:
         colorbar_label="mean Jaccard",
     )
     render_matrix_table(canvas, f"jaccard_{label}", jac)
+    if jac.length_matched is not None:
+        lm = jac.length_matched
+        canvas.table(f"length_matched_{label}",
+                     ["category", "unmatched own - cross", "length-matched own - cross", "p", "matched own J",
+                      "matched cross J", "own pairs matched"],
+                     [[c, lm.unmatched[i], lm.matched[i], lm.p_values[i], lm.matched_same[i], lm.matched_cross[i],
+                       lm.coverage[i]] for i, c in enumerate(lm.categories)], digits=4)
     canvas.table(f"jaccard_chance_{label}", ["category"] + short,
                  [[c] + [float(v) for v in jac.chance_matrix[i]] for i, c in enumerate(cats)], digits=4)
     if m.routing_pearson is not None:

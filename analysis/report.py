@@ -87,6 +87,17 @@ def _summary(results: dict[str, Any], label: str) -> list[str]:
             f"{_num(adj['length_sum_coef'], '+.4f')}).",
             "",
         ]
+    lm = res["jaccard"].get("length_matched")
+    if lm:
+        bounds = ", ".join(f"{a}-{b}" for a, b in lm["strata_bounds"])
+        lines += [
+            f"Length-matched: instructions cut into {lm['n_strata']} quantile strata of T ({bounds} tokens); a pair "
+            "is compared only with pairs of the same two strata. Same-category minus cross-category Jaccard, mean "
+            f"over categories: **{_num(lm['unmatched_difference'], '+.4f')}** unmatched, "
+            f"**{_num(lm['difference'], '+.4f')}** length-matched (label-shuffle p = {_p(lm['p_value'])}, "
+            f"{lm['n_permutations']} shuffles); per category in `tables/length_matched_{label}.md`.",
+            "",
+        ]
     return lines
 
 
@@ -152,6 +163,10 @@ def _section_generality(results: dict[str, Any], tables: dict[str, str], labels:
         out += _fig(results, f"fig3_jaccard_{label}", f"Fig. 3, {label}")
         out += _tab(tables, f"jaccard_{label}")
         out += ["Chance level (random sets of the same sizes):", ""] + _tab(tables, f"jaccard_chance_{label}")
+        if f"length_matched_{label}" in tables:
+            out += ["Length-matched (own = same-category pairs, cross = pairs with one member in the category; "
+                    "cells of equal length strata only; p: label shuffles, one-sided):", ""]
+            out += _tab(tables, f"length_matched_{label}")
     if any(f"routing_pearson_{label}" in tables for label in labels):
         out += ["## Routing correlation (Fig. 4)", ""]
         for label in labels:

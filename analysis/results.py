@@ -19,6 +19,7 @@ import numpy as np
 
 from hexainst.analysis.config import AnalysisConfig
 from hexainst.analysis.isn import IsnSets
+from hexainst.analysis.length_matching import LengthMatchedResult
 from hexainst.analysis.metrics import ExpertSelection
 from hexainst.analysis.stats import LengthAdjustedResult, PermutationResult
 
@@ -100,6 +101,8 @@ class JaccardResult(CategoryMatrix):
     chance_matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # float [m, m]
     chance_overall: float = math.nan
     length_adjusted: LengthAdjustedResult | None = None
+    #: Same-category contrast on length-matched pairs (``--length-matched``).
+    length_matched: LengthMatchedResult | None = field(default=None, metadata=OMIT_IF_NONE)
 
 
 @dataclass
