@@ -160,6 +160,8 @@ class Client:
         self._start_lock = asyncio.Lock()
         self._successes = 0
         self._failures: list[str] = []
+        self._held: list[str] = []
+        self.broken: EndpointError | None = None
         #: Cache keys of every answer this build used (replayed or fresh): what its generations file holds.
         self.used: set[str] = set()
         self.bar: Any = None  # a tqdm bar over requests, while a round runs
@@ -193,13 +195,20 @@ class Client:
             data = await self.client.post("/completions", body=body, cast_to=object)
         return wire_answer(data, self.endpoint.route)
 
-    def _broken(self, what: str) -> None:
+    def _broken(self, what: str, line: str) -> None:
+        """Record a failed request; stop the build when the first ones all failed. Lines about single
+        failures are held back until a request succeeds (then the endpoint works and they matter)."""
         self._failures.append(what)
-        if self._successes == 0 and len(self._failures) >= BROKEN_AFTER:
-            raise EndpointError(
-                f"endpoint {self.endpoint.host} failed the first {len(self._failures)} requests and answered none: "
-                f"{self._failures[0]}"
-            )
+        if self._successes == 0:
+            self._held.append(line)
+            if len(self._failures) >= BROKEN_AFTER:
+                self.broken = EndpointError(
+                    f"endpoint {self.endpoint.host} failed the first {len(self._failures)} requests and answered "
+                    f"none: {self._failures[0]}"
+                )
+                raise self.broken
+        else:
+            print(line, file=sys.stderr)
 
     async def answer(self, key: str, payload: Any, params: dict[str, Any], where: str,
                      prompt_version: str = "") -> dict[str, Any] | None:
@@ -217,9 +226,13 @@ class Client:
             )
         import openai
 
+        if self.broken is not None:
+            raise self.broken
         if self.client is None:
             await self._ensure_client()
         async with self.sem:
+            if self.broken is not None:
+                raise self.broken
             try:
                 entry = await self._send(payload, params)
             except (openai.APIStatusError, openai.APIConnectionError, openai.APITimeoutError) as exc:
@@ -227,18 +240,21 @@ class Client:
                 self.tally.rejections["request_failed"] += 1
                 status = getattr(exc, "status_code", None)
                 what = f"{type(exc).__name__}{f' (HTTP {status})' if status else ''}: {_server_message(exc)}"
-                self._broken(what)
-                print(f"synthetic: request for {where} failed after retries: {what}", file=sys.stderr)
+                self._broken(what, f"synthetic: request for {where} failed after retries: {what}")
                 return None
             except (openai.APIResponseValidationError, json.JSONDecodeError, MalformedResponse) as exc:
                 # A 200 whose body is not the wire format: not cached, so a rerun asks again.
                 self.tally.requests += 1
-                self._broken(f"a 200 answer that is not an OpenAI completion ({exc})")
+                what = f"a 200 answer that is not an OpenAI completion ({exc})"
+                self._broken(what, f"synthetic: answer for {where} is not an OpenAI completion: {exc}")
                 return {"content": None, "finish_reason": "malformed_response", "usage": {}}
             finally:
                 if self.bar is not None:
                     self.bar.update(1)
         self._successes += 1
+        for line in self._held:
+            print(line, file=sys.stderr)
+        self._held.clear()
         self.tally.requests += 1
         self.tally.add_usage(entry["usage"], cached=False)
         # Written as soon as it arrives (a killed run loses nothing answered), with the request as

@@ -2,10 +2,11 @@
 
 Self-Instruct (Wang et al., 2023) bootstraps a base model by showing it a few instructions of
 the task pool, drawn anew for every request, and asking for the next one. Here each
-completions request of slot ``k`` shows ``shots`` instructions of its category: at least
-``min_curated`` from the curated examples of ``data/metaprompts.json`` (written for this
-project, always well-formed), the rest from the category's natural pool, drawn by a generator
-seeded with (seed, category, slot), so consecutive slots see different real examples and the
+completions request of slot ``k`` shows ``shots`` instructions of its category: first the category's
+``min_curated`` fixed curated examples of ``data/metaprompts.json`` (written for this project,
+always well-formed; the same for every slot, so the prompts of a category share a prefix), then
+instructions from the category's natural pool, drawn by a generator seeded with (seed,
+category, slot), so consecutive slots see different real examples and the
 same seed gives the same prompts. Natural rows with a line break (the list format is one line
 per instruction) or longer than the category's ``natural_max_words`` are not shown. Code uses
 curated examples only: its natural pool holds HumanEval "complete this function" prompts whose
@@ -68,16 +69,24 @@ class ExamplePool:
         return cls(usable)
 
     def draw(self, category: str, index: int, seed: int) -> list[str]:
-        """The in-context instructions of slot ``index`` of ``category`` (shuffled, seeded)."""
+        """The in-context instructions of slot ``index`` of ``category``.
+
+        The first ``min_curated`` curated examples come first, always the same (so every prompt of
+        a category opens alike and a server can reuse that prefix's computation), then
+        instructions drawn for this slot (seeded): from the natural pool, topped up from the
+        other curated examples when the pool has too few (code: curated only).
+        """
         spec = prompts.metaprompts()["categories"][category]
         rng = random.Random(prompts.stable_int("shots", seed, category, index))
         curated = [ex["instruction"] for ex in spec["examples"]]
+        fixed = curated[: spec["min_curated"]]
+        rest = curated[spec["min_curated"]:]
         natural = self.natural.get(category, [])
-        shots = spec["shots"]
-        n_natural = min(len(natural), max(0, shots - spec["min_curated"]))
-        picked = rng.sample(natural, n_natural) + rng.sample(curated, min(len(curated), shots - n_natural))
+        want = spec["shots"] - len(fixed)
+        picked = rng.sample(natural, min(len(natural), want))
+        picked += rng.sample(rest, min(len(rest), want - len(picked)))
         rng.shuffle(picked)
-        return picked
+        return fixed + picked
 
     def all_natural(self) -> list[str]:
         return [t for cat in CATEGORIES for t in self.natural.get(cat, [])]

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import transformers
-from transformers import StoppingCriteria, StoppingCriteriaList
 
 #: transformers 5 renamed generate's ``past_key_values`` to ``cache`` (the old name still works, with a warning).
 CACHE_KWARG = "cache" if int(transformers.__version__.split(".")[0]) >= 5 else "past_key_values"
@@ -73,32 +72,6 @@ def json_object_end(text: str) -> int | None:
     return None
 
 
-class RowStops(StoppingCriteria):
-    """Per-row stopping: a row is done at its own ``max_tokens``, at a stop string, or (chat
-    answers) once it holds one complete JSON object, the answer the meta-prompts ask for. The
-    batch ends when every row is done, so one long answer does not hold up finished ones."""
-
-    def __init__(self, tok: Any, width: int, max_tokens: list[int], stops: list[str], after_json: bool) -> None:
-        self.tok, self.width, self.max_tokens, self.stops, self.after_json = tok, width, max_tokens, stops, after_json
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        gen = input_ids[:, self.width:]
-        done = torch.zeros(gen.shape[0], dtype=torch.bool, device=input_ids.device)
-        n = gen.shape[1]
-        for r in range(gen.shape[0]):
-            if n >= self.max_tokens[r]:
-                done[r] = True
-                continue
-            if not (self.stops or self.after_json):
-                continue
-            text = self.tok.decode(gen[r].tolist(), skip_special_tokens=True)
-            if any(s in text for s in self.stops) or (self.after_json and json_object_end(text) is not None):
-                done[r] = True
-        return done
-
-
 @dataclass
 class Job:
     kind: str  # "chat" or "completions"
@@ -112,11 +85,10 @@ class Job:
     future: Future = field(default_factory=Future)
 
     def group(self) -> tuple:
-        # Requests batch together when they sample alike; their longest shared prompt prefix
-        # is then computed once (see Engine._prefix). Keying on the prompt itself would split
-        # batches whenever a prompt varies early (the completions template names its topic
-        # in the first line), leaving batches of one.
-        return (self.temperature, self.top_p, self.stop)
+        # Requests batch together when they sample alike and open alike (one category's prompts
+        # share their header and curated examples, whose KV is then computed once: see
+        # Engine._prefix). Keying on the whole prompt would leave batches of one.
+        return (self.temperature, self.top_p, self.stop, tuple(self.prompt_ids[:24]))
 
 
 class Engine:
@@ -143,6 +115,7 @@ class Engine:
         self.max_batch = max_batch
         self.stop_after_json = stop_after_json
         self.prefixes: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._newline_ids: set[int] | None = None
         self.min_prefix = 16
         self.queue: queue.Queue[Job] = queue.Queue()
         threading.Thread(target=self._worker, daemon=True).start()
@@ -187,7 +160,7 @@ class Engine:
                     if not job.future.done():
                         job.future.set_exception(exc)
 
-    def _prefix(self, prompts_ids: list[list[int]]) -> tuple[tuple[int, ...], Any]:
+    def _prefix(self, prompts_ids: list[list[int]], create: bool = True) -> tuple[tuple[int, ...], Any]:
         """The longest shared prompt prefix worth caching, and its KV cache (batch 1).
 
         Requests to one category share the system prompt and the few-shot turns (~300 tokens);
@@ -200,6 +173,8 @@ class Engine:
             if n < shortest and all(tuple(ids[:n]) == prefix for ids in prompts_ids):
                 self.prefixes.move_to_end(prefix)
                 return prefix, self.prefixes[prefix]
+        if not create:
+            return (), None
         n = 0
         first = prompts_ids[0]
         while n < shortest - 1 and all(ids[n] == first[n] for ids in prompts_ids):
@@ -213,57 +188,127 @@ class Engine:
             self.prefixes.popitem(last=False)
         return prefix, out.past_key_values
 
+    def _stop_ids(self) -> set[int]:
+        """Token ids whose text holds a line break (the completions route stops there): found once."""
+        if self._newline_ids is None:
+            vocab = self.tok.get_vocab()
+            self._newline_ids = {i for t, i in vocab.items() if "\n" in self.tok.convert_tokens_to_string([t])}
+        return self._newline_ids
+
     def _generate(self, batch: list[Job]) -> list[list[dict[str, Any]]]:
+        """Generate every row of ``batch`` (``n`` rows per job) in one decode loop.
+
+        Identical prompts (the candidates of one slot) are prefilled once and their KV rows
+        copied; the longest prefix all prompts share is taken from the prefix cache. Sampling is
+        top-p within the 64 most likely tokens (a full-vocabulary sort per step cost more than the
+        model on a CPU with gemma's 262k vocabulary). A row stops at an end token, at its own
+        ``max_tokens``, at a stop string (a line break is recognised by token id, with no
+        decoding per step), or once it holds a complete JSON object (chat answers); finished rows
+        leave the batch at once, so the rest run faster.
+        """
         torch = self.torch
         rows = [(job, job.prompt_ids) for job in batch for _ in range(job.n)]
+        distinct: dict[tuple[int, ...], int] = {}
+        for _, ids in rows:
+            distinct.setdefault(tuple(ids), len(distinct))
+        prompts_ids = [list(k) for k in distinct]
         with torch.inference_mode():
-            prefix, prefix_cache = self._prefix([ids for _, ids in rows])
-        p = len(prefix)
-        suffix_width = max(len(ids) - p for _, ids in rows)
-        width = p + suffix_width
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, (_, ids) in enumerate(rows):
-            # [shared prefix][padding][own suffix]: the padding sits between them, masked out;
-            # positions come from the mask, so each row's suffix follows its prefix directly.
-            input_ids[i, :p] = torch.tensor(prefix, dtype=torch.long) if p else input_ids[i, :0]
-            attention[i, :p] = 1
-            input_ids[i, width - (len(ids) - p):] = torch.tensor(ids[p:])
-            attention[i, width - (len(ids) - p):] = 1
-        extra: dict[str, Any] = {}
-        if prefix_cache is not None:
-            cache = copy.deepcopy(prefix_cache)
-            cache.batch_repeat_interleave(len(rows))
-            extra[CACHE_KWARG] = cache
-        first = batch[0]
-        max_new = max(job.max_tokens for job in batch)
-        kwargs: dict[str, Any] = {"max_new_tokens": max_new, "pad_token_id": self.pad_id}
-        if first.temperature > 0:
-            kwargs.update(do_sample=True, temperature=first.temperature, top_p=first.top_p, top_k=0)
-        else:
-            kwargs.update(do_sample=False)
-        criteria = RowStops(self.tok, width, [job.max_tokens for job, _ in rows], list(first.stop),
-                            self.stop_after_json)
-        torch.manual_seed(sum(job.seed for job in batch) % (2**31))
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=input_ids, attention_mask=attention,
-                                      stopping_criteria=StoppingCriteriaList([criteria]), **kwargs, **extra)
-        gen = out[:, width:].tolist()
+            # A single distinct prompt (one slot's candidates) reuses a cached prefix but adds none.
+            prefix, prefix_cache = self._prefix(prompts_ids, create=len(prompts_ids) > 1)
+            p = len(prefix)
+            width = p + max(len(ids) - p for ids in prompts_ids)
+            d = len(prompts_ids)
+            input_ids = torch.full((d, width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((d, width), dtype=torch.long)
+            for i, ids in enumerate(prompts_ids):
+                # [shared prefix][padding][own suffix]: the padding is masked out, positions come
+                # from the mask, so each suffix follows its prefix directly.
+                if p:
+                    input_ids[i, :p] = torch.tensor(prefix, dtype=torch.long)
+                    mask[i, :p] = 1
+                input_ids[i, width - (len(ids) - p):] = torch.tensor(ids[p:], dtype=torch.long)
+                mask[i, width - (len(ids) - p):] = 1
+            position = (mask.cumsum(-1) - 1).clamp_min(0)
+            if prefix_cache is not None:
+                cache = copy.deepcopy(prefix_cache)
+                cache.batch_repeat_interleave(d)
+            else:
+                from transformers import DynamicCache
+
+                cache = DynamicCache(config=self.model.config)
+            out = self.model(input_ids=input_ids[:, p:], attention_mask=mask, position_ids=position[:, p:],
+                             use_cache=True, logits_to_keep=1, **{CACHE_KWARG: cache})
+            cache = out.past_key_values
+            pick = torch.tensor([distinct[tuple(ids)] for _, ids in rows], dtype=torch.long)
+            cache.batch_select_indices(pick)
+            logits = out.logits[pick, -1, :]
+            mask = mask[pick]
+            last_pos = position[pick, -1]
+
+            first = batch[0]
+            stops = list(first.stop)
+            newline_only = bool(stops) and all(s == "\n" for s in stops)
+            stop_ids = self._stop_ids() if newline_only else set()
+            gen = torch.Generator().manual_seed(sum(job.seed for job in batch) % (2**31))
+            alive = list(range(len(rows)))
+            tokens: list[list[int]] = [[] for _ in rows]
+            finish = ["length"] * len(rows)
+            max_new = max(job.max_tokens for job, _ in rows)
+            for _step in range(max_new):
+                nxt = self._sample(logits, first.temperature, first.top_p, gen).tolist()
+                keep = []
+                for j, r in enumerate(alive):
+                    job = rows[r][0]
+                    t = nxt[j]
+                    if t in self.eos_ids or t == self.pad_id:
+                        finish[r] = "stop"
+                        continue
+                    tokens[r].append(t)
+                    if t in stop_ids:
+                        finish[r] = "stop"
+                        continue
+                    if len(tokens[r]) >= job.max_tokens:
+                        continue
+                    if (stops and not newline_only) or (self.stop_after_json and job.kind == "chat"):
+                        text = self.tok.decode(tokens[r], skip_special_tokens=True)
+                        if any(s in text for s in stops) or (
+                                self.stop_after_json and job.kind == "chat" and json_object_end(text) is not None):
+                            finish[r] = "stop"
+                            continue
+                    keep.append(j)
+                if not keep:
+                    break
+                if len(keep) < len(alive):
+                    idx = torch.tensor(keep, dtype=torch.long)
+                    cache.batch_select_indices(idx)
+                    mask, last_pos = mask[idx], last_pos[idx]
+                    alive = [alive[j] for j in keep]
+                step_ids = torch.tensor([[nxt[j]] for j in keep], dtype=torch.long)
+                mask = torch.cat([mask, torch.ones((len(alive), 1), dtype=torch.long)], dim=1)
+                last_pos = last_pos + 1
+                out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=last_pos[:, None],
+                                 use_cache=True, logits_to_keep=1, **{CACHE_KWARG: cache})
+                cache = out.past_key_values
+                logits = out.logits[:, -1, :]
         per_job: dict[int, list[dict[str, Any]]] = {}
-        for (job, ids), toks in zip(rows, gen):
-            per_job.setdefault(id(job), []).append(self._finish(job, ids, toks))
+        for r, (job, ids) in enumerate(rows):
+            per_job.setdefault(id(job), []).append(self._finish(job, ids, tokens[r], finish[r]))
         return [per_job[id(job)] for job in batch]
 
-    def _finish(self, job: Job, prompt_ids: list[int], toks: list[int]) -> dict[str, Any]:
-        finish = "length"
-        kept: list[int] = []
-        for t in toks:
-            if t in self.eos_ids or t == self.pad_id:
-                finish = "stop"
-                break
-            kept.append(t)
-        if len(kept) > job.max_tokens:
-            kept, finish = kept[: job.max_tokens], "length"
+    def _sample(self, logits: Any, temperature: float, top_p: float, gen: Any) -> Any:
+        torch = self.torch
+        if temperature <= 0:
+            return logits.argmax(dim=-1)
+        top, idx = torch.topk(logits.float() / temperature, k=min(64, logits.shape[-1]), dim=-1)
+        probs = torch.softmax(top, dim=-1)
+        if top_p < 1.0:
+            before = probs.cumsum(-1) - probs
+            probs = probs.masked_fill(before >= top_p, 0.0)
+            probs = probs / probs.sum(-1, keepdim=True)
+        choice = torch.multinomial(probs, 1, generator=gen)
+        return idx.gather(-1, choice).squeeze(-1)
+
+    def _finish(self, job: Job, prompt_ids: list[int], kept: list[int], finish: str) -> dict[str, Any]:
         text = self.tok.decode(kept, skip_special_tokens=True)
         if finish == "length" and self.stop_after_json and job.kind == "chat":
             end = json_object_end(text)

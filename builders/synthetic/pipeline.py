@@ -240,7 +240,15 @@ async def generate(gen: Generation, selector: Selector, config: SyntheticConfig,
         gen.client.bar = tqdm(total=len(order) * config.candidates, desc=f"round {rounds + 1} requests",
                               unit="req", disable=not config.progress, file=sys.stderr, leave=False)
         try:
-            answers = dict(zip(order, await asyncio.gather(*(gen.slot(s) for s in order))))
+            # A task group: when one slot fails for good (a broken endpoint), the others are cancelled.
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(gen.slot(s)) for s in order]
+            answers = {s: t.result() for s, t in zip(order, tasks)}
+        except BaseExceptionGroup as eg:
+            first = eg.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
         finally:
             gen.client.bar.close()
             gen.client.bar = None

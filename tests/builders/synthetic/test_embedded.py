@@ -69,20 +69,33 @@ def test_embedded_model_generates_instructions_that_pass_format_checks(tmp_path,
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_shared_prefix_cache_does_not_change_greedy_output():
+def test_decode_loop_matches_generate_greedy():
+    """The server's own decode loop (shared prefix, one prefill per distinct prompt, rows leaving
+    the batch as they finish) gives the tokens of a plain batch-1 ``generate``, greedy."""
+    import torch
+
     from hexainst.builders.synthetic import prompts
+    from hexainst.builders.synthetic.examples import ExamplePool
     from hexainst.builders.synthetic.local_server import Engine, Job, resolve_gguf
 
-    engine = Engine(resolve_gguf("smollm2-135m-instruct"), threads=1, max_batch=8)
-    ids = [engine.encode_chat(prompts.chat_messages(prompts.slot("math", k, 0))) for k in range(3)]
-    assert len({len(i) for i in ids}) > 1  # different suffix lengths: padding sits between prefix and suffix
-
-    def run():
-        return [r[0]["text"] for r in engine._generate([Job("chat", i, 24, 0.0, 1.0, 1, 0, ()) for i in ids])]
-
-    engine.min_prefix = 10**9
-    plain = run()
-    engine.min_prefix = 16
-    cached = run()
-    assert len(engine.prefixes) == 1
-    assert cached == plain
+    engine = Engine(resolve_gguf("gemma-3-270m"), threads=2, max_batch=8)
+    pool = ExamplePool.from_natural({})
+    texts = [prompts.completion_prompt(prompts.slot("math", k, 0), pool.draw("math", k, 0)) for k in range(3)]
+    ids = [engine.encode_text(t) for t in texts]
+    assert len({len(i) for i in ids}) > 1  # different lengths: padding sits between prefix and suffix
+    expected = []
+    for i in ids:
+        with torch.inference_mode():
+            out = engine.model.generate(input_ids=torch.tensor([i]), attention_mask=torch.ones(1, len(i), dtype=torch.long),
+                                        max_new_tokens=12, do_sample=False, pad_token_id=engine.pad_id)
+        expected.append(engine.tok.decode(out[0, len(i):].tolist(), skip_special_tokens=True))
+    # the first prompt twice (two candidates of one slot), the others once; stop at a line break
+    jobs = [Job("completions", ids[0], 12, 0.0, 1.0, 2, 0, ()), Job("completions", ids[1], 12, 0.0, 1.0, 1, 0, ()),
+            Job("completions", ids[2], 5, 0.0, 1.0, 1, 0, ())]
+    got = engine._generate(jobs)
+    assert [r["text"] for r in got[0]] == [expected[0], expected[0]]
+    assert got[1][0]["text"] == expected[1]
+    assert got[2][0]["completion_tokens"] == 5 and expected[2].startswith(got[2][0]["text"])
+    assert len(engine.prefixes) == 1  # the shared opening was cached once
+    again = engine._generate(jobs[:2])
+    assert [r[0]["text"] for r in again] == [expected[0], expected[1]]

@@ -58,6 +58,7 @@ def test_bootstrapped_prompts_draw_different_real_examples_per_slot():
     for d in draws:
         assert len(d) == spec["math"]["shots"]
         natural = [t for t in d if t in NATURAL["math"].values()]
+        assert d[: spec["math"]["min_curated"]] == [ex["instruction"] for ex in spec["math"]["examples"]][: spec["math"]["min_curated"]]
         assert len(natural) == spec["math"]["shots"] - spec["math"]["min_curated"]
         assert len([t for t in d if t in curated["math"]]) == spec["math"]["min_curated"]
     naturals = [frozenset(t for t in d if t not in curated["math"]) for d in draws]
