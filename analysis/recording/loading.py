@@ -181,6 +181,26 @@ def model_info(model: Any, *, name_or_path: str | None = None, revision: str | N
     }
 
 
+def check_device(device: str) -> None:
+    """Raise :class:`ModelLoadError` (one line) unless ``device`` names a torch device that is here."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ModelLoadError(f"--device {device!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"--device {device}: no CUDA device is available here (torch {torch.__version__}, "
+                                 f"{'built with CUDA ' + torch.version.cuda if torch.version.cuda else 'a CPU build'})")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ModelLoadError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ModelLoadError(f"--device {device}: no MPS device is available here")
+    elif dev.type not in ("cpu", "cuda", "mps", "xpu", "meta"):
+        raise ModelLoadError(f"--device {device}: not supported for recording (use cpu or cuda)")
+
+
 def load_model(
     name_or_path: str,
     *,
@@ -222,8 +242,9 @@ def load_model(
         if device_map is not None:
             model_kwargs["device_map"] = device_map
         model = AutoModelForCausalLM.from_pretrained(load_from, **model_kwargs)
-    except OSError as exc:
-        raise ModelLoadError(f"cannot load model {name_or_path!r}: {exc}".splitlines()[0]) from exc
+    except (OSError, ValueError, KeyError) as exc:  # a missing or broken model folder, an unknown config class
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelLoadError(f"cannot load model {name_or_path!r}: {first}") from exc
     if device_map is None:
         model.to(device)
     model.eval()
@@ -235,7 +256,6 @@ def load_model(
         gguf_sha256=gguf_digest,
     )
     info["dtype"] = dtype
-    info["device_map"] = device_map if isinstance(device_map, (str, type(None))) else "custom"
     return LoadedModel(model=model, tokenizer=tokenizer, info=info)
 
 

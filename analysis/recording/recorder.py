@@ -12,6 +12,8 @@ right padding see the same positions), and batch size does not change any count.
 
 from __future__ import annotations
 
+import shutil
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,8 +27,11 @@ from hexainst.analysis.recording.store import (
     ActivationStore,
     StoreError,
     StoreWriter,
+    OUTPUT_KIND,
+    claim_store_dir,
     make_layout,
 )
+from hexainst.kernel.atomic import swap_in_dir
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.features import decode_rows
 
@@ -155,6 +160,40 @@ def run_batch(decoder: Any, hooks: Any, batch_ids: list[list[int]], skips: list[
     return (hooks.collect() if hooks is not None else None), valid
 
 
+#: How the recorder forms batches (written into the store header).
+BATCH_ORDER = "within each shard, by length, longest first (ties in row order)"
+
+
+def recording_settings(model: Any, batch_size: int, padding_side: str, device: Any,
+                       device_map: Any = None) -> dict[str, Any]:
+    """The ``recording`` block of a store header: what, besides the model and inputs, can move a count.
+
+    Counts are integers, but the activations they count are floats: a value within rounding of 0
+    can change sign with the batch it was computed in (padding length, batch rows), the attention
+    kernel and the device's arithmetic. See docs/recording-speed.md for the measured size of that
+    effect. A store resumes only with the same settings, so that its header says how every shard
+    was recorded.
+    """
+    config = getattr(model, "config", None)
+    if device_map is None and getattr(model, "hf_device_map", None):
+        device_map = "custom"
+    return {
+        "attn_implementation": str(getattr(config, "_attn_implementation", None) or "unknown"),
+        "batch_size": int(batch_size),
+        "padding_side": padding_side,
+        "batch_order": BATCH_ORDER,
+        "device_type": str(getattr(device, "type", device)).split(":")[0],
+        "device_map": device_map if isinstance(device_map, (str, type(None))) else "custom",
+    }
+
+
+def _message(text: str, progress: bool) -> None:
+    if progress:
+        from tqdm.auto import tqdm
+
+        tqdm.write(text, file=sys.stderr)
+
+
 def record(
     model_or_path: Any,
     rows: Iterable[Mapping[str, Any]],
@@ -175,21 +214,29 @@ def record(
     padding_side: str = _D.padding_side,
     overwrite: bool = False,
     created_by: Mapping[str, Any] | None = None,
+    inputs: Iterable[str | Path | None] = (),
 ) -> ActivationStore:
     """Record SPARCOM statistics for ``rows`` into the store folder ``out_dir`` and open it.
 
     ``model_or_path``: a loaded causal LM (then pass ``tokenizer``) or a Hub id / local folder /
     ``.gguf`` file (see :func:`hexainst.analysis.recording.loading.load_model`). ``rows``: dicts with
     ``id``, ``category``, ``source`` and ``instruction`` (a ``datasets.Dataset`` from
-    ``hexainst.load()`` works: ClassLabel ints are decoded). An existing store with the same
-    model, tokenizer, policy and rows is resumed after its last complete shard.
+    ``hexainst.load()`` works: ClassLabel ints are decoded).
+
+    ``out_dir`` is checked before any work: a new or empty folder, or an activation store. A store
+    with the same model, tokenizer, policy, recording settings and rows is resumed: shards on disk
+    that match their checksum are kept, missing or corrupt ones recorded (again). With
+    ``overwrite`` an existing store is replaced, but only once the new one is complete (it is
+    recorded beside it, in ``.<name>.overwrite``, which a killed run resumes). ``inputs``: files
+    the rows came from, which ``out_dir`` must not be or hold. The returned store's
+    ``recorded_now`` says how many instructions this call recorded.
     """
     import torch
     from tqdm.auto import tqdm
 
     from hexainst.analysis.recording.adapters import adapter_for
     from hexainst.analysis.recording.hooks import CountingHooks
-    from hexainst.analysis.recording.loading import load_model, model_info, tokenizer_sha256
+    from hexainst.analysis.recording.loading import check_device, load_model, model_info, tokenizer_sha256
 
     RecordingConfig(batch_size=batch_size, dtype=dtype, device=device,
                     device_map=device_map if isinstance(device_map, (str, type(None))) else "custom",
@@ -199,8 +246,15 @@ def record(
     rows = _decode_rows(rows)
     if not rows:
         raise UserError("no rows to record")
+    local_model = [model_or_path] if isinstance(model_or_path, (str, Path)) and Path(model_or_path).exists() else []
+    target = claim_store_dir(out_dir, inputs=[*inputs, *local_model])
+    write_dir = target
+    if overwrite and target.is_dir() and any(target.iterdir()):
+        write_dir = _overwrite_dir(target)
 
     if isinstance(model_or_path, (str, Path)):
+        if device_map is None:
+            check_device(device)
         loaded = load_model(str(model_or_path), gguf_file=gguf_file, dtype=dtype, device=device,
                             device_map=device_map, revision=revision, convert=convert_gguf, progress=progress)
         model, tokenizer, info = loaded.model, loaded.tokenizer, loaded.info
@@ -230,19 +284,27 @@ def record(
             hooks.layout["blocks"], n_layers=hooks.layout["n_layers"], n_experts=hooks.layout["n_experts"],
             top_k=hooks.layout["top_k"], rows_per_shard=rows_per_shard, with_sums=with_sums,
         )
-        writer = StoreWriter(
-            out_dir,
+        writer_args = dict(
             instructions=[{"id": r["id"], "category": r["category"], "source": r.get("source")} for r in rows],
             layout=layout,
             model=info,
             tokenizer={"name_or_path": getattr(tokenizer, "name_or_path", None), "sha256": tokenizer_sha256(tokenizer),
                        "class": type(tokenizer).__name__},
             input_policy=policy.as_dict(),
-            created_by=dict(created_by or {}, batch_size=batch_size, padding_side=padding_side,
-                            device=str(in_device), device_map=info.get("device_map")),
-            overwrite=overwrite,
+            recording=recording_settings(model, batch_size, padding_side, in_device, device_map),
+            created_by=dict(created_by or {}, device=str(in_device)),
         )
+        if write_dir != target:
+            writer = _overwrite_writer(write_dir, writer_args)
+        else:
+            writer = StoreWriter(write_dir, **writer_args)
         pending = writer.pending_shards()
+        for shard in writer.corrupt:
+            _message(f"{writer.path}: {writer.shard_name(shard)} does not match its checksum; recording it again",
+                     progress)
+        if pending and len(pending) < len(writer.ranges):
+            _message(f"{writer.path}: resuming, {len(writer.ranges) - len(pending)} of {len(writer.ranges)} shards "
+                     "already recorded", progress)
         total = sum(writer.ranges[s][1] - writer.ranges[s][0] for s in pending)
         bar = tqdm(total=total, desc="recording", unit="instr", disable=not progress)
         n_cols = layout["n_cols"]
@@ -284,7 +346,32 @@ def record(
                 writer.write_shard(shard, n_tokens=n_tokens, counts=counts, routing=routing, sums=sums)
         finally:
             bar.close()
-    return writer.finish()
+    writer.finish()  # every shard there and matching its checksum
+    if write_dir != target:
+        swap_in_dir(write_dir, target)
+    store = ActivationStore.open(target)
+    store.recorded_now = total
+    return store
+
+
+def _overwrite_dir(target: Path) -> Path:
+    """Where ``overwrite`` records before swapping in: ``.<name>.overwrite`` beside the store."""
+    return target.with_name(f".{target.name}.overwrite")
+
+
+def _overwrite_writer(write_dir: Path, writer_args: dict[str, Any]) -> StoreWriter:
+    """A writer in the overwrite folder: resumes a killed overwrite of the same recording, else starts afresh."""
+    from hexainst.kernel.outputs import read_marker
+
+    if write_dir.exists():
+        if read_marker(write_dir) is None and any(write_dir.iterdir()):
+            raise StoreError(f"{write_dir} exists and was not written by hexainst; move it away to overwrite "
+                             f"{write_dir.name[1:-len('.overwrite')]}")
+        try:
+            return StoreWriter(write_dir, **writer_args)
+        except StoreError:
+            shutil.rmtree(write_dir)  # our own leftover of another recording
+    return StoreWriter(write_dir, **writer_args)
 
 
 def record_data_parallel(
@@ -304,9 +391,17 @@ def record_data_parallel(
 
     from hexainst.analysis.recording.store import merge_stores
 
+    from hexainst.kernel.outputs import write_marker
+
     kwargs = dict(kwargs)
     on_cpu = str(kwargs.get("device", "cpu")).startswith("cpu")
     state = PartialState(cpu=on_cpu)
+    out = claim_store_dir(out_dir, inputs=kwargs.pop("inputs", ()))  # every process checks: all stop alike
+    state.wait_for_everyone()
+    if state.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        write_marker(out, OUTPUT_KIND)  # the parts go inside: a rerun finds its own folder
+    state.wait_for_everyone()
     if not on_cpu and kwargs.get("device_map") is None:
         kwargs["device"] = str(state.device)  # one device per process
     rows = _decode_rows(rows)

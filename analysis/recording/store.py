@@ -2,13 +2,17 @@
 
 A store is a folder::
 
-    header.json          what was recorded and how (model, tokenizer, input policy, ids, layout)
-    shards/00000.npz     rows [0, rows_per_shard) ; shards/00001.npz the next range; ...
+    header.json             what was recorded and how (model, tokenizer, input policy, batching, ids, layout)
+    shards/00000.npz        rows [0, rows_per_shard) ; shards/00001.npz the next range; ...
+    shards/00000.npz.sha256 the shard's SHA-256, in ``sha256sum`` format (``sha256sum -c`` checks it)
+    .hexainst-output.json   marks the folder as an activation store (hexainst.kernel.outputs)
 
-``header.json`` is written first and never changes; a shard is written to a temporary file
-and renamed, so a shard file on disk is always complete. A killed run resumes after the last
-complete shard (:class:`StoreWriter` skips the ranges already on disk). A store is complete
-when every shard exists; :meth:`ActivationStore.open` refuses an incomplete one.
+``header.json`` is written first and never changes; a shard is written to a temporary file and
+renamed, then its checksum file is written, so a shard counts as done only when both are there
+and agree. A killed run resumes after the last complete shard (:class:`StoreWriter` records the
+ranges not on disk, and those whose checksum fails, again). A store is complete when every shard
+is there and matches its checksum; :meth:`ActivationStore.open` refuses anything else, naming the
+shard. (Format 1 stores, written before the checksums, are read without them, and not resumed.)
 
 Columns (neurons) are ordered layer-major, then expert (routed 0..E-1, then the shared
 expert), then neuron index. ``header["layout"]["blocks"]`` lists the column blocks as
@@ -27,8 +31,10 @@ Shard arrays (``R`` rows of the shard, ``C`` columns, ``L`` layers, ``E`` expert
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,16 +45,56 @@ import scipy.sparse as sp
 from hexainst.analysis.recording.config import DEFAULT_ROWS_PER_SHARD
 from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.outputs import MARKER, read_marker, write_marker
 
 FORMAT = "hexainst-activations"
-FORMAT_VERSION = 1
+#: 2: shard checksums (``shards/NNNNN.npz.sha256``) and the ``recording`` block (batching, attention).
+FORMAT_VERSION = 2
+#: Versions that can still be read (not resumed).
+READABLE_VERSIONS = (1, 2)
 HEADER_FILE = "header.json"
 SHARD_DIR = "shards"
+#: The marker kind (hexainst.kernel.outputs) of a store folder.
+OUTPUT_KIND = "activation store"
 #: T must stay below this so that a count fits uint16.
 MAX_TOKENS = 65_536
 
 #: Header keys that must match for a writer to resume an existing store.
-_IDENTITY_KEYS = ("format", "format_version", "model", "tokenizer", "input_policy", "instructions", "layout")
+_IDENTITY_KEYS = (
+    "format", "format_version", "model", "tokenizer", "input_policy", "recording", "instructions", "layout",
+)
+
+#: What every header holds (checked on open, so a damaged header is one line naming the field).
+_HEADER_SCHEMA = {
+    "type": "object",
+    "required": ["format", "format_version", "model", "tokenizer", "input_policy", "instructions", "layout"],
+    "properties": {
+        "model": {"type": "object"},
+        "tokenizer": {"type": "object"},
+        "input_policy": {"type": "object"},
+        "recording": {"type": "object"},
+        "instructions": {
+            "type": "array", "minItems": 1,
+            "items": {"type": "object", "required": ["id", "category"],
+                      "properties": {"id": {"type": "string"}, "category": {"type": "string"}}},
+        },
+        "layout": {
+            "type": "object",
+            "required": ["blocks", "n_cols", "n_layers", "n_experts", "top_k", "is_moe", "rows_per_shard"],
+            "properties": {
+                "blocks": {"type": "array", "minItems": 1,
+                           "items": {"type": "array", "minItems": 3, "maxItems": 3, "items": {"type": "integer"}}},
+                "n_cols": {"type": "integer", "minimum": 1},
+                "n_layers": {"type": "integer", "minimum": 1},
+                "n_experts": {"type": "integer", "minimum": 0},
+                "top_k": {"type": "integer", "minimum": 0},
+                "is_moe": {"type": "boolean"},
+                "rows_per_shard": {"type": "integer", "minimum": 1},
+                "with_sums": {"type": "boolean"},
+            },
+        },
+    },
+}
 
 
 class StoreError(UserError):
@@ -64,6 +110,32 @@ def _toolkit_version() -> str:
 def _atomic_write_bytes(path: Path, write) -> None:
     """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it to ``path``."""
     atomic.write_with(path, write, fsync=True)
+
+
+def _only_store_entries(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but what a store writer leaves (a killed run before its header)."""
+    return all(p.name in (SHARD_DIR, MARKER) or p.name.startswith(f".{HEADER_FILE}.") for p in folder.iterdir())
+
+
+def _identity(header: Mapping[str, Any], key: str) -> Any:
+    """The part of ``header[key]`` that must match to resume: a tokenizer is its content (sha256, class),
+    wherever it was loaded from; every other key whole."""
+    value = header.get(key)
+    if key == "tokenizer" and isinstance(value, dict):
+        return {k: value.get(k) for k in ("sha256", "class")}
+    return value
+
+
+def _difference(old: Any, new: Any) -> str:
+    """`` (field: old -> new, ...)`` for two header values that differ, when short enough to say."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        text = ", ".join(f"{k}: {json.dumps(old.get(k))} -> {json.dumps(new.get(k))}" for k in keys)
+    elif isinstance(old, list) and isinstance(new, list):
+        text = f"{len(old)} -> {len(new)} entries" if len(old) != len(new) else ""
+    else:
+        text = f"{json.dumps(old)} -> {json.dumps(new)}"
+    return f" ({text})" if text and len(text) <= 200 else ""
 
 
 def _json_default(value: Any) -> Any:
@@ -150,6 +222,35 @@ def _shard_path(root: Path, shard: int) -> Path:
     return root / SHARD_DIR / f"{shard:05d}.npz"
 
 
+def _checksum_path(shard_path: Path) -> Path:
+    return shard_path.with_name(shard_path.name + ".sha256")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_checksum(shard_path: Path) -> None:
+    line = f"{_file_sha256(shard_path)}  {shard_path.name}\n"
+    _atomic_write_bytes(_checksum_path(shard_path), lambda h: h.write(line.encode("ascii")))
+
+
+def shard_state(shard_path: Path) -> str:
+    """``"ok"``, ``"missing"`` (no shard or no checksum file: not finished) or ``"corrupt"`` (they disagree)."""
+    check = _checksum_path(shard_path)
+    if not shard_path.is_file() or not check.is_file():
+        return "missing"
+    try:
+        want = check.read_text("ascii").split()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        return "corrupt"
+    return "ok" if want == _file_sha256(shard_path) else "corrupt"
+
+
 def _write_npz(handle: Any, arrays: Mapping[str, np.ndarray]) -> None:
     """Write ``arrays`` as an uncompressed ``.npz`` with fixed zip timestamps (same arrays, same bytes)."""
     import zipfile
@@ -186,27 +287,68 @@ class ActivationStore:
         self.is_moe: bool = bool(layout["is_moe"])
         self.n_cols: int = int(layout["n_cols"])
         self.neuron_layer, self.neuron_expert, self.neuron_index = _column_arrays(layout["blocks"])
+        if self.neuron_layer.size != self.n_cols:
+            raise StoreError(f"{self.path / HEADER_FILE}: layout blocks hold {self.neuron_layer.size} neurons, "
+                             f"n_cols says {self.n_cols}")
         self._ranges = _shard_ranges(len(self.ids), int(layout["rows_per_shard"]))
         self._cache: dict[int, dict[str, np.ndarray]] = {}
         self._n_tokens: np.ndarray | None = None
         self._routing: np.ndarray | None = None
+        #: Instructions the call that returned this store recorded (None when it was only opened).
+        self.recorded_now: int | None = None
 
     # -- opening -----------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "ActivationStore":
-        """Open the store folder at ``path``; raises :class:`StoreError` if it is incomplete."""
+    def open(cls, path: str | os.PathLike, *, verify: bool = True) -> "ActivationStore":
+        """Open the store folder at ``path``.
+
+        Raises :class:`StoreError` naming the shard if the store is incomplete, or (with ``verify``,
+        the default) if a shard does not match its checksum.
+        """
         root = Path(path)
         header = read_header(root)
         store = cls(root, header)
-        missing = [i for i in range(len(store._ranges)) if not _shard_path(root, i).is_file()]
-        if missing:
-            first = store._ranges[missing[0]]
-            raise StoreError(
-                f"activation store {root} is incomplete: {len(missing)} of {len(store._ranges)} shards missing "
-                f"(first: {_shard_path(root, missing[0]).name}, rows {first[0]}..{first[1] - 1}); "
-                "rerun the recording with the same arguments to resume"
-            )
+        store.check(verify=verify)
         return store
+
+    @property
+    def has_checksums(self) -> bool:
+        """Whether the store's shards carry checksums (format 2 and later)."""
+        return int(self.header["format_version"]) >= 2
+
+    def shard_states(self, *, verify: bool = True) -> list[str]:
+        """Per shard: ``"ok"``, ``"missing"`` or ``"corrupt"`` (see :func:`shard_state`)."""
+        out = []
+        for i in range(len(self._ranges)):
+            path = _shard_path(self.path, i)
+            if not self.has_checksums or not verify:
+                done = path.is_file() and (not self.has_checksums or _checksum_path(path).is_file())
+                out.append("ok" if done else "missing")
+            else:
+                out.append(shard_state(path))
+        return out
+
+    def _where(self, shard: int) -> str:
+        start, stop = self._ranges[shard]
+        return f"shard {SHARD_DIR}/{_shard_path(self.path, shard).name} (rows {start}..{stop - 1})"
+
+    def check(self, *, verify: bool = True) -> None:
+        """Raise :class:`StoreError` unless every shard is there (and, with ``verify``, matches its checksum)."""
+        states = self.shard_states(verify=verify)
+        corrupt = [i for i, st in enumerate(states) if st == "corrupt"]
+        if corrupt:
+            more = f" and {len(corrupt) - 1} more" if len(corrupt) > 1 else ""
+            raise StoreError(
+                f"activation store {self.path}: {self._where(corrupt[0])}{more} does not match its checksum "
+                "(changed or truncated after it was written); rerun 'hexainst record' with the same arguments "
+                "to record it again"
+            )
+        missing = [i for i, st in enumerate(states) if st == "missing"]
+        if missing:
+            raise StoreError(
+                f"activation store {self.path} is incomplete: {len(missing)} of {len(states)} shards missing "
+                f"(first: {self._where(missing[0])}); rerun the recording with the same arguments to resume"
+            )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -224,11 +366,19 @@ class ActivationStore:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read shard {path}: {exc}") from exc
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise StoreError(f"activation store {self.path}: cannot read {self._where(index)} "
+                             f"({type(exc).__name__}: {exc}); rerun 'hexainst record' with the same arguments "
+                             "to record it again") from exc
         start, stop = self._ranges[index]
+        need = ["n_tokens"] + (["counts_data", "counts_indices", "counts_indptr", "routing"] if self.is_moe
+                               else ["counts"])
+        lacking = [k for k in need if k not in arrays]
+        if lacking:
+            raise StoreError(f"activation store {self.path}: {self._where(index)} lacks {', '.join(lacking)}")
         if arrays["n_tokens"].shape != (stop - start,):
-            raise StoreError(f"shard {path} holds {arrays['n_tokens'].shape[0]} rows, expected {stop - start}")
+            raise StoreError(f"activation store {self.path}: {self._where(index)} holds "
+                             f"{arrays['n_tokens'].shape[0]} rows, expected {stop - start}")
         if len(self._cache) >= 4:
             self._cache.pop(next(iter(self._cache)))
         self._cache[index] = arrays
@@ -323,21 +473,29 @@ class ActivationStore:
 
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
-    """The header of the store at ``path``, checked for format and version."""
+    """The header of the store at ``path``, checked for format, version and the fields every header has."""
+    from hexainst.kernel.jsonfiles import check_schema, read_json
+
     root = Path(path)
     header_path = root / HEADER_FILE
+    if not root.exists():
+        raise StoreError(f"activation store {root} not found")
     if not header_path.is_file():
         raise StoreError(f"{root} is not an activation store (no {HEADER_FILE})")
-    try:
-        header = json.loads(header_path.read_text("utf-8"))
-    except json.JSONDecodeError as exc:
-        raise StoreError(f"{header_path}: invalid JSON ({exc})") from exc
-    if header.get("format") != FORMAT:
-        raise StoreError(f"{header_path}: format is {header.get('format')!r}, expected {FORMAT!r}")
-    if header.get("format_version") != FORMAT_VERSION:
+    header = read_json(header_path, what="store header")
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        got = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise StoreError(f"{header_path}: format is {got!r}, expected {FORMAT!r}")
+    if header.get("format_version") not in READABLE_VERSIONS:
         raise StoreError(
-            f"{header_path}: format_version {header.get('format_version')!r} is not supported (expected {FORMAT_VERSION})"
+            f"{header_path}: format_version {header.get('format_version')!r} is not supported "
+            f"(this hexainst reads {', '.join(map(str, READABLE_VERSIONS))})"
         )
+    check_schema(header, _HEADER_SCHEMA, str(header_path))
+    ids = [row["id"] for row in header["instructions"]]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise StoreError(f"{header_path}: instruction id {dup!r} is listed twice")
     return header
 
 
@@ -359,6 +517,7 @@ class StoreWriter:
         model: Mapping[str, Any] | None = None,
         tokenizer: Mapping[str, Any] | None = None,
         input_policy: Mapping[str, Any] | None = None,
+        recording: Mapping[str, Any] | None = None,
         created_by: Mapping[str, Any] | None = None,
         overwrite: bool = False,
     ):
@@ -380,6 +539,7 @@ class StoreWriter:
             "model": dict(model or {}),
             "tokenizer": dict(tokenizer or {}),
             "input_policy": dict(input_policy or {}),
+            "recording": dict(recording or {}),
             "instructions": instr,
             "layout": dict(layout),
             "created_by": dict(created_by or {}),
@@ -387,19 +547,35 @@ class StoreWriter:
         # Round-trip through JSON so the comparison with an existing header is like for like.
         header = json.loads(json.dumps(header, sort_keys=True, default=_json_default))
         header_path = self.path / HEADER_FILE
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreError(f"{self.path} is a file, not a store folder")
+        if not header_path.is_file() and self.path.is_dir() and any(self.path.iterdir()) and \
+                not _only_store_entries(self.path) and (read_marker(self.path) or {}).get("kind") != OUTPUT_KIND:
+            raise StoreError(f"{self.path} holds files and is not an activation store; record into a new or "
+                             "empty folder")
+        #: Shards whose file did not match its checksum when the writer opened the store (recorded again).
+        self.corrupt: list[int] = []
         if header_path.is_file() and not overwrite:
             existing = read_header(self.path)
+            if existing["format_version"] != FORMAT_VERSION:
+                raise StoreError(
+                    f"{self.path} holds a store of format {existing['format_version']} (written before shard "
+                    "checksums); it can be read but not resumed: record into a new folder")
             for key in _IDENTITY_KEYS:
-                if existing.get(key) != header.get(key):
+                old, new = _identity(existing, key), _identity(header, key)
+                if old != new:
                     raise StoreError(
-                        f"{self.path} already holds a store recorded with a different {key!r}; "
-                        "use another output folder or pass overwrite"
+                        f"{self.path} already holds a store recorded with a different {key!r}"
+                        f"{_difference(old, new)}; use another output folder or pass overwrite"
                     )
             header = existing
         else:
             if overwrite and (self.path / SHARD_DIR).is_dir():
-                for old in (self.path / SHARD_DIR).glob("*.npz"):
-                    old.unlink()
+                for old in (self.path / SHARD_DIR).iterdir():
+                    if old.name.endswith((".npz", ".npz.sha256")):
+                        old.unlink()
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_marker(self.path, OUTPUT_KIND)
             _write_json(header_path, header)
         self.header = header
         self.layout = header["layout"]
@@ -411,11 +587,26 @@ class StoreWriter:
         return int(self.layout["rows_per_shard"])
 
     def shard_done(self, shard: int) -> bool:
-        return _shard_path(self.path, shard).is_file()
+        """Whether the shard and its checksum file are on disk and agree."""
+        return shard_state(_shard_path(self.path, shard)) == "ok"
 
     def pending_shards(self) -> list[int]:
-        """Shard numbers not yet on disk, in order."""
-        return [i for i in range(len(self.ranges)) if not self.shard_done(i)]
+        """Shards to (re)record, in order: not on disk, unfinished, or not matching their checksum
+        (those are listed in :attr:`corrupt` too)."""
+        pending = []
+        self.corrupt = []
+        for i in range(len(self.ranges)):
+            state = shard_state(_shard_path(self.path, i))
+            if state != "ok":
+                pending.append(i)
+                if state == "corrupt":
+                    self.corrupt.append(i)
+        return pending
+
+    def shard_name(self, shard: int) -> str:
+        """``shards/NNNNN.npz (rows a..b)`` for messages."""
+        start, stop = self.ranges[shard]
+        return f"{SHARD_DIR}/{_shard_path(self.path, shard).name} (rows {start}..{stop - 1})"
 
     def write_shard(
         self,
@@ -477,7 +668,9 @@ class StoreWriter:
             else:
                 arrays["sums"] = np.asarray(sums, dtype=np.float32)
         path = _shard_path(self.path, shard)
+        _checksum_path(path).unlink(missing_ok=True)  # the shard counts as done once its checksum is written
         _atomic_write_bytes(path, lambda h: _write_npz(h, arrays))
+        _write_checksum(path)
         return path
 
     def finish(self) -> ActivationStore:
@@ -530,26 +723,93 @@ def write_store(
     return writer.finish()
 
 
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def claim_store_dir(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLike | None] = (),
+                    option: str = "--out") -> Path:
+    """Check, before any work, that a recording may write the store folder ``path``; return it resolved.
+
+    A new or empty folder, or an activation store (resumed, or replaced with ``overwrite``), may be
+    used; never a file, a folder that is, holds or lies inside an input, or anyone else's folder.
+    """
+    from hexainst.kernel.outputs import OutputError, claim_output_dir, read_marker
+
+    out = Path(path).expanduser().resolve()
+    if (out / HEADER_FILE).is_file() and read_marker(out) is None:
+        header = read_header(out)
+        raise OutputError(
+            f"{option} {out}: holds an activation store of format {header['format_version']} (written before "
+            "shard checksums); it can be analysed but not resumed or replaced: record into a new folder")
+    return claim_output_dir(out, OUTPUT_KIND, inputs=inputs, option=option)
+
+
+def claim_merge_dir(parts: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+                    option: str = "--out") -> tuple[Path, bool]:
+    """Check, before any work, where a merge may write; return (out resolved, whether the parts live inside it).
+
+    Parts inside ``out_dir`` are the data-parallel layout (``OUT/parts/rank-*``): the merged store is
+    then written into ``out_dir`` beside them. Otherwise ``out_dir`` may be new, empty, or an earlier
+    merge's output (replaced when the new one is complete); never a part, a folder inside a part, an
+    activation store recorded by ``hexainst record``, or anyone else's folder.
+    """
+    from hexainst.kernel.outputs import OutputError, claim_output_dir, read_marker
+
+    out = Path(out_dir).expanduser().resolve()
+    paths = [Path(p).expanduser().resolve() for p in parts]
+    if paths and all(p.parent == out / "parts" for p in paths):  # the data-parallel layout, OUT/parts/rank-*
+        return out, True
+    for part in paths:
+        if _inside(out, part):
+            raise OutputError(f"{option} {out}: it is or lies inside the part {part}; merge into another folder")
+        if _inside(part, out):
+            raise OutputError(f"{option} {out}: it holds the part {part}; merge into another folder")
+    if (out / HEADER_FILE).is_file() and read_marker(out) is not None:
+        header = read_header(out)
+        if (header.get("created_by") or {}).get("by") != "merge_stores":
+            raise OutputError(f"{option} {out}: holds an activation store recorded by 'hexainst record', not an "
+                              "earlier merge; merge into another folder")
+    return claim_output_dir(out, OUTPUT_KIND, inputs=paths, option=option), False
+
+
 def merge_stores(parts: Sequence[str | os.PathLike | ActivationStore], out_dir: str | os.PathLike,
                  *, rows_per_shard: int | None = None) -> ActivationStore:
     """Concatenate complete stores (e.g. one per data-parallel process) into ``out_dir``.
 
-    The parts must share model, tokenizer, input policy and layout (shard size aside);
-    instructions follow the order of ``parts``; ids must be unique across parts.
+    The parts must share model, tokenizer, input policy, recording settings and layout (shard size
+    aside); instructions follow the order of ``parts``; ids must be unique across parts. ``out_dir``
+    is checked first (:func:`claim_merge_dir`); the merged store is built beside it and swapped in
+    when complete, unless the parts live inside ``out_dir`` (the data-parallel layout).
     """
-    stores = [p if isinstance(p, ActivationStore) else ActivationStore.open(p) for p in parts]
-    if not stores:
+    part_paths = [p.path if isinstance(p, ActivationStore) else Path(p) for p in parts]
+    if not part_paths:
         raise StoreError("merge_stores needs at least one store")
+    out, in_place = claim_merge_dir(part_paths, out_dir)
+    stores = [p if isinstance(p, ActivationStore) else ActivationStore.open(p) for p in parts]
     first = stores[0]
+
     def identity(store: ActivationStore) -> dict[str, Any]:
         layout = {k: v for k, v in store.header["layout"].items() if k != "rows_per_shard"}
-        return {"model": store.header["model"], "tokenizer": store.header["tokenizer"],
-                "input_policy": store.header["input_policy"], "layout": layout}
+        return {"model": store.header["model"], "tokenizer": _identity(store.header, "tokenizer"),
+                "input_policy": store.header["input_policy"], "recording": store.header.get("recording"),
+                "layout": layout}
+
     for store in stores[1:]:
         a, b = identity(first), identity(store)
         for key in a:
             if a[key] != b[key]:
-                raise StoreError(f"cannot merge {store.path} into {first.path}: different {key!r}")
+                raise StoreError(f"cannot merge {store.path} into {first.path}: different {key!r}"
+                                 f"{_difference(a[key], b[key])}")
+    if in_place:
+        return _merge_into(stores, out, rows_per_shard)
+    with atomic.staged_dir(out) as tmp:
+        _merge_into(stores, tmp, rows_per_shard)
+    return ActivationStore.open(out)
+
+
+def _merge_into(stores: list[ActivationStore], out_dir: Path, rows_per_shard: int | None) -> ActivationStore:
+    first = stores[0]
     instructions = [row for store in stores for row in store.header["instructions"]]
     layout = dict(first.header["layout"])
     if rows_per_shard is not None:
@@ -558,9 +818,10 @@ def merge_stores(parts: Sequence[str | os.PathLike | ActivationStore], out_dir: 
                   "part_created_by": [s.header.get("created_by") for s in stores]}
     writer = StoreWriter(out_dir, instructions=instructions, layout=layout, model=first.header["model"],
                          tokenizer=first.header["tokenizer"], input_policy=first.header["input_policy"],
-                         created_by=created_by, overwrite=True)
+                         recording=first.header.get("recording"), created_by=created_by, overwrite=True)
     # Global row -> (store, local row) without loading everything at once.
     offsets = np.cumsum([0] + [len(s) for s in stores])
+
     def take(start: int, stop: int, getter) -> list[Any]:
         out = []
         for k, store in enumerate(stores):
@@ -568,6 +829,7 @@ def merge_stores(parts: Sequence[str | os.PathLike | ActivationStore], out_dir: 
             if lo < hi:
                 out.append(getter(store, np.arange(lo - offsets[k], hi - offsets[k])))
         return out
+
     for shard, (start, stop) in enumerate(writer.ranges):
         n_tok = np.concatenate(take(start, stop, lambda s, r: s.n_tokens[r]))
         counts_parts = take(start, stop, lambda s, r: s.counts(r))

@@ -25,7 +25,7 @@ def test_batch_size_and_padding_side_do_not_change_counts(kind, tokenizer, rows,
         store = record(model, rows, tmp_path / name, tokenizer=tokenizer, batch_size=batch_size,
                        padding_side=side, with_sums=True, progress=False, rows_per_shard=16)
         runs[name] = _arrays(store)
-        assert store.header["created_by"]["batch_size"] == batch_size
+        assert store.header["recording"]["batch_size"] == batch_size and store.header["recording"]["padding_side"] == side
     base_counts, base_routing, base_t, base_sums = runs["bs1"]
     # The rows have different lengths, so batches of 8 really are padded.
     assert len(set(base_t.tolist())) > 5

@@ -59,7 +59,7 @@ def test_chat_policy_needs_a_template_and_adds_one_bos(tokenizer, rows):
 def test_killed_recording_resumes_after_last_complete_shard(tokenizer, rows, tmp_path):
     model = tiny_model("qwen2moe")
     full = record(model, rows, tmp_path / "full", tokenizer=tokenizer, progress=False, rows_per_shard=6)
-    shards = sorted((tmp_path / "full" / "shards").iterdir())
+    shards = sorted((tmp_path / "full" / "shards").glob("*.npz"))
     assert len(shards) == 4
     # Simulate a run killed during shard 2: shards 2 and 3 never reached the disk.
     kept = {p.name: p.stat().st_mtime_ns for p in shards[:2]}
@@ -121,6 +121,6 @@ def test_same_inputs_give_the_same_bytes(tokenizer, rows, tmp_path):
         record(model, rows, tmp_path / name, tokenizer=tokenizer, progress=False, rows_per_shard=8, with_sums=True)
     files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
-    assert files_a == files_b and len(files_a) == 4  # header + 3 shards
+    assert files_a == files_b and len(files_a) == 8  # marker, header, 3 shards and their checksums
     for rel in files_a:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel

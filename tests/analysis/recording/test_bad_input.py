@@ -1,0 +1,297 @@
+"""record, record-info, record-merge on bad input and faults: one line, exit 2, nothing that existed changed.
+
+Each case breaks something in a workspace (a tiny Llama saved to disk, a rows file, a release, two
+complete stores, a user's own folder), runs the command line in-process, and asserts the exit
+status, that the error is one line naming what is wrong, and that every file of the workspace that
+existed before is byte-identical after (a bug would raise out of ``main`` with its traceback).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hexainst.analysis.recording import ActivationStore, record
+from hexainst.analysis.recording.testing import make_rows, make_tokenizer, tiny_model
+from hexainst.cli import main
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    """model/ (tiny Llama + tokenizer), other-model/, rows.jsonl, release/, store-a/, store-b/, mine/ (a user's files)."""
+    from hexainst.kernel.records import natural_row
+    from hexainst.kernel.release import write_release
+
+    ws = tmp_path_factory.mktemp("ws")
+    tok = make_tokenizer()
+    for name, seed in (("model", 0), ("other-model", 1)):
+        tiny_model("llama", seed=seed).save_pretrained(ws / name)
+        tok.save_pretrained(ws / name)
+    rows = make_rows(12, seed=3)
+    (ws / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    release_rows = [natural_row(category=r["category"], instruction=r["instruction"], license="mit", source_name="t",
+                                dataset_id="made/up", revision="0" * 40, config=None, split="test", row_id=r["id"],
+                                task_name=None, pattern_id="p1") for r in rows]
+    write_release(release_rows, ws / "release")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(ws / "model")
+    tokenizer = AutoTokenizer.from_pretrained(ws / "model")
+    for name, part in (("store-a", rows[:6]), ("store-b", rows[6:])):
+        record(model, part, ws / name, tokenizer=tokenizer, progress=False, rows_per_shard=4)
+    other = AutoModelForCausalLM.from_pretrained(ws / "other-model")
+    record(other, rows[6:], ws / "store-other", tokenizer=tokenizer, progress=False, rows_per_shard=4)
+    (ws / "mine" / "data").mkdir(parents=True)
+    (ws / "mine" / "README.md").write_text("# my notes\n")
+    (ws / "mine" / "data" / "important.csv").write_text("a,b\n1,2\n")
+    (ws / "a-file.txt").write_text("not a folder\n")
+    return ws
+
+
+@pytest.fixture
+def ws(pristine: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "ws"
+    shutil.copytree(pristine, copy)
+    return copy
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _edit(rel: str, fn: Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    def setup(ws: Path) -> None:
+        path = ws / rel
+        path.write_bytes(fn(path.read_bytes()))
+    return setup
+
+
+def _header(rel: str, fn: Callable[[dict], object]) -> Callable[[Path], None]:
+    def setup(ws: Path) -> None:
+        path = ws / rel / "header.json"
+        doc = json.loads(path.read_text())
+        fn(doc)
+        path.write_text(json.dumps(doc))
+    return setup
+
+
+def _rehome(ws: Path) -> None:
+    """store-a's header names the model at its path in this copy of the workspace (as if recorded here)."""
+    _header("store-a", lambda h: h["model"].update(name_or_path=str(ws / "model")))(ws)
+
+
+def _v1_store(ws: Path) -> None:
+    (ws / "store-a" / ".hexainst-output.json").unlink()
+    _header("store-a", lambda h: h.update(format_version=1))(ws)
+
+
+@dataclass
+class Case:
+    id: str
+    argv: list[str]
+    message: str  # a substring of the one error line; {ws} is the workspace
+    setup: Callable[[Path], None] = lambda ws: None
+
+
+REC = ["record", "--model", "{ws}/model"]
+ROWS = ["--rows", "{ws}/rows.jsonl"]
+CASES = [
+    # --out: never a file, an input, or a stranger's folder
+    Case("out-is-a-file", REC + ROWS + ["--out", "{ws}/a-file.txt"], "a-file.txt: is a file, not a folder"),
+    Case("out-is-a-users-folder", REC + ROWS + ["--out", "{ws}/mine"], "was not written by hexainst"),
+    Case("out-overwrite-a-users-folder", REC + ROWS + ["--out", "{ws}/mine", "--overwrite"],
+         "was not written by hexainst"),
+    Case("out-is-the-release", REC + ["--release", "{ws}/release", "--out", "{ws}/release"],
+         "it holds this command's input"),
+    Case("out-holds-the-rows-file", REC + ROWS + ["--out", "{ws}"], "it holds this command's input"),
+    Case("out-inside-the-model", REC + ROWS + ["--out", "{ws}/model/store"], "lies inside this command's input"),
+    Case("out-is-a-format-1-store", REC + ROWS + ["--out", "{ws}/store-a"], "format 1 (written before shard checksums)",
+         _v1_store),
+    Case("out-is-an-analysis-report", REC + ROWS + ["--out", "{ws}/report"], "holds a 'analysis report' output",
+         lambda ws: ((ws / "report").mkdir(), (ws / "report" / ".hexainst-output.json").write_text(
+             json.dumps({"kind": "analysis report"})))),
+    # numeric options
+    Case("batch-size-0", REC + ROWS + ["--out", "{ws}/new", "--batch-size", "0"], "--batch-size must be an integer >= 1"),
+    Case("batch-size-negative", REC + ROWS + ["--out", "{ws}/new", "--batch-size", "-4"], "--batch-size must be"),
+    Case("rows-per-shard-0", REC + ROWS + ["--out", "{ws}/new", "--rows-per-shard", "0"],
+         "--rows-per-shard must be an integer >= 1"),
+    Case("limit-0", REC + ROWS + ["--out", "{ws}/new", "--limit", "0"], "--limit must be an integer >= 1"),
+    Case("device-unknown", REC + ROWS + ["--out", "{ws}/new", "--device", "banana"], "'banana' is not a torch device"),
+    # rows and models
+    Case("rows-missing", REC + ["--rows", "{ws}/nope.jsonl", "--out", "{ws}/new"], "nope.jsonl: cannot read the rows file"),
+    Case("rows-not-utf8", REC + ROWS + ["--out", "{ws}/new"], "rows.jsonl line 1: the rows file is not UTF-8",
+         _edit("rows.jsonl", lambda b: b"\xff" + b)),
+    Case("rows-bad-json", REC + ROWS + ["--out", "{ws}/new"], "rows.jsonl line 13: not JSON",
+         _edit("rows.jsonl", lambda b: b + b"{oops\n")),
+    Case("row-without-instruction", REC + ROWS + ["--out", "{ws}/new"], "rows.jsonl line 2: row row-001 has no instruction",
+         _edit("rows.jsonl", lambda b: b.replace(b'"instruction"', b'"text"', 2).replace(b'"text"', b'"instruction"', 1))),
+    Case("rows-duplicate-id", REC + ROWS + ["--out", "{ws}/new"], "duplicate instruction id 'row-000'",
+         _edit("rows.jsonl", lambda b: b + b.split(b"\n")[0] + b"\n")),
+    Case("category-matches-nothing", REC + ROWS + ["--out", "{ws}/new", "--category", "poetry"], "no rows to record"),
+    Case("model-folder-missing", ["record", "--model", "{ws}/no-such-model"] + ROWS + ["--out", "{ws}/new"],
+         "cannot load model"),
+    Case("model-folder-not-a-model", ["record", "--model", "{ws}/mine"] + ROWS + ["--out", "{ws}/new"],
+         "cannot load model"),
+    Case("model-config-broken", REC + ROWS + ["--out", "{ws}/new"], "cannot load model",
+         _edit("model/config.json", lambda b: b[: len(b) // 2])),
+    Case("gguf-file-missing", REC + ROWS + ["--out", "{ws}/new", "--gguf-file", "x.gguf"], "GGUF file 'x.gguf' not found"),
+    # resuming a store recorded otherwise
+    Case("resume-other-batch-size", REC + ["--rows", "{ws}/six.jsonl", "--out", "{ws}/store-a", "--batch-size", "3",
+                                           "--rows-per-shard", "4"],
+         "different 'recording' (batch_size: 8 -> 3)",
+         lambda ws: (_rehome(ws), (ws / "six.jsonl").write_text("".join(
+             json.dumps(r) + "\n" for r in make_rows(12, seed=3)[:6])))),
+    Case("resume-other-rows", REC + ROWS + ["--out", "{ws}/store-a", "--rows-per-shard", "4"],
+         "different 'instructions' (6 -> 12 entries)", _rehome),
+    # record-info: every shard checked, every problem named
+    Case("info-missing-folder", ["record-info", "{ws}/nothing"], "activation store {ws}/nothing not found"),
+    Case("info-foreign-folder", ["record-info", "{ws}/mine"], "is not an activation store (no header.json)"),
+    Case("info-truncated-shard", ["record-info", "{ws}/store-a"],
+         "shard shards/00001.npz (rows 4..5) does not match its checksum",
+         _edit("store-a/shards/00001.npz", lambda b: b[: len(b) // 2])),
+    Case("info-flipped-byte", ["record-info", "{ws}/store-a"], "shard shards/00000.npz (rows 0..3) does not match",
+         _edit("store-a/shards/00000.npz", lambda b: b[:200] + bytes([b[200] ^ 1]) + b[201:])),
+    Case("info-missing-shard", ["record-info", "{ws}/store-a"], "incomplete: 1 of 2 shards missing (first: shard "
+         "shards/00001.npz (rows 4..5))", lambda ws: (ws / "store-a/shards/00001.npz").unlink()),
+    Case("info-missing-checksum", ["record-info", "{ws}/store-a"], "incomplete: 1 of 2 shards missing",
+         lambda ws: (ws / "store-a/shards/00000.npz.sha256").unlink()),
+    Case("info-header-not-json", ["record-info", "{ws}/store-a"], "header.json line 1: the store header is not JSON",
+         _edit("store-a/header.json", lambda b: b"{" + b[:40])),
+    Case("info-header-no-layout", ["record-info", "{ws}/store-a"], "'layout' is a required property",
+         _header("store-a", lambda h: h.pop("layout"))),
+    Case("info-header-bad-blocks", ["record-info", "{ws}/store-a"], "layout blocks hold 48 neurons, n_cols says 144",
+         _header("store-a", lambda h: h["layout"].update(blocks=h["layout"]["blocks"][:1]))),
+    Case("info-header-future-version", ["record-info", "{ws}/store-a"], "format_version 9 is not supported",
+         _header("store-a", lambda h: h.update(format_version=9))),
+    Case("info-shard-without-arrays", ["record-info", "{ws}/store-a"], "lacks counts",
+         lambda ws: _replace_shard(ws / "store-a", 1, {"n_tokens": np.array([3, 3], dtype=np.int32)})),
+    # record-merge
+    Case("merge-into-a-part", ["record-merge", "{ws}/store-a", "{ws}/store-b", "--out", "{ws}/store-a"],
+         "it is or lies inside the part"),
+    Case("merge-into-a-folder-holding-a-part", ["record-merge", "{ws}/store-a", "{ws}/store-b", "--out", "{ws}"],
+         "it holds the part"),
+    Case("merge-into-a-recorded-store", ["record-merge", "{ws}/store-a", "{ws}/store-b", "--out", "{ws}/store-other"],
+         "holds an activation store recorded by 'hexainst record'"),
+    Case("merge-into-a-users-folder", ["record-merge", "{ws}/store-a", "{ws}/store-b", "--out", "{ws}/mine"],
+         "was not written by hexainst"),
+    Case("merge-different-models", ["record-merge", "{ws}/store-a", "{ws}/store-other", "--out", "{ws}/m"],
+         "different 'model'"),
+    Case("merge-corrupt-part", ["record-merge", "{ws}/store-a", "{ws}/store-b", "--out", "{ws}/m"],
+         "store-b: shard shards/00000.npz (rows 0..3) does not match its checksum",
+         _edit("store-b/shards/00000.npz", lambda b: b[:-10])),
+    Case("merge-same-part-twice", ["record-merge", "{ws}/store-a", "{ws}/store-a", "--out", "{ws}/m"],
+         "duplicate instruction id"),
+]
+
+
+def _replace_shard(store: Path, shard: int, arrays: dict) -> None:
+    """A shard rewritten with other arrays and a matching checksum (a well-formed file with the wrong content)."""
+    from hexainst.analysis.recording.store import _write_checksum, _write_npz
+
+    path = store / "shards" / f"{shard:05d}.npz"
+    with open(path, "wb") as handle:
+        _write_npz(handle, arrays)
+    _write_checksum(path)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, ws: Path, capsys) -> None:
+    case.setup(ws)
+    before = _snapshot(ws)
+    argv = [a.format(ws=ws) for a in case.argv]
+    code = main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("hexainst ")]
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert case.message.format(ws=ws.resolve() if "{ws}/nothing" not in case.message else ws) in lines[0], lines[0]
+    assert _snapshot(ws) == before  # nothing that existed was changed or removed
+
+
+def test_cuda_device_without_a_gpu_is_one_line(ws: Path, capsys) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    assert main([a.format(ws=ws) for a in REC + ROWS + ["--out", "{ws}/new", "--device", "cuda"]]) == 2
+    assert "--device cuda: no CUDA device is available here" in capsys.readouterr().err
+    assert not (ws / "new").exists()
+
+
+def test_resume_records_a_corrupt_shard_again(ws: Path, capsys) -> None:
+    """A truncated shard is named, recorded again, and the store equals a fresh recording."""
+    shard = ws / "store-a" / "shards" / "00001.npz"
+    good = shard.read_bytes()
+    first = (ws / "store-a" / "shards" / "00000.npz").stat().st_mtime_ns
+    shard.write_bytes(good[:100])
+    _rehome(ws)
+    six = ws / "six.jsonl"
+    six.write_text("".join(json.dumps(r) + "\n" for r in make_rows(12, seed=3)[:6]))
+    code = main(["record", "--model", str(ws / "model"), "--rows", str(six), "--out", str(ws / "store-a"),
+                 "--rows-per-shard", "4"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "shards/00001.npz (rows 4..5) does not match its checksum; recording it again" in err
+    assert "6 instructions (2 recorded now, 4 already there)" in out
+    assert shard.read_bytes() == good  # the same bytes as the first recording
+    assert (ws / "store-a" / "shards" / "00000.npz").stat().st_mtime_ns == first  # the good shard was kept
+    assert main(["record-info", str(ws / "store-a")]) == 0
+    assert json.loads(capsys.readouterr().out)["shards"] == {"n": 2, "checksums": "all match"}
+
+
+def test_overwrite_replaces_only_when_complete(ws: Path, capsys) -> None:
+    """--overwrite records beside the store; the old store stays until the new one is complete."""
+    rows6 = ws / "six.jsonl"
+    rows6.write_text("".join(json.dumps(r) + "\n" for r in make_rows(12, seed=3)[:6]))
+    old = _snapshot(ws / "store-a")
+    # A run that fails before its end (here: a device that is not there) leaves the old store as it was.
+    assert main(["record", "--model", str(ws / "other-model"), "--rows", str(rows6), "--out", str(ws / "store-a"),
+                 "--overwrite", "--device", "banana"]) == 2
+    assert _snapshot(ws / "store-a") == old
+    assert main(["record", "--model", str(ws / "other-model"), "--rows", str(rows6), "--out", str(ws / "store-a"),
+                 "--overwrite", "--rows-per-shard", "4"]) == 0
+    capsys.readouterr()
+    replaced = ActivationStore.open(ws / "store-a")
+    assert replaced.header["model"]["name_or_path"] == str(ws / "other-model")
+    assert not (ws / ".store-a.overwrite").exists()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    fresh = record(AutoModelForCausalLM.from_pretrained(ws / "other-model"), make_rows(12, seed=3)[:6],
+                   ws / "fresh", tokenizer=AutoTokenizer.from_pretrained(ws / "model"), progress=False,
+                   rows_per_shard=4)
+    np.testing.assert_array_equal(replaced.counts(), fresh.counts())
+
+
+def test_a_killed_overwrite_resumes_in_its_own_folder(ws: Path, capsys) -> None:
+    """An overwrite that died after one shard left `.store-a.overwrite`; the rerun resumes there, then swaps."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    rows = make_rows(12, seed=3)[:6]
+    model = AutoModelForCausalLM.from_pretrained(ws / "other-model")
+    tok = AutoTokenizer.from_pretrained(ws / "other-model")
+    partial = record(model, rows, ws / ".store-a.overwrite", tokenizer=tok, progress=False, rows_per_shard=4)
+    (partial.path / "shards" / "00001.npz").unlink()  # killed before the second shard
+    kept = (partial.path / "shards" / "00000.npz").read_bytes()
+    old = _snapshot(ws / "store-a")
+    store = record(ws / "other-model", rows, ws / "store-a", progress=False, rows_per_shard=4, overwrite=True)
+    assert store.recorded_now == 2  # only the missing shard
+    assert (ws / "store-a" / "shards" / "00000.npz").read_bytes() == kept
+    assert _snapshot(ws / "store-a") != old and not (ws / ".store-a.overwrite").exists()
+
+
+def test_merge_replaces_its_own_earlier_output(ws: Path, capsys) -> None:
+    assert main(["record-merge", str(ws / "store-a"), str(ws / "store-b"), "--out", str(ws / "m")]) == 0
+    first = ActivationStore.open(ws / "m")
+    assert len(first) == 12 and first.header["created_by"]["by"] == "merge_stores"
+    first_counts, first_ids = first.counts(), list(first.ids)
+    assert main(["record-merge", str(ws / "store-b"), str(ws / "store-a"), "--out", str(ws / "m")]) == 0
+    again = ActivationStore.open(ws / "m")
+    assert again.ids == first_ids[6:] + first_ids[:6]
+    np.testing.assert_array_equal(again.counts(), np.vstack([first_counts[6:], first_counts[:6]]))

@@ -1,0 +1,217 @@
+"""analyze and baseline on bad input and faults: one line, exit 2, nothing that existed changed.
+
+Each case breaks something in a workspace (two comparable stores, an MoE store, an earlier report,
+a rows file, a user's own folder), runs the command line in-process and asserts the exit status,
+the one error line, and that every file of the workspace that existed before is byte-identical
+after. Two more tests interrupt a real run and check the previous report survives whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hexainst.cli import main
+
+QUICK = ["--permutations", "20", "--sweep-permutations", "5", "--bootstrap", "10", "--sweep-eps", "0.05",
+         "--eps", "0.05", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_stores", Path(__file__).with_name("conftest.py"))
+    stores = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stores)
+    ws = tmp_path_factory.mktemp("ws")
+    stores.make_dense_store(ws / "base", seed=1, model="tiny-base")
+    stores.make_dense_store(ws / "ft", seed=2, model="tiny-chat")
+    stores.make_dense_store(ws / "other-tok", seed=3, tokenizer_sha="tok-b")
+    stores.make_dense_store(ws / "no-sums", seed=4, with_sums=False)
+    stores.make_moe_store(ws / "moe", seed=1)
+    assert main(["analyze", "--store", str(ws / "base"), "--out", str(ws / "report")] + QUICK) == 0
+    (ws / "mine" / "data").mkdir(parents=True)
+    (ws / "mine" / "README.md").write_text("# my notes\n")
+    (ws / "mine" / "data" / "important.csv").write_text("a,b\n1,2\n")
+    (ws / "a-file.txt").write_text("not a folder\n")
+    (ws / "rows.jsonl").write_text("".join(json.dumps({"id": i, "category": c, "instruction": f"text {i}"}) + "\n"
+                                           for i, c in (("code-000", "code"), ("math-000", "math"))))
+    (ws / "pairs.json").write_text(json.dumps({"format": "hexainst-model-pairs", "format_version": 1, "pairs": [
+        {"name": "tiny", "base": "someone/tiny-llama", "fine_tuned": "someone/tiny-llama-chat"}]}))
+    return ws
+
+
+@pytest.fixture
+def ws(pristine: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "ws"
+    shutil.copytree(pristine, copy)
+    return copy
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _edit(rel: str, fn: Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    def setup(ws: Path) -> None:
+        path = ws / rel
+        path.write_bytes(fn(path.read_bytes()))
+    return setup
+
+
+@dataclass
+class Case:
+    id: str
+    argv: list[str]
+    message: str
+    setup: Callable[[Path], None] = lambda ws: None
+    usage: bool = False  # an argparse error (its usage line comes first)
+
+
+AN = ["analyze", "--store", "{ws}/base"]
+CASES = [
+    # --out never replaces an input or a stranger's folder
+    Case("out-is-the-store", AN + ["--out", "{ws}/base"], "it holds this command's input {ws}/base"),
+    Case("out-holds-the-store", AN + ["--out", "{ws}"], "it holds this command's input {ws}/base"),
+    Case("out-inside-the-store", AN + ["--out", "{ws}/base/report"], "lies inside this command's input {ws}/base"),
+    Case("out-is-the-compared-store", AN + ["--compare", "{ws}/ft", "--out", "{ws}/ft"],
+         "it holds this command's input {ws}/ft"),
+    Case("out-is-a-users-folder", AN + ["--out", "{ws}/mine"], "was not written by hexainst"),
+    Case("out-is-a-file", AN + ["--out", "{ws}/a-file.txt"], "is a file, not a folder"),
+    Case("out-is-another-store", AN + ["--out", "{ws}/moe"], "holds a 'activation store' output, not a 'analysis report'"),
+    Case("out-holds-the-causal-rows", AN + ["--causal", "--rows", "{ws}/rows.jsonl", "--out", "{ws}"],
+         "it holds this command's input"),
+    # numbers out of range
+    Case("eps-0", AN + ["--out", "{ws}/o", "--eps", "0"], "--eps must be in (0, 1)"),
+    Case("eps-above-1", AN + ["--out", "{ws}/o", "--eps", "1.5"], "--eps must be in (0, 1)"),
+    Case("eps-negative", AN + ["--out", "{ws}/o", "--eps=-0.01"], "--eps must be in (0, 1)"),
+    Case("eps-not-a-number", AN + ["--out", "{ws}/o", "--eps", "one"], "argument --eps: invalid float value", usage=True),
+    Case("sweep-eps-out-of-range", AN + ["--out", "{ws}/o", "--sweep-eps", "0.01,2"], "--sweep-eps must be in (0, 1)"),
+    Case("sweep-eps-not-numbers", AN + ["--out", "{ws}/o", "--sweep-eps", "a,b"], "not a comma-separated list",
+         usage=True),
+    Case("permutations-0", AN + ["--out", "{ws}/o", "--permutations", "0"], "--permutations must be an integer >= 1"),
+    Case("sweep-permutations-0", AN + ["--out", "{ws}/o", "--sweep-permutations", "0"], "--sweep-permutations must be"),
+    Case("bootstrap-0", AN + ["--out", "{ws}/o", "--bootstrap", "0"], "--bootstrap must be an integer >= 1"),
+    Case("sample-0", AN + ["--out", "{ws}/o", "--sample", "0"], "--sample must be an integer >= 1"),
+    Case("seed-negative", AN + ["--out", "{ws}/o", "--seed", "-1"], "--seed must be an integer >= 0"),
+    Case("causal-per-category-0", AN + ["--out", "{ws}/o", "--causal", "--causal-per-category", "0"],
+         "--causal-per-category must be an integer >= 1"),
+    Case("causal-max-tokens-negative", AN + ["--out", "{ws}/o", "--causal", "--causal-max-tokens", "-2"],
+         "--causal-max-tokens must be >= 0"),
+    # stores
+    Case("store-missing", ["analyze", "--store", "{ws}/nope", "--out", "{ws}/o"], "activation store {ws}/nope not found"),
+    Case("store-is-a-users-folder", ["analyze", "--store", "{ws}/mine", "--out", "{ws}/o"],
+         "mine is not an activation store (no header.json)"),
+    Case("store-truncated-shard", AN + ["--out", "{ws}/o"], "shard shards/00001.npz (rows 16..31) does not match",
+         _edit("base/shards/00001.npz", lambda b: b[: len(b) // 3])),
+    Case("store-header-broken", AN + ["--out", "{ws}/o"], "header.json line 3: the store header is not JSON",
+         _edit("base/header.json", lambda b: b[:30])),
+    Case("store-header-not-utf8", AN + ["--out", "{ws}/o"], "the store header is not UTF-8",
+         _edit("base/header.json", lambda b: b"\xfe" + b)),
+    Case("compare-other-tokenizer", AN + ["--compare", "{ws}/other-tok", "--out", "{ws}/o"], "different tokenizers"),
+    Case("compare-missing", AN + ["--compare", "{ws}/nope", "--out", "{ws}/o"], "activation store {ws}/nope not found"),
+    Case("venn-id-unknown", AN + ["--compare", "{ws}/ft", "--out", "{ws}/o", "--venn-id", "nope-1"],
+         "--venn-id not among the analysed instructions: nope-1"),
+    Case("exact-k-without-sums", ["analyze", "--store", "{ws}/no-sums", "--out", "{ws}/o", "--tie-rule", "exact-k"],
+         "tie rule 'exact-k' needs activation sums"),
+    Case("causal-on-moe", ["analyze", "--store", "{ws}/moe", "--out", "{ws}/o", "--causal", "--causal-model", "x"],
+         "--causal supports dense models only"),
+    Case("causal-rows-missing", AN + ["--out", "{ws}/o", "--causal", "--rows", "{ws}/nope.jsonl"],
+         "nope.jsonl: cannot read the rows file"),
+    Case("causal-rows-no-instruction", AN + ["--out", "{ws}/o", "--causal", "--rows", "{ws}/rows.jsonl"],
+         "row 2 (math-000) has no instruction", _edit("rows.jsonl", lambda b: b.replace(b'"instruction": "text math', b'"text": "x'))),
+    # baseline
+    Case("baseline-unknown-pair", ["baseline", "nope", "--pairs-file", "{ws}/pairs.json", "--out", "{ws}/b"],
+         "unknown pair 'nope'; the pairs file lists: tiny"),
+    Case("baseline-pairs-file-broken", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--out", "{ws}/b"],
+         "pairs.json: invalid JSON", _edit("pairs.json", lambda b: b[:20])),
+    Case("baseline-out-is-a-users-folder", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--out", "{ws}/mine"],
+         "was not written by hexainst"),
+    Case("baseline-out-holds-the-rows", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--rows",
+                                         "{ws}/rows.jsonl", "--out", "{ws}"], "it holds this command's input"),
+    Case("baseline-batch-size-0", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--out", "{ws}/b",
+                                   "--batch-size", "0"], "--batch-size must be an integer >= 1"),
+    Case("baseline-per-category-0", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--rows", "{ws}/rows.jsonl",
+                                     "--out", "{ws}/b", "--per-category", "0"], "--per-category must be an integer >= 1"),
+    Case("baseline-eps-1", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--out", "{ws}/b", "--eps", "1"],
+         "--eps must be in (0, 1)"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, ws: Path, capsys) -> None:
+    case.setup(ws)
+    before = _snapshot(ws)
+    argv = [a.format(ws=ws) for a in case.argv]
+    if case.usage:
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        code = info.value.code
+    else:
+        code = main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("hexainst ")]
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    real = ws.resolve()
+    assert case.message.format(ws=real) in lines[0] or case.message.format(ws=ws) in lines[0], lines[0]
+    assert _snapshot(ws) == before  # nothing that existed was changed or removed
+    assert not list(ws.glob(".*.new-*"))  # no staging folder left behind
+
+
+def test_rerun_replaces_its_own_report(ws: Path, capsys) -> None:
+    old = (ws / "report" / "results.json").read_text()
+    assert main(["analyze", "--store", str(ws / "base"), "--out", str(ws / "report"), "--note", "second"] + QUICK) == 0
+    new = json.loads((ws / "report" / "results.json").read_text())
+    assert new["parameters"]["note"] == "second" and json.loads(old)["parameters"]["note"] == ""
+    assert json.loads((ws / "report" / ".hexainst-output.json").read_text())["kind"] == "analysis report"
+
+
+def test_an_empty_folder_is_taken(ws: Path) -> None:
+    (ws / "fresh").mkdir()
+    assert main(["analyze", "--store", str(ws / "base"), "--out", str(ws / "fresh")] + QUICK) == 0
+    assert (ws / "fresh" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("when", ["computing", "writing"])
+def test_an_interrupted_run_leaves_the_previous_report(ws: Path, when: str) -> None:
+    """SIGINT during the computation or while the new folder is being written: the old report is untouched."""
+    before = _snapshot(ws / "report")
+    argv = [sys.executable, "-m", "hexainst.cli", "analyze", "--store", str(ws / "base"), "--compare", str(ws / "ft"),
+            "--out", str(ws / "report"), "--quiet", "--eps", "0.05", "--sweep-eps", "0.05"]
+    argv += ["--permutations", "200000"] if when == "computing" else ["--permutations", "20", "--bootstrap", "10",
+                                                                      "--sweep-permutations", "5"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    start = time.monotonic()
+    deadline = start + 120
+    staged: list[Path] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        staged = list(ws.glob(".report.new-*"))
+        if when == "writing" and staged and list(staged[0].rglob("*.png")):
+            break
+        if when == "computing" and time.monotonic() > start + 6:  # imports done, permutations running
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.communicate()}"
+    if when == "writing":
+        assert staged, "the new report was never staged"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().endswith("interrupted")
+    assert _snapshot(ws / "report") == before
+    assert not list(ws.glob(".report.*"))  # the staged folder was removed
