@@ -45,6 +45,21 @@ def _train_summary(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _previous_evaluation(out: PathLike, recipe: Recipe, done: dict[str, Any], split: Any) -> dict[str, Any] | None:
+    """An earlier evaluation in ``out`` of exactly this recipe, these fine-tunes and these rows, or None."""
+    path = Path(out)
+    if not path.is_file():
+        return None
+    try:
+        doc = read_json(path, what="fine-tune evaluation")
+    except UserError:
+        return None
+    same = (doc.get("recipe") == recipe.doc and doc.get("rows") == split.summary()
+            and all(doc.get("training", {}).get(v, {}).get("fingerprint") == done[v].manifest["fingerprint"]
+                    for v in VARIANTS))
+    return doc if same else None
+
+
 def evaluate_pair(recipe: Recipe, out: PathLike, *, sources: PathLike | None = None, release: PathLike | None = None,
                   root: PathLike | None = None, progress: bool = True) -> dict[str, Any]:
     """NLL per response token (given the instruction, given nothing) of base, tuned and control; greedy answers."""
@@ -62,6 +77,11 @@ def evaluate_pair(recipe: Recipe, out: PathLike, *, sources: PathLike | None = N
     if missing:
         raise UserError(f"{recipe.name}: fine-tune {', '.join(missing)} first (hexainst finetune run --variant ...)")
     split = load_split(recipe, sources, release)
+    previous = _previous_evaluation(out, recipe, done, split)
+    if previous is not None:
+        if progress:
+            print(f"{out}: already evaluated (same recipe, fine-tunes and rows); kept", flush=True)
+        return previous
     paths = {"base": resolve_model(recipe.model), **{v: str(done[v].path) for v in VARIANTS}}
     greedy_rows = split.eval[: int(recipe.evaluation["greedy"])]
     nll: dict[str, dict[str, Any]] = {}
@@ -106,6 +126,8 @@ def evaluate_pair(recipe: Recipe, out: PathLike, *, sources: PathLike | None = N
 # --- the report -----------------------------------------------------------------------------------
 
 PAIRS = ("tuned", "control")
+#: The marker kind of an alteration report folder (see hexainst.kernel.outputs).
+OUTPUT_KIND = "alteration report"
 PAIR_TITLES = {"tuned": "base vs tuned", "control": "base vs control"}
 
 
@@ -432,7 +454,10 @@ def write_alteration_report(
     from hexainst.analysis.figures import layer_profiles
     from hexainst.kernel.vocab import DEFAULT_SEED
 
+    from hexainst.kernel.outputs import claim_output_dir, write_marker
+
     seed = DEFAULT_SEED if seed is None else seed
+    out = claim_output_dir(out, OUTPUT_KIND, inputs=[evaluation, tuned, control, second])
     ev = read_json(evaluation, what="fine-tune evaluation")
     docs = {"tuned": _read_analysis(tuned, pair=True), "control": _read_analysis(control, pair=True)}
     second_doc = _read_analysis(second, pair=False) if second else None
@@ -450,7 +475,6 @@ def write_alteration_report(
     nll = ev["nll"]
     diffs = ev["differences"]
 
-    out = Path(out)
     with staged_dir(out) as folder:
         figs = folder / "figures"
         _loss_figure(training, figs / "training_loss")
@@ -528,6 +552,7 @@ def write_alteration_report(
                         "sizes": t_sizes, "findings": t_find, "length_matched": t_lm, "claims": t_claims},
                        second_link=os.path.relpath(Path(second).resolve(), out.resolve()) if second else "")
         write_text(folder / "report.md", md)
+        write_marker(folder, OUTPUT_KIND, {"analyses": [str(tuned), str(control)] + ([str(second)] if second else [])})
     return data
 
 

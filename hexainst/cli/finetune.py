@@ -63,10 +63,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from hexainst.analysis.finetune.report import write_alteration_report
 
+    if args.permutations < 1:
+        raise UserError("--permutations must be positive")
     write_alteration_report(
         args.out, evaluation=args.evaluation, tuned=args.tuned, control=args.control,
-        stores={"base": args.base_store, "tuned": args.tuned_store, "control": args.control_store},
-        second=args.second, second_name=args.second_name, first=args.first,
+        second=args.second, second_name=args.second_name,
         n_permutations=args.permutations, seed=args.seed, note=args.note,
     )
     print(f"report: {Path(args.out) / 'report.md'}")
@@ -135,12 +136,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "single-model analysis beside the first's."))
     rep.add_argument("--out", required=True, help="report folder (its report.md, results.json, figures/, tables/)")
     rep.add_argument("--evaluation", required=True, help="JSON written by 'hexainst finetune evaluate'")
-    rep.add_argument("--tuned", required=True, help="analysis folder of base vs tuned (hexainst analyze --compare)")
-    rep.add_argument("--control", required=True, help="analysis folder of base vs control")
-    rep.add_argument("--base-store", required=True, help="activation store of the base model")
-    rep.add_argument("--tuned-store", required=True, help="activation store of the tuned model")
-    rep.add_argument("--control-store", required=True, help="activation store of the control model")
-    rep.add_argument("--first", default=None, help="single-model analysis folder of the first model (e.g. docs/demo)")
+    rep.add_argument("--tuned", required=True,
+                     help="analysis folder of base vs tuned (hexainst analyze --compare, with its ISN sets)")
+    rep.add_argument("--control", required=True, help="analysis folder of base vs control (the same base store)")
     rep.add_argument("--second", default=None, help="single-model analysis folder of a second model (e.g. docs/demo-smollm2)")
     rep.add_argument("--second-name", default="second model", help="name of the second model in the report")
     rep.add_argument("--permutations", type=int, default=2000, help="sign flips of the paired permutation tests")

@@ -119,3 +119,15 @@ def test_report_from_the_chain(pair, evaluation, tmp_path):
         write_alteration_report(tmp_path / "bad", evaluation=evaluation[0], tuned=tmp_path / "single",
                                 control=tmp_path / "analysis" / "control")
     assert not (tmp_path / "bad").exists()
+
+
+def test_evaluation_is_kept_when_nothing_changed(pair, evaluation, mirror, recipe_factory, tiny_folder):
+    recipe, root, _ = pair
+    path, doc = evaluation
+    before = path.stat().st_mtime_ns
+    assert evaluate_pair(recipe, path, sources=mirror, root=root, progress=False) == doc
+    assert path.stat().st_mtime_ns == before
+    # Another recipe (other steps) has no finished fine-tunes: a clear error, the old file kept.
+    with pytest.raises(UserError, match="fine-tune tuned, control first"):
+        evaluate_pair(recipe_factory(tiny_folder, steps=41), path, sources=mirror, root=root, progress=False)
+    assert path.stat().st_mtime_ns == before

@@ -1,0 +1,78 @@
+"""``hexainst finetune``: bad input is one clear line (exit 2), never a traceback; recipes are checked data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hexainst.analysis.finetune import load_recipe
+from hexainst.analysis.finetune.recipe import RecipeError, bundled_recipes
+from hexainst.cli import main
+
+
+def _run(argv, capsys):
+    rc = main(argv)
+    return rc, capsys.readouterr().err
+
+
+def test_bundled_recipe_is_valid_and_fingerprints_differ_by_variant():
+    assert "gemma3-270m-alpaca" in bundled_recipes()
+    recipe = load_recipe()
+    assert recipe.model == "gemma3-270m-gguf"
+    assert recipe.training["seed"] == 0 and recipe.data["exclude_release"] is True
+    assert recipe.fingerprint("tuned") != recipe.fingerprint("control")
+    # The description and the evaluation settings do not change the weights, so not the fingerprint.
+    doc = dict(recipe.doc, description="other words", evaluation=dict(recipe.evaluation, greedy=1))
+    from hexainst.analysis.finetune.recipe import parse_recipe
+
+    assert parse_recipe(doc).fingerprint("tuned") == recipe.fingerprint("tuned")
+    assert recipe.with_overrides(steps=3).fingerprint("tuned") != recipe.fingerprint("tuned")
+
+
+def test_unknown_recipe_and_bad_recipe_file(tmp_path, capsys):
+    rc, err = _run(["finetune", "path", "--variant", "tuned", "--recipe", "no-such-recipe"], capsys)
+    assert rc == 2 and "no bundled recipe 'no-such-recipe'" in err and "Traceback" not in err
+    bad = dict(load_recipe().doc)
+    bad["training"] = dict(bad["training"], learning_rate=-1)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    rc, err = _run(["finetune", "path", "--variant", "tuned", "--recipe", str(path)], capsys)
+    assert rc == 2 and str(path) in err and "learning_rate" in err
+    with pytest.raises(RecipeError, match="not found"):
+        load_recipe(tmp_path / "missing.json")
+
+
+def test_path_before_run_and_bad_steps(tmp_path, capsys):
+    rc, err = _run(["finetune", "path", "--variant", "control", "--root", str(tmp_path)], capsys)
+    assert rc == 2 and "not fine-tuned yet" in err
+    rc, err = _run(["finetune", "run", "--variant", "tuned", "--steps", "0", "--root", str(tmp_path)], capsys)
+    assert rc == 2 and "--steps must be positive" in err
+
+
+def test_run_without_a_mirror_names_the_option(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HEXAINST_SOURCES", raising=False)
+    rc, err = _run(["finetune", "run", "--variant", "tuned", "--root", str(tmp_path)], capsys)
+    assert rc == 2 and "--sources DIR" in err and "HEXAINST_SOURCES" in err
+    assert not any(tmp_path.iterdir()), "nothing written before the rows are found"
+
+
+def test_report_refuses_missing_analyses(tmp_path, capsys):
+    ev = tmp_path / "evaluation.json"
+    ev.write_text("{}")
+    rc, err = _run(["finetune", "report", "--out", str(tmp_path / "r"), "--evaluation", str(ev),
+                    "--tuned", str(tmp_path / "none"), "--control", str(tmp_path / "none")], capsys)
+    assert rc == 2 and "no results.json" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_report_never_replaces_a_strangers_folder(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    ev = tmp_path / "evaluation.json"
+    ev.write_text("{}")
+    rc, err = _run(["finetune", "report", "--out", str(out), "--evaluation", str(ev),
+                    "--tuned", str(tmp_path / "a"), "--control", str(tmp_path / "b")], capsys)
+    assert rc == 2 and "was not written by hexainst" in err
+    assert (out / "notes.txt").read_text() == "keep me"
