@@ -24,8 +24,11 @@ from pathlib import Path
 
 from hexainst.builders.synthetic import prompts
 from hexainst.builders.synthetic.cache import RequestCache
+from hexainst.builders.synthetic.client import Client
+from hexainst.builders.synthetic.config import SyntheticConfig
 from hexainst.builders.synthetic.endpoint import resolve_endpoint
-from hexainst.builders.synthetic.pipeline import Generator
+from hexainst.builders.synthetic.examples import ExamplePool
+from hexainst.builders.synthetic.pipeline import Generation, Planner
 from hexainst.builders.synthetic.wire import free_port
 from hexainst.kernel.vocab import CATEGORIES
 
@@ -57,18 +60,20 @@ class StubProcess:
         self.proc.wait(timeout=10)
 
 
-async def _run(gen: Generator, slots: list[prompts.Slot]) -> list:
-    return await asyncio.gather(*(gen.run_slot(s) for s in slots))
+async def _run(gen: Generation, slots: list[prompts.Slot]) -> list:
+    return await asyncio.gather(*(gen.slot(s) for s in slots))
 
 
-def _pass(base_url: str, cache: RequestCache, slots: list[prompts.Slot], concurrency: int) -> tuple[float, Generator, int]:
+def _pass(base_url: str, cache: RequestCache, slots: list[prompts.Slot], concurrency: int) -> tuple[float, Client, int]:
+    """One request per slot (one candidate), through the builder's client, planner and parser."""
     endpoint = resolve_endpoint(base_url, "stub-model", env={})
-    gen = Generator(endpoint, cache, seed=0, offline=False, concurrency=concurrency, max_attempts=3,
-                    timeout=30.0, max_retries=2)
+    config = SyntheticConfig(seed=0, candidates=1, max_attempts=3, concurrency=concurrency)
+    client = Client(endpoint, cache, offline=False, concurrency=concurrency, timeout=30.0, max_retries=2)
+    gen = Generation(client, Planner(endpoint, config, ExamplePool.from_natural({})), config)
     t0 = time.perf_counter()
     results = asyncio.run(_run(gen, slots))
     wall = time.perf_counter() - t0
-    return wall, gen, sum(1 for r in results if r.parsed is not None)
+    return wall, client, sum(1 for cands in results for c in cands if c.parsed is not None)
 
 
 def main(argv: list[str] | None = None) -> int:

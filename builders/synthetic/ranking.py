@@ -14,6 +14,9 @@ The components are cheap text features, none of them the generator's own judgeme
 * ``shape``: the category's form (the same cues as the gate, graded: e.g. a classification
   instruction with both a quoted text and an explicit label list scores 1, one with only one of
   them 0.5);
+* (``missing_text`` is a gate reason, not a component: a classification or summarization
+  instruction without its text, or one pointing at a text it does not carry, cannot be fixed by
+  ranking;)
 * ``complete``: ends like a finished sentence (``.``, ``?``, ``!``, a closing quote) and has
   balanced quotes and brackets;
 * ``topic``: share of the slot's topic words (and task-type words) the text contains: whether
@@ -37,18 +40,27 @@ from hexainst.builders.synthetic.prompts import Slot
 #: Weight of each component in the score (they sum to 1). Chosen on the development sample.
 WEIGHTS: dict[str, float] = {"shape": 0.4, "complete": 0.2, "topic": 0.15, "fluency": 0.15, "no_answer": 0.1}
 
-GATE_REASONS = ("not_instruction", "wrong_category")
+GATE_REASONS = ("not_instruction", "wrong_category", "missing_text")
+
+#: Words that point at a text the instruction should carry ("the following review", "this passage").
+_POINTER = re.compile(r"\b(?:the following|below|above|(?:this|these|that|the given|the attached) (?:text|passage|"
+                      r"article|sentence|sentences|review|paragraph|story|report|email|message|tweet|post|dialogue|"
+                      r"conversation|function|code|snippet|program|table|list|data|headline|statement|document))\b",
+                      re.IGNORECASE)
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
 _STOP = set("""a an the of and or to in on for with about by at from into as is are be this that these those
 its it your you their his her our my new one some any""".split())
-_IMPERATIVE = re.compile(
-    r"^(?:please\s+)?(write|compose|create|draft|generate|suggest|list|name|give|describe|explain|summari[sz]e|"
-    r"classify|label|assign|decide|determine|identify|categori[sz]e|tag|rate|find|calculate|compute|solve|"
-    r"evaluate|simplify|implement|fix|complete|define|design|build|make|convert|translate|rewrite|tell|invent|"
-    r"come up|plan|outline|propose|prepare|develop|construct|produce|provide|state|is|are|does|do|did|can|"
-    r"could|would|should|will|was|were|has|have|which|what|who|whom|whose|when|where|why|how|in what|"
-    r"on what|at what|if|a|an|the|given|there|suppose|each|every|\$|\d)\b",
+_ASK_VERBS = (r"write|compose|create|draft|generate|suggest|list|name|give|describe|explain|summari[sz]e|"
+              r"classify|label|assign|decide|determine|identify|categori[sz]e|tag|rate|find|calculate|compute|"
+              r"solve|evaluate|simplify|implement|fix|complete|define|design|build|make|convert|translate|rewrite|"
+              r"tell|invent|come up|plan|outline|propose|prepare|develop|construct|produce|provide|state|show|"
+              r"prove|estimate|express|round|choose|select|pick|sort|count|read|answer|say")
+#: An instruction asks: a question mark, a question word or auxiliary first, or an imperative verb
+#: opening one of its sentences.
+_ASKS = re.compile(
+    r"\?|^(?:which|what|who|whom|whose|when|where|why|how|is|are|does|do|did|can|could|would|should|will|was|"
+    r"were|has|have)\b|(?:^|[.:;!]\s+)(?:please\s+)?(?:" + _ASK_VERBS + r")\b",
     re.IGNORECASE,
 )
 _QUESTION_START = re.compile(r"^(which|what|who|whom|whose|when|where|why|how|in|on|at|by|is|are|was|were|"
@@ -80,7 +92,7 @@ def content_words(text: str) -> list[str]:
 
 
 def _stem(w: str) -> str:
-    return w[:5] if len(w) > 5 else w
+    return w[:4]
 
 
 def _passage(text: str) -> str | None:
@@ -181,12 +193,26 @@ def score(slot: Slot, text: str) -> Scored:
     return Scored(round(sum(WEIGHTS[k] * comp[k] for k in WEIGHTS), 4), comp)
 
 
+def _carries_text(t: str) -> bool:
+    """Whether ``t`` holds a text of its own: a quotation of a few words, or a colon followed by one."""
+    return bool(re.search(r"[\"“«']([^\"”»']{12,})[\"”»']", t) or re.search(r":\s*\S(?:.*\s){3,}", t))
+
+
 def gate(category: str, text: str) -> str | None:
-    """``not_instruction`` / ``wrong_category`` for a candidate no score can save, else None."""
+    """The reason a candidate no score can save is rejected, or None.
+
+    ``not_instruction``: no request or question at all; ``wrong_category``: it lacks what every
+    instruction of its category needs; ``missing_text``: a classification or summarization
+    instruction without the text it is about, or any instruction that points at a text
+    ("the following review", "this passage", "the function below") it does not carry.
+    """
     t = text.strip()
-    if not _IMPERATIVE.match(t) and not t.endswith("?") and not _WRITING_VERB.search(t) \
-            and not _CODE_VERB.search(t) and not _SUMMARY_CUE.search(t) and not _CLASS_CUE.search(t):
+    if not _ASKS.search(t):
         return "not_instruction"
     if shape(category, t) == 0.0:
         return "wrong_category"
+    if category in ("classification", "summarization") and not _carries_text(t):
+        return "missing_text"
+    if _POINTER.search(t) and not _carries_text(t):
+        return "missing_text"
     return None
