@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # benchmarks/recording.py on a GPU machine, as the recording issue asks: a random-weight model of
-# Llama-2-7B's shape and one of Qwen1.5-MoE-A2.7B's shape, bf16, batch sizes 8 and 32.
+# Llama-2-7B's shape and one of Qwen1.5-MoE-A2.7B's shape, bf16, batch sizes 8 and 32; then
+# benchmarks/peers.py on the same shapes (the recorder against plain hooks and nnsight, time, peak
+# GPU and host memory, exactness; for the MoE shape only bare vs recorder: neither peer sees the
+# fused experts' activations without recomputing them).
 #
 # Meant for a bare CUDA machine that has python3 with torch but maybe another transformers:
 # put wheels in .whl/ (e.g. transformers==5.24.0, the version the adapters were measured on) and
@@ -26,6 +29,19 @@ run dense-b8 --only dense --dense-shape llama-2-7b --batch-size 8 --n-instructio
 run dense-b32 --only dense --dense-shape llama-2-7b --batch-size 32 --n-instructions 256 --repeats 5
 run moe-b8 --only moe --moe-shape qwen1.5-moe-a2.7b --batch-size 8 --n-instructions 64 --repeats 7
 run moe-b32 --only moe --moe-shape qwen1.5-moe-a2.7b --batch-size 32 --n-instructions 256 --repeats 5
+peers() {  # peers LABEL ARGS...: benchmarks/peers.py, its last line appended to peers-gpu.jsonl
+  local label=$1; shift
+  echo "== peers $label: $*"
+  python3 benchmarks/peers.py --device cuda --dtype bfloat16 --rounds 3 --workdir "/tmp/peers-$label" "$@" 2>&1 \
+    | tee "$OUT/peers-$label.log" || status=1
+  tail -n 1 "$OUT/peers-$label.log" | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); d['label']='$label'; print(json.dumps(d, sort_keys=True))" >> "$OUT/peers-gpu.jsonl" || status=1
+}
+PEERS=bare,recorder,hooks
+python3 -c "import nnsight" 2>/dev/null && PEERS=$PEERS,nnsight
+peers dense-b8 --shape llama-2-7b --rows 64 --batch-size 8 --methods $PEERS
+peers dense-b32 --shape llama-2-7b --rows 256 --batch-size 32 --methods $PEERS
+peers moe-b8 --shape qwen1.5-moe-a2.7b --rows 64 --batch-size 8 --methods bare,recorder
+peers moe-b32 --shape qwen1.5-moe-a2.7b --rows 256 --batch-size 32 --methods bare,recorder
 echo "== summary (label, ratio, tokens/s hooked, tokens/s bare)"
 python3 - "$OUT/recording-gpu.jsonl" <<'PY'
 import json, sys
