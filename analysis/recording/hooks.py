@@ -43,8 +43,9 @@ class _Block:
     kind: str  # "dense" | "experts" | "shared"
     width: int  # neurons per expert (experts) or per block
     n_experts: int = 0
-    counts: torch.Tensor | None = None  # int32 (B, width) or, for experts, (B, E, width)
+    counts: torch.Tensor | None = None  # int32 (B, width) or, for experts, (B*E + 1, width)
     sums: torch.Tensor | None = None  # float32, same shape as counts
+    check: torch.Tensor | None = None  # experts: the act_fn path's counts while it is being verified
 
 
 @dataclass
@@ -84,6 +85,17 @@ class _BatchState:
         return got
 
 
+def _act_fn_path_possible(moe: MoeLayer) -> bool:
+    """Whether the experts run transformers' ``grouped_mm`` forward with a hookable ``act_fn`` module and
+    the default gate (``act_fn(gate) * up``): then their own activations can be counted."""
+    experts = moe.experts
+    config = getattr(experts, "config", None)
+    gate = getattr(experts, "_apply_gate", None)
+    return (getattr(config, "_experts_implementation", None) == "grouped_mm"
+            and isinstance(getattr(experts, "act_fn", None), torch.nn.Module)
+            and getattr(gate, "__name__", "") == "_default_apply_gate")
+
+
 #: ``torch._int_mm`` (int8 x int8 -> int32, exact) needs more than 16 rows on CUDA.
 _INT_MM_MIN_ROWS = 32
 
@@ -104,10 +116,17 @@ class CountingHooks:
         self._state: _BatchState | None = None
         self._grouped_ok: dict[str, bool] = {}
         self._int_mm_ok = True
+        #: MoE layer -> how its expert activations are counted: "verify" (first batch: both ways),
+        #: "act_fn" (the model's own act_fn output, no recomputation) or "recompute".
+        self.expert_path: dict[int, str] = {}
+        #: (top_k_index, batch state) of the experts call in flight, per MoE layer, for the act_fn hook.
+        self._pending: dict[int, tuple[torch.Tensor, _OnDevice]] = {}
         #: MoE expert hooks: keep padding tokens (sent to the discard row) instead of selecting
         #: the counted ones, which waits for the device. None: on CUDA devices only.
         self.sync_free: bool | None = None
         self._moe = {m.layer: m for m in adapter.moe_layers(model)}
+        for j, m in self._moe.items():
+            self.expert_path[j] = "verify" if _act_fn_path_possible(m) else "recompute"
         for j in range(self.n_layers):
             if j in self._moe:
                 m = self._moe[j]
@@ -132,6 +151,8 @@ class CountingHooks:
                 self._handles.append(
                     m.experts.register_forward_pre_hook(self._experts_hook(block, m), with_kwargs=True)
                 )
+                if self.expert_path[j] != "recompute":
+                    self._handles.append(m.experts.act_fn.register_forward_hook(self._expert_act_hook(block, m)))
             elif block.kind == "shared":
                 self._handles.append(self._moe[j].shared_act.register_forward_hook(self._dense_hook(block)))
             else:
@@ -154,8 +175,9 @@ class CountingHooks:
         """Reset the accumulators for a batch whose real tokens are ``valid`` (B, S) bool."""
         self._state = _BatchState(valid=valid.bool())
         for block in self._blocks:
-            block.counts = block.sums = None
+            block.counts = block.sums = block.check = None
         self._routing.clear()
+        self._pending.clear()
 
     # -- hooks -----------------------------------------------------------------------------
     def _count_positive(self, act: torch.Tensor, on: _OnDevice) -> torch.Tensor:
@@ -225,6 +247,10 @@ class CountingHooks:
                 block.counts = torch.zeros((discard + 1, width), dtype=torch.int32, device=hidden.device)
                 if self.with_sums:
                     block.sums = torch.zeros((discard + 1, width), dtype=torch.float32, device=hidden.device)
+            path = self.expert_path[block.layer]
+            if path == "act_fn":
+                self._pending[block.layer] = (top_k_index, on)
+                return  # the act_fn hook counts the model's own activations
             # (token, expert) pairs sorted by expert: of all tokens on a GPU (padding goes to the
             # discard row; no wait for the host), of the counted tokens only elsewhere (less work).
             top_k = top_k_index.shape[1]
@@ -240,15 +266,65 @@ class CountingHooks:
             per_expert = torch.zeros(n_experts, dtype=torch.int64, device=hidden.device)
             per_expert.index_add_(0, flat_expert, torch.ones_like(flat_expert))
             gate = self._expert_gate(module, hidden[flat_token], per_expert, width)  # (N*k, I)
-            act = module.act_fn(gate)
+            act = module.act_fn.forward(gate) if isinstance(module.act_fn, torch.nn.Module) else module.act_fn(gate)
             # One scatter for all experts: row (instruction b, expert e) of a (B*E + 1, I) view.
             key = torch.where(on.valid_flat[flat_token], on.owner[flat_token] * n_experts + flat_expert, discard)
             positive = (act > 0).view(torch.uint8).to(torch.int32)
             block.counts.index_add_(0, key, positive)
             if self.with_sums:
                 block.sums.index_add_(0, key, act.float())
+            if path == "verify":
+                self._pending[block.layer] = (top_k_index, on)  # the act_fn hook counts too, for comparison
 
         return hook
+
+    def _expert_act_hook(self, block: _Block, moe: MoeLayer):
+        """Count the experts' own ``act_fn`` output (``grouped_mm`` experts: one call over every routed
+        (token, expert) pair, rows in the order of ``torch.sort`` of the flattened top-k expert ids).
+
+        While a layer is in "verify" mode its counts go to ``block.check`` and are compared, at
+        :meth:`collect`, with the recomputed ones; only a layer whose two counts agree switches to
+        this path. Any call that does not look like that one (another row count) turns it off.
+        """
+        n_experts = moe.n_experts
+
+        def hook(module: Any, args: Any, output: torch.Tensor) -> None:
+            pending = self._pending.pop(block.layer, None)
+            path = self.expert_path[block.layer]
+            if pending is None or path == "recompute":
+                return
+            top_k_index, on = pending
+            top_k = top_k_index.shape[-1]
+            if output.dim() != 2 or output.shape[0] != top_k_index.numel():
+                self.expert_path[block.layer] = "recompute"
+                return
+            expert_ids, perm = torch.sort(top_k_index.reshape(-1))  # as the grouped_mm experts forward does
+            tokens = torch.div(perm, top_k, rounding_mode="floor")
+            discard = on.valid.shape[0] * n_experts
+            key = torch.where(on.valid_flat[tokens], on.owner[tokens] * n_experts + expert_ids.long(), discard)
+            positive = (output > 0).view(torch.uint8).to(torch.int32)
+            if path == "verify":
+                if block.check is None:
+                    block.check = torch.zeros_like(block.counts)
+                block.check.index_add_(0, key, positive)
+                return
+            block.counts.index_add_(0, key, positive)
+            if self.with_sums:
+                block.sums.index_add_(0, key, output.float())
+
+        return hook
+
+    def _settle_expert_paths(self) -> None:
+        """After a batch in "verify" mode: the act_fn path is taken where it counted what recomputing did."""
+        for block in self._blocks:
+            if block.kind != "experts" or self.expert_path[block.layer] != "verify":
+                continue
+            # The last row is the discard row of padding tokens (filled by one path only on CPU): not compared.
+            if block.check is not None and block.counts is not None and torch.equal(block.check[:-1], block.counts[:-1]):
+                self.expert_path[block.layer] = "act_fn"
+            else:
+                self.expert_path[block.layer] = "recompute"
+            block.check = None
 
     def _expert_gate(self, module: Any, x: torch.Tensor, per_expert: torch.Tensor, width: int) -> torch.Tensor:
         """``x[r] @ gate_up_proj[e_r, :I].T`` for rows sorted by expert, (N*k, H) -> (N*k, I).
@@ -324,6 +400,8 @@ class CountingHooks:
         """The batch's results on the CPU: counts (B, C) uint16 (int32 if S >= 65,536), routing
         int32 (B, L, E) or None, sums float32 or None."""
         batch = self._state.valid.shape[0]
+        self._settle_expert_paths()
+        self._pending.clear()
         counts = self._gather(batch, sums=False)
         sums = self._gather(batch, sums=True) if self.with_sums else None
         routing = None

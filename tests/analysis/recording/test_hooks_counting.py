@@ -80,3 +80,51 @@ def test_moe_counts_are_the_same_with_padding_kept_or_filtered(kind, tokenizer, 
     np.testing.assert_array_equal(results[True]["counts"], results[False]["counts"])
     np.testing.assert_array_equal(results[True]["routing"], results[False]["routing"])
     assert results[True]["counts"].sum() > 0
+
+
+def _grouped_mm_moe(seed: int = 0):
+    model = tiny_model("qwen2moe", seed=seed)
+    model.config._experts_implementation = "grouped_mm"  # transformers' default: one act_fn call per layer
+    return model
+
+
+def test_grouped_mm_experts_are_counted_from_their_own_activations(tokenizer, rows, tmp_path, device):
+    """After one batch where both ways agree, the experts' own act_fn output is counted (no recomputation),
+    with the same counts as the recomputing path on the eager experts (checked against a plain reference
+    in test_counts_reference.py)."""
+    from hexainst.analysis.recording import record
+
+    model = _grouped_mm_moe().to(device)
+    with CountingHooks(model, adapter_for(model)) as hooks:
+        assert set(hooks.expert_path.values()) == {"verify"}
+        from hexainst.analysis.recording.recorder import run_batch
+
+        decoder = model.model
+        batch = [[1, 5, 6, 7, 8], [1, 9, 10]]
+        run_batch(decoder, hooks, batch, [0, 0], 0, "right", device)
+        assert set(hooks.expert_path.values()) == {"act_fn"}
+    grouped = record(model, rows, tmp_path / "grouped", tokenizer=tokenizer, progress=False, with_sums=True,
+                     batch_size=4)
+    eager = tiny_model("qwen2moe").to(device)  # same seed and weights, eager experts: the recomputing path
+    reference = record(eager, rows, tmp_path / "eager", tokenizer=tokenizer, progress=False, with_sums=True,
+                       batch_size=4)
+    assert (grouped.counts() != reference.counts()).nnz == 0
+    np.testing.assert_array_equal(grouped.routing, reference.routing)
+    np.testing.assert_allclose(grouped.sums(), reference.sums(), rtol=1e-6, atol=1e-6)
+
+
+def test_experts_whose_act_fn_output_is_not_act_fn_of_the_gate_are_recomputed(tokenizer, rows, device):
+    """If something changes the act_fn output (here another hook), the verification fails and the layer
+    keeps recomputing the gate activations."""
+    from hexainst.analysis.recording.recorder import run_batch
+
+    model = _grouped_mm_moe().to(device)
+    moe_layers = [layer.mlp.experts for layer in model.model.layers if hasattr(layer.mlp, "experts")]
+    handles = [experts.act_fn.register_forward_hook(lambda m, a, out: out + 1.0) for experts in moe_layers]
+    try:
+        with CountingHooks(model, adapter_for(model)) as hooks:
+            run_batch(model.model, hooks, [[1, 5, 6, 7, 8], [1, 9, 10]], [0, 0], 0, "right", device)
+            assert set(hooks.expert_path.values()) == {"recompute"}
+    finally:
+        for h in handles:
+            h.remove()
