@@ -105,13 +105,15 @@ def _profile(fn, device: str, rows: int = 25) -> None:
 
 
 def measure(model: torch.nn.Module, inputs: list[list[int]], *, batch_size: int, repeats: int, device: str,
-            warmup: int = 1, profile: bool = False) -> dict[str, float]:
+            warmup: int = 1, profile: bool = False, recompute_experts: bool = False) -> dict[str, float]:
     adapter = adapter_for(model)
     decoder = adapter.decoder_module(model)
     in_device = decoder.get_input_embeddings().weight.device
     batches = [[inputs[i] for i in b] for b in _batches([len(x) for x in inputs], batch_size)]
     tokens = sum(len(x) for x in inputs)
     hooks = CountingHooks(model, adapter)
+    if recompute_experts:  # the path before 4373d8e: recompute the routed experts' gate activations
+        hooks.expert_path = {j: "recompute" for j in hooks.expert_path}
 
     def one_pass(hooked: bool) -> float:
         if hooked:
@@ -166,6 +168,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="also print a profile of one hooked pass")
+    parser.add_argument("--recompute-experts", action="store_true",
+                        help="MoE: recompute the routed experts' gate activations instead of counting the experts' "
+                             "own act_fn output (the earlier path, for comparison)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
     if args.threads:
@@ -195,10 +200,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model = build_random(args.moe_shape, dtype, args.device, args.experts_implementation)
         inputs = make_inputs(args.n_instructions, model.config.vocab_size, args.min_len, args.max_len, seed=1)
         moe = measure(model, inputs, batch_size=args.batch_size, repeats=args.repeats, device=args.device,
-                        profile=args.profile)
+                      profile=args.profile, recompute_experts=args.recompute_experts)
         result.update(moe_shape=args.moe_shape, moe_ratio=moe["ratio"], moe_tokens_per_s=moe["tokens_per_s"],
                       moe_bare_tokens_per_s=moe["bare_tokens_per_s"],
-                      experts_implementation=model.config._experts_implementation, moe_detail=moe)
+                      experts_implementation=model.config._experts_implementation,
+                      expert_path="recompute" if args.recompute_experts else "act_fn where verified", moe_detail=moe)
         print(f"moe {args.moe_shape}: {moe}", flush=True)
     print(json.dumps(result, sort_keys=True))
     return result

@@ -6,8 +6,14 @@ per-neuron activation sums. It never calls ``generate()`` and never computes LM-
 it runs ``model.model`` (the adapter's ``decoder``) under ``torch.inference_mode``.
 
 Batches: within each store shard, instructions are sorted by length (longest first) and
-padded; padding is masked out of every count, positions are given explicitly (so left and
-right padding see the same positions), and batch size does not change any count.
+padded; padding is masked out of every count, and positions are given explicitly (so left and
+right padding see the same positions). On the tiny test models batch size and padding never
+change a count. On a real model a float activation within rounding of zero can change sign with
+the batch it was computed in (its padded length, the other rows, the attention kernel), so a few
+cells in millions can differ by one between batchings (measured in docs/recording-speed.md). The
+batching and the attention implementation are therefore written into the header (``recording``)
+and a store resumes only with the same ones; batch size 1 feeds every instruction alone, unpadded,
+so its counts depend on nothing but the instruction.
 """
 
 from __future__ import annotations
