@@ -60,13 +60,13 @@ _ASK_VERBS = (r"write|compose|create|draft|generate|suggest|list|name|give|descr
 #: opening one of its sentences.
 _ASKS = re.compile(
     r"\?|^(?:which|what|who|whom|whose|when|where|why|how|is|are|does|do|did|can|could|would|should|will|was|"
-    r"were|has|have)\b|(?:^|[.:;!]\s+)(?:please\s+)?(?:" + _ASK_VERBS + r")\b",
+    r"were|has|have)\b|(?:^|[.:;!,]\s+)(?:please\s+)?(?:" + _ASK_VERBS + r")\b",
     re.IGNORECASE,
 )
 _QUESTION_START = re.compile(r"^(which|what|who|whom|whose|when|where|why|how|in|on|at|by|is|are|was|were|"
                              r"does|do|did|can|name|the|from|for|during|according|of)\b", re.IGNORECASE)
 _WRITING_VERB = re.compile(r"\b(write|compose|create|draft|generate|suggest|list|come up with|invent|describe|"
-                           r"brainstorm|tell|make up|design|plan|propose|give)\b", re.IGNORECASE)
+                           r"brainstorm|tell|make up|design|plan|propose|give|identify|name)\b", re.IGNORECASE)
 _CODE_CUE = re.compile(r"\b(python|javascript|typescript|java|c\+\+|c#|c|go|rust|ruby|php|sql|bash|shell|"
                        r"regular expression|regex|function|method|class|program|script|query|algorithm|code|"
                        r"snippet|array|list|string|integer|return|returns)\b|\w+\(", re.IGNORECASE)

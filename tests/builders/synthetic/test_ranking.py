@@ -25,6 +25,8 @@ from hexainst.builders.synthetic.prompts import Slot
     ("summarization", "What is the capital of France?", "wrong_category"),
     ("generation", "Write a limerick about a cat who loves rain.", None),
     ("generation", "Fix the bug in the function below.", "wrong_category"),
+    ("generation", "Identify three simple things people do to raise awareness about climate change.", None),
+    ("code", "Given two strings, determine whether they are anagrams of each other in Python.", None),
 ])
 def test_gate(category, text, reason):
     assert ranking.gate(category, text) == reason
