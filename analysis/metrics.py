@@ -258,8 +258,13 @@ def category_means(
 def diagonal_contrast(means: np.ndarray) -> tuple[float, float, float]:
     """(mean of the diagonal, mean off the diagonal, difference) of a square matrix."""
     m = np.asarray(means, dtype=np.float64)
-    diag = float(np.nanmean(np.diagonal(m)))
-    off = float(np.nanmean(m[~np.eye(m.shape[0], dtype=bool)]))
+
+    def mean(values: np.ndarray) -> float:  # NaN, without a warning, when no value is defined
+        values = values[~np.isnan(values)]
+        return float(values.mean()) if values.size else float("nan")
+
+    diag = mean(np.diagonal(m))
+    off = mean(m[~np.eye(m.shape[0], dtype=bool)])
     return diag, off, diag - off
 
 

@@ -46,11 +46,18 @@ def _summary(results: dict[str, Any], label: str) -> list[str]:
     lengths = results["lengths"][label]
     cats = res["jaccard"]["categories"]
     diag = res["jaccard"]["matrix"]
-    if perm["difference"] is None:
+    if perm["difference"] is None and len(cats) == 1:
         lines = [
             f"**{label} ({res['model']})**: mean Jaccard of ISN sets within the one category analysed "
             f"({', '.join(cats)}): **{_num(perm['diagonal'])}**. With a single category there is nothing to "
             "compare across categories: no permutation test, no length-adjusted test.",
+            "",
+        ]
+    elif perm["difference"] is None:
+        lines = [
+            f"**{label} ({res['model']})**: no pair of different instructions within a category (one "
+            "instruction per category?), so the same-category mean is not defined and there is no test; "
+            f"mean Jaccard across categories {_num(perm['off_diagonal'])}.",
             "",
         ]
     else:

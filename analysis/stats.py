@@ -6,6 +6,7 @@ seed give the same numbers.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -57,6 +58,10 @@ def permutation_test(
         nan = float("nan")
         return PermutationResult(diag, nan, nan, nan, n_permutations, nan, nan)
     diag, off, obs = diagonal_contrast(weighted_category_means(pair, w, include_self=include_self))
+    if not np.isfinite(obs):
+        # e.g. one instruction per category without self-pairs: no same-category pair to average.
+        nan = float("nan")
+        return PermutationResult(diag, off, nan, nan, n_permutations, nan, nan)
     rng = np.random.default_rng(seed)
     null = np.empty(n_permutations, dtype=np.float64)
     for k in range(n_permutations):
@@ -107,7 +112,9 @@ def bootstrap_category_means(
     for k in range(n_boot):
         draws[k] = weighted_category_means(pair, _bootstrap_weights(w, rng), include_self=include_self)
     alpha = (1 - level) / 2
-    return np.nanquantile(draws, alpha, axis=0), np.nanquantile(draws, 1 - alpha, axis=0)
+    with warnings.catch_warnings():  # a cell with no defined value (no pair) has no interval: NaN, quietly
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        return np.nanquantile(draws, alpha, axis=0), np.nanquantile(draws, 1 - alpha, axis=0)
 
 
 def bootstrap_category_vector(

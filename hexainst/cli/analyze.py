@@ -83,7 +83,8 @@ def _summary(results: dict[str, Any], out: Path) -> None:
         if label in results:
             perm = results[label]["jaccard"]["permutation"]
             if perm["difference"] is None:
-                print(f"{label}: one category only, mean Jaccard {_num(perm['diagonal'])}; no across-category test")
+                print(f"{label}: no across-category test (one category, or one instruction per category); "
+                      f"same-category mean Jaccard {_num(perm['diagonal'])}")
                 continue
             print(f"{label}: diagonal {perm['diagonal']:.4f} vs off-diagonal {perm['off_diagonal']:.4f}, "
                   f"p = {perm['p_value']:.4g}")

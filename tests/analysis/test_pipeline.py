@@ -196,4 +196,16 @@ def test_one_category_is_reported_without_a_test(tmp_path: Path, make_dense, cap
     assert "nothing to compare across categories" in report
     assert main(["analyze", "--store", str(one.path), "--out", str(tmp_path / "cli"), "--quiet",
                  "--permutations", "10", "--sweep-permutations", "5", "--bootstrap", "10"]) == 0
-    assert "one category only" in capsys.readouterr().out
+    assert "no across-category test" in capsys.readouterr().out
+
+
+def test_one_instruction_per_category_gives_no_p_value(dense_pair, tmp_path: Path) -> None:
+    """--sample 1 without self-pairs: no same-category pair, so no test (was a p-value of 1/(n+1))."""
+    import dataclasses
+
+    base, _ = dense_pair
+    res = analyze(base.path, tmp_path / "s1", config=dataclasses.replace(FAST, sample=1, sweep_eps=(0.05,)))
+    perm = res["model"]["jaccard"]["permutation"]
+    assert res["instructions"]["n"] == 6 and perm["p_value"] is None and perm["diagonal"] is None
+    assert perm["off_diagonal"] is not None  # across categories is still defined
+    assert "no pair of different instructions within a category" in (tmp_path / "s1" / "report.md").read_text()
