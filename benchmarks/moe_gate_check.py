@@ -1,4 +1,8 @@
-"""Do the two ways the experts hook recomputes gate activations give the same counts on a device?
+"""Do the ways the experts hook gets gate activations give the same counts on a device?
+
+Three ways: the experts' own act_fn output (transformers' grouped_mm experts, after one batch
+where it agrees with recomputing), and recomputing the gate with one grouped matmul or with one
+matmul per expert.
 
 The MoE experts hook computes ``act_fn(x @ gate_up_proj[e, :I].T)`` for the tokens routed to each
 expert either with one ``torch.nn.functional.grouped_mm`` (bf16 on CUDA) or with one matmul per
@@ -46,20 +50,27 @@ def main(argv: list[str] | None = None) -> dict:
     decoder = adapter_for(model).decoder_module(model)
     device = decoder.get_input_embeddings().weight.device
 
-    def counts(grouped: bool) -> np.ndarray:
+    def counts(grouped: bool, recompute: bool = True) -> np.ndarray:
         with CountingHooks(model, adapter_for(model)) as hooks:
+            if recompute:
+                hooks.expert_path = {j: "recompute" for j in hooks.expert_path}
             hooks._grouped_ok[device.type] = grouped
             out = [run_batch(decoder, hooks, b, [0] * len(b), 0, "right", device)[0]["counts"] for b in batches]
             used_grouped = hooks._grouped_ok[device.type]
-        return np.concatenate(out).astype(np.int64), used_grouped
+            paths, check = dict(hooks.expert_path), dict(hooks.expert_check)
+        return np.concatenate(out).astype(np.int64), used_grouped, paths, check
 
-    grouped, used = counts(True)
-    loop, _ = counts(False)
+    grouped, used, _, _ = counts(True)
+    loop, _, _, _ = counts(False)
+    own, _, paths, check = counts(True, recompute=False)  # the experts' own act_fn output, where verified
     differ = int((grouped != loop).sum())
     result = {"device": args.device, "dtype": args.dtype, "grouped_mm_available": hasattr(F, "grouped_mm"),
               "grouped_mm_used": bool(used), "counts": int(grouped.size), "differ": differ,
               "differ_fraction": differ / grouped.size, "max_abs_difference": int(np.abs(grouped - loop).max()),
-              "total_count": int(loop.sum())}
+              "total_count": int(loop.sum()),
+              "act_fn_path_layers": sorted(j for j, p in paths.items() if p == "act_fn"),
+              "act_fn_verify_batch_differ": {str(j): c for j, c in check.items()},
+              "act_fn_vs_recompute_differ": int((own != grouped).sum())}
     print(json.dumps(result, sort_keys=True))
     return result
 
