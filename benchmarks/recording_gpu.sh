@@ -36,6 +36,8 @@ peers() {  # peers LABEL ARGS...: benchmarks/peers.py, its last line appended to
     | tee "$OUT/peers-$label.log" || status=1
   tail -n 1 "$OUT/peers-$label.log" | python3 -c "import json,sys; d=json.loads(sys.stdin.read()); d['label']='$label'; print(json.dumps(d, sort_keys=True))" >> "$OUT/peers-gpu.jsonl" || status=1
 }
+echo "== moe gate check (the experts' own act_fn output vs recomputed gates, bf16)"
+python3 benchmarks/moe_gate_check.py --device cuda --dtype bfloat16 2>&1 | tail -n 1 | tee "$OUT/moe-gate-check.json" || status=1
 PEERS=bare,recorder,hooks
 python3 -c "import nnsight" 2>/dev/null && PEERS=$PEERS,nnsight
 peers dense-b8 --shape llama-2-7b --rows 64 --batch-size 8 --methods $PEERS
