@@ -71,14 +71,15 @@ def response_nll(model: Any, tokenizer: Any, recipe: Recipe, rows: list[dict[str
                 ids[r, :n] = torch.tensor(examples[i]["input_ids"])
                 labels[r, :n] = torch.tensor(examples[i]["labels"])
                 mask[r, :n] = 1
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
             target = labels[:, 1:]
             keep = target != IGNORE
-            logp = torch.log_softmax(logits, dim=-1)
-            tok = -logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-            tok = torch.where(keep, tok, torch.zeros_like(tok)).double()
+            # Only the scored positions: (tokens, vocab) instead of (batch, length, vocab).
+            tok = torch.nn.functional.cross_entropy(logits[keep].float(), target[keep], reduction="none").double()
+            row = torch.arange(len(batch)).unsqueeze(1).expand_as(keep)[keep]
+            per_row = torch.zeros(len(batch), dtype=torch.float64).index_add_(0, row, tok)
             for r, i in enumerate(batch):
-                sums[i] = float(tok[r].sum())
+                sums[i] = float(per_row[r])
                 counts[i] = int(keep[r].sum())
     return NllResult(context=context, nll_sum=sums, n_tokens=counts)
 

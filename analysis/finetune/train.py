@@ -39,10 +39,8 @@ class FineTuned:
 
     path: Path
     manifest: dict[str, Any]
-
-    @property
-    def reused(self) -> bool:
-        return bool(self.manifest.get("_reused"))
+    #: True when an earlier finished run was returned instead of training.
+    reused: bool = False
 
 
 def default_root() -> Path:
@@ -117,7 +115,7 @@ def fine_tune(
     check_variant(variant)
     done = finished(recipe, variant, root)
     if done is not None:
-        return FineTuned(path=done.path, manifest={**done.manifest, "_reused": True})
+        return FineTuned(path=done.path, manifest=done.manifest, reused=True)
 
     import torch
     import transformers
