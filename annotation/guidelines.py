@@ -23,19 +23,21 @@ def guidelines_html() -> str:
     """The guidelines rendered to HTML for the instructions panel."""
     from markdown_it import MarkdownIt
 
-    html = MarkdownIt("commonmark", {"html": False}).enable("table").render(guidelines_markdown())
-    # Label Studio's style sheet strips list markers and table borders; put them back inline.
-    for tag, style in _STYLES.items():
-        html = html.replace(f"<{tag}>", f'<{tag} style="{style}">')
-    return html
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(guidelines_markdown())
+    # Label Studio keeps a <style> element and class attributes but strips style attributes (bleach),
+    # and its own style sheet removes list markers and table borders: put them back for this block.
+    return f'<style>{_CSS}</style>\n<div class="hexainst-guidelines">\n{body}</div>\n'
 
 
-_STYLES = {
-    "ul": "list-style: disc; padding-left: 1.5em; margin: 0.4em 0",
-    "ol": "list-style: decimal; padding-left: 1.5em; margin: 0.4em 0",
-    "table": "border-collapse: collapse; margin: 0.5em 0",
-    "th": "border: 1px solid #ccc; padding: 0.3em 0.5em; text-align: left; vertical-align: top",
-    "td": "border: 1px solid #ccc; padding: 0.3em 0.5em; vertical-align: top",
-    "blockquote": "border-left: 3px solid #ccc; margin: 0.4em 0; padding: 0.2em 0.8em; background: #f7f7f5",
-    "h2": "margin-top: 1em",
-}
+_CSS = " ".join(
+    f".hexainst-guidelines {selector} {{ {rules} }}"
+    for selector, rules in {
+        "ul": "list-style: disc; padding-left: 1.5em; margin: 0.4em 0;",
+        "ol": "list-style: decimal; padding-left: 1.5em; margin: 0.4em 0;",
+        "table": "border-collapse: collapse; margin: 0.5em 0;",
+        "th, .hexainst-guidelines td": "border: 1px solid #ccc; padding: 0.3em 0.5em; text-align: left; vertical-align: top;",
+        "blockquote": "border-left: 3px solid #ccc; margin: 0.4em 0; padding: 0.2em 0.8em;",
+        "h2": "margin-top: 1em;",
+        "p": "margin: 0.4em 0;",
+    }.items()
+)

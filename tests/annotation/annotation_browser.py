@@ -20,9 +20,10 @@ FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-#: Console errors of Label Studio 1.23.2 itself that say nothing about our projects: its front end
-#: asks the server for "tips" at /heidi-tips, which this server version does not serve (404).
-BENIGN = (re.compile(r"/heidi-tips$"),)
+#: Failed requests of Label Studio 1.23.2 itself that say nothing about our projects (matched on the
+#: URL with its query): its front end asks for "tips" at /heidi-tips, which this server version does not
+#: serve (404); and the labelling stream asks for the next task after the last one, answered by a 404.
+BENIGN = (re.compile(r"/heidi-tips$"), re.compile(r"/api/dm/actions\?id=next_task&"))
 
 
 def launch(playwright):
@@ -39,7 +40,7 @@ class Person:
 
     def __init__(self, browser, inst) -> None:
         self.inst = inst
-        self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        self.context = browser.new_context(viewport={"width": 1400, "height": 1250})
         self.context.set_default_timeout(60_000)
         self.page = self.context.new_page()
         self.problems: list[str] = []
@@ -48,7 +49,7 @@ class Person:
         self.page.on("response", self._response)
 
     def _benign(self, url: str) -> bool:
-        return any(p.search(url.split("?")[0]) for p in BENIGN)
+        return any(p.search(url) for p in BENIGN)
 
     def _console(self, message) -> None:
         if message.type == "error" and not self._benign(message.location.get("url", "")):

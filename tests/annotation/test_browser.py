@@ -63,7 +63,7 @@ def _wait_for_annotations(session, name: str, task_id: int, n: int, timeout: flo
         time.sleep(0.5)
 
 
-def test_editor_renders_and_a_broken_config_is_caught(ls_session, browser):
+def test_editor_renders_and_a_broken_config_is_caught(ls_session, browser, shots):
     row = nat("math", 1, "Solve for x: 3x - 5 = 16.")
     ls_session.sync_candidates([row], progress=False)
     a = ls_session.instance("junior1")
@@ -80,6 +80,10 @@ def test_editor_renders_and_a_broken_config_is_caught(ls_session, browser):
         person.open(f"/projects/{ls_session.project(a)}/data?labeling=1")
         # The guidelines open first, rendered from annotation/guidelines.md.
         person.page.get_by_text("Worked examples", exact=True).first.wait_for()
+        # Its lists keep their numbers (Label Studio's style sheet removes them; guidelines.py puts them back).
+        numbered = person.page.locator(".hexainst-guidelines ol").first
+        assert numbered.evaluate("e => getComputedStyle(e).listStyleType") == "decimal"
+        person.screenshot(shots / "guidelines-panel.png")
         person.close_instructions()
         person.wait_for_editor(row["instruction"])
         for label in (*LABELS["category_correct"].values(), *LABELS["errors"].values(), *LABELS["decision"].values()):
