@@ -87,13 +87,28 @@ LIST_NUMBER = re.compile(r"^\s*(?:\d{1,3}[.)]\s+)+")
 LEADING_TAG = re.compile(r"^\s*\([^()]{0,120}\)\s*")
 
 
-def parse_list_continuation(text: str | None, finish_reason: str | None) -> Parsed:
+def parse_list_continuation(text: str | None, finish_reason: str | None, opener: str = "") -> Parsed:
     """The instruction a base model wrote when continuing a numbered list: its first line, without
-    a list number it repeated (``8. ``) or a copy of the slot's ``(task type ...)`` tag."""
+    a list number it repeated (``8. ``) or a copy of the slot's ``(task type ...)`` tag; with an
+    ``opener`` (the start of the instruction, written into the prompt), opener + that line, and a
+    quotation the opener began is closed when the line ends a sentence without closing it."""
+    from hexainst.builders.synthetic.prompts import join_opener
+
     raw = text or ""
     found = THINK_BLOCK.findall(raw)
-    body = THINK_BLOCK.sub("", raw).lstrip(" \t")
+    body = THINK_BLOCK.sub("", raw)
     reasoning = "\n".join(f[7:-8].strip() for f in found) if found else None
+    if opener:
+        line = body.split("\n", 1)[0].rstrip()
+        if not line.strip():
+            return Parsed(None, "truncated" if finish_reason == "length" else "empty", "no text after the opener")
+        if finish_reason == "length" and "\n" not in body:
+            return Parsed(None, "truncated", "finish_reason=length before the end of the line")
+        line = join_opener(opener, line).strip()
+        if opener.endswith('"') and line.count('"') % 2 == 1 and re.search(r"[.!?]$", line):
+            line += '"'
+        return Parsed(line, reasoning=reasoning)
+    body = body.lstrip(" \t")
     line = body.split("\n", 1)[0].strip()
     line = LEADING_TAG.sub("", LIST_NUMBER.sub("", line), count=1).strip()
     if not line:

@@ -122,12 +122,13 @@ class Generation:
         self.client, self.planner, self.config = client, planner, config
         self.schema = prompts.metaprompts()["answer_schema"]
 
-    def parse(self, entry: dict[str, Any]) -> Parsed:
+    def parse(self, entry: dict[str, Any], s: prompts.Slot | None = None) -> Parsed:
         if entry.get("finish_reason") == "malformed_response":
             return Parsed(None, "malformed_response", "response body was not valid JSON")
         if self.client.endpoint.route == "chat":
             return parse_chat_answer(entry.get("content"), entry.get("finish_reason"), self.schema)
-        return parse_list_continuation(entry.get("content"), entry.get("finish_reason"))
+        return parse_list_continuation(entry.get("content"), entry.get("finish_reason"),
+                                       prompts.opener(s) if s is not None else "")
 
     async def candidate(self, s: prompts.Slot, c: int, payload: Any) -> Candidate:
         req = None
@@ -137,7 +138,7 @@ class Generation:
                                             prompts.prompt_version(s.category))
             if entry is None:
                 return Candidate(req, None)
-            parsed = self.parse(entry)
+            parsed = self.parse(entry, s)
             if parsed.instruction is not None:
                 return Candidate(req, parsed)
             self.client.tally.rejections[parsed.reason or "invalid"] += 1

@@ -140,6 +140,35 @@ def constraint(s: Slot) -> str:
     return metaprompts()["categories"][s.category]["constraint"].format(task_type=s.task_type, topic=s.topic)
 
 
+def opener(s: Slot) -> str:
+    """The start of slot ``s``'s instruction on the completions route ('' when its category has none).
+
+    A base model told only "(sentiment classification of a hotel review)" tends to write the
+    review alone; handed the opening of the instruction instead ("Classify the sentiment of this
+    hotel review as positive, negative or neutral: \""), it writes the review into it. The
+    instruction is the opener followed by the model's continuation.
+    """
+    table = metaprompts()["categories"][s.category].get("openers") or {}
+    template = table.get(s.task_type)
+    if not template:
+        return ""
+    thing = s.topic
+    for article in ("a ", "an ", "the "):
+        if thing.lower().startswith(article):
+            thing = thing[len(article):]
+            break
+    return template.format(topic=s.topic, thing=thing)
+
+
+def join_opener(start: str, continuation: str) -> str:
+    """``start`` + ``continuation`` with one space where two words would otherwise touch."""
+    if not start:
+        return continuation
+    if start[-1].isalnum() and continuation[:1].isalnum():
+        return f"{start} {continuation}"
+    return start + continuation
+
+
 def completion_prompt(s: Slot, examples: list[str] | None = None) -> str:
     """The completions-route prompt for slot ``s``: a Self-Instruct-style numbered list of
     ``examples`` (default: the curated ones) of the category, then the next number with the
@@ -148,9 +177,11 @@ def completion_prompt(s: Slot, examples: list[str] | None = None) -> str:
     spec = table["categories"][s.category]
     shown = [ex["instruction"] for ex in spec["examples"]] if examples is None else examples
     numbered = "\n".join(f"{i + 1}. {text}" for i, text in enumerate(shown))
-    return table["completion_template"].format(
+    prompt = table["completion_template"].format(
         plural=spec["plural"], numbered_examples=numbered, next_number=len(shown) + 1, constraint=constraint(s)
     )
+    start = opener(s)
+    return f"{prompt} {start}" if start else prompt
 
 
 def example_instructions() -> dict[str, list[str]]:

@@ -110,3 +110,18 @@ def test_curated_examples_are_well_formed_for_the_gate_and_score_high():
             assert ranking.shape(c, text) >= 0.9, (c, text)
             assert ranking.score(s, text).score >= 0.75, (c, text, ranking.score(s, text))
             assert not re.search(r"\s{2}", text) and json.dumps(text)
+
+
+def test_openers_start_the_instruction_and_the_model_continues_it():
+    s = prompts.Slot("classification", 0, "sentiment", "a hotel review")
+    start = prompts.opener(s)
+    assert start == 'Classify the sentiment of this hotel review as positive, negative or neutral: "'
+    assert prompts.completion_prompt(s, ["Is it spam?"]).endswith(f"2. {prompts.constraint(s)} {start}")
+    got = parse_list_continuation('The room was tiny but the staff were lovely.\n3. Next one', "stop", start)
+    assert got.instruction == start + 'The room was tiny but the staff were lovely."'  # the opened quote is closed
+    g = prompts.Slot("generation", 0, "a poem", "autumn")
+    assert parse_list_continuation(" in four lines.", "stop", prompts.opener(g)).instruction == \
+        "Write a poem about autumn in four lines."
+    assert parse_list_continuation("\n", "stop", prompts.opener(g)).reason == "empty"
+    for c in ("math", "generalqa"):
+        assert prompts.opener(prompts.slot(c, 0, 0)) == ""  # these continue after the constraint alone
