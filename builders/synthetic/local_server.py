@@ -137,28 +137,35 @@ class Engine:
             if not pending:
                 pending.append(self.queue.get())
             time.sleep(0.02)  # let concurrent requests arrive
-            while True:
-                try:
-                    pending.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
-            key = pending[0].group()
-            batch, rest, rows = [], [], 0
-            for job in pending:
-                if job.group() == key and rows + job.n <= max(self.max_batch, job.n if not batch else 0):
-                    batch.append(job)
-                    rows += job.n
-                else:
-                    rest.append(job)
-            pending = rest
+            self._drain(pending)
+            batch = self._take(pending, pending[0].group(), self.max_batch)
+            everyone = list(batch)  # and every job that joins the run
             try:
-                results = self._generate(batch)
-                for job, res in zip(batch, results):
-                    job.future.set_result(res)
+                self._run(batch, pending, everyone)
             except Exception as exc:  # noqa: BLE001 - reported to each waiting request
-                for job in batch:
+                for job in everyone:
                     if not job.future.done():
                         job.future.set_exception(exc)
+
+    def _drain(self, pending: list[Job]) -> None:
+        while True:
+            try:
+                pending.append(self.queue.get_nowait())
+            except queue.Empty:
+                return
+
+    @staticmethod
+    def _take(pending: list[Job], key: tuple, room: int) -> list[Job]:
+        """Remove from ``pending`` and return the jobs of group ``key`` that fit in ``room`` rows (at least one job)."""
+        batch, rest, rows = [], [], 0
+        for job in pending:
+            if job.group() == key and (rows + job.n <= room or not batch):
+                batch.append(job)
+                rows += job.n
+            else:
+                rest.append(job)
+        pending[:] = rest
+        return batch
 
     def _prefix(self, prompts_ids: list[list[int]], create: bool = True) -> tuple[tuple[int, ...], Any]:
         """The longest shared prompt prefix worth caching, and its KV cache (batch 1).
@@ -196,104 +203,151 @@ class Engine:
         return self._newline_ids
 
     def _generate(self, batch: list[Job]) -> list[list[dict[str, Any]]]:
-        """Generate every row of ``batch`` (``n`` rows per job) in one decode loop.
+        """Generate every row of ``batch`` (no other job joins); the rows of each job, in job order."""
+        self._run(batch, None)
+        return [job.future.result() for job in batch]
 
-        Identical prompts (the candidates of one slot) are prefilled once and their KV rows
-        copied; the longest prefix all prompts share is taken from the prefix cache. Sampling is
-        top-p within the 64 most likely tokens (a full-vocabulary sort per step cost more than the
-        model on a CPU with gemma's 262k vocabulary). A row stops at an end token, at its own
-        ``max_tokens``, at a stop string (a line break is recognised by token id, with no
-        decoding per step), or once it holds a complete JSON object (chat answers); finished rows
-        leave the batch at once, so the rest run faster.
+    def _start(self, jobs: list[Job]) -> dict[str, Any]:
+        """Prefill ``jobs``: one forward per distinct prompt (the longest prefix all share taken from
+        the prefix cache), KV rows copied for each of a job's ``n`` rows. Returns the batch state."""
+        torch = self.torch
+        rows = [(job, i) for job in jobs for i in range(job.n)]
+        distinct: dict[tuple[int, ...], int] = {}
+        for job, _ in rows:
+            distinct.setdefault(tuple(job.prompt_ids), len(distinct))
+        prompts_ids = [list(k) for k in distinct]
+        # A single distinct prompt (one slot's candidates) reuses a cached prefix but adds none.
+        prefix, prefix_cache = self._prefix(prompts_ids, create=len(prompts_ids) > 1)
+        p = len(prefix)
+        width = p + max(len(ids) - p for ids in prompts_ids)
+        d = len(prompts_ids)
+        input_ids = torch.full((d, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((d, width), dtype=torch.long)
+        for i, ids in enumerate(prompts_ids):
+            # [shared prefix][padding][own suffix]: the padding is masked out, positions come
+            # from the mask, so each suffix follows its prefix directly.
+            if p:
+                input_ids[i, :p] = torch.tensor(prefix, dtype=torch.long)
+                mask[i, :p] = 1
+            input_ids[i, width - (len(ids) - p):] = torch.tensor(ids[p:], dtype=torch.long)
+            mask[i, width - (len(ids) - p):] = 1
+        position = (mask.cumsum(-1) - 1).clamp_min(0)
+        if prefix_cache is not None:
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(d)
+        else:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.model.config)
+        out = self.model(input_ids=input_ids[:, p:], attention_mask=mask, position_ids=position[:, p:],
+                         use_cache=True, logits_to_keep=1, **{CACHE_KWARG: cache})
+        cache = out.past_key_values
+        pick = torch.tensor([distinct[tuple(job.prompt_ids)] for job, _ in rows], dtype=torch.long)
+        cache.batch_select_indices(pick)
+        return {"cache": cache, "mask": mask[pick], "pos": position[pick, -1], "logits": out.logits[pick, -1, :],
+                "rows": rows, "tokens": [[] for _ in rows]}
+
+    def _merge(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        """One batch state from two: sequences are left-padded to the longer one (masked out)."""
+        torch = self.torch
+        la, lb = a["mask"].shape[1], b["mask"].shape[1]
+        length = max(la, lb)
+
+        def pad_mask(m: Any, n: int) -> Any:
+            return torch.cat([torch.zeros((m.shape[0], n - m.shape[1]), dtype=m.dtype), m], dim=1) if n > m.shape[1] else m
+
+        for layer_a, layer_b in zip(a["cache"].layers, b["cache"].layers):
+            for name in ("keys", "values"):
+                ta, tb = getattr(layer_a, name), getattr(layer_b, name)
+                s = max(ta.shape[2], tb.shape[2])
+
+                def pad(t: Any) -> Any:
+                    if t.shape[2] == s:
+                        return t
+                    z = torch.zeros((t.shape[0], t.shape[1], s - t.shape[2], t.shape[3]), dtype=t.dtype)
+                    return torch.cat([z, t], dim=2)
+
+                setattr(layer_a, name, torch.cat([pad(ta), pad(tb)], dim=0))
+            if hasattr(layer_a, "cumulative_length"):
+                layer_a.cumulative_length = max(layer_a.cumulative_length, layer_b.cumulative_length)
+        return {"cache": a["cache"], "mask": torch.cat([pad_mask(a["mask"], length), pad_mask(b["mask"], length)]),
+                "pos": torch.cat([a["pos"], b["pos"]]), "logits": torch.cat([a["logits"], b["logits"]]),
+                "rows": a["rows"] + b["rows"], "tokens": a["tokens"] + b["tokens"]}
+
+    def _run(self, batch: list[Job], pending: list[Job] | None, everyone: list[Job] | None = None) -> None:
+        """Decode ``batch`` with continuous batching: a finished row leaves the batch at once, its job
+        is answered as soon as all its rows are done, and waiting jobs of the same group
+        (``pending`` and the queue) join while rows run, so the batch stays full.
+
+        Sampling is top-p within the 64 most likely tokens (a full-vocabulary sort per step cost
+        more than the model on a CPU with gemma's 262k vocabulary). A row stops at an end token,
+        at its own ``max_tokens``, at a stop string (a line break is recognised by token id, with
+        no decoding per step), or once it holds a complete JSON object (chat answers).
         """
         torch = self.torch
-        rows = [(job, job.prompt_ids) for job in batch for _ in range(job.n)]
-        distinct: dict[tuple[int, ...], int] = {}
-        for _, ids in rows:
-            distinct.setdefault(tuple(ids), len(distinct))
-        prompts_ids = [list(k) for k in distinct]
+        first = batch[0]
+        key = first.group()
+        stops = list(first.stop)
+        newline_only = bool(stops) and all(s == "\n" for s in stops)
+        stop_ids = self._stop_ids() if newline_only else set()
+        gen = torch.Generator().manual_seed(sum(job.seed for job in batch) % (2**31))
+        done: dict[int, dict[int, dict[str, Any]]] = {}
         with torch.inference_mode():
-            # A single distinct prompt (one slot's candidates) reuses a cached prefix but adds none.
-            prefix, prefix_cache = self._prefix(prompts_ids, create=len(prompts_ids) > 1)
-            p = len(prefix)
-            width = p + max(len(ids) - p for ids in prompts_ids)
-            d = len(prompts_ids)
-            input_ids = torch.full((d, width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((d, width), dtype=torch.long)
-            for i, ids in enumerate(prompts_ids):
-                # [shared prefix][padding][own suffix]: the padding is masked out, positions come
-                # from the mask, so each suffix follows its prefix directly.
-                if p:
-                    input_ids[i, :p] = torch.tensor(prefix, dtype=torch.long)
-                    mask[i, :p] = 1
-                input_ids[i, width - (len(ids) - p):] = torch.tensor(ids[p:], dtype=torch.long)
-                mask[i, width - (len(ids) - p):] = 1
-            position = (mask.cumsum(-1) - 1).clamp_min(0)
-            if prefix_cache is not None:
-                cache = copy.deepcopy(prefix_cache)
-                cache.batch_repeat_interleave(d)
-            else:
-                from transformers import DynamicCache
-
-                cache = DynamicCache(config=self.model.config)
-            out = self.model(input_ids=input_ids[:, p:], attention_mask=mask, position_ids=position[:, p:],
-                             use_cache=True, logits_to_keep=1, **{CACHE_KWARG: cache})
-            cache = out.past_key_values
-            pick = torch.tensor([distinct[tuple(ids)] for _, ids in rows], dtype=torch.long)
-            cache.batch_select_indices(pick)
-            logits = out.logits[pick, -1, :]
-            mask = mask[pick]
-            last_pos = position[pick, -1]
-
-            first = batch[0]
-            stops = list(first.stop)
-            newline_only = bool(stops) and all(s == "\n" for s in stops)
-            stop_ids = self._stop_ids() if newline_only else set()
-            gen = torch.Generator().manual_seed(sum(job.seed for job in batch) % (2**31))
-            alive = list(range(len(rows)))
-            tokens: list[list[int]] = [[] for _ in rows]
-            finish = ["length"] * len(rows)
-            max_new = max(job.max_tokens for job, _ in rows)
-            for _step in range(max_new):
-                nxt = self._sample(logits, first.temperature, first.top_p, gen).tolist()
+            state = self._start(batch)
+            steps = 0
+            while True:
+                nxt = self._sample(state["logits"], first.temperature, first.top_p, gen).tolist()
                 keep = []
-                for j, r in enumerate(alive):
-                    job = rows[r][0]
-                    t = nxt[j]
+                for j, (job, i) in enumerate(state["rows"]):
+                    t, toks = nxt[j], state["tokens"][j]
+                    finish = None
                     if t in self.eos_ids or t == self.pad_id:
-                        finish[r] = "stop"
+                        finish = "stop"
+                    else:
+                        toks.append(t)
+                        if t in stop_ids:
+                            finish = "stop"
+                        elif len(toks) >= job.max_tokens:
+                            finish = "length"
+                        elif (stops and not newline_only) or (self.stop_after_json and job.kind == "chat"):
+                            text = self.tok.decode(toks, skip_special_tokens=True)
+                            if any(s in text for s in stops) or (
+                                    self.stop_after_json and job.kind == "chat" and json_object_end(text) is not None):
+                                finish = "stop"
+                    if finish is None:
+                        keep.append(j)
                         continue
-                    tokens[r].append(t)
-                    if t in stop_ids:
-                        finish[r] = "stop"
-                        continue
-                    if len(tokens[r]) >= job.max_tokens:
-                        continue
-                    if (stops and not newline_only) or (self.stop_after_json and job.kind == "chat"):
-                        text = self.tok.decode(tokens[r], skip_special_tokens=True)
-                        if any(s in text for s in stops) or (
-                                self.stop_after_json and job.kind == "chat" and json_object_end(text) is not None):
-                            finish[r] = "stop"
-                            continue
-                    keep.append(j)
-                if not keep:
-                    break
-                if len(keep) < len(alive):
-                    idx = torch.tensor(keep, dtype=torch.long)
-                    cache.batch_select_indices(idx)
-                    mask, last_pos = mask[idx], last_pos[idx]
-                    alive = [alive[j] for j in keep]
-                step_ids = torch.tensor([[nxt[j]] for j in keep], dtype=torch.long)
-                mask = torch.cat([mask, torch.ones((len(alive), 1), dtype=torch.long)], dim=1)
-                last_pos = last_pos + 1
-                out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=last_pos[:, None],
-                                 use_cache=True, logits_to_keep=1, **{CACHE_KWARG: cache})
-                cache = out.past_key_values
-                logits = out.logits[:, -1, :]
-        per_job: dict[int, list[dict[str, Any]]] = {}
-        for r, (job, ids) in enumerate(rows):
-            per_job.setdefault(id(job), []).append(self._finish(job, ids, tokens[r], finish[r]))
-        return [per_job[id(job)] for job in batch]
+                    results = done.setdefault(id(job), {})
+                    results[i] = self._finish(job, job.prompt_ids, toks, finish)
+                    if len(results) == job.n:
+                        job.future.set_result([results[k] for k in range(job.n)])
+                        del done[id(job)]
+                if keep:
+                    if len(keep) < len(state["rows"]):
+                        idx = torch.tensor(keep, dtype=torch.long)
+                        state["cache"].batch_select_indices(idx)
+                        state["mask"], state["pos"] = state["mask"][idx], state["pos"][idx]
+                        state["rows"] = [state["rows"][j] for j in keep]
+                        state["tokens"] = [state["tokens"][j] for j in keep]
+                    step_ids = torch.tensor([[nxt[j]] for j in keep], dtype=torch.long)
+                    state["mask"] = torch.cat([state["mask"], torch.ones((len(keep), 1), dtype=torch.long)], dim=1)
+                    state["pos"] = state["pos"] + 1
+                    out = self.model(input_ids=step_ids, attention_mask=state["mask"], position_ids=state["pos"][:, None],
+                                     use_cache=True, logits_to_keep=1, **{CACHE_KWARG: state["cache"]})
+                    state["cache"], state["logits"] = out.past_key_values, out.logits[:, -1, :]
+                steps += 1
+                room = self.max_batch - (len(keep) if keep else 0)
+                joined = []
+                if pending is not None and room > 0 and (not keep or steps % 4 == 0):
+                    self._drain(pending)
+                    joined = self._take(pending, key, room) if any(j.group() == key for j in pending) else []
+                if joined:
+                    if everyone is not None:
+                        everyone.extend(joined)
+                    new = self._start(joined)
+                    state = self._merge(state, new) if keep else new
+                elif not keep:
+                    return
 
     def _sample(self, logits: Any, temperature: float, top_p: float, gen: Any) -> Any:
         torch = self.torch

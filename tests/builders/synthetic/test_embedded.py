@@ -97,5 +97,11 @@ def test_decode_loop_matches_generate_greedy():
     assert got[1][0]["text"] == expected[1]
     assert got[2][0]["completion_tokens"] == 5 and expected[2].startswith(got[2][0]["text"])
     assert len(engine.prefixes) == 1  # the shared opening was cached once
-    again = engine._generate(jobs[:2])
-    assert [r[0]["text"] for r in again] == [expected[0], expected[1]]
+    # continuous batching: two jobs wait while the first runs; they join it mid-way (their prefill
+    # merged into the running batch, left-padded) and still get the greedy tokens of batch 1
+    running = [Job("completions", ids[0], 12, 0.0, 1.0, 1, 0, ())]
+    waiting = [Job("completions", ids[1], 12, 0.0, 1.0, 1, 0, ()), Job("completions", ids[2], 12, 0.0, 1.0, 1, 0, ())]
+    everyone = list(running)
+    engine._run(running, waiting, everyone)
+    assert len(everyone) == 3 and not waiting  # both joined the run
+    assert [j.future.result()[0]["text"] for j in everyone] == expected
