@@ -60,7 +60,32 @@ def pristine(tmp_path_factory) -> Path:
     (ws / "mine" / "data" / "important.csv").write_text("a,b\n1,2\n")
     for sub in ("math500", "humaneval"):
         shutil.copytree(MIRROR / sub, ws / "mirror" / sub)
+    _write_store(ws / "store")
+    rows = [r for c in CATEGORIES for r in _pool_rows(c, "natural", 2)]
+    (ws / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return ws
+
+
+def _write_store(path: Path) -> None:
+    """A small real activation store (4 layers x 60 neurons, 4 instructions per category, 16 per shard)."""
+    import numpy as np
+
+    from hexainst.analysis.recording.store import write_store
+
+    rng = np.random.default_rng(0)
+    instr = [{"id": f"{c}-{k}", "category": c, "source": "natural"} for c in CATEGORIES for k in range(4)]
+    n_tokens = rng.integers(10, 30, size=len(instr)).astype(np.int32)
+    counts = np.stack([rng.binomial(t, 0.2, size=240) for t in n_tokens]).astype(np.uint16)
+    write_store(path, instructions=instr, n_tokens=n_tokens, counts=counts, blocks=[(layer, -1, 60) for layer in range(4)],
+                n_layers=4, rows_per_shard=16,
+                model={"name_or_path": "made-up", "revision": "r0", "dtype": "float32", "config_class": "LlamaConfig"},
+                tokenizer={"name_or_path": "tok", "sha256": "tok-a"},
+                input_policy={"mode": "raw", "add_special_tokens": True, "bos_in_T": True})
+
+
+def _damage_first_shard(ws: Path) -> None:
+    shard = sorted(p for p in (ws / "store").rglob("*") if p.is_file() and p.suffix in (".npz", ".npy"))[0]
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
 
 
 @dataclass
@@ -201,10 +226,49 @@ CASES = [
          "declares num_examples=", setup=_edit("release/README.md", "num_examples: 1200", "num_examples: 1199")),
     Case("publish-bad-repo-name", ["publish", "--repo", "hexainst", "--path", "release", "--dry-run", "up"],
          "--repo must be ORG/NAME"),
+    Case("publish-dry-run-into-a-file", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run",
+                                         "notes.txt"], "is a file", setup=_write("notes.txt", "mine\n")),
     Case("publish-no-network", ["publish", "--repo", "me/hexainst", "--path", "release"],
          "cannot reach the Hugging Face Hub", env={"HF_HUB_OFFLINE": "1"}),
     Case("publish-unbalanced", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "up"],
          "matches no file", setup=_remove("release/data/math.parquet")),
+    # ------------------------------------------------------------ build synthetic
+    Case("synthetic-into-users-folder", ["build", "synthetic", "--out", "mine", "--natural-pools", "pools",
+                                         "--base-url", "http://127.0.0.1:9/v1", "--model", "m"],
+         "the folder exists and was not written by hexainst"),
+    Case("synthetic-endpoint-down", ["build", "synthetic", "--out", "syn", "--natural-pools", "pools",
+                                     "--base-url", "http://127.0.0.1:9/v1", "--model", "typo", "--no-progress"],
+         "127.0.0.1:9"),
+    Case("synthetic-per-category-zero", ["build", "synthetic", "--out", "syn", "--per-category", "0",
+                                         "--base-url", "http://127.0.0.1:9/v1", "--model", "m"], "--per-category"),
+    Case("synthetic-bad-extra", ["build", "synthetic", "--out", "syn", "--extra", "maths=3"],
+         "--extra", usage=True),
+    # ------------------------------------------------------------ record / record-info / analyze
+    Case("record-rows-not-utf8", ["record", "--model", "nowhere", "--rows", "rows.jsonl", "--out", "s2"],
+         "rows.jsonl line 1: the rows file is not UTF-8",
+         setup=lambda ws: (ws / "rows.jsonl").write_bytes(b"\xff" + (ws / "rows.jsonl").read_bytes())),
+    Case("record-batch-size-zero", ["record", "--model", "nowhere", "--rows", "rows.jsonl", "--out", "s2",
+                                    "--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
+    Case("record-into-users-folder", ["record", "--model", "nowhere", "--rows", "rows.jsonl", "--out", "mine"],
+         "mine"),
+    Case("record-info-damaged-shard", ["record-info", "store"], "store", setup=_damage_first_shard),
+    Case("record-merge-missing-part", ["record-merge", "--out", "merged", "store", "nowhere"], "nowhere"),
+    Case("analyze-onto-its-store", ["analyze", "--store", "store", "--out", "store"], "input"),
+    Case("analyze-into-users-folder", ["analyze", "--store", "store", "--out", "mine"],
+         "the folder exists and was not written by hexainst"),
+    Case("analyze-eps-out-of-range", ["analyze", "--store", "store", "--out", "rep", "--eps", "2"],
+         "--eps must be in (0, 1)"),
+    Case("analyze-damaged-shard", ["analyze", "--store", "store", "--out", "rep"], "store",
+         setup=_damage_first_shard),
+    Case("analyze-compare-missing", ["analyze", "--store", "store", "--compare", "nowhere", "--out", "rep"],
+         "nowhere"),
+    # ------------------------------------------------------------ annotate / finetune / baseline
+    Case("annotate-no-server", ["annotate", "up", "--data-dir", "ls", "--release", "release"], "label-studio",
+         env={"HEXAINST_LABEL_STUDIO": "/nonexistent/label-studio"}),
+    Case("finetune-unknown-recipe", ["finetune", "run", "--variant", "tuned", "--recipe", "no-such-recipe",
+                                     "--sources", "mirror", "--release", "release"], "no-such-recipe"),
+    Case("baseline-unknown-pair", ["baseline", "no-such-pair", "--model-root", "mirror", "--out", "b"],
+         "no-such-pair"),
 ]
 
 
@@ -237,5 +301,5 @@ def test_bad_input(case: Case, pristine: Path, tmp_path: Path) -> None:
 
 
 def test_there_are_enough_cases() -> None:
-    assert len(CASES) >= 30
+    assert len(CASES) >= 50
     assert len({c.id for c in CASES}) == len(CASES)
