@@ -70,10 +70,11 @@ def _cmd_record(args: argparse.Namespace) -> int:
             return 0
     else:
         store = record(model, rows, args.out, **kwargs)
-    now = store.recorded_now
-    done = "" if now is None or now == len(store) else f" ({now} recorded now, {len(store) - now} already there)"
-    print(f"store {store.path}: {len(store)} instructions{done} x {store.n_cols} neurons"
-          f"{f' ({store.n_experts} experts, top-{store.top_k})' if store.is_moe else ''}, every shard checked")
+    now = len(store) if store.recorded_now is None else store.recorded_now
+    before = f", {len(store) - now} already there" if now < len(store) else ""
+    print(f"recorded {now} instructions{before}: {len(store)} instructions x {store.n_cols} neurons"
+          f"{f' ({store.n_experts} experts, top-{store.top_k})' if store.is_moe else ''} in {store.path}, "
+          "every shard checked")
     return 0
 
 

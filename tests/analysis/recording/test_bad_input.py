@@ -239,7 +239,7 @@ def test_resume_records_a_corrupt_shard_again(ws: Path, capsys) -> None:
     out, err = capsys.readouterr()
     assert code == 0
     assert "shards/00001.npz (rows 4..5) does not match its checksum; recording it again" in err
-    assert "6 instructions (2 recorded now, 4 already there)" in out
+    assert "recorded 2 instructions, 4 already there: 6 instructions x 144 neurons" in out
     assert shard.read_bytes() == good  # the same bytes as the first recording
     assert (ws / "store-a" / "shards" / "00000.npz").stat().st_mtime_ns == first  # the good shard was kept
     assert main(["record-info", str(ws / "store-a")]) == 0

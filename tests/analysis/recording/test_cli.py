@@ -45,7 +45,8 @@ def test_record_command_reads_the_release_and_writes_a_store(model_dir, release_
     code = main(["record", "--model", str(model_dir), "--release", str(release_dir), "--out", str(out),
                  "--batch-size", "4", "--limit", "9", "--rows-per-shard", "4"])
     assert code == 0
-    assert f"store {out.resolve()}: 9 instructions x 144 neurons, every shard checked" in capsys.readouterr().out
+    assert f"recorded 9 instructions: 9 instructions x 144 neurons in {out.resolve()}, every shard checked" \
+        in capsys.readouterr().out
     store = ActivationStore.open(out)
     ds = hexainst.load(release_dir)
     assert store.ids == ds["id"][:9]
