@@ -33,7 +33,7 @@ BUILD_OPTIONS = $(if $(SOURCES),--sources $(SOURCES)) $(if $(BASE_URL),--base-ur
 DEMO_STORE  ?= $(WORK)/activations/gemma-3-270m
 DEMO_CAUSAL ?= 5
 
-.PHONY: help install install-server dataset test annotate analyze-demo clean
+.PHONY: help install install-server install-browser dataset test annotate analyze-demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -98,7 +98,11 @@ alteration-demo: install ## fine-tune gemma-3-270m (tuned + control), record, an
 		--tuned $(ALT_WORK)/analysis/tuned --control $(ALT_WORK)/analysis/control \
 		--second docs/demo-smollm2 --second-name SmolLM2-135M-Instruct
 
-test: install install-server ## run the test suite
+install-browser: ## Debian's Chromium for the annotation screens' browser tests (Playwright drives it; nothing is downloaded)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		|| { echo "install Debian's chromium package (sudo apt-get install chromium) for the browser tests"; exit 1; }
+
+test: install install-server install-browser ## run the test suite
 	$(PY) -m pytest
 
 clean: ## remove build intermediates (keeps the committed release and the request cache)
