@@ -40,6 +40,7 @@ from hexainst.annotation import sync
 from hexainst.annotation.config import DEFAULTS
 from hexainst.annotation.outcomes import Adjudication, Annotation, triage
 from hexainst.annotation.server import Admin
+from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
 
 STATE_FILE = "hexainst-annotation.json"
@@ -161,17 +162,7 @@ class Session:
     def save(self) -> Path:
         """Write the state file atomically, readable by its owner only (it holds passwords and tokens)."""
         path = self.data_dir / STATE_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", dir=path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_json(), fh, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic.write_text(path, json.dumps(self.to_json(), indent=1), mode=0o600)
 
     @classmethod
     def load(cls, data_dir: str | os.PathLike[str]) -> "Session":
