@@ -110,7 +110,7 @@ def run_baseline(
     rec = recording if recording is not None else RecordingConfig()
     out = claim_baseline_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_marker(out, OUTPUT_KIND, {"pair": pair_name})
+    write_marker(out, OUTPUT_KIND, {"pair": pair_name}, complete=False)
     stores = {}
     for role, key, rev in (("base", "base", "revision_base"), ("fine-tuned", "fine_tuned", "revision_fine_tuned")):
         model = resolve_model(pair[key], model_root)

@@ -406,7 +406,7 @@ def record_data_parallel(
     state.wait_for_everyone()
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        write_marker(out, OUTPUT_KIND)  # the parts go inside: a rerun finds its own folder
+        write_marker(out, OUTPUT_KIND, complete=False)  # the parts go inside: a rerun finds its own folder
     state.wait_for_everyone()
     if not on_cpu and kwargs.get("device_map") is None:
         kwargs["device"] = str(state.device)  # one device per process

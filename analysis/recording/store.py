@@ -575,7 +575,7 @@ class StoreWriter:
                     if old.name.endswith((".npz", ".npz.sha256")):
                         old.unlink()
             self.path.mkdir(parents=True, exist_ok=True)
-            write_marker(self.path, OUTPUT_KIND)
+            write_marker(self.path, OUTPUT_KIND, complete=False)
             _write_json(header_path, header)
         self.header = header
         self.layout = header["layout"]

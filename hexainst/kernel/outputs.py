@@ -46,12 +46,26 @@ def read_marker(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def write_marker(folder: str | os.PathLike[str], kind: str, details: Mapping[str, Any] | None = None) -> Path:
-    """Mark ``folder`` as the output of a ``kind`` command (e.g. ``"analysis report"``)."""
+def _files_in(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MARKER)
+
+
+def write_marker(folder: str | os.PathLike[str], kind: str, details: Mapping[str, Any] | None = None, *,
+                 complete: bool = True) -> Path:
+    """Mark ``folder`` as the output of a ``kind`` command (e.g. ``"analysis report"``).
+
+    ``complete``: the folder now holds everything the command writes (the marker is written last),
+    so the marker lists its files, and a later run refuses to replace the folder if someone has
+    added a file of their own to it. A folder that grows after its marker (an activation store being
+    recorded) passes ``complete=False``.
+    """
     from hexainst import __version__
 
+    folder = Path(folder)
     doc = {"kind": kind, "written_by": f"hexainst {__version__}", **dict(details or {})}
-    return atomic.write_text(Path(folder) / MARKER, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    if complete:
+        doc["files"] = _files_in(folder)
+    return atomic.write_text(folder / MARKER, json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 def _check_location(out: Path, inputs: Iterable[str | os.PathLike[str]], option: str) -> None:
@@ -95,6 +109,14 @@ def claim_output_dir(
             raise OutputError(
                 f"{option} {out}: holds a {marker.get('kind')!r} output, not a {kind!r} one; choose another folder"
             )
+        if isinstance(marker.get("files"), list):
+            added = sorted(set(_files_in(out)) - set(marker["files"]))
+            if added:
+                shown = ", ".join(added[:3]) + (f" and {len(added) - 3} more" if len(added) > 3 else "")
+                raise OutputError(
+                    f"{option} {out}: holds files hexainst did not write there ({shown}); "
+                    "move them away first, or choose another folder"
+                )
     return out
 
 

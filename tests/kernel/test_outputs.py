@@ -109,3 +109,21 @@ def test_a_release_into_a_folder_with_a_stranger_readme_is_refused(tmp_path: Pat
     with pytest.raises(OutputError, match="README.md \\(not a HexaInst dataset card\\)"):
         write_release(rows, folder)
     assert (folder / "README.md").read_text() == "# My project\n"
+
+
+def test_a_file_the_user_added_to_an_output_folder_is_never_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    with atomic.staged_dir(out) as tmp:
+        (tmp / "report.md").write_text("# results\n")
+        (tmp / "figures").mkdir()
+        (tmp / "figures" / "fig3.png").write_bytes(b"png")
+        write_marker(tmp, "analysis report")
+    assert claim_output_dir(out, "analysis report") == out.resolve()  # our own files only: replaceable
+    (out / "my-notes.txt").write_text("what I concluded")
+    with pytest.raises(OutputError, match=r"holds files hexainst did not write there \(my-notes.txt\)"):
+        claim_output_dir(out, "analysis report")
+    grow = tmp_path / "store"
+    grow.mkdir()
+    write_marker(grow, "activation store", complete=False)
+    (grow / "shard-0.npz").write_bytes(b"x")  # a folder that grows after its marker stays claimable
+    assert claim_output_dir(grow, "activation store") == grow.resolve()
