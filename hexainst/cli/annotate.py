@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hexainst.annotation.config import DEFAULTS
+from hexainst.cli.options import int_range
 
 
 def _friendly(handler):
@@ -48,19 +49,6 @@ def _friendly(handler):
             raise UserError(f"Label Studio answered {describe_error(exc)}") from None
 
     return run
-
-
-def _int_at_least(low: int, high: int | None = None):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{value} is out of range [{low}, {high if high is not None else 'inf'}]")
-        return value
-
-    return parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,11 +79,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--pools", type=Path, nargs="+", metavar="DIR",
                        help="candidate pool folders (<category>.<source>.jsonl for all 12 cells)")  # fmt: skip
         p.add_argument("--rows", type=Path, nargs="+", metavar="FILE", help="JSONL files of record-schema rows")
-        p.add_argument("--batch-size", type=_int_at_least(1), default=DEFAULTS.batch_size,
+        p.add_argument("--batch-size", type=int_range(1), default=DEFAULTS.batch_size,
                        help=f"tasks per import request (default {DEFAULTS.batch_size})")  # fmt: skip
 
     def add_server_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--port", type=_int_at_least(1, 65535), default=DEFAULTS.port,
+        p.add_argument("--port", type=int_range(1, 65535), default=DEFAULTS.port,
                        help="port of the first instance; the others take the next ones (default: free ports)")  # fmt: skip
         p.add_argument("--detach", action="store_true", help="leave the servers running; stop them with 'annotate stop'")
 
@@ -106,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "once, about two minutes), set up each annotator's account and project, import the candidates if "
         "given, print each annotator's URL and login, and keep serving until Ctrl-C (or --detach).",
     )
-    up.add_argument("--juniors", type=_int_at_least(1), default=DEFAULTS.juniors,
+    up.add_argument("--juniors", type=int_range(1), default=DEFAULTS.juniors,
                     help=f"junior annotators of a new round (default {DEFAULTS.juniors}, as in the paper)")  # fmt: skip
     add_server_options(up)
     add_candidates(up)

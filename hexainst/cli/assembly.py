@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hexainst.builders.assembly.config import AssemblyConfig
 from hexainst.cli.build_all import BuildConfig
+from hexainst.cli.options import int_range
 from hexainst.kernel.vocab import DEFAULT_SEED
 
 
@@ -28,8 +29,11 @@ def register(stages: argparse._SubParsersAction) -> None:
                          help="release folder to write: a new or empty folder, or an earlier HexaInst release "
                               "(only its card, LICENSE.md, data/, reserve/, generations/ and croissant.json are replaced)")
     release.add_argument("--seed", type=int, default=AssemblyConfig.seed, help=f"selection seed (default {AssemblyConfig.seed})")
-    release.add_argument("--reserve", type=_non_negative, default=AssemblyConfig.reserve, metavar="N",
-                         help=f"reserve rows kept per cell (default {AssemblyConfig.reserve})")
+    release.add_argument("--reserve", type=int_range(0), default=AssemblyConfig.reserve, metavar="N",
+                         help="reserve rows kept per cell (default: what each cell's expected rejection rate asks for)")
+    release.add_argument("--rejection-rates", type=Path, metavar="FILE",
+                         help="expected rejection rate per cell: a rates file or a pilot's validation.json "
+                              "(default: the rates bundled with the toolkit)")
     release.set_defaults(handler=_release)
 
     every = stages.add_parser(
@@ -51,7 +55,7 @@ def register(stages: argparse._SubParsersAction) -> None:
     every.add_argument("--base-url", default=None, metavar="URL",
                        help="OpenAI-compatible endpoint (default: $HEXAINST_BASE_URL, else the embedded local model)")
     every.add_argument("--model", default=None, help="model name at the endpoint (default: $HEXAINST_MODEL)")
-    every.add_argument("--per-category", type=_positive, default=None, metavar="N",
+    every.add_argument("--per-category", type=int_range(1), default=None, metavar="N",
                        help="synthetic candidates to keep per category, reserve included (default: 100 + the reserve "
                             "its expected rejection rate asks for)")
     every.add_argument("--rejection-rates", type=Path, metavar="FILE",
@@ -59,7 +63,7 @@ def register(stages: argparse._SubParsersAction) -> None:
                             "validation.json (default: the rates bundled with the toolkit, measured by a blind read)")
     every.add_argument("--validation", type=Path, metavar="FILE", help="validation.json to apply at assembly")
     every.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed for every stage (default {DEFAULT_SEED})")
-    every.add_argument("--threads", type=_positive, default=None, metavar="N",
+    every.add_argument("--threads", type=int_range(1), default=None, metavar="N",
                        help="torch threads of the embedded generator (default: every core; 1 on a busy machine)")
     every.add_argument("--force", action="store_true", help="rerun finished stages too (the request cache still applies)")
     from hexainst.cli.synthetic import add_membership_arguments
@@ -84,36 +88,19 @@ def register(stages: argparse._SubParsersAction) -> None:
     top.add_argument("--sources", type=Path, metavar="DIR", default=None, help="the build's offline mirror, if any")
     top.add_argument("--base-url", default=None, metavar="URL", help="the build's endpoint (default as in 'build all')")
     top.add_argument("--model", default=None, help="model name at the endpoint")
-    top.add_argument("--per-category", type=_positive, default=None, metavar="N", help="as given to 'build all', if it was")
+    top.add_argument("--per-category", type=int_range(1), default=None, metavar="N", help="as given to 'build all', if it was")
     top.add_argument("--rejection-rates", type=Path, metavar="FILE", help="as given to 'build all', if it was")
     top.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"the build's seed (default {DEFAULT_SEED})")
-    top.add_argument("--threads", type=_positive, default=None, metavar="N", help="torch threads of the embedded generator")
+    top.add_argument("--threads", type=int_range(1), default=None, metavar="N", help="torch threads of the embedded generator")
     top.set_defaults(handler=_topup)
     every.set_defaults(handler=_all)
-
-
-def _positive(value: str) -> int:
-    number = _non_negative(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {number}")
-    return number
-
-
-def _non_negative(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
-    return number
 
 
 def _release(args: argparse.Namespace) -> int:
     from hexainst.builders.assembly.assemble import ASSEMBLY_REPORT, assemble, write_report
 
     report = assemble(args.pools, args.out, validation=args.validation,
-                      config=AssemblyConfig(seed=args.seed, reserve=args.reserve))
+                      config=AssemblyConfig(seed=args.seed, reserve=args.reserve, rejection_rates=args.rejection_rates))
     write_report(report, args.pools[0] / ASSEMBLY_REPORT)
     _print_summary(report, args.out)
     return 0
