@@ -85,10 +85,11 @@ class Job:
     future: Future = field(default_factory=Future)
 
     def group(self) -> tuple:
-        # Requests batch together when they sample alike and open alike (one category's prompts
-        # share their header and curated examples, whose KV is then computed once: see
-        # Engine._prefix). Keying on the whole prompt would leave batches of one.
-        return (self.temperature, self.top_p, self.stop, tuple(self.prompt_ids[:24]))
+        # Requests run in one batch when they sample alike, whatever their prompt: with continuous
+        # batching, rows of any category fill the places finished rows leave. A prompt prefix
+        # several requests share (a category's header and fixed curated examples) is still
+        # computed once: see Engine._prefix.
+        return (self.temperature, self.top_p, self.stop)
 
 
 class Engine:
