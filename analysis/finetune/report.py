@@ -643,6 +643,11 @@ def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str
         "",
     ]
     out += _fig_md("training_loss", "Training loss per step (thin) and its 8-step mean (thick)")
+    if tr["group_by_length"]:
+        out += ["Batches are grouped by length (the trainer's length-grouped sampler, the same batches for both "
+                "variants): each block of 50 steps runs from the longest responses to the shortest, and short "
+                "answers have a higher loss per token, so the curve rises within a block whatever the model "
+                "learns. The held-out NLL below is the measure of what was learned.", ""]
     out += [
         "### Held-out NLL",
         "",
