@@ -39,7 +39,7 @@ def test_stub_runs_as_a_process():
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_embedded_model_generates_instructions_that_pass_format_checks(tmp_path, capfd):
-    from hexainst.builders.synthetic import build
+    from hexainst.builders.synthetic import build, ranking
     from hexainst.builders.synthetic.filters import blacklist_hit, format_reason
 
     report = build(tmp_path / "out", 1, cache_dir=tmp_path / "cache", concurrency=8, progress=False,
@@ -57,6 +57,10 @@ def test_embedded_model_generates_instructions_that_pass_format_checks(tmp_path,
         assert format_reason(text) is None and blacklist_hit(text) is None
         assert "<think>" not in text and not text.lstrip().startswith("{")
         assert row["provenance"]["synthetic"]["generator_model"] == "embedded:gemma-3-270m"
+        quality = row["provenance"]["synthetic"]["quality"]
+        assert quality["candidates"] == 2 and 0 <= quality["score"] <= 1
+        assert {c["name"] for c in quality["components"]} == {"shape", "complete", "topic", "fluency", "no_answer"}
+        assert ranking.gate(row["category"], text) is None
     assert "starting the embedded generator" in capfd.readouterr().err
     # a rerun on the same cache sends nothing and does not even start the model server
     again = build(tmp_path / "again", 1, cache_dir=tmp_path / "cache", concurrency=8, progress=False,
