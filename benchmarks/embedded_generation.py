@@ -8,8 +8,9 @@
   the gate and the text filters, as the build would consider them).
 * **ceiling**: the same model in this process (same GGUF, same torch threads, fp32), a bare
   batched ``model.generate`` on the same prompts (left padding, greedy, ``--ceiling-tokens`` new
-  tokens, no server, no early stop), best tokens/s of batch 1, 8, 16 and 32 (batch 1 on the
-  first 4 prompts only: it is the slowest and the least likely best).
+  tokens, no server, no early stop), best tokens/s of batch 1, 8, 16 and 32 over the first
+  ``--ceiling-prompts`` rows (batch 1 on the first 4 only: it is the slowest and the least
+  likely best).
 
 The last line is JSON: ``ratio`` = ours tokens/s / ceiling tokens/s (target >= 0.8), with both
 figures, usable instructions per minute and the settings. Run it on an idle machine, under the
@@ -119,6 +120,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--natural-pools", type=Path, help="natural pools folder (in-context examples, as in a build)")
     p.add_argument("--ceiling-tokens", type=int, default=48, help="new tokens per prompt on the ceiling side (default 48)")
+    p.add_argument("--ceiling-prompts", type=int, default=64, help="prompts (rows) the ceiling generates per batch size (default 64)")
     p.add_argument("--skip-ceiling", action="store_true", help="measure only ours (ratio needs --ceiling-tps)")
     p.add_argument("--ceiling-tps", type=float, help="a ceiling tokens/s measured earlier")
     args = p.parse_args(argv)
@@ -141,7 +143,7 @@ def main(argv=None) -> int:
         best = args.ceiling_tps
     else:
         texts = [prompts.completion_prompt(s, pool.draw(s.category, s.index, args.seed))
-                 for s in slots for _ in range(args.candidates)]
+                 for s in slots for _ in range(args.candidates)][: args.ceiling_prompts]
         ceiling = run_ceiling(args, texts)
         best = max(v["tokens_per_s"] for v in ceiling.values())
     result = {
