@@ -108,7 +108,7 @@ def assemble(
     seed, size = config.seed, config.rows_per_cell
     pools = read_pools(dirs)
     cell_of_id = {r["id"]: f"{c}/{s}" for (c, s), rows in pools.items() for r in rows}
-    plan = reserve_plan(expected_rates(config.rejection_rates, cell_of_id), size)
+    plan = reserve_plan(expected_rates(config.rejection_rates, cell_of_id), size, cap=config.max_reserve)
     if config.reserve is not None:
         plan = {cell: {**entry, "reserve": config.reserve, "source": "--reserve"} for cell, entry in plan.items()}
     for cell, n in (reserve_sizes or {}).items():  # a top-up's sizes: the earlier reserve plus the new candidates
@@ -163,7 +163,9 @@ def assemble(
         "outcomes_applied": len(outcomes),
         "build_mode": mode,
         "cells": {f"{c}/{s}": {**selections[(c, s)].report(), "expected_rejection": plan[f"{c}/{s}"]["rate"],
-                               "reserve_planned": plan[f"{c}/{s}"]["reserve"], "rate_source": plan[f"{c}/{s}"]["source"]}
+                               "reserve_planned": plan[f"{c}/{s}"]["reserve"],
+                               "reserve_capped": bool(plan[f"{c}/{s}"].get("capped")),
+                               "rate_source": plan[f"{c}/{s}"]["source"]}
                   for c in CATEGORIES for s in SOURCES},
         "replacements": {f"{c}/{s}": selections[(c, s)].replacements for c in CATEGORIES for s in SOURCES},
     }

@@ -19,3 +19,6 @@ class AssemblyConfig:
     reserve: int | None = None
     #: Expected rejection rates: a rates file or a pilot's validation file (``None``: the bundled rates).
     rejection_rates: Path | None = None
+    #: The largest reserve a rate may ask for: every reserve row costs two annotations, and a cell
+    #: whose rate asks for more is better served by a top-up round (``hexainst build topup``).
+    max_reserve: int = 50

@@ -97,6 +97,11 @@ def expected_rates(file: str | Path | None = None, cell_of_id: Mapping[str, str]
     return {"cells": out}
 
 
-def reserve_plan(rates: Mapping[str, Any], rows: int = ROWS_PER_CELL) -> dict[str, dict[str, Any]]:
-    """Per cell: the expected rate, where it came from, and the reserve it asks for."""
-    return {cell: {**entry, "reserve": reserve_size(entry["rate"], rows)} for cell, entry in rates["cells"].items()}
+def reserve_plan(rates: Mapping[str, Any], rows: int = ROWS_PER_CELL, cap: int | None = None) -> dict[str, dict[str, Any]]:
+    """Per cell: the expected rate, where it came from, the reserve it asks for and the reserve kept (at most ``cap``)."""
+    plan = {}
+    for cell, entry in rates["cells"].items():
+        wanted = reserve_size(entry["rate"], rows)
+        kept = wanted if cap is None else min(wanted, cap)
+        plan[cell] = {**entry, "reserve_wanted": wanted, "reserve": kept, "capped": kept < wanted}
+    return plan

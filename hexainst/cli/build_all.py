@@ -137,7 +137,7 @@ def build_all(
     claim_release_dir(out, inputs=[sources, validation, assembly.rejection_rates, work], option="--out")
     claim_output_dir(natural_dir, NATURAL_KIND, inputs=[sources], option="--work")
     claim_output_dir(synthetic_dir, SYNTHETIC_KIND, inputs=[natural_dir, cache_dir], option="--work")
-    plan = reserve_plan(expected_rates(assembly.rejection_rates), assembly.rows_per_cell)
+    plan = reserve_plan(expected_rates(assembly.rejection_rates), assembly.rows_per_cell, cap=assembly.max_reserve)
     extra = _topup_extra(work)
     synthetic = synthetic_targets(_with_topup(synthetic, extra), plan, per_category_explicit)
 
@@ -157,7 +157,10 @@ def build_all(
     natural_hash = hashlib.sha256(
         "".join(f"{n}:{h}" for n, h in _outputs(natural_dir).items() if n.endswith(".natural.jsonl")).encode()
     ).hexdigest()
-    synthetic_stage = Stage(work, "synthetic", synthetic_dir, {**_stage_inputs(synthetic), "natural_pools": natural_hash})
+    from hexainst.builders.synthetic.prompts import metaprompts
+
+    synthetic_stage = Stage(work, "synthetic", synthetic_dir, {**_stage_inputs(synthetic), "natural_pools": natural_hash,
+                                                               "metaprompt_version": metaprompts()["version"]})
     synthetic_stage.run(lambda: synthetic_builder.build(synthetic_dir, config=synthetic), force=build.force)
 
     print(f"[release] assembling -> {out}")
@@ -267,7 +270,7 @@ def topup(
     topup_extra = {cell: topup_extra.get(cell, 0) + need.get(cell, 0) for cell in {*topup_extra, *need}}
     added = {cell.split("/")[0]: n for cell, n in need.items() if cell.endswith("/synthetic")}
     if added:
-        plan = reserve_plan(expected_rates(assembly.rejection_rates), assembly.rows_per_cell)
+        plan = reserve_plan(expected_rates(assembly.rejection_rates), assembly.rows_per_cell, cap=assembly.max_reserve)
         config = synthetic_targets(
             _with_topup(synthetic, topup_extra).replace(
                 base_url=synthetic.base_url or environment.base_url(), model=synthetic.model or environment.model(),

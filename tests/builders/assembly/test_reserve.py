@@ -43,3 +43,12 @@ def test_rates_from_a_file_or_a_pilot_validation_file(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"cells": {"maths/synthetic": 0.1}}))
     with pytest.raises(UserError, match="unknown cell 'maths/synthetic'"):
         expected_rates(tmp_path / "bad.json")
+
+
+def test_a_cap_keeps_reserves_annotatable_and_says_so():
+    rates = {"cells": {"math/synthetic": {"rate": 0.9, "source": "pilot"}, "math/natural": {"rate": 0.05, "source": "x"}}}
+    plan = reserve_plan(rates, cap=50)
+    assert plan["math/synthetic"]["reserve"] == 50 and plan["math/synthetic"]["capped"]
+    assert plan["math/synthetic"]["reserve_wanted"] == reserve_size(0.9) > 50
+    assert plan["math/natural"] == {"rate": 0.05, "source": "x", "reserve_wanted": reserve_size(0.05),
+                                    "reserve": reserve_size(0.05), "capped": False}
