@@ -96,7 +96,7 @@ alteration-demo: install ## fine-tune gemma-3-270m (tuned + control), record, an
 		--causal --causal-model "$(SMOLLM2_GGUF)" --release $(OUT) --causal-per-category $(ALT_CAUSAL)
 	$(HEXAINST) finetune report --out docs/demo-alteration --evaluation $(ALT_WORK)/evaluation.json \
 		--tuned $(ALT_WORK)/analysis/tuned --control $(ALT_WORK)/analysis/control \
-		--second docs/demo-smollm2 --second-name SmolLM2-135M-Instruct
+		--second docs/demo-smollm2 --second-name SmolLM2-135M-Instruct $(if $(wildcard docs/demo/results.json),--first docs/demo)
 
 install-browser: ## Debian's Chromium for the annotation screens' browser tests (Playwright drives it; nothing is downloaded)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \

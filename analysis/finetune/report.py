@@ -184,11 +184,15 @@ def _aligned(sets, ids: list[str]):
     return sets.subset([pos[i] for i in ids])
 
 
-def _categories_of(doc: dict[str, Any], label: str) -> dict[str, str]:
+def _store_rows(doc: dict[str, Any], label: str) -> tuple[dict[str, str], dict[str, int]]:
+    """id -> category and id -> T of the store an analysis read."""
     from hexainst.analysis.data import open_store
 
     store = open_store(doc["stores"][label]["path"])
-    return {str(r["id"]): str(r["category"]) for r in store.header["instructions"]}
+    rows = store.header["instructions"]
+    lengths = store.n_tokens
+    return ({str(r["id"]): str(r["category"]) for r in rows},
+            {str(r["id"]): int(t) for r, t in zip(rows, lengths)})
 
 
 def pair_contrast(tuned_dir: PathLike, control_dir: PathLike, tuned_doc: dict[str, Any], control_doc: dict[str, Any],
@@ -212,8 +216,9 @@ def pair_contrast(tuned_dir: PathLike, control_dir: PathLike, tuned_doc: dict[st
         raise UserError("the two analyses' base models have different ISN sets: they must analyse the same base store")
     tuned = _aligned(_load_sets(tuned_dir, "fine-tuned", params), ids)
     control = _aligned(_load_sets(control_dir, "fine-tuned", params), ids)
-    cats_of = _categories_of(tuned_doc, "base")
+    cats_of, t_of = _store_rows(tuned_doc, "base")
     labels = [cats_of[i] for i in ids]
+    lengths = np.array([t_of[i] for i in ids], dtype=np.float64)
     cats = [c for c in tuned_doc["base"]["jaccard"]["categories"]]
     j_tuned = paired_jaccard(base_t, tuned)
     j_control = paired_jaccard(base_t, control)
@@ -222,7 +227,13 @@ def pair_contrast(tuned_dir: PathLike, control_dir: PathLike, tuned_doc: dict[st
     het_tuned = category_heterogeneity(1 - j_tuned, labels, cats, n_permutations=n_permutations, seed=seed)
     sizes = {name: {c: float(np.mean(s.sizes()[np.asarray(labels) == c])) for c in cats}
              for name, s in (("base", base_t), ("tuned", tuned), ("control", control))}
-    return {"paired": test.as_dict(), "heterogeneity_of_difference": het.as_dict(),
+    from scipy.stats import spearmanr
+
+    d = j_control - j_tuned
+    by_length = {"difference_vs_T": float(spearmanr(d, lengths)[0]),
+                 "tuned_alteration_vs_T": float(spearmanr(1 - j_tuned, lengths)[0]),
+                 "control_alteration_vs_T": float(spearmanr(1 - j_control, lengths)[0])}
+    return {"paired": test.as_dict(), "heterogeneity_of_difference": het.as_dict(), "spearman_with_length": by_length,
             "heterogeneity_of_tuned_alteration": het_tuned.as_dict(), "mean_set_size": sizes,
             "n_instructions": len(ids)}
 
@@ -232,8 +243,16 @@ def _layer_shape(per_layer: dict[str, list[float]]) -> dict[str, Any]:
     values = np.mean(np.asarray(list(per_layer.values()), dtype=np.float64), axis=0)
     thirds = np.array_split(values, 3)
     early, middle, late = (float(t.mean()) for t in thirds)
+    if middle < early and middle < late:
+        shape = "U (low in the middle)"
+    elif middle > early and middle > late:
+        shape = "inverted U (high in the middle)"
+    elif early >= middle >= late:
+        shape = "falling"
+    else:
+        shape = "rising"
     return {"early": early, "middle": middle, "late": late, "u_shape": bool(middle < early and middle < late),
-            "per_layer": values.tolist()}
+            "shape": shape, "peak_layer": int(np.argmax(values)), "per_layer": values.tolist()}
 
 
 def _category_contrast(jac: dict[str, Any]) -> dict[str, float]:
@@ -247,6 +266,8 @@ def _category_contrast(jac: dict[str, Any]) -> dict[str, float]:
 
 
 PAPER_STRONGEST = ("classification", "summarization", "code", "math")
+#: The causal check has no test; own-category damage counts as category-specific above this multiple of the others'.
+CAUSAL_SPECIFIC = 1.05
 
 
 def model_findings(doc: dict[str, Any], label: str) -> dict[str, Any]:
@@ -402,7 +423,7 @@ def _findings_rows(findings: dict[str, dict[str, Any]]) -> list[list[Any]]:
             name, f["model"], f["diagonal"], f["off_diagonal"], f["difference"], _p(f["p_value"]),
             adj.get("same_category_coef", math.nan), _p(adj.get("p_value")),
             lm.get("difference", math.nan), _p(lm.get("p_value")),
-            f"{lay['early']:.0f} / {lay['middle']:.0f} / {lay['late']:.0f}",
+            f"{lay['early']:.0f} / {lay['middle']:.0f} / {lay['late']:.0f} ({lay['shape']})",
             " > ".join(_short(c) for c in f["ranking"]),
         ])
     return rows
@@ -430,7 +451,8 @@ def _claims(findings: dict[str, dict[str, Any]], overall: dict[str, float]) -> l
                      "top four: " + ", ".join(_short(c) for c in f["ranking"][:4]), yes(f["paper_strongest_on_top"])])
         lay = f["layers"]
         rows.append([f"dense: many ISNs early, few in the middle, many late ({name})",
-                     f"{lay['early']:.0f} / {lay['middle']:.0f} / {lay['late']:.0f}", yes(lay["u_shape"])])
+                     f"thirds {lay['early']:.0f} / {lay['middle']:.0f} / {lay['late']:.0f}: {lay['shape']}, "
+                     f"peak at layer {lay['peak_layer']}", yes(lay["u_shape"])])
     for variant, j in overall.items():
         rows.append([f"fine-tuning changes ISNs substantially (low J, {PAIR_TITLES[variant]})",
                      f"mean J = {j:.4f} (counted as low below 0.5)", yes(j < 0.5)])
@@ -446,6 +468,7 @@ def write_alteration_report(
     control: PathLike,
     second: PathLike | None = None,
     second_name: str = "second model",
+    first: PathLike | None = None,
     n_permutations: int = 2000,
     seed: int | None = None,
     note: str = "",
@@ -457,15 +480,26 @@ def write_alteration_report(
     from hexainst.kernel.outputs import claim_output_dir, write_marker
 
     seed = DEFAULT_SEED if seed is None else seed
-    out = claim_output_dir(out, OUTPUT_KIND, inputs=[evaluation, tuned, control, second])
+    out = claim_output_dir(out, OUTPUT_KIND, inputs=[evaluation, tuned, control, second, first])
     ev = read_json(evaluation, what="fine-tune evaluation")
     docs = {"tuned": _read_analysis(tuned, pair=True), "control": _read_analysis(control, pair=True)}
     second_doc = _read_analysis(second, pair=False) if second else None
+    first_doc = _read_analysis(first, pair=False) if first else None
     contrast = pair_contrast(tuned, control, docs["tuned"], docs["control"], n_permutations=n_permutations, seed=seed)
     cats = contrast["paired"]["categories"]
     findings = {"base": model_findings(docs["tuned"], "base"),
                 "tuned": model_findings(docs["tuned"], "fine-tuned"),
                 "control": model_findings(docs["control"], "fine-tuned")}
+    if first_doc is not None:
+        # The base model's own single-model analysis (e.g. docs/demo): its causal check, and a consistency check.
+        one = model_findings(first_doc, "model")
+        if "causal" in one:
+            findings["base"]["causal"] = one["causal"]
+        findings["base"]["single_model_analysis"] = {
+            "path": str(first), "model": one["model"], "diagonal": one["diagonal"], "off_diagonal": one["off_diagonal"],
+            "max_abs_difference": max(abs(one["diagonal"] - findings["base"]["diagonal"]),
+                                      abs(one["off_diagonal"] - findings["base"]["off_diagonal"])),
+        }
     if second_doc is not None:
         findings[second_name] = model_findings(second_doc, "model")
     tables1 = {v: docs[v]["alteration"]["table1_jaccard"] for v in PAIRS}
@@ -493,7 +527,7 @@ def write_alteration_report(
         # tables
         t_train = _write_tables(folder, "training", ["variant", "steps", "seconds", "input tokens seen",
                                                      "examples available", "loss, first 8 steps", "loss, last 8 steps"],
-                                [[v, training[v]["steps"], training[v]["seconds"], training[v]["input_tokens_seen"],
+                                [[v, training[v]["steps"], f"{training[v]['seconds']:.0f}", training[v]["input_tokens_seen"],
                                   training[v]["examples"], training[v]["loss_first8_mean"], training[v]["loss_last8_mean"]]
                                  for v in VARIANTS])
         t_nll = _write_tables(folder, "nll", ["model", "NLL/token given the instruction", "NLL/token without it",
@@ -542,7 +576,8 @@ def write_alteration_report(
             "table1": {"tuned": tables1["tuned"], "control": tables1["control"], "overall": overall},
             "contrast": contrast,
             "findings": findings,
-            "analyses": {"tuned": str(tuned), "control": str(control), "second": str(second) if second else None},
+            "analyses": {"tuned": str(tuned), "control": str(control), "second": str(second) if second else None,
+                         "first": str(first) if first else None},
             "parameters": {"n_permutations": n_permutations, "seed": seed,
                            "analysis": docs["tuned"]["parameters"]},
         }
@@ -589,8 +624,11 @@ def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str
     d_tc = diffs["tuned - control (instruction)"]
     minutes = {v: training[v]["seconds"] / 60 for v in VARIANTS}
     eval_min = {k: v / 60 for k, v in ev["evaluation_seconds"].items()}
-    sig = [c for c, p in zip(cats, pc["p_holm"]) if p < 0.05]
-    sig_text = ", ".join(f"{_short(c)} ({pc['difference'][cats.index(c)]:+.4f})" for c in sig) or "none"
+    more_tuned = [c for c, p, d in zip(cats, pc["p_holm"], pc["difference"]) if p < 0.05 and d > 0]
+    more_control = [c for c, p, d in zip(cats, pc["p_holm"], pc["difference"]) if p < 0.05 and d < 0]
+
+    def names(cs: list[str]) -> str:
+        return ", ".join(f"{_short(c)} ({pc['difference'][cats.index(c)]:+.4f})" for c in cs) or "none"
     base_f = findings["base"]
     n_instr = docs["tuned"]["instructions"]["n"]
     frozen = ", ".join(f"`{f}`" for f in tr["freeze"]) or "nothing"
@@ -625,8 +663,8 @@ def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str
         f"- **Alteration (Table 1)**: mean Jaccard of an instruction's ISN sets, base vs tuned "
         f"**{overall['tuned']:.4f}**, base vs control **{overall['control']:.4f}**. Paired over the same "
         f"instructions, control minus tuned is {pc['overall_difference']:+.4f} (sign-flip p = "
-        f"{_p(pc['overall_p'])}); categories where instruction tuning alters ISNs more (or less) than the control, "
-        f"Holm p < 0.05: {sig_text}.",
+        f"{_p(pc['overall_p'])}). Categories (Holm p < 0.05) where instruction tuning alters the ISN sets more "
+        f"than the control: {names(more_tuned)}; where the control alters them more: {names(more_control)}.",
         f"- **Length** (base model): same-category minus cross-category Jaccard "
         f"{_f((base_f.get('length_matched') or {}).get('unmatched_difference'), '+.4f')} unmatched, "
         f"{_f((base_f.get('length_matched') or {}).get('difference'), '+.4f')} on length-matched pairs (p "
@@ -691,10 +729,15 @@ def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str
     ]
     het = contrast["heterogeneity_of_difference"]
     het_t = contrast["heterogeneity_of_tuned_alteration"]
+    sp = contrast["spearman_with_length"]
     out += [
         f"Do categories differ? The spread of the category means of d against shuffled category labels: p = "
         f"{_p(het['p_value'])}. Of 1 − J(base, tuned) alone (instruction tuning's alteration by category, "
-        f"length and all): p = {_p(het_t['p_value'])}.",
+        f"length and all): p = {_p(het_t['p_value'])}. Spearman correlation with instruction length T over the "
+        f"{contrast['n_instructions']} instructions: 1 − J(base, tuned) {sp['tuned_alteration_vs_T']:+.2f}, "
+        f"1 − J(base, control) {sp['control_alteration_vs_T']:+.2f}, d {sp['difference_vs_T']:+.2f} (category "
+        "differences in alteration are partly differences in length; d compares the two fine-tunes on the same "
+        "instruction, so length is held fixed within each pair).",
         "",
     ]
     out += _fig_md("table1_tuned_vs_control", "Table 1 per category, tuned and control")
@@ -739,6 +782,11 @@ def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str
         out += [f"## 4. A second model: {second_name}", "",
                 f"The single-model analysis of {second_name} (same release, same parameters) is in "
                 f"[its report]({second_link}/report.md); beside the base model ({g['model']}):", ""]
+        single = g.get("single_model_analysis")
+        if single:
+            out += [f"The base model's own single-model analysis (`{single['path']}`, its own store) gives a Fig. 3 "
+                    f"contrast of {single['diagonal']:.4f} vs {single['off_diagonal']:.4f}, within "
+                    f"{single['max_abs_difference']:.1e} of the pairs' base; its causal check is used below.", ""]
         out += _replication(g, s, second_name)
     out += ["## 5. The paper's claims (SPEC §2.6) on these models", "", tables["claims"],
             "(CSV: `tables/paper_claims.csv`)", ""]
@@ -777,14 +825,23 @@ def _replication(g: dict[str, Any], s: dict[str, Any], name: str) -> list[str]:
          "yes" if (gl.get("p_value") or 1) < 0.05 and (sl.get("p_value") or 1) < 0.05 else "no"],
         ["order of categories by own-minus-cross J", " > ".join(_short(c) for c in g["ranking"]),
          " > ".join(_short(c) for c in s["ranking"]), f"Spearman rho {rho:+.2f}"],
-        ["ISNs per layer early / middle / late", "{early:.0f} / {middle:.0f} / {late:.0f}".format(**g["layers"]),
-         "{early:.0f} / {middle:.0f} / {late:.0f}".format(**s["layers"]),
-         "yes" if g["layers"]["u_shape"] == s["layers"]["u_shape"] else "no"],
+        ["ISNs per layer, thirds early / middle / late (shape; peak layer)",
+         "{early:.0f} / {middle:.0f} / {late:.0f} ({shape}; {peak_layer})".format(**g["layers"]),
+         "{early:.0f} / {middle:.0f} / {late:.0f} ({shape}; {peak_layer})".format(**s["layers"]),
+         "yes" if g["layers"]["shape"] == s["layers"]["shape"] else "no"],
         ["mean |S(I)| / target k", f"{g['mean_set_size']:.0f} / {g['target_k']}", f"{s['mean_set_size']:.0f} / {s['target_k']}", ""],
     ]
     if g.get("causal") and s.get("causal"):
         gc, sc = g["causal"], s["causal"]
-        rows.append(["causal check: own minus others' ΔNLL",
-                     f"{gc['diagonal_mean'] - gc['off_diagonal_mean']:+.3f}", f"{sc['diagonal_mean'] - sc['off_diagonal_mean']:+.3f}",
-                     "yes" if same_sign(gc["diagonal_mean"] - gc["off_diagonal_mean"], sc["diagonal_mean"] - sc["off_diagonal_mean"]) else "no"])
+
+        def specific(c: dict[str, float]) -> bool:
+            return c["diagonal_mean"] > CAUSAL_SPECIFIC * c["off_diagonal_mean"]
+
+        rows.append(["causal check: ΔNLL own vs other categories (zeroing a category's ISNs, minus random)",
+                     f"{gc['diagonal_mean']:+.3f} vs {gc['off_diagonal_mean']:+.3f} "
+                     f"({gc['diagonal_mean'] - gc['off_diagonal_mean']:+.3f})",
+                     f"{sc['diagonal_mean']:+.3f} vs {sc['off_diagonal_mean']:+.3f} "
+                     f"({sc['diagonal_mean'] - sc['off_diagonal_mean']:+.3f})",
+                     ("yes" if specific(gc) == specific(sc) else "no")
+                     + f" (category-specific when own > {CAUSAL_SPECIFIC:g} x others; no test: 5 instructions per category)"])
     return [_md_table(["finding", f"base ({g['model']})", name, "replicates"], rows), ""]

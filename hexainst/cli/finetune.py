@@ -67,7 +67,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise UserError("--permutations must be positive")
     write_alteration_report(
         args.out, evaluation=args.evaluation, tuned=args.tuned, control=args.control,
-        second=args.second, second_name=args.second_name,
+        second=args.second, second_name=args.second_name, first=args.first,
         n_permutations=args.permutations, seed=args.seed, note=args.note,
     )
     print(f"report: {Path(args.out) / 'report.md'}")
@@ -139,6 +139,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rep.add_argument("--tuned", required=True,
                      help="analysis folder of base vs tuned (hexainst analyze --compare, with its ISN sets)")
     rep.add_argument("--control", required=True, help="analysis folder of base vs control (the same base store)")
+    rep.add_argument("--first", default=None,
+                     help="the base model's single-model analysis (e.g. docs/demo): its causal check joins the comparison")
     rep.add_argument("--second", default=None, help="single-model analysis folder of a second model (e.g. docs/demo-smollm2)")
     rep.add_argument("--second-name", default="second model", help="name of the second model in the report")
     rep.add_argument("--permutations", type=int, default=2000, help="sign flips of the paired permutation tests")

@@ -98,13 +98,18 @@ def test_report_from_the_chain(pair, evaluation, tmp_path):
     out = tmp_path / "report"
     data = write_alteration_report(out, evaluation=evaluation[0], tuned=tmp_path / "analysis" / "tuned",
                                    control=tmp_path / "analysis" / "control", second=tmp_path / "single",
-                                   second_name="second", n_permutations=50)
+                                   second_name="second", first=tmp_path / "single", n_permutations=50)
     # The paired means are the two analyses' Table 1 (computed there from the stores, here from saved sets).
     for v in ("tuned", "control"):
         table1 = json.loads((tmp_path / "analysis" / v / "results.json").read_text())["alteration"]["table1_jaccard"]
         assert data["contrast"]["paired"][v] == pytest.approx([table1[c]["mean"] for c in CATS])
     assert set(data["findings"]) == {"base", "tuned", "control", "second"}
     assert data["findings"]["tuned"]["length_matched"]["n_strata"] <= 3
+    # The base's own single-model analysis of the same store agrees exactly with the pairs' base.
+    assert data["findings"]["base"]["single_model_analysis"]["max_abs_difference"] == 0
+    layers = data["findings"]["base"]["layers"]
+    assert layers["shape"] in {"U (low in the middle)", "inverted U (high in the middle)", "falling", "rising"}
+    assert layers["u_shape"] == (layers["middle"] < min(layers["early"], layers["late"]))
     report = (out / "report.md").read_text()
     for heading in ("## Summary", "## 1. The pair", "## 2. Alteration", "## 3. Length-matched",
                     "## 4. A second model: second", "## 5. The paper's claims"):

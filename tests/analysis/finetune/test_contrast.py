@@ -56,3 +56,16 @@ def test_a_shared_shift_is_overall_but_not_heterogeneous():
 def test_holm_against_hand_values():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
+
+
+def test_layer_shape_of_known_profiles():
+    from hexainst.analysis.finetune.report import _layer_shape
+
+    u = _layer_shape({"a": [9, 9, 1, 1, 8, 8], "b": [9, 9, 1, 1, 8, 8]})
+    assert (u["early"], u["middle"], u["late"]) == (9, 1, 8) and u["u_shape"] and u["shape"].startswith("U")
+    falling = _layer_shape({"a": [5, 5, 3, 3, 1, 1]})
+    assert falling["shape"] == "falling" and not falling["u_shape"] and falling["peak_layer"] == 0
+    assert _layer_shape({"a": [1, 1, 3, 3, 5, 5]})["shape"] == "rising"
+    assert _layer_shape({"a": [1, 1, 7, 7, 1, 2]})["shape"].startswith("inverted U")
+    # Mean over categories first: two opposite profiles average to a flat-ish one.
+    assert _layer_shape({"a": [1, 1, 3, 3, 5, 5], "b": [5, 5, 3, 3, 1, 1]})["per_layer"] == [3.0] * 6
