@@ -231,7 +231,8 @@ def test_card_says_the_paper_used_r1_and_quotes_a_blind_read_only_for_its_genera
             / "README.md").read_text()
     assert "The paper generated its synthetic half with DeepSeek R1 (`deepseek-reasoner`); this build did not" in card
     assert "`made-up-model`" in card
-    assert "found 80% well-formed and self-contained, 93% in their category, and 1% leaking their answer" in card
+    assert "judged by 1 judge without" in card
+    assert "found on average 80% well-formed and self-contained, 93% in their category, and 1% leaking their answer" in card
     other = dict(review, generator_model="another-model")
     card = (write_release(rows, tmp_path / "b", build_info={"mode": "mirror", "quality_review": other})
             / "README.md").read_text()
