@@ -87,8 +87,8 @@ alteration-demo: install ## fine-tune gemma-3-270m (tuned + control), record, an
 	$(HEXAINST) finetune run --variant control $(ALT_ROWS)
 	$(HEXAINST) finetune evaluate --out $(ALT_WORK)/evaluation.json $(ALT_ROWS)
 	$(HEXAINST) record --model gemma3-270m-gguf --out $(ALT_WORK)/stores/base $(ALT_RECORD)
-	$(HEXAINST) record --model "$$($(HEXAINST) finetune path --variant tuned $(ALT_FT))" --out $(ALT_WORK)/stores/tuned $(ALT_RECORD)
-	$(HEXAINST) record --model "$$($(HEXAINST) finetune path --variant control $(ALT_FT))" --out $(ALT_WORK)/stores/control $(ALT_RECORD)
+	$(HEXAINST) record --model "$$($(HEXAINST) finetune path --variant tuned $(ALT_ROWS))" --out $(ALT_WORK)/stores/tuned $(ALT_RECORD)
+	$(HEXAINST) record --model "$$($(HEXAINST) finetune path --variant control $(ALT_ROWS))" --out $(ALT_WORK)/stores/control $(ALT_RECORD)
 	$(HEXAINST) record --model "$(SMOLLM2_GGUF)" --out $(ALT_WORK)/stores/smollm2 $(ALT_RECORD)
 	$(HEXAINST) analyze --store $(ALT_WORK)/stores/base --compare $(ALT_WORK)/stores/tuned --out $(ALT_WORK)/analysis/tuned --length-matched
 	$(HEXAINST) analyze --store $(ALT_WORK)/stores/base --compare $(ALT_WORK)/stores/control --out $(ALT_WORK)/analysis/control --length-matched

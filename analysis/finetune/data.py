@@ -14,6 +14,8 @@ trainer's length grouping puts the same rows into the same batches in both.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 from dataclasses import dataclass
@@ -46,6 +48,13 @@ class Split:
     def summary(self) -> dict[str, int]:
         return {"read": self.n_read, "excluded_in_release": self.n_excluded,
                 "train": len(self.train), "eval": len(self.eval)}
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 prefix of the training rows (in order) and the held-out rows: a changed release or mirror
+        changes it, so a fine-tune is never reused, nor evaluated, on rows it was not made from."""
+        payload = json.dumps({"train": self.train, "eval": self.eval}, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
 
 
 def rows_file(recipe: Recipe, sources: str | os.PathLike[str] | None = None) -> Path:

@@ -41,6 +41,7 @@ def _train_summary(manifest: dict[str, Any]) -> dict[str, Any]:
         "loss_last8_mean": float(np.mean(tail)) if tail else None,
         "loss_history": history, "examples": manifest["examples"], "rows": manifest["rows"],
         "parameters": manifest["parameters"], "fingerprint": manifest["fingerprint"],
+        "rows_fingerprint": manifest["rows_fingerprint"],
         "versions": manifest["versions"], "threads": manifest["threads"],
     }
 
@@ -55,8 +56,8 @@ def _previous_evaluation(out: PathLike, recipe: Recipe, done: dict[str, Any], sp
     except UserError:
         return None
     same = (doc.get("recipe") == recipe.doc and doc.get("rows") == split.summary()
-            and all(doc.get("training", {}).get(v, {}).get("fingerprint") == done[v].manifest["fingerprint"]
-                    for v in VARIANTS))
+            and all(doc.get("training", {}).get(v, {}).get(key) == done[v].manifest[key]
+                    for v in VARIANTS for key in ("fingerprint", "rows_fingerprint")))
     return doc if same else None
 
 
@@ -72,11 +73,12 @@ def evaluate_pair(recipe: Recipe, out: PathLike, *, sources: PathLike | None = N
     from .train import finished
 
     torch.set_num_threads(int(recipe.training["threads"]))
-    done = {v: finished(recipe, v, root) for v in VARIANTS}
+    split = load_split(recipe, sources, release)
+    done = {v: finished(recipe, v, split, root) for v in VARIANTS}
     missing = [v for v, d in done.items() if d is None]
     if missing:
-        raise UserError(f"{recipe.name}: fine-tune {', '.join(missing)} first (hexainst finetune run --variant ...)")
-    split = load_split(recipe, sources, release)
+        raise UserError(f"{recipe.name}: fine-tune {', '.join(missing)} first (hexainst finetune run --variant ...), "
+                        "with the same mirror and release: the held-out rows must be the ones the fine-tunes left out")
     previous = _previous_evaluation(out, recipe, done, split)
     if previous is not None:
         if progress:
@@ -109,6 +111,7 @@ def evaluate_pair(recipe: Recipe, out: PathLike, *, sources: PathLike | None = N
         "recipe": recipe.doc,
         "models": paths,
         "rows": split.summary(),
+        "rows_fingerprint": split.fingerprint,
         "nll": nll,
         "differences": differences,
         "greedy": [
@@ -797,7 +800,7 @@ def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str
         "- Table 1's paired test uses per-instruction J(base, tuned) and J(base, control) of the same base sets.",
         "- NLL: float64 sums of per-token log-probabilities of the response tokens; tuned and control are scored "
         "on exactly the same tokens.",
-        "- Weights live in the cache (`$HEXAINST_CACHE/finetuned/<recipe>/<variant>-<fingerprint>`), never here.",
+        "- Weights live in the cache (`$HEXAINST_CACHE/finetuned/<recipe>/<variant>-<recipe fingerprint>-<rows fingerprint>`), never here.",
         "",
     ]
     return "\n".join(out)

@@ -3,13 +3,16 @@
 Layout under ``root`` (default ``<cache>/finetuned``, the cache being ``$HEXAINST_CACHE`` or
 ``~/.cache/hexainst``)::
 
-    <recipe>/<variant>-<fingerprint>/          the fine-tuned model (save_pretrained) + tokenizer
-        hexainst-finetune.json                 manifest: recipe, variant, base model, rows, losses, time
-    <recipe>/.work-<variant>-<fingerprint>/    Trainer checkpoints while it runs (removed at the end)
+    <recipe>/<variant>-<recipe fp>-<rows fp>/        the fine-tuned model (save_pretrained) + tokenizer
+        hexainst-finetune.json                       manifest: recipe, variant, base model, rows, losses, time
+    <recipe>/.work-<variant>-<recipe fp>-<rows fp>/  Trainer checkpoints while it runs (removed at the end)
 
-A folder with a manifest is finished: :func:`fine_tune` returns it without training again. A
-killed run resumes from its last checkpoint (``save_steps``). The model folder appears in one
-``os.replace``, so a half-written model is never mistaken for a finished one.
+``recipe fp`` is :meth:`Recipe.fingerprint` (what decides the weights), ``rows fp`` is
+:attr:`Split.fingerprint` (the training and held-out rows, which depend on the mirror and on the
+release whose instructions are left out). A folder with a manifest is finished: :func:`fine_tune`
+returns it without training again; a changed recipe, mirror or release is a new folder. A killed
+run resumes from its last checkpoint (``save_steps``). The model folder appears in one rename, so
+a half-written model is never mistaken for a finished one.
 """
 
 from __future__ import annotations
@@ -47,20 +50,20 @@ def default_root() -> Path:
     return environment.cache_dir() / "finetuned"
 
 
-def model_dir(recipe: Recipe, variant: str, root: str | os.PathLike[str] | None = None) -> Path:
+def model_dir(recipe: Recipe, variant: str, split: Split, root: str | os.PathLike[str] | None = None) -> Path:
     root = Path(root) if root is not None else default_root()
-    return root / recipe.name / f"{variant}-{recipe.fingerprint(variant)}"
+    return root / recipe.name / f"{variant}-{recipe.fingerprint(variant)}-{split.fingerprint}"
 
 
-def finished(recipe: Recipe, variant: str, root: str | os.PathLike[str] | None = None) -> FineTuned | None:
-    """The finished fine-tune of ``recipe``/``variant`` under ``root``, or None."""
-    path = model_dir(recipe, variant, root)
+def finished(recipe: Recipe, variant: str, split: Split, root: str | os.PathLike[str] | None = None) -> FineTuned | None:
+    """The finished fine-tune of ``recipe``/``variant`` on ``split``'s rows under ``root``, or None."""
+    path = model_dir(recipe, variant, split, root)
     manifest = path / MANIFEST
     if not manifest.is_file():
         return None
     doc = read_json(manifest, what="fine-tune manifest")
-    if doc.get("fingerprint") != recipe.fingerprint(variant):  # pragma: no cover - the folder name holds it
-        return None
+    if doc.get("fingerprint") != recipe.fingerprint(variant) or doc.get("rows_fingerprint") != split.fingerprint:
+        return None  # pragma: no cover - the folder name holds both
     return FineTuned(path=path, manifest=doc)
 
 
@@ -113,7 +116,8 @@ def fine_tune(
     the mirror with the release excluded (:func:`~hexainst.analysis.finetune.data.load_split`).
     """
     check_variant(variant)
-    done = finished(recipe, variant, root)
+    split = split if split is not None else load_split(recipe, sources, release)
+    done = finished(recipe, variant, split, root)
     if done is not None:
         return FineTuned(path=done.path, manifest=done.manifest, reused=True)
 
@@ -126,14 +130,13 @@ def fine_tune(
 
     t = recipe.training
     torch.set_num_threads(int(t["threads"]))
-    split = split if split is not None else load_split(recipe, sources, release)
     loaded = load_model(resolve_model(recipe.model), dtype="float32", progress=progress)
     model, tokenizer = loaded.model, loaded.tokenizer
     examples = encode_rows(recipe, tokenizer, split.train, variant)
     params = _freeze(model, list(t["freeze"]))
     model.train()
 
-    target = model_dir(recipe, variant, root)
+    target = model_dir(recipe, variant, split, root)
     work = target.parent / f".work-{target.name}"
     work.mkdir(parents=True, exist_ok=True)
     args = TrainingArguments(
@@ -179,6 +182,7 @@ def fine_tune(
         "recipe": recipe.doc,
         "variant": variant,
         "fingerprint": recipe.fingerprint(variant),
+        "rows_fingerprint": split.fingerprint,
         "base_model": loaded.info,
         "rows": split.summary(),
         "examples": len(examples),

@@ -38,8 +38,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_path(args: argparse.Namespace) -> int:
     from hexainst.analysis.finetune import finished
 
+    from hexainst.analysis.finetune.data import load_split
+
     recipe = _recipe(args)
-    done = finished(recipe, args.variant, args.root)
+    done = finished(recipe, args.variant, load_split(recipe, args.sources, args.release), args.root)
     if done is None:
         raise UserError(f"{recipe.name} {args.variant} is not fine-tuned yet (hexainst finetune run --variant "
                         f"{args.variant})")
@@ -113,7 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     path = sub.add_parser("path", help="print the folder of a finished fine-tune (exit 2 if none)")
     path.add_argument("--variant", required=True, choices=("tuned", "control"))
     path.add_argument("--steps", type=int, default=None, help="the --steps override the run used, if any")
-    _common(path, rows=False)
+    _common(path)
     path.set_defaults(handler=_cmd_path)
 
     ev = sub.add_parser("evaluate", help="NLL of held-out responses (base, tuned, control) and greedy answers",

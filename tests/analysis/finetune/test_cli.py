@@ -43,8 +43,12 @@ def test_unknown_recipe_and_bad_recipe_file(tmp_path, capsys):
         load_recipe(tmp_path / "missing.json")
 
 
-def test_path_before_run_and_bad_steps(tmp_path, capsys):
-    rc, err = _run(["finetune", "path", "--variant", "control", "--root", str(tmp_path)], capsys)
+def test_path_before_run_and_bad_steps(tmp_path, capsys, rows_factory):
+    mirror = tmp_path / "mirror" / "alpaca" / "alpaca_first4000.jsonl"
+    mirror.parent.mkdir(parents=True)
+    mirror.write_text("".join(json.dumps(r) + "\n" for r in rows_factory(150)))
+    rc, err = _run(["finetune", "path", "--variant", "control", "--root", str(tmp_path / "ft"),
+                    "--sources", str(tmp_path / "mirror")], capsys)
     assert rc == 2 and "not fine-tuned yet" in err
     rc, err = _run(["finetune", "run", "--variant", "tuned", "--steps", "0", "--root", str(tmp_path)], capsys)
     assert rc == 2 and "--steps must be positive" in err

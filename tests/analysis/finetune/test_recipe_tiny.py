@@ -22,6 +22,7 @@ from hexainst.analysis.finetune.data import IGNORE, encode, split_rows
 from hexainst.analysis.finetune.evaluate import greedy_answers, paired_difference, response_nll
 from hexainst.analysis.recording.loading import load_model
 from hexainst.analysis.recording.testing import make_rows, make_tokenizer
+from hexainst.builders.text import comparison_key
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -82,13 +83,21 @@ def test_held_out_nll_drops_and_greedy_answers_follow_the_format(tuned, tiny_fol
     assert all(a.startswith("the answer is") for a in answers)
 
 
-def test_finished_run_is_reused_and_changed_recipe_is_not(tuned, split):
+def test_finished_run_is_reused_and_changed_recipe_or_rows_are_not(tuned, split, rows_factory):
     recipe, root, done = tuned
     again = fine_tune(recipe, "tuned", root=root, split=split, progress=False)
     assert again.reused and again.path == done.path
-    assert finished(recipe, "tuned", root).path == done.path
-    assert finished(recipe.with_overrides(steps=41), "tuned", root) is None
-    assert finished(recipe, "control", root) is None
+    assert finished(recipe, "tuned", split, root).path == done.path
+    assert finished(recipe.with_overrides(steps=41), "tuned", split, root) is None
+    assert finished(recipe, "control", split, root) is None
+    # A release that now holds one more of the rows (or another mirror) gives other rows: never reused.
+    rows = rows_factory(336)
+    other = split_rows(rows, exclude={comparison_key(rows[3]["instruction"])}, n_eval=16, seed=0)
+    assert other.fingerprint != split.fingerprint
+    assert finished(recipe, "tuned", other, root) is None
+    retrained = fine_tune(recipe.with_overrides(steps=2), "tuned", root=root, split=other, progress=False)
+    assert not retrained.reused and retrained.path != done.path and done.path.is_dir()
+    assert retrained.manifest["rows_fingerprint"] == other.fingerprint
     assert recipe.fingerprint("tuned") != recipe.fingerprint("control")
     manifest = json.loads((done.path / "hexainst-finetune.json").read_text())
     assert manifest["fingerprint"] == recipe.fingerprint("tuned") and manifest["variant"] == "tuned"
