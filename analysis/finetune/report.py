@@ -187,6 +187,11 @@ def _aligned(sets, ids: list[str]):
     return sets.subset([pos[i] for i in ids])
 
 
+def _ids_sha(doc: dict[str, Any], label: str) -> str | None:
+    """sha256 of the instruction ids of the store an analysis read (its header summary)."""
+    return doc["stores"][label]["header"].get("instructions", {}).get("ids_sha256")
+
+
 def _store_rows(doc: dict[str, Any], label: str) -> tuple[dict[str, str], dict[str, int]]:
     """id -> category and id -> T of the store an analysis read."""
     from hexainst.analysis.data import open_store
@@ -232,10 +237,14 @@ def pair_contrast(tuned_dir: PathLike, control_dir: PathLike, tuned_doc: dict[st
              for name, s in (("base", base_t), ("tuned", tuned), ("control", control))}
     from scipy.stats import spearmanr
 
+    def rho(x: np.ndarray) -> float:
+        if np.ptp(x) == 0 or np.ptp(lengths) == 0:
+            return math.nan  # a constant has no rank correlation
+        return float(spearmanr(x, lengths)[0])
+
     d = j_control - j_tuned
-    by_length = {"difference_vs_T": float(spearmanr(d, lengths)[0]),
-                 "tuned_alteration_vs_T": float(spearmanr(1 - j_tuned, lengths)[0]),
-                 "control_alteration_vs_T": float(spearmanr(1 - j_control, lengths)[0])}
+    by_length = {"difference_vs_T": rho(d), "tuned_alteration_vs_T": rho(1 - j_tuned),
+                 "control_alteration_vs_T": rho(1 - j_control)}
     return {"paired": test.as_dict(), "heterogeneity_of_difference": het.as_dict(), "spearman_with_length": by_length,
             "heterogeneity_of_tuned_alteration": het_tuned.as_dict(), "mean_set_size": sizes,
             "n_instructions": len(ids)}
@@ -493,6 +502,18 @@ def write_alteration_report(
     findings = {"base": model_findings(docs["tuned"], "base"),
                 "tuned": model_findings(docs["tuned"], "fine-tuned"),
                 "control": model_findings(docs["control"], "fine-tuned")}
+    release_of = {name: _ids_sha(doc, label) for name, doc, label in
+                  (("pairs", docs["tuned"], "base"), ("control", docs["control"], "base"),
+                   ("first", first_doc, "model"), ("second", second_doc, "model")) if doc is not None}
+    if release_of["control"] != release_of["pairs"]:
+        raise UserError("the two --compare analyses read different instructions (instruction ids differ)")
+    skipped: dict[str, str] = {}
+    if first_doc is not None and release_of["first"] != release_of["pairs"]:
+        skipped["first"] = (f"{first} analysed other instructions (ids sha256 {str(release_of['first'])[:12]} vs "
+                            f"{str(release_of['pairs'])[:12]}: another release); not used")
+        first_doc = None
+    if second_doc is not None and release_of["second"] != release_of["pairs"]:
+        raise UserError(f"{second} analysed other instructions than the pairs (another release): record it again")
     if first_doc is not None:
         # The base model's own single-model analysis (e.g. docs/demo): its causal check, and a consistency check.
         one = model_findings(first_doc, "model")
@@ -580,7 +601,8 @@ def write_alteration_report(
             "contrast": contrast,
             "findings": findings,
             "analyses": {"tuned": str(tuned), "control": str(control), "second": str(second) if second else None,
-                         "first": str(first) if first else None},
+                         "first": str(first) if first else None, "skipped": skipped,
+                         "instruction_ids_sha256": release_of["pairs"]},
             "parameters": {"n_permutations": n_permutations, "seed": seed,
                            "analysis": docs["tuned"]["parameters"]},
         }
@@ -737,8 +759,8 @@ def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str
         f"Do categories differ? The spread of the category means of d against shuffled category labels: p = "
         f"{_p(het['p_value'])}. Of 1 − J(base, tuned) alone (instruction tuning's alteration by category, "
         f"length and all): p = {_p(het_t['p_value'])}. Spearman correlation with instruction length T over the "
-        f"{contrast['n_instructions']} instructions: 1 − J(base, tuned) {sp['tuned_alteration_vs_T']:+.2f}, "
-        f"1 − J(base, control) {sp['control_alteration_vs_T']:+.2f}, d {sp['difference_vs_T']:+.2f} (category "
+        f"{contrast['n_instructions']} instructions: 1 − J(base, tuned) {_f(sp['tuned_alteration_vs_T'], '+.2f')}, "
+        f"1 − J(base, control) {_f(sp['control_alteration_vs_T'], '+.2f')}, d {_f(sp['difference_vs_T'], '+.2f')} (category "
         "differences in alteration are partly differences in length; d compares the two fine-tunes on the same "
         "instruction, so length is held fixed within each pair).",
         "",
@@ -785,6 +807,8 @@ def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str
         out += [f"## 4. A second model: {second_name}", "",
                 f"The single-model analysis of {second_name} (same release, same parameters) is in "
                 f"[its report]({second_link}/report.md); beside the base model ({g['model']}):", ""]
+        if data["analyses"]["skipped"].get("first"):
+            out += [f"({data['analyses']['skipped']['first']}.)", ""]
         single = g.get("single_model_analysis")
         if single:
             out += [f"The base model's own single-model analysis (`{single['path']}`, its own store) gives a Fig. 3 "
@@ -800,6 +824,7 @@ def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str
         "- Table 1's paired test uses per-instruction J(base, tuned) and J(base, control) of the same base sets.",
         "- NLL: float64 sums of per-token log-probabilities of the response tokens; tuned and control are scored "
         "on exactly the same tokens.",
+        *[f"- {why}." for why in data["analyses"]["skipped"].values()],
         "- Weights live in the cache (`$HEXAINST_CACHE/finetuned/<recipe>/<variant>-<recipe fingerprint>-<rows fingerprint>`), never here.",
         "",
     ]

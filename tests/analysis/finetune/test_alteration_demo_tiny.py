@@ -136,3 +136,30 @@ def test_evaluation_is_kept_when_nothing_changed(pair, evaluation, mirror, recip
     with pytest.raises(UserError, match="fine-tune tuned, control first"):
         evaluate_pair(recipe_factory(tiny_folder, steps=41), path, sources=mirror, root=root, progress=False)
     assert path.stat().st_mtime_ns == before
+
+
+def test_report_refuses_or_skips_analyses_of_other_instructions(pair, evaluation, tmp_path):
+    _, _, done = pair
+    fast = ["--permutations", "10", "--sweep-permutations", "10", "--bootstrap", "10", "--sweep-eps", "0.05",
+            "--eps", "0.05", "--quiet"]
+    for name, rows in (("a", make_rows(36, seed=3)), ("b", make_rows(30, seed=3))):
+        record(str(pair[0].model), rows, tmp_path / name / "base", batch_size=8, progress=False)
+        record(str(done["tuned"].path), rows, tmp_path / name / "tuned", batch_size=8, progress=False)
+        assert main(["analyze", "--store", str(tmp_path / name / "base"), "--compare", str(tmp_path / name / "tuned"),
+                     "--out", str(tmp_path / name / "pair"), *fast]) == 0
+        assert main(["analyze", "--store", str(tmp_path / name / "base"), "--out", str(tmp_path / name / "single"),
+                     "--no-save-sets", *fast]) == 0
+    a = tmp_path / "a"
+    # A single-model analysis of other instructions as --first: left out, and the report says so.
+    data = write_alteration_report(tmp_path / "r1", evaluation=evaluation[0], tuned=a / "pair", control=a / "pair",
+                                   first=tmp_path / "b" / "single", n_permutations=10)
+    assert "another release" in data["analyses"]["skipped"]["first"]
+    assert "single_model_analysis" not in data["findings"]["base"]
+    assert "another release); not used." in (tmp_path / "r1" / "report.md").read_text()
+    # ... as --second, or a pair of other instructions: refused.
+    with pytest.raises(UserError, match="record it again"):
+        write_alteration_report(tmp_path / "r2", evaluation=evaluation[0], tuned=a / "pair", control=a / "pair",
+                                second=tmp_path / "b" / "single", n_permutations=10)
+    with pytest.raises(UserError, match="different instructions"):
+        write_alteration_report(tmp_path / "r3", evaluation=evaluation[0], tuned=a / "pair",
+                                control=tmp_path / "b" / "pair", n_permutations=10)
