@@ -20,12 +20,14 @@ import datasets
 import pytest
 
 import hexainst
+from hexainst.builders.synthetic.config import SyntheticConfig
 from hexainst.builders.synthetic.stub_server import StubServer
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
 
 pytestmark = pytest.mark.slow
 
-CONCURRENCY = 16
+#: Requests in flight at once in the build (the synthetic stage's default).
+CONCURRENCY = SyntheticConfig().concurrency
 
 
 def tree_hashes(folder: Path) -> dict[str, str]:
