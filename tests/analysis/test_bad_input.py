@@ -8,7 +8,6 @@ after. Two more tests interrupt a real run and check the previous report survive
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from hexainst.cli import main
+from workspace_files import edit_bytes, snapshot
 
 QUICK = ["--permutations", "20", "--sweep-permutations", "5", "--bootstrap", "10", "--sweep-eps", "0.05",
          "--eps", "0.05", "--quiet"]
@@ -58,18 +58,6 @@ def ws(pristine: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "ws"
     shutil.copytree(pristine, copy)
     return copy
-
-
-def _snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _edit(rel: str, fn: Callable[[bytes], bytes]) -> Callable[[Path], None]:
-    def setup(ws: Path) -> None:
-        path = ws / rel
-        path.write_bytes(fn(path.read_bytes()))
-    return setup
 
 
 @dataclass
@@ -116,11 +104,11 @@ CASES = [
     Case("store-is-a-users-folder", ["analyze", "--store", "{ws}/mine", "--out", "{ws}/o"],
          "mine is not an activation store (no header.json)"),
     Case("store-truncated-shard", AN + ["--out", "{ws}/o"], "shard shards/00001.npz (rows 16..31) does not match",
-         _edit("base/shards/00001.npz", lambda b: b[: len(b) // 3])),
+         edit_bytes("base/shards/00001.npz", lambda b: b[: len(b) // 3])),
     Case("store-header-broken", AN + ["--out", "{ws}/o"], "header.json line 3: the store header is not JSON",
-         _edit("base/header.json", lambda b: b[:30])),
+         edit_bytes("base/header.json", lambda b: b[:30])),
     Case("store-header-not-utf8", AN + ["--out", "{ws}/o"], "the store header is not UTF-8",
-         _edit("base/header.json", lambda b: b"\xfe" + b)),
+         edit_bytes("base/header.json", lambda b: b"\xfe" + b)),
     Case("compare-other-tokenizer", AN + ["--compare", "{ws}/other-tok", "--out", "{ws}/o"], "different tokenizers"),
     Case("compare-missing", AN + ["--compare", "{ws}/nope", "--out", "{ws}/o"], "activation store {ws}/nope not found"),
     Case("venn-id-unknown", AN + ["--compare", "{ws}/ft", "--out", "{ws}/o", "--venn-id", "nope-1"],
@@ -132,12 +120,12 @@ CASES = [
     Case("causal-rows-missing", AN + ["--out", "{ws}/o", "--causal", "--rows", "{ws}/nope.jsonl"],
          "nope.jsonl: cannot read the rows file"),
     Case("causal-rows-no-instruction", AN + ["--out", "{ws}/o", "--causal", "--rows", "{ws}/rows.jsonl"],
-         "row 2 (math-000) has no instruction", _edit("rows.jsonl", lambda b: b.replace(b'"instruction": "text math', b'"text": "x'))),
+         "row 2 (math-000) has no instruction", edit_bytes("rows.jsonl", lambda b: b.replace(b'"instruction": "text math', b'"text": "x'))),
     # baseline
     Case("baseline-unknown-pair", ["baseline", "nope", "--pairs-file", "{ws}/pairs.json", "--out", "{ws}/b"],
          "unknown pair 'nope'; the pairs file lists: tiny"),
     Case("baseline-pairs-file-broken", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--out", "{ws}/b"],
-         "pairs.json: invalid JSON", _edit("pairs.json", lambda b: b[:20])),
+         "pairs.json: invalid JSON", edit_bytes("pairs.json", lambda b: b[:20])),
     Case("baseline-out-is-a-users-folder", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--out", "{ws}/mine"],
          "was not written by hexainst"),
     Case("baseline-out-holds-the-rows", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--rows",
@@ -154,7 +142,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case: Case, ws: Path, capsys) -> None:
     case.setup(ws)
-    before = _snapshot(ws)
+    before = snapshot(ws)
     argv = [a.format(ws=ws) for a in case.argv]
     if case.usage:
         with pytest.raises(SystemExit) as info:
@@ -168,7 +156,7 @@ def test_bad_input(case: Case, ws: Path, capsys) -> None:
     assert len(lines) == 1 and "Traceback" not in err, err
     real = ws.resolve()
     assert case.message.format(ws=real) in lines[0] or case.message.format(ws=ws) in lines[0], lines[0]
-    assert _snapshot(ws) == before  # nothing that existed was changed or removed
+    assert snapshot(ws) == before  # nothing that existed was changed or removed
     assert not list(ws.glob(".*.new-*"))  # no staging folder left behind
 
 
@@ -189,7 +177,7 @@ def test_an_empty_folder_is_taken(ws: Path) -> None:
 @pytest.mark.parametrize("when", ["computing", "writing"])
 def test_an_interrupted_run_leaves_the_previous_report(ws: Path, when: str) -> None:
     """SIGINT during the computation or while the new folder is being written: the old report is untouched."""
-    before = _snapshot(ws / "report")
+    before = snapshot(ws / "report")
     argv = [sys.executable, "-m", "hexainst.cli", "analyze", "--store", str(ws / "base"), "--compare", str(ws / "ft"),
             "--out", str(ws / "report"), "--quiet", "--eps", "0.05", "--sweep-eps", "0.05"]
     argv += ["--permutations", "200000"] if when == "computing" else ["--permutations", "20", "--bootstrap", "10",
@@ -213,5 +201,5 @@ def test_an_interrupted_run_leaves_the_previous_report(ws: Path, when: str) -> N
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().endswith("interrupted")
-    assert _snapshot(ws / "report") == before
+    assert snapshot(ws / "report") == before
     assert not list(ws.glob(".report.*"))  # the staged folder was removed

@@ -9,8 +9,6 @@ file of the workspace that existed before the command is byte-identical after it
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -24,6 +22,7 @@ import pytest
 
 from hexainst.kernel.records import natural_row, synthetic_row
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
+from workspace_files import changed_files, snapshot
 
 MIRROR = Path(os.environ.get("HEXAINST_SOURCES") or Path(__file__).resolve().parents[3] / "shared" / "sources")
 
@@ -272,17 +271,12 @@ CASES = [
 ]
 
 
-def _snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case: Case, pristine: Path, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     shutil.copytree(pristine, ws)
     case.setup(ws)
-    before = _snapshot(ws)
+    before = snapshot(ws)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **case.env}
     env.pop("HEXAINST_SOURCES", None)
     done = subprocess.run([sys.executable, "-m", "hexainst", *case.argv], cwd=ws, env=env, capture_output=True,
@@ -295,8 +289,8 @@ def test_bad_input(case: Case, pristine: Path, tmp_path: Path) -> None:
         lines = [line for line in lines if not line.startswith(("usage:", " "))]
     assert len(lines) == 1, done.stderr
     assert case.message.format(ws=ws) in lines[0], lines[0]
-    after = _snapshot(ws)
-    changed = [name for name, digest in before.items() if after.get(name) != digest]
+    after = snapshot(ws)
+    changed = changed_files(before, after)
     assert not changed, f"files changed or removed: {changed}"
 
 

@@ -8,7 +8,6 @@ existed before is byte-identical after (a bug would raise out of ``main`` with i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import torch
 from hexainst.analysis.recording import ActivationStore, record
 from hexainst.analysis.recording.testing import make_rows, make_tokenizer, tiny_model
 from hexainst.cli import main
+from workspace_files import edit_bytes, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -61,18 +61,6 @@ def ws(pristine: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "ws"
     shutil.copytree(pristine, copy)
     return copy
-
-
-def _snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _edit(rel: str, fn: Callable[[bytes], bytes]) -> Callable[[Path], None]:
-    def setup(ws: Path) -> None:
-        path = ws / rel
-        path.write_bytes(fn(path.read_bytes()))
-    return setup
 
 
 def _header(rel: str, fn: Callable[[dict], object]) -> Callable[[Path], None]:
@@ -129,20 +117,20 @@ CASES = [
     # rows and models
     Case("rows-missing", REC + ["--rows", "{ws}/nope.jsonl", "--out", "{ws}/new"], "nope.jsonl: cannot read the rows file"),
     Case("rows-not-utf8", REC + ROWS + ["--out", "{ws}/new"], "rows.jsonl line 1: the rows file is not UTF-8",
-         _edit("rows.jsonl", lambda b: b"\xff" + b)),
+         edit_bytes("rows.jsonl", lambda b: b"\xff" + b)),
     Case("rows-bad-json", REC + ROWS + ["--out", "{ws}/new"], "rows.jsonl line 13: not JSON",
-         _edit("rows.jsonl", lambda b: b + b"{oops\n")),
+         edit_bytes("rows.jsonl", lambda b: b + b"{oops\n")),
     Case("row-without-instruction", REC + ROWS + ["--out", "{ws}/new"], "rows.jsonl line 2: row row-001 has no instruction",
-         _edit("rows.jsonl", lambda b: b.replace(b'"instruction"', b'"text"', 2).replace(b'"text"', b'"instruction"', 1))),
+         edit_bytes("rows.jsonl", lambda b: b.replace(b'"instruction"', b'"text"', 2).replace(b'"text"', b'"instruction"', 1))),
     Case("rows-duplicate-id", REC + ROWS + ["--out", "{ws}/new"], "duplicate instruction id 'row-000'",
-         _edit("rows.jsonl", lambda b: b + b.split(b"\n")[0] + b"\n")),
+         edit_bytes("rows.jsonl", lambda b: b + b.split(b"\n")[0] + b"\n")),
     Case("category-matches-nothing", REC + ROWS + ["--out", "{ws}/new", "--category", "poetry"], "no rows to record"),
     Case("model-folder-missing", ["record", "--model", "{ws}/no-such-model"] + ROWS + ["--out", "{ws}/new"],
          "cannot load model"),
     Case("model-folder-not-a-model", ["record", "--model", "{ws}/mine"] + ROWS + ["--out", "{ws}/new"],
          "cannot load model"),
     Case("model-config-broken", REC + ROWS + ["--out", "{ws}/new"], "cannot load model",
-         _edit("model/config.json", lambda b: b[: len(b) // 2])),
+         edit_bytes("model/config.json", lambda b: b[: len(b) // 2])),
     Case("gguf-file-missing", REC + ROWS + ["--out", "{ws}/new", "--gguf-file", "x.gguf"], "GGUF file 'x.gguf' not found"),
     # resuming a store recorded otherwise
     Case("resume-other-batch-size", REC + ["--rows", "{ws}/six.jsonl", "--out", "{ws}/store-a", "--batch-size", "3",
@@ -157,15 +145,15 @@ CASES = [
     Case("info-foreign-folder", ["record-info", "{ws}/mine"], "is not an activation store (no header.json)"),
     Case("info-truncated-shard", ["record-info", "{ws}/store-a"],
          "shard shards/00001.npz (rows 4..5) does not match its checksum",
-         _edit("store-a/shards/00001.npz", lambda b: b[: len(b) // 2])),
+         edit_bytes("store-a/shards/00001.npz", lambda b: b[: len(b) // 2])),
     Case("info-flipped-byte", ["record-info", "{ws}/store-a"], "shard shards/00000.npz (rows 0..3) does not match",
-         _edit("store-a/shards/00000.npz", lambda b: b[:200] + bytes([b[200] ^ 1]) + b[201:])),
+         edit_bytes("store-a/shards/00000.npz", lambda b: b[:200] + bytes([b[200] ^ 1]) + b[201:])),
     Case("info-missing-shard", ["record-info", "{ws}/store-a"], "incomplete: 1 of 2 shards missing (first: shard "
          "shards/00001.npz (rows 4..5))", lambda ws: (ws / "store-a/shards/00001.npz").unlink()),
     Case("info-missing-checksum", ["record-info", "{ws}/store-a"], "incomplete: 1 of 2 shards missing",
          lambda ws: (ws / "store-a/shards/00000.npz.sha256").unlink()),
     Case("info-header-not-json", ["record-info", "{ws}/store-a"], "header.json line 1: the store header is not JSON",
-         _edit("store-a/header.json", lambda b: b"{" + b[:40])),
+         edit_bytes("store-a/header.json", lambda b: b"{" + b[:40])),
     Case("info-header-no-layout", ["record-info", "{ws}/store-a"], "'layout' is a required property",
          _header("store-a", lambda h: h.pop("layout"))),
     Case("info-header-bad-blocks", ["record-info", "{ws}/store-a"], "layout blocks hold 48 neurons, n_cols says 144",
@@ -187,7 +175,7 @@ CASES = [
          "different 'model'"),
     Case("merge-corrupt-part", ["record-merge", "{ws}/store-a", "{ws}/store-b", "--out", "{ws}/m"],
          "store-b: shard shards/00000.npz (rows 0..3) does not match its checksum",
-         _edit("store-b/shards/00000.npz", lambda b: b[:-10])),
+         edit_bytes("store-b/shards/00000.npz", lambda b: b[:-10])),
     Case("merge-same-part-twice", ["record-merge", "{ws}/store-a", "{ws}/store-a", "--out", "{ws}/m"],
          "duplicate instruction id"),
 ]
@@ -206,7 +194,7 @@ def _replace_shard(store: Path, shard: int, arrays: dict) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case: Case, ws: Path, capsys) -> None:
     case.setup(ws)
-    before = _snapshot(ws)
+    before = snapshot(ws)
     argv = [a.format(ws=ws) for a in case.argv]
     code = main(argv)
     err = capsys.readouterr().err
@@ -214,7 +202,7 @@ def test_bad_input(case: Case, ws: Path, capsys) -> None:
     assert code == 2, err
     assert len(lines) == 1 and "Traceback" not in err, err
     assert case.message.format(ws=ws.resolve() if "{ws}/nothing" not in case.message else ws) in lines[0], lines[0]
-    assert _snapshot(ws) == before  # nothing that existed was changed or removed
+    assert snapshot(ws) == before  # nothing that existed was changed or removed
 
 
 def test_cuda_device_without_a_gpu_is_one_line(ws: Path, capsys) -> None:
@@ -250,11 +238,11 @@ def test_overwrite_replaces_only_when_complete(ws: Path, capsys) -> None:
     """--overwrite records beside the store; the old store stays until the new one is complete."""
     rows6 = ws / "six.jsonl"
     rows6.write_text("".join(json.dumps(r) + "\n" for r in make_rows(12, seed=3)[:6]))
-    old = _snapshot(ws / "store-a")
+    old = snapshot(ws / "store-a")
     # A run that fails before its end (here: a device that is not there) leaves the old store as it was.
     assert main(["record", "--model", str(ws / "other-model"), "--rows", str(rows6), "--out", str(ws / "store-a"),
                  "--overwrite", "--device", "banana"]) == 2
-    assert _snapshot(ws / "store-a") == old
+    assert snapshot(ws / "store-a") == old
     assert main(["record", "--model", str(ws / "other-model"), "--rows", str(rows6), "--out", str(ws / "store-a"),
                  "--overwrite", "--rows-per-shard", "4"]) == 0
     capsys.readouterr()
@@ -279,11 +267,11 @@ def test_a_killed_overwrite_resumes_in_its_own_folder(ws: Path, capsys) -> None:
     partial = record(model, rows, ws / ".store-a.overwrite", tokenizer=tok, progress=False, rows_per_shard=4)
     (partial.path / "shards" / "00001.npz").unlink()  # killed before the second shard
     kept = (partial.path / "shards" / "00000.npz").read_bytes()
-    old = _snapshot(ws / "store-a")
+    old = snapshot(ws / "store-a")
     store = record(ws / "other-model", rows, ws / "store-a", progress=False, rows_per_shard=4, overwrite=True)
     assert store.recorded_now == 2  # only the missing shard
     assert (ws / "store-a" / "shards" / "00000.npz").read_bytes() == kept
-    assert _snapshot(ws / "store-a") != old and not (ws / ".store-a.overwrite").exists()
+    assert snapshot(ws / "store-a") != old and not (ws / ".store-a.overwrite").exists()
 
 
 def test_merge_replaces_its_own_earlier_output(ws: Path, capsys) -> None:
