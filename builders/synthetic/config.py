@@ -23,7 +23,8 @@ class SyntheticConfig:
     line before any work).
     """
 
-    #: Candidates kept per category (100 for the release + a reserve of 30).
+    #: Candidates kept per category when this stage runs alone (100 for the release + a reserve of 30);
+    #: ``build all`` asks for 100 + each category's reserve, sized from its expected rejection rate.
     per_category: int = 130
     #: More candidates for chosen categories on top of ``per_category`` (the top-up after validation):
     #: new slots of the same seeded plan, the same filters, every earlier answer reused.

@@ -243,12 +243,17 @@ def render_card(
         )
     build_description, notice = _build_text(build_info, generators)
     collection = (
-        "Natural instructions were pulled with `datasets`, extracted with one `regex` pattern set per source "
-        "and FLAN template family, unicode- and whitespace-normalised, length-filtered and de-duplicated. "
-        "Synthetic instructions were generated through an OpenAI-compatible endpoint with one constrained "
-        "meta-prompt per category and seeded topic lists, then filtered for format and length, blacklisted "
-        "keywords, near-duplicates and 13-gram overlap with the natural sources. Selection of 100 + 100 rows "
-        "per category is seeded and deterministic."
+        "Natural instructions were read with `datasets` (from the Hub, or from an offline mirror of the same "
+        "files: see \"How this build was made\"), extracted with one `regex` pattern set per source and FLAN template "
+        "family, unicode- and whitespace-normalised, length-filtered and de-duplicated. Synthetic instructions "
+        "were generated through an OpenAI-compatible endpoint from a seeded plan of slots (category x task type "
+        "x topic), every request carrying its slot's constraints: a base model gets Self-Instruct-style "
+        "bootstrapped prompts (in-context instructions of the category drawn per slot from the natural pool, "
+        "plus curated examples), a chat model one constrained meta-prompt per category. Several candidates "
+        "per slot went through a gate (not an instruction, wrong category, missing the text it must carry) and "
+        "filters for format and length, blacklisted keywords, near-duplicates and 13-gram overlap with the "
+        "natural sources; the best-scoring survivor was kept (its score in `provenance.synthetic.quality`). "
+        "Selection of 100 + 100 rows per category is seeded and deterministic."
     )
     scored = [r["provenance"]["synthetic"]["membership_score"] for r in release_rows
               if r["provenance"].get("synthetic") and r["provenance"]["synthetic"].get("membership_score") is not None]
@@ -268,7 +273,7 @@ def render_card(
         complete=complete,
         cells=cells,
         length_stats=_length_stats(release_rows),
-        schema_file=f"hexainst/schema/record.v{SCHEMA_VERSION}.schema.json",
+        schema_file=f"hexainst/kernel/schema/record.v{SCHEMA_VERSION}.schema.json",
         n_reserve=len(reserve_rows),
         synthetic_license="other",
         sources=sources,

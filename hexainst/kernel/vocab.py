@@ -42,7 +42,7 @@ ERROR_TYPES: tuple[str, ...] = ("grammar", "redundancy", "wrong_category", "uncl
 #: Rows per (category, source) cell in a complete release.
 ROWS_PER_CELL = 100
 
-#: Version of the record schema (``hexainst/schema/record.v1.schema.json``).
+#: Version of the record schema (``hexainst/kernel/schema/record.v1.schema.json``).
 SCHEMA_VERSION = 1
 
 #: The seed every stage uses unless told otherwise (sampling, ranking, permutations).
