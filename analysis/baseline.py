@@ -108,6 +108,10 @@ def run_baseline(
         raise PairsError(f"unknown pair {pair_name!r}; the pairs file lists: {', '.join(sorted(pairs))}")
     pair = pairs[pair_name]
     rec = recording if recording is not None else RecordingConfig()
+    if rec.device_map is None:  # a wrong device is one line before the output folder is made
+        from hexainst.analysis.recording.loading import check_device
+
+        check_device(rec.device)
     out = claim_baseline_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_marker(out, OUTPUT_KIND, {"pair": pair_name}, complete=False)

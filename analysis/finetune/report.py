@@ -46,6 +46,18 @@ def _train_summary(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: What a file written by ``hexainst finetune evaluate`` holds at its top level.
+EVALUATION_KEYS = ("recipe", "rows", "nll", "differences", "greedy", "training")
+
+
+def _read_evaluation(path: PathLike) -> dict[str, Any]:
+    doc = read_json(path, what="fine-tune evaluation")
+    missing = [k for k in EVALUATION_KEYS if not isinstance(doc, dict) or k not in doc]
+    if missing:
+        raise UserError(f"{path}: not a file written by 'hexainst finetune evaluate' (no {', '.join(map(repr, missing))})")
+    return doc
+
+
 def _previous_evaluation(out: PathLike, recipe: Recipe, done: dict[str, Any], split: Any) -> dict[str, Any] | None:
     """An earlier evaluation in ``out`` of exactly this recipe, these fine-tunes and these rows, or None."""
     path = Path(out)
@@ -493,7 +505,7 @@ def write_alteration_report(
 
     seed = DEFAULT_SEED if seed is None else seed
     out = claim_output_dir(out, OUTPUT_KIND, inputs=[evaluation, tuned, control, second, first])
-    ev = read_json(evaluation, what="fine-tune evaluation")
+    ev = _read_evaluation(evaluation)
     docs = {"tuned": _read_analysis(tuned, pair=True), "control": _read_analysis(control, pair=True)}
     second_doc = _read_analysis(second, pair=False) if second else None
     first_doc = _read_analysis(first, pair=False) if first else None

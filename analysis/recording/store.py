@@ -801,6 +801,14 @@ def merge_stores(parts: Sequence[str | os.PathLike | ActivationStore], out_dir: 
             if a[key] != b[key]:
                 raise StoreError(f"cannot merge {store.path} into {first.path}: different {key!r}"
                                  f"{_difference(a[key], b[key])}")
+    seen: dict[str, Path] = {}
+    for store in stores:
+        for row in store.header["instructions"]:
+            if row["id"] in seen:
+                where = "twice" if seen[row["id"]] == store.path else f"and in {seen[row['id']]}"
+                raise StoreError(f"cannot merge: instruction id {row['id']!r} is in {store.path} {where} "
+                                 "(each instruction must be in one part; the same store given twice?)")
+            seen[row["id"]] = store.path
     if in_place:
         return _merge_into(stores, out, rows_per_shard)
     with atomic.staged_dir(out) as tmp:

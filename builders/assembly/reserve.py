@@ -36,10 +36,21 @@ def reserve_size(rate: float, rows: int = ROWS_PER_CELL, alpha: float = ALPHA) -
         return 0
     from scipy.stats import binom
 
-    r = max(0, math.floor(rows * rate / (1 - rate)))  # the mean: never below it
-    while binom.sf(rows - 1, rows + r, 1 - rate) < 1 - alpha:
-        r += 1
-    return r
+    def enough(r: int) -> bool:
+        return binom.sf(rows - 1, rows + r, 1 - rate) >= 1 - alpha
+
+    lo = max(0, math.floor(rows * rate / (1 - rate)))  # the mean: never below it
+    if enough(lo):
+        return lo
+    step = max(1, lo // 8)
+    hi = lo + step
+    while not enough(hi):  # grows geometrically, so a rate near 1 takes few steps, not ~1/(1-rate) of them
+        lo, step = hi, step * 2
+        hi = lo + step
+    while hi - lo > 1:  # enough(hi) holds, enough(lo) does not
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return hi
 
 
 def _cell(category: str, source: str) -> str:

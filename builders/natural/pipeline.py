@@ -203,6 +203,15 @@ def _read_source(source: Source, mirror: Path | None, lock: dict[str, Any] | Non
     return result
 
 
+def _earlier_sources(out_dir: Path) -> dict[str, str]:
+    """Source name -> status in the report of an earlier natural build in ``out_dir`` ({} if none or unreadable)."""
+    try:
+        report = json.loads((out_dir / REPORT_FILE).read_text(encoding="utf-8"))
+        return {name: str(entry.get("status")) for name, entry in report.get("sources", {}).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def _deduplicate(results: list[SourceResult]) -> None:
     """Drop exact and near duplicates within each category, first come first kept."""
     from hexainst.builders.dedup import NearDuplicateIndex
@@ -352,6 +361,7 @@ def build(
     mirror = resolve_sources_dir(sources_dir)
     lock = read_lock(Path(lock_file)) if lock_file is not None else None  # read before the folder may be replaced
     own_lock = lock_file is not None and Path(lock_file).resolve().parent == Path(out_dir).resolve()
+    earlier = _earlier_sources(Path(out_dir))  # read before the folder may be replaced
     out_dir = claim_output_dir(out_dir, OUTPUT_KIND, inputs=[mirror, None if own_lock else lock_file])
     flan_ctx = FlanContext.from_templates(registry.templates)
     cache: dict[str, Any] = {}
@@ -363,6 +373,11 @@ def build(
     if all(r.status == "missing" for r in results):
         reasons = "; ".join(f"{r.source.name}: {r.reason}" for r in results)
         raise UserError(f"no natural source could be read ({reasons})")
+    lost = [r for r in results if r.status == "missing" and earlier.get(r.source.name) == "ok"]
+    if lost:
+        names = ", ".join(r.source.name for r in lost)
+        raise UserError(f"source(s) {names} could not be read ({lost[0].reason}), but the earlier pools in {out_dir} "
+                        "were built with them: they are kept; fix the mirror, or write to another --out")
     _deduplicate(results)
 
     pools: dict[str, list[dict[str, Any]]] = {c: [] for c in CATEGORIES}

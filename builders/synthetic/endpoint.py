@@ -65,9 +65,13 @@ def resolve_endpoint(base_url: str | None = None, model: str | None = None,
         if name not in reg["generators"]:
             raise UserError(f"unknown embedded generator {name!r}; known: {', '.join(sorted(reg['generators']))}")
         return Endpoint(None, name, route=reg["generators"][name]["route"], embedded=name)
-    if not urlsplit(base_url).scheme.startswith("http"):
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname or ""
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise UserError(f"base URL {base_url!r} (--base-url or $HEXAINST_BASE_URL) is not a valid URL: {exc}") from None
+    if not parts.scheme.startswith("http"):
         raise UserError(f"base URL {base_url!r} is not an http(s) URL")
-    host = urlsplit(base_url).hostname or ""
     if host.endswith("deepseek.com"):
         if not key:
             raise UserError("the DeepSeek API needs a key: set DEEPSEEK_API_KEY (or OPENAI_API_KEY)")

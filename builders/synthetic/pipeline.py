@@ -294,6 +294,8 @@ def build(out_dir: Path, config: SyntheticConfig) -> dict[str, Any]:
     """Build the synthetic candidate pools into ``out_dir``; see the module docstring. Returns the report."""
     config.check()
     cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise UserError(f"--cache {cache_dir}: is a file, not a folder (the request cache is a folder)")
     out = claim_output_dir(out_dir, OUTPUT_KIND, inputs=[config.natural_pool_dir, cache_dir])
     natural = load_natural(config.natural_pool_dir)
     endpoint = resolve(config)

@@ -9,6 +9,7 @@ so that ``hexainst --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 
@@ -57,7 +58,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, UserError):
             print(f"hexainst {args.command}: error: {exc}", file=sys.stderr)
             return 2
+        if _is_the_file_systems_answer(exc):  # a folder without write permission, a file where a folder goes, ...
+            paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+            print(f"hexainst {args.command}: error: {paths}: {exc.strerror}", file=sys.stderr)
+            return 2
         raise
+
+
+#: Errors the file system gives for what the user pointed a command at (permissions, a file in a
+#: folder's place, a full or read-only disk), when they name the path: one line, not a traceback.
+_FILE_SYSTEM_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.ENOSPC, errno.EROFS,
+                                 errno.EDQUOT, errno.ENAMETOOLONG})
+
+
+def _is_the_file_systems_answer(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _FILE_SYSTEM_ERRNOS and exc.filename is not None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,6 +28,9 @@ def register(stages: argparse._SubParsersAction) -> None:
     release.add_argument("--out", type=Path, required=True, metavar="DIR",
                          help="release folder to write: a new or empty folder, or an earlier HexaInst release "
                               "(only its card, LICENSE.md, data/, reserve/, generations/ and croissant.json are replaced)")
+    release.add_argument("--report", type=Path, metavar="FILE", default=None,
+                         help="also write the assembly report (counts, reserve use, shortfalls) as JSON to FILE "
+                              "(default: none; the summary is printed either way)")
     release.add_argument("--seed", type=int, default=AssemblyConfig.seed, help=f"selection seed (default {AssemblyConfig.seed})")
     release.add_argument("--reserve", type=int_range(0), default=AssemblyConfig.reserve, metavar="N",
                          help="reserve rows kept per cell (default: what each cell's expected rejection rate asks for)")
@@ -97,13 +100,46 @@ def register(stages: argparse._SubParsersAction) -> None:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from hexainst.builders.assembly.assemble import ASSEMBLY_REPORT, assemble, write_report
+    from hexainst.builders.assembly.assemble import assemble, write_report
 
+    if args.report is not None:
+        _check_report_file(args.report, args.pools, args.out)
     report = assemble(args.pools, args.out, validation=args.validation,
                       config=AssemblyConfig(seed=args.seed, reserve=args.reserve, rejection_rates=args.rejection_rates))
-    write_report(report, args.pools[0] / ASSEMBLY_REPORT)
+    if args.report is not None:
+        write_report(report, args.report)
     _print_summary(report, args.out)
     return 0
+
+
+def _check_report_file(report: Path, pools: list[Path], out: Path) -> None:
+    """Before any work: --report must be a new file or an earlier assembly report, outside the inputs and the release."""
+    import json
+    import tempfile
+
+    from hexainst.kernel.errors import UserError
+
+    target = report.resolve()
+    for folder, what in [(p.resolve(), "a --pools folder") for p in pools] + [(out.resolve(), "the --out release")]:
+        if target == folder or folder in target.parents:
+            raise UserError(f"--report {report}: lies inside {what} ({folder}); write it elsewhere")
+    if target.is_dir():
+        raise UserError(f"--report {report}: is a folder, not a file")
+    if target.exists():
+        try:
+            earlier = json.loads(target.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            earlier = None
+        if not (isinstance(earlier, dict) and "cells" in earlier and "seed" in earlier):
+            raise UserError(f"--report {report}: the file exists and is not an earlier assembly report; "
+                            "choose a new file")
+    parent = target.parent
+    if not parent.is_dir():
+        raise UserError(f"--report {report}: the folder {parent} does not exist")
+    try:  # a real write, not os.access: root passes access checks that the file system still refuses
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as exc:
+        raise UserError(f"--report {report}: cannot write into {parent} ({exc.strerror})") from None
 
 
 def _all(args: argparse.Namespace) -> int:

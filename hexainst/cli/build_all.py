@@ -257,6 +257,13 @@ def topup(
     for folder in (natural_dir, synthetic_dir):
         if not folder.is_dir():
             raise OutputError(f"--work {work}: no {folder.name}/ pools; run 'hexainst build all' with this --work first")
+    # The top-up rewrites both pool folders: they must be that build's own (named by --work, not a stage's --out).
+    from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
+    from hexainst.builders.synthetic.config import OUTPUT_KIND as SYNTHETIC_KIND
+    from hexainst.kernel.outputs import claim_output_dir
+
+    claim_output_dir(natural_dir, NATURAL_KIND, option="--work")
+    claim_output_dir(synthetic_dir, SYNTHETIC_KIND, inputs=[natural_dir, cache_dir], option="--work")
     pools = read_pools([natural_dir, synthetic_dir])
     known = {r["id"] for rows in pools.values() for r in rows}
     outcomes = {o["id"]: o for o in read_validation(validation, known)["outcomes"]}

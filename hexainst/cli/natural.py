@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from hexainst.builders.natural.config import NaturalConfig
@@ -41,4 +42,9 @@ def _run(args: argparse.Namespace) -> int:
                    progress=not args.no_progress)
     summary = {c: cell["candidates"] for c, cell in report["cells"].items()}
     print(json.dumps({"out": str(args.out), "candidates": summary, "short_cells": report["short_cells"]}))
+    missing = sorted(name for name, src in report["sources"].items() if src.get("status") == "missing")
+    if missing:
+        short = ", ".join(f"{c} by {n}" for c, n in report["short_cells"].items())
+        print(f"hexainst build natural: warning: source(s) {', '.join(missing)} not found; short: {short or 'none'}",
+              file=sys.stderr)
     return 0

@@ -7,7 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from hexainst.kernel.release_checks import balance_problems, card_problems
+from hexainst.kernel.release_checks import balance_problems, card_problems, companion_problems
 from hexainst.kernel.vocab import CATEGORIES, SOURCES, VALIDATION_STATUSES
 
 
@@ -50,7 +50,7 @@ def _validate(args: argparse.Namespace) -> int:
     for name in config_files(folder):
         if name != "default":
             by_config[name] = sum(1 for r in rows if r["category"] == name)
-    problems = card_problems(folder, by_config)
+    problems = card_problems(folder, by_config) + companion_problems(folder)
     cells = Counter((r["category"], r["source"]) for r in rows)
     balance = balance_problems(cells)
     print(f"{folder}: {len(rows)} rows valid against the record schema, {len(reserve)} reserve rows")

@@ -69,9 +69,14 @@ def write_text(path: str | os.PathLike[str], text: str, *, mode: int | None = No
 
 def make_temp_dir(beside: str | os.PathLike[str], tag: str = "new") -> Path:
     """An empty folder with an ordinary mode next to ``beside`` (same file system, so it can be renamed onto it)."""
+    from hexainst.kernel.errors import UserError
+
     beside = Path(beside)
-    beside.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{beside.name}.{tag}-", dir=beside.parent))
+    try:
+        beside.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{beside.name}.{tag}-", dir=beside.parent))
+    except OSError as exc:  # a read-only or foreign place: say where the output was to go, not the temp name
+        raise UserError(f"cannot write {beside}: {exc.strerror or exc} in {beside.parent}") from None
     os.chmod(tmp, dir_mode())
     return tmp
 

@@ -45,13 +45,16 @@ DRY_RUN_KIND = "publish dry run"
 def check_publishable(folder: Path) -> list[str]:
     """Validate the release in ``folder`` as ``hexainst validate`` does; return its files. Raises on any problem."""
     from hexainst.kernel.release import cell_counts, read_release_rows, read_reserve
-    from hexainst.kernel.release_checks import balance_problems
+    from hexainst.kernel.release_checks import balance_problems, companion_problems
 
     rows = read_release_rows(folder)  # schema, duplicate ids, every config's files, card counts
     read_reserve(folder)
     problems = balance_problems(cell_counts(rows))
     if problems:
         raise UserError(f"{folder}: refusing to publish an unbalanced release: {problems[0]}")
+    problems = companion_problems(folder)
+    if problems:
+        raise UserError(f"{folder}: refusing to publish: {problems[0]}")
     return release_files(folder)
 
 

@@ -1,4 +1,4 @@
-"""Checks of a release folder beyond the row schema: the balance of its cells and its card's counts.
+"""Checks of a release folder beyond the row schema: the balance of its cells, its card's counts, its other files.
 
 ``hexainst validate`` reports them; :func:`hexainst.load` and ``hexainst publish`` refuse a release that fails them.
 """
@@ -37,4 +37,33 @@ def card_problems(folder: Path, rows_by_config: dict[str, int]) -> list[str]:
     for name, n in rows_by_config.items():
         if declared.get(name) != n:
             problems.append(f"README.md: config {name!r} declares num_examples={declared.get(name)}, data has {n}")
+    return problems
+
+
+def companion_problems(folder: Path) -> list[str]:
+    """What is wrong with the files a release carries beside its data: the licence file and the reserve (always
+    written, the reserve possibly empty), ``croissant.json`` (a JSON object) and the shipped generations (JSON Lines)."""
+    import json
+
+    from hexainst.kernel.errors import UserError
+    from hexainst.kernel.jsonfiles import iter_jsonl
+    from hexainst.kernel.release import GENERATIONS_FILE, RESERVE_FILE
+
+    problems = [f"{name}: missing (every release carries it)" for name in ("LICENSE.md", RESERVE_FILE)
+                if not (folder / name).is_file()]
+    croissant = folder / "croissant.json"
+    if croissant.exists():
+        try:
+            doc = json.loads(croissant.read_text(encoding="utf-8"))
+            if not isinstance(doc, dict):
+                problems.append("croissant.json: not a JSON object")
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            problems.append(f"croissant.json: cannot be read as JSON ({exc})")
+    generations = folder / GENERATIONS_FILE
+    if generations.exists():
+        try:
+            for _ in iter_jsonl(generations, what="generations file"):
+                pass
+        except UserError as exc:
+            problems.append(str(exc))
     return problems

@@ -96,6 +96,7 @@ class Case:
     code: int = 2
     env: dict[str, str] = field(default_factory=dict)
     usage: bool = False  # an argparse error: its usage line comes first
+    absent: str | None = None  # an output the failed run must not have started (relative to the workspace)
 
 
 def _write(rel: str, data: bytes | str) -> Callable[[Path], None]:
@@ -137,6 +138,16 @@ def _corrupt_math500(ws: Path) -> None:
     lines = path.read_bytes().splitlines(keepends=True)
     lines[41] = lines[41].replace(b"the", b"th\xe9", 1)  # Latin-1 bytes in a UTF-8 file
     path.write_bytes(b"".join(lines))
+
+
+def _natural_then_lose_humaneval(ws: Path) -> None:
+    """An earlier natural build from the mirror, then the mirror loses one of its sources."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env.pop("HEXAINST_SOURCES", None)
+    done = subprocess.run([sys.executable, "-m", "hexainst", "build", "natural", "--sources", "mirror", "--out", "nat",
+                           "--no-progress"], cwd=ws, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    shutil.rmtree(ws / "mirror" / "humaneval")
 
 
 def _validation(ids: list[str]) -> str:
@@ -201,6 +212,18 @@ CASES = [
          "not a HexaInst release folder"),
     Case("all-work-is-a-file", ["build", "all", "--work", "notes.txt", "--out", "out", "--sources", "mirror"],
          "notes.txt", setup=_write("notes.txt", "mine\n")),
+    Case("release-report-inside-its-pools", ["build", "release", "--pools", "pools", "--out", "out", "--report",
+                                             "pools/assembly-report.json"], "lies inside a --pools folder", absent="out"),
+    Case("release-report-over-a-users-file", ["build", "release", "--pools", "pools", "--out", "out", "--report",
+                                              "mine/README.md"], "is not an earlier assembly report", absent="out"),
+    Case("release-out-where-nothing-may-be-written", ["build", "release", "--pools", "pools", "--out",
+                                                      "/sys/hexainst-release"], "cannot write /sys/hexainst-release: "),
+    Case("release-report-where-nothing-may-be-written", ["build", "release", "--pools", "pools", "--out", "out",
+                                                         "--report", "/sys/assembly-report.json"],
+         "cannot write into /sys", absent="out"),
+    Case("natural-source-gone-from-the-mirror", ["build", "natural", "--sources", "mirror", "--out", "nat",
+                                                 "--no-progress"],
+         "source(s) humaneval could not be read", setup=_natural_then_lose_humaneval),
     # ------------------------------------------------------------ validate / info
     Case("validate-not-a-release", ["validate", "mine/data"], "not a HexaInst release (no README.md"),
     Case("validate-broken-yaml", ["validate", "release"], "README.md: the dataset card's YAML header cannot be read",
@@ -229,6 +252,16 @@ CASES = [
                                          "notes.txt"], "is a file", setup=_write("notes.txt", "mine\n")),
     Case("publish-no-network", ["publish", "--repo", "me/hexainst", "--path", "release"],
          "cannot reach the Hugging Face Hub", env={"HF_HUB_OFFLINE": "1"}),
+    Case("publish-without-licence", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "up"],
+         "refusing to publish: LICENSE.md: missing", setup=_remove("release/LICENSE.md"), absent="up"),
+    Case("publish-without-reserve", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "up"],
+         "refusing to publish: reserve/reserve.jsonl: missing", setup=_remove("release/reserve/reserve.jsonl"),
+         absent="up"),
+    Case("publish-croissant-garbage", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "up"],
+         "croissant.json: cannot be read as JSON", setup=_write("release/croissant.json", "garbage\n"), absent="up"),
+    Case("publish-generations-garbage", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "up"],
+         "synthetic.jsonl line 1: not JSON", setup=_write("release/generations/synthetic.jsonl", "{garbage\n"),
+         absent="up"),
     Case("publish-unbalanced", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "up"],
          "matches no file", setup=_remove("release/data/math.parquet")),
     # ------------------------------------------------------------ build synthetic
@@ -240,6 +273,11 @@ CASES = [
          "127.0.0.1:9"),
     Case("synthetic-per-category-zero", ["build", "synthetic", "--out", "syn", "--per-category", "0",
                                          "--base-url", "http://127.0.0.1:9/v1", "--model", "m"], "--per-category"),
+    Case("synthetic-url-not-a-url", ["build", "synthetic", "--out", "syn", "--natural-pools", "pools",
+                                     "--base-url", "http://[::1", "--model", "m"], "is not a valid URL", absent="syn"),
+    Case("synthetic-cache-is-a-file", ["build", "synthetic", "--out", "syn", "--natural-pools", "pools",
+                                       "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--cache",
+                                       "mine/README.md"], "is a file, not a folder", absent="syn"),
     Case("synthetic-bad-extra", ["build", "synthetic", "--out", "syn", "--extra", "maths=3"],
          "--extra", usage=True),
     # ------------------------------------------------------------ record / record-info / analyze
@@ -266,6 +304,8 @@ CASES = [
          env={"HEXAINST_LABEL_STUDIO": "/nonexistent/label-studio"}),
     Case("finetune-unknown-recipe", ["finetune", "run", "--variant", "tuned", "--recipe", "no-such-recipe",
                                      "--sources", "mirror", "--release", "release"], "no-such-recipe"),
+    Case("baseline-bad-device", ["baseline", "llama2-7b", "--model-root", "mirror", "--out", "b", "--device", "banana"],
+         "'banana' is not a torch device", absent="b"),
     Case("baseline-unknown-pair", ["baseline", "no-such-pair", "--model-root", "mirror", "--out", "b"],
          "no-such-pair"),
 ]
@@ -292,8 +332,23 @@ def test_bad_input(case: Case, pristine: Path, tmp_path: Path) -> None:
     after = snapshot(ws)
     changed = changed_files(before, after)
     assert not changed, f"files changed or removed: {changed}"
+    if case.absent:
+        assert not (ws / case.absent).exists(), f"the failed run left {case.absent} behind"
 
 
 def test_there_are_enough_cases() -> None:
     assert len(CASES) >= 50
     assert len({c.id for c in CASES}) == len(CASES)
+
+
+def test_validate_names_a_damaged_companion_file(pristine: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(pristine, ws)
+    (ws / "release" / "croissant.json").write_text("garbage\n")
+    (ws / "release" / "LICENSE.md").unlink()
+    done = subprocess.run([sys.executable, "-m", "hexainst", "validate", "release"], cwd=ws, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "error: LICENSE.md: missing" in done.stdout
+    assert "error: croissant.json: cannot be read as JSON" in done.stdout
+    assert done.stdout.rstrip().endswith("FAILED")

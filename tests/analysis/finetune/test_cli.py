@@ -61,9 +61,25 @@ def test_run_without_a_mirror_names_the_option(tmp_path, capsys, monkeypatch):
     assert not any(tmp_path.iterdir()), "nothing written before the rows are found"
 
 
-def test_report_refuses_missing_analyses(tmp_path, capsys):
+def _evaluation_shaped(path):
+    # the top-level keys of an evaluation file (the analyses are checked before anything reads their values)
+    path.write_text(json.dumps({k: {} for k in ("recipe", "rows", "nll", "differences", "greedy", "training")}))
+    return path
+
+
+@pytest.mark.parametrize("content", ['{"x": 1}', "[]", '{"recipe": {}}'])
+def test_report_refuses_a_file_that_is_not_an_evaluation(tmp_path, capsys, content):
     ev = tmp_path / "evaluation.json"
-    ev.write_text("{}")
+    ev.write_text(content)
+    rc, err = _run(["finetune", "report", "--out", str(tmp_path / "r"), "--evaluation", str(ev),
+                    "--tuned", str(tmp_path / "none"), "--control", str(tmp_path / "none")], capsys)
+    assert rc == 2 and f"{ev}: not a file written by 'hexainst finetune evaluate'" in err
+    assert "'nll'" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_report_refuses_missing_analyses(tmp_path, capsys):
+    ev = _evaluation_shaped(tmp_path / "evaluation.json")
     rc, err = _run(["finetune", "report", "--out", str(tmp_path / "r"), "--evaluation", str(ev),
                     "--tuned", str(tmp_path / "none"), "--control", str(tmp_path / "none")], capsys)
     assert rc == 2 and "no results.json" in err
@@ -74,8 +90,7 @@ def test_report_never_replaces_a_strangers_folder(tmp_path, capsys):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    ev = tmp_path / "evaluation.json"
-    ev.write_text("{}")
+    ev = _evaluation_shaped(tmp_path / "evaluation.json")
     rc, err = _run(["finetune", "report", "--out", str(out), "--evaluation", str(ev),
                     "--tuned", str(tmp_path / "a"), "--control", str(tmp_path / "b")], capsys)
     assert rc == 2 and "was not written by hexainst" in err

@@ -177,7 +177,9 @@ CASES = [
          "store-b: shard shards/00000.npz (rows 0..3) does not match its checksum",
          edit_bytes("store-b/shards/00000.npz", lambda b: b[:-10])),
     Case("merge-same-part-twice", ["record-merge", "{ws}/store-a", "{ws}/store-a", "--out", "{ws}/m"],
-         "duplicate instruction id"),
+         "cannot merge: instruction id 'row-000' is in {ws}/store-a twice"),
+    Case("merge-a-part-and-a-link-to-it", ["record-merge", "{ws}/store-a", "{ws}/link-a", "--out", "{ws}/m"],
+         "is in {ws}/link-a and in {ws}/store-a", lambda ws: (ws / "link-a").symlink_to(ws / "store-a")),
 ]
 
 

@@ -24,6 +24,24 @@ def test_reserve_is_the_smallest_that_keeps_the_cell_full(rate):
     assert _p_full(100, r - 1, rate) < 0.975
 
 
+@pytest.mark.parametrize("rate", [0.6, 0.9])
+def test_high_rates_give_the_smallest_reserve_too(rate):
+    # the search grows geometrically and bisects: it must land on the same smallest reserve as a scan
+    from scipy.stats import binom
+
+    r = reserve_size(rate, rows=100, alpha=0.025)
+    assert binom.sf(99, 100 + r, 1 - rate) >= 0.975 > binom.sf(99, 100 + r - 1, 1 - rate)
+
+
+def test_a_rate_near_one_answers_at_once():
+    import time
+
+    start = time.monotonic()
+    r = reserve_size(0.9999999)
+    assert r > 10**9
+    assert time.monotonic() - start < 5  # the step-by-step scan never finished (a probe's 90 s timeout)
+
+
 def test_no_rejections_need_no_reserve_and_bad_rates_are_refused():
     assert reserve_size(0.0) == 0
     with pytest.raises(UserError, match=r"in \[0, 1\)"):

@@ -98,6 +98,17 @@ def test_missing_source_does_not_stop_the_others(mini_mirror: Path, tmp_path: Pa
     assert "triviaqa" not in json.loads((out / LOCK_FILE).read_text())["sources"]
 
 
+def test_a_source_gone_from_the_mirror_never_replaces_pools_built_with_it(mini_mirror: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    build(out, sources_dir=mini_mirror, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert read_pool(out, "generalqa")
+    shutil.rmtree(mini_mirror / "triviaqa")
+    with pytest.raises(UserError, match=r"source\(s\) triviaqa could not be read .* earlier pools .* are kept"):
+        build(out, sources_dir=mini_mirror, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def _assert_nothing_written(out: Path) -> None:
     assert not out.exists() or list(out.iterdir()) == []
 
