@@ -145,5 +145,5 @@ def test_merge_concatenates_in_part_order(tmp_path):
                         routing=a_routing[:1], **dict(common, model={"name_or_path": "other"}))
     with pytest.raises(StoreError, match="different 'model'"):
         merge_stores([a, other], tmp_path / "m2")
-    with pytest.raises(StoreError, match="duplicate instruction id"):
+    with pytest.raises(StoreError, match=r"cannot merge: instruction id .a0. is in .* twice"):
         merge_stores([a, a], tmp_path / "m3")
