@@ -96,6 +96,8 @@ def load_recipe(name_or_path: str | os.PathLike[str] = DEFAULT_RECIPE) -> Recipe
     """A bundled recipe by name (``recipes/<name>.json``) or a recipe file by path."""
     path = Path(name_or_path)
     if path.suffix == ".json" or path.exists():
+        if path.is_dir():
+            raise RecipeError(f"recipe {path}: is a folder, not a recipe file (a JSON file, or a bundled recipe's name)")
         if not path.is_file():
             raise RecipeError(f"recipe file not found: {path}")
         return parse_recipe(read_json(path, what="recipe"), where=str(path))

@@ -140,7 +140,11 @@ def shortfall_error(selections: Sequence[CellSelection]) -> AssemblyError | None
         return None
     cells = ", ".join(f"{s.category}/{s.source} by {s.shortfall} ({s.pool_size} candidates, {len(s.rejected)} rejected)"
                       for s in short)
+    n = f"{len(short)} cell{'s' if len(short) > 1 else ''}"
+    if not any(s.rejected for s in short):  # no validation outcome made them short: the pools are too small
+        return AssemblyError(f"the pools leave {n} short: {cells}; build more candidates for these cells "
+                             "(a larger --per-category, or sources with more rows)")
     return AssemblyError(
-        f"validation leaves {len(short)} cell{'s' if len(short) > 1 else ''} short: {cells}; "
+        f"validation leaves {n} short: {cells}; "
         "'hexainst build topup' produces that many more candidates for these cells"
     )

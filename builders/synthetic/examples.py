@@ -33,6 +33,8 @@ def load_natural(natural_pool_dir: Path | None) -> dict[str, dict[str, str]]:
     if natural_pool_dir is None:
         return out
     folder = Path(natural_pool_dir)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"natural pool folder {folder}: is a file, not a folder")
     if not folder.is_dir():
         raise UserError(f"natural pool folder {folder} does not exist")
     for cat in CATEGORIES:

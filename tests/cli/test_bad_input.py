@@ -278,6 +278,9 @@ CASES = [
     Case("synthetic-cache-is-a-file", ["build", "synthetic", "--out", "syn", "--natural-pools", "pools",
                                        "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--cache",
                                        "mine/README.md"], "is a file, not a folder", absent="syn"),
+    Case("synthetic-natural-pools-is-a-file", ["build", "synthetic", "--out", "syn", "--natural-pools", "notes.txt",
+                                               "--base-url", "http://127.0.0.1:9/v1", "--model", "m"],
+         "natural pool folder notes.txt: is a file, not a folder", setup=_write("notes.txt", "mine\n"), absent="syn"),
     Case("synthetic-bad-extra", ["build", "synthetic", "--out", "syn", "--extra", "maths=3"],
          "--extra", usage=True),
     # ------------------------------------------------------------ record / record-info / analyze

@@ -43,6 +43,11 @@ def test_unknown_recipe_and_bad_recipe_file(tmp_path, capsys):
         load_recipe(tmp_path / "missing.json")
 
 
+def test_a_folder_given_as_recipe_is_named(tmp_path, capsys):
+    rc, err = _run(["finetune", "path", "--variant", "tuned", "--recipe", str(tmp_path)], capsys)
+    assert rc == 2 and f"recipe {tmp_path}: is a folder, not a recipe file" in err
+
+
 def test_path_before_run_and_bad_steps(tmp_path, capsys, rows_factory):
     mirror = tmp_path / "mirror" / "alpaca" / "alpaca_first4000.jsonl"
     mirror.parent.mkdir(parents=True)

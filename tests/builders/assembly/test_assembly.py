@@ -125,6 +125,16 @@ def test_assemble_names_every_short_cell_at_once(tmp_path):
     assert not (tmp_path / "rel").exists()
 
 
+def test_pools_too_small_without_validation_are_named_as_such(tmp_path):
+    write_pools(tmp_path / "pools", n=101)
+    pool = tmp_path / "pools" / "math.synthetic.jsonl"
+    pool.write_text("".join(pool.read_text().splitlines(keepends=True)[:97]))
+    with pytest.raises(AssemblyError, match=r"^the pools leave 1 cell short: math/synthetic by 3 \(97 candidates, "
+                                            r"0 rejected\); build more candidates"):
+        assemble(tmp_path / "pools", tmp_path / "rel")
+    assert not (tmp_path / "rel").exists()
+
+
 def test_assemble_balanced_release_with_reserve(tmp_path):
     from hexainst.builders.assembly.config import AssemblyConfig
 
