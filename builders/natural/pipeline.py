@@ -40,7 +40,7 @@ from hexainst.builders.text import comparison_key
 from hexainst.kernel import atomic, environment
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.outputs import claim_output_dir, write_marker
-from hexainst.kernel.pools import NATURAL_LOCK, NATURAL_REPORT, pool_name
+from hexainst.kernel.pools import NATURAL_LOCK, NATURAL_REPORT, pool_name, read_report
 from hexainst.kernel.records import natural_row, validate_rows
 from hexainst.kernel.vocab import CATEGORIES
 
@@ -206,9 +206,9 @@ def _read_source(source: Source, mirror: Path | None, lock: dict[str, Any] | Non
 def _earlier_sources(out_dir: Path) -> dict[str, str]:
     """Source name -> status in the report of an earlier natural build in ``out_dir`` ({} if none or unreadable)."""
     try:
-        report = json.loads((out_dir / REPORT_FILE).read_text(encoding="utf-8"))
-        return {name: str(entry.get("status")) for name, entry in report.get("sources", {}).items()}
-    except (OSError, ValueError, AttributeError):
+        report = read_report(out_dir, REPORT_FILE)
+        return {name: str(entry.get("status")) for name, entry in report["sources"].items()}
+    except (UserError, TypeError, KeyError, AttributeError):  # none, unreadable, or not a natural report
         return {}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from hexainst.builders.assembly.config import AssemblyConfig
 from hexainst.cli.build_all import BuildConfig
 from hexainst.cli.options import int_range
+from hexainst.kernel.errors import UserError
 from hexainst.kernel.vocab import DEFAULT_SEED
 
 
@@ -114,32 +115,18 @@ def _release(args: argparse.Namespace) -> int:
 
 def _check_report_file(report: Path, pools: list[Path], out: Path) -> None:
     """Before any work: --report must be a new file or an earlier assembly report, outside the inputs and the release."""
-    import json
-    import tempfile
+    from hexainst.kernel.jsonfiles import read_json
+    from hexainst.kernel.outputs import claim_output_file
 
-    from hexainst.kernel.errors import UserError
-
-    target = report.resolve()
-    for folder, what in [(p.resolve(), "a --pools folder") for p in pools] + [(out.resolve(), "the --out release")]:
-        if target == folder or folder in target.parents:
-            raise UserError(f"--report {report}: lies inside {what} ({folder}); write it elsewhere")
-    if target.is_dir():
-        raise UserError(f"--report {report}: is a folder, not a file")
-    if target.exists():
+    def is_assembly_report(file: Path) -> bool:
         try:
-            earlier = json.loads(target.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            earlier = None
-        if not (isinstance(earlier, dict) and "cells" in earlier and "seed" in earlier):
-            raise UserError(f"--report {report}: the file exists and is not an earlier assembly report; "
-                            "choose a new file")
-    parent = target.parent
-    if not parent.is_dir():
-        raise UserError(f"--report {report}: the folder {parent} does not exist")
-    try:  # a real write, not os.access: root passes access checks that the file system still refuses
-        tempfile.TemporaryFile(dir=parent).close()
-    except OSError as exc:
-        raise UserError(f"--report {report}: cannot write into {parent} ({exc.strerror})") from None
+            earlier = read_json(file, what="assembly report")
+        except UserError:
+            return False
+        return isinstance(earlier, dict) and "cells" in earlier and "seed" in earlier
+
+    claim_output_file(report, is_own=is_assembly_report, own="an earlier assembly report", option="--report",
+                      inputs=[("a --pools folder", p) for p in pools] + [("the --out release", out)])
 
 
 def _all(args: argparse.Namespace) -> int:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,56 @@ def _check_location(out: Path, inputs: Iterable[str | os.PathLike[str]], option:
         if _inside(out, inp) and inp.is_dir():
             raise OutputError(f"{option} {out}: it lies inside this command's input {inp}; choose a folder outside it")
     parent = next((p for p in [out, *out.parents] if p.exists()), None)
-    if parent is None or not os.access(parent, os.W_OK | os.X_OK):
+    if parent is None or not _can_write_in(parent):
         raise OutputError(f"{option} {out}: cannot write there ({parent} is not writable)")
+
+
+def _can_write_in(folder: Path) -> bool:
+    """Whether a file can be made in ``folder`` (see :func:`_write_refusal`)."""
+    return _write_refusal(folder) is None
+
+
+def _write_refusal(folder: Path) -> str | None:
+    """Why no file can be made in ``folder``, or ``None``: a real (unnamed, at once removed) file is made,
+    not ``os.access`` asked, which root passes on file systems that still refuse it (``/sys``, a read-only mount)."""
+    if not folder.is_dir():
+        return "no such folder"
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def claim_output_file(
+    path: str | os.PathLike[str],
+    *,
+    is_own: Callable[[Path], bool],
+    own: str,
+    inputs: Iterable[tuple[str, str | os.PathLike[str]]] = (),
+    option: str = "--out",
+) -> Path:
+    """Check, before any work, that a command may (re)place the file ``path``; return it resolved.
+
+    Allowed: a new file in a writable folder, or a file ``is_own`` recognises as ``own`` (e.g. "an earlier
+    assembly report"). Refused: a folder; a file inside one of ``inputs`` (pairs of a description, e.g.
+    "a --pools folder", and a path); any other existing file; a folder that refuses a new file.
+    """
+    out = _resolved(path)
+    for what, given in inputs:
+        folder = _resolved(given)
+        if _inside(out, folder):
+            raise OutputError(f"{option} {path}: lies inside {what} ({folder}); write it elsewhere")
+    if out.is_dir():
+        raise OutputError(f"{option} {path}: is a folder, not a file")
+    if out.exists() and not is_own(out):
+        raise OutputError(f"{option} {path}: the file exists and is not {own}; choose a new file")
+    if not out.parent.is_dir():
+        raise OutputError(f"{option} {path}: the folder {out.parent} does not exist")
+    refusal = _write_refusal(out.parent)
+    if refusal is not None:
+        raise OutputError(f"{option} {path}: cannot write into {out.parent} ({refusal})")
+    return out
 
 
 def claim_output_dir(

@@ -22,6 +22,7 @@ import pytest
 
 from hexainst.kernel.records import natural_row, synthetic_row
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
+from validation_docs import rejections
 from workspace_files import changed_files, snapshot
 
 MIRROR = Path(os.environ.get("HEXAINST_SOURCES") or Path(__file__).resolve().parents[3] / "shared" / "sources")
@@ -151,20 +152,7 @@ def _natural_then_lose_humaneval(ws: Path) -> None:
 
 
 def _validation(ids: list[str]) -> str:
-    """A well-formed validation file rejecting ``ids`` (by both juniors)."""
-    none = {"kappa": None, "percent": None}
-    verdict = {"decision": "reject", "category_correct": False, "errors": ["unclear"], "corrected_instruction": None}
-    outcomes = [{"id": i, "status": "rejected", "corrected_instruction": None, "senior": None,
-                 "juniors": [{"annotator": "junior1", **verdict}, {"annotator": "junior2", **verdict}]} for i in ids]
-    return json.dumps({
-        "format": "hexainst-validation", "format_version": 1,
-        "created_from": {"label_studio_version": "test", "junior_project": "j", "senior_project": "s"},
-        "agreement": {"n_tasks": len(ids), "n_double_annotated": len(ids), "kappa_decision": None,
-                      "kappa_category_correct": None,
-                      "error_type_agreement": {k: none for k in ("grammar", "redundancy", "wrong_category", "unclear")},
-                      "n_disagreements": 0, "n_senior_decided": 0, "extra_annotations_ignored": 0},
-        "outcomes": outcomes,
-    })
+    return json.dumps(rejections(ids))
 
 
 POOL = "pools/math.synthetic.jsonl"
@@ -217,7 +205,8 @@ CASES = [
     Case("release-report-over-a-users-file", ["build", "release", "--pools", "pools", "--out", "out", "--report",
                                               "mine/README.md"], "is not an earlier assembly report", absent="out"),
     Case("release-out-where-nothing-may-be-written", ["build", "release", "--pools", "pools", "--out",
-                                                      "/sys/hexainst-release"], "cannot write /sys/hexainst-release: "),
+                                                      "/sys/hexainst-release"],
+         "/sys/hexainst-release: cannot write there (/sys is not writable)", absent="/sys/hexainst-release"),
     Case("release-report-where-nothing-may-be-written", ["build", "release", "--pools", "pools", "--out", "out",
                                                          "--report", "/sys/assembly-report.json"],
          "cannot write into /sys", absent="out"),

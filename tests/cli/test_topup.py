@@ -19,23 +19,9 @@ from hexainst.builders.assembly.select import rank_key
 from hexainst.builders.synthetic.stub_server import StubServer
 from hexainst.kernel.features import decode_rows
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
+from validation_docs import rejections
 
 pytestmark = pytest.mark.slow
-
-
-def _validation(rejected: list[str]) -> dict:
-    none = {"kappa": None, "percent": None}
-    verdict = {"decision": "reject", "category_correct": True, "errors": ["unclear"], "corrected_instruction": None}
-    return {
-        "format": "hexainst-validation", "format_version": 1,
-        "created_from": {"label_studio_version": "test", "junior_project": "j", "senior_project": "s"},
-        "agreement": {"n_tasks": len(rejected), "n_double_annotated": len(rejected), "kappa_decision": None,
-                      "kappa_category_correct": None,
-                      "error_type_agreement": {k: none for k in ("grammar", "redundancy", "wrong_category", "unclear")},
-                      "n_disagreements": 0, "n_senior_decided": 0, "extra_annotations_ignored": 0},
-        "outcomes": [{"id": i, "status": "rejected", "corrected_instruction": None, "senior": None,
-                      "juniors": [{"annotator": "j1", **verdict}, {"annotator": "j2", **verdict}]} for i in rejected],
-    }
 
 
 def _hexainst(*args: str, env: dict) -> subprocess.CompletedProcess:
@@ -67,7 +53,7 @@ def test_topup_fills_short_cells_and_keeps_everything_selected(tmp_path: Path, m
             return sorted(ids, key=lambda i: rank_key(0, i))
 
         rejected = released("math", "synthetic")[:3] + released("code", "natural")[:2]
-        (tmp_path / "validation.json").write_text(json.dumps(_validation(rejected)))
+        (tmp_path / "validation.json").write_text(json.dumps(rejections(rejected)))
 
         short = _hexainst("build", "release", "--pools", str(work / "natural"), str(work / "synthetic"),
                           "--out", str(tmp_path / "plain"), "--validation", str(tmp_path / "validation.json"),

@@ -14,6 +14,7 @@ from hexainst.builders.assembly import AssemblyError, assemble, select_cell
 from hexainst.builders.assembly.select import rank_key
 from hexainst.kernel.records import natural_row, synthetic_row
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
+from validation_docs import outcome, validation_doc
 
 
 def made_up_pool(category: str, source: str, n: int) -> list[dict]:
@@ -45,31 +46,6 @@ def write_pools(folder: Path, n: int = 115) -> dict[tuple[str, str], list[dict]]
                 for row in pools[(c, s)]:
                     fh.write(json.dumps(row) + "\n")
     return pools
-
-
-def verdict(annotator: str, decision: str, corrected: str | None = None) -> dict:
-    return {"annotator": annotator, "decision": decision, "category_correct": decision != "reject",
-            "errors": [] if decision == "accept" else ["unclear"], "corrected_instruction": corrected}
-
-
-def validation_doc(outcomes: list[dict]) -> dict:
-    none = {"kappa": None, "percent": None}
-    return {
-        "format": "hexainst-validation", "format_version": 1,
-        "created_from": {"label_studio_version": "test", "junior_project": "j", "senior_project": "s"},
-        "agreement": {"n_tasks": len(outcomes), "n_double_annotated": len(outcomes), "kappa_decision": 0.5,
-                      "kappa_category_correct": 0.25,
-                      "error_type_agreement": {k: none for k in ("grammar", "redundancy", "wrong_category", "unclear")},
-                      "n_disagreements": 0, "n_senior_decided": 0, "extra_annotations_ignored": 0},
-        "outcomes": outcomes,
-    }
-
-
-def outcome(row_id: str, status: str, corrected: str | None = None) -> dict:
-    decision = {"accepted": "accept", "revised": "revise", "rejected": "reject"}[status]
-    return {"id": row_id, "status": status, "corrected_instruction": corrected,
-            "juniors": [verdict("junior1", decision, corrected), verdict("junior2", decision, corrected)],
-            "senior": None}
 
 
 def test_selection_is_seeded_and_independent_of_pool_order():

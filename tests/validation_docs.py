@@ -1,0 +1,38 @@
+"""Validation files for tests: a ``hexainst-validation`` document built from outcomes, as the annotation stage writes it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_DECISION = {"accepted": "accept", "revised": "revise", "rejected": "reject"}
+
+
+def verdict(annotator: str, decision: str, corrected: str | None = None) -> dict[str, Any]:
+    return {"annotator": annotator, "decision": decision, "category_correct": decision != "reject",
+            "errors": [] if decision == "accept" else ["unclear"], "corrected_instruction": corrected}
+
+
+def outcome(row_id: str, status: str, corrected: str | None = None) -> dict[str, Any]:
+    """Both juniors agree on ``status`` (accepted / revised / rejected); no senior needed."""
+    decision = _DECISION[status]
+    return {"id": row_id, "status": status, "corrected_instruction": corrected,
+            "juniors": [verdict("junior1", decision, corrected), verdict("junior2", decision, corrected)],
+            "senior": None}
+
+
+def validation_doc(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    none = {"kappa": None, "percent": None}
+    return {
+        "format": "hexainst-validation", "format_version": 1,
+        "created_from": {"label_studio_version": "test", "junior_project": "j", "senior_project": "s"},
+        "agreement": {"n_tasks": len(outcomes), "n_double_annotated": len(outcomes), "kappa_decision": 0.5,
+                      "kappa_category_correct": 0.25,
+                      "error_type_agreement": {k: none for k in ("grammar", "redundancy", "wrong_category", "unclear")},
+                      "n_disagreements": 0, "n_senior_decided": 0, "extra_annotations_ignored": 0},
+        "outcomes": outcomes,
+    }
+
+
+def rejections(ids: list[str]) -> dict[str, Any]:
+    """A validation document that rejects ``ids`` (both juniors agree)."""
+    return validation_doc([outcome(i, "rejected") for i in ids])
