@@ -6,11 +6,12 @@
   Measured: wall time from the first request to the last answer (the model load is not
   counted), generated tokens/s, and usable instructions per minute (answers that parse and pass
   the gate and the text filters, as the build would consider them).
-* **ceiling**: the same model in this process (same GGUF, same torch threads, fp32), a bare
-  batched ``model.generate`` on the same prompts (left padding, greedy, ``--ceiling-tokens`` new
-  tokens, no server, no early stop), best tokens/s of batch 1, 8, 16 and 32 over the first
-  ``--ceiling-prompts`` rows (batch 1 on the first 4 only: it is the slowest and the least
-  likely best).
+* **ceiling**: the same model in this process (same GGUF, same torch threads), a bare batched
+  ``model.generate`` on the same prompts (left padding, greedy, ``--ceiling-tokens`` new tokens,
+  no server, no early stop), best tokens/s of batch 1, 8, 16 and 32 in float32 and in bfloat16
+  over the first ``--ceiling-prompts`` rows (batch 1 on the first 4 only: it is the slowest and
+  the least likely best). Ours may run in either dtype (``auto``: bfloat16 where the CPU has it
+  natively), so the ceiling takes the best of both.
 
 The last line is JSON: ``ratio`` = ours tokens/s / ceiling tokens/s (target >= 0.8), with both
 figures, usable instructions per minute and the settings. Run it on an idle machine, under the
@@ -26,6 +27,7 @@ import os
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 
@@ -42,9 +44,9 @@ def run_ours(args, slots, natural, pool):
     from hexainst.builders.text import normalize
 
     cfg = SyntheticConfig(seed=args.seed, candidates=args.candidates, concurrency=args.concurrency,
-                          embedded_threads=args.threads)
+                          embedded_threads=args.threads, embedded_batch=args.embedded_batch, embedded_dtype=args.dtype)
     endpoint = resolve_endpoint(generator=args.generator, env={})
-    server = EmbeddedServer(endpoint.embedded, max_batch=args.concurrency, threads=args.threads)
+    server = EmbeddedServer(endpoint.embedded, max_batch=cfg.embedded_batch, threads=args.threads, dtype=cfg.embedded_dtype)
     t_load = time.monotonic()
     server.start()
     load_s = time.monotonic() - t_load
@@ -62,6 +64,8 @@ def run_ours(args, slots, natural, pool):
             t0 = time.monotonic()
             results = asyncio.run(main())
             wall = time.monotonic() - t0
+        with urllib.request.urlopen(server.base_url + "/stats", timeout=10) as resp:
+            engine = json.load(resp)
     finally:
         server.stop()
     flat = {f"{c}:{k}": t for c, rows in natural.items() for k, t in rows.items()}
@@ -78,7 +82,8 @@ def run_ours(args, slots, natural, pool):
     return {"wall_s": round(wall, 2), "model_load_s": round(load_s, 1), "requests": t.requests,
             "completion_tokens": t.completion_tokens, "prompt_tokens": t.prompt_tokens,
             "tokens_per_s": round(t.completion_tokens / wall, 2), "usable": usable,
-            "usable_per_min": round(usable / wall * 60, 2), "rejections": dict(t.rejections)}
+            "usable_per_min": round(usable / wall * 60, 2), "rejections": dict(t.rejections),
+            "engine": engine, "rows_per_decode_step": round(engine["live_row_steps"] / max(1, engine["decode_steps"]), 1)}
 
 
 def run_ceiling(args, texts):
@@ -91,30 +96,37 @@ def run_ceiling(args, texts):
     gguf = resolve_gguf(args.generator)
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tok.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     out = {}
-    for batch in (1, 8, 16, 32):
-        use = texts[:4] if batch == 1 else texts
-        tokens = 0
-        t0 = time.monotonic()
-        for i in range(0, len(use), batch):
-            enc = tok(use[i:i + batch], return_tensors="pt", padding=True)
-            with torch.inference_mode():
-                gen = model.generate(**enc, max_new_tokens=args.ceiling_tokens, do_sample=False, pad_token_id=pad)
-            new = gen[:, enc["input_ids"].shape[1]:]
-            tokens += int((new != pad).sum())
-        wall = time.monotonic() - t0
-        out[batch] = {"tokens": tokens, "wall_s": round(wall, 2), "tokens_per_s": round(tokens / wall, 2)}
-        print(f"ceiling batch {batch}: {out[batch]}", file=sys.stderr, flush=True)
+    for dtype in args.ceiling_dtypes:
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, dtype)).eval()
+        for batch in (1, 8, 16, 32):
+            use = texts[:4] if batch == 1 else texts
+            tokens = 0
+            t0 = time.monotonic()
+            for i in range(0, len(use), batch):
+                enc = tok(use[i:i + batch], return_tensors="pt", padding=True)
+                with torch.inference_mode():
+                    gen = model.generate(**enc, max_new_tokens=args.ceiling_tokens, do_sample=False, pad_token_id=pad)
+                new = gen[:, enc["input_ids"].shape[1]:]
+                tokens += int((new != pad).sum())
+            wall = time.monotonic() - t0
+            out[f"{dtype} batch {batch}"] = {"tokens": tokens, "wall_s": round(wall, 2), "tokens_per_s": round(tokens / wall, 2)}
+            print(f"ceiling {dtype} batch {batch}: {out[f'{dtype} batch {batch}']}", file=sys.stderr, flush=True)
+        del model
     return out
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--slots", type=int, default=8, help="slots per category (default 8)")
+    p.add_argument("--slots", type=int, default=24,
+                   help="slots per category (default 24: enough for the steady state a build runs in, not only its tail)")
     p.add_argument("--candidates", type=int, default=None, help="candidates per slot (default: the build's default)")
     p.add_argument("--concurrency", type=int, default=None, help="requests in flight (default: the build's default)")
+    p.add_argument("--embedded-batch", type=int, default=None, help="rows decoded together (default: the build's default)")
+    p.add_argument("--dtype", default=None, help="embedded generator dtype (default: the build's default, auto)")
+    p.add_argument("--ceiling-dtypes", nargs="+", default=["float32", "bfloat16"],
+                   help="dtypes the ceiling is measured in; its best counts (default: float32 bfloat16)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads, both sides (default: all cores)")
     p.add_argument("--generator", default="gemma-3-270m")
     p.add_argument("--seed", type=int, default=0)
@@ -133,6 +145,8 @@ def main(argv=None) -> int:
     d = SyntheticConfig()
     args.candidates = args.candidates or d.candidates
     args.concurrency = args.concurrency or d.concurrency
+    args.embedded_batch = args.embedded_batch or d.embedded_batch
+    args.dtype = args.dtype or d.embedded_dtype
     natural = load_natural(args.natural_pools)
     pool = ExamplePool.from_natural(natural)
     slots = [prompts.slot(c, k, args.seed) for k in range(args.slots) for c in CATEGORIES]
@@ -153,6 +167,8 @@ def main(argv=None) -> int:
         "slots": len(slots),
         "candidates": args.candidates,
         "concurrency": args.concurrency,
+        "embedded_batch": args.embedded_batch,
+        "dtype": ours["engine"]["dtype"],
         "ours": ours,
         "ceiling": ceiling,
         "ceiling_tokens_per_s": best,

@@ -49,8 +49,9 @@ class SyntheticConfig:
     #: Sampling temperature and nucleus of every request (``None``: the meta-prompt table's per-category value).
     temperature: float | None = None
     top_p: float | None = None
-    #: Requests in flight at once (the embedded server batches them).
-    concurrency: int = 32
+    #: Requests in flight at once. The embedded server decodes ``embedded_batch`` of them together;
+    #: the rest wait in its queue, so places that finished rows leave are filled at once.
+    concurrency: int = 64
     #: Requests per candidate when answers are unusable (attempt ``a`` changes only the request seed).
     max_attempts: int = 2
     #: Seconds per request before the SDK retries; retries per request.
@@ -60,6 +61,12 @@ class SyntheticConfig:
     max_slots_factor: float = 3.0
     #: Torch threads of the embedded generator (``None``: the machine's cores).
     embedded_threads: int | None = None
+    #: Rows the embedded generator decodes together (docs/generators.md: 48, with 64 requests in flight,
+    #: measured 1.22x faster than 32 and within 2% of 64 on 2 cores).
+    embedded_batch: int = 48
+    #: The embedded generator's weights: ``auto`` is bfloat16 on a CPU with native bfloat16 (AMX or
+    #: AVX-512 BF16: 1.7x faster decoding, 3x faster prefill), else float32.
+    embedded_dtype: str = "auto"
     #: Optional Min-K%++ membership scores (see :mod:`hexainst.builders.synthetic.membership`).
     membership_model: str | None = None
     membership_k: float | None = None
@@ -92,6 +99,9 @@ class SyntheticConfig:
         need(1 <= self.max_attempts <= 10, f"--max-attempts must be in 1..10, got {self.max_attempts}")
         need(self.timeout > 0, f"--timeout must be > 0 seconds, got {self.timeout}")
         need(0 <= self.max_retries <= 20, f"--max-retries must be in 0..20, got {self.max_retries}")
+        need(1 <= self.embedded_batch <= 256, f"--embedded-batch must be in 1..256, got {self.embedded_batch}")
+        need(self.embedded_dtype in ("auto", "float32", "bfloat16"),
+             f"--embedded-dtype must be auto, float32 or bfloat16, got {self.embedded_dtype!r}")
         need(self.max_slots_factor >= 1, f"max_slots_factor must be >= 1, got {self.max_slots_factor}")
         need(self.embedded_threads is None or 1 <= self.embedded_threads <= 256,
              f"--threads must be in 1..256, got {self.embedded_threads}")

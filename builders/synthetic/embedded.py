@@ -29,13 +29,14 @@ class EmbeddedServerError(UserError):
 
 
 class EmbeddedServer:
-    def __init__(self, generator: str, *, threads: int | None = None, max_batch: int = 16,
+    def __init__(self, generator: str, *, threads: int | None = None, max_batch: int = 48, dtype: str = "auto",
                  start_timeout: float = 600.0, log_path: Path | None = None) -> None:
         self.generator = generator
         # Default: every core. On a machine busy with other jobs, fewer threads avoid oversubscription
         # (measured earlier: 2 threads on 2 busy cores made a batch 20x slower); pass threads=1 there.
         self.threads = threads or os.cpu_count() or 1
         self.max_batch = max_batch
+        self.dtype = dtype
         self.start_timeout = start_timeout
         self.log_path = log_path
         self.port: int | None = None
@@ -56,7 +57,7 @@ class EmbeddedServer:
             self.log_path = Path(name)
         self._log = open(self.log_path, "ab")
         cmd = [sys.executable, "-m", "hexainst.builders.synthetic.local_server", "--generator", self.generator,
-               "--port", str(self.port), "--threads", str(self.threads), "--max-batch", str(self.max_batch)]
+               "--port", str(self.port), "--threads", str(self.threads), "--max-batch", str(self.max_batch), "--dtype", self.dtype]
         env = dict(os.environ)
         # The child needs no credentials: never hand it the API keys.
         for k in ("OPENAI_API_KEY", "DEEPSEEK_API_KEY"):

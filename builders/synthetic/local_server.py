@@ -12,10 +12,11 @@ switched on explicitly, unlike ``transformers`` where temperature alone does not
 ``n``, ``seed`` and ``stop`` (stop strings are removed from the returned text, as the OpenAI
 API does). ``finish_reason`` is ``length`` when ``max_tokens`` ran out.
 
-Concurrent requests are batched: a worker thread takes up to ``--max-batch`` waiting requests
-with the same sampling settings, left-pads them and runs one ``generate`` call, so 16 clients
-cost little more than one on a CPU. Sampled text depends on the batch it ran in; the
-builder's request cache is what makes builds reproducible, not this server.
+Concurrent requests are batched (continuous batching: rows leave as they finish, waiting
+requests join the running batch; see :meth:`Engine._run`), so 32 clients cost little more than
+a few on a CPU. ``GET /v1/stats`` reports the engine's counters (decode steps, rows per step,
+prefill tokens computed and reused). Sampled text depends on the batch it ran in; the builder's
+request cache is what makes builds reproducible, not this server.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import queue
 import sys
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict, deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib import resources
@@ -42,6 +43,7 @@ import transformers
 CACHE_KWARG = "cache" if int(transformers.__version__.split(".")[0]) >= 5 else "past_key_values"
 
 from hexainst.builders.synthetic.generators import generator_registry, resolve_gguf
+from hexainst.builders.synthetic.kv_rows import Part, assemble
 from hexainst.builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, text_completion
 
 
@@ -92,34 +94,83 @@ class Job:
         return (self.temperature, self.top_p, self.stop)
 
 
-class Engine:
-    """A ``transformers`` causal LM with a batching worker thread."""
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AMX or AVX-512 BF16): there bfloat16 decodes
+    about 1.7x and prefills about 3x faster than float32 (measured on gemma-3-270m, docs/generators.md)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
 
-    def __init__(self, gguf: Path, threads: int, max_batch: int, dtype: str = "float32",
-                 stop_after_json: bool = True) -> None:
+
+def resolve_dtype(dtype: str) -> str:
+    """``auto``: ``bfloat16`` on a CPU with native bfloat16, else ``float32``; any other name as given."""
+    if dtype == "auto":
+        return "bfloat16" if native_bf16() else "float32"
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"dtype must be auto, float32 or bfloat16, got {dtype!r}")
+    return dtype
+
+
+def common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class Engine:
+    """A ``transformers`` causal LM with a batching worker thread (continuous batching, see :meth:`_run`)."""
+
+    def __init__(self, model: Any, tokenizer: Any, max_batch: int, stop_after_json: bool = True,
+                 join_min: int | None = None) -> None:
+        import torch
+
+        self.torch = torch
+        self.model = model.eval()
+        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        self.tok = tokenizer
+        self.tok.padding_side = "left"
+        self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tok.eos_token_id}
+        self.has_chat = bool(getattr(self.tok, "chat_template", None))
+        self.max_batch = max_batch
+        #: Waiting rows join a running batch once this many places are free (a join is a prefill and a copy).
+        self.join_min = join_min or max(1, max_batch // 4)
+        self.stop_after_json = stop_after_json
+        #: Sliding-window attention sees only the last ``window - 1`` positions: padding inside a row
+        #: must not push its own opening out of it (see :meth:`_prefill`).
+        config = self.model.config
+        self.window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
+        self.prefixes: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self.max_prefixes = 32
+        self.recent: deque[tuple[int, ...]] = deque(maxlen=64)
+        self._newline_ids: set[int] | None = None
+        self.min_prefix = 16
+        self.stats: Counter[str] = Counter()
+        self.queue: queue.Queue[Job] = queue.Queue()
+        threading.Thread(target=self._worker, daemon=True).start()
+
+    @classmethod
+    def load(cls, gguf: Path, threads: int, max_batch: int, dtype: str = "auto", **options: Any) -> "Engine":
+        """The engine of a GGUF checkpoint (dequantised, in ``dtype``; see :func:`resolve_dtype`)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         torch.set_num_threads(threads)
-        self.torch = torch
-        self.tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        self.tok.padding_side = "left"
-        self.model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=getattr(torch, dtype)
-        ).eval()
-        self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
-        eos = self.model.generation_config.eos_token_id
-        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tok.eos_token_id}
-        self.has_chat = bool(getattr(self.tok, "chat_template", None))
-        self.max_batch = max_batch
-        self.stop_after_json = stop_after_json
-        self.prefixes: OrderedDict[tuple[int, ...], Any] = OrderedDict()
-        self._newline_ids: set[int] | None = None
-        self.min_prefix = 16
-        self.queue: queue.Queue[Job] = queue.Queue()
-        threading.Thread(target=self._worker, daemon=True).start()
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                     dtype=getattr(torch, resolve_dtype(dtype)))
+        return cls(model, tok, max_batch, **options)
 
     def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
         enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
@@ -168,33 +219,37 @@ class Engine:
         pending[:] = rest
         return batch
 
-    def _prefix(self, prompts_ids: list[list[int]], create: bool = True) -> tuple[tuple[int, ...], Any]:
-        """The longest shared prompt prefix worth caching, and its KV cache (batch 1).
+    def _prefix_for(self, ids: tuple[int, ...]) -> tuple[tuple[int, ...], Any]:
+        """The cached opening to reuse for a prompt and its KV cache (``()``, None if none), learning
+        new ones as prompts arrive.
 
-        Requests to one category share the system prompt and the few-shot turns (~300 tokens);
-        computing their keys and values once instead of once per row cuts a batch's prefill
-        several times over on a CPU. Prefixes are kept (LRU, 16) across batches.
+        Requests of one category share their header and fixed curated examples (75-200 tokens of
+        gemma's ~150-300): computed once, copied into each row instead of recomputed. An opening
+        is learnt as the longest one a new prompt shares with a recent, different prompt (at least
+        ``min_prefix`` tokens); identical prompts (a slot's candidates) share their whole prefill
+        anyway. Only a prompt that no cached opening fits teaches a new one (two prompts that happen
+        to share their first drawn example would otherwise teach ever longer ones). Kept LRU,
+        ``max_prefixes`` of them.
         """
-        shortest = min(len(ids) for ids in prompts_ids)
-        for prefix in sorted(self.prefixes, key=len, reverse=True):
-            n = len(prefix)
-            if n < shortest and all(tuple(ids[:n]) == prefix for ids in prompts_ids):
-                self.prefixes.move_to_end(prefix)
-                return prefix, self.prefixes[prefix]
-        if not create:
+        best: tuple[int, ...] = ()
+        for prefix in self.prefixes:
+            if len(best) < len(prefix) < len(ids) and ids[:len(prefix)] == prefix:
+                best = prefix
+        shared = 0 if best else max((common_prefix(ids, r) for r in self.recent if r != ids), default=0)
+        shared = min(shared, len(ids) - 1)
+        if shared >= self.min_prefix:
+            best = ids[:shared]
+            out = self.model(input_ids=self.torch.tensor([best]), use_cache=True, logits_to_keep=1)
+            self.prefixes[best] = out.past_key_values
+            self.stats["prefill_tokens"] += len(best)
+            while len(self.prefixes) > self.max_prefixes:
+                self.prefixes.popitem(last=False)
+        if ids not in self.recent:
+            self.recent.append(ids)
+        if not best:
             return (), None
-        n = 0
-        first = prompts_ids[0]
-        while n < shortest - 1 and all(ids[n] == first[n] for ids in prompts_ids):
-            n += 1
-        if n < self.min_prefix:
-            return (), None
-        prefix = tuple(first[:n])
-        out = self.model(input_ids=self.torch.tensor([prefix]), use_cache=True)
-        self.prefixes[prefix] = out.past_key_values
-        while len(self.prefixes) > 16:
-            self.prefixes.popitem(last=False)
-        return prefix, out.past_key_values
+        self.prefixes.move_to_end(best)
+        return best, self.prefixes[best]
 
     def _stop_ids(self) -> set[int]:
         """Token ids whose text holds a line break (the completions route stops there): found once."""
@@ -208,77 +263,121 @@ class Engine:
         self._run(batch, None)
         return [job.future.result() for job in batch]
 
-    def _start(self, jobs: list[Job]) -> dict[str, Any]:
-        """Prefill ``jobs``: one forward per distinct prompt (the longest prefix all share taken from
-        the prefix cache), KV rows copied for each of a job's ``n`` rows. Returns the batch state."""
+    def _prefill(self, jobs: list[Job]) -> list[dict[str, Any]]:
+        """Prefill ``jobs``: each distinct prompt computed once, in forward passes of similar
+        lengths (:meth:`_passes`), each prompt's cached opening (see
+        :meth:`_prefix_for`) copied in rather than recomputed. Returns parts, each with its cache,
+        mask, last positions and logits (one row per distinct prompt), and ``rows``: the
+        ``(job, i)`` of each of a job's ``n`` rows with the index of its prompt in the part.
+
+        Row layout: ``[padding][opening][padding][rest of the prompt]``, the padding masked out and
+        positions taken from the mask, so each row reads as its prompt alone. With sliding-window
+        attention the padding inside a row counts against the window, so prompts are split into
+        separate forward passes (per opening, else per prompt) where one pass would push a row's
+        opening out of it before its answer ends.
+        """
         torch = self.torch
-        rows = [(job, i) for job in jobs for i in range(job.n)]
-        distinct: dict[tuple[int, ...], int] = {}
-        for job, _ in rows:
-            distinct.setdefault(tuple(job.prompt_ids), len(distinct))
-        prompts_ids = [list(k) for k in distinct]
-        # A single distinct prompt (one slot's candidates) reuses a cached prefix but adds none.
-        prefix, prefix_cache = self._prefix(prompts_ids, create=len(prompts_ids) > 1)
-        p = len(prefix)
-        width = p + max(len(ids) - p for ids in prompts_ids)
-        d = len(prompts_ids)
-        input_ids = torch.full((d, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((d, width), dtype=torch.long)
-        for i, ids in enumerate(prompts_ids):
-            # [shared prefix][padding][own suffix]: the padding is masked out, positions come
-            # from the mask, so each suffix follows its prefix directly.
-            if p:
-                input_ids[i, :p] = torch.tensor(prefix, dtype=torch.long)
-                mask[i, :p] = 1
-            input_ids[i, width - (len(ids) - p):] = torch.tensor(ids[p:], dtype=torch.long)
-            mask[i, width - (len(ids) - p):] = 1
-        position = (mask.cumsum(-1) - 1).clamp_min(0)
-        if prefix_cache is not None:
-            cache = copy.deepcopy(prefix_cache)
-            cache.batch_repeat_interleave(d)
+        distinct: dict[tuple[int, ...], list[tuple[Job, int]]] = {}
+        longest: dict[tuple[int, ...], int] = {}
+        for job in jobs:
+            ids = tuple(job.prompt_ids)
+            distinct.setdefault(ids, []).extend((job, i) for i in range(job.n))
+            longest[ids] = max(longest.get(ids, 0), job.max_tokens)
+        opening, caches = {}, {}
+        for ids in distinct:
+            opening[ids], caches[opening[ids]] = self._prefix_for(ids)
+
+        def fits(group: list[tuple[int, ...]]) -> bool:
+            if self.window is None:
+                return True
+            q = max(len(ids) - len(opening[ids]) for ids in group)
+            return all(len(opening[ids]) + q + longest[ids] <= self.window - 1 for ids in group)
+
+        passes = []
+        for group in self._passes(list(distinct), {ids: len(ids) - len(opening[ids]) for ids in distinct}):
+            if fits(group):
+                passes.append(group)
+                continue
+            by_opening: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+            for ids in group:
+                by_opening.setdefault(opening[ids], []).append(ids)
+            for same in by_opening.values():
+                passes += [same] if fits(same) else [[ids] for ids in same]
+        parts = []
+        for group in passes:
+            group = sorted(group, key=lambda ids: (len(opening[ids]), opening[ids]))
+            parts.append(self._prefill_pass(group, opening, caches))
+            parts[-1]["rows"] = [(job, i, k) for k, ids in enumerate(group) for job, i in distinct[ids]]
+        return parts
+
+    #: What one more forward pass costs, in padded prompt tokens (measured on gemma-3-270m, bfloat16,
+    #: 2 threads: ~120 ms per pass + ~0.36 ms per token; see docs/generators.md).
+    PASS_COST_TOKENS = 256
+
+    def _passes(self, prompts: list[tuple[int, ...]], tail: dict[tuple[int, ...], int]) -> list[list[tuple[int, ...]]]:
+        """Split the prompts to prefill into forward passes of similar length: a pass pads every
+        prompt to its longest, so a 15-token code prompt beside a 190-token math one would cost as
+        much as the math one. The split minimises the padded tokens plus ``PASS_COST_TOKENS`` per pass
+        (prompts sorted by length, each pass a run of them: exact by dynamic programming)."""
+        order = sorted(prompts, key=lambda ids: (-tail[ids], ids))
+        n = len(order)
+        best = [0.0] + [float("inf")] * n
+        cut = [0] * (n + 1)
+        for j in range(1, n + 1):
+            for i in range(j):
+                cost = best[i] + self.PASS_COST_TOKENS + (j - i) * tail[order[i]]
+                if cost < best[j]:
+                    best[j], cut[j] = cost, i
+        passes, j = [], n
+        while j > 0:
+            passes.append(order[cut[j]:j])
+            j = cut[j]
+        return passes[::-1]
+
+    def _prefill_pass(self, group: list[tuple[int, ...]], opening: dict[tuple[int, ...], tuple[int, ...]],
+                      caches: dict[tuple[int, ...], Any]) -> dict[str, Any]:
+        torch = self.torch
+        from transformers import DynamicCache
+
+        pieces = []  # one Part per run of prompts with the same opening (``group`` is sorted by it)
+        for ids in group:
+            o = opening[ids]
+            if pieces and pieces[-1][0] == o:
+                pieces[-1][1].rows.append(0)
+            elif o:
+                pieces.append((o, Part(caches[o], torch.ones((1, len(o)), dtype=torch.long), [0])))
+            else:
+                pieces.append((o, Part(None, torch.ones((1, 0), dtype=torch.long), [0])))
+        cached = [part for _, part in pieces if part.cache is not None]
+        template = copy.deepcopy(cached[0].cache) if cached else DynamicCache(config=self.model.config)
+        if cached:
+            cache, head = assemble([part for _, part in pieces], template)
+            self.stats["prefix_tokens_reused"] += int(head.sum())
         else:
-            from transformers import DynamicCache
-
-            cache = DynamicCache(config=self.model.config)
-        out = self.model(input_ids=input_ids[:, p:], attention_mask=mask, position_ids=position[:, p:],
+            cache, head = template, torch.zeros((len(group), 0), dtype=torch.long)
+        tails = [ids[len(opening[ids]):] for ids in group]
+        q = max(len(t) for t in tails)
+        input_ids = torch.full((len(group), q), self.pad_id, dtype=torch.long)
+        tail_mask = torch.zeros((len(group), q), dtype=torch.long)
+        for k, t in enumerate(tails):
+            input_ids[k, q - len(t):] = torch.tensor(t, dtype=torch.long)
+            tail_mask[k, q - len(t):] = 1
+        mask = torch.cat([head, tail_mask], dim=1)
+        position = (mask.cumsum(-1) - 1).clamp_min(0)
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=position[:, head.shape[1]:],
                          use_cache=True, logits_to_keep=1, **{CACHE_KWARG: cache})
-        cache = out.past_key_values
-        pick = torch.tensor([distinct[tuple(job.prompt_ids)] for job, _ in rows], dtype=torch.long)
-        cache.batch_select_indices(pick)
-        return {"cache": cache, "mask": mask[pick], "pos": position[pick, -1], "logits": out.logits[pick, -1, :],
-                "rows": rows, "tokens": [[] for _ in rows]}
-
-    def _merge(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-        """One batch state from two: sequences are left-padded to the longer one (masked out)."""
-        torch = self.torch
-        la, lb = a["mask"].shape[1], b["mask"].shape[1]
-        length = max(la, lb)
-
-        def pad_mask(m: Any, n: int) -> Any:
-            return torch.cat([torch.zeros((m.shape[0], n - m.shape[1]), dtype=m.dtype), m], dim=1) if n > m.shape[1] else m
-
-        for layer_a, layer_b in zip(a["cache"].layers, b["cache"].layers):
-            for name in ("keys", "values"):
-                ta, tb = getattr(layer_a, name), getattr(layer_b, name)
-                s = max(ta.shape[2], tb.shape[2])
-
-                def pad(t: Any) -> Any:
-                    if t.shape[2] == s:
-                        return t
-                    z = torch.zeros((t.shape[0], t.shape[1], s - t.shape[2], t.shape[3]), dtype=t.dtype)
-                    return torch.cat([z, t], dim=2)
-
-                setattr(layer_a, name, torch.cat([pad(ta), pad(tb)], dim=0))
-            if hasattr(layer_a, "cumulative_length"):
-                layer_a.cumulative_length = max(layer_a.cumulative_length, layer_b.cumulative_length)
-        return {"cache": a["cache"], "mask": torch.cat([pad_mask(a["mask"], length), pad_mask(b["mask"], length)]),
-                "pos": torch.cat([a["pos"], b["pos"]]), "logits": torch.cat([a["logits"], b["logits"]]),
-                "rows": a["rows"] + b["rows"], "tokens": a["tokens"] + b["tokens"]}
+        self.stats["prefill_tokens"] += int(tail_mask.sum())
+        self.stats["prefill_passes"] += 1
+        return {"cache": out.past_key_values, "mask": mask, "pos": position[:, -1], "logits": out.logits[:, -1, :]}
 
     def _run(self, batch: list[Job], pending: list[Job] | None, everyone: list[Job] | None = None) -> None:
-        """Decode ``batch`` with continuous batching: a finished row leaves the batch at once, its job
-        is answered as soon as all its rows are done, and waiting jobs of the same group
-        (``pending`` and the queue) join while rows run, so the batch stays full.
+        """Decode ``batch`` with continuous batching: a finished row's job is answered as soon as
+        all its rows are done, and waiting jobs of the same group (``pending`` and the queue) join
+        once ``join_min`` places are free, so the batch stays full.
+
+        A finished row stays in the batch (its output ignored) until the next join or until a
+        quarter of the rows are finished: then :func:`assemble` keeps the live rows, adds the
+        joining ones and drops the padding no row needs any more, in one copy.
 
         Sampling is top-p within the 64 most likely tokens (a full-vocabulary sort per step cost
         more than the model on a CPU with gemma's 262k vocabulary). A row stops at an end token,
@@ -293,69 +392,102 @@ class Engine:
         stop_ids = self._stop_ids() if newline_only else set()
         gen = torch.Generator().manual_seed(sum(job.seed for job in batch) % (2**31))
         done: dict[int, dict[int, dict[str, Any]]] = {}
-        with torch.inference_mode():
-            state = self._start(batch)
-            steps = 0
-            while True:
-                nxt = self._sample(state["logits"], first.temperature, first.top_p, gen).tolist()
-                keep = []
-                for j, (job, i) in enumerate(state["rows"]):
-                    t, toks = nxt[j], state["tokens"][j]
-                    finish = None
-                    if t in self.eos_ids or t == self.pad_id:
+
+        def advance(row: tuple[Job, int], toks: list[int], t: int) -> bool:
+            """Add token ``t`` to a row; True when the row is finished (its job answered once complete)."""
+            job, i = row
+            finish = None
+            if t in self.eos_ids or t == self.pad_id:
+                finish = "stop"
+            else:
+                toks.append(t)
+                if t in stop_ids:
+                    finish = "stop"
+                elif len(toks) >= job.max_tokens:
+                    finish = "length"
+                elif (stops and not newline_only) or (self.stop_after_json and job.kind == "chat"):
+                    text = self.tok.decode(toks, skip_special_tokens=True)
+                    if any(s in text for s in stops) or (
+                            self.stop_after_json and job.kind == "chat" and json_object_end(text) is not None):
                         finish = "stop"
+            if finish is None:
+                return False
+            results = done.setdefault(id(job), {})
+            results[i] = self._finish(job, job.prompt_ids, toks, finish)
+            if len(results) == job.n:
+                job.future.set_result([results[k] for k in range(job.n)])
+                del done[id(job)]
+            return True
+
+        rows: list[tuple[Job, int] | None] = []  # None: finished, left until the next compaction
+        tokens: list[list[int]] = []
+        feed: list[int] = []
+        cache = mask = pos = None
+        joining = batch
+        with torch.inference_mode():
+            while True:
+                live = [j for j, r in enumerate(rows) if r is not None]
+                if joining or (len(live) < len(rows) and 4 * (len(rows) - len(live)) >= len(rows)):
+                    parts = [Part(cache, mask, live)] if cache is not None and live else []
+                    positions = [pos[live]] if parts else []
+                    rows, tokens, feed = [rows[j] for j in live], [tokens[j] for j in live], [feed[j] for j in live]
+                    for p in self._prefill(joining) if joining else []:
+                        pick = [k for _, _, k in p["rows"]]
+                        first_tokens = self._sample(p["logits"][pick], first.temperature, first.top_p, gen).tolist()
+                        parts.append(Part(p["cache"], p["mask"], pick))
+                        positions.append(p["pos"][pick])
+                        for (job, i, _), t in zip(p["rows"], first_tokens):
+                            toks: list[int] = []
+                            rows.append(None if advance((job, i), toks, t) else (job, i))
+                            tokens.append(toks)
+                            feed.append(t)
+                    if parts:
+                        cache, mask = assemble(parts, parts[0].cache)
+                        pos = torch.cat(positions)
+                        self.stats["max_width"] = max(self.stats["max_width"], mask.shape[1])
+                        self.stats["compactions" if not joining else "joins"] += 1
                     else:
-                        toks.append(t)
-                        if t in stop_ids:
-                            finish = "stop"
-                        elif len(toks) >= job.max_tokens:
-                            finish = "length"
-                        elif (stops and not newline_only) or (self.stop_after_json and job.kind == "chat"):
-                            text = self.tok.decode(toks, skip_special_tokens=True)
-                            if any(s in text for s in stops) or (
-                                    self.stop_after_json and job.kind == "chat" and json_object_end(text) is not None):
-                                finish = "stop"
-                    if finish is None:
-                        keep.append(j)
+                        cache = mask = pos = None
+                    joining = []
+                    live = [j for j, r in enumerate(rows) if r is not None]
+                if not live:
+                    if pending is not None:
+                        self._drain(pending)
+                        joining = self._take(pending, key, self.max_batch) if any(j.group() == key for j in pending) else []
+                    if joining:
+                        if everyone is not None:
+                            everyone.extend(joining)
                         continue
-                    results = done.setdefault(id(job), {})
-                    results[i] = self._finish(job, job.prompt_ids, toks, finish)
-                    if len(results) == job.n:
-                        job.future.set_result([results[k] for k in range(job.n)])
-                        del done[id(job)]
-                if keep:
-                    if len(keep) < len(state["rows"]):
-                        idx = torch.tensor(keep, dtype=torch.long)
-                        state["cache"].batch_select_indices(idx)
-                        state["mask"], state["pos"] = state["mask"][idx], state["pos"][idx]
-                        state["rows"] = [state["rows"][j] for j in keep]
-                        state["tokens"] = [state["tokens"][j] for j in keep]
-                    step_ids = torch.tensor([[nxt[j]] for j in keep], dtype=torch.long)
-                    state["mask"] = torch.cat([state["mask"], torch.ones((len(keep), 1), dtype=torch.long)], dim=1)
-                    state["pos"] = state["pos"] + 1
-                    out = self.model(input_ids=step_ids, attention_mask=state["mask"], position_ids=state["pos"][:, None],
-                                     use_cache=True, logits_to_keep=1, **{CACHE_KWARG: state["cache"]})
-                    state["cache"], state["logits"] = out.past_key_values, out.logits[:, -1, :]
-                steps += 1
-                room = self.max_batch - (len(keep) if keep else 0)
-                joined = []
-                if pending is not None and room > 0 and (not keep or steps % 4 == 0):
-                    self._drain(pending)
-                    joined = self._take(pending, key, room) if any(j.group() == key for j in pending) else []
-                if joined:
-                    if everyone is not None:
-                        everyone.extend(joined)
-                    new = self._start(joined)
-                    state = self._merge(state, new) if keep else new
-                elif not keep:
                     return
+                step_ids = torch.tensor(feed, dtype=torch.long)[:, None]
+                mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=1)
+                pos = pos + 1
+                out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=pos[:, None],
+                                 use_cache=True, logits_to_keep=1, **{CACHE_KWARG: cache})
+                cache = out.past_key_values
+                nxt = self._sample(out.logits[:, -1, :], first.temperature, first.top_p, gen).tolist()
+                self.stats["decode_steps"] += 1
+                self.stats["row_steps"] += len(rows)
+                self.stats["live_row_steps"] += len(live)
+                for j in live:
+                    if advance(rows[j], tokens[j], nxt[j]):
+                        rows[j] = None
+                    else:
+                        feed[j] = nxt[j]
+                room = self.max_batch - sum(r is not None for r in rows)
+                if pending is not None and room >= self.join_min:
+                    self._drain(pending)
+                    if any(j.group() == key for j in pending):
+                        joining = self._take(pending, key, room)
+                        if everyone is not None:
+                            everyone.extend(joining)
 
     def _sample(self, logits: Any, temperature: float, top_p: float, gen: Any) -> Any:
         torch = self.torch
         if temperature <= 0:
             return logits.argmax(dim=-1)
-        top, idx = torch.topk(logits.float() / temperature, k=min(64, logits.shape[-1]), dim=-1)
-        probs = torch.softmax(top, dim=-1)
+        top, idx = torch.topk(logits, k=min(64, logits.shape[-1]), dim=-1)
+        probs = torch.softmax(top.float() / temperature, dim=-1)
         if top_p < 1.0:
             before = probs.cumsum(-1) - probs
             probs = probs.masked_fill(before >= top_p, 0.0)
@@ -378,7 +510,10 @@ class Engine:
 def make_handler(state: dict[str, Any]):
     class Handler(JsonHandler):
         def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-            if self.path.rstrip("/") in ("/v1/models", "/health"):
+            if self.path.rstrip("/") == "/v1/stats" and state.get("engine") is not None:
+                engine = state["engine"]
+                self.send_json(200, {"dtype": engine.dtype, "max_batch": engine.max_batch, **engine.stats})
+            elif self.path.rstrip("/") in ("/v1/models", "/health"):
                 if state.get("engine") is None:
                     self.send_error_json(503, "model is loading")
                 else:
@@ -446,13 +581,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gguf", type=Path, help="a GGUF file to serve instead of a registered generator")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: more oversubscribe a shared CPU)")
-    p.add_argument("--max-batch", type=int, default=16, help="sequences generated together")
+    p.add_argument("--max-batch", type=int, default=32, help="rows decoded together (default 32)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                   help="weights and activations (default auto: bfloat16 where the CPU has native bfloat16, else float32)")
     args = p.parse_args(argv)
     state: dict[str, Any] = {"name": args.generator if args.gguf is None else args.gguf.stem, "engine": None}
     server = QuietServer(("127.0.0.1", args.port), make_handler(state))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     gguf = args.gguf or resolve_gguf(args.generator)
-    state["engine"] = Engine(gguf, threads=args.threads, max_batch=args.max_batch)
+    state["engine"] = Engine.load(gguf, threads=args.threads, max_batch=args.max_batch, dtype=args.dtype)
     print(f"ready {state['name']} on 127.0.0.1:{args.port}", flush=True)
     try:
         threading.Event().wait()

@@ -319,7 +319,8 @@ def build(out_dir: Path, config: SyntheticConfig) -> dict[str, Any]:
         if endpoint.embedded is not None and not config.offline:
             from hexainst.builders.synthetic.embedded import EmbeddedServer
 
-            server = EmbeddedServer(endpoint.embedded, max_batch=config.concurrency, threads=config.embedded_threads)
+            server = EmbeddedServer(endpoint.embedded, max_batch=config.embedded_batch, threads=config.embedded_threads,
+                                    dtype=config.embedded_dtype)
 
             def starter() -> str:
                 # Started on the first cache miss; on failure or SIGTERM, ``finally`` below stops it by its PID.

@@ -178,7 +178,8 @@ def build_all(
 
 def _stage_inputs(config: SyntheticConfig) -> dict[str, Any]:
     """What makes a synthetic build's output: every setting except where things are kept and how they are shown."""
-    skip = {"cache_dir", "natural_pool_dir", "progress", "embedded_threads", "concurrency", "timeout", "max_retries"}
+    skip = {"cache_dir", "natural_pool_dir", "progress", "embedded_threads", "embedded_batch", "embedded_dtype",
+            "concurrency", "timeout", "max_retries"}
     out = {}
     for name, value in sorted(dataclasses.asdict(config).items()):
         if name in skip or (name.startswith("membership") and value is None):

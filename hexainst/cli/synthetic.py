@@ -60,6 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"requests per candidate when answers are unusable (default {D.max_attempts})")
     p.add_argument("--timeout", type=float, default=D.timeout, help=f"seconds per request before the SDK retries (default {D.timeout:g})")
     p.add_argument("--threads", type=int, help="torch threads of the embedded generator (default: all cores; 1 on a busy machine)")
+    p.add_argument("--embedded-batch", type=int, default=D.embedded_batch,
+                   help=f"rows the embedded generator decodes together (default {D.embedded_batch}; keep --concurrency above it)")
+    p.add_argument("--embedded-dtype", default=D.embedded_dtype, choices=("auto", "float32", "bfloat16"),
+                   help="embedded generator weights (default auto: bfloat16 where the CPU has native bfloat16, else float32)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_membership_arguments(p)
     p.set_defaults(handler=_run)
@@ -91,7 +95,8 @@ def _run(args: argparse.Namespace) -> int:
         generator=args.generator, natural_pool_dir=args.natural_pools, cache_dir=args.cache, offline=args.offline,
         seed=args.seed, candidates=args.candidates, temperature=args.temperature, top_p=args.top_p,
         concurrency=args.concurrency, max_attempts=args.max_attempts, timeout=args.timeout,
-        embedded_threads=args.threads, membership_model=args.membership_model, membership_k=args.membership_k,
+        embedded_threads=args.threads, embedded_batch=args.embedded_batch, embedded_dtype=args.embedded_dtype,
+        membership_model=args.membership_model, membership_k=args.membership_k,
         membership_threshold=args.membership_threshold, progress=not args.no_progress,
     ).check()
     if args.import_generations is not None:

@@ -82,7 +82,7 @@ def test_decode_loop_matches_generate_greedy():
     from hexainst.builders.synthetic.examples import ExamplePool
     from hexainst.builders.synthetic.local_server import Engine, Job, resolve_gguf
 
-    engine = Engine(resolve_gguf("gemma-3-270m"), threads=2, max_batch=8)
+    engine = Engine.load(resolve_gguf("gemma-3-270m"), threads=2, max_batch=8, dtype="float32")
     pool = ExamplePool.from_natural({})
     texts = [prompts.completion_prompt(prompts.slot("math", k, 0), pool.draw("math", k, 0)) for k in range(3)]
     ids = [engine.encode_text(t) for t in texts]
@@ -100,7 +100,7 @@ def test_decode_loop_matches_generate_greedy():
     assert [r["text"] for r in got[0]] == [expected[0], expected[0]]
     assert got[1][0]["text"] == expected[1]
     assert got[2][0]["completion_tokens"] == 5 and expected[2].startswith(got[2][0]["text"])
-    assert len(engine.prefixes) == 1  # the shared opening was cached once
+    assert len(engine.prefixes) == 1 and engine.stats["prefix_tokens_reused"] > 0  # the shared opening, cached once
     # continuous batching: two jobs wait while the first runs; they join it mid-way (their prefill
     # merged into the running batch, left-padded) and still get the greedy tokens of batch 1
     running = [Job("completions", ids[0], 12, 0.0, 1.0, 1, 0, ())]

@@ -117,6 +117,7 @@ def test_offline_without_a_model_is_one_line(tmp_path):
     (["--per-category", "0"], "--per-category must be >= 1"),
     (["--candidates", "0"], "--candidates must be in 1..16"),
     (["--concurrency", "-3"], "--concurrency must be in 1..256"),
+    (["--embedded-batch", "0"], "--embedded-batch must be in 1..256"),
     (["--temperature", "5"], "--temperature must be in [0, 2]"),
     (["--timeout", "0"], "--timeout must be > 0"),
     (["--membership-threshold", "1"], "need --membership-model"),
