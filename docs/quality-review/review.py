@@ -48,25 +48,36 @@ def draw(release: Path, seed: int, per_category: int) -> None:
     print(f"{len(requests)} rows drawn from {len(rows)} synthetic rows of {release}")
 
 
+FIELDS = ("well_formed", "in_category", "answer_leaked", "pass")
+
+
+def read_judgments(file: Path, requests: dict) -> dict:
+    answers = {a["key"]: a for a in map(json.loads, Path(file).read_text().splitlines())}
+    missing = set(requests) - set(answers)
+    if missing:
+        raise SystemExit(f"{file}: no judgment for {len(missing)} rows")
+    return answers
+
+
+def count(requests: dict, answers: dict, keys) -> dict:
+    """Per category and overall: rows judged and the yes answers of each field (pass included)."""
+    counts = {c: Counter() for c in (*CATEGORIES, "all")}
+    for key in keys:
+        a = answers[key]
+        a = {**a, "pass": a["well_formed"] and a["in_category"] and not a["answer_leaked"]}
+        for c in (requests[key]["category"], "all"):
+            counts[c]["n"] += 1
+            for f in FIELDS:
+                counts[c][f] += bool(a[f])
+    return counts
+
+
 def tally(files: list[Path]) -> None:
     requests = {r["key"]: r for r in map(json.loads, (HERE / "final.requests.jsonl").read_text().splitlines())}
-    judges = []
-    for file in files:
-        answers = {a["key"]: a for a in map(json.loads, Path(file).read_text().splitlines())}
-        missing = set(requests) - set(answers)
-        if missing:
-            raise SystemExit(f"{file}: no judgment for {len(missing)} rows")
-        judges.append(answers)
-    fields = ("well_formed", "in_category", "answer_leaked", "pass")
+    judges = [read_judgments(file, requests) for file in files]
+    fields = FIELDS
     for j, answers in enumerate(judges):
-        counts = {c: Counter() for c in (*CATEGORIES, "all")}
-        for key, row in requests.items():
-            a = answers[key]
-            a = {**a, "pass": a["well_formed"] and a["in_category"] and not a["answer_leaked"]}
-            for c in (row["category"], "all"):
-                counts[c]["n"] += 1
-                for f in fields:
-                    counts[c][f] += bool(a[f])
+        counts = count(requests, answers, requests)
         print(f"judge {j + 1} ({files[j].name})")
         print(f"{'category':<16}" + "".join(f"{f:>15}" for f in fields))
         for c, n in counts.items():
@@ -108,25 +119,13 @@ def draw_compare(release: Path, other: Path, name: str, seed: int, per_category:
 def tally_compare(name: str, files: list[Path]) -> None:
     builds = {k["key"]: k["build"] for k in map(json.loads, (HERE / f"{name}.keys.jsonl").read_text().splitlines())}
     requests = {r["key"]: r for r in map(json.loads, (HERE / f"{name}.requests.jsonl").read_text().splitlines())}
-    fields = ("well_formed", "in_category", "answer_leaked", "pass")
+    fields = FIELDS
     for file in files:
-        answers = {a["key"]: a for a in map(json.loads, Path(file).read_text().splitlines())}
-        missing = set(requests) - set(answers)
-        if missing:
-            raise SystemExit(f"{file}: no judgment for {len(missing)} rows")
+        answers = read_judgments(file, requests)
         print(f"judge {Path(file).name}")
         print(f"{'build':<10}{'category':<16}" + "".join(f"{f:>15}" for f in fields))
         for build in ("release", "other"):
-            counts = {c: Counter() for c in (*CATEGORIES, "all")}
-            for key, row in requests.items():
-                if builds[key] != build:
-                    continue
-                a = answers[key]
-                a = {**a, "pass": a["well_formed"] and a["in_category"] and not a["answer_leaked"]}
-                for c in (row["category"], "all"):
-                    counts[c]["n"] += 1
-                    for f in fields:
-                        counts[c][f] += bool(a[f])
+            counts = count(requests, answers, [k for k in requests if builds[k] == build])
             for c, n in counts.items():
                 print(f"{build:<10}{c:<16}" + "".join(f"{n[f]:>9}/{n['n']:<5}" for f in fields))
 
