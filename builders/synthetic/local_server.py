@@ -86,6 +86,21 @@ class Job:
     stop: tuple[str, ...]
     future: Future = field(default_factory=Future)
 
+    def problem(self) -> str | None:
+        """Why this request cannot be run (a 400 answer), or None. Checked before it is queued: a
+        bad job inside a running batch would fail every request of the batch."""
+        if not self.prompt_ids:
+            return "bad request: the prompt is empty"
+        if self.n < 1:
+            return f"bad request: n must be >= 1, got {self.n}"
+        if self.max_tokens < 1:
+            return f"bad request: max_tokens must be >= 1, got {self.max_tokens}"
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            return f"bad request: temperature must be >= 0 and top_p in (0, 1], got {self.temperature}, {self.top_p}"
+        if not all(isinstance(s, str) and s for s in self.stop):
+            return f"bad request: stop must be non-empty strings, got {list(self.stop)!r}"
+        return None
+
     def group(self) -> tuple:
         # Requests run in one batch when they sample alike, whatever their prompt: with continuous
         # batching, rows of any category fill the places finished rows leave. A prompt prefix
@@ -207,11 +222,12 @@ class Engine:
                 return
 
     @staticmethod
-    def _take(pending: list[Job], key: tuple, room: int) -> list[Job]:
-        """Remove from ``pending`` and return the jobs of group ``key`` that fit in ``room`` rows (at least one job)."""
+    def _take(pending: list[Job], key: tuple, room: int, at_least_one: bool = True) -> list[Job]:
+        """Remove from ``pending`` and return the jobs of group ``key`` that fit in ``room`` rows
+        (at least one job, even a larger one, when ``at_least_one``: a new run must start)."""
         batch, rest, rows = [], [], 0
         for job in pending:
-            if job.group() == key and (rows + job.n <= room or not batch):
+            if job.group() == key and (rows + job.n <= room or (at_least_one and not batch)):
                 batch.append(job)
                 rows += job.n
             else:
@@ -469,6 +485,7 @@ class Engine:
                 self.stats["decode_steps"] += 1
                 self.stats["row_steps"] += len(rows)
                 self.stats["live_row_steps"] += len(live)
+                self.stats["max_rows"] = max(self.stats["max_rows"], len(rows))
                 for j in live:
                     if advance(rows[j], tokens[j], nxt[j]):
                         rows[j] = None
@@ -478,7 +495,7 @@ class Engine:
                 if pending is not None and room >= self.join_min:
                     self._drain(pending)
                     if any(j.group() == key for j in pending):
-                        joining = self._take(pending, key, room)
+                        joining = self._take(pending, key, room, at_least_one=False)
                         if everyone is not None:
                             everyone.extend(joining)
 
@@ -549,15 +566,18 @@ def make_handler(state: dict[str, Any]):
                 job = Job(
                     kind=kind,
                     prompt_ids=ids,
-                    max_tokens=int(body.get("max_completion_tokens") or body.get("max_tokens") or 256),
+                    max_tokens=int(next((body[k] for k in ("max_completion_tokens", "max_tokens") if body.get(k) is not None), 256)),
                     temperature=float(body.get("temperature", 1.0)),
                     top_p=float(body.get("top_p", 1.0)),
                     n=int(body.get("n", 1)),
                     seed=int(body.get("seed") or 0),
                     stop=(stop,) if isinstance(stop, str) else tuple(stop),
                 )
+                problem = job.problem()
             except (KeyError, TypeError, ValueError) as exc:
-                self.send_error_json(400, f"bad request: {exc!r}")
+                problem = f"bad request: {exc!r}"
+            if problem:
+                self.send_error_json(400, problem)
                 return
             try:
                 results = engine.submit(job).result()

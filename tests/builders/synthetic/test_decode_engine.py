@@ -113,3 +113,50 @@ def test_dtype_names():
     assert resolve_dtype("auto") in ("float32", "bfloat16")
     with pytest.raises(ValueError, match="float16"):
         resolve_dtype("float16")
+
+
+def test_a_join_never_takes_the_batch_past_its_size(engine):
+    ids = prompts(6, seed=4)
+    running = [Job("completions", ids[0], 8, 0.0, 1.0, 2, 0, ())]
+    waiting = [Job("completions", ids[1], 4, 0.0, 1.0, 3, 0, ()), Job("completions", ids[2], 4, 0.0, 1.0, 1, 0, ()),
+               Job("completions", ids[3], 4, 0.0, 1.0, 3, 0, ())]
+    engine.stats["max_rows"] = 0
+    everyone = list(running)
+    engine._run(running, waiting, everyone)
+    assert not waiting and all(job.future.done() for job in everyone)
+    assert engine.stats["max_rows"] <= engine.max_batch  # 3: the jobs of 3 rows waited for a free batch
+
+
+def test_the_server_answers_bad_requests_with_400_and_samples_good_ones(engine):
+    import json
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from hexainst.builders.synthetic.local_server import make_handler
+    from hexainst.builders.synthetic.wire import QuietServer
+
+    server = QuietServer(("127.0.0.1", 0), make_handler({"name": "tiny", "engine": engine}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/completions"
+
+    def post(body):
+        req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as err:
+            return err.code, json.load(err)
+
+    try:
+        prompt = "classify the sentiment of this review"
+        for bad, says in [({"n": 0}, "n must be >= 1"), ({"top_p": 0}, "top_p in (0, 1]"),
+                          ({"max_tokens": 0}, "max_tokens must be >= 1"), ({"stop": [""]}, "stop must be")]:
+            status, answer = post({"prompt": prompt, **bad})
+            assert status == 400 and says in answer["error"]["message"], (bad, answer)
+        status, answer = post({"prompt": prompt, "n": 2, "max_tokens": 5, "temperature": 0.8, "top_p": 0.9, "seed": 7})
+        assert status == 200 and len(answer["choices"]) == 2
+        assert all(c["finish_reason"] in ("stop", "length") for c in answer["choices"])
+        assert 1 <= answer["usage"]["completion_tokens"] <= 10
+    finally:
+        server.shutdown()
