@@ -11,6 +11,9 @@ from typing import Any
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.vocab import CATEGORIES, DEFAULT_SEED
 
+#: Weights of the embedded generator: ``auto`` picks bfloat16 where the CPU has it natively, else float32.
+EMBEDDED_DTYPES = ("auto", "float32", "bfloat16")
+
 #: The kind of output folder the synthetic stage writes (its marker; see hexainst.kernel.outputs).
 OUTPUT_KIND = "synthetic pools"
 
@@ -100,7 +103,7 @@ class SyntheticConfig:
         need(self.timeout > 0, f"--timeout must be > 0 seconds, got {self.timeout}")
         need(0 <= self.max_retries <= 20, f"--max-retries must be in 0..20, got {self.max_retries}")
         need(1 <= self.embedded_batch <= 256, f"--embedded-batch must be in 1..256, got {self.embedded_batch}")
-        need(self.embedded_dtype in ("auto", "float32", "bfloat16"),
+        need(self.embedded_dtype in EMBEDDED_DTYPES,
              f"--embedded-dtype must be auto, float32 or bfloat16, got {self.embedded_dtype!r}")
         need(self.max_slots_factor >= 1, f"max_slots_factor must be >= 1, got {self.max_slots_factor}")
         need(self.embedded_threads is None or 1 <= self.embedded_threads <= 256,

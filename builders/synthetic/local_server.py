@@ -22,10 +22,8 @@ request cache is what makes builds reproducible, not this server.
 from __future__ import annotations
 
 import argparse
-import copy
-import importlib
-import importlib.util
 import json
+import os
 import queue
 import sys
 import threading
@@ -33,7 +31,6 @@ import time
 from collections import Counter, OrderedDict, deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +39,7 @@ import transformers
 #: transformers 5 renamed generate's ``past_key_values`` to ``cache`` (the old name still works, with a warning).
 CACHE_KWARG = "cache" if int(transformers.__version__.split(".")[0]) >= 5 else "past_key_values"
 
+from hexainst.builders.synthetic.config import EMBEDDED_DTYPES
 from hexainst.builders.synthetic.generators import generator_registry, resolve_gguf
 from hexainst.builders.synthetic.kv_rows import Part, assemble
 from hexainst.builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, text_completion
@@ -127,17 +125,9 @@ def resolve_dtype(dtype: str) -> str:
     """``auto``: ``bfloat16`` on a CPU with native bfloat16, else ``float32``; any other name as given."""
     if dtype == "auto":
         return "bfloat16" if native_bf16() else "float32"
-    if dtype not in ("float32", "bfloat16"):
+    if dtype not in EMBEDDED_DTYPES:
         raise ValueError(f"dtype must be auto, float32 or bfloat16, got {dtype!r}")
     return dtype
-
-
-def common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class Engine:
@@ -251,7 +241,7 @@ class Engine:
         for prefix in self.prefixes:
             if len(best) < len(prefix) < len(ids) and ids[:len(prefix)] == prefix:
                 best = prefix
-        shared = 0 if best else max((common_prefix(ids, r) for r in self.recent if r != ids), default=0)
+        shared = 0 if best else max((len(os.path.commonprefix([ids, r])) for r in self.recent if r != ids), default=0)
         shared = min(shared, len(ids) - 1)
         if shared >= self.min_prefix:
             best = ids[:shared]
@@ -292,7 +282,6 @@ class Engine:
         separate forward passes (per opening, else per prompt) where one pass would push a row's
         opening out of it before its answer ends.
         """
-        torch = self.torch
         distinct: dict[tuple[int, ...], list[tuple[Job, int]]] = {}
         longest: dict[tuple[int, ...], int] = {}
         for job in jobs:
@@ -364,13 +353,8 @@ class Engine:
                 pieces.append((o, Part(caches[o], torch.ones((1, len(o)), dtype=torch.long), [0])))
             else:
                 pieces.append((o, Part(None, torch.ones((1, 0), dtype=torch.long), [0])))
-        cached = [part for _, part in pieces if part.cache is not None]
-        template = copy.deepcopy(cached[0].cache) if cached else DynamicCache(config=self.model.config)
-        if cached:
-            cache, head = assemble([part for _, part in pieces], template)
-            self.stats["prefix_tokens_reused"] += int(head.sum())
-        else:
-            cache, head = template, torch.zeros((len(group), 0), dtype=torch.long)
+        cache, head = assemble([part for _, part in pieces], DynamicCache(config=self.model.config))
+        self.stats["prefix_tokens_reused"] += int(head.sum())
         tails = [ids[len(opening[ids]):] for ids in group]
         q = max(len(t) for t in tails)
         input_ids = torch.full((len(group), q), self.pad_id, dtype=torch.long)
@@ -602,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: more oversubscribe a shared CPU)")
     p.add_argument("--max-batch", type=int, default=32, help="rows decoded together (default 32)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+    p.add_argument("--dtype", default="auto", choices=EMBEDDED_DTYPES,
                    help="weights and activations (default auto: bfloat16 where the CPU has native bfloat16, else float32)")
     args = p.parse_args(argv)
     state: dict[str, Any] = {"name": args.generator if args.gguf is None else args.gguf.stem, "engine": None}

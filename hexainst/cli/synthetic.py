@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hexainst.builders.synthetic.config import SyntheticConfig
+from hexainst.builders.synthetic.config import EMBEDDED_DTYPES, SyntheticConfig
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.vocab import CATEGORIES
 
@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch threads of the embedded generator (default: all cores; 1 on a busy machine)")
     p.add_argument("--embedded-batch", type=int, default=D.embedded_batch,
                    help=f"rows the embedded generator decodes together (default {D.embedded_batch}; keep --concurrency above it)")
-    p.add_argument("--embedded-dtype", default=D.embedded_dtype, choices=("auto", "float32", "bfloat16"),
+    p.add_argument("--embedded-dtype", default=D.embedded_dtype, choices=EMBEDDED_DTYPES,
                    help="embedded generator weights (default auto: bfloat16 where the CPU has native bfloat16, else float32)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_membership_arguments(p)
