@@ -120,11 +120,12 @@ def run_ceiling(args, texts):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--slots", type=int, default=24,
-                   help="slots per category (default 24: enough for the steady state a build runs in, not only its tail)")
+                   help="slots per category (default 24; a build runs ~180, and the fewer slots, the more the end-of-run tail weighs)")
     p.add_argument("--candidates", type=int, default=None, help="candidates per slot (default: the build's default)")
     p.add_argument("--concurrency", type=int, default=None, help="requests in flight (default: the build's default)")
     p.add_argument("--embedded-batch", type=int, default=None, help="rows decoded together (default: the build's default)")
-    p.add_argument("--dtype", default=None, help="embedded generator dtype (default: the build's default, auto)")
+    p.add_argument("--dtype", default=None, choices=("auto", "float32", "bfloat16"),
+                   help="embedded generator dtype (default: the build's default, auto)")
     p.add_argument("--ceiling-dtypes", nargs="+", default=["float32", "bfloat16"],
                    help="dtypes the ceiling is measured in; its best counts (default: float32 bfloat16)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads, both sides (default: all cores)")
