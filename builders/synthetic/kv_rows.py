@@ -12,6 +12,11 @@ exactly once.
 Sliding-window layers (gemma-3's local attention) hold only their last ``sliding_window - 1``
 positions; their ``cumulative_length`` is set to the new length, so the masks ``transformers``
 builds from it stay consistent.
+
+The layers it builds (:class:`RoomyLayer`, :class:`RoomySlidingLayer`) keep their keys and
+values as views of buffers with spare columns: ``transformers``' dynamic layers concatenate on
+every update, which copies the whole cache at every decode step (measured on gemma-3-270m,
+bfloat16, 48 rows of 450 columns: the copy was a third of the step).
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+#: Columns a layer's buffers hold beyond its keys: this many decode steps append in place before
+#: the buffers are reallocated (a join or a compaction reallocates them anyway).
+SPARE_COLUMNS = 64
 
 
 @dataclass
@@ -47,11 +57,12 @@ def leading_padding(mask: torch.Tensor) -> int:
     return int(used[0]) if len(used) else mask.shape[1]
 
 
-def assemble(parts: list[Part], template: Any) -> tuple[Any, torch.Tensor]:
+def assemble(parts: list[Part], template: Any, spare: int = SPARE_COLUMNS) -> tuple[Any, torch.Tensor]:
     """One cache and one attention mask holding the chosen rows of ``parts``, in order.
 
-    ``template`` is a cache whose layer objects are reused for the result (its tensors are
-    replaced): any part's cache, or an empty ``DynamicCache`` of the model.
+    ``template`` is a cache whose layers are replaced by the result's (:func:`roomy` layers with
+    ``spare`` free columns, the next ``spare`` positions written in place): any part's cache, or
+    an empty ``DynamicCache`` of the model.
     """
     masks = []
     for part in parts:
@@ -70,8 +81,9 @@ def assemble(parts: list[Part], template: Any) -> tuple[Any, torch.Tensor]:
             continue
         heads, dim, dtype = shapes[li]
         n_out = layer_length(layer, length)
+        bufs = []
         for name in ("keys", "values"):
-            out = torch.zeros((total, heads, n_out, dim), dtype=dtype)
+            out = torch.zeros((total, heads, n_out + spare, dim), dtype=dtype)
             r0 = 0
             for part, m in zip(parts, masks):
                 if part.cache is not None:
@@ -79,10 +91,17 @@ def assemble(parts: list[Part], template: Any) -> tuple[Any, torch.Tensor]:
                     n = min(src.shape[2], n_out, m.shape[1])
                     if n:
                         for k, row in enumerate(part.rows):
-                            out[r0 + k, :, n_out - n:] = src[row, :, src.shape[2] - n:]
+                            out[r0 + k, :, n_out - n:n_out] = src[row, :, src.shape[2] - n:]
                 r0 += m.shape[0]
-            setattr(layer, name, out)
-        layer.is_initialized, layer.device = True, out.device
+            bufs.append(out)
+        # Replaced only now: ``template`` may be one of the parts, read above.
+        layer = template.layers[li] = roomy(layer)
+        if isinstance(layer, _Roomy):
+            layer._kbuf, layer._vbuf = bufs
+            layer._view(0, n_out)
+        else:
+            layer.keys, layer.values = (b[:, :, :n_out] for b in bufs)
+        layer.is_initialized, layer.device = True, bufs[0].device
         if hasattr(layer, "cumulative_length"):
             layer.cumulative_length = length
     return template, mask
@@ -102,3 +121,74 @@ def _layer_shapes(parts: list[Part]) -> list[tuple[int, int, torch.dtype] | None
                 break
         shapes.append(found)
     return shapes
+
+
+class _Roomy:
+    """Keys and values as views ``[start:end]`` of larger buffers; appends are written in place.
+
+    Anything that replaces ``keys`` from outside (``transformers``' own ``crop``, ``batch_select_indices``)
+    is noticed at the next update, which then copies the new keys into fresh buffers.
+    """
+
+    def _room(self, key_states: torch.Tensor, value_states: torch.Tensor) -> tuple[int, int]:
+        """Write the new states after the kept ones (reallocating if they do not fit); their span."""
+        q = key_states.shape[2]
+        if getattr(self, "_kview", None) is not self.keys:
+            keys, values = (self.keys, self.values) if self.keys.dim() == 4 else (key_states[:, :, :0], value_states[:, :, :0])
+            self._adopt(keys, values, q + SPARE_COLUMNS)
+        elif self._end + q > self._kbuf.shape[2]:
+            self._adopt(self.keys, self.values, q + SPARE_COLUMNS)
+        end = self._end + q
+        self._kbuf[:, :, self._end:end] = key_states
+        self._vbuf[:, :, self._end:end] = value_states
+        return self._start, end
+
+    def _adopt(self, keys: torch.Tensor, values: torch.Tensor, spare: int) -> None:
+        n = keys.shape[2]
+        self._kbuf = keys.new_empty((keys.shape[0], keys.shape[1], n + spare, keys.shape[3]))
+        self._vbuf = values.new_empty((values.shape[0], values.shape[1], n + spare, values.shape[3]))
+        self._kbuf[:, :, :n] = keys
+        self._vbuf[:, :, :n] = values
+        self._view(0, n)
+
+    def _view(self, start: int, end: int) -> None:
+        self._start, self._end = start, end
+        self.keys = self._kview = self._kbuf[:, :, start:end]
+        self.values = self._vbuf[:, :, start:end]
+
+
+class RoomyLayer(_Roomy, DynamicLayer):
+    """A full-attention layer that appends in place (see :class:`_Roomy`)."""
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        self._view(*self._room(key_states, value_states))
+        return self.keys, self.values
+
+
+class RoomySlidingLayer(_Roomy, DynamicSlidingWindowLayer):
+    """A sliding-window layer that appends in place: returns every kept and new position, then keeps
+    the last ``sliding_window - 1`` (as ``DynamicSlidingWindowLayer`` does without recording the past)."""
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        if self.record_past:
+            raise NotImplementedError("RoomySlidingLayer does not record past states")
+        self.cumulative_length += key_states.shape[2]
+        start, end = self._room(key_states, value_states)
+        full = self._kbuf[:, :, start:end], self._vbuf[:, :, start:end]
+        self._view(max(start, end - (self.sliding_window - 1)), end)
+        return full
+
+
+def roomy(layer: Any) -> Any:
+    """The in-place counterpart of a ``transformers`` dynamic layer (other layers as they are)."""
+    if isinstance(layer, _Roomy):
+        return layer
+    if isinstance(layer, DynamicSlidingWindowLayer):
+        return RoomySlidingLayer(sliding_window=layer.sliding_window)
+    if type(layer) is DynamicLayer:
+        return RoomyLayer()
+    return layer

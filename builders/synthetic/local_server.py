@@ -245,7 +245,9 @@ class Engine:
         shared = min(shared, len(ids) - 1)
         if shared >= self.min_prefix:
             best = ids[:shared]
+            t0 = time.perf_counter()
             out = self.model(input_ids=self.torch.tensor([best]), use_cache=True, logits_to_keep=1)
+            self.stats["prefill_ms"] += round((time.perf_counter() - t0) * 1000)
             self.prefixes[best] = out.past_key_values
             self.stats["prefill_tokens"] += len(best)
             while len(self.prefixes) > self.max_prefixes:
@@ -353,10 +355,10 @@ class Engine:
                 pieces.append((o, Part(caches[o], torch.ones((1, len(o)), dtype=torch.long), [0])))
             else:
                 pieces.append((o, Part(None, torch.ones((1, 0), dtype=torch.long), [0])))
-        cache, head = assemble([part for _, part in pieces], DynamicCache(config=self.model.config))
-        self.stats["prefix_tokens_reused"] += int(head.sum())
         tails = [ids[len(opening[ids]):] for ids in group]
         q = max(len(t) for t in tails)
+        cache, head = assemble([part for _, part in pieces], DynamicCache(config=self.model.config), spare=q)
+        self.stats["prefix_tokens_reused"] += int(head.sum())
         input_ids = torch.full((len(group), q), self.pad_id, dtype=torch.long)
         tail_mask = torch.zeros((len(group), q), dtype=torch.long)
         for k, t in enumerate(tails):
@@ -364,8 +366,10 @@ class Engine:
             tail_mask[k, q - len(t):] = 1
         mask = torch.cat([head, tail_mask], dim=1)
         position = (mask.cumsum(-1) - 1).clamp_min(0)
+        t0 = time.perf_counter()
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=position[:, head.shape[1]:],
                          use_cache=True, logits_to_keep=1, **{CACHE_KWARG: cache})
+        self.stats["prefill_ms"] += round((time.perf_counter() - t0) * 1000)
         self.stats["prefill_tokens"] += int(tail_mask.sum())
         self.stats["prefill_passes"] += 1
         return {"cache": out.past_key_values, "mask": mask, "pos": position[:, -1], "logits": out.logits[:, -1, :]}
@@ -428,6 +432,7 @@ class Engine:
             while True:
                 live = [j for j, r in enumerate(rows) if r is not None]
                 if joining or (len(live) < len(rows) and 4 * (len(rows) - len(live)) >= len(rows)):
+                    t_join = time.perf_counter()
                     parts = [Part(cache, mask, live)] if cache is not None and live else []
                     positions = [pos[live]] if parts else []
                     rows, tokens, feed = [rows[j] for j in live], [tokens[j] for j in live], [feed[j] for j in live]
@@ -450,6 +455,7 @@ class Engine:
                         cache = mask = pos = None
                     joining = []
                     live = [j for j, r in enumerate(rows) if r is not None]
+                    self.stats["join_ms"] += round((time.perf_counter() - t_join) * 1000)
                 if not live:
                     if pending is not None:
                         self._drain(pending)
@@ -459,6 +465,7 @@ class Engine:
                             everyone.extend(joining)
                         continue
                     return
+                t_step = time.perf_counter()
                 step_ids = torch.tensor(feed, dtype=torch.long)[:, None]
                 mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=1)
                 pos = pos + 1
@@ -467,6 +474,7 @@ class Engine:
                 cache = out.past_key_values
                 nxt = self._sample(out.logits[:, -1, :], first.temperature, first.top_p, gen).tolist()
                 self.stats["decode_steps"] += 1
+                self.stats["decode_ms"] += round((time.perf_counter() - t_step) * 1000)
                 self.stats["row_steps"] += len(rows)
                 self.stats["live_row_steps"] += len(live)
                 self.stats["max_rows"] = max(self.stats["max_rows"], len(rows))
