@@ -81,6 +81,8 @@ def _check_location(out: Path, inputs: Iterable[str | os.PathLike[str]], option:
         if _inside(out, inp) and inp.is_dir():
             raise OutputError(f"{option} {out}: it lies inside this command's input {inp}; choose a folder outside it")
     parent = next((p for p in [out, *out.parents] if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise OutputError(f"{option} {out}: {parent} is a file, so no folder can be made under it; name a folder")
     if parent is None or not _can_write_in(parent):
         raise OutputError(f"{option} {out}: cannot write there ({parent} is not writable)")
 
@@ -149,6 +151,10 @@ def claim_output_dir(
     _check_location(out, inputs, option)
     if out.is_dir() and any(out.iterdir()):
         marker = read_marker(out)
+        if marker is None and _card_is_hexainst(out / "README.md"):
+            raise OutputError(
+                f"{option} {out}: holds a HexaInst release, not a {kind!r} output; choose a new or empty folder"
+            )
         if marker is None:
             raise OutputError(
                 f"{option} {out}: the folder exists and was not written by hexainst (no {MARKER}); "

@@ -6,7 +6,7 @@ the record schema; this module names those files and reads them back, checking e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,9 @@ def pool_file(pools_dir: Path, category: str, source: str) -> Path:
     return Path(pools_dir) / pool_name(category, source)
 
 
-def read_pool(file: Path, category: str, source: str) -> list[dict[str, Any]]:
-    """Rows of one pool file, each validated; errors name the file and line."""
+def read_pool(file: Path, category: str, source: str,
+              also: Callable[[dict[str, Any], str], None] | None = None) -> list[dict[str, Any]]:
+    """Rows of one pool file, each validated (and passed to ``also`` with its place); errors name the file and line."""
 
     def check(row: dict[str, Any], where: str) -> None:
         validate_row(row, where)
@@ -47,6 +48,8 @@ def read_pool(file: Path, category: str, source: str) -> list[dict[str, Any]]:
             raise PoolError(
                 f"{where} (id={row['id']}): a {row['category']}/{row['source']} row in the {category}/{source} pool"
             )
+        if also is not None:
+            also(row, where)
 
     return read_jsonl(file, what="candidate pool", check=check)
 
@@ -68,15 +71,14 @@ def read_pools(pools_dirs: Path | Sequence[Path]) -> dict[tuple[str, str], list[
     missing = [f"{c}.{s}.jsonl" for (c, s), f in files.items() if f is None]
     if missing:
         raise PoolError(f"{', '.join(map(str, dirs))}: missing candidate pools: {', '.join(missing)}")
-    pools = {(c, s): read_pool(f, c, s) for (c, s), f in files.items()}
     seen: dict[str, str] = {}
-    for (c, s), rows in pools.items():
-        for row in rows:
-            where = f"{c}.{s}.jsonl"
-            if row["id"] in seen:
-                raise PoolError(f"id {row['id']} appears in {seen[row['id']]} and {where}")
-            seen[row["id"]] = where
-    return pools
+
+    def unique(row: dict[str, Any], where: str) -> None:
+        if row["id"] in seen:
+            raise PoolError(f"{where}: id {row['id']} is also at {seen[row['id']]}; an id may appear once in all pools")
+        seen[row["id"]] = where
+
+    return {(c, s): read_pool(f, c, s, also=unique) for (c, s), f in files.items()}
 
 
 def read_report(pools_dirs: Path | Sequence[Path], name: str) -> dict[str, Any] | None:

@@ -67,8 +67,14 @@ def publish(folder: Path, repo: str, *, dry_run: Path | None = None, private: bo
     from hexainst.kernel import atomic
     from hexainst.kernel.outputs import claim_output_dir, write_marker
 
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
     if "/" not in repo or repo.count("/") != 1 or not all(repo.split("/")):
         raise UserError(f"--repo must be ORG/NAME, got {repo!r}")
+    try:
+        validate_repo_id(repo)  # the Hub's own rule, checked before any network
+    except HFValidationError as exc:
+        raise UserError(f"--repo {repo!r} is not a valid Hub repository id: {str(exc).splitlines()[0]}") from None
     folder = Path(folder)
     if dry_run is not None:
         dry_run = claim_output_dir(dry_run, DRY_RUN_KIND, inputs=[folder], option="--dry-run")
