@@ -57,13 +57,14 @@ def leading_padding(mask: torch.Tensor) -> int:
     return int(used[0]) if len(used) else mask.shape[1]
 
 
-def assemble(parts: list[Part], template: Any, spare: int = SPARE_COLUMNS) -> tuple[Any, torch.Tensor]:
+def assemble(parts: list[Part], template: Any, spare: int | None = None) -> tuple[Any, torch.Tensor]:
     """One cache and one attention mask holding the chosen rows of ``parts``, in order.
 
     ``template`` is a cache whose layers are replaced by the result's (:func:`roomy` layers with
-    ``spare`` free columns, the next ``spare`` positions written in place): any part's cache, or
-    an empty ``DynamicCache`` of the model.
+    ``spare`` free columns, :data:`SPARE_COLUMNS` by default: the next ``spare`` positions are
+    written in place): any part's cache, or an empty ``DynamicCache`` of the model.
     """
+    spare = SPARE_COLUMNS if spare is None else spare
     masks = []
     for part in parts:
         m = part.mask[part.rows] if part.rows else part.mask[:0]
@@ -126,14 +127,17 @@ def _layer_shapes(parts: list[Part]) -> list[tuple[int, int, torch.dtype] | None
 class _Roomy:
     """Keys and values as views ``[start:end]`` of larger buffers; appends are written in place.
 
-    Anything that replaces ``keys`` from outside (``transformers``' own ``crop``, ``batch_select_indices``)
-    is noticed at the next update, which then copies the new keys into fresh buffers.
+    Anything that replaces ``keys`` or ``values`` from outside (``transformers``' own ``crop``,
+    ``batch_select_indices``) is noticed at the next update, which then copies them into fresh
+    buffers. Writes go only past every view handed out from the same buffers, so a view returned
+    by an earlier update is never overwritten. Update under the same ``torch.inference_mode`` the
+    buffers were made in (the server runs its whole loop in it).
     """
 
     def _room(self, key_states: torch.Tensor, value_states: torch.Tensor) -> tuple[int, int]:
         """Write the new states after the kept ones (reallocating if they do not fit); their span."""
         q = key_states.shape[2]
-        if getattr(self, "_kview", None) is not self.keys:
+        if getattr(self, "_kview", None) is not self.keys or getattr(self, "_vview", None) is not self.values:
             keys, values = (self.keys, self.values) if self.keys.dim() == 4 else (key_states[:, :, :0], value_states[:, :, :0])
             self._adopt(keys, values, q + SPARE_COLUMNS)
         elif self._end + q > self._kbuf.shape[2]:
@@ -154,7 +158,7 @@ class _Roomy:
     def _view(self, start: int, end: int) -> None:
         self._start, self._end = start, end
         self.keys = self._kview = self._kbuf[:, :, start:end]
-        self.values = self._vbuf[:, :, start:end]
+        self.values = self._vview = self._vbuf[:, :, start:end]
 
 
 class RoomyLayer(_Roomy, DynamicLayer):
@@ -184,10 +188,11 @@ class RoomySlidingLayer(_Roomy, DynamicSlidingWindowLayer):
 
 
 def roomy(layer: Any) -> Any:
-    """The in-place counterpart of a ``transformers`` dynamic layer (other layers as they are)."""
+    """The in-place counterpart of a plain ``transformers`` dynamic layer; any other layer (a
+    model's own subclass, with behaviour of its own) as it is."""
     if isinstance(layer, _Roomy):
         return layer
-    if isinstance(layer, DynamicSlidingWindowLayer):
+    if type(layer) is DynamicSlidingWindowLayer:
         return RoomySlidingLayer(sliding_window=layer.sliding_window)
     if type(layer) is DynamicLayer:
         return RoomyLayer()

@@ -30,15 +30,19 @@ def test_roomy_layers_return_and_keep_what_dynamic_layers_do(make, monkeypatch):
     monkeypatch.setattr(kv_rows, "SPARE_COLUMNS", 4)  # reallocate often
     ref, ours = make()
     gen = torch.Generator().manual_seed(0)
+    handed_out = []  # every view an update returned, with what it held then
     for q in WIDTHS:
         k, v = states(gen, q)
         want = ref.update(k, v)
         got = ours.update(k.clone(), v.clone())
         for w, g in zip(want, got):
             assert torch.equal(w, g)
+            handed_out.append((g, g.clone()))
         assert torch.equal(ref.keys, ours.keys) and torch.equal(ref.values, ours.values)
         assert ref.get_seq_length() == ours.get_seq_length()
         assert ref.get_mask_sizes(1) == ours.get_mask_sizes(1)
+    for view, then in handed_out:  # later appends never wrote into an earlier answer
+        assert torch.equal(view, then)
 
 
 def test_roomy_layer_appends_in_place_until_its_spare_room_is_used(monkeypatch):
@@ -63,9 +67,14 @@ def test_a_layer_replaced_from_outside_is_adopted_at_the_next_update():
     ours.update(*first)
     keep = torch.tensor([2, 0])
     ref.batch_select_indices(keep)
-    ours.batch_select_indices(keep)  # transformers' own method replaces ``keys``
+    ours.batch_select_indices(keep)  # transformers' own method replaces ``keys`` and ``values``
     k, v = torch.randn(2, 2, 1, 4, generator=gen), torch.randn(2, 2, 1, 4, generator=gen)
-    assert torch.equal(ref.update(k, v)[0], ours.update(k, v)[0])
+    for want, got in zip(ref.update(k, v), ours.update(k, v)):
+        assert torch.equal(want, got)
+    ours.values = ours.values * 2  # only the values replaced: noticed too
+    ref.values = ref.values * 2
+    for want, got in zip(ref.update(k, v), ours.update(k, v)):
+        assert torch.equal(want, got)
 
 
 def test_assemble_leaves_spare_columns_the_next_updates_fill_in_place():
