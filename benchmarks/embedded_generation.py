@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -45,8 +46,7 @@ class Ours:
         from hexainst.builders.synthetic.config import SyntheticConfig
         from hexainst.builders.synthetic.embedded import EmbeddedServer
         from hexainst.builders.synthetic.endpoint import resolve_endpoint
-        from hexainst.builders.synthetic.filters import CandidateFilter
-        from hexainst.builders.synthetic import prompts
+        from hexainst.builders.synthetic.pipeline import Selector
 
         self.cfg = SyntheticConfig(seed=args.seed, candidates=args.candidates, concurrency=args.concurrency,
                                    embedded_threads=args.threads, embedded_batch=args.embedded_batch,
@@ -55,8 +55,8 @@ class Ours:
         self.endpoint = resolve_endpoint(generator=args.generator, env={})
         self.server = EmbeddedServer(self.endpoint.embedded, max_batch=self.cfg.embedded_batch, threads=args.threads,
                                      dtype=self.cfg.embedded_dtype)
-        flat = {f"{c}:{k}": t for c, rows in natural.items() for k, t in rows.items()}
-        self.filt = CandidateFilter(prompts.example_instructions(), flat, seed=args.seed)
+        # The build's own screen (gate and text filters; a fresh one keeps nothing, so rounds do not interact).
+        self.selector = Selector(self.cfg, natural, tally=None)
         self.tmp = tempfile.TemporaryDirectory()
 
     def start(self) -> float:
@@ -75,11 +75,9 @@ class Ours:
 
     def run(self, slots) -> dict:
         """Generate ``slots`` (a fresh client, the shared request cache: every slot is new); the figures of this run."""
-        from hexainst.builders.synthetic import ranking
         from hexainst.builders.synthetic.cache import RequestCache
         from hexainst.builders.synthetic.client import Client
         from hexainst.builders.synthetic.pipeline import Generation, Planner
-        from hexainst.builders.text import normalize
 
         client = Client(self.endpoint, RequestCache(Path(self.tmp.name)), offline=False,
                         concurrency=self.cfg.concurrency, timeout=3600, max_retries=0)
@@ -91,14 +89,7 @@ class Ours:
         t0, cpu0 = time.monotonic(), time.process_time()
         results = asyncio.run(main())
         wall, client_cpu = time.monotonic() - t0, time.process_time() - cpu0
-        usable = 0
-        for s, cands in zip(slots, results):
-            for cand in cands:
-                if cand.parsed is None or not cand.parsed.instruction:
-                    continue
-                text = normalize(cand.parsed.instruction)
-                if text and ranking.gate(s.category, text) is None and self.filt.check(s.category, text)[0] is None:
-                    usable += 1
+        usable = sum(self.selector.screen(s.category, cand)[0] is None for s, cands in zip(slots, results) for cand in cands)
         t = client.tally
         return {"slots": len(slots), "wall_s": round(wall, 2), "requests": t.requests,
                 "completion_tokens": t.completion_tokens, "prompt_tokens": t.prompt_tokens,
@@ -159,13 +150,9 @@ class Ceiling:
         return out
 
 
-def median(xs):
-    xs = sorted(xs)
-    mid = len(xs) // 2
-    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
-
-
 def main(argv=None) -> int:
+    from hexainst.builders.synthetic.config import EMBEDDED_DTYPES
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--slots", type=int, default=24,
                    help="slots per category and round (default 24; a build runs ~180 per round, and the fewer "
@@ -175,7 +162,7 @@ def main(argv=None) -> int:
     p.add_argument("--candidates", type=int, default=None, help="candidates per slot (default: the build's default)")
     p.add_argument("--concurrency", type=int, default=None, help="requests in flight (default: the build's default)")
     p.add_argument("--embedded-batch", type=int, default=None, help="rows decoded together (default: the build's default)")
-    p.add_argument("--dtype", default=None, choices=("auto", "float32", "bfloat16"),
+    p.add_argument("--dtype", default=None, choices=EMBEDDED_DTYPES,
                    help="embedded generator dtype (default: the build's default, auto)")
     p.add_argument("--ceiling-dtypes", nargs="+", default=["float32", "bfloat16"], choices=("float32", "bfloat16"),
                    help="dtypes the ceiling sweep tries (default: float32 bfloat16)")
@@ -273,7 +260,7 @@ def main(argv=None) -> int:
         "usable_instructions_per_min": round(usable / wall * 60, 2),
         "ratios": ratios,
         "ratio_min": min(ratios) if ratios else None,
-        "ratio": round(median(ratios), 3) if ratios else None,
+        "ratio": round(statistics.median(ratios), 3) if ratios else None,
         "load_avg": os.getloadavg()[0],
     }
     print(json.dumps(result))

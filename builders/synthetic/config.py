@@ -11,6 +11,10 @@ from typing import Any
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.vocab import CATEGORIES, DEFAULT_SEED
 
+#: Rows the embedded generator decodes together (docs/generators.md: 48, with 64 requests in flight,
+#: measured 1.22x faster than 32 and within 2% of 64 on 2 cores).
+EMBEDDED_BATCH = 48
+
 #: Weights of the embedded generator: ``auto`` picks bfloat16 where the CPU has it natively, else float32.
 EMBEDDED_DTYPES = ("auto", "float32", "bfloat16")
 
@@ -64,9 +68,8 @@ class SyntheticConfig:
     max_slots_factor: float = 3.0
     #: Torch threads of the embedded generator (``None``: the machine's cores).
     embedded_threads: int | None = None
-    #: Rows the embedded generator decodes together (docs/generators.md: 48, with 64 requests in flight,
-    #: measured 1.22x faster than 32 and within 2% of 64 on 2 cores).
-    embedded_batch: int = 48
+    #: Rows the embedded generator decodes together (see :data:`EMBEDDED_BATCH`).
+    embedded_batch: int = EMBEDDED_BATCH
     #: The embedded generator's weights: ``auto`` is bfloat16 on a CPU with native bfloat16 (AMX or
     #: AVX-512 BF16: 1.7x faster decoding, 3x faster prefill), else float32.
     embedded_dtype: str = "auto"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hexainst.kernel.errors import UserError
 
+from hexainst.builders.synthetic.config import EMBEDDED_BATCH
 from hexainst.builders.synthetic.wire import free_port
 
 
@@ -29,7 +30,7 @@ class EmbeddedServerError(UserError):
 
 
 class EmbeddedServer:
-    def __init__(self, generator: str, *, threads: int | None = None, max_batch: int = 48, dtype: str = "auto",
+    def __init__(self, generator: str, *, threads: int | None = None, max_batch: int = EMBEDDED_BATCH, dtype: str = "auto",
                  start_timeout: float = 600.0, log_path: Path | None = None) -> None:
         self.generator = generator
         # Default: every core. On a machine busy with other jobs, fewer threads avoid oversubscription

@@ -13,8 +13,8 @@ switched on explicitly, unlike ``transformers`` where temperature alone does not
 API does). ``finish_reason`` is ``length`` when ``max_tokens`` ran out.
 
 Concurrent requests are batched (continuous batching: rows leave as they finish, waiting
-requests join the running batch; see :meth:`Engine._run`), so 32 clients cost little more than
-a few on a CPU. ``GET /v1/stats`` reports the engine's counters (decode steps, rows per step,
+requests join the running batch; see :meth:`Engine._run`), so dozens of clients cost little
+more than a few on a CPU. ``GET /v1/stats`` reports the engine's counters (decode steps, rows per step,
 prefill tokens computed and reused). Sampled text depends on the batch it ran in; the builder's
 request cache is what makes builds reproducible, not this server.
 """
@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections import Counter, OrderedDict, deque
+from contextlib import contextmanager
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ import transformers
 #: transformers 5 renamed generate's ``past_key_values`` to ``cache`` (the old name still works, with a warning).
 CACHE_KWARG = "cache" if int(transformers.__version__.split(".")[0]) >= 5 else "past_key_values"
 
-from hexainst.builders.synthetic.config import EMBEDDED_DTYPES
+from hexainst.builders.synthetic.config import EMBEDDED_BATCH, EMBEDDED_DTYPES
 from hexainst.builders.synthetic.generators import generator_registry, resolve_gguf
 from hexainst.builders.synthetic.kv_rows import Part, assemble
 from hexainst.builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, text_completion
@@ -160,6 +161,7 @@ class Engine:
         self._newline_ids: set[int] | None = None
         self.min_prefix = 16
         self.stats: Counter[str] = Counter()
+        self.times: Counter[str] = Counter()  # milliseconds, summed unrounded (see :meth:`_timed`)
         self.queue: queue.Queue[Job] = queue.Queue()
         threading.Thread(target=self._worker, daemon=True).start()
 
@@ -176,6 +178,20 @@ class Engine:
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
                                                      dtype=getattr(torch, resolve_dtype(dtype)))
         return cls(model, tok, max_batch, **options)
+
+    @contextmanager
+    def _timed(self, name: str):
+        """Add the block's wall time to ``name`` (milliseconds, reported by ``GET /v1/stats``)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[name] += (time.perf_counter() - t0) * 1000
+
+    def counters(self) -> dict[str, Any]:
+        """The engine's counters and timings, as ``GET /v1/stats`` reports them."""
+        return {"dtype": self.dtype, "max_batch": self.max_batch, **self.stats,
+                **{k: round(v) for k, v in self.times.items()}}
 
     def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
         enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
@@ -245,9 +261,8 @@ class Engine:
         shared = min(shared, len(ids) - 1)
         if shared >= self.min_prefix:
             best = ids[:shared]
-            t0 = time.perf_counter()
-            out = self.model(input_ids=self.torch.tensor([best]), use_cache=True, logits_to_keep=1)
-            self.stats["prefill_ms"] += round((time.perf_counter() - t0) * 1000)
+            with self._timed("prefill_ms"):
+                out = self.model(input_ids=self.torch.tensor([best]), use_cache=True, logits_to_keep=1)
             self.prefixes[best] = out.past_key_values
             self.stats["prefill_tokens"] += len(best)
             while len(self.prefixes) > self.max_prefixes:
@@ -366,10 +381,9 @@ class Engine:
             tail_mask[k, q - len(t):] = 1
         mask = torch.cat([head, tail_mask], dim=1)
         position = (mask.cumsum(-1) - 1).clamp_min(0)
-        t0 = time.perf_counter()
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=position[:, head.shape[1]:],
-                         use_cache=True, logits_to_keep=1, **{CACHE_KWARG: cache})
-        self.stats["prefill_ms"] += round((time.perf_counter() - t0) * 1000)
+        with self._timed("prefill_ms"):
+            out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=position[:, head.shape[1]:],
+                             use_cache=True, logits_to_keep=1, **{CACHE_KWARG: cache})
         self.stats["prefill_tokens"] += int(tail_mask.sum())
         self.stats["prefill_passes"] += 1
         return {"cache": out.past_key_values, "mask": mask, "pos": position[:, -1], "logits": out.logits[:, -1, :]}
@@ -432,30 +446,29 @@ class Engine:
             while True:
                 live = [j for j, r in enumerate(rows) if r is not None]
                 if joining or (len(live) < len(rows) and 4 * (len(rows) - len(live)) >= len(rows)):
-                    t_join = time.perf_counter()
-                    parts = [Part(cache, mask, live)] if cache is not None and live else []
-                    positions = [pos[live]] if parts else []
-                    rows, tokens, feed = [rows[j] for j in live], [tokens[j] for j in live], [feed[j] for j in live]
-                    for p in self._prefill(joining) if joining else []:
-                        pick = [k for _, _, k in p["rows"]]
-                        first_tokens = self._sample(p["logits"][pick], first.temperature, first.top_p, gen).tolist()
-                        parts.append(Part(p["cache"], p["mask"], pick))
-                        positions.append(p["pos"][pick])
-                        for (job, i, _), t in zip(p["rows"], first_tokens):
-                            toks: list[int] = []
-                            rows.append(None if advance((job, i), toks, t) else (job, i))
-                            tokens.append(toks)
-                            feed.append(t)
-                    if parts:
-                        cache, mask = assemble(parts, parts[0].cache)
-                        pos = torch.cat(positions)
-                        self.stats["max_width"] = max(self.stats["max_width"], mask.shape[1])
-                        self.stats["compactions" if not joining else "joins"] += 1
-                    else:
-                        cache = mask = pos = None
-                    joining = []
-                    live = [j for j, r in enumerate(rows) if r is not None]
-                    self.stats["join_ms"] += round((time.perf_counter() - t_join) * 1000)
+                    with self._timed("join_ms"):
+                        parts = [Part(cache, mask, live)] if cache is not None and live else []
+                        positions = [pos[live]] if parts else []
+                        rows, tokens, feed = [rows[j] for j in live], [tokens[j] for j in live], [feed[j] for j in live]
+                        for p in self._prefill(joining) if joining else []:
+                            pick = [k for _, _, k in p["rows"]]
+                            first_tokens = self._sample(p["logits"][pick], first.temperature, first.top_p, gen).tolist()
+                            parts.append(Part(p["cache"], p["mask"], pick))
+                            positions.append(p["pos"][pick])
+                            for (job, i, _), t in zip(p["rows"], first_tokens):
+                                toks: list[int] = []
+                                rows.append(None if advance((job, i), toks, t) else (job, i))
+                                tokens.append(toks)
+                                feed.append(t)
+                        if parts:
+                            cache, mask = assemble(parts, parts[0].cache)
+                            pos = torch.cat(positions)
+                            self.stats["max_width"] = max(self.stats["max_width"], mask.shape[1])
+                            self.stats["compactions" if not joining else "joins"] += 1
+                        else:
+                            cache = mask = pos = None
+                        joining = []
+                        live = [j for j, r in enumerate(rows) if r is not None]
                 if not live:
                     if pending is not None:
                         self._drain(pending)
@@ -465,16 +478,15 @@ class Engine:
                             everyone.extend(joining)
                         continue
                     return
-                t_step = time.perf_counter()
-                step_ids = torch.tensor(feed, dtype=torch.long)[:, None]
-                mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=1)
-                pos = pos + 1
-                out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=pos[:, None],
-                                 use_cache=True, logits_to_keep=1, **{CACHE_KWARG: cache})
-                cache = out.past_key_values
-                nxt = self._sample(out.logits[:, -1, :], first.temperature, first.top_p, gen).tolist()
-                self.stats["decode_steps"] += 1
-                self.stats["decode_ms"] += round((time.perf_counter() - t_step) * 1000)
+                with self._timed("decode_ms"):
+                    step_ids = torch.tensor(feed, dtype=torch.long)[:, None]
+                    mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=1)
+                    pos = pos + 1
+                    out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=pos[:, None],
+                                     use_cache=True, logits_to_keep=1, **{CACHE_KWARG: cache})
+                    cache = out.past_key_values
+                    nxt = self._sample(out.logits[:, -1, :], first.temperature, first.top_p, gen).tolist()
+                    self.stats["decode_steps"] += 1
                 self.stats["row_steps"] += len(rows)
                 self.stats["live_row_steps"] += len(live)
                 self.stats["max_rows"] = max(self.stats["max_rows"], len(rows))
@@ -520,8 +532,7 @@ def make_handler(state: dict[str, Any]):
     class Handler(JsonHandler):
         def do_GET(self) -> None:  # noqa: N802 - stdlib naming
             if self.path.rstrip("/") == "/v1/stats" and state.get("engine") is not None:
-                engine = state["engine"]
-                self.send_json(200, {"dtype": engine.dtype, "max_batch": engine.max_batch, **engine.stats})
+                self.send_json(200, state["engine"].counters())
             elif self.path.rstrip("/") in ("/v1/models", "/health"):
                 if state.get("engine") is None:
                     self.send_error_json(503, "model is loading")
@@ -593,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gguf", type=Path, help="a GGUF file to serve instead of a registered generator")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: more oversubscribe a shared CPU)")
-    p.add_argument("--max-batch", type=int, default=32, help="rows decoded together (default 32)")
+    p.add_argument("--max-batch", type=int, default=EMBEDDED_BATCH, help=f"rows decoded together (default {EMBEDDED_BATCH})")
     p.add_argument("--dtype", default="auto", choices=EMBEDDED_DTYPES,
                    help="weights and activations (default auto: bfloat16 where the CPU has native bfloat16, else float32)")
     args = p.parse_args(argv)

@@ -159,18 +159,25 @@ class Selector:
         self.filter = CandidateFilter(prompts.example_instructions(), flat, seed=config.seed)
         self.config, self.tally, self.scorer = config, tally, scorer
 
+    def screen(self, category: str, cand: Candidate) -> tuple[str | None, str]:
+        """The candidate's normalised instruction and the first reason it cannot be kept on its own
+        (``empty``, the gate's, the text filters'), or None: what a build would rank. Nothing is kept."""
+        if cand.parsed is None or cand.parsed.instruction is None:
+            return "unparsed", ""
+        text = normalize(cand.parsed.instruction)
+        if not text:
+            return "empty", text
+        reason = ranking.gate(category, text)
+        if reason is None:
+            reason, _ = self.filter.check(category, text)
+        return reason, text
+
     def decide(self, s: prompts.Slot, candidates: list[Candidate]) -> Kept | None:
         ok: list[tuple[float, int, str, ranking.Scored, Candidate]] = []
         for cand in candidates:
-            if cand.parsed is None or cand.parsed.instruction is None:
+            reason, text = self.screen(s.category, cand)
+            if reason == "unparsed":  # counted where the answer was parsed
                 continue
-            text = normalize(cand.parsed.instruction)
-            if not text:
-                self.tally.rejections["empty"] += 1
-                continue
-            reason = ranking.gate(s.category, text)
-            if reason is None:
-                reason, _ = self.filter.check(s.category, text)
             if reason:
                 self.tally.rejections[reason] += 1
                 continue

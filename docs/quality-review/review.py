@@ -24,6 +24,8 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from hexainst.kernel.jsonfiles import read_jsonl
+
 HERE = Path(__file__).resolve().parent
 CATEGORIES = ("classification", "code", "generalqa", "generation", "math", "summarization")
 
@@ -52,7 +54,7 @@ FIELDS = ("well_formed", "in_category", "answer_leaked", "pass")
 
 
 def read_judgments(file: Path, requests: dict) -> dict:
-    answers = {a["key"]: a for a in map(json.loads, Path(file).read_text().splitlines())}
+    answers = {a["key"]: a for a in read_jsonl(file, what="judgments file")}
     missing = set(requests) - set(answers)
     if missing:
         raise SystemExit(f"{file}: no judgment for {len(missing)} rows")
@@ -73,15 +75,14 @@ def count(requests: dict, answers: dict, keys) -> dict:
 
 
 def tally(files: list[Path]) -> None:
-    requests = {r["key"]: r for r in map(json.loads, (HERE / "final.requests.jsonl").read_text().splitlines())}
+    requests = {r["key"]: r for r in read_jsonl(HERE / "final.requests.jsonl")}
     judges = [read_judgments(file, requests) for file in files]
-    fields = FIELDS
     for j, answers in enumerate(judges):
         counts = count(requests, answers, requests)
         print(f"judge {j + 1} ({files[j].name})")
-        print(f"{'category':<16}" + "".join(f"{f:>15}" for f in fields))
+        print(f"{'category':<16}" + "".join(f"{f:>15}" for f in FIELDS))
         for c, n in counts.items():
-            print(f"{c:<16}" + "".join(f"{n[f]:>9}/{n['n']:<5}" for f in fields))
+            print(f"{c:<16}" + "".join(f"{n[f]:>9}/{n['n']:<5}" for f in FIELDS))
     if len(judges) == 2:
         for f in ("well_formed", "in_category", "answer_leaked"):
             same = sum(judges[0][k][f] == judges[1][k][f] for k in requests)
@@ -117,17 +118,16 @@ def draw_compare(release: Path, other: Path, name: str, seed: int, per_category:
 
 
 def tally_compare(name: str, files: list[Path]) -> None:
-    builds = {k["key"]: k["build"] for k in map(json.loads, (HERE / f"{name}.keys.jsonl").read_text().splitlines())}
-    requests = {r["key"]: r for r in map(json.loads, (HERE / f"{name}.requests.jsonl").read_text().splitlines())}
-    fields = FIELDS
+    builds = {k["key"]: k["build"] for k in read_jsonl(HERE / f"{name}.keys.jsonl")}
+    requests = {r["key"]: r for r in read_jsonl(HERE / f"{name}.requests.jsonl")}
     for file in files:
         answers = read_judgments(file, requests)
         print(f"judge {Path(file).name}")
-        print(f"{'build':<10}{'category':<16}" + "".join(f"{f:>15}" for f in fields))
+        print(f"{'build':<10}{'category':<16}" + "".join(f"{f:>15}" for f in FIELDS))
         for build in ("release", "other"):
             counts = count(requests, answers, [k for k in requests if builds[k] == build])
             for c, n in counts.items():
-                print(f"{build:<10}{c:<16}" + "".join(f"{n[f]:>9}/{n['n']:<5}" for f in fields))
+                print(f"{build:<10}{c:<16}" + "".join(f"{n[f]:>9}/{n['n']:<5}" for f in FIELDS))
 
 
 def main() -> None:

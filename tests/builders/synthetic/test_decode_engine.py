@@ -158,5 +158,9 @@ def test_the_server_answers_bad_requests_with_400_and_samples_good_ones(engine):
         assert status == 200 and len(answer["choices"]) == 2
         assert all(c["finish_reason"] in ("stop", "length") for c in answer["choices"])
         assert 1 <= answer["usage"]["completion_tokens"] <= 10
+        with urllib.request.urlopen(url.replace("/completions", "/stats"), timeout=10) as r:
+            stats = json.load(r)
+        assert stats["decode_steps"] >= 1 and stats["max_batch"] == engine.max_batch
+        assert stats["decode_ms"] >= 0 and isinstance(stats["decode_ms"], int)  # where the time went, in ms
     finally:
         server.shutdown()
