@@ -1,5 +1,12 @@
 """Causal check (beyond the paper): does zeroing a category's ISNs hurt that category most?
 
+Two designs live here. :func:`heldout_causal_check` is the one to report (issue #22): sets built
+from instructions disjoint from the evaluated ones, random neurons matched on firing rate, several
+draws, loss on responses, an exact permutation test over the assignment of sets to categories
+and a bootstrap interval (design functions in :mod:`hexainst.analysis.causal_design`).
+:func:`causal_check` is the earlier, circular design (kept for comparison; it reports how many
+evaluated rows built the sets), described next.
+
 For each category m, its ISNs C(m) (the most frequent members of its instructions' ISN sets,
 :func:`hexainst.analysis.isn.category_neuron_set`) are zeroed on the output of every dense MLP's
 ``act_fn`` through a forward hook, i.e. ``act_fn(gate_proj(x))[..., C(m)] = 0`` before the
@@ -20,7 +27,7 @@ import numpy as np
 from hexainst.analysis.config import CausalConfig
 from hexainst.analysis.isn import IsnSets, category_neuron_set
 from hexainst.kernel.errors import UserError
-from hexainst.kernel.vocab import DEFAULT_SEED
+from hexainst.kernel.vocab import DEFAULT_SEED, SHORT_NAMES
 
 
 class CausalError(UserError):
@@ -50,6 +57,9 @@ class CausalResult:
     set_rule: str
     #: The model the check ran on (a name for the report).
     model: str = ""
+    #: Evaluated instructions that are also among the instructions the sets were built from. This
+    #: design is circular whenever it is > 0; :func:`heldout_causal_check` is the design that is not.
+    circular_rows: int = 0
 
 
 def layer_indices(
@@ -118,32 +128,42 @@ def mean_nll(
     batched with left padding (masked, explicit positions), so the scored positions are the
     last ones of every row; fp32 cross-entropy.
     """
+    n_scored = [len(t) - 1 if max_predicted is None else min(len(t) - 1, max_predicted) for t in token_ids]
+    return nll_of_last(model, token_ids, n_scored, batch_size=batch_size, pad_id=pad_id)
+
+
+def nll_of_last(model: Any, token_ids: Sequence[Sequence[int]], n_scored: Sequence[int], *, batch_size: int = 8,
+                pad_id: int = 0) -> np.ndarray:
+    """Mean NLL (nats per token) of the last ``n_scored[k]`` tokens of each sequence k: float64 [n].
+
+    A sequence with fewer than 2 tokens or nothing to score gets NaN. Left padding, masked, with
+    explicit positions; ``logits_to_keep`` so only the scored positions reach the LM head; fp32.
+    """
     import torch
 
     device = next(model.parameters()).device
     out = np.full(len(token_ids), np.nan, dtype=np.float64)
+    scored = [min(int(n), len(token_ids[k]) - 1) for k, n in enumerate(n_scored)]
     order = sorted(range(len(token_ids)), key=lambda k: -len(token_ids[k]))
-    order = [k for k in order if len(token_ids[k]) >= 2]
+    order = [k for k in order if len(token_ids[k]) >= 2 and scored[k] >= 1]
     with torch.inference_mode():
         for b0 in range(0, len(order), batch_size):
             batch = order[b0 : b0 + batch_size]
             width = max(len(token_ids[k]) for k in batch)
             ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
-            n_pred = []
             for r, k in enumerate(batch):
                 seq = list(token_ids[k])
                 ids[r, width - len(seq) :] = torch.as_tensor(seq)
                 mask[r, width - len(seq) :] = 1
-                n_pred.append(len(seq) - 1 if max_predicted is None else min(len(seq) - 1, max_predicted))
             positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-            keep = max(n_pred) + 1
+            keep = max(scored[k] for k in batch) + 1
             logits = model(
                 input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
                 use_cache=False, logits_to_keep=keep,
             ).logits[:, :-1].float()  # [b, keep - 1, V]: predictions of the last keep - 1 tokens
             for r, k in enumerate(batch):
-                n = n_pred[r]
+                n = scored[k]
                 targets = ids[r, width - n :].to(logits.device)
                 out[k] = float(torch.nn.functional.cross_entropy(logits[r, -n:], targets, reduction="mean"))
     return out
@@ -171,6 +191,8 @@ def causal_check(
 
     sets/set_categories: the analysed ISN sets and their instructions' categories (define C(m));
     eval_rows: dicts with ``category`` and ``instruction`` (the instructions whose NLL is measured).
+    Circular when the evaluated rows are among the sets' rows (the result's ``circular_rows`` says
+    how many, by id); :func:`heldout_causal_check` keeps them apart.
     """
     from hexainst.analysis.recording.adapters import adapter_for
     from hexainst.analysis.recording.recorder import InputPolicy, tokenize
@@ -238,4 +260,298 @@ def causal_check(
         exclude_shared=exclude_shared,
         set_rule="median-|S(I)| most frequent members of the category's ISN sets",
         model=model_name,
+        circular_rows=int(len({str(r["id"]) for r in eval_rows if "id" in r} & set(map(str, sets.ids)))),
+    )
+
+
+# --- the held-out design (issue #22) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeldoutConfig:
+    """Parameters of :func:`heldout_causal_check` (each one a number in the report)."""
+
+    #: Evaluated instructions per category (seeded); the category's other instructions build its set.
+    per_category: int = 20
+    #: Random draws matched on firing rate per category set.
+    n_random: int = 3
+    #: Response tokens scored per row (the first N); without a response, the instruction's last N.
+    max_predicted: int = 32
+    #: Each set neuron's random partner is drawn among this many nearest-rate neurons of its layer.
+    rate_pool: int = 5
+    #: Bootstrap resamples (rows within category) of the specificity interval.
+    n_boot: int = 2000
+    ci_level: float = 0.95
+    #: "response": score the row's response where it has one (natural rows: the mirror's answer);
+    #: "continuation": always the instruction's own last tokens.
+    targets: str = "response"
+
+    def __post_init__(self) -> None:
+        for name in ("per_category", "n_random", "max_predicted", "rate_pool", "n_boot"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise CausalError(f"causal check: {name} must be an integer >= 1, got {value!r}")
+        if self.targets not in ("response", "continuation"):
+            raise CausalError(f"causal check: targets must be 'response' or 'continuation', got {self.targets!r}")
+        if not 0 < self.ci_level < 1:
+            raise CausalError(f"causal check: ci_level must be in (0, 1), got {self.ci_level!r}")
+
+
+@dataclass
+class HeldoutCausalResult:
+    """The held-out causal check. Matrices are [zeroed set (rows), evaluated category (columns)], nats/token.
+
+    effect = delta_nll_isn - delta_nll_random (random: mean over the matched draws).
+    """
+
+    categories: list[str]
+    config: dict[str, Any]
+    seed: int
+    model: str
+    eval_ids: dict[str, list[str]]
+    n_build: dict[str, int]
+    targets: dict[str, dict[str, int]]
+    set_sizes: dict[str, int]
+    random_sizes: dict[str, list[int]]
+    rate_match: dict[str, list[dict[str, float]]]
+    baseline_nll: dict[str, float]
+    delta_nll_isn: np.ndarray
+    delta_nll_random: np.ndarray
+    delta_nll_random_draws: np.ndarray
+    effect: np.ndarray
+    specificity: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_assignments: int
+    null_mean: float
+    own_set_rank: list[int]
+    seconds: float
+    seconds_per_instruction_condition: float
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+        out["design"] = ("held out: sets from instructions disjoint from the evaluated ones; random neurons matched "
+                         "on firing rate in the same layers; exact test over the assignment of sets to categories")
+        return out
+
+    def markdown(self) -> list[str]:
+        """The report section (a list of lines): what was done, the test, and the matrix."""
+        short = [SHORT_NAMES.get(c, c) for c in self.categories]
+        n_eval = sum(len(v) for v in self.eval_ids.values())
+        kinds = {k: sum(t.get(k, 0) for t in self.targets.values()) for k in ("response", "continuation")}
+        match = [m for ms in self.rate_match.values() for m in ms]
+        gap = max((m["max_quantile_gap"] for m in match), default=float("nan"))
+        p = self.p_value
+        p_text = f"p = {p:.4f}" if p > 1 / self.n_assignments else f"p <= {1 / self.n_assignments:.4f} (the floor: 1/{self.n_assignments})"
+        lines = [
+            f"Held-out causal check on {self.model or 'the model'}: {self.config['per_category']} evaluated "
+            f"instructions per category ({n_eval} in all), each category's ISN set built from its other "
+            f"{min(self.n_build.values())}-{max(self.n_build.values())} instructions only. Scored: the first "
+            f"{self.config['max_predicted']} tokens of the reference response for {kinds['response']} rows "
+            f"(natural rows, answers read from the mirror); {kinds['continuation']} rows have no response (the "
+            "release carries none; synthetic rows have none anywhere) and are scored on their instruction's last "
+            f"{self.config['max_predicted']} tokens. Control: {self.config['n_random']} draws of random neurons per "
+            f"set, same layers, matched one-for-one on firing rate (largest quantile gap of the rates "
+            f"{gap:.3f}).",
+            "",
+            f"Specificity (own set's ΔNLL minus the other sets' on the same rows, each net of its matched random "
+            f"draws): **{self.specificity:+.4f} nats/token**, {self.config['ci_level']:.0%} CI "
+            f"[{self.ci_low:+.4f}, {self.ci_high:+.4f}] (rows resampled within category); exact permutation test "
+            f"over all {self.n_assignments} assignments of sets to categories: {p_text} (null mean "
+            f"{self.null_mean:+.4f}). The own set is the most damaging for "
+            f"{sum(1 for r in self.own_set_rank if r == 1)} of {len(self.categories)} categories (ranks "
+            + ", ".join(f"{s} {r}" for s, r in zip(short, self.own_set_rank)) + ").",
+            "",
+            "| zeroed set \\ evaluated | " + " | ".join(short) + " | |C(m)| | ΔNLL own (ISNs) | ΔNLL own (random) |",
+            "|---" * (len(short) + 4) + "|",
+        ]
+        for a, c in enumerate(self.categories):
+            cells = " | ".join(f"{self.effect[a, b]:+.3f}" for b in range(len(self.categories)))
+            lines.append(f"| {short[a]} | {cells} | {self.set_sizes[c]} | {self.delta_nll_isn[a, a]:.3f} | "
+                         f"{self.delta_nll_random[a, a]:.3f} |")
+        lines += ["", f"Time: {self.seconds:.0f} s ({self.seconds_per_instruction_condition:.3f} s per instruction "
+                      "and condition)."]
+        return lines
+
+
+def _eval_tokens(tokenizer: Any, instruction: str, response: str | None, policy: Any, max_predicted: int
+                 ) -> tuple[list[int], int]:
+    """Token ids to feed and how many of the last ones to score: the response's first tokens, else the
+    instruction's last ones."""
+    from hexainst.analysis.recording.recorder import tokenize
+
+    ids = tokenize(tokenizer, instruction, policy)[0]
+    if response is None:
+        return ids, min(len(ids) - 1, max_predicted)
+    resp = list(tokenizer("\n" + response, add_special_tokens=False)["input_ids"])[:max_predicted]
+    return ids + resp, len(resp)
+
+
+def heldout_causal_check(
+    model: Any,
+    tokenizer: Any,
+    *,
+    sets: IsnSets,
+    row_categories: Sequence[str],
+    counts: np.ndarray,
+    n_tokens: np.ndarray,
+    texts: Mapping[str, str],
+    responses: Mapping[str, str] | None,
+    neuron_layer: np.ndarray,
+    neuron_index: np.ndarray,
+    neuron_expert: np.ndarray,
+    categories: Sequence[str] | None = None,
+    config: HeldoutConfig = HeldoutConfig(),
+    input_policy: Mapping[str, Any] | None = None,
+    seed: int = DEFAULT_SEED,
+    eval_ids: Sequence[str] | None = None,
+    build_ids: Sequence[str] | None = None,
+    progress: bool = True,
+    model_name: str = "",
+) -> HeldoutCausalResult:
+    """The held-out causal check (the design to report). Returns matrices, the test and its interval.
+
+    sets: ISN sets of the analysed instructions (``sets.ids`` their ids), row_categories their
+    categories, counts/n_tokens the store's counts [n, neurons] and T [n] of the same rows (for
+    firing rates, over the set-building rows only). texts: id -> instruction; responses: id ->
+    reference response (:func:`hexainst.analysis.causal_responses.natural_responses`), or None.
+    By default a seeded ``config.per_category`` rows per category are evaluated (rows with a
+    response where a category has enough) and every other row builds its category's set;
+    ``eval_ids``/``build_ids`` fix both instead, and a design where they overlap is refused.
+    """
+    import time
+
+    from hexainst.analysis.causal_design import (
+        DesignError,
+        assignment_test,
+        bootstrap_specificity,
+        check_disjoint,
+        effect_matrix,
+        firing_rates,
+        heldout_split,
+        matched_random,
+        own_set_rank,
+        rate_match,
+    )
+    from hexainst.analysis.recording.adapters import adapter_for
+    from hexainst.analysis.recording.recorder import InputPolicy
+
+    started = time.perf_counter()
+    if np.any(np.asarray(neuron_expert) >= 0):
+        raise CausalError("the causal check supports dense MLPs only (this store has expert neurons)")
+    ids = [str(i) for i in sets.ids]
+    labels = np.asarray([str(c) for c in row_categories])
+    if len(ids) != labels.size or np.asarray(counts).shape[0] != labels.size or np.asarray(n_tokens).size != labels.size:
+        raise CausalError(f"causal check: {len(ids)} set ids, {labels.size} categories, {np.asarray(counts).shape[0]} "
+                          f"count rows and {np.asarray(n_tokens).size} lengths must all be one per instruction")
+    cats = list(categories) if categories is not None else sorted(set(labels.tolist()))
+    responses = dict(responses or {}) if config.targets == "response" else {}
+    has_resp = np.asarray([i in responses for i in ids])
+    try:
+        if eval_ids is not None or build_ids is not None:
+            if eval_ids is None or build_ids is None:
+                raise CausalError("causal check: pass both eval_ids and build_ids, or neither")
+            check_disjoint(eval_ids, build_ids)
+            pos = {i: k for k, i in enumerate(ids)}
+            unknown = [i for i in list(eval_ids) + list(build_ids) if str(i) not in pos]
+            if unknown:
+                raise CausalError(f"causal check: {len(unknown)} ids are not among the sets' rows (first: {unknown[0]})")
+            ev = np.sort(np.asarray([pos[str(i)] for i in eval_ids], dtype=np.int64))
+            build = np.sort(np.asarray([pos[str(i)] for i in build_ids], dtype=np.int64))
+        else:
+            ev_parts, build_parts = [], []
+            for k, c in enumerate(cats):
+                in_c = labels == c
+                eligible = has_resp if np.count_nonzero(in_c & has_resp) >= config.per_category else None
+                e, b = heldout_split(np.where(in_c, c, ""), [c], config.per_category, seed=seed + 7919 * k,
+                                     eligible=eligible)
+                ev_parts.append(e)
+                build_parts.append(b)
+            ev = np.sort(np.concatenate(ev_parts))
+            build = np.sort(np.concatenate(build_parts))
+        check_disjoint([ids[r] for r in ev], [ids[r] for r in build])
+    except DesignError as exc:
+        raise CausalError(f"causal check: {exc}") from None
+    missing = [ids[r] for r in ev if ids[r] not in texts]
+    if missing:
+        raise CausalError(f"causal check: no instruction text for {len(missing)} evaluated ids (first: {missing[0]})")
+
+    act_modules = adapter_for(model).act_modules(model)
+    pad_id = getattr(tokenizer, "pad_token_id", None)
+    pad_id = int(pad_id) if pad_id is not None else 0
+    policy = InputPolicy.coerce(dict(input_policy) if input_policy else None)
+    rates = firing_rates(counts, n_tokens, build)
+
+    seqs, n_scored, eval_labels, kinds = [], [], [], []
+    for r in ev:
+        resp = responses.get(ids[r])
+        tok, n = _eval_tokens(tokenizer, str(texts[ids[r]]), resp, policy, config.max_predicted)
+        seqs.append(tok)
+        n_scored.append(n)
+        eval_labels.append(str(labels[r]))
+        kinds.append("response" if resp is not None else "continuation")
+    eval_labels_arr = np.asarray(eval_labels)
+
+    rng = np.random.default_rng(seed)
+    conditions: list[tuple[str, int, int, np.ndarray]] = [("none", -1, -1, np.zeros(0, dtype=np.int64))]
+    set_cols, random_cols = {}, {}
+    for a, c in enumerate(cats):
+        rows_c = build[labels[build] == c]
+        cols = category_neuron_set(sets, rows_c)
+        set_cols[c] = cols
+        conditions.append(("isn", a, -1, cols))
+        random_cols[c] = []
+        for d in range(config.n_random):
+            drawn = matched_random(cols, rates, neuron_layer, rng, pool=config.rate_pool)
+            random_cols[c].append(drawn)
+            conditions.append(("random", a, d, drawn))
+    iterator: Any = conditions
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(conditions, desc="causal check (held out)", unit="condition")
+    nll: dict[tuple[str, int, int], np.ndarray] = {}
+    for kind, a, d, cols in iterator:
+        zero = layer_indices(cols, neuron_layer, neuron_index) if cols.size else {}
+        with ZeroNeurons(act_modules, zero):
+            nll[(kind, a, d)] = nll_of_last(model, seqs, n_scored, pad_id=pad_id)
+    base = nll[("none", -1, -1)]
+    m = len(cats)
+    d_isn_rows = np.stack([nll[("isn", a, -1)] - base for a in range(m)])  # [m, rows]
+    d_rand_draws = np.stack([np.stack([nll[("random", a, d)] - base for d in range(config.n_random)])
+                             for a in range(m)])  # [m, draws, rows]
+    D = d_isn_rows - d_rand_draws.mean(axis=1)
+    E = effect_matrix(D, eval_labels_arr, cats)
+    test = assignment_test(E)
+    low, high = bootstrap_specificity(D, eval_labels_arr, cats, n_boot=config.n_boot, seed=seed,
+                                      level=config.ci_level)
+    seconds = time.perf_counter() - started
+    return HeldoutCausalResult(
+        categories=cats,
+        config={k: getattr(config, k) for k in config.__dataclass_fields__},
+        seed=seed,
+        model=model_name,
+        eval_ids={c: [ids[r] for r in ev if labels[r] == c] for c in cats},
+        n_build={c: int(np.count_nonzero(labels[build] == c)) for c in cats},
+        targets={c: {k: int(sum(1 for lab, kk in zip(eval_labels, kinds) if lab == c and kk == k))
+                     for k in ("response", "continuation")} for c in cats},
+        set_sizes={c: int(set_cols[c].size) for c in cats},
+        random_sizes={c: [int(x.size) for x in random_cols[c]] for c in cats},
+        rate_match={c: [rate_match(set_cols[c], x, rates) for x in random_cols[c]] for c in cats},
+        baseline_nll={c: float(np.nanmean(base[eval_labels_arr == c])) for c in cats},
+        delta_nll_isn=effect_matrix(d_isn_rows, eval_labels_arr, cats),
+        delta_nll_random=effect_matrix(d_rand_draws.mean(axis=1), eval_labels_arr, cats),
+        delta_nll_random_draws=np.stack([effect_matrix(d_rand_draws[:, d], eval_labels_arr, cats)
+                                         for d in range(config.n_random)]),
+        effect=E,
+        specificity=test["specificity"],
+        ci_low=low,
+        ci_high=high,
+        p_value=test["p_value"],
+        n_assignments=test["n_assignments"],
+        null_mean=test["null_mean"],
+        own_set_rank=own_set_rank(E),
+        seconds=seconds,
+        seconds_per_instruction_condition=seconds / max(1, len(seqs) * len(conditions)),
     )

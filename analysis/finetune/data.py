@@ -6,8 +6,9 @@ instruction is in the HexaInst release or its reserve (compared as
 the tuned model never sees a release instruction. The rest are split once, seeded: ``n_eval``
 held-out rows, the others in a seeded order for training.
 
-Encoding (:func:`encode`): ``tuned`` = BOS + prompt(instruction[, input]) + response, labels on the
-response only; ``control`` = BOS + response, labels on the same response tokens. Both variants are
+Encoding (:func:`encode`): ``tuned`` (and ``shuffled``, on re-paired rows: :func:`shuffled_pairs`) =
+BOS + prompt(instruction[, input]) + response, labels on the response only; ``control`` = BOS +
+response, labels on the same response tokens. Both variants are
 truncated to ``max_length`` tokens and carry the tuned example's length as ``length``, so the
 trainer's length grouping puts the same rows into the same batches in both.
 """
@@ -117,7 +118,34 @@ def load_split(recipe: Recipe, sources: str | os.PathLike[str] | None = None,
     path = rows_file(recipe, sources)
     rows = read_jsonl(path, what="Alpaca rows", check=_check_row)
     exclude = release_keys(release) if recipe.data["exclude_release"] else set()
-    return split_rows(rows, exclude, recipe.data["n_eval"], recipe.training["seed"])
+    return split_rows(rows, exclude, recipe.data["n_eval"], recipe.split_seed)
+
+
+def shuffled_pairs(rows: list[dict[str, str]], seed: int) -> list[dict[str, str]]:
+    """The rows with their responses re-assigned by a seeded derangement (no row keeps its own response).
+
+    Pure. Instruction and input stay together; ``output`` comes from another row (a cyclic shift
+    along a seeded permutation, so every row gets exactly one other row's response and every
+    response is used once). The shuffled arm trains on these: the prompt format and the responses
+    of the tuned arm, without the link between an instruction and its response.
+    """
+    n = len(rows)
+    if n < 2:
+        raise FinetuneDataError(f"shuffled pairs need at least 2 rows, got {n}")
+    perm = list(range(n))
+    random.Random(f"shuffled-pairs:{seed}").shuffle(perm)
+    out = [dict(r) for r in rows]
+    for j in range(n):
+        out[perm[j]]["output"] = rows[perm[(j + 1) % n]]["output"]
+    return out
+
+
+def training_rows(recipe: Recipe, split: Split, variant: str) -> list[dict[str, str]]:
+    """The rows ``variant`` trains on: the split's training rows, re-paired for ``shuffled``."""
+    check_variant(variant)
+    if variant == "shuffled":
+        return shuffled_pairs(split.train, recipe.seed)
+    return split.train
 
 
 def prompt_text(recipe: Recipe, row: dict[str, str]) -> str:
@@ -150,7 +178,7 @@ def encode(recipe: Recipe, tokenizer: Any, row: dict[str, str], variant: str) ->
         return None
     response = list(response[:room])
     tuned_length = len(prompt) + len(response)
-    context = list(prompt) if variant == "tuned" else _bos(tokenizer)
+    context = _bos(tokenizer) if variant == "control" else list(prompt)
     return {"input_ids": context + response, "labels": [IGNORE] * len(context) + response, "length": tuned_length}
 
 

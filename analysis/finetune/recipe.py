@@ -1,11 +1,17 @@
 """A fine-tuning recipe as data: model, rows, prompt format, steps, learning rate, seed.
 
 Recipes are JSON files (``recipes/*.json``, checked against ``recipes/recipe.schema.json``). A
-recipe has two variants that share every field:
+recipe has three variants (arms) that share every field:
 
 - ``tuned``: the instruction (and its input) in the prompt format, loss on the response tokens;
 - ``control``: the same responses alone after BOS, loss on the same response tokens. Same rows,
   same batches, same steps and schedule: what differs is only whether an instruction comes first.
+- ``shuffled``: the tuned prompt format, but each instruction paired with another training row's
+  response (a seeded derangement): the format and the responses without the instruction-response link.
+
+A run of an arm is (recipe, variant, seed): :meth:`Recipe.with_seed` changes the training seed and
+keeps the rows' split (``data.split_seed``, by default the recipe's own training seed), so every
+seed of every arm is trained and evaluated on the same rows.
 
 :func:`Recipe.fingerprint` hashes everything that changes the weights, so a finished fine-tune
 under the same fingerprint is never redone, and a changed recipe never resumes an old one.
@@ -24,7 +30,7 @@ from typing import Any
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import check_schema, read_json, resource_json
 
-VARIANTS = ("tuned", "control")
+VARIANTS = ("tuned", "control", "shuffled")
 PACKAGE = "hexainst.analysis.finetune"
 DEFAULT_RECIPE = "gemma3-270m-alpaca"
 
@@ -75,6 +81,28 @@ class Recipe:
         doc = copy.deepcopy(self.doc)
         doc["training"].update({k: v for k, v in training.items() if v is not None})
         return parse_recipe(doc, where=f"recipe {self.name} with overrides {sorted(training)}")
+
+    @property
+    def seed(self) -> int:
+        """The training seed (initial order of batches, dropout, the shuffled arm's pairing)."""
+        return int(self.training["seed"])
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of the rows' train/held-out split (the same for every seed of every arm)."""
+        return int(self.data.get("split_seed", self.training["seed"]))
+
+    def with_seed(self, seed: int) -> Recipe:
+        """The same recipe under another training seed, the split unchanged; ``seed`` = the recipe's own
+        seed returns the recipe itself (its fingerprint, so its finished runs, unchanged)."""
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise RecipeError(f"a seed must be an integer >= 0, got {seed!r}")
+        if seed == self.seed:
+            return self
+        doc = copy.deepcopy(self.doc)
+        doc["data"]["split_seed"] = self.split_seed
+        doc["training"]["seed"] = seed
+        return parse_recipe(doc, where=f"recipe {self.name} with seed {seed}")
 
     def with_model(self, model: str) -> Recipe:
         doc = copy.deepcopy(self.doc)

@@ -29,7 +29,7 @@ from hexainst.kernel import environment
 from hexainst.kernel.atomic import staged_dir, write_text
 from hexainst.kernel.jsonfiles import dumps_stable, read_json
 
-from .data import Split, encode_rows, load_split
+from .data import Split, encode_rows, load_split, training_rows
 from .recipe import Recipe, check_variant
 
 MANIFEST = "hexainst-finetune.json"
@@ -110,7 +110,7 @@ def fine_tune(
     split: Split | None = None,
     progress: bool = True,
 ) -> FineTuned:
-    """Fine-tune ``recipe.model`` as ``variant`` (``tuned`` or ``control``); reuse a finished one.
+    """Fine-tune ``recipe.model`` as ``variant`` (``tuned``, ``control`` or ``shuffled``); reuse a finished one.
 
     ``split`` overrides the recipe's rows (tests pass made-up rows); otherwise they are read from
     the mirror with the release excluded (:func:`~hexainst.analysis.finetune.data.load_split`).
@@ -132,7 +132,7 @@ def fine_tune(
     torch.set_num_threads(int(t["threads"]))
     loaded = load_model(resolve_model(recipe.model), dtype="float32", progress=progress)
     model, tokenizer = loaded.model, loaded.tokenizer
-    examples = encode_rows(recipe, tokenizer, split.train, variant)
+    examples = encode_rows(recipe, tokenizer, training_rows(recipe, split, variant), variant)
     params = _freeze(model, list(t["freeze"]))
     model.train()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hexainst.analysis.finetune.recipe import VARIANTS
 from hexainst.kernel.errors import UserError
 
 
@@ -19,6 +20,8 @@ def _recipe(args: argparse.Namespace):
         if args.steps <= 0:
             raise UserError("--steps must be positive")
         recipe = recipe.with_overrides(steps=args.steps)
+    if getattr(args, "seed", None) is not None:
+        recipe = recipe.with_seed(args.seed)
     return recipe
 
 
@@ -76,6 +79,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, got {text!r}")
+    return value
+
+
 def _common(p: argparse.ArgumentParser, *, rows: bool = True) -> None:
     from hexainst.analysis.finetune import DEFAULT_RECIPE
 
@@ -106,15 +119,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     run = sub.add_parser("run", help="fine-tune one variant (resumes a killed run; reuses a finished one)",
                          description="Fine-tune the recipe's model as one variant; prints the model folder last.")
-    run.add_argument("--variant", required=True, choices=("tuned", "control"),
-                     help="tuned: instruction -> response; control: the responses alone (same tokens, steps, schedule)")
+    run.add_argument("--variant", required=True, choices=VARIANTS,
+                     help="tuned: instruction -> response; control: the responses alone (same tokens, steps, schedule); "
+                          "shuffled: the tuned format with each instruction paired with another row's response")
     run.add_argument("--steps", type=int, default=None, help="override the recipe's steps (e.g. a short pilot)")
+    run.add_argument("--seed", type=_seed, default=None,
+                     help="training seed of this run (default: the recipe's); the held-out split stays the recipe's")
     _common(run)
     run.set_defaults(handler=_cmd_run)
 
     path = sub.add_parser("path", help="print the folder of a finished fine-tune (exit 2 if none)")
-    path.add_argument("--variant", required=True, choices=("tuned", "control"))
+    path.add_argument("--variant", required=True, choices=VARIANTS)
     path.add_argument("--steps", type=int, default=None, help="the --steps override the run used, if any")
+    path.add_argument("--seed", type=_seed, default=None, help="the run's training seed (default: the recipe's)")
     _common(path)
     path.set_defaults(handler=_cmd_path)
 
