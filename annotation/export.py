@@ -68,7 +68,7 @@ def _user_name(completed_by: Any, users: Mapping[int, str], where: str) -> str:
 
 
 def parse_export(
-    export: Any, users: Mapping[int, str], project: str
+    export: Any, users: Mapping[int, str], project: str, identities: Mapping[str, Mapping[str, Any]] | None = None
 ) -> tuple[dict[str, list[Annotation]], dict[str, dict[str, Any]]]:
     """Check a Label Studio JSON export and read it by instruction id.
 
@@ -76,6 +76,8 @@ def parse_export(
         export: the decoded export (a list of task objects).
         users: Label Studio user id -> the name verdicts record.
         project: names the export in error messages (e.g. ``"junior project export"``).
+        identities: annotator name -> identity (person or model) that the verdicts record; an
+            account not in it (e.g. the toolkit's admin) gets identity ``unrecorded``.
 
     Returns:
         ``(annotations, data)``: ``annotations[id]`` lists every annotation of the instruction
@@ -109,7 +111,8 @@ def parse_export(
             cancelled = ann.get("was_cancelled", False)
             if not isinstance(cancelled, bool):
                 raise ExportError(f"{here}: 'was_cancelled' is {cancelled!r}, expected true/false")
-            verdict = None if cancelled else result_to_verdict(ann.get("result"), annotator, here)
+            identity = (identities or {}).get(annotator)
+            verdict = None if cancelled else result_to_verdict(ann.get("result"), annotator, here, identity)
             bucket.append(Annotation(ann["id"], annotator, (created, ann["id"]), cancelled, verdict))
     return annotations, data
 
@@ -120,11 +123,13 @@ def build_validation(
     created_from: Mapping[str, str],
     junior_accounts: set[str] | None = None,
     senior_accounts: set[str] | None = None,
+    annotators: list[Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], Adjudication]:
     """The validation document (checked against its schema) and the adjudication behind it.
 
     ``junior_annotations`` / ``senior_annotations``: instruction id -> annotations, as
     :func:`parse_export` reads them (the juniors' merged across their instances).
+    ``annotators``: the round's annotators, ``{"annotator", "role", "identity"}`` each.
     """
     unknown = sorted(set(senior_annotations) - set(junior_annotations))
     if unknown:
@@ -134,6 +139,7 @@ def build_validation(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "created_from": {k: created_from[k] for k in ("label_studio_version", "junior_project", "senior_project")},
+        "annotators": [dict(a) for a in annotators or []],
         "agreement": result.agreement,
         "outcomes": result.outcomes,
     }

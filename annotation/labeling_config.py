@@ -1,6 +1,8 @@
 """The Label Studio labeling configs (XML) of the junior and the senior project.
 
-Both ask the same four questions about one instruction shown with its claimed category:
+Both ask the same four questions about one instruction shown with its claimed category (the
+senior's screen also shows its origin, natural or synthetic; a junior's never does, nor does a
+junior task's data hold it):
 is the category correct, which errors are present, a corrected instruction (optional), and
 the decision. The senior project also shows both junior verdicts side by side, as task data
 (text): nothing is pre-selected for the senior. The choices and their UI labels come from
@@ -35,13 +37,14 @@ OBJECT = "instruction"
 
 #: Task-data key of the candidate's source (natural/synthetic): not ``source``, which the editor owns.
 ORIGIN = "origin"
-#: Task-data keys of the junior project; the senior project adds :data:`SENIOR_EXTRA_KEYS`.
-TASK_KEYS: tuple[str, ...] = ("hexainst_id", "instruction", "category", ORIGIN)
+#: Task-data keys of the junior project (no origin: juniors are blind to it); the senior project adds
+#: :data:`SENIOR_EXTRA_KEYS`.
+TASK_KEYS: tuple[str, ...] = ("hexainst_id", "instruction", "category")
 #: Token of the category question's two choices (``category_correct`` true / false).
 YES, NO = "yes", "no"
 #: Attribute values the editor parses into booleans or numbers (never usable as an alias).
 _NOT_A_STRING = re.compile(r"^(true|false|-?[0-9]+(\.[0-9]+)?)$", re.IGNORECASE)
-SENIOR_EXTRA_KEYS: tuple[str, ...] = ("junior_1", "junior_2", "reason")
+SENIOR_EXTRA_KEYS: tuple[str, ...] = (ORIGIN, "junior_1", "junior_2", "reason")
 
 
 @functools.cache
@@ -100,9 +103,11 @@ def _questions() -> str:
     )
 
 
-def _instruction_block() -> str:
+def _instruction_block(show_origin: bool) -> str:
+    # Juniors never see whether a row is natural or synthetic (it biases them); the senior may.
+    origin = f" (${ORIGIN})" if show_origin else ""
     return (
-        f'    <Header value="Claimed category: $category (${ORIGIN})" size="4"/>\n'
+        f'    <Header value="Claimed category: $category{origin}" size="4"/>\n'
         '    <View style="font-size: 1.15em; padding: 0.6em 0.8em; margin: 0.3em 0 0.8em; border: 1px solid #d0d0d0;'
         ' border-radius: 4px; background: #f7f7f5">\n'
         f'      <Text name="{OBJECT}" value="${OBJECT}" granularity="word"/>\n'
@@ -115,7 +120,7 @@ def junior_config() -> str:
     return (
         "<View>\n"
         '  <View style="padding: 0 1em">\n'
-        f"{_instruction_block()}\n"
+        f"{_instruction_block(show_origin=False)}\n"
         f"{_questions()}\n"
         "  </View>\n"
         "</View>\n"
@@ -127,7 +132,7 @@ def senior_config() -> str:
     return (
         "<View>\n"
         '  <View style="padding: 0 1em">\n'
-        f"{_instruction_block()}\n"
+        f"{_instruction_block(show_origin=True)}\n"
         '    <Header value="Why this task needs you: $reason" size="6"/>\n'
         '    <View style="display: flex; gap: 1em">\n'
         '      <View style="flex: 1; border: 1px solid #d0d0d0; border-radius: 4px; padding: 0 0.6em">'
@@ -144,7 +149,8 @@ def senior_config() -> str:
 def verdict_to_result(verdict: dict[str, Any]) -> list[dict[str, Any]]:
     """The Label Studio result items that encode ``verdict`` (what the screen stores; used by tests).
 
-    ``verdict`` is a schema ``$defs/verdict`` dict; the annotator field is not part of a result.
+    ``verdict`` is a schema ``$defs/verdict`` dict; its annotator and identity are not part of a result
+    (the instance and account it is stored under say who made it).
     """
     result: list[dict[str, Any]] = [
         _choice_item(CATEGORY_CORRECT, [YES if verdict["category_correct"] else NO]),

@@ -16,7 +16,7 @@ from typing import Any
 from hexainst.annotation import labeling_config as lc
 from hexainst.annotation.guidelines import guidelines_html
 from hexainst.annotation.outcomes import Triage
-from hexainst.annotation.sync import ID_KEY
+from hexainst.annotation.sync import ID_KEY, origin_of
 from hexainst.annotation.verdicts import describe
 from hexainst.kernel.errors import UserError
 
@@ -90,7 +90,7 @@ def ensure_senior_project(client, title: str = SENIOR_TITLE) -> int:
 def senior_tasks(tri: Triage, junior_data: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The senior project's tasks: one per instruction needing the senior, in id order.
 
-    ``junior_data`` maps instruction id to its junior task data (instruction, category, origin).
+    ``junior_data`` maps instruction id to its junior task data (instruction, category).
     No predictions: the senior's choices start empty.
     """
     tasks = []
@@ -104,7 +104,7 @@ def senior_tasks(tri: Triage, junior_data: Mapping[str, Mapping[str, Any]]) -> l
                     ID_KEY: iid,
                     "instruction": data["instruction"],
                     "category": data["category"],
-                    lc.ORIGIN: data[lc.ORIGIN],
+                    lc.ORIGIN: origin_of(iid),  # the senior may see it; junior tasks do not hold it
                     "junior_1": describe(verdicts[0]),
                     "junior_2": describe(verdicts[1]),
                     "reason": reason,

@@ -42,10 +42,12 @@ from hexainst.annotation.outcomes import Adjudication, Annotation, triage
 from hexainst.annotation.server import Admin
 from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.identity import check as check_identity
+from hexainst.kernel.identity import person
 
 STATE_FILE = "hexainst-annotation.json"
 STATE_FORMAT = "hexainst-annotation-round"
-STATE_VERSION = 2
+STATE_VERSION = 3  # 3: each instance records its annotator's identity (a state of version 2 reads as people)
 TEMPLATE_DIR = "template"
 EMAIL_DOMAIN = "hexainst.local"
 ROLES = ("junior", "senior")
@@ -76,6 +78,11 @@ class Instance:
     admin: Admin
     url: str | None = None
     token: str | None = None  # the person's API token on this instance
+    #: Who annotates in this slot (``hexainst.kernel.identity``): a person unless an import or a judge
+    #: run recorded a model; every verdict exported from this instance carries it.
+    identity: dict[str, Any] = field(default_factory=person)
+    #: sha256 of every verdict file imported into this slot (the same file cannot fill another slot).
+    imported: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -128,6 +135,14 @@ class Session:
     def names(self, role: str) -> set[str]:
         return {i.name for i in self.instances if i.role == role}
 
+    def identities(self) -> dict[str, dict[str, Any]]:
+        """Annotator name -> identity (person or model), as every exported verdict records it."""
+        return {i.name: dict(i.identity) for i in self.instances}
+
+    def annotators(self) -> list[dict[str, Any]]:
+        """The round's annotators for the validation file: name, role, identity."""
+        return [{"annotator": i.name, "role": i.role, "identity": dict(i.identity)} for i in self.instances]
+
     def folder(self, inst: Instance) -> Path:
         """The instance's Label Studio data dir."""
         return self.data_dir / inst.name
@@ -140,7 +155,8 @@ class Session:
             "junior_title": self.junior_title,
             "senior_title": self.senior_title,
             "instances": [
-                {"account": asdict(i.account), "admin": asdict(i.admin), "url": i.url, "token": i.token}
+                {"account": asdict(i.account), "admin": asdict(i.admin), "url": i.url, "token": i.token,
+                 "identity": i.identity, "imported": i.imported}
                 for i in self.instances
             ],
             "projects": self.projects,
@@ -151,7 +167,9 @@ class Session:
         return cls(
             data_dir=data_dir,
             instances=[
-                Instance(acc.Account(**i["account"]), Admin(**i["admin"]), i.get("url"), i.get("token"))
+                Instance(acc.Account(**i["account"]), Admin(**i["admin"]), i.get("url"), i.get("token"),
+                         check_identity(i.get("identity") or person(), f"annotator {i['account']['name']}"),
+                         [str(h) for h in i.get("imported") or []])
                 for i in doc["instances"]
             ],
             junior_title=doc.get("junior_title", pj.JUNIOR_TITLE),
@@ -380,7 +398,7 @@ class Session:
         for inst in self.juniors:
             doc = self.export(inst)
             _save(save_exports, f"{inst.name}-export.json", doc)
-            anns, task_data = ex.parse_export(doc, self.users(inst), f"{inst.name}'s project export")
+            anns, task_data = ex.parse_export(doc, self.users(inst), f"{inst.name}'s project export", self.identities())
             for iid, items in anns.items():
                 merged.setdefault(iid, []).extend(items)
             for iid, d in task_data.items():
@@ -414,9 +432,9 @@ class Session:
         senior = self.senior
         senior_doc = self.export(senior)
         _save(folder, f"{senior.name}-export.json", senior_doc)
-        senior_anns, _ = ex.parse_export(senior_doc, self.users(senior), f"{senior.name}'s project export")
+        senior_anns, _ = ex.parse_export(senior_doc, self.users(senior), f"{senior.name}'s project export", self.identities())
         return ex.build_validation(
-            junior_anns, senior_anns, self.created_from(), self.names("junior"), self.names("senior")
+            junior_anns, senior_anns, self.created_from(), self.names("junior"), self.names("senior"), self.annotators()
         )
 
 

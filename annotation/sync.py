@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 from label_studio_sdk.core.api_error import ApiError
 
-from hexainst.annotation.labeling_config import ORIGIN
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.records import validate_rows
 
@@ -28,8 +27,13 @@ class SyncError(UserError):
 
 
 def task_data(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The Label Studio task data of one candidate row (record schema v1)."""
-    return {ID_KEY: row["id"], "instruction": row["instruction"], "category": row["category"], ORIGIN: row["source"]}
+    """The Label Studio task data of one candidate row for a junior: no origin (juniors are blind to it)."""
+    return {ID_KEY: row["id"], "instruction": row["instruction"], "category": row["category"]}
+
+
+def origin_of(iid: str) -> str:
+    """``natural`` or ``synthetic``, from an instruction id (``<category>-<nat|syn>-<hex>``)."""
+    return {"nat": "natural", "syn": "synthetic"}[iid.split("-")[1]]
 
 
 def rows_from_release(path: str) -> list[dict[str, Any]]:
@@ -188,7 +192,7 @@ def import_missing(
 
 
 def junior_tasks(rows: Iterable[Mapping[str, Any]], where: str = "candidates") -> list[dict[str, Any]]:
-    """Validate candidate rows (record schema v1, unique ids) and make their junior tasks."""
+    """Validate candidate rows (record schema, unique ids) and make their junior tasks."""
     return [{"data": task_data(row)} for row in validate_rows(list(rows), where)]
 
 

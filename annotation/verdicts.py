@@ -1,8 +1,8 @@
 """Turn Label Studio annotation results into verdicts, and verdicts into readable text.
 
-A verdict is the record schema's ``$defs/verdict``: ``annotator``, ``decision``,
-``category_correct``, ``errors`` (in vocabulary order) and ``corrected_instruction``
-(stripped; ``None`` when empty). Pure functions, no I/O.
+A verdict is the record schema's ``$defs/verdict``: ``annotator``, ``identity`` (a person or a
+model, see :mod:`hexainst.kernel.identity`), ``decision``, ``category_correct``, ``errors`` (in
+vocabulary order) and ``corrected_instruction`` (stripped; ``None`` when empty). Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -39,10 +39,13 @@ def _choices_of(item: Mapping[str, Any], where: str) -> list[Any]:
     return choices
 
 
-def result_to_verdict(result: Sequence[Mapping[str, Any]], annotator: str, where: str) -> dict[str, Any]:
+def result_to_verdict(
+    result: Sequence[Mapping[str, Any]], annotator: str, where: str, identity: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Read one annotation's ``result`` list into a verdict.
 
     ``where`` names the annotation in error messages (project, instruction id, annotation id).
+    ``identity``: who the annotator is (a person or a model); ``None``: not recorded.
     Raises :class:`ExportError` when the decision or the category answer is missing or unknown.
     """
     if not isinstance(result, list):
@@ -79,8 +82,11 @@ def result_to_verdict(result: Sequence[Mapping[str, Any]], annotator: str, where
         raise ExportError(f"{where}: the annotation has no decision (choose {'/'.join(DECISIONS)})")
     if category_correct is None:
         raise ExportError(f"{where}: the annotation does not say whether the category is correct")
+    from hexainst.kernel.identity import unrecorded
+
     return {
         "annotator": annotator,
+        "identity": dict(identity) if identity is not None else unrecorded(),
         "decision": decision,
         "category_correct": category_correct,
         "errors": [e for e in ERROR_TYPES if e in errors],

@@ -7,8 +7,11 @@ from typing import Any
 _DECISION = {"accepted": "accept", "revised": "revise", "rejected": "reject"}
 
 
+PERSON = {"kind": "person", "model": None, "prompt": None, "how": None}
+
+
 def verdict(annotator: str, decision: str, corrected: str | None = None) -> dict[str, Any]:
-    return {"annotator": annotator, "decision": decision, "category_correct": decision != "reject",
+    return {"annotator": annotator, "identity": dict(PERSON), "decision": decision, "category_correct": decision != "reject",
             "errors": [] if decision == "accept" else ["unclear"], "corrected_instruction": corrected}
 
 
@@ -23,11 +26,13 @@ def outcome(row_id: str, status: str, corrected: str | None = None) -> dict[str,
 def validation_doc(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
     none = {"kappa": None, "percent": None}
     return {
-        "format": "hexainst-validation", "format_version": 1,
+        "format": "hexainst-validation", "format_version": 2,
         "created_from": {"label_studio_version": "test", "junior_project": "j", "senior_project": "s"},
+        "annotators": [{"annotator": n, "role": r, "identity": dict(PERSON)}
+                       for n, r in (("junior1", "junior"), ("junior2", "junior"), ("senior", "senior"))],
         "agreement": {"n_tasks": len(outcomes), "n_double_annotated": len(outcomes), "kappa_decision": 0.5,
                       "kappa_category_correct": 0.25,
-                      "error_type_agreement": {k: none for k in ("grammar", "redundancy", "wrong_category", "unclear")},
+                      "error_type_agreement": {k: none for k in ("grammar", "redundancy", "wrong_category", "unclear", "unsound")},
                       "n_disagreements": 0, "n_senior_decided": 0, "extra_annotations_ignored": 0},
         "outcomes": outcomes,
     }

@@ -18,6 +18,7 @@ from hexainst.kernel.vocab import CATEGORIES, SOURCES
 def _verdict() -> dict[str, Any]:
     return {
         "annotator": Value("string"),
+        "identity": {"kind": Value("string"), "model": Value("string"), "prompt": Value("string"), "how": Value("string")},
         "decision": Value("string"),
         "category_correct": Value("bool"),
         "errors": List(Value("string")),
@@ -74,8 +75,10 @@ def release_features() -> Features:
 
 def decode_row(row: dict[str, Any], features: Features | None = None) -> dict[str, Any]:
     """A row as ``datasets`` returns it (ClassLabel ints) turned back into the schema's shape."""
+    from hexainst.kernel.records import upgrade_row
+
     features = features or release_features()
-    out = dict(row)
+    out = dict(upgrade_row(row))  # a row of record schema 1 (verdicts without identity) reads as version 2
     for name in ("category", "source"):
         value = out.get(name)
         if isinstance(value, int) or (hasattr(value, "dtype") and hasattr(value, "item")):

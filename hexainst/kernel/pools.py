@@ -12,7 +12,7 @@ from typing import Any
 
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import read_json, read_jsonl
-from hexainst.kernel.records import validate_row
+from hexainst.kernel.records import upgrade_row, validate_row
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
 
 
@@ -43,6 +43,7 @@ def read_pool(file: Path, category: str, source: str,
     """Rows of one pool file, each validated (and passed to ``also`` with its place); errors name the file and line."""
 
     def check(row: dict[str, Any], where: str) -> None:
+        row = upgrade_row(row)
         validate_row(row, where)
         if (row["category"], row["source"]) != (category, source):
             raise PoolError(
@@ -51,7 +52,7 @@ def read_pool(file: Path, category: str, source: str,
         if also is not None:
             also(row, where)
 
-    return read_jsonl(file, what="candidate pool", check=check)
+    return [upgrade_row(r) for r in read_jsonl(file, what="candidate pool", check=check)]
 
 
 def _find(pools_dirs: Sequence[Path], name: str) -> Path | None:

@@ -1,8 +1,9 @@
 """Record construction and schema validation.
 
 Every row that flows between stages (candidate pools, the reserve, the release) is a plain
-``dict`` of the shape ``schema/record.v1.schema.json`` describes. This module builds such rows
-and checks them, naming the row and the field on failure.
+``dict`` of the shape ``schema/record.v2.schema.json`` describes. This module builds such rows
+and checks them, naming the row and the field on failure. Rows of version 1 (no ``unsound``, verdicts
+without ``identity``) are read through :func:`upgrade_row`, which every reader of stored rows calls.
 """
 
 from __future__ import annotations
@@ -55,6 +56,39 @@ def make_id(category: str, source: str, key: str) -> str:
         raise RecordError(f"unknown source {source!r}; expected natural or synthetic")
     digest = hashlib.sha256(f"{category}\x1f{source}\x1f{key}".encode()).hexdigest()[:12]
     return f"{category}-{tag}-{digest}"
+
+
+def upgrade_verdict(verdict: Any) -> Any:
+    """A version-1 verdict (no ``identity``) with identity kind ``unrecorded``; anything else unchanged."""
+    if isinstance(verdict, Mapping) and "identity" not in verdict:
+        from hexainst.kernel.identity import unrecorded
+
+        return {"annotator": verdict.get("annotator"), "identity": unrecorded(),
+                **{k: v for k, v in verdict.items() if k != "annotator"}}
+    return verdict
+
+
+def upgrade_row(row: Any) -> Any:
+    """A row of record schema 1 in the shape of version 2 (its verdicts get identity ``unrecorded``).
+
+    Rows already of version 2, and anything that is not a row, pass through unchanged (the schema check
+    that follows names what is wrong). The input is not modified.
+    """
+    if not isinstance(row, Mapping) or not isinstance(row.get("validation"), Mapping):
+        return row
+    validation = row["validation"]
+    juniors = validation.get("juniors")
+    senior = validation.get("senior")
+    needs = (isinstance(juniors, list) and any(isinstance(v, Mapping) and "identity" not in v for v in juniors)) or (
+        isinstance(senior, Mapping) and "identity" not in senior
+    )
+    if not needs:
+        return row
+    new_validation = dict(validation)
+    if isinstance(juniors, list):
+        new_validation["juniors"] = [upgrade_verdict(v) for v in juniors]
+    new_validation["senior"] = upgrade_verdict(senior)
+    return {**row, "validation": new_validation}
 
 
 def pending_validation() -> dict[str, Any]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hexainst.kernel.errors import UserError
-from hexainst.kernel.records import RecordError, validate_row, validate_rows
+from hexainst.kernel.records import RecordError, upgrade_row, validate_row, validate_rows
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
 
 #: Files and folders a release consists of, relative to the release folder.
@@ -317,7 +317,7 @@ def read_reserve(path: str | os.PathLike[str] | None = None) -> list[dict[str, A
     file = folder / RESERVE_FILE
     if not file.exists():
         return []
-    rows = read_jsonl(file, what="reserve", check=lambda row, where: validate_row(row, where))
+    rows = [upgrade_row(r) for r in read_jsonl(file, what="reserve", check=lambda row, where: validate_row(upgrade_row(row), where))]
     seen: set[str] = set()
     for i, row in enumerate(rows):
         if row["id"] in seen:

@@ -1,10 +1,11 @@
 """The validation file (``validation.json``): the hand-off from Label Studio to the release.
 
-:func:`write` checks a document against ``validation.schema.json`` and writes it atomically
-(temp file, then rename) with sorted, stable formatting. :func:`read` is what the release
-assembly calls: it checks the schema, the uniqueness of ids, and that every id is a known
-instruction, and raises :class:`ValidationFileError` naming the entry before anything is
-applied.
+:func:`write` checks a document against ``validation.v2.schema.json`` and writes it atomically
+(temp file, then rename) with stable formatting. :func:`read` is what the release assembly calls:
+it checks the schema of the file's own version (1 or 2), the uniqueness of ids, and that every id
+is a known instruction, and raises :class:`ValidationFileError` naming the entry before anything
+is applied. A version-1 file (before the error ``unsound`` and the annotators' identities) is
+returned upgraded to version 2: its verdicts get identity kind ``unrecorded``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
 
 FORMAT = "hexainst-validation"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions :func:`read` and :func:`check` accept (a file of an older version is upgraded on read).
+READABLE_VERSIONS: tuple[int, ...] = (1, 2)
 
 
 class ValidationFileError(UserError):
@@ -31,16 +34,17 @@ class ValidationFileError(UserError):
 
 
 @functools.cache
-def schema() -> dict[str, Any]:
-    """The validation file's JSON Schema (``hexainst/kernel/schema/validation.v1.schema.json``)."""
-    return json.loads(resources.files("hexainst.kernel").joinpath("schema", "validation.v1.schema.json").read_text("utf-8"))
+def schema(version: int = FORMAT_VERSION) -> dict[str, Any]:
+    """The validation file's JSON Schema of ``version`` (``hexainst/kernel/schema/validation.v<N>.schema.json``)."""
+    name = f"validation.v{version}.schema.json"
+    return json.loads(resources.files("hexainst.kernel").joinpath("schema", name).read_text("utf-8"))
 
 
 @functools.cache
-def _validator() -> jsonschema.protocols.Validator:
-    cls = jsonschema.validators.validator_for(schema())
-    cls.check_schema(schema())
-    return cls(schema())
+def _validator(version: int = FORMAT_VERSION) -> jsonschema.protocols.Validator:
+    cls = jsonschema.validators.validator_for(schema(version))
+    cls.check_schema(schema(version))
+    return cls(schema(version))
 
 
 def _where(doc: Any, error: jsonschema.ValidationError) -> str:
@@ -55,7 +59,10 @@ def _where(doc: Any, error: jsonschema.ValidationError) -> str:
 
 def check(doc: Any, source: str = "validation file") -> None:
     """Raise :class:`ValidationFileError` if ``doc`` breaks the schema or repeats an id."""
-    errors = sorted(_validator().iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
+    version = doc.get("format_version") if isinstance(doc, Mapping) else None
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        version = FORMAT_VERSION  # the current schema names what is wrong
+    errors = sorted(_validator(version).iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
@@ -69,14 +76,51 @@ def check(doc: Any, source: str = "validation file") -> None:
             )
 
 
+def upgrade(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A checked document of any readable version in the shape of the current one (a new dict).
+
+    Version 1 -> 2: every verdict gets identity kind ``unrecorded``, the round's annotators are listed
+    from the verdicts (role from where they judged, identity unrecorded), and the error-type agreement
+    gains ``unsound`` with undefined values (nobody was asked).
+    """
+    from hexainst.kernel.identity import unrecorded
+    from hexainst.kernel.records import upgrade_verdict
+
+    if doc["format_version"] == FORMAT_VERSION:
+        return dict(doc)
+    outcomes = [
+        {**o, "juniors": [upgrade_verdict(v) for v in o["juniors"]], "senior": upgrade_verdict(o["senior"])}
+        for o in doc["outcomes"]
+    ]
+    roles: dict[str, str] = {}
+    for o in outcomes:
+        for v in o["juniors"]:
+            roles.setdefault(v["annotator"], "junior")
+        if o["senior"] is not None:
+            roles.setdefault(o["senior"]["annotator"], "senior")
+    agreement = dict(doc["agreement"])
+    agreement["error_type_agreement"] = {**agreement["error_type_agreement"], "unsound": {"kappa": None, "percent": None}}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created_from": doc["created_from"],
+        "annotators": [{"annotator": n, "role": r, "identity": unrecorded()} for n, r in sorted(roles.items())],
+        "agreement": agreement,
+        "outcomes": outcomes,
+    }
+
+
 def dumps(doc: Mapping[str, Any]) -> str:
     """The canonical text of a validation document (same document, same bytes)."""
     return json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=False) + "\n"
 
 
 def write(path: str | os.PathLike[str], doc: Mapping[str, Any]) -> Path:
-    """Check ``doc`` and write it to ``path`` atomically; return the path."""
+    """Check ``doc`` (of the current version) and write it to ``path`` atomically; return the path."""
     check(doc, f"validation document for {path}")
+    if doc["format_version"] != FORMAT_VERSION:
+        raise ValidationFileError(f"validation document for {path}: format_version {doc['format_version']}; "
+                                  f"only version {FORMAT_VERSION} is written (upgrade it with validation_file.upgrade)")
     return atomic.write_text(path, dumps(doc))
 
 
@@ -85,7 +129,8 @@ def read(path: str | os.PathLike[str], known_ids: Collection[str]) -> dict[str, 
 
     Raises :class:`ValidationFileError` naming the file and the entry (index and id) for a
     file that is not JSON, breaks the schema, repeats an id, or names an unknown instruction.
-    Nothing is returned (so nothing can be applied) unless the whole file is valid.
+    Nothing is returned (so nothing can be applied) unless the whole file is valid. A file of an
+    older format version is returned upgraded to the current one (:func:`upgrade`).
     """
     path = Path(path)
     try:
@@ -104,4 +149,4 @@ def read(path: str | os.PathLike[str], known_ids: Collection[str]) -> dict[str, 
                 f"{path}: outcomes[{i}] (id={entry['id']!r}): unknown instruction id "
                 "(not among the candidates of this release or its reserve)"
             )
-    return doc
+    return upgrade(doc)

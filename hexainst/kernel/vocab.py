@@ -36,14 +36,24 @@ VALIDATION_STATUSES: tuple[str, ...] = ("pending", "accepted", "revised", "rejec
 #: The decisions an annotator can take.
 DECISIONS: tuple[str, ...] = ("accept", "revise", "reject")
 
-#: The error types annotators check for (the paper's Appendix B).
-ERROR_TYPES: tuple[str, ...] = ("grammar", "redundancy", "wrong_category", "unclear")
+#: The error types annotators check for: the paper's Appendix B, then ``unsound`` (a false premise, no
+#: definite answer, contradictory numbers, an incoherent passage), added in record schema 2. Append only.
+ERROR_TYPES: tuple[str, ...] = ("grammar", "redundancy", "wrong_category", "unclear", "unsound")
+
+#: The error types of record schema 1 and validation format 1 (files written before ``unsound`` existed).
+ERROR_TYPES_V1: tuple[str, ...] = ("grammar", "redundancy", "wrong_category", "unclear")
+
+#: Who made a verdict (``verdict.identity.kind``): a person, a model, or (only in verdicts read from
+#: files of schema 1, which did not record it) ``unrecorded``.
+ANNOTATOR_KINDS: tuple[str, ...] = ("person", "model", "unrecorded")
 
 #: Rows per (category, source) cell in a complete release.
 ROWS_PER_CELL = 100
 
-#: Version of the record schema (``hexainst/kernel/schema/record.v1.schema.json``).
-SCHEMA_VERSION = 1
+#: Version of the record schema (``hexainst/kernel/schema/record.v2.schema.json``). Version 2 added the
+#: error ``unsound`` and each verdict's ``identity`` (who made it); rows of version 1 are read by
+#: :func:`hexainst.kernel.records.upgrade_row`.
+SCHEMA_VERSION = 2
 
 #: The seed every stage uses unless told otherwise (sampling, ranking, permutations).
 DEFAULT_SEED = 0

@@ -18,14 +18,24 @@ ACCOUNTS = [
 ]
 
 
-def verdict(annotator: str, decision: str, category_correct: bool = True, errors=(), corrected=None) -> dict[str, Any]:
+def verdict(annotator: str, decision: str, category_correct: bool = True, errors=(), corrected=None,
+            identity: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A verdict of record schema 2 (identity: a person unless given)."""
     return {
         "annotator": annotator,
+        "identity": identity or {"kind": "person", "model": None, "prompt": None, "how": None},
         "decision": decision,
         "category_correct": category_correct,
         "errors": list(errors),
         "corrected_instruction": corrected,
     }
+
+
+def v1_verdict(*args, **kwargs) -> dict[str, Any]:
+    """A verdict as record schema 1 wrote it (no identity)."""
+    out = verdict(*args, **kwargs)
+    del out["identity"]
+    return out
 
 
 def nat(category: str, i: int, text: str | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ projects on every instance.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import uuid
 from pathlib import Path
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # annotation_helpers.py, annotat
 
 from hexainst.annotation.server import SERVER_VERSION, ServerError, find_binary, migrate_template  # noqa: E402
 from hexainst.annotation.session import Session  # noqa: E402
+from hexainst.kernel.identity import person  # noqa: E402
 from annotation_helpers import ACCOUNTS, seed_template  # noqa: E402
 
 
@@ -56,8 +58,10 @@ def ls_session(ls_round) -> Session:
     """The live round with fresh projects of this test on every instance."""
     shared, _ = ls_round
     tag = uuid.uuid4().hex[:8]
+    # Each test's own copy of the instances: an identity a test records (import, judge) stays in that test.
+    instances = [dataclasses.replace(i, identity=person(), imported=[]) for i in shared.instances]
     session = Session(
-        data_dir=shared.data_dir, instances=shared.instances,
+        data_dir=shared.data_dir, instances=instances,
         junior_title=f"juniors {tag}", senior_title=f"senior {tag}",
     )  # fmt: skip
     session.ensure_projects()

@@ -12,7 +12,7 @@ from hexainst.kernel import validation_file
 from hexainst.annotation.sync import index_project, rows_from_release
 from hexainst.kernel.validation_file import ValidationFileError
 from hexainst.builders.assembly import assemble
-from annotation_helpers import nat, syn, verdict
+from annotation_helpers import nat, syn, v1_verdict, verdict
 from hexainst.kernel.vocab import CATEGORIES
 from annotation_live import Annotators
 
@@ -92,9 +92,10 @@ def test_unknown_instruction_id_applies_nothing(pools, tmp_path):
             "n_disagreements": 0, "n_senior_decided": 0, "extra_annotations_ignored": 0,
         },
         "outcomes": [{"id": "math-nat-ffffffffffff", "status": "rejected", "corrected_instruction": None,
-                      "juniors": [verdict("junior1", "reject"), verdict("junior2", "reject")], "senior": None}],
+                      "juniors": [v1_verdict("junior1", "reject"), v1_verdict("junior2", "reject")], "senior": None}],
     }  # fmt: skip
-    file = validation_file.write(tmp_path / "validation.json", doc)
+    file = tmp_path / "validation.json"  # a file of format version 1 (still read): its unknown id is refused too
+    file.write_text(json.dumps(doc), encoding="utf-8")
     out = tmp_path / "release"
     with pytest.raises(ValidationFileError, match=r"outcomes\[0\] \(id='math-nat-ffffffffffff'\): unknown instruction id"):
         assemble(pools, out, validation=file)

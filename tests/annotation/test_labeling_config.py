@@ -29,7 +29,7 @@ def test_configs_ask_the_four_questions_with_vocabulary_aliases(config):
     assert errors.get("choice") == "multiple"
     (area,) = list(root.iter("TextArea"))
     assert area.get("name") == "corrected_instruction" and area.get("required") is None
-    assert "$category" in config and "$instruction" in config and "$origin" in config
+    assert "$category" in config and "$instruction" in config
     # The editor adds its own "source" to every task: $source would print the whole task.
     assert "$source" not in config
     # Every attribute the editor types as a string holds a word (an alias "true" blanks the editor).
@@ -37,6 +37,24 @@ def test_configs_ask_the_four_questions_with_vocabulary_aliases(config):
         for attribute in ("alias", "value", "name"):
             text = element.get(attribute)
             assert text is None or text.lower() not in ("true", "false"), (element.tag, attribute, text)
+
+
+def test_juniors_never_see_the_origin_the_senior_may():
+    from hexainst.annotation.sync import task_data
+    from annotation_helpers import syn
+
+    assert "$origin" not in lc.junior_config() and "$source" not in lc.junior_config()
+    assert "$origin" in lc.senior_config()
+    row = syn("math", 1)
+    assert set(task_data(row)) == set(lc.TASK_KEYS) and "origin" not in task_data(row)
+    assert "synthetic" not in task_data(row).values() and "natural" not in task_data(row).values()
+
+
+def test_unsound_is_an_error_choice_with_its_label():
+    assert lc.labels()["errors"]["unsound"]["label"] == (
+        "Unsound: false premise, no definite answer, contradictory numbers, or an incoherent passage")
+    root = ET.fromstring(lc.junior_config())
+    assert "unsound" in _choices(root, "errors")
 
 
 def test_only_the_senior_sees_junior_verdicts_and_nothing_is_preselected():
@@ -62,10 +80,11 @@ def test_a_token_the_editor_would_read_as_a_boolean_or_number_is_refused(token):
         verdict("a", "accept"),
         verdict("a", "revise", True, ["grammar", "unclear"], "Better."),
         verdict("a", "reject", False, ["wrong_category", "redundancy"]),
+        verdict("a", "reject", True, ["unsound"], identity={"kind": "model", "model": "m", "prompt": "p sha256:1", "how": None}),
     ],
 )
 def test_result_round_trip(v):
-    got = result_to_verdict(lc.verdict_to_result(v), "a", "test")
+    got = result_to_verdict(lc.verdict_to_result(v), "a", "test", v["identity"])
     # errors come back in vocabulary order
     assert got == {**v, "errors": [e for e in ERROR_TYPES if e in v["errors"]]}
 
