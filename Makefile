@@ -32,6 +32,8 @@ BUILD_OPTIONS = $(if $(SOURCES),--sources $(SOURCES)) $(if $(BASE_URL),--base-ur
 # make analyze-demo: where the activation store goes, and instructions per category for the causal check.
 DEMO_STORE  ?= $(WORK)/activations/gemma-3-270m
 DEMO_CAUSAL ?= 5
+# ... and the seeds of the untrained baseline (the same architecture with random weights).
+DEMO_SEEDS  ?= 0 1 2
 
 .PHONY: help install install-server install-browser dataset test annotate analyze-demo clean
 
@@ -65,39 +67,48 @@ dataset: install ## build HexaInst end to end into hexainst/ (resumable; SOURCES
 annotate: install install-server ## start Label Studio with the junior and senior projects; prints the URL and logins (Ctrl-C stops it)
 	$(HEXAINST) annotate up --data-dir $(WORK)/label-studio $(if $(wildcard $(OUT)/data),--release $(OUT))
 
-analyze-demo: install ## record gemma-3-270m on the release (OUT=DIR) and analyse it into docs/demo/
+analyze-demo: install ## record gemma-3-270m and 3 random-init seeds on the release (OUT=DIR), analyse into docs/demo/
 	$(HEXAINST) record --model gemma3-270m-gguf --release $(OUT) --out $(DEMO_STORE) --batch-size 8 --with-sums
+	for seed in $(DEMO_SEEDS); do \
+		$(HEXAINST) record --model gemma3-270m-gguf --random-init $$seed --release $(OUT) \
+			--out $(DEMO_STORE)-untrained-$$seed --batch-size 8 --with-sums || exit 1; done
 	$(HEXAINST) analyze --store $(DEMO_STORE) --out docs/demo --no-save-sets --length-matched \
-		--causal --causal-model gemma3-270m-gguf --release $(OUT) --causal-per-category $(DEMO_CAUSAL)
+		--untrained $(foreach seed,$(DEMO_SEEDS),$(DEMO_STORE)-untrained-$(seed)) --release $(OUT) \
+		$(if $(DEMO_CAUSAL),--causal --causal-model gemma3-270m-gguf --causal-per-category $(DEMO_CAUSAL))
 
-# make alteration-demo: instruction-tune gemma-3-270m here (tuned + control; recipe analysis/finetune/recipes/,
-# weights in ~/.cache/hexainst/finetuned; a finished fine-tune is reused), record the three models and
-# SmolLM2-135M-Instruct on the release, analyse, and write docs/demo-alteration/ and docs/demo-smollm2/.
+# make alteration-demo: the alteration design of issue #22 on gemma-3-270m: ALT_SEEDS seeds of three arms (tuned,
+# control, shuffled pairs; recipe analysis/finetune/recipes/, weights in ~/.cache/hexainst/finetuned; a finished
+# fine-tune is reused, an interrupted one resumes from its last checkpoint), the instruction-following gain of the
+# base and every finished run, the models recorded raw and in the recipe's chat format on ALT_PER_CATEGORY release
+# rows per category, the ISN changes, docs/demo-alteration/; then SmolLM2-135M-Instruct into docs/demo-smollm2/.
+# make alteration-report: the same report from whatever runs have finished (no training).
 # The rows come from an offline mirror: SOURCES=DIR or HEXAINST_SOURCES. ALT_RECIPE=NAME|FILE picks another recipe.
 ALT_WORK   ?= $(WORK)/alteration
 ALT_RECIPE ?=
 ALT_CAUSAL ?= 5
+ALT_SEEDS  ?= 0 1 2
+ALT_PER_CATEGORY ?= 50
 ALT_FT      = $(if $(ALT_RECIPE),--recipe $(ALT_RECIPE))
 ALT_ROWS    = $(ALT_FT) $(if $(SOURCES),--sources $(SOURCES)) --release $(OUT)
 ALT_RECORD  = --release $(OUT) --batch-size 8 --with-sums
 SMOLLM2_GGUF = $(shell $(PY) -c "from hexainst.builders.synthetic.generators import resolve_gguf; print(resolve_gguf('smollm2-135m-instruct'))")
-.PHONY: alteration-demo
+.PHONY: alteration-demo alteration-runs alteration-report
 
-alteration-demo: install ## fine-tune gemma-3-270m (tuned + control), record, analyse into docs/demo-alteration/ and docs/demo-smollm2/
-	$(HEXAINST) finetune run --variant tuned $(ALT_ROWS)
-	$(HEXAINST) finetune run --variant control $(ALT_ROWS)
-	$(HEXAINST) finetune evaluate --out $(ALT_WORK)/evaluation.json $(ALT_ROWS)
-	$(HEXAINST) record --model gemma3-270m-gguf --out $(ALT_WORK)/stores/base $(ALT_RECORD)
-	$(HEXAINST) record --model "$$($(HEXAINST) finetune path --variant tuned $(ALT_ROWS))" --out $(ALT_WORK)/stores/tuned $(ALT_RECORD)
-	$(HEXAINST) record --model "$$($(HEXAINST) finetune path --variant control $(ALT_ROWS))" --out $(ALT_WORK)/stores/control $(ALT_RECORD)
+alteration-runs: install ## fine-tune ALT_SEEDS seeds of the tuned, control and shuffled arms (seed by seed; resumable)
+	for seed in $(ALT_SEEDS); do for arm in tuned control shuffled; do \
+		$(HEXAINST) finetune run --variant $$arm --seed $$seed $(ALT_ROWS) || exit 1; done; done
+
+alteration-report: install ## the alteration design's report (docs/demo-alteration/) from the runs that have finished
+	$(HEXAINST) finetune evaluate --out $(ALT_WORK)/design-evaluation.json --seeds $(ALT_SEEDS) $(ALT_ROWS)
+	$(HEXAINST) finetune record --stores $(ALT_WORK)/design-stores --per-category $(ALT_PER_CATEGORY) --seeds $(ALT_SEEDS) $(ALT_ROWS)
+	$(HEXAINST) finetune changes --stores $(ALT_WORK)/design-stores --out $(ALT_WORK)/design-changes.json
+	$(HEXAINST) finetune report --out docs/demo-alteration --evaluation $(ALT_WORK)/design-evaluation.json \
+		--changes $(ALT_WORK)/design-changes.json
+
+alteration-demo: alteration-runs alteration-report ## the alteration design end to end, then SmolLM2-135M-Instruct into docs/demo-smollm2/
 	$(HEXAINST) record --model "$(SMOLLM2_GGUF)" --out $(ALT_WORK)/stores/smollm2 $(ALT_RECORD)
-	$(HEXAINST) analyze --store $(ALT_WORK)/stores/base --compare $(ALT_WORK)/stores/tuned --out $(ALT_WORK)/analysis/tuned --length-matched
-	$(HEXAINST) analyze --store $(ALT_WORK)/stores/base --compare $(ALT_WORK)/stores/control --out $(ALT_WORK)/analysis/control --length-matched
 	$(HEXAINST) analyze --store $(ALT_WORK)/stores/smollm2 --out docs/demo-smollm2 --no-save-sets --length-matched \
 		--causal --causal-model "$(SMOLLM2_GGUF)" --release $(OUT) --causal-per-category $(ALT_CAUSAL)
-	$(HEXAINST) finetune report --out docs/demo-alteration --evaluation $(ALT_WORK)/evaluation.json \
-		--tuned $(ALT_WORK)/analysis/tuned --control $(ALT_WORK)/analysis/control \
-		--second docs/demo-smollm2 --second-name SmolLM2-135M-Instruct $(if $(wildcard docs/demo/results.json),--first docs/demo)
 
 install-browser: ## Debian's Chromium for the annotation screens' browser tests (Playwright drives it; nothing is downloaded)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \

@@ -1,9 +1,13 @@
 """Fine-tune a model into a base/fine-tuned pair for the alteration analysis (issue #16).
 
-- :mod:`.recipe`: recipes as data (``recipes/*.json``), two variants (``tuned``, ``control``);
+- :mod:`.recipe`: recipes as data (``recipes/*.json``), three arms (``tuned``, ``control``,
+  ``shuffled``), a run = (arm, seed);
 - :mod:`.data`: the rows (Alpaca from the mirror, release instructions left out), their tokens;
 - :mod:`.train`: ``transformers.Trainer`` on a recipe, resumable, weights in the cache;
-- :mod:`.evaluate`: NLL of held-out responses given their instructions, greedy answers.
+- :mod:`.evaluate`: NLL of held-out responses given their instructions, greedy answers;
+- :mod:`.design`, :mod:`.design_report`: the multi-seed design of issue #22 (instruction-following
+  gain, ISN changes and their overlap between arms, a report that refuses p-values it cannot carry);
+- :mod:`.report`: the earlier single-run report.
 """
 
 from .recipe import DEFAULT_RECIPE, VARIANTS, Recipe, RecipeError, load_recipe

@@ -1,4 +1,8 @@
-"""The alteration demo: evaluate the pair (NLL, greedy answers) and write its report.
+"""The single-run alteration report (one tuned and one control run; superseded by :mod:`.design_report`).
+
+Kept for the analyses it renders beside Table 1 (Fig. 5, length-matched comparisons, a second
+model); it reads one run per arm, so its sign-flip tests say nothing about the fine-tuning
+procedure (issue #22): the multi-seed design is :mod:`.design`.
 
 :func:`evaluate_pair` scores the base model and both finished fine-tunes of a recipe on its
 held-out rows and writes one JSON file. :func:`write_alteration_report` reads that file, the
@@ -20,9 +24,12 @@ from hexainst.kernel.atomic import staged_dir, write_text
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import dumps_stable, read_json
 
-from .recipe import VARIANTS, Recipe
+from .recipe import Recipe
 
 PathLike = str | os.PathLike[str]
+#: The single-run pair this report reads (seed 0 of two arms); the multi-seed design with the
+#: shuffled arm is :mod:`.design` / :mod:`.design_report`.
+VARIANTS = ("tuned", "control")
 MODELS = ("base", *VARIANTS)
 
 

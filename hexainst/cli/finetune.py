@@ -52,29 +52,58 @@ def _cmd_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seeds(args: argparse.Namespace) -> list[int]:
+    if not args.seeds:
+        raise UserError("--seeds needs at least one seed")
+    return sorted(set(args.seeds))
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from hexainst.analysis.finetune.report import evaluate_pair
+    from hexainst.analysis.finetune.design import evaluate_runs
 
     recipe = _recipe(args)
-    doc = evaluate_pair(recipe, args.out, sources=args.sources, release=args.release, root=args.root,
-                        progress=not args.quiet)
-    for name, m in doc["nll"].items():
-        print(f"{name}: NLL/token given the instruction {m['instruction']['nll_per_token']:.4f}, "
-              f"without {m['none']['nll_per_token']:.4f}")
+    doc = evaluate_runs(recipe, args.out, seeds=_seeds(args), sources=args.sources, release=args.release,
+                        root=args.root, progress=not args.quiet)
+    for name, m in sorted(doc["models"].items()):
+        print(f"{name}: NLL/token own {m['nll_own']:.4f}, mismatched {m['nll_mismatched']:.4f}, "
+              f"none {m['nll_none']:.4f}; gain {m['gain']:+.4f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from hexainst.analysis.finetune.data import load_split
+    from hexainst.analysis.finetune.design import finished_runs
+    from hexainst.analysis.finetune.design_report import design_rows, record_runs
+
+    if args.per_category < 1:
+        raise UserError("--per-category must be positive")
+    recipe = _recipe(args)
+    runs = finished_runs(recipe, load_split(recipe, args.sources, args.release), _seeds(args), args.root)
+    rows = design_rows(args.release, args.per_category, args.sample_seed)
+    done = record_runs(recipe, args.stores, rows, runs, batch_size=args.batch_size, progress=not args.quiet)
+    for fmt, by_model in done.items():
+        print(f"{fmt}: {', '.join(by_model)}")
+    return 0
+
+
+def _cmd_changes(args: argparse.Namespace) -> int:
+    from hexainst.analysis.finetune.design import isn_changes
+    from hexainst.analysis.finetune.design_report import store_layout
+    from hexainst.kernel.atomic import write_text
+    from hexainst.kernel.jsonfiles import dumps_stable
+
+    doc = isn_changes(store_layout(args.stores), eps=args.eps)
+    write_text(args.out, dumps_stable(doc))
     print(f"wrote {args.out}")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from hexainst.analysis.finetune.report import write_alteration_report
+    from hexainst.analysis.finetune.design_report import write_design_report
 
-    if args.permutations < 1:
-        raise UserError("--permutations must be positive")
-    write_alteration_report(
-        args.out, evaluation=args.evaluation, tuned=args.tuned, control=args.control,
-        second=args.second, second_name=args.second_name, first=args.first,
-        n_permutations=args.permutations, seed=args.seed, note=args.note,
-    )
+    s = write_design_report(args.out, evaluation=args.evaluation, changes=args.changes, note=args.note)
+    print("runs per arm: " + ", ".join(f"{k} {v}" for k, v in s["runs_per_arm"].items()))
     print(f"report: {Path(args.out) / 'report.md'}")
     return 0
 
@@ -107,11 +136,12 @@ def _common(p: argparse.ArgumentParser, *, rows: bool = True) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "finetune",
-        help="fine-tune a model into a base/fine-tuned pair (recipe as data), evaluate it, report the alteration demo",
+        help="fine-tune a model (recipe as data; tuned, control and shuffled arms, several seeds), evaluate, report",
         description=(
             "Make a base/fine-tuned pair on this machine for the alteration analysis: a recipe (a JSON file: model, "
-            "rows, prompt format, steps, learning rate, seed) is run with transformers.Trainer in float32, twice: "
-            "'tuned' (instruction -> response) and 'control' (the same responses without their instructions). "
+            "rows, prompt format, steps, learning rate, seed) is run with transformers.Trainer in float32 as three arms: "
+            "'tuned' (instruction -> response), 'control' (the same responses without their instructions) and "
+            "'shuffled' (the tuned format with responses re-paired), each under several seeds (--seed). "
             "Weights go to the cache, never into the repository; a finished fine-tune is never redone."
         ),
     )
@@ -135,34 +165,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(path)
     path.set_defaults(handler=_cmd_path)
 
-    ev = sub.add_parser("evaluate", help="NLL of held-out responses (base, tuned, control) and greedy answers",
+    seeds_help = "training seeds of the runs to use (default 0 1 2); runs not finished are left out and counted"
+    ev = sub.add_parser("evaluate", help="instruction following of the base model and every finished run",
                         description=(
-                            "Scores the recipe's held-out rows under the base model and both finished fine-tunes: "
-                            "NLL per response token given the instruction (the recipe's prompt format) and given "
-                            "nothing (BOS alone), with paired bootstrap intervals; plus greedy answers to a few "
-                            "held-out instructions. Writes one JSON file."))
-    ev.add_argument("--out", required=True, help="output JSON file (written atomically)")
+                            "Scores the recipe's held-out rows under the base model and every finished run of every "
+                            "arm (tuned, control, shuffled) and seed: NLL per response token given its own "
+                            "instruction, given another held-out row's instruction (same format), and given nothing. "
+                            "mismatched - own is the instruction-following gain, which format alone cannot explain. "
+                            "Resumes: models already scored in --out are kept."))
+    ev.add_argument("--out", required=True, help="output JSON file (rewritten atomically after each model)")
     ev.add_argument("--steps", type=int, default=None, help="the --steps override the runs used, if any")
+    ev.add_argument("--seeds", type=_seed, nargs="+", default=[0, 1, 2], help=seeds_help)
     _common(ev)
     ev.set_defaults(handler=_cmd_evaluate)
 
-    rep = sub.add_parser("report", help="the alteration demo's report from two --compare analyses and an evaluation",
+    rec = sub.add_parser("record", help="record the base model and every finished run, raw and in the recipe's format",
                          description=(
-                             "Writes OUT/report.md, OUT/results.json, OUT/figures and OUT/tables: the fine-tuning "
-                             "figures, Tables 1 and 2 and Fig. 5 of base vs tuned beside base vs control, a paired "
-                             "permutation test per category (does instruction tuning alter ISNs more than the "
-                             "control?), the length-matched category comparisons, and optionally a second model's "
-                             "single-model analysis beside the first's."))
-    rep.add_argument("--out", required=True, help="report folder (its report.md, results.json, figures/, tables/)")
+                             "Records a seeded sample of the release (--per-category rows per category) with the base "
+                             "model and every finished run, twice: raw (BOS + instruction) and inside the recipe's "
+                             "prompt format (the chat turn the tuned and shuffled arms were trained on). Stores go to "
+                             "STORES/<raw|recipe>/<model> and resume."))
+    rec.add_argument("--stores", required=True, help="folder of the stores")
+    rec.add_argument("--per-category", type=int, default=50, help="release rows per category (default 50, the paper's)")
+    rec.add_argument("--sample-seed", type=_seed, default=0, help="seed of the sample (default 0)")
+    rec.add_argument("--batch-size", type=int, default=8, help="instructions per forward pass (default 8)")
+    rec.add_argument("--steps", type=int, default=None, help="the --steps override the runs used, if any")
+    rec.add_argument("--seeds", type=_seed, nargs="+", default=[0, 1, 2], help=seeds_help)
+    _common(rec)
+    rec.set_defaults(handler=_cmd_record)
+
+    chg = sub.add_parser("changes", help="which neurons enter and leave the ISN sets in each run, and their overlap",
+                         description=(
+                             "From the stores 'finetune record' wrote: per run, J(base, run) and the neurons that "
+                             "enter and leave each instruction's ISN set; per pair of runs (same arm other seed, "
+                             "tuned vs control, tuned vs shuffled, ...), the overlap of those changes against "
+                             "random changes of the same sizes. Writes one JSON file."))
+    chg.add_argument("--stores", required=True, help="folder written by 'hexainst finetune record'")
+    chg.add_argument("--out", required=True, help="output JSON file")
+    chg.add_argument("--eps", type=float, default=0.01, help="ISN fraction (default 0.01, the paper's)")
+    chg.set_defaults(handler=_cmd_changes)
+
+    rep = sub.add_parser("report", help="the alteration design's report from 'evaluate' and 'changes'",
+                         description=(
+                             "Writes OUT/report.md and OUT/results.json: runs per arm and seed, the instruction-"
+                             "following gain per model and per arm, arm contrasts over runs (a p-value only where both "
+                             "arms have 3 or more runs), the ISN changes and their overlap, and what the runs that "
+                             "exist can and cannot support."))
+    rep.add_argument("--out", required=True, help="report folder (report.md, results.json)")
     rep.add_argument("--evaluation", required=True, help="JSON written by 'hexainst finetune evaluate'")
-    rep.add_argument("--tuned", required=True,
-                     help="analysis folder of base vs tuned (hexainst analyze --compare, with its ISN sets)")
-    rep.add_argument("--control", required=True, help="analysis folder of base vs control (the same base store)")
-    rep.add_argument("--first", default=None,
-                     help="the base model's single-model analysis (e.g. docs/demo): its causal check joins the comparison")
-    rep.add_argument("--second", default=None, help="single-model analysis folder of a second model (e.g. docs/demo-smollm2)")
-    rep.add_argument("--second-name", default="second model", help="name of the second model in the report")
-    rep.add_argument("--permutations", type=int, default=2000, help="sign flips of the paired permutation tests")
-    rep.add_argument("--seed", type=int, default=None, help="seed of the tests (default: the toolkit's)")
+    rep.add_argument("--changes", default=None, help="JSON written by 'hexainst finetune changes'")
     rep.add_argument("--note", default="", help="a line quoted at the top of the report")
     rep.set_defaults(handler=_cmd_report)

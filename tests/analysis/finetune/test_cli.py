@@ -67,8 +67,12 @@ def test_run_without_a_mirror_names_the_option(tmp_path, capsys, monkeypatch):
 
 
 def _evaluation_shaped(path):
-    # the top-level keys of an evaluation file (the analyses are checked before anything reads their values)
-    path.write_text(json.dumps({k: {} for k in ("recipe", "rows", "nll", "differences", "greedy", "training")}))
+    # an evaluation file of the design with no run scored yet (what 'finetune evaluate' writes before any run)
+    from hexainst.analysis.finetune.design import FORMAT
+
+    recipe = load_recipe().doc
+    path.write_text(json.dumps({"format": FORMAT, "recipe": recipe, "rows": {"eval": 100}, "seeds": [0, 1, 2],
+                                "models": {}}))
     return path
 
 
@@ -76,19 +80,26 @@ def _evaluation_shaped(path):
 def test_report_refuses_a_file_that_is_not_an_evaluation(tmp_path, capsys, content):
     ev = tmp_path / "evaluation.json"
     ev.write_text(content)
-    rc, err = _run(["finetune", "report", "--out", str(tmp_path / "r"), "--evaluation", str(ev),
-                    "--tuned", str(tmp_path / "none"), "--control", str(tmp_path / "none")], capsys)
+    rc, err = _run(["finetune", "report", "--out", str(tmp_path / "r"), "--evaluation", str(ev)], capsys)
     assert rc == 2 and f"{ev}: not a file written by 'hexainst finetune evaluate'" in err
-    assert "'nll'" in err
     assert not (tmp_path / "r").exists()
 
 
-def test_report_refuses_missing_analyses(tmp_path, capsys):
+def test_report_refuses_a_missing_changes_file(tmp_path, capsys):
     ev = _evaluation_shaped(tmp_path / "evaluation.json")
     rc, err = _run(["finetune", "report", "--out", str(tmp_path / "r"), "--evaluation", str(ev),
-                    "--tuned", str(tmp_path / "none"), "--control", str(tmp_path / "none")], capsys)
-    assert rc == 2 and "no results.json" in err
+                    "--changes", str(tmp_path / "none.json")], capsys)
+    assert rc == 2 and "none.json" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_report_with_no_finished_run_says_so(tmp_path, capsys):
+    ev = _evaluation_shaped(tmp_path / "evaluation.json")
+    rc, _ = _run(["finetune", "report", "--out", str(tmp_path / "r"), "--evaluation", str(ev)], capsys)
+    assert rc == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "**tuned 0** (seeds none)" in md and "not testable here: 0 tuned and 0 shuffled runs finished" in md
+    assert "p =" not in md
 
 
 def test_report_never_replaces_a_strangers_folder(tmp_path, capsys):
@@ -96,7 +107,12 @@ def test_report_never_replaces_a_strangers_folder(tmp_path, capsys):
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     ev = _evaluation_shaped(tmp_path / "evaluation.json")
-    rc, err = _run(["finetune", "report", "--out", str(out), "--evaluation", str(ev),
-                    "--tuned", str(tmp_path / "a"), "--control", str(tmp_path / "b")], capsys)
+    rc, err = _run(["finetune", "report", "--out", str(out), "--evaluation", str(ev)], capsys)
     assert rc == 2 and "was not written by hexainst" in err
     assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_bad_seed_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["finetune", "run", "--variant", "shuffled", "--seed", "-1", "--root", str(tmp_path)])
+    assert exc.value.code == 2 and "a seed is an integer >= 0" in capsys.readouterr().err

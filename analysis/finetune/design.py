@@ -1,0 +1,364 @@
+"""The alteration design (issue #22): several seeds per arm, an instruction-following measure, and
+the overlap of the ISN changes of the arms.
+
+Arms (:data:`~.recipe.VARIANTS`): ``tuned`` (instruction -> response), ``control`` (responses
+alone), ``shuffled`` (the tuned format with responses re-paired). A run is (arm, seed).
+
+- :func:`evaluate_runs`: for the base model and every finished run, per held-out row, the NLL of
+  the response given its own instruction, given another row's instruction (a fixed seeded
+  derangement) and given nothing. ``mismatched - own`` is the **instruction-following gain**:
+  both contexts have the same format, so format alone cannot produce it. Written after each model
+  (an interrupted evaluation resumes; models already scored under the same fingerprint are kept).
+- :func:`seed_test`: arm vs arm over runs (seeds as the units): an exact permutation test, refused
+  (None, with the reason) when an arm has fewer than :data:`MIN_SEEDS` runs.
+- :func:`isn_changes`: from stores of the base and of each run recorded on the same rows, the
+  neurons that enter and leave each instruction's ISN set, and how much those changes overlap
+  between runs (same arm, other seed; other arms), against the overlap of random changes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hexainst.kernel.atomic import write_text
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.jsonfiles import dumps_stable, read_json
+
+from .data import IGNORE, prompt_text, response_text
+from .recipe import VARIANTS, Recipe
+
+PathLike = str | os.PathLike[str]
+#: Runs per arm below which no p-value over runs is printed: with 3 vs 3 the smallest exact
+#: one-sided p is 1/20; with 2 vs 2 it is 1/6, which no result could pass.
+MIN_SEEDS = 3
+FORMAT = "hexainst-alteration-design"
+
+
+def run_name(variant: str, seed: int) -> str:
+    return f"{variant}-s{seed}"
+
+
+def finished_runs(recipe: Recipe, split: Any, seeds: Sequence[int], root: PathLike | None = None) -> dict[str, Any]:
+    """name -> finished run (:class:`~.train.FineTuned`) of every arm and seed that has one."""
+    from .train import finished
+
+    out = {}
+    for variant in VARIANTS:
+        for seed in seeds:
+            done = finished(recipe.with_seed(int(seed)), variant, split, root)
+            if done is not None:
+                out[run_name(variant, int(seed))] = done
+    return out
+
+
+def derangement(n: int, seed: int) -> list[int]:
+    """partner[j] != j for every j (a cyclic shift along a seeded permutation); pure."""
+    if n < 2:
+        raise ValueError(f"a derangement needs n >= 2, got {n}")
+    perm = list(range(n))
+    random.Random(f"mismatched:{seed}").shuffle(perm)
+    partner = [0] * n
+    for j in range(n):
+        partner[perm[j]] = perm[(j + 1) % n]
+    return partner
+
+
+def _encoded(recipe: Recipe, tokenizer: Any, context_row: Mapping[str, str] | None, row: Mapping[str, str]
+             ) -> tuple[list[int], int]:
+    """Token ids (context + response) and the response's token count; context None = BOS alone."""
+    if context_row is None:
+        prompt = list(tokenizer("", add_special_tokens=True)["input_ids"])
+    else:
+        prompt = list(tokenizer(prompt_text(recipe, dict(context_row)), add_special_tokens=True)["input_ids"])
+    response = list(tokenizer(response_text(recipe, dict(row)), add_special_tokens=False)["input_ids"])
+    return prompt + response, len(response)
+
+
+def following_rows(recipe: Recipe, tokenizer: Any, rows: Sequence[Mapping[str, str]], seed: int
+                   ) -> tuple[list[int], list[int], dict[str, list[tuple[list[int], int]]]]:
+    """The rows scored by :func:`following_nll` and their sequences under the three contexts.
+
+    A row is kept when its response fits whole after its own and after its partner's prompt
+    (``max_length``), so both contexts score exactly the same response tokens.
+    Returns (kept row indices, their partners, {context: [(ids, n_response)]}).
+    """
+    partner = derangement(len(rows), seed)
+    max_length = int(recipe.data["max_length"])
+    kept, partners = [], []
+    seqs: dict[str, list[tuple[list[int], int]]] = {"own": [], "mismatched": [], "none": []}
+    for j, row in enumerate(rows):
+        own = _encoded(recipe, tokenizer, row, row)
+        mis = _encoded(recipe, tokenizer, rows[partner[j]], row)
+        if max(len(own[0]), len(mis[0])) > max_length or own[1] < 1:
+            continue
+        kept.append(j)
+        partners.append(partner[j])
+        seqs["own"].append(own)
+        seqs["mismatched"].append(mis)
+        seqs["none"].append(_encoded(recipe, tokenizer, None, row))
+    return kept, partners, seqs
+
+
+def _score(model: Any, seqs: list[tuple[list[int], int]], pad: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per sequence: NLL sum (float64) and count of its last ``n`` tokens (the response).
+
+    Left-padded batches with only the scored positions through the LM head
+    (:func:`hexainst.analysis.causal.nll_of_last`), so a 262k-vocabulary head costs what the
+    responses need, not what the prompts would.
+    """
+    from hexainst.analysis.causal import nll_of_last
+
+    counts = np.asarray([n for _, n in seqs], dtype=np.int64)
+    means = nll_of_last(model, [ids for ids, _ in seqs], counts.tolist(), batch_size=batch_size, pad_id=pad)
+    return means * counts, counts
+
+
+def following_nll(model: Any, tokenizer: Any, recipe: Recipe, rows: Sequence[Mapping[str, str]], *, seed: int,
+                  batch_size: int | None = None) -> dict[str, Any]:
+    """Per kept row: response NLL sums given own / mismatched / no instruction, and the token counts."""
+    model.eval()
+    kept, partners, seqs = following_rows(recipe, tokenizer, rows, seed)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    bs = batch_size or int(recipe.evaluation["batch_size"])
+    out: dict[str, Any] = {"rows": kept, "partners": partners}
+    counts = None
+    for context, s in seqs.items():
+        sums, n = _score(model, s, pad, bs)
+        if counts is not None and not np.array_equal(n, counts):
+            raise AssertionError("contexts scored different response tokens")  # pragma: no cover
+        counts = n
+        out[context] = sums.tolist()
+    out["n_tokens"] = counts.tolist() if counts is not None else []
+    out.update(following_summary(out))
+    return out
+
+
+def following_summary(entry: Mapping[str, Any], *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Pooled per-token NLLs, the instruction-following gain (mismatched - own) and the format benefit
+    (none - own), each with a row-bootstrap interval (within one model: says nothing about seeds)."""
+    n = np.asarray(entry["n_tokens"], dtype=np.float64)
+    own, mis, none = (np.asarray(entry[k], dtype=np.float64) for k in ("own", "mismatched", "none"))
+    total = n.sum()
+    if total == 0:
+        return {"nll_own": math.nan, "nll_mismatched": math.nan, "nll_none": math.nan, "gain": math.nan,
+                "gain_ci": [math.nan, math.nan], "format_benefit": math.nan, "n_rows": 0}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n.size, size=(n_boot, n.size))
+    boot_n = n[idx].sum(axis=1)
+    gain_boot = (mis[idx].sum(axis=1) - own[idx].sum(axis=1)) / boot_n
+    return {
+        "nll_own": float(own.sum() / total), "nll_mismatched": float(mis.sum() / total),
+        "nll_none": float(none.sum() / total),
+        "gain": float((mis.sum() - own.sum()) / total),
+        "gain_ci": [float(x) for x in np.quantile(gain_boot, [0.025, 0.975])],
+        "format_benefit": float((none.sum() - own.sum()) / total),
+        "n_rows": int(n.size), "n_tokens_total": int(total),
+    }
+
+
+def seed_test(a: Sequence[float], b: Sequence[float], *, min_seeds: int = MIN_SEEDS) -> dict[str, Any]:
+    """Mean of ``a`` minus mean of ``b`` over runs (seeds are the units), with an exact one-sided
+    permutation p (is ``a`` larger?) over the relabelings of the runs; no p (and the reason) when
+    either side has fewer than ``min_seeds`` runs. With 3 and 3 runs the smallest p is 1/20."""
+    a, b = [float(x) for x in a], [float(x) for x in b]
+    out: dict[str, Any] = {"n_a": len(a), "n_b": len(b),
+                           "difference": (float(np.mean(a)) - float(np.mean(b))) if a and b else math.nan,
+                           "p_value": None, "alternative": "greater"}
+    if min(len(a), len(b)) < min_seeds:
+        out["no_p_because"] = f"{len(a)} and {len(b)} runs: a p-value over runs needs >= {min_seeds} seeds per arm"
+        return out
+    pooled = np.asarray(a + b)
+    stats = []
+    for pick in itertools.combinations(range(pooled.size), len(a)):
+        mask = np.zeros(pooled.size, dtype=bool)
+        mask[list(pick)] = True
+        stats.append(pooled[mask].mean() - pooled[~mask].mean())
+    stats_arr = np.asarray(stats)
+    out["p_value"] = float(np.mean(stats_arr >= out["difference"] - 1e-12))
+    out["n_relabelings"] = int(stats_arr.size)
+    return out
+
+
+# --- evaluation of every run ----------------------------------------------------------------------
+
+
+def _previous(out: Path, recipe: Recipe, split: Any) -> dict[str, Any]:
+    if not out.is_file():
+        return {}
+    try:
+        doc = read_json(out, what="alteration evaluation")
+    except UserError:
+        return {}
+    if doc.get("format") != FORMAT or doc.get("rows_fingerprint") != split.fingerprint \
+            or doc.get("recipe_fingerprint") != recipe.fingerprint("tuned"):
+        return {}
+    return dict(doc.get("models", {}))
+
+
+def evaluate_runs(recipe: Recipe, out: PathLike, *, seeds: Sequence[int] = (0, 1, 2), sources: PathLike | None = None,
+                  release: PathLike | None = None, root: PathLike | None = None, progress: bool = True
+                  ) -> dict[str, Any]:
+    """Score the base model and every finished run of ``seeds`` on the held-out rows; write ``out`` (JSON).
+
+    Resumes: a model already in ``out`` under the same fingerprint is kept, and the file is
+    rewritten (atomically) after each model.
+    """
+    import time
+
+    import torch
+
+    from hexainst.analysis.recording.loading import load_model, resolve_model
+
+    from .data import load_split
+    from .report import _train_summary
+
+    torch.set_num_threads(int(recipe.training["threads"]))
+    split = load_split(recipe, sources, release)
+    runs = finished_runs(recipe, split, seeds, root)
+    out = Path(out)
+    models = _previous(out, recipe, split)
+    targets = {"base": (resolve_model(recipe.model), None)}
+    targets.update({name: (str(run.path), run) for name, run in runs.items()})
+    doc: dict[str, Any] = {
+        "format": FORMAT, "recipe": recipe.doc, "recipe_fingerprint": recipe.fingerprint("tuned"),
+        "rows": split.summary(), "rows_fingerprint": split.fingerprint, "seeds": [int(s) for s in seeds],
+        "mismatch_seed": recipe.split_seed, "models": models,
+    }
+    for name, (path, run) in targets.items():
+        fp = run.manifest["fingerprint"] if run is not None else "base"
+        if name in models and models[name].get("fingerprint") == fp:
+            continue
+        started = time.perf_counter()
+        loaded = load_model(path, dtype="float32", progress=progress)
+        entry = following_nll(loaded.model, loaded.tokenizer, recipe, split.eval, seed=recipe.split_seed)
+        entry.update({"path": path, "fingerprint": fp, "seconds": round(time.perf_counter() - started, 1)})
+        if run is not None:
+            entry["variant"] = run.manifest["variant"]
+            entry["seed"] = int(run.manifest["recipe"]["training"]["seed"])
+            entry["training"] = _train_summary(run.manifest)
+        models[name] = entry
+        del loaded
+        write_text(out, dumps_stable(doc))
+        if progress:
+            print(f"{name}: gain {entry['gain']:+.4f} nats/token (mismatched - own), format benefit "
+                  f"{entry['format_benefit']:+.4f}", flush=True)
+    write_text(out, dumps_stable(doc))
+    return doc
+
+
+def arms(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per arm: the seeds that have a scored run and their gains / NLLs (from an :func:`evaluate_runs` file)."""
+    out: dict[str, dict[str, Any]] = {v: {"seeds": [], "gain": [], "nll_own": [], "format_benefit": []}
+                                      for v in VARIANTS}
+    for name in sorted(doc["models"]):
+        m = doc["models"][name]
+        if name == "base" or m.get("variant") not in out:
+            continue
+        arm = out[m["variant"]]
+        arm["seeds"].append(int(m["seed"]))
+        for key in ("gain", "nll_own", "format_benefit"):
+            arm[key].append(float(m[key]))
+    return out
+
+
+# --- ISN changes ------------------------------------------------------------------------------------
+
+
+def _sets_of(store_path: PathLike, eps: float) -> Any:
+    from hexainst.analysis.data import open_store
+    from hexainst.analysis.isn import compute_isn_sets
+
+    store = open_store(store_path)
+    return store, compute_isn_sets(store.counts(), eps=eps, tie_rule="paper", scope="global",
+                                   neuron_layer=store.neuron_layer, ids=store.ids)
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    inter = np.intersect1d(a, b, assume_unique=True).size
+    union = a.size + b.size - inter
+    return inter / union if union else math.nan
+
+
+def change_overlap(base: Any, runs: Mapping[str, Any]) -> dict[str, Any]:
+    """Pure: per run, mean J(base, run) and sizes of what enters / leaves; per pair of runs, the mean
+    Jaccard of their entering and of their leaving neurons, and the same for random changes of the
+    same sizes (the expected Jaccard of two random subsets of the candidates: a chance level).
+
+    base, runs: :class:`~hexainst.analysis.isn.IsnSets` on the same rows in the same order.
+    """
+    n = base.n
+    per_run: dict[str, Any] = {}
+    enter: dict[str, list[np.ndarray]] = {}
+    leave: dict[str, list[np.ndarray]] = {}
+    for name, sets in runs.items():
+        if sets.n != n or tuple(sets.ids) != tuple(base.ids):
+            raise UserError(f"run {name}: its store holds other instructions than the base store")
+        e = [np.setdiff1d(sets.row(i), base.row(i), assume_unique=True) for i in range(n)]
+        lv = [np.setdiff1d(base.row(i), sets.row(i), assume_unique=True) for i in range(n)]
+        enter[name], leave[name] = e, lv
+        per_run[name] = {"jaccard_with_base": float(np.mean([_jaccard(base.row(i), sets.row(i)) for i in range(n)])),
+                         "entering": float(np.mean([x.size for x in e])),
+                         "leaving": float(np.mean([x.size for x in lv]))}
+    pairs = {}
+    for a, b in itertools.combinations(sorted(runs), 2):
+        je = [_jaccard(enter[a][i], enter[b][i]) for i in range(n)]
+        jl = [_jaccard(leave[a][i], leave[b][i]) for i in range(n)]
+        # chance: entering neurons drawn from the n_cols - |S_base| outside, leaving from |S_base| inside
+        ce, cl = [], []
+        for i in range(n):
+            inside = base.row(i).size
+            outside = base.n_cols - inside
+            ce.append(_chance_jaccard(enter[a][i].size, enter[b][i].size, outside))
+            cl.append(_chance_jaccard(leave[a][i].size, leave[b][i].size, inside))
+        pairs[f"{a} ~ {b}"] = {"runs": [a, b], "kind": _pair_kind(a, b),
+                               "entering_jaccard": float(np.nanmean(je)), "leaving_jaccard": float(np.nanmean(jl)),
+                               "entering_chance": float(np.nanmean(ce)), "leaving_chance": float(np.nanmean(cl))}
+    kinds: dict[str, dict[str, Any]] = {}
+    for p in pairs.values():
+        k = kinds.setdefault(p["kind"], {"pairs": 0, "entering_jaccard": [], "leaving_jaccard": [],
+                                         "entering_chance": [], "leaving_chance": []})
+        k["pairs"] += 1
+        for key in ("entering_jaccard", "leaving_jaccard", "entering_chance", "leaving_chance"):
+            k[key].append(p[key])
+    for k in kinds.values():
+        for key in ("entering_jaccard", "leaving_jaccard", "entering_chance", "leaving_chance"):
+            k[key] = float(np.mean(k[key]))
+    return {"n_instructions": n, "runs": per_run, "pairs": pairs, "by_kind": kinds}
+
+
+def _chance_jaccard(ka: int, kb: int, pool: int) -> float:
+    """Expected |A ∩ B| / |A ∪ B| approximated by E|A ∩ B| / (ka + kb - E|A ∩ B|), A, B random of a pool."""
+    if pool <= 0 or ka + kb == 0:
+        return math.nan
+    inter = ka * kb / pool
+    return inter / (ka + kb - inter)
+
+
+def _pair_kind(a: str, b: str) -> str:
+    va, vb = a.rsplit("-s", 1)[0], b.rsplit("-s", 1)[0]
+    if va == vb:
+        return f"{va} ~ {va} (other seed)"
+    first, second = sorted((va, vb), key=VARIANTS.index)
+    return f"{first} ~ {second}"
+
+
+def isn_changes(stores: Mapping[str, Mapping[str, PathLike]], *, eps: float = 0.01) -> dict[str, Any]:
+    """{format: {"base": store, run name: store}} -> {format: :func:`change_overlap`} (ISN sets at ``eps``)."""
+    out = {}
+    for fmt, by_model in stores.items():
+        if "base" not in by_model:
+            raise UserError(f"format {fmt}: no base store")
+        _, base = _sets_of(by_model["base"], eps)
+        runs = {name: _sets_of(path, eps)[1] for name, path in by_model.items() if name != "base"}
+        out[fmt] = change_overlap(base, runs) if runs else {"n_instructions": base.n, "runs": {}, "pairs": {},
+                                                              "by_kind": {}}
+        out[fmt]["eps"] = eps
+    return out
