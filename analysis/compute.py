@@ -23,7 +23,9 @@ from hexainst.analysis.causal import CausalError, CausalResult
 from hexainst.analysis.config import AnalysisConfig, CausalConfig
 from hexainst.analysis.data import StoreData, check_comparable, header_summary
 from hexainst.analysis.isn import IsnError, IsnSets, compute_isn_sets
-from hexainst.analysis.length_matching import length_matched_test
+from hexainst.analysis.controls import PairDesign, headline_statistics, per_layer_intervals
+from hexainst.analysis.length_matching import length_matched_test, length_strata
+from hexainst.analysis.nulls import cluster_codes
 from hexainst.analysis.metrics import (
     category_means,
     expert_selection,
@@ -40,6 +42,9 @@ from hexainst.analysis.results import (
     AnalysisResults,
     CategoryMatrix,
     CategoryValue,
+    ControlsResult,
+    LexicalInfo,
+    UntrainedInfo,
     IsnSizes,
     JaccardResult,
     LengthStats,
@@ -58,6 +63,29 @@ from hexainst.analysis.stats import (
 )
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.vocab import CATEGORIES, SHORT_NAMES
+
+
+@dataclass
+class LexicalSpec:
+    """What the lexical baseline needs: the model's tokenizer and the instruction texts (id -> text)."""
+
+    tokenizer: Any
+    texts: dict[str, str]
+
+
+@dataclass
+class Controls:
+    """The controls of a run: untrained stores (opened), the lexical baseline's inputs, resampling clusters.
+
+    ``clusters``: instruction id -> cluster key (:func:`hexainst.analysis.nulls.provenance_cluster`);
+    None: every instruction is its own cluster (said in the report). ``lexical_skipped``: why there
+    is no lexical baseline, when ``lexical`` is None.
+    """
+
+    untrained: Sequence[Any] = ()
+    lexical: LexicalSpec | None = None
+    clusters: dict[str, str] | None = None
+    lexical_skipped: str | None = None
 
 
 @dataclass
@@ -89,11 +117,12 @@ def _isn_sets(data: StoreData, config: AnalysisConfig, eps: float, tie_rule: str
                             neuron_layer=data.neuron_layer, sums=sums, ids=data.ids, progress=progress)
 
 
-def _category_matrix(pair: np.ndarray, labels: np.ndarray, cats: list[str], config: AnalysisConfig) -> CategoryMatrix:
+def _category_matrix(pair: np.ndarray, labels: np.ndarray, cats: list[str], config: AnalysisConfig,
+                     clusters: np.ndarray | None = None) -> CategoryMatrix:
     inc = config.include_self_pairs
     means = category_means(pair, labels, cats, include_self=inc)
     low, high = bootstrap_category_means(pair, labels, cats, include_self=inc, n_boot=config.n_boot,
-                                         level=config.ci_level, seed=config.seed)
+                                         level=config.ci_level, seed=config.seed, clusters=clusters)
     perm = permutation_test(pair, labels, cats, include_self=inc, n_permutations=config.n_permutations,
                             seed=config.seed)
     return CategoryMatrix(categories=list(cats), matrix=means, ci_low=low, ci_high=high, permutation=perm)
@@ -113,36 +142,50 @@ def isn_sizes(sets: IsnSets, labels: np.ndarray, cats: list[str]) -> IsnSizes:
     )
 
 
-def compute_model(data: StoreData, cats: list[str], config: AnalysisConfig) -> ModelResult:
+def compute_model(data: StoreData, cats: list[str], config: AnalysisConfig,
+                  clusters: np.ndarray | None = None) -> ModelResult:
     """Everything on one store: ISN sets and sizes, Fig. 3 (with CIs, test, chance, length
-    adjustment), Fig. 4 (MoE), ISNs per layer (Fig. 5) and the eps sweep."""
+    adjustment), Fig. 4 (MoE), ISNs per layer (Fig. 5, with intervals) and the eps sweep.
+
+    clusters: int [n] resampling cluster of each row (None: rows), for every interval. The
+    length tests shuffle labels within length strata (the null of "beyond length").
+    """
     labels = np.asarray(data.categories)
     sets = _isn_sets(data, config, config.eps, config.tie_rule, config.progress)
     jac = jaccard_matrix(sets, progress=config.progress)
-    fig3 = _category_matrix(jac, labels, cats, config)
+    fig3 = _category_matrix(jac, labels, cats, config, clusters)
     chance, chance_overall = chance_jaccard(
         sets, labels, cats, include_self=config.include_self_pairs, seed=config.seed,
         neuron_layer=data.neuron_layer if config.scope == "per-layer" else None,
     )
+    strata = length_strata(data.n_tokens, config.length_strata)
     adjusted = length_adjusted_test(jac, labels, data.n_tokens, n_permutations=config.n_sweep_permutations,
-                                    seed=config.seed)
+                                    seed=config.seed, strata=strata)
     matched = None
     if config.length_matched and len(cats) > 1:
         matched = length_matched_test(jac, labels, data.n_tokens, categories=cats, n_strata=config.length_strata,
-                                      n_permutations=config.n_sweep_permutations, seed=config.seed)
+                                      n_permutations=config.n_sweep_permutations, seed=config.seed,
+                                      shuffle_within_strata=True)
     jaccard = JaccardResult(**vars(fig3), chance_matrix=chance, chance_overall=chance_overall,
                             length_adjusted=adjusted, length_matched=matched)
     routing = None
     freq = data.routing_frequencies()
     if freq is not None:
-        routing = _category_matrix(pearson_matrix(freq), labels, cats, config)
+        routing = _category_matrix(pearson_matrix(freq), labels, cats, config, clusters)
     per_layer = sets.per_layer_counts(data.neuron_layer, data.n_layers)
-    return ModelResult(
+    codes = np.array([cats.index(x) for x in labels], dtype=np.int64)
+    low, high = per_layer_intervals(per_layer, codes, len(cats), clusters, n_boot=config.n_boot,
+                                    level=config.ci_level, seed=config.seed)
+    result = ModelResult(
         label=data.label, model=data.model_name, n_layers=data.n_layers, is_moe=data.is_moe,
         isn_sizes=isn_sizes(sets, labels, cats), jaccard=jaccard, routing_pearson=routing,
         isn_per_layer={c: per_layer[labels == c].mean(axis=0) for c in cats},
         sweep=compute_sweep(data, cats, config, sets), sets=sets,
+        isn_per_layer_low={c: low[i] for i, c in enumerate(cats)},
+        isn_per_layer_high={c: high[i] for i, c in enumerate(cats)},
     )
+    result.pair = jac
+    return result
 
 
 def compute_sweep(data: StoreData, cats: list[str], config: AnalysisConfig, main: IsnSets) -> list[SweepEntry]:
@@ -253,14 +296,19 @@ def compute(
     config: AnalysisConfig = AnalysisConfig(),
     causal: CausalSpec | None = None,
     before_work: Callable[[], None] | None = None,
+    controls: Controls | None = None,
 ) -> AnalysisResults:
     """Analyse store A (and compare it with B, the fine-tuned model); return the results.
 
     ``store_a``/``store_b``: opened :class:`~hexainst.analysis.recording.store.ActivationStore`\\ s.
     Every input is checked first (comparability, tie rule, Fig. 6 ids, causal inputs); then
-    ``before_work`` (if given) runs, then the computation.
+    ``before_work`` (if given) runs, then the computation. ``controls``: untrained stores, the
+    lexical baseline's inputs and the resampling clusters (:class:`Controls`); the report states
+    the model's excess over them.
     """
+    controls = controls or Controls()
     b_rows_all = check_comparable(store_a, store_b) if store_b is not None else None
+    untrained_rows = [check_untrained(store_a, u) for u in controls.untrained]
     if config.tie_rule == "exact-k" and not store_a.header.get("layout", {}).get("with_sums"):
         raise IsnError(f"tie rule 'exact-k' needs activation sums, but store {getattr(store_a, 'path', 'A')} has "
                        "none; record with sums or use --tie-rule paper")
@@ -273,22 +321,135 @@ def compute(
         venn_rows(da, config.venn_ids)
     if causal is not None:
         check_causal(da, causal)
+    if controls.lexical is not None:
+        check_lexical(da, controls.lexical)
     if before_work is not None:
         before_work()
+    clusters = cluster_codes(da.ids, controls.clusters)[0] if controls.clusters else None
     results = AnalysisResults(
         config=config, categories=cats,
         stores={da.label: StoreInfo(da.path, header_summary(store_a.header))},
         n_instructions=len(rows),
         per_category={c: int(sum(1 for x in da.categories if x == c)) for c in cats},
         lengths={da.label: _lengths(da, cats)},
-        models={da.label: compute_model(da, cats, config)},
+        models={da.label: compute_model(da, cats, config, clusters)},
+        n_tokens={c: da.n_tokens[np.asarray(da.categories) == c] for c in cats},
     )
     if db is not None:
         results.stores[db.label] = StoreInfo(db.path, header_summary(store_b.header))
         results.lengths[db.label] = _lengths(db, cats)
-        results.models[db.label] = compute_model(db, cats, config)
+        results.models[db.label] = compute_model(db, cats, config, clusters)
         results.alteration = compute_alteration(da, db, results.models[da.label].sets,
                                                 results.models[db.label].sets, cats, config)
     if causal is not None:
         results.causal = compute_causal(da, results.models[da.label].sets, cats, causal, config)
+    if len(cats) > 1:
+        us = [StoreData.load(u, f"untrained-{k}", r[rows]) for k, (u, r) in enumerate(zip(controls.untrained,
+                                                                                          untrained_rows))]
+        results.controls = compute_controls(da, results.models[da.label], us, controls, cats, config, clusters)
+    from hexainst.analysis.claims import restate_claims
+
+    results.claims = restate_claims(results)
     return results
+
+
+def check_untrained(store_a: Any, untrained: Any) -> np.ndarray:
+    """An untrained store must hold the same rows, tokenizer, policy and layout, and be a random init."""
+    rows = check_comparable(store_a, untrained)
+    model = untrained.header.get("model") or {}
+    if model.get("random_init") is None:
+        raise UserError(f"--untrained {getattr(untrained, 'path', '')}: not an untrained store (recorded without "
+                        "--random-init); record one with 'hexainst record --random-init SEED'")
+    return rows
+
+
+def check_lexical(data: StoreData, spec: LexicalSpec) -> None:
+    """The lexical baseline needs every analysed instruction's text and the store's own tokenizer."""
+    from hexainst.analysis.recording.loading import tokenizer_sha256
+
+    missing = [i for i in data.ids if i not in spec.texts]
+    if missing:
+        raise UserError(f"lexical baseline: no instruction text for {len(missing)} analysed ids (first: "
+                        f"{missing[0]}); pass the release the store was recorded from")
+    want = (data.header.get("tokenizer") or {}).get("sha256")
+    got = tokenizer_sha256(spec.tokenizer)
+    if want != got:
+        raise UserError(f"lexical baseline: the tokenizer given (sha256 {got[:12]}) is not the one store "
+                        f"{data.path} was recorded with ({str(want)[:12]})")
+
+
+def _untrained_info(data: StoreData, cats: list[str], config: AnalysisConfig) -> tuple[UntrainedInfo, np.ndarray]:
+    labels = np.asarray(data.categories)
+    sets = _isn_sets(data, config, config.eps, config.tie_rule, False)
+    jac = jaccard_matrix(sets)
+    per_layer = sets.per_layer_counts(data.neuron_layer, data.n_layers)
+    model = data.header.get("model") or {}
+    info = UntrainedInfo(
+        label=data.label, seed=model.get("random_init"), path=data.path, model=data.model_name,
+        mean_set_size=float(sets.sizes().mean()),
+        matrix=category_means(jac, labels, cats, include_self=config.include_self_pairs),
+        isn_per_layer={c: per_layer[labels == c].mean(axis=0) for c in cats},
+    )
+    return info, jac
+
+
+def compute_controls(data: StoreData, model: ModelResult, untrained: Sequence[StoreData], controls: Controls,
+                     cats: list[str], config: AnalysisConfig, clusters: np.ndarray | None) -> ControlsResult:
+    """Headline statistics for the model, each untrained seed, their mean, the lexical baseline and the excess."""
+    from hexainst.analysis.lexical import lexical_sets, token_counts, tokenize_rows, vocabulary_size
+
+    labels = np.asarray(data.categories)
+    pairs: dict[str, np.ndarray] = {"model": model.pair}
+    infos = []
+    bar: Any = untrained
+    if config.progress and untrained:
+        from tqdm import tqdm
+
+        bar = tqdm(untrained, desc="untrained baselines", unit="store")
+    for u in bar:
+        info, jac = _untrained_info(u, cats, config)
+        info.label = f"untrained seed {info.seed}"
+        pairs[info.label] = jac
+        infos.append(info)
+    lexical = None
+    if controls.lexical is not None:
+        ids, skips = tokenize_rows(controls.lexical.tokenizer, controls.lexical.texts, data.ids,
+                                   data.header.get("input_policy"))
+        vocab = vocabulary_size(controls.lexical.tokenizer)
+        sets = lexical_sets(token_counts(ids, skips, vocab), eps=config.eps, tie_rule=config.tie_rule, ids=data.ids)
+        jac = jaccard_matrix(sets)
+        pairs["lexical"] = jac
+        sizes = sets.sizes()
+        lexical = LexicalInfo(
+            vocab_size=vocab, target_k=int(sets.k[0]), mean_set_size=float(sizes.mean()),
+            min_set_size=int(sizes.min()), max_set_size=int(sizes.max()),
+            matrix=category_means(jac, labels, cats, include_self=config.include_self_pairs),
+            rule=("token types of the instruction under the model's tokenizer and input policy; top-eps of "
+                  "p_v = count_v / T over the vocabulary, same eps and tie rule as the ISN sets"),
+        )
+    instr = {row["id"]: row for row in data.header.get("instructions", [])}
+    natural = [str(instr.get(i, {}).get("source")) == "natural" for i in data.ids]
+    design = PairDesign.build(labels, cats, data.n_tokens, natural, config.length_strata)
+    names = [i.label for i in infos]
+    headlines = headline_statistics(pairs, design, untrained=names, clusters=clusters,
+                                    n_permutations=config.n_sweep_permutations, n_boot=config.n_boot,
+                                    level=config.ci_level, seed=config.seed)
+    model_matrix = model.jaccard.matrix
+    u_mean = np.mean([i.matrix for i in infos], axis=0) if infos else None
+    per_cluster = {}
+    codes = cluster_codes(data.ids, controls.clusters)[0]
+    for c in cats:
+        per_cluster[c] = int(np.unique(codes[labels == c]).size)
+    return ControlsResult(
+        categories=list(cats), untrained=infos, lexical=lexical,
+        lexical_skipped=None if lexical is not None else (controls.lexical_skipped or "not asked for"),
+        headlines=headlines, model_matrix=model_matrix, untrained_mean_matrix=u_mean,
+        excess_matrix=None if u_mean is None else model_matrix - u_mean,
+        untrained_per_layer=({c: np.mean([i.isn_per_layer[c] for i in infos], axis=0) for c in cats}
+                             if infos else None),
+        clusters_per_category=per_cluster,
+        cluster_rule=("two-stage: clusters of provenance (natural: source task, else template; synthetic: "
+                      "generator and meta-prompt) within categories, then rows" if controls.clusters
+                      else "no provenance given: every row is its own cluster (rows resampled within categories)"),
+        n_strata=int(design.strata.max()) + 1, n_boot=config.n_boot, ci_level=config.ci_level,
+    )

@@ -55,10 +55,14 @@ def heatmap(
     fmt: str = "{:.3f}",
     xlabel: str = "",
     ylabel: str = "",
+    vmin: float | None = None,
+    vmax: float | None = None,
 ):
     """A category x category heatmap with the value (and its CI, if given) written in every cell.
 
-    matrix: float [m, k]; low/high: float [m, k] bootstrap bounds or None.
+    matrix: float [m, k]; low/high: float [m, k] bootstrap bounds or None. ``vmin``/``vmax`` fix
+    the colour scale (e.g. 0 for a Jaccard, so that a reader never sees a contrast the numbers
+    do not have); by default the data's range.
     """
     plt = _pyplot()
     matrix = np.asarray(matrix, dtype=np.float64)
@@ -66,7 +70,9 @@ def heatmap(
     col_labels = list(col_labels) if col_labels is not None else list(labels)
     fig, ax = plt.subplots(figsize=(1.2 * k + 2.5, 1.0 * m + 1.8))
     finite = matrix[np.isfinite(matrix)]
-    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    lo_d, hi_d = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    vmin = lo_d if vmin is None else vmin
+    vmax = hi_d if vmax is None else vmax
     im = ax.imshow(matrix, cmap="Blues", vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1e-9)
     ax.set_xticks(range(k), col_labels, rotation=30, ha="right")
     ax.set_yticks(range(m), labels)
@@ -88,6 +94,71 @@ def heatmap(
     return fig
 
 
+def heatmap_panels(
+    panels: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    *,
+    title: str,
+    stem: str | os.PathLike[str],
+    fmt: str = "{:.3f}",
+):
+    """Category matrices side by side: all but the last on one shared scale from 0, the last
+    (a difference, e.g. model - untrained) on a diverging scale centred at 0.
+
+    panels: (title, float [m, m]) pairs.
+    """
+    plt = _pyplot()
+    k = len(panels)
+    m = len(labels)
+    fig, axes = plt.subplots(1, k, figsize=(1.05 * m * k + 1.5 * k, 1.0 * m + 2.2), squeeze=False)
+    same = [np.asarray(p, dtype=np.float64) for _, p in panels[:-1]]
+    vmax = max(float(np.nanmax(p)) for p in same) if same else 1.0
+    diff = np.asarray(panels[-1][1], dtype=np.float64)
+    dmax = float(np.nanmax(np.abs(diff))) or 1e-9
+    for j, (ax, (name, mat)) in enumerate(zip(axes[0], panels)):
+        mat = np.asarray(mat, dtype=np.float64)
+        last = j == k - 1
+        im = ax.imshow(mat, cmap="RdBu_r" if last else "Blues", vmin=-dmax if last else 0.0,
+                       vmax=dmax if last else vmax)
+        ax.set_xticks(range(m), labels, rotation=30, ha="right")
+        ax.set_yticks(range(m), labels if j == 0 else [""] * m)
+        for a in range(m):
+            for b in range(m):
+                v = mat[a, b]
+                strong = abs(v) > dmax * 0.6 if last else v > vmax * 0.6
+                ax.text(b, a, "n/a" if not np.isfinite(v) else (("{:+.3f}" if last else fmt).format(v)),
+                        ha="center", va="center", fontsize=7, color="white" if strong else "black")
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, stem)
+    return fig
+
+
+def length_quantiles(
+    lengths: dict[str, np.ndarray],
+    *,
+    title: str,
+    stem: str | os.PathLike[str],
+    ylabel: str = "T (tokens)",
+):
+    """Instruction length per category as quantiles: box = quartiles, line = median, whiskers = 5% and
+    95%, dots beyond; log scale (lengths span two orders of magnitude). lengths: category -> int [n_c]."""
+    plt = _pyplot()
+    names = list(lengths)
+    fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2.5, 3.8))
+    ax.boxplot([np.asarray(lengths[c], dtype=np.float64) for c in names], whis=(5, 95), showmeans=True,
+               meanprops={"marker": "^", "markersize": 5}, flierprops={"markersize": 2})
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_title(title, fontsize=10)
+    save_figure(fig, stem)
+    return fig
+
+
 def layer_profiles(
     per_layer: dict[str, np.ndarray],
     categories: Sequence[str],
@@ -95,10 +166,16 @@ def layer_profiles(
     title: str,
     stem: str | os.PathLike[str],
     ylabel: str = "mean ISNs per instruction",
+    low: dict[str, np.ndarray] | None = None,
+    high: dict[str, np.ndarray] | None = None,
+    reference: dict[str, np.ndarray] | None = None,
+    reference_label: str = "untrained (mean of seeds)",
 ):
     """Fig. 5: ISNs per layer per category, one panel per model (e.g. base, fine-tuned).
 
-    per_layer: model label -> float [n_categories, n_layers] mean ISN counts.
+    per_layer: model label -> float [n_categories, n_layers] mean ISN counts; low/high: the same
+    keys -> float [n_categories, n_layers] interval bounds (drawn as bands); reference: the same
+    keys -> float [n_categories, n_layers] drawn dashed (e.g. the untrained model).
     """
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
@@ -107,8 +184,15 @@ def layer_profiles(
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False, sharey=True)
     for ax, (name, values) in zip(axes[0], panels):
         values = np.asarray(values, dtype=np.float64)
+        x = np.arange(values.shape[1])
         for c, cat in enumerate(categories):
-            ax.plot(np.arange(values.shape[1]), values[c], marker="o", markersize=3, label=cat)
+            line = ax.plot(x, values[c], marker="o", markersize=3, label=cat)[0]
+            if low is not None and high is not None and name in low:
+                ax.fill_between(x, np.asarray(low[name])[c], np.asarray(high[name])[c], color=line.get_color(),
+                                alpha=0.18, linewidth=0)
+            if reference is not None and name in reference:
+                ax.plot(x, np.asarray(reference[name])[c], linestyle="--", linewidth=1, color=line.get_color(),
+                        label=reference_label if c == 0 else None)
         ax.set_title(name, fontsize=10)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("layer")

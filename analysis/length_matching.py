@@ -118,6 +118,7 @@ class LengthMatchedResult:
     p_values: list[float]
     n_permutations: int
     strata_bounds: list[list[int]]
+    null: str = "labels shuffled over all rows"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -132,6 +133,7 @@ def length_matched_test(
     n_strata: int = 10,
     n_permutations: int = 1000,
     seed: int = 0,
+    shuffle_within_strata: bool = False,
 ) -> LengthMatchedResult:
     """Length-matched same-category contrast with a label-shuffle p-value (overall and per category).
 
@@ -140,7 +142,11 @@ def length_matched_test(
     categories of ``matched`` > 0; ``p_values[c]`` tests ``matched[c]`` > 0 with the same
     shuffles. p = (1 + #{null >= observed}) / (1 + n_permutations). A category whose
     same-category pairs find no length match at all has NaN entries (and does not enter the mean).
+    ``shuffle_within_strata``: shuffle labels only within the length strata (the null of "beyond
+    length", which keeps each stratum's category mix); default a free shuffle.
     """
+    from hexainst.analysis.nulls import stratified_permutation
+
     labels = np.asarray(labels)
     cats = list(categories) if categories is not None else sorted(set(labels.tolist()))
     index = {c: i for i, c in enumerate(cats)}
@@ -158,7 +164,8 @@ def length_matched_test(
     exceed = 0
     exceed_c = np.zeros(len(cats), dtype=np.int64)
     for _ in range(n_permutations):
-        null = _per_category(prep, codes[rng.permutation(codes.size)], len(cats))[0]
+        perm = stratified_permutation(strata, rng) if shuffle_within_strata else rng.permutation(codes.size)
+        null = _per_category(prep, codes[perm], len(cats))[0]
         if np.nanmean(null) >= observed - 1e-12:
             exceed += 1
         exceed_c += (null >= diff - 1e-12)
@@ -178,4 +185,5 @@ def length_matched_test(
                   for e, d in zip(exceed_c.tolist(), diff)],
         n_permutations=n_permutations,
         strata_bounds=bounds,
+        null="labels shuffled within length strata" if shuffle_within_strata else "labels shuffled over all rows",
     )

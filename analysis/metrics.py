@@ -347,5 +347,7 @@ def length_stats(n_tokens: np.ndarray, labels: Sequence[str] | np.ndarray,
     out = {}
     for c in categories:
         t = np.asarray(n_tokens)[labels == c].astype(np.float64)
-        out[c] = {"mean": float(t.mean()), "median": float(np.median(t)), "min": int(t.min()), "max": int(t.max())}
+        q05, q25, q75, q95 = (float(v) for v in np.quantile(t, [0.05, 0.25, 0.75, 0.95]))
+        out[c] = {"mean": float(t.mean()), "median": float(np.median(t)), "min": int(t.min()), "max": int(t.max()),
+                  "q05": q05, "q25": q25, "q75": q75, "q95": q95}
     return out

@@ -23,14 +23,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hexainst.analysis.compute import CausalSpec, compute
+from hexainst.analysis.compute import CausalSpec, Controls, LexicalSpec, compute
 from hexainst.analysis.config import AnalysisConfig, CausalConfig
 from hexainst.analysis.data import open_store
 from hexainst.analysis.render import write_outputs
 from hexainst.kernel.atomic import staged_dir
 from hexainst.kernel.outputs import claim_output_dir, write_marker
 
-__all__ = ["OUTPUT_KIND", "AnalysisConfig", "CausalConfig", "CausalSpec", "analyze", "claim_analysis_dir"]
+__all__ = ["OUTPUT_KIND", "AnalysisConfig", "CausalConfig", "CausalSpec", "Controls", "LexicalSpec", "analyze",
+           "claim_analysis_dir"]
 
 #: The marker kind of an analysis report folder.
 OUTPUT_KIND = "analysis report"
@@ -62,18 +63,28 @@ def analyze(
     config: AnalysisConfig = AnalysisConfig(),
     causal: CausalSpec | None = None,
     inputs: Iterable[PathLike | None] = (),
+    untrained: Iterable[PathLike | Any] = (),
+    lexical: LexicalSpec | None = None,
+    clusters: dict[str, str] | None = None,
+    lexical_skipped: str | None = None,
 ) -> dict[str, Any]:
     """Analyse store A (and compare it with B, the fine-tuned model) into ``out_dir``; return results.json's content.
 
     ``store_a``/``store_b``: store folders or opened stores. ``causal``: run the causal check on
     store A's model (see :mod:`hexainst.analysis.causal`). ``inputs``: other files the run reads
     (e.g. the release with the instruction texts), which ``out_dir`` must not hold or replace.
+    ``untrained``: stores of the same architecture with random weights (``hexainst record
+    --random-init SEED``), ``lexical``: tokenizer and texts for the lexical baseline, ``clusters``:
+    id -> provenance cluster for the cluster bootstrap (see :class:`~hexainst.analysis.compute.Controls`).
     """
+    untrained = list(untrained)
     stores = [_path_of(store_a), _path_of(store_b)] if store_b is not None else [_path_of(store_a)]
-    out = claim_analysis_dir(out_dir, inputs=[*stores, *inputs])
+    out = claim_analysis_dir(out_dir, inputs=[*stores, *[_path_of(u) for u in untrained], *inputs])
     a = open_store(store_a) if isinstance(store_a, (str, os.PathLike)) else store_a
     b = open_store(store_b) if isinstance(store_b, (str, os.PathLike)) else store_b
-    results = compute(a, store_b=b, config=config, causal=causal)
+    us = [open_store(u) if isinstance(u, (str, os.PathLike)) else u for u in untrained]
+    controls = Controls(untrained=us, lexical=lexical, clusters=clusters, lexical_skipped=lexical_skipped)
+    results = compute(a, store_b=b, config=config, causal=causal, controls=controls)
     with staged_dir(out) as folder:
         data = write_outputs(results, folder)
         write_marker(folder, OUTPUT_KIND, {"stores": [str(p) for p in stores if p is not None]})

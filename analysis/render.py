@@ -16,7 +16,15 @@ import numpy as np
 
 from hexainst.analysis import figures, tables
 from hexainst.analysis.compute import short_name
-from hexainst.analysis.results import AlterationResult, AnalysisResults, CategoryMatrix, ModelResult, to_json
+from hexainst.analysis.results import (
+    AlterationResult,
+    AnalysisResults,
+    CategoryMatrix,
+    ClaimRow,
+    ControlsResult,
+    ModelResult,
+    to_json,
+)
 
 
 class Canvas:
@@ -56,7 +64,7 @@ def render_matrix_table(canvas: Canvas, key: str, result: CategoryMatrix) -> Non
                  _ci_cells(result.matrix, result.ci_low, result.ci_high, cats))
 
 
-def render_model(canvas: Canvas, m: ModelResult, config: Any) -> None:
+def render_model(canvas: Canvas, m: ModelResult, config: Any, untrained_level: float | None = None) -> None:
     """Tables and figures of one store: ISN sizes, Fig. 3, chance level, Fig. 4 (MoE), the sweep."""
     label = m.label
     cats = m.jaccard.categories
@@ -71,13 +79,14 @@ def render_model(canvas: Canvas, m: ModelResult, config: Any) -> None:
     )
     jac, perm = m.jaccard, m.jaccard.permutation
     inc = config.include_self_pairs
+    untrained = "" if untrained_level is None else f"; untrained model {untrained_level:.3f}"
     canvas.figure(
         f"fig3_jaccard_{label}", figures.heatmap, jac.matrix, short, low=jac.ci_low, high=jac.ci_high,
-        title=(f"Fig. 3 — mean Jaccard of ISN sets ({label}: {m.model})\n"
+        title=(f"Fig. 3 — mean Jaccard of ISN sets ({label}: {m.model}), scale from 0\n"
                f"eps={config.eps:g}, ties={config.tie_rule}, {'with' if inc else 'without'} self-pairs; "
-               f"diag {_stat(perm.diagonal)} vs off {_stat(perm.off_diagonal)}, p={_p_text(perm.p_value)}; "
-               f"chance {_stat(jac.chance_overall)}"),
-        colorbar_label="mean Jaccard",
+               f"diag {_stat(perm.diagonal)} vs off {_stat(perm.off_diagonal)}, p={_p_text(perm.p_value)}\n"
+               f"random sets of the same sizes {_stat(jac.chance_overall)}{untrained}"),
+        colorbar_label="mean Jaccard", vmin=0.0,
     )
     render_matrix_table(canvas, f"jaccard_{label}", jac)
     if jac.length_matched is not None:
@@ -161,11 +170,82 @@ def render_causal(canvas: Canvas, c: Any) -> None:
 def render_lengths(canvas: Canvas, results: AnalysisResults) -> None:
     cats = results.categories
     lengths = results.lengths[next(iter(results.models))]
-    canvas.table("instruction_lengths", ["category", "mean T", "median T", "min T", "max T"],
-                 [[c, lengths[c].mean, lengths[c].median, lengths[c].min, lengths[c].max] for c in cats], digits=1)
-    canvas.figure("instruction_lengths", figures.category_bars, np.array([lengths[c].mean for c in cats]),
-                  [short_name(c) for c in cats], title="Instruction length T (tokens) per category, mean",
-                  ylabel="mean T")
+    canvas.table("instruction_lengths", ["category", "mean T", "5%", "25%", "median T", "75%", "95%", "min T", "max T"],
+                 [[c, lengths[c].mean, lengths[c].q05, lengths[c].q25, lengths[c].median, lengths[c].q75,
+                   lengths[c].q95, lengths[c].min, lengths[c].max] for c in cats], digits=1)
+    if results.n_tokens:
+        canvas.figure("instruction_lengths", figures.length_quantiles,
+                      {short_name(c): results.n_tokens[c] for c in cats},
+                      title="Instruction length T per category: quartiles (box), median, mean (triangle), 5-95% whiskers")
+    else:
+        canvas.figure("instruction_lengths", figures.category_bars, np.array([lengths[c].mean for c in cats]),
+                      [short_name(c) for c in cats], title="Instruction length T (tokens) per category, mean",
+                      ylabel="mean T")
+
+
+def _ci_text(v: float | None, lo: float | None, hi: float | None) -> str:
+    if v is None or v != v:
+        return "n/a"
+    if lo is None or hi is None or lo != lo:
+        return f"{v:+.4f}"
+    return f"{v:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
+def render_controls(canvas: Canvas, ctl: ControlsResult, model_name: str) -> None:
+    """The headline table (model, baselines, excess), per-category excess, the baselines, Fig. 3 beside the untrained model."""
+    from hexainst.analysis.nulls import format_p
+
+    cats = ctl.categories
+    short = [short_name(c) for c in cats]
+    first = ctl.headlines[0]
+    columns = list(first.values)
+    header = ["statistic", "null of p"] + columns
+    rows = []
+    for h in ctl.headlines:
+        row: list[Any] = [h.description, h.null]
+        for c in columns:
+            cell = _ci_text(h.values[c], h.ci_low.get(c), h.ci_high.get(c))
+            if c in h.p_values:
+                cell += f"; {format_p(h.p_values[c], h.n_permutations)}"
+            row.append(cell)
+        rows.append(row)
+    canvas.table("controls_headline", header, rows)
+    for h in ctl.headlines:
+        if h.per_category is None:
+            continue
+        cols = [c for c in ("model", "untrained mean", "lexical", "excess") if c in h.per_category]
+        rows = []
+        for i, cat in enumerate(cats):
+            row = [cat]
+            for c in cols:
+                lo = (h.per_category_low or {}).get(c)
+                hi = (h.per_category_high or {}).get(c)
+                row.append(_ci_text(h.per_category[c][i], None if lo is None else lo[i], None if hi is None else hi[i]))
+            rows.append(row)
+        canvas.table(f"controls_{h.name}_per_category", ["category"] + cols, rows)
+    base_rows: list[list[Any]] = [[u.label, u.path, f"{u.mean_set_size:.0f}", "-"] for u in ctl.untrained]
+    if ctl.lexical is not None:
+        lx = ctl.lexical
+        base_rows.append(["lexical", f"{lx.vocab_size} token types, target k {lx.target_k}",
+                          f"{lx.mean_set_size:.1f} (min {lx.min_set_size}, max {lx.max_set_size})", lx.rule])
+    if base_rows:
+        canvas.table("controls_baselines", ["baseline", "store / units", "mean |S(I)|", "rule"], base_rows)
+    panels = [(f"model: {model_name}", ctl.model_matrix)]
+    if ctl.untrained_mean_matrix is not None:
+        panels.append((f"untrained, mean of {len(ctl.untrained)} seeds", ctl.untrained_mean_matrix))
+    if ctl.lexical is not None:
+        panels.append(("lexical (token types)", ctl.lexical.matrix))
+    if ctl.excess_matrix is not None:
+        panels.append(("excess: model - untrained", ctl.excess_matrix))
+        canvas.figure("fig3_beside_untrained", figures.heatmap_panels, panels, short,
+                      title="Fig. 3 beside its controls: mean Jaccard of sets (shared scale from 0); "
+                            "last panel the excess (diverging, centred at 0)")
+
+
+def render_claims(canvas: Canvas, claims: Sequence[ClaimRow]) -> None:
+    canvas.table("claims", ["claim (SPEC §2.6)", "paper's reading", "paper's reading, here", "our reading",
+                            "our reading, here", "verdict"],
+                 [[c.claim, c.paper_reading, c.paper_value, c.our_reading, c.our_value, c.verdict] for c in claims])
 
 
 def results_json(results: AnalysisResults, canvas: Canvas) -> dict[str, Any]:
@@ -187,16 +267,38 @@ def write_outputs(results: AnalysisResults, folder: Path) -> dict[str, Any]:
 
     config = results.config
     canvas = Canvas(folder)
+    ctl = results.controls
+    level = None
+    if ctl is not None and ctl.untrained_mean_matrix is not None:
+        um = np.asarray(ctl.untrained_mean_matrix)
+        level = float(np.nanmean(np.diagonal(um)))
+    first = next(iter(results.models))
     for label, m in results.models.items():
         if config.save_sets and m.sets is not None:
             m.sets.save(folder / "isn_sets" / label)
-        render_model(canvas, m, config)
+        render_model(canvas, m, config, untrained_level=level if label == first else None)
     if results.alteration is not None:
         render_alteration(canvas, results.alteration, results.categories, config)
-    per_layer = {f"{label}: {m.model}": np.vstack([m.isn_per_layer[c] for c in results.categories])
+    cats = results.categories
+    per_layer = {f"{label}: {m.model}": np.vstack([m.isn_per_layer[c] for c in cats])
                  for label, m in results.models.items()}
-    canvas.figure("fig5_isn_per_layer", figures.layer_profiles, per_layer, [short_name(c) for c in results.categories],
-                  title=f"Fig. 5 — ISNs per layer per category (eps={config.eps:g}, ties={config.tie_rule})")
+    low = {f"{label}: {m.model}": np.vstack([m.isn_per_layer_low[c] for c in cats])
+           for label, m in results.models.items() if m.isn_per_layer_low}
+    high = {f"{label}: {m.model}": np.vstack([m.isn_per_layer_high[c] for c in cats])
+            for label, m in results.models.items() if m.isn_per_layer_high}
+    reference = None
+    if ctl is not None and ctl.untrained_per_layer:
+        m0 = results.models[first]
+        reference = {f"{first}: {m0.model}": np.vstack([ctl.untrained_per_layer[c] for c in cats])}
+    canvas.figure("fig5_isn_per_layer", figures.layer_profiles, per_layer, [short_name(c) for c in cats],
+                  low=low or None, high=high or None, reference=reference,
+                  title=(f"Fig. 5 — ISNs per layer per category (eps={config.eps:g}, ties={config.tie_rule}); "
+                         f"bands: {int(config.ci_level * 100)}% cluster-bootstrap CI"
+                         + ("; dashed: untrained model (mean of seeds)" if reference else "")))
+    if ctl is not None:
+        render_controls(canvas, ctl, results.models[first].model)
+    if results.claims:
+        render_claims(canvas, results.claims)
     render_lengths(canvas, results)
     if results.causal is not None:
         render_causal(canvas, results.causal)

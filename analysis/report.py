@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hexainst.analysis.nulls import format_p
 from hexainst.kernel.vocab import SHORT_NAMES
 
 
@@ -66,8 +67,10 @@ def _summary(results: dict[str, Any], label: str) -> list[str]:
             f"**{label} ({res['model']})**: same-category Jaccard of ISN sets (mean of the diagonal of Fig. 3) is "
             f"**{perm['diagonal']:.4f}** vs **{perm['off_diagonal']:.4f}** across categories "
             f"(difference {perm['difference']:+.4f}; {verdict}); permutation test of diagonal > off-diagonal, "
-            f"{perm['n_permutations']} label shuffles: **p = {_p(perm['p_value'])}**. "
-            f"Chance level for random sets of the same sizes: {_num(res['jaccard']['chance_overall'])}.",
+            f"labels shuffled over all rows (any category structure, not beyond length): "
+            f"**{format_p(perm['p_value'], perm['n_permutations'])}**. "
+            f"Random sets of the same sizes overlap {_num(res['jaccard']['chance_overall'])}: a floor, not a "
+            "baseline for specialisation (the untrained model is that baseline, above).",
             "",
         ]
     lines += [
@@ -101,8 +104,8 @@ def _summary(results: dict[str, Any], label: str) -> list[str]:
             f"Length-matched: instructions cut into {lm['n_strata']} quantile strata of T ({bounds} tokens); a pair "
             "is compared only with pairs of the same two strata. Same-category minus cross-category Jaccard, mean "
             f"over categories: **{_num(lm['unmatched_difference'], '+.4f')}** unmatched, "
-            f"**{_num(lm['difference'], '+.4f')}** length-matched (label-shuffle p = {_p(lm['p_value'])}, "
-            f"{lm['n_permutations']} shuffles); per category in `tables/length_matched_{label}.md`.",
+            f"**{_num(lm['difference'], '+.4f')}** length-matched ({format_p(lm['p_value'], lm['n_permutations'])}, "
+            f"{lm.get('null', 'label shuffles')}); per category in `tables/length_matched_{label}.md`.",
             "",
         ]
     return lines
@@ -122,6 +125,83 @@ def _section_header(results: dict[str, Any], tables: dict[str, str], labels: lis
         "",
     ]
     return out
+
+
+def _h(ctl: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((h for h in ctl.get("headlines", []) if h["name"] == name), None)
+
+
+def _ci(h: dict[str, Any], col: str) -> str:
+    v = h["values"].get(col)
+    lo, hi = h["ci_low"].get(col), h["ci_high"].get(col)
+    if v is None:
+        return "n/a"
+    return f"{v:+.4f}" if lo is None or hi is None else f"{v:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
+def _plain_excess(model: float, excess: float, lo: float | None) -> str:
+    """One sentence saying what an excess means, plainly when it is small."""
+    if lo is None or model is None or excess is None:
+        return ""
+    share = excess / model if model else float("nan")
+    if lo <= 0:
+        return ("The interval reaches zero: this run gives no evidence that the effect is learned; the same "
+                "architecture with random weights shows it about as strongly.")
+    if share < 0.5:
+        return (f"The excess is small: {share:.0%} of the model's effect; most of what Fig. 3 shows is input "
+                "structure (length, token overlap) that an untrained model turns into overlapping ISN sets as well.")
+    return f"Most of the effect ({share:.0%}) is beyond the untrained model: learned, on this reading."
+
+
+def _section_controls(results: dict[str, Any], tables: dict[str, str], labels: list[str]) -> list[str]:
+    """The first section: the excess over the controls, and what it means."""
+    ctl = results.get("controls")
+    out = ["## Learned function or input structure? (read this first)", ""]
+    if not ctl:
+        return out + ["No controls were computed (one category).", ""]
+    un, lm = _h(ctl, "unmatched"), _h(ctl, "length_matched")
+    n_u = len(ctl.get("untrained", []))
+    if n_u and un is not None and lm is not None:
+        ex, lo = un["values"]["excess"], un["ci_low"].get("excess")
+        out += [
+            f"Same-category minus cross-category ISN Jaccard: model **{un['values']['model']:+.4f}**, the same "
+            f"architecture with random weights (mean of {n_u} seeds) **{un['values']['untrained mean']:+.4f}**, "
+            f"excess **{_ci(un, 'excess')}** (95% cluster-bootstrap CI); on length-matched pairs the model "
+            f"{lm['values']['model']:+.4f}, untrained {lm['values']['untrained mean']:+.4f}, excess "
+            f"**{_ci(lm, 'excess')}**"
+            + (f"; the instructions' own token overlap (lexical baseline) {un['values']['lexical']:+.4f} unmatched, "
+               f"{lm['values']['lexical']:+.4f} length-matched" if "lexical" in un["values"] else "")
+            + ". " + _plain_excess(un["values"]["model"], ex, lo),
+            "",
+        ]
+    else:
+        out += ["**No untrained baseline was given** (`--untrained STORE...`, recorded with `hexainst record "
+                "--random-init SEED`), so this report cannot say how much of the effect below is learned: an "
+                "untrained model shows part of it (issue 22). Treat every number below as an upper bound.", ""]
+    if ctl.get("lexical") is None:
+        out += [f"Lexical baseline: not computed ({ctl.get('lexical_skipped')}).", ""]
+    out += [
+        "Every headline statistic for the model, each baseline and the excess (model − untrained mean; the "
+        "statistics are linear in the pair values, so the excess is the statistic of the difference matrix and "
+        "is tested and bootstrapped on the same draws). Intervals: "
+        f"{int(ctl['ci_level'] * 100)}% percentile, {ctl['n_boot']} draws of the {ctl['cluster_rule']} "
+        f"(clusters per category: {', '.join(f'{SHORT_NAMES.get(c, c)} {n}' for c, n in ctl['clusters_per_category'].items())}). "
+        f"p: one-sided, under the null named in each row; {ctl['n_strata']} length strata.",
+        "",
+    ]
+    out += _tab(tables, "controls_headline")
+    out += ["Per category, length-matched own − cross:", ""] + _tab(tables, "controls_length_matched_per_category")
+    out += _tab(tables, "controls_baselines")
+    out += _fig(results, "fig3_beside_untrained", "Fig. 3 beside the untrained model and the lexical baseline")
+    return out
+
+
+def _section_claims(results: dict[str, Any], tables: dict[str, str], labels: list[str]) -> list[str]:
+    if "claims" not in tables:
+        return []
+    return ["## The paper's claims, restated", "",
+            "Verdicts: holds; holds on the paper's reading but confounded (by what); does not hold; not "
+            "comparable here (why). The rules are in `hexainst.analysis.claims`.", ""] + _tab(tables, "claims")
 
 
 def _section_summary(results: dict[str, Any], tables: dict[str, str], labels: list[str]) -> list[str]:
@@ -253,7 +333,11 @@ def _section_method(results: dict[str, Any], tables: dict[str, str], labels: lis
             "- Jaccard is exact (integer intersection counts); category means exclude the pair of an "
             "instruction with itself unless `include_self_pairs` (the paper's rule).",
             "- Permutation test: category labels shuffled over instructions; statistic = mean diagonal − mean "
-            "off-diagonal of the category-mean matrix; p = (1 + #null ≥ observed) / (1 + shuffles).",
+            "off-diagonal of the category-mean matrix; p = (1 + #null ≥ observed) / (1 + shuffles), written "
+            "p <= 1/(n+1) at the floor. The length tests shuffle labels within length strata (beyond length); the "
+            "cross-source test within source half x length stratum.",
+            "- Every interval is a cluster bootstrap over provenance (source task / template / generator), then "
+            "rows; baselines and nulls: `docs/sparcom-metrics.md`.",
             ""]
 
 
@@ -261,7 +345,7 @@ def _section_method(results: dict[str, Any], tables: dict[str, str], labels: lis
 #: labels) and returns lines. A new analysis adds its section here (it renders from results.json,
 #: so that :func:`rerender` works from the folder alone).
 SECTIONS = [
-    _section_header, _section_summary, _section_parameters, _section_sizes, _section_generality,
+    _section_header, _section_controls, _section_claims, _section_summary, _section_parameters, _section_sizes, _section_generality,
     _section_layers, _section_alteration, _section_sweep, _section_causal, _section_lengths, _section_method,
 ]
 

@@ -21,6 +21,7 @@ from hexainst.analysis.config import AnalysisConfig
 from hexainst.analysis.isn import IsnSets
 from hexainst.analysis.length_matching import LengthMatchedResult
 from hexainst.analysis.metrics import ExpertSelection
+from hexainst.analysis.controls import HeadlineStat
 from hexainst.analysis.stats import LengthAdjustedResult, PermutationResult
 
 #: Field metadata: leave the field out of the JSON (e.g. ISN sets, written as their own files).
@@ -146,8 +147,13 @@ class ModelResult:
     #: Fig. 5 data: category -> mean ISNs per layer, float [L].
     isn_per_layer: dict[str, np.ndarray] = field(default_factory=dict)
     sweep: list[SweepEntry] = field(default_factory=list)
+    #: Fig. 5 intervals: category -> cluster-bootstrap CI of the mean ISNs per layer, float [L] each.
+    isn_per_layer_low: dict[str, np.ndarray] = field(default_factory=dict)
+    isn_per_layer_high: dict[str, np.ndarray] = field(default_factory=dict)
     #: The ISN sets at the main (eps, tie rule): written under isn_sets/, not into the JSON.
     sets: IsnSets | None = field(default=None, metadata=NOT_IN_JSON)
+    #: The pairwise Jaccard matrix float [n, n] (for the controls; not written).
+    pair: np.ndarray | None = field(default=None, metadata=NOT_IN_JSON)
 
     def __json__(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -185,6 +191,10 @@ class LengthStats:
     median: float
     min: int
     max: int
+    q05: float = math.nan
+    q25: float = math.nan
+    q75: float = math.nan
+    q95: float = math.nan
 
 
 @dataclass
@@ -193,6 +203,64 @@ class StoreInfo:
 
     path: str
     header: dict[str, Any]
+
+
+@dataclass
+class UntrainedInfo:
+    """One untrained baseline store: its seed, where it is, its ISN set sizes and Fig. 3 matrix."""
+
+    label: str
+    seed: int | None
+    path: str
+    model: str
+    mean_set_size: float
+    matrix: np.ndarray  # float [m, m] category means of Jaccard
+    isn_per_layer: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class LexicalInfo:
+    """The lexical baseline: token-type sets under the model's tokenizer (see :mod:`hexainst.analysis.lexical`)."""
+
+    vocab_size: int
+    target_k: int
+    mean_set_size: float
+    min_set_size: int
+    max_set_size: int
+    matrix: np.ndarray  # float [m, m]
+    rule: str
+
+
+@dataclass
+class ControlsResult:
+    """The model against its controls: untrained seeds, lexical baseline, excess, nulls and clusters."""
+
+    categories: list[str]
+    untrained: list[UntrainedInfo]
+    lexical: LexicalInfo | None
+    lexical_skipped: str | None
+    headlines: list[HeadlineStat]
+    model_matrix: np.ndarray  # float [m, m]
+    untrained_mean_matrix: np.ndarray | None
+    excess_matrix: np.ndarray | None
+    untrained_per_layer: dict[str, np.ndarray] | None
+    clusters_per_category: dict[str, int]
+    cluster_rule: str
+    n_strata: int
+    n_boot: int
+    ci_level: float
+
+
+@dataclass
+class ClaimRow:
+    """One claim of the paper: its reading and ours side by side, and the verdict."""
+
+    claim: str
+    paper_reading: str
+    paper_value: str
+    our_reading: str
+    our_value: str
+    verdict: str
 
 
 @dataclass
@@ -213,6 +281,12 @@ class AnalysisResults:
     alteration: AlterationResult | None = None
     #: The causal check's result (:class:`hexainst.analysis.causal.CausalResult`).
     causal: Any = None
+    #: Untrained and lexical baselines, excess, nulls (:mod:`hexainst.analysis.controls`).
+    controls: ControlsResult | None = None
+    #: The paper's claims restated (:mod:`hexainst.analysis.claims`).
+    claims: list[ClaimRow] = field(default_factory=list)
+    #: T of every analysed instruction per category (for the length figure; not in the JSON).
+    n_tokens: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __json__(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -226,4 +300,7 @@ class AnalysisResults:
             out["alteration"] = self.alteration
         if self.causal is not None:
             out["causal"] = self.causal
+        if self.controls is not None:
+            out["controls"] = self.controls
+        out["claims"] = self.claims
         return out

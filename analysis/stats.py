@@ -14,6 +14,7 @@ import numpy as np
 
 from hexainst.analysis.isn import IsnSets
 from hexainst.analysis.metrics import diagonal_contrast, jaccard_matrix, one_hot, weighted_category_means
+from hexainst.analysis.nulls import cluster_bootstrap_weights, stratified_permutation
 from hexainst.kernel.vocab import DEFAULT_SEED
 
 
@@ -99,18 +100,24 @@ def bootstrap_category_means(
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = DEFAULT_SEED,
+    clusters: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap CI for every cell of the category-mean matrix.
 
     Instructions are resampled with replacement within their category; a pair of two draws of
-    the same instruction counts as a self-pair. Returns (low, high): float64 [m, m] each.
+    the same instruction counts as a self-pair. With ``clusters`` (int [n]), the two-stage
+    cluster bootstrap (:func:`hexainst.analysis.nulls.cluster_bootstrap_weights`: clusters within
+    categories, then rows). Returns (low, high): float64 [m, m] each.
     """
     w = one_hot(labels, categories)
     rng = np.random.default_rng(seed)
     m = w.shape[1]
+    codes = np.argmax(w, axis=1) if w.size else np.zeros(0, np.int64)
     draws = np.empty((n_boot, m, m), dtype=np.float64)
     for k in range(n_boot):
-        draws[k] = weighted_category_means(pair, _bootstrap_weights(w, rng), include_self=include_self)
+        wk = (_bootstrap_weights(w, rng) if clusters is None
+              else w * cluster_bootstrap_weights(codes, clusters, rng)[:, None])
+        draws[k] = weighted_category_means(pair, wk, include_self=include_self)
     alpha = (1 - level) / 2
     with warnings.catch_warnings():  # a cell with no defined value (no pair) has no interval: NaN, quietly
         warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
@@ -125,14 +132,34 @@ def bootstrap_category_vector(
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = DEFAULT_SEED,
+    clusters: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap CI of per-category means of per-instruction values: ([m], [m])."""
+    """Percentile bootstrap CI of per-category means of per-instruction values: ([m], [m]).
+
+    With ``clusters`` (int [n]): the two-stage cluster bootstrap (clusters, then rows).
+    """
     values = np.asarray(values, dtype=np.float64)
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     low = np.full(len(categories), np.nan)
     high = np.full(len(categories), np.nan)
     alpha = (1 - level) / 2
+    if clusters is not None:
+        ok = ~np.isnan(values)
+        index = {c: i for i, c in enumerate(categories)}
+        codes = np.array([index.get(str(x), -1) for x in labels])
+        draws = np.empty((n_boot, len(categories)))
+        for b in range(n_boot):
+            mult = cluster_bootstrap_weights(codes, np.asarray(clusters), rng) * ok
+            for a in range(len(categories)):
+                sel = codes == a
+                tot = mult[sel].sum()
+                draws[b, a] = (mult[sel] * np.where(ok[sel], values[sel], 0.0)).sum() / tot if tot else np.nan
+        for a in range(len(categories)):
+            d = draws[:, a][np.isfinite(draws[:, a])]
+            if d.size:
+                low[a], high[a] = np.quantile(d, alpha), np.quantile(d, 1 - alpha)
+        return low, high
     for a, c in enumerate(categories):
         v = values[(labels == c) & ~np.isnan(values)]
         if v.size == 0:
@@ -223,6 +250,7 @@ class LengthAdjustedResult:
     p_value: float
     n_permutations: int
     n_pairs: int
+    null: str = "labels shuffled over all rows"
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -235,13 +263,16 @@ def length_adjusted_test(
     *,
     n_permutations: int = 500,
     seed: int = DEFAULT_SEED,
+    strata: np.ndarray | None = None,
 ) -> LengthAdjustedResult:
     """Is same-category similarity higher once instruction length is accounted for?
 
     Over all pairs i < j (NaN pairs dropped), least squares of
     pair_ij ~ 1 + same_ij + |log T_i - log T_j| + (log T_i + log T_j);
     the same-category coefficient is tested one-sided against label shuffles (lengths stay
-    with their instructions, so the null keeps every length effect).
+    with their instructions). With ``strata`` (int [n], e.g. length strata) labels are shuffled
+    only within a stratum, so the null also keeps how the categories sit on the length axis:
+    the test of "beyond length" (a free shuffle tests any category structure).
     pair: float [n, n]; n_tokens: int [n].
     """
     labels = np.asarray(labels)
@@ -265,7 +296,7 @@ def length_adjusted_test(
     rng = np.random.default_rng(seed)
     exceed = 0
     for _ in range(n_permutations):
-        perm = codes[rng.permutation(codes.size)]
+        perm = codes[rng.permutation(codes.size) if strata is None else stratified_permutation(strata, rng)]
         if fit(perm[iu] == perm[ju])[0] >= coef[0] - 1e-12:
             exceed += 1
     return LengthAdjustedResult(
@@ -275,4 +306,5 @@ def length_adjusted_test(
         p_value=(1 + exceed) / (1 + n_permutations),
         n_permutations=n_permutations,
         n_pairs=int(y.size),
+        null="labels shuffled over all rows" if strata is None else "labels shuffled within length strata",
     )

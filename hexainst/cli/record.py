@@ -62,6 +62,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
         revision=args.revision, with_sums=config.with_sums, rows_per_shard=config.rows_per_shard,
         padding_side=config.padding_side, overwrite=args.overwrite, inputs=inputs,
         created_by={"command": "hexainst record", "argv": sys.argv[1:]},
+        random_init=args.random_init,
     )
     model = resolve_model(args.model)
     if args.data_parallel:
@@ -148,6 +149,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-convert-gguf", action="store_true",
                    help="load a GGUF model directly every time (slow) instead of the cached safetensors conversion")
     p.add_argument("--revision", default=None, help="Hub revision (commit) of --model")
+    p.add_argument("--random-init", type=int, default=None, metavar="SEED",
+                   help="the untrained baseline: --model's architecture and tokenizer with weights initialised from "
+                        "its config under this seed (no weights read; record 3 or more seeds and pass them to "
+                        "'hexainst analyze --untrained')")
     p.add_argument("--device", default=_R.device, help=f"torch device, e.g. cpu or cuda (default {_R.device})")
     p.add_argument("--device-map", default=_R.device_map, help="'auto' to spread a large model over all devices")
     p.add_argument("--data-parallel", action="store_true",

@@ -1,0 +1,74 @@
+"""The lexical baseline: "ISN sets" of the instructions alone, built the way ISN sets are built.
+
+No model: each instruction is tokenised with the model's own tokenizer under the store's input
+policy (:func:`hexainst.analysis.recording.recorder.tokenize`: the same token ids the recorder fed,
+the same BOS rule for T). The *units* are the vocabulary's token types; unit v "fires" on the
+tokens of type v, so its count is the number of occurrences of v and p_v(I) = count / T, exactly
+as a neuron's p_i(I) is the share of tokens it fires on. The set is then
+:func:`hexainst.analysis.isn.compute_isn_sets` on these counts with the run's eps and tie rule
+(scope global: a vocabulary has no layers). Where k = ceil(eps x vocabulary) exceeds the number of
+distinct tokens of an instruction (gemma-3's 262,144 types at eps 1%: k = 2,622), the top-eps rule
+keeps every unit that fires, so S_lex(I) is the instruction's set of distinct token types; on a
+small vocabulary the threshold cuts as it does for neurons. Jaccard of these sets is plain
+token-type overlap: what any function of the input tokens could show without learning anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from hexainst.analysis.isn import IsnSets, compute_isn_sets
+
+
+def token_counts(token_ids: Sequence[Sequence[int]], skips: Sequence[int], vocab_size: int) -> sp.csr_matrix:
+    """Occurrences of every token type in every instruction: int32 CSR [n, vocab_size].
+
+    token_ids: the model input of each instruction; skips: leading tokens left out of T (0 or 1,
+    the recorder's BOS rule), which are left out of the counts too.
+    """
+    rows, cols = [], []
+    for r, (ids, skip) in enumerate(zip(token_ids, skips)):
+        kept = np.asarray(list(ids)[int(skip):], dtype=np.int64)
+        if kept.size and (kept.min() < 0 or kept.max() >= vocab_size):
+            raise ValueError(f"instruction {r}: a token id outside the vocabulary of {vocab_size}")
+        rows.append(np.full(kept.size, r, dtype=np.int64))
+        cols.append(kept)
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    out = sp.csr_matrix((np.ones(r.size, dtype=np.int32), (r, c)), shape=(len(skips), vocab_size))
+    out.sum_duplicates()
+    out.sort_indices()
+    return out
+
+
+def lexical_sets(counts: sp.csr_matrix, *, eps: float, tie_rule: str, ids: Sequence[str] = ()) -> IsnSets:
+    """Top-eps sets of token types: :func:`compute_isn_sets` on the token counts (scope global).
+
+    With ``exact-k`` ties are broken as for neurons without sums: every tied type counts the same,
+    so the lower token id wins (the counts stand in for the activation sums).
+    """
+    sums = counts.astype(np.float32) if tie_rule == "exact-k" else None
+    return compute_isn_sets(counts, eps=eps, tie_rule=tie_rule, scope="global", sums=sums, ids=ids)
+
+
+def tokenize_rows(tokenizer: Any, texts: Mapping[str, str], ids: Sequence[str],
+                  input_policy: Mapping[str, Any] | None) -> tuple[list[list[int]], list[int]]:
+    """Token ids and BOS skips of ``ids``' texts, exactly as the recorder tokenised them."""
+    from hexainst.analysis.recording.recorder import InputPolicy, tokenize
+
+    policy = InputPolicy.coerce(dict(input_policy) if input_policy else None)
+    out_ids, skips = [], []
+    for i in ids:
+        tok, skip = tokenize(tokenizer, texts[i], policy)
+        out_ids.append(tok)
+        skips.append(skip)
+    return out_ids, skips
+
+
+def vocabulary_size(tokenizer: Any) -> int:
+    """Number of token ids the tokenizer can produce (its vocabulary with added tokens)."""
+    return int(len(tokenizer))
