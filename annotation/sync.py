@@ -53,6 +53,8 @@ class ProjectIndex:
     texts: dict[str, str] = field(default_factory=dict)
     annotated: dict[int, int] = field(default_factory=dict)  # task id -> total annotations
     unkeyed: list[int] = field(default_factory=list)  # tasks without a hexainst_id
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> task data (of its first task)
+    annotators: dict[str, set[int]] = field(default_factory=dict)  # id -> user ids with an annotation (skips too)
 
     @property
     def duplicates(self) -> dict[str, list[int]]:
@@ -65,7 +67,8 @@ def index_project(client, project_id: int, where: str | None = None) -> ProjectI
     where = where or f"project {project_id}"
     try:
         for task in client.tasks.list(
-            project=project_id, page_size=1000, fields="task_only", include="id,data,total_annotations"
+            # fields="all" (narrowed by include): with "task_only" the server leaves 'annotators' empty.
+            project=project_id, page_size=1000, fields="all", include="id,data,total_annotations,annotators"
         ):
             data = task.data or {}
             iid = data.get(ID_KEY)
@@ -74,12 +77,27 @@ def index_project(client, project_id: int, where: str | None = None) -> ProjectI
                 continue
             index.tasks.setdefault(iid, []).append(task.id)
             index.texts.setdefault(iid, data.get("instruction", ""))
+            index.data.setdefault(iid, dict(data))
             index.annotated[task.id] = int(task.total_annotations or 0)
+            index.annotators.setdefault(iid, set()).update(_user_ids(getattr(task, "annotators", None)))
     except (httpx.TransportError, ApiError) as exc:
         raise SyncError(f"{where}: cannot list tasks: {describe_error(exc)}") from exc
     for ids in index.tasks.values():
         ids.sort()
     return index
+
+
+def _user_ids(annotators: Any) -> set[int]:
+    """User ids of a task's ``annotators`` field (the community server sends ids; other editions objects)."""
+    out: set[int] = set()
+    for a in annotators or []:
+        if isinstance(a, int) and not isinstance(a, bool):
+            out.add(a)
+        elif isinstance(a, Mapping):
+            uid = a.get("id", a.get("user_id"))
+            if isinstance(uid, int):
+                out.add(uid)
+    return out
 
 
 @dataclass

@@ -5,6 +5,8 @@
     hexainst annotate stop --data-dir D                                # stop detached servers
     hexainst annotate setup --data-dir D                               # accounts + projects
     hexainst annotate sync --data-dir D (--release R | --pools P ... | --rows FILE ...)   # also a top-up
+    hexainst annotate import --data-dir D --as junior1 FILE [--annotator-kind model --model M --prompt P --how TEXT]
+    hexainst annotate judge --data-dir D --as junior1 --base-url URL --model NAME  # a model answers the screen
     hexainst annotate senior --data-dir D                              # disagreements -> the senior
     hexainst annotate agreement --data-dir D [--json]
     hexainst annotate export --data-dir D --out validation.json
@@ -87,6 +89,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="port of the first instance; the others take the next ones (default: free ports)")  # fmt: skip
         p.add_argument("--detach", action="store_true", help="leave the servers running; stop them with 'annotate stop'")
 
+    def add_identity(p: argparse.ArgumentParser, model_only: bool = False) -> None:
+        p.add_argument("--as", dest="annotator", required=True, metavar="NAME",
+                       help="the annotator's slot: junior1, junior2, ... or senior")  # fmt: skip
+        if not model_only:
+            p.add_argument("--annotator-kind", choices=("person", "model"), default="person",
+                           help="who made the verdicts (default person)")  # fmt: skip
+            p.add_argument("--model", metavar="NAME", help="with --annotator-kind model: the model's name")
+            p.add_argument("--prompt", type=Path, metavar="FILE",
+                           help="with --annotator-kind model: the prompt it was given (its name and sha256 are recorded)")  # fmt: skip
+        p.add_argument("--how", metavar="TEXT",
+                       help="free text recorded with every verdict: how they were made, what the annotator saw "
+                            "(e.g. 'independent agent session, saw only its own tasks and the guidelines')")  # fmt: skip
+
     up = add(
         "up", "start every annotator's Label Studio, set up accounts and projects, import candidates, print logins",
         _cmd_up,
@@ -111,6 +126,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "candidates (a top-up of the reserve) can be sent at any time.",
     )
     add_candidates(sync)
+    imp = add(
+        "import", "land verdicts made elsewhere (one JSONL file per annotator) in that annotator's own project",
+        _cmd_import,
+        "Create each verdict of FILE as an annotation by the annotator of --as, with that annotator's own "
+        "account, in their own Label Studio instance: stored exactly as if they had answered the screen, so "
+        "agreement, 'senior' and 'export' read it unchanged. FILE is JSON Lines, one verdict per line: "
+        '{"id": ..., "decision": "accept|revise|reject", "category_correct": true|false, "errors": [...], '
+        '"corrected_instruction": "..." or null} (errors from grammar, redundancy, wrong_category, unclear, '
+        "unsound; an optional \"annotator\" must equal --as). Idempotent: tasks that already hold this "
+        "annotator's verdict are skipped and counted. The slot records who made the verdicts: a person "
+        "(default) or a model (--annotator-kind model --model NAME --prompt FILE [--how TEXT]); a slot that "
+        "already holds verdicts keeps its annotator, and the same model and prompt (or the same file) cannot "
+        "fill two junior slots.",
+    )
+    imp.add_argument("file", type=Path, metavar="FILE", help="the annotator's verdicts, JSON Lines")
+    add_identity(imp)
+    imp.add_argument("--workers", type=int_range(1, 32), default=4,
+                     help="annotation requests in flight at once (default 4)")  # fmt: skip
+    judge = add(
+        "judge", "a model (any OpenAI-compatible endpoint) answers one annotator's unannotated tasks", _cmd_judge,
+        "Ask a model, through any OpenAI-compatible endpoint, the screen's four questions for every task of "
+        "--as's project that has no verdict of theirs yet. System message: the annotation guidelines "
+        "(annotation/guidelines.md) and the answer format; user message: the task's claimed category and "
+        "instruction only (never its origin, never another annotator's verdict). Answers are parsed strictly "
+        "(one JSON object with category_correct, errors, corrected_instruction, decision); a malformed answer "
+        "is asked again, at most --attempts answers per task, then the task is left unannotated and named (exit "
+        "status 1; rerun to try those again). Verdicts land as 'import' lands them, under identity kind model: "
+        "--model and the sha256 of the whole fixed prompt. For a careful round use the strongest model you "
+        "can run: a small model cannot tell a false premise.",
+    )
+    add_identity(judge, model_only=True)
+    judge.add_argument("--base-url", required=True, metavar="URL", help="the endpoint, e.g. http://127.0.0.1:8000/v1")
+    judge.add_argument("--model", required=True, metavar="NAME", help="the model name the endpoint serves")
+    judge.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                       help="environment variable holding the API key (default OPENAI_API_KEY; unset: no key)")  # fmt: skip
+    judge.add_argument("--attempts", type=int_range(1, 10), default=3,
+                       help="answers asked per task before it is left unannotated (default 3)")  # fmt: skip
+    judge.add_argument("--max-tokens", type=int_range(16), default=1024, help="answer length limit (default 1024)")
+    judge.add_argument("--limit", type=int_range(1), metavar="N", help="judge at most N tasks (in id order)")
+    judge.add_argument("--workers", type=int_range(1, 64), default=4, help="requests in flight at once (default 4)")
+    judge.add_argument("--timeout", type=float, default=300.0, help="seconds per request (default 300)")
     add("senior", "send the tasks the juniors disagree on to the senior (idempotent)", _cmd_senior)
     agreement = add("agreement", "print junior agreement (Cohen's kappa) and progress", _cmd_agreement)
     agreement.add_argument("--json", action="store_true", help="print the agreement block as JSON")
@@ -230,9 +286,9 @@ def _candidate_rows(args: argparse.Namespace, required: bool = True) -> list[dic
         given = True
     for file in args.rows or []:
         from hexainst.kernel.jsonfiles import read_jsonl
-        from hexainst.kernel.records import validate_rows
+        from hexainst.kernel.records import upgrade_row, validate_rows
 
-        rows += validate_rows(read_jsonl(file, what="rows file"), str(file))
+        rows += validate_rows([upgrade_row(r) for r in read_jsonl(file, what="rows file")], str(file))
         given = True
     if not given:
         if required:
@@ -269,6 +325,60 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     session.require_servers()
     _print_sync(session.sync_candidates(rows, batch_size=args.batch_size))
     return 0
+
+
+def _identity_of(args: argparse.Namespace) -> dict[str, Any]:
+    from hexainst.kernel import identity
+    from hexainst.kernel.errors import UserError
+
+    if args.annotator_kind == "person":
+        if args.model or args.prompt:
+            raise UserError("--model and --prompt describe a model annotator: add --annotator-kind model")
+        return identity.person(args.how)
+    if not args.model or not args.prompt:
+        raise UserError("--annotator-kind model needs --model NAME and --prompt FILE (the prompt it was given)")
+    return identity.model(args.model, identity.prompt_ref(args.prompt), args.how)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from hexainst.annotation.importer import land_verdicts, read_verdict_file
+    from hexainst.annotation.session import Session
+
+    session = Session.load(args.data_dir)
+    session.instance(args.annotator)  # an unknown slot is named before the file is read
+    who = _identity_of(args)
+    verdicts, sha = read_verdict_file(args.file, args.annotator)
+    session.require_servers()
+    report = land_verdicts(session, args.annotator, verdicts, who, file_sha256=sha, workers=args.workers)
+    print(f"{report.annotator}: {report.n_verdicts} verdicts in {args.file}: {report.n_created} created "
+          f"in {report.seconds:.1f} s, {len(report.already_annotated)} already there (skipped)")  # fmt: skip
+    if report.already_annotated:
+        print(f"{report.annotator}: skipped (already annotated): {', '.join(report.already_annotated[:5])}"
+              + (" ..." if len(report.already_annotated) > 5 else ""))  # fmt: skip
+    return 0
+
+
+def _cmd_judge(args: argparse.Namespace) -> int:
+    import os
+
+    from hexainst.annotation.judge import DEFAULT_HOW, judge_slot, prompt_text
+    from hexainst.annotation.session import Session
+    from hexainst.kernel import identity
+
+    session = Session.load(args.data_dir)
+    session.instance(args.annotator)
+    who = identity.model(args.model, identity.text_ref("hexainst-judge-prompt", prompt_text()), args.how or DEFAULT_HOW)
+    session.require_servers()
+    report = judge_slot(
+        session, args.annotator, who, limit=args.limit, base_url=args.base_url, model=args.model,
+        api_key=os.environ.get(args.api_key_env) or "not-needed", attempts=args.attempts,
+        max_tokens=args.max_tokens, workers=args.workers, timeout=args.timeout,
+    )  # fmt: skip
+    print(f"{report.annotator} ({identity.describe(who)}): {report.n_tasks} tasks asked, {report.n_landed} verdicts "
+          f"landed, {len(report.failed)} left unannotated, {report.requests} requests")  # fmt: skip
+    for iid, why in sorted(report.failed.items()):
+        print(f"  unannotated {iid}: {why}")
+    return 1 if report.failed else 0
 
 
 def _cmd_senior(args: argparse.Namespace) -> int:
