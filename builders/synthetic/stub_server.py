@@ -24,6 +24,9 @@ Python API
   completions route, one line). The text depends only on the request (a hash of its messages
   and ``seed``), so a rerun gets the same answer, and varied enough that a full build of 150 per
   category passes the near-duplicate filter. ``"echo"`` answers ``{"instruction": "ok"}``.
+  ``"verdict"`` answers an annotation screen's four questions (``hexainst annotate judge``) with a
+  deterministic verdict drawn from the request: ``{"category_correct", "errors", "corrected_instruction",
+  "decision"}`` (faults apply as in the other modes).
 * Faults are consumed in arrival order: ``add_faults([...])`` queues them, the next request
   gets the first queued fault, and so on; requests with no queued fault are answered normally.
   ``set_rule(fn)`` installs ``fn(index, body) -> Fault | None`` for faults chosen per request
@@ -282,6 +285,8 @@ def _make_handler(state: _State):
                                                     len(ask.split()), len(text.split())))
                 return
             content = json.dumps({"instruction": instruction}, ensure_ascii=False)
+            if state.mode == "verdict":
+                content = json.dumps(_verdict(rng), ensure_ascii=False)
             choice: dict[str, Any] = {"content": content, "finish_reason": "stop"}
             reasoning = f"The user wants a {category or 'generic'} instruction; I will vary the details."
             rtok = 0
@@ -306,13 +311,21 @@ def _make_handler(state: _State):
     return Handler
 
 
+def _verdict(rng: random.Random) -> dict[str, Any]:
+    """A deterministic annotation verdict (mode ``verdict``): what a judge model's answer looks like."""
+    decision = rng.choice(("accept", "accept", "revise", "reject"))
+    errors = sorted(rng.sample(("grammar", "redundancy", "unclear", "unsound"), k=0 if decision == "accept" else 1))
+    return {"category_correct": decision != "reject" or rng.random() < 0.5, "errors": errors,
+            "corrected_instruction": "A corrected instruction." if decision == "revise" else None, "decision": decision}
+
+
 class StubServer:
     """The stub on a free port of 127.0.0.1, served by a background thread."""
 
     def __init__(self, latency: float = 0.0, mode: str = "content", model: str = "stub-model",
                  seed: int = 0, port: int | None = None) -> None:
-        if mode not in ("content", "echo"):
-            raise ValueError(f"mode must be 'content' or 'echo', got {mode!r}")
+        if mode not in ("content", "echo", "verdict"):
+            raise ValueError(f"mode must be 'content', 'echo' or 'verdict', got {mode!r}")
         self.state = _State(latency, mode, model, seed)
         self.port = port
         self._server: QuietServer | None = None
@@ -371,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=0, help="port (0: a free one, printed on start)")
     p.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     p.add_argument("--model", default="stub-model", help="model id it reports")
-    p.add_argument("--mode", choices=("content", "echo"), default="content")
+    p.add_argument("--mode", choices=("content", "echo", "verdict"), default="content")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     stub = StubServer(latency=args.latency, mode=args.mode, model=args.model, seed=args.seed,
