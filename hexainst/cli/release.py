@@ -32,8 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     info = subparsers.add_parser(
         "info",
-        help="counts per category x source and validation status of a release",
-        description="Print the rows per category and source and per validation status of a release folder.",
+        help="counts per category x source, validation status and kappa of a release",
+        description="Print the rows per category and source, per validation status (overall and per cell), and, "
+                    "from the validation file the release ships (validation.json), the juniors' agreement (Cohen's "
+                    "kappa) and who the annotators were (people or models).",
     )
     info.add_argument("path", nargs="?", help="release folder (default: the release inside the hexainst package)")
     info.add_argument("--json", action="store_true", help="print the counts as JSON")
@@ -71,14 +73,47 @@ def _print_cells(cells: Counter) -> None:
         print(f"{c:<16}{n:>9}{s:>11}{n + s:>7}")
 
 
+def _validation_block(path: Path | None) -> dict | None:
+    """The shipped validation file's agreement and annotators (``None`` when the release ships none)."""
+    from hexainst.kernel.release import PACKAGE_RELEASE_DIR, VALIDATION_FILE
+    from hexainst.kernel.validation_file import check, upgrade
+
+    file = (path or PACKAGE_RELEASE_DIR) / VALIDATION_FILE
+    if not file.is_file():
+        return None
+    try:
+        doc = json.loads(file.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        from hexainst.kernel.errors import UserError
+
+        raise UserError(f"{file}: the release's validation file cannot be read as JSON ({exc})") from None
+    check(doc, str(file))
+    doc = upgrade(doc)
+    ag = doc["agreement"]
+    return {
+        "file": str(file),
+        "outcomes": len(doc["outcomes"]),
+        "n_double_annotated": ag["n_double_annotated"],
+        "kappa_decision": ag["kappa_decision"],
+        "kappa_category_correct": ag["kappa_category_correct"],
+        "kappa_unsound": ag["error_type_agreement"]["unsound"]["kappa"],
+        "n_disagreements": ag["n_disagreements"],
+        "n_senior_decided": ag["n_senior_decided"],
+        "annotators": doc["annotators"],
+    }
+
+
 def _info(args: argparse.Namespace) -> int:
+    from hexainst.kernel.identity import describe
     from hexainst.kernel.release import read_release_rows, read_reserve
 
     path = _release_path(args.path)
     rows = read_release_rows(path, check_card=False)
     cells = Counter((r["category"], r["source"]) for r in rows)
     statuses = Counter(r["validation"]["status"] for r in rows)
+    by_cell = Counter((r["category"], r["source"], r["validation"]["status"]) for r in rows)
     reserve = read_reserve(path)
+    block = _validation_block(path)
     if args.json:
         print(
             json.dumps(
@@ -86,6 +121,9 @@ def _info(args: argparse.Namespace) -> int:
                     "rows": len(rows),
                     "cells": {c: {s: cells[(c, s)] for s in SOURCES} for c in CATEGORIES},
                     "validation": {s: statuses[s] for s in VALIDATION_STATUSES},
+                    "validation_by_cell": {f"{c}/{s}": {st: by_cell[(c, s, st)] for st in VALIDATION_STATUSES}
+                                           for c in CATEGORIES for s in SOURCES},
+                    "validation_file": block,
                     "reserve": len(reserve),
                 },
                 indent=2,
@@ -95,6 +133,22 @@ def _info(args: argparse.Namespace) -> int:
     print(f"{len(rows)} rows, {len(reserve)} in reserve")
     _print_cells(cells)
     print("validation: " + ", ".join(f"{s} {statuses[s]}" for s in VALIDATION_STATUSES))
+    open_cells = [f"{c}/{s} {by_cell[(c, s, 'pending')]}" for c in CATEGORIES for s in SOURCES if by_cell[(c, s, "pending")]]
+    if open_cells and len(open_cells) < len(CATEGORIES) * len(SOURCES):
+        print("pending per cell: " + ", ".join(open_cells))
+    if block is None:
+        print("kappa: no validation file in this release (validation.json), so no agreement to report")
+        return 0
+
+    def k(value) -> str:
+        return "undefined" if value is None else f"{value:.3f}"
+
+    print(f"validation file: {block['outcomes']} candidates decided; juniors' Cohen's kappa on "
+          f"{block['n_double_annotated']} double-annotated tasks: decision {k(block['kappa_decision'])}, "
+          f"category {k(block['kappa_category_correct'])}, unsound {k(block['kappa_unsound'])}; "
+          f"{block['n_disagreements']} disagreements, {block['n_senior_decided']} decided by the senior")  # fmt: skip
+    for a in block["annotators"]:
+        print(f"  {a['role']} {a['annotator']}: {describe(a['identity'])}")
     return 0
 
 

@@ -14,6 +14,7 @@ rows themselves plus ``build_info``, which the assembly stage supplies:
     filters         [{stage, reason, removed}]
     generator_note  one sentence on how the synthetic half was generated
     agreement       the "agreement" block of a validation file (annotation package)
+    validation      {annotators, n_outcomes, n_rejected} of the validation file applied (who validated)
 """
 
 from __future__ import annotations
@@ -228,19 +229,12 @@ def render_card(
     licenses = [{"license": k, "rows": v} for k, v in sorted(Counter(r["license"] for r in release_rows).items())]
     statuses = Counter(r["validation"]["status"] for r in release_rows)
     validation_statuses = [{"status": s, "rows": statuses[s]} for s in VALIDATION_STATUSES if statuses[s]]
-    if statuses.get("pending", 0) == n:
-        validation_summary = (
-            "Validation pending: no row of this release has been checked by annotators yet. Every row's "
-            "`validation.status` is `pending`. The toolkit's Label Studio workflow (two junior annotators per "
-            "instruction, a senior for disagreements) produces the outcomes that a rebuild applies."
-        )
-    else:
-        validation_summary = (
-            "Two junior annotators checked every candidate independently for grammar or spelling errors, "
-            "redundancy, wrong category and unclear wording; a senior annotator decided where they disagreed. "
-            "Rejected rows were replaced from the reserve in order; revised rows keep their original text in "
-            "`validation.original_instruction`."
-        )
+    from hexainst.kernel.validation_text import summary as validation_text
+
+    round_info = build_info.get("validation") or {}
+    validation_summary = validation_text(
+        release_rows, round_info.get("annotators"), round_info.get("n_outcomes"), round_info.get("n_rejected")
+    )
     build_description, notice = _build_text(build_info, generators)
     collection = (
         "Natural instructions were read with `datasets` (from the Hub, or from an offline mirror of the same "
@@ -282,6 +276,7 @@ def render_card(
         collection_process=collection,
         filters=list(build_info.get("filters", [])),
         validation_summary=validation_summary,
+        ships_validation=bool(round_info),
         validation_statuses=validation_statuses,
         agreement=_agreement(build_info.get("agreement")),
         build_description=build_description,

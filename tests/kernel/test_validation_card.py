@@ -1,0 +1,82 @@
+"""The card's validation section and 'hexainst info': "validated" only where true, who validated, kappa."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from hexainst.cli import main
+from hexainst.kernel.release import write_release
+from hexainst.kernel.validation_text import PAPER, summary
+from validation_docs import outcome, validation_doc
+
+PERSON = {"kind": "person", "model": None, "prompt": None, "how": None}
+MODEL = {"kind": "model", "model": "judge-x", "prompt": "judge.md sha256:" + "a" * 64, "how": "saw only its own tasks"}
+
+
+def _decided(row: dict, status: str, identities=(MODEL, PERSON)) -> dict:
+    row = copy.deepcopy(row)
+    verdicts = [{"annotator": f"junior{i + 1}", "identity": ident, "decision": "accept", "category_correct": True,
+                 "errors": [], "corrected_instruction": None} for i, ident in enumerate(identities)]
+    row["validation"] = {"status": status, "original_instruction": None, "juniors": verdicts, "senior": None}
+    return row
+
+
+def test_pending_rows_are_never_called_validated(rows):
+    text = summary(rows)
+    assert text.startswith("Not validated") and PAPER in text
+    assert "Validated" not in text and "Partly" not in text
+
+
+def test_a_partial_round_is_described_exactly(rows):
+    partial = [_decided(r, "accepted") for r in rows[:2]] + rows[2:]
+    text = summary(partial)
+    assert text.startswith(f"Partly validated: 2 of {len(rows)} rows")
+    assert f"the other {len(rows) - 2} are `pending`: not decided, not validated" in text
+    assert "Who validated (1 person, 1 model)" in text and "`judge-x`" in text and "saw only its own tasks" in text
+    assert "Some verdicts of this round came from models, not people" in text and PAPER in text
+
+
+def test_a_complete_round_by_models_says_so(rows):
+    done = [_decided(r, "accepted", (MODEL, {**MODEL, "model": "judge-y"})) for r in rows]
+    text = summary(done, n_outcomes=len(rows) + 3, n_rejected=3)
+    assert text.startswith(f"Validated: all {len(rows)} rows")
+    assert "Who validated (2 models)" in text and ": a person" not in text
+    assert "Every verdict of this round came from a model, not a person" in text
+    assert f"3 candidates of the {len(rows) + 3} decided were rejected" in text
+    unrecorded = [_decided(r, "accepted", ({"kind": "unrecorded"},) * 2) for r in rows]
+    assert "What the annotators saw was not recorded" in summary(unrecorded)
+
+
+def test_info_shows_status_kappa_and_annotators_from_the_shipped_file(rows, tmp_path, capsys):
+    decided = [_decided(r, "accepted", (PERSON, PERSON)) for r in rows[:3]] + rows[3:]
+    doc = validation_doc([outcome(r["id"], "accepted") for r in rows[:3]])
+    vfile = tmp_path / "v.json"
+    vfile.write_text(json.dumps(doc))
+    out = write_release(decided, tmp_path / "release", validation=vfile)
+    assert (out / "validation.json").read_bytes() == vfile.read_bytes()
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"validation: pending {len(rows) - 3}, accepted 3, revised 0, rejected 0" in text
+    assert "juniors' Cohen's kappa on 3 double-annotated tasks: decision 0.500, category 0.250" in text
+    assert "junior junior1: person" in text
+    assert main(["info", "--json", str(out)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["validation_file"]["kappa_decision"] == 0.5 and data["validation"]["accepted"] == 3
+    plain = write_release(rows, tmp_path / "plain")
+    assert not (plain / "validation.json").exists()
+    assert main(["info", str(plain)]) == 0
+    assert "kappa: no validation file in this release" in capsys.readouterr().out
+
+
+def test_a_strangers_validation_json_is_never_replaced(rows, tmp_path):
+    import pytest
+
+    from hexainst.kernel.outputs import OutputError
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "validation.json").write_text('{"my": "notes"}')
+    with pytest.raises(OutputError, match=r"validation.json \(not a HexaInst validation file\)"):
+        write_release(rows, folder)
+    assert (folder / "validation.json").read_text() == '{"my": "notes"}'
