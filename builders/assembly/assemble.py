@@ -85,8 +85,12 @@ def assemble(
     generations: str | os.PathLike[str] | None = None,
     previous: str | os.PathLike[str] | None = None,
     reserve_sizes: Mapping[str, int] | None = None,
+    topup: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Select ``config.rows_per_cell`` natural + synthetic rows per category and write the release.
+
+    The release ships the validation file applied (``validation.json``) and, given ``topup`` (the
+    top-up record ``{"extra": {cell: n}}``), ``topup.json``: what a fresh clone needs to rebuild it.
 
     With ``validation`` (a validation file from the annotation package), rejected rows are
     replaced from their cell's reserve in order and revised rows take the corrected text.
@@ -115,12 +119,15 @@ def assemble(
         plan[cell] = {**plan[cell], "reserve": int(n), "source": "top-up"}
     outcomes: dict[str, Mapping[str, Any]] = {}
     agreement = None
+    round_info = None
     if validation is not None:
         from hexainst.kernel.validation_file import read as read_validation
 
         doc = read_validation(validation, set(cell_of_id))
         outcomes = {o["id"]: o for o in doc["outcomes"]}
         agreement = doc.get("agreement")
+        round_info = {"annotators": doc["annotators"], "n_outcomes": len(doc["outcomes"]),
+                      "n_rejected": sum(1 for o in doc["outcomes"] if o["status"] == "rejected")}
     previous_order = _previous_order(previous) if previous is not None else {}
 
     selections: dict[tuple[str, str], CellSelection] = {
@@ -146,6 +153,7 @@ def assemble(
         "sources": _sources(release),
         "filters": _filters(natural_report, synthetic_report),
         "agreement": agreement,
+        "validation": round_info,
         "generator_note": generator_note,
         "quality_review": _quality_review(),
     }
@@ -156,6 +164,8 @@ def assemble(
         build_info=build_info,
         croissant=lambda folder: croissant_metadata(folder),
         generations=generations,
+        validation=validation,
+        topup=topup,
     )
     report = {
         "seed": seed,

@@ -47,7 +47,11 @@ def register(stages: argparse._SubParsersAction) -> None:
             "Build HexaInst end to end: natural candidates (the Hub, or an offline mirror with --sources), synthetic "
             "candidates (the configured OpenAI-compatible endpoint, else the embedded local model), then the "
             "release. Finished stages are skipped on a rerun with the same inputs, and the synthetic stage's request "
-            "cache means no request is sent twice. Prints what it built and how to load it."
+            "cache means no request is sent twice. Rebuilding into a release folder reuses what it ships: its "
+            "generations (no request sent again), its validation file (validation.json, applied again unless "
+            "--validation names another or --no-validation) and its top-up record (topup.json: the candidates "
+            "top-up rounds added, kept in the order the release holds them), so a fresh clone's 'make dataset' "
+            "rebuilds the committed release byte for byte. Prints what it built and how to load it."
         ),
     )
     every.add_argument("--work", type=Path, default=BuildConfig.work, metavar="DIR",
@@ -65,7 +69,12 @@ def register(stages: argparse._SubParsersAction) -> None:
     every.add_argument("--rejection-rates", type=Path, metavar="FILE",
                        help="expected rejection rate per cell, which sizes each reserve: a rates file or a pilot's "
                             "validation.json (default: the rates bundled with the toolkit, measured by a blind read)")
-    every.add_argument("--validation", type=Path, metavar="FILE", help="validation.json to apply at assembly")
+    every.add_argument("--validation", type=Path, metavar="FILE",
+                       help="validation.json to apply at assembly (default: the one the --out release ships, "
+                            "validation.json in that folder, if any: rebuilding a validated release applies its "
+                            "own verdicts again; the new release ships the file applied)")
+    every.add_argument("--no-validation", action="store_true",
+                       help="apply no validation file, not even the one the --out release ships (every row pending)")
     every.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed for every stage (default {DEFAULT_SEED})")
     every.add_argument("--threads", type=int_range(1), default=None, metavar="N",
                        help="torch threads of the embedded generator (default: every core; 1 on a busy machine)")
@@ -134,6 +143,8 @@ def _all(args: argparse.Namespace) -> int:
     from hexainst.builders.synthetic.config import SyntheticConfig
     from hexainst.cli.build_all import build_all
 
+    if args.validation is not None and args.no_validation:
+        raise UserError("--validation FILE and --no-validation contradict each other; give one")
     synthetic = SyntheticConfig(
         base_url=args.base_url, model=args.model, seed=args.seed, embedded_threads=args.threads,
         membership_model=args.membership_model, membership_k=args.membership_k,
@@ -148,6 +159,7 @@ def _all(args: argparse.Namespace) -> int:
         assembly=AssemblyConfig(seed=args.seed, rejection_rates=args.rejection_rates),
         validation=args.validation,
         per_category_explicit=args.per_category is not None,
+        shipped_validation=not args.no_validation,
     )
     _print_summary(report, args.out)
     return 0

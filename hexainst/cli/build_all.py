@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -108,13 +109,42 @@ def build_all(
     assembly: AssemblyConfig = AssemblyConfig(),
     validation: Path | None = None,
     per_category_explicit: bool = False,
+    shipped_validation: bool = True,
 ) -> dict[str, Any]:
     """Run every stage into ``build.work`` and write the release into ``out``; return the assembly report.
 
     Every output location is checked before any work. A release folder that ships its generations
     (``generations/synthetic.jsonl``) fills the request cache first, so rebuilding a committed
-    release sends no request; the new release ships the generations it used.
+    release sends no request; the new release ships the generations it used. Likewise a release that
+    ships its validation file (``validation.json``) has it applied again unless ``validation`` names
+    another file or ``shipped_validation`` is false, and one that ships a top-up record (``topup.json``)
+    is rebuilt with those candidates, in the order it holds them.
     """
+    from hexainst.kernel.release import TOPUP_FILE, VALIDATION_FILE
+
+    with tempfile.TemporaryDirectory(prefix="hexainst-shipped-") as tmp:
+        shipped = Path(out) / VALIDATION_FILE
+        if validation is None and shipped_validation and shipped.is_file():
+            validation = Path(tmp) / VALIDATION_FILE  # a copy: the release folder is rewritten, and is no input
+            shutil.copyfile(shipped, validation)
+            print(f"[release] applying the validation file the release ships ({shipped}); --no-validation: none")
+        topup_record = Path(out) / TOPUP_FILE
+        return _build_all(out, build=build, natural=natural, synthetic=synthetic, assembly=assembly,
+                          validation=validation, per_category_explicit=per_category_explicit,
+                          shipped_topup=_read_topup(topup_record) if topup_record.is_file() else None)
+
+
+def _build_all(
+    out: Path,
+    *,
+    build: BuildConfig,
+    natural: NaturalConfig,
+    synthetic: SyntheticConfig,
+    assembly: AssemblyConfig,
+    validation: Path | None,
+    per_category_explicit: bool,
+    shipped_topup: dict[str, int] | None,
+) -> dict[str, Any]:
     from hexainst.builders.assembly.assemble import assemble, write_report
     from hexainst.builders.assembly.reserve import expected_rates, reserve_plan
     from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
@@ -138,7 +168,7 @@ def build_all(
     claim_output_dir(natural_dir, NATURAL_KIND, inputs=[sources], option="--work")
     claim_output_dir(synthetic_dir, SYNTHETIC_KIND, inputs=[natural_dir, cache_dir], option="--work")
     plan = reserve_plan(expected_rates(assembly.rejection_rates), assembly.rows_per_cell, cap=assembly.max_reserve)
-    extra = _topup_extra(work)
+    extra = _topup_extra(work) or (shipped_topup or {})
     synthetic = synthetic_targets(_with_topup(synthetic, extra), plan, per_category_explicit)
 
     natural_stage = Stage(work, "natural", natural_dir,
@@ -171,6 +201,9 @@ def build_all(
             [natural_dir, synthetic_dir], out, validation=validation, config=assembly,
             sources_dir=str(sources) if sources else None, generations=generations,
             reserve_sizes=_reserve_sizes(plan, extra) if extra and assembly.reserve is None else None,
+            # A topped-up release keeps its order (what was annotated never moves): the folder is its record.
+            previous=out if shipped_topup else None,
+            topup={"extra": extra} if extra else None,
         )
     write_report(report, work / ASSEMBLY_REPORT)
     return report
@@ -193,13 +226,21 @@ TOPUP_STATE = "topup.json"
 
 def _topup_extra(work: Path) -> dict[str, int]:
     """Candidates added by earlier top-up rounds, per cell (``work/stages/topup.json``), so that a rebuild keeps them."""
+    file = work / "stages" / TOPUP_STATE
+    return _read_topup(file) if file.is_file() else {}
+
+
+def _read_topup(file: Path) -> dict[str, int]:
+    """A top-up record ``{"extra": {"<category>/<source>": n}}`` (the work folder's, or the one a release ships)."""
     from hexainst.kernel.jsonfiles import read_json
 
-    file = work / "stages" / TOPUP_STATE
-    if not file.is_file():
-        return {}
     doc = read_json(file, what="top-up record")
-    return {cell: int(n) for cell, n in (doc.get("extra") or {}).items()}
+    extra = doc.get("extra") if isinstance(doc, dict) else None
+    cells = {f"{c}/{s}" for c in CATEGORIES for s in ("natural", "synthetic")}
+    if not isinstance(extra, dict) or any(k not in cells or not isinstance(v, int) or isinstance(v, bool) or v < 0
+                                          for k, v in extra.items()):
+        raise OutputError(f"{file}: not a top-up record ({{\"extra\": {{\"math/synthetic\": 12, ...}}}} expected)")
+    return {cell: int(n) for cell, n in extra.items()}
 
 
 def _with_topup(synthetic: SyntheticConfig, topup_extra: Mapping[str, int]) -> SyntheticConfig:
@@ -308,7 +349,7 @@ def topup(
         synthetic_builder.export_generations(cache_dir, generations, used_only_for=synthetic_dir)
         report = assemble([natural_dir, synthetic_dir], out, validation=validation, config=assembly,
                           sources_dir=str(natural.sources_dir) if natural.sources_dir else None,
-                          generations=generations, previous=out, reserve_sizes=sizes)
+                          generations=generations, previous=out, reserve_sizes=sizes, topup={"extra": topup_extra})
     write_report(report, work / ASSEMBLY_REPORT)
     atomic.write_text(work / "stages" / TOPUP_STATE, json.dumps({"extra": topup_extra}, indent=2, sort_keys=True) + "\n")
     return {"cells": cells, "new_ids": new_ids, "report": report}

@@ -190,6 +190,19 @@ def _card_is_hexainst(readme: Path) -> bool:
     return "pretty_name: HexaInst" in header
 
 
+def _is_ours(file: Path, name: str) -> bool:
+    """Whether a release's ``validation.json`` / ``topup.json`` is the toolkit's (a release replaces it)."""
+    import json
+
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if name == "validation.json":
+        return isinstance(doc, dict) and doc.get("format") == "hexainst-validation"
+    return isinstance(doc, dict) and set(doc) == {"extra"} and isinstance(doc["extra"], dict)
+
+
 def foreign_release_entries(folder: str | os.PathLike[str]) -> list[str]:
     """Files in ``folder``'s release entries that a HexaInst release would not have written.
 
@@ -205,6 +218,9 @@ def foreign_release_entries(folder: str | os.PathLike[str]) -> list[str]:
     readme = folder / "README.md"
     if readme.exists() and not _card_is_hexainst(readme):
         foreign.append("README.md (not a HexaInst dataset card)")
+    for name, kind in (("validation.json", "a HexaInst validation file"), ("topup.json", "a HexaInst top-up record")):
+        if (folder / name).exists() and not _is_ours(folder / name, name):
+            foreign.append(f"{name} (not {kind})")
     for sub, allowed in RELEASE_LAYOUT.items():
         base = folder / sub
         if base.is_file():

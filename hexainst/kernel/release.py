@@ -8,6 +8,8 @@ package's own code, is left alone)::
     data/<category>.parquet   the rows of one category, natural then synthetic
     reserve/reserve.jsonl     ordered replacements per (category, source) cell, not part of any config
     generations/synthetic.jsonl  every generator answer the build used (when the build supplies it)
+    validation.json           the validation file the build applied (every verdict, who made it), if any
+    topup.json                the candidates top-up rounds added per cell, if any (a rebuild makes them again)
     croissant.json            Croissant metadata (written when mlcroissant metadata is supplied)
 
 The writer validates every row before anything is written, builds the new release in a temporary
@@ -32,10 +34,15 @@ from hexainst.kernel.records import RecordError, upgrade_row, validate_row, vali
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
 
 #: Files and folders a release consists of, relative to the release folder.
-RELEASE_ENTRIES: tuple[str, ...] = ("README.md", "LICENSE.md", "data", "reserve", "generations", "croissant.json")
+RELEASE_ENTRIES: tuple[str, ...] = ("README.md", "LICENSE.md", "data", "reserve", "generations", "validation.json",
+                                    "topup.json", "croissant.json")
 DATA_DIR = "data"
 RESERVE_FILE = "reserve/reserve.jsonl"
 GENERATIONS_FILE = "generations/synthetic.jsonl"
+#: The validation file a release ships (what its rows' outcomes came from), so that a fresh clone rebuilds it.
+VALIDATION_FILE = "validation.json"
+#: The top-up record a topped-up release ships: ``{"extra": {"<category>/<source>": n}}``.
+TOPUP_FILE = "topup.json"
 #: What each sub-folder of a release may hold (glob patterns relative to it): anything else there is not ours.
 RELEASE_LAYOUT: dict[str, tuple[str, ...]] = {
     "data": tuple(f"{c}.parquet" for c in CATEGORIES),
@@ -78,6 +85,8 @@ def write_release(
     build_info: Mapping[str, Any] | None = None,
     croissant: Callable[[Path], Mapping[str, Any]] | None = None,
     generations: str | os.PathLike[str] | None = None,
+    validation: str | os.PathLike[str] | None = None,
+    topup: Mapping[str, Any] | None = None,
 ) -> Path:
     """Validate ``rows`` and write them as a release into ``out_dir``; return ``out_dir``.
 
@@ -85,6 +94,9 @@ def write_release(
     ``build_info`` feeds the card (see :mod:`hexainst.kernel.card`). ``croissant``, if given, is called with
     the finished temporary folder and returns the Croissant JSON-LD to write as ``croissant.json``.
     ``generations``, if given, is a JSONL file of the generator's answers copied to ``generations/synthetic.jsonl``.
+    ``validation``, if given, is the validation file applied, copied (byte for byte) to ``validation.json``;
+    without it a release has no ``validation.json`` (an earlier one is removed with the old entries).
+    ``topup``, if given, is the top-up record written to ``topup.json`` (sorted keys, one stable layout).
     Nothing in ``out_dir`` changes unless every step succeeds, and ``out_dir`` must be a new folder
     or a HexaInst release (:func:`hexainst.kernel.outputs.claim_release_dir`).
     """
@@ -102,7 +114,7 @@ def write_release(
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with _quiet_datasets():
-        _write(release_rows, reserve_rows, out_dir, build_info, croissant, generations)
+        _write(release_rows, reserve_rows, out_dir, build_info, croissant, generations, validation, topup)
     return out_dir
 
 
@@ -120,7 +132,8 @@ def _quiet_datasets():
             datasets.enable_progress_bars()
 
 
-def _write(release_rows, reserve_rows, out_dir: Path, build_info, croissant, generations) -> None:
+def _write(release_rows, reserve_rows, out_dir: Path, build_info, croissant, generations, validation=None,
+           topup=None) -> None:
     from hexainst.kernel.card import render_card, render_license
     from hexainst.kernel.features import dataset_from_rows
 
@@ -139,6 +152,10 @@ def _write(release_rows, reserve_rows, out_dir: Path, build_info, croissant, gen
         if generations is not None:
             (tmp / GENERATIONS_FILE).parent.mkdir()
             shutil.copyfile(generations, tmp / GENERATIONS_FILE)
+        if validation is not None:
+            shutil.copyfile(validation, tmp / VALIDATION_FILE)
+        if topup:
+            (tmp / TOPUP_FILE).write_text(json.dumps(dict(topup), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         (tmp / "reserve").mkdir()
         with open(tmp / RESERVE_FILE, "w", encoding="utf-8", newline="\n") as fh:
             for row in reserve_rows:

@@ -42,7 +42,8 @@ def card_problems(folder: Path, rows_by_config: dict[str, int]) -> list[str]:
 
 def companion_problems(folder: Path) -> list[str]:
     """What is wrong with the files a release carries beside its data: the licence file and the reserve (always
-    written, the reserve possibly empty), ``croissant.json`` (a JSON object) and the shipped generations (JSON Lines)."""
+    written, the reserve possibly empty), ``croissant.json`` (a JSON object), the shipped generations (JSON Lines),
+    the validation file (its schema) and the top-up record."""
     import json
 
     from hexainst.kernel.errors import UserError
@@ -59,6 +60,20 @@ def companion_problems(folder: Path) -> list[str]:
                 problems.append("croissant.json: not a JSON object")
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             problems.append(f"croissant.json: cannot be read as JSON ({exc})")
+    from hexainst.kernel.release import TOPUP_FILE, VALIDATION_FILE
+    from hexainst.kernel.validation_file import check as check_validation
+
+    for name, check_doc in ((VALIDATION_FILE, lambda doc: check_validation(doc, VALIDATION_FILE)),
+                            (TOPUP_FILE, _check_topup)):
+        file = folder / name
+        if not file.exists():
+            continue
+        try:
+            check_doc(json.loads(file.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            problems.append(f"{name}: cannot be read as JSON ({exc})")
+        except UserError as exc:
+            problems.append(str(exc))
     generations = folder / GENERATIONS_FILE
     if generations.exists():
         try:
@@ -67,3 +82,12 @@ def companion_problems(folder: Path) -> list[str]:
         except UserError as exc:
             problems.append(str(exc))
     return problems
+
+
+def _check_topup(doc) -> None:
+    from hexainst.kernel.errors import UserError
+
+    cells = {f"{c}/{s}" for c in CATEGORIES for s in SOURCES}
+    extra = doc.get("extra") if isinstance(doc, dict) else None
+    if not isinstance(extra, dict) or any(k not in cells or not isinstance(v, int) or v < 0 for k, v in extra.items()):
+        raise UserError('topup.json: not a top-up record ({"extra": {"math/synthetic": 12, ...}} expected)')

@@ -21,11 +21,13 @@ import pytest
 pytestmark = pytest.mark.slow
 
 RELEASE_FILES = ("README.md", "LICENSE.md", "croissant.json", "data", "reserve", "generations")
+#: Shipped by a validated (and a topped-up) release: the rebuild applies them again and ships them unchanged.
+OPTIONAL_FILES = ("validation.json", "topup.json")
 
 
 def _hashes(folder: Path) -> dict[str, str]:
     out = {}
-    for entry in RELEASE_FILES:
+    for entry in (*RELEASE_FILES, *(e for e in OPTIONAL_FILES if (folder / e).exists())):
         path = folder / entry
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         for file in files:
@@ -39,7 +41,7 @@ def test_committed_release_rebuilds_byte_identical_from_its_generations(repo_roo
     assert (committed / "generations" / "synthetic.jsonl").is_file(), "the release must ship its generations"
     out = tmp_path / "release"
     out.mkdir()
-    for entry in RELEASE_FILES:
+    for entry in (*RELEASE_FILES, *(e for e in OPTIONAL_FILES if (committed / e).exists())):
         source = committed / entry
         (shutil.copytree if source.is_dir() else shutil.copyfile)(source, out / entry)
     env = {k: v for k, v in os.environ.items() if k not in ("HEXAINST_BASE_URL", "HEXAINST_MODEL", "OPENAI_API_KEY",
@@ -55,3 +57,5 @@ def test_committed_release_rebuilds_byte_identical_from_its_generations(repo_roo
     assert report["requests"] == 0, report["requests"]  # every answer came from the shipped generations
     assert report["cache_hits"] > 0
     assert _hashes(out) == _hashes(committed)
+    if (committed / "validation.json").exists():  # the validated release: its own verdicts were applied again
+        assert "applying the validation file the release ships" in done.stdout
