@@ -1,0 +1,72 @@
+"""A release ships its validation file and its top-up record, and the assembly rebuilds it from them.
+
+Fast companion of tests/cli/test_topup.py (which runs the whole 'build all' / 'build topup' on the
+mirror): made-up pools, the real assembly, and the two things a fresh clone's rebuild relies on:
+the files are shipped byte for byte, and rebuilding a topped-up release with its own order
+(``previous=out``) and its validation file gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "builders" / "assembly"))
+
+from hexainst.builders.assembly import assemble  # noqa: E402
+from hexainst.builders.assembly.select import rank_key  # noqa: E402
+from hexainst.builders.assembly.config import AssemblyConfig  # noqa: E402
+from hexainst.builders.assembly.reserve import expected_rates, reserve_plan  # noqa: E402
+from hexainst.cli.build_all import _read_topup, _reserve_sizes  # noqa: E402
+from hexainst.kernel.outputs import OutputError  # noqa: E402
+from hexainst.kernel.release import RELEASE_ENTRIES  # noqa: E402
+from hexainst.kernel.validation_file import write as write_validation  # noqa: E402
+from test_assembly import write_pools  # noqa: E402
+from validation_docs import outcome, validation_doc  # noqa: E402
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_validated_topped_up_release_ships_its_files_and_rebuilds_to_the_same_bytes(tmp_path):
+    pools = write_pools(tmp_path / "pools", n=110)
+    cell = sorted(pools[("math", "synthetic")], key=lambda r: rank_key(0, r["id"]))
+    outcomes = [outcome(r["id"], "rejected") for r in cell[:4]] + [outcome(cell[10]["id"], "revised", "Fixed text.")]
+    vfile = write_validation(tmp_path / "validation.json", validation_doc(outcomes))
+    out = tmp_path / "release"
+    record = {"extra": {"math/synthetic": 4}}
+    # The reserve sizes 'build all' gives a release with a top-up record: the planned reserve plus the extra.
+    plan = reserve_plan(expected_rates(None), 100, cap=AssemblyConfig().max_reserve)
+    sizes = _reserve_sizes(plan, record["extra"])
+    assemble(tmp_path / "pools", out, validation=vfile, topup=record, reserve_sizes=sizes)
+    assert (out / "validation.json").read_bytes() == vfile.read_bytes()
+    assert json.loads((out / "topup.json").read_text()) == record and _read_topup(out / "topup.json") == {"math/synthetic": 4}
+    assert "ships as `validation.json`" in (out / "README.md").read_text()
+
+    # The rebuild of a fresh clone: the release's own files, its shipped validation file (a copy, as
+    # 'build all' makes one) and its own order.
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for entry in RELEASE_ENTRIES:
+        if (out / entry).exists():
+            (shutil.copytree if (out / entry).is_dir() else shutil.copyfile)(out / entry, clone / entry)
+    shipped = tmp_path / "shipped-validation.json"
+    shutil.copyfile(clone / "validation.json", shipped)
+    assemble(tmp_path / "pools", clone, validation=shipped, topup=record, previous=clone, reserve_sizes=sizes)
+    assert _tree(clone) == _tree(out)
+
+    # Without a validation file the release ships none (an earlier one goes with the old entries).
+    assemble(tmp_path / "pools", out)
+    assert not (out / "validation.json").exists() and not (out / "topup.json").exists()
+
+
+def test_a_bad_topup_record_is_one_clear_error(tmp_path):
+    bad = tmp_path / "topup.json"
+    bad.write_text(json.dumps({"extra": {"math/other": 3}}))
+    with pytest.raises(OutputError, match=r"topup.json: not a top-up record"):
+        _read_topup(bad)
