@@ -105,6 +105,10 @@ def register(stages: argparse._SubParsersAction) -> None:
     top.add_argument("--rejection-rates", type=Path, metavar="FILE", help="as given to 'build all', if it was")
     top.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"the build's seed (default {DEFAULT_SEED})")
     top.add_argument("--threads", type=int_range(1), default=None, metavar="N", help="torch threads of the embedded generator")
+    top.add_argument("--oversample", action="store_true",
+                     help="ask for short / acceptance new candidates per cell, the acceptance (accepted or revised over "
+                          "decided) measured in that cell by --validation, so that one more round is expected to fill it "
+                          "(default: exactly as many as the cell is short)")
     top.set_defaults(handler=_topup)
     every.set_defaults(handler=_all)
 
@@ -175,13 +179,14 @@ def _topup(args: argparse.Namespace) -> int:
     result = topup(args.out, args.validation, build=BuildConfig(work=args.work),
                    natural=NaturalConfig(sources_dir=args.sources, seed=args.seed), synthetic=synthetic,
                    assembly=AssemblyConfig(seed=args.seed, rejection_rates=args.rejection_rates),
-                   per_category_explicit=args.per_category is not None)
+                   per_category_explicit=args.per_category is not None, oversample=args.oversample)
     short = {cell: v for cell, v in result["cells"].items() if v["short"]}
     if not short:
         print("no cell is short: every cell has at least 100 rows that validation did not reject; nothing to do")
         return 0
     for cell, v in short.items():
-        print(f"{cell}: {v['usable']} usable rows, short by {v['short']}: {v['short']} new candidates added to its reserve")
+        added = result.get("added", {}).get(cell, v["short"])
+        print(f"{cell}: {v['usable']} usable rows, short by {v['short']}: {added} new candidates added to its reserve")
     print(f"{len(result['new_ids'])} new candidates (validation pending) in {args.out}; send them to the annotators with:")
     print(f"  hexainst annotate sync --release {args.out}")
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -268,6 +269,30 @@ def shortfalls(out: Path, outcomes: Mapping[str, Mapping[str, Any]],
     return {cell: {"usable": n, "short": max(0, rows_per_cell - n)} for cell, n in usable.items()}
 
 
+#: A top-up asks for ``short / acceptance`` new candidates per cell, the acceptance measured in that
+#: cell by the validation file (never below this floor, so one bad round asks for at most 1/floor).
+MIN_ACCEPTANCE = 0.05
+
+
+def cell_acceptance(out: Path, outcomes: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """Per cell of the release in ``out`` (release + reserve): accepted or revised / decided, where any were decided."""
+    from hexainst.kernel.release import read_release_rows, read_reserve
+
+    decided: dict[str, list[bool]] = {}
+    for row in [*read_release_rows(out), *read_reserve(out)]:
+        status = (outcomes.get(row["id"]) or {}).get("status")
+        if status is not None:
+            decided.setdefault(f"{row['category']}/{row['source']}", []).append(status != "rejected")
+    return {cell: sum(kept) / len(kept) for cell, kept in decided.items()}
+
+
+def oversampled(short: int, acceptance: float | None) -> int:
+    """New candidates for a cell ``short`` rows: enough that, at the measured acceptance, the cell fills."""
+    if acceptance is None:
+        return short
+    return math.ceil(short / max(acceptance, MIN_ACCEPTANCE))
+
+
 def topup(
     out: Path,
     validation: Path,
@@ -277,8 +302,14 @@ def topup(
     synthetic: SyntheticConfig = SyntheticConfig(),
     assembly: AssemblyConfig = AssemblyConfig(),
     per_category_explicit: bool = False,
+    oversample: bool = False,
 ) -> dict[str, Any]:
     """Give every cell that validation leaves short that many new candidates, appended to its reserve.
+
+    With ``oversample``, a cell ``short`` rows gets ``ceil(short / acceptance)`` new candidates, the
+    acceptance (accepted or revised over decided) measured in that cell by ``validation`` (at least
+    ``MIN_ACCEPTANCE``; a cell with nothing decided gets ``short``), so that one more round of
+    validation is expected to fill it.
 
     Natural cells take the next pool rows by rank; synthetic cells get new slots of the same seeded
     plan (same filters, every earlier answer reused). The release is rewritten with everything
@@ -309,8 +340,10 @@ def topup(
     pools = read_pools([natural_dir, synthetic_dir])
     known = {r["id"] for rows in pools.values() for r in rows}
     outcomes = {o["id"]: o for o in read_validation(validation, known)["outcomes"]}
+    acceptance = cell_acceptance(out, outcomes) if oversample else {}
     cells = shortfalls(out, outcomes, assembly.rows_per_cell)
-    need = {cell: v["short"] for cell, v in cells.items() if v["short"]}
+    need = {cell: oversampled(v["short"], acceptance.get(cell)) if oversample else v["short"]
+            for cell, v in cells.items() if v["short"]}
     if not need:
         return {"cells": cells, "new_ids": [], "report": None}
     previous = _previous_order(out)
@@ -352,4 +385,4 @@ def topup(
                           generations=generations, previous=out, reserve_sizes=sizes, topup={"extra": topup_extra})
     write_report(report, work / ASSEMBLY_REPORT)
     atomic.write_text(work / "stages" / TOPUP_STATE, json.dumps({"extra": topup_extra}, indent=2, sort_keys=True) + "\n")
-    return {"cells": cells, "new_ids": new_ids, "report": report}
+    return {"cells": cells, "new_ids": new_ids, "added": need, "report": report}
