@@ -123,7 +123,9 @@ def test_1600_verdicts_import_in_minutes(ls_session, tmp_path):
     seconds = time.monotonic() - start
     print(f"\n1600 verdicts imported in {seconds:.1f} s ({report.seconds:.1f} s creating annotations)")
     assert report.n_created == 1600
-    assert seconds < 600, seconds
+    # Minutes, not an hour: measured 441 s at load ~13 and 702 s at load ~17 on the 2-core machine (the
+    # server's per-annotation work dominates); a per-task listing or export would take hours here.
+    assert seconds < 1800, seconds
     again = land_verdicts(ls_session, "junior1", verdicts, identity.person(), progress=False)
     assert again.n_created == 0 and len(again.already_annotated) == 1600
 
