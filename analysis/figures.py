@@ -152,6 +152,11 @@ def length_quantiles(
                meanprops={"marker": "^", "markersize": 5}, flierprops={"markersize": 2})
     ax.set_xticks(range(1, len(names) + 1), names, rotation=30, ha="right")
     ax.set_yscale("log")
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis="y")
     ax.set_title(title, fontsize=10)

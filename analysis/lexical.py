@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from hexainst.analysis.isn import IsnSets, compute_isn_sets
+from hexainst.analysis.isn import IsnSets
 
 
 def token_counts(token_ids: Sequence[Sequence[int]], skips: Sequence[int], vocab_size: int) -> sp.csr_matrix:
@@ -46,13 +46,40 @@ def token_counts(token_ids: Sequence[Sequence[int]], skips: Sequence[int], vocab
 
 
 def lexical_sets(counts: sp.csr_matrix, *, eps: float, tie_rule: str, ids: Sequence[str] = ()) -> IsnSets:
-    """Top-eps sets of token types: :func:`compute_isn_sets` on the token counts (scope global).
+    """Top-eps sets of token types: the rule of :func:`compute_isn_sets` (scope global) on the token counts.
 
-    With ``exact-k`` ties are broken as for neurons without sums: every tied type counts the same,
-    so the lower token id wins (the counts stand in for the activation sums).
+    Computed on the nonzero entries only (a type that does not occur is never in a set), so a
+    262,144-type vocabulary costs no more than the instructions' tokens; equal to
+    ``compute_isn_sets(counts, ...)`` (tested). With ``exact-k`` every tied type has the same
+    "activation" (its count), so ties go to the lower token id.
     """
-    sums = counts.astype(np.float32) if tie_rule == "exact-k" else None
-    return compute_isn_sets(counts, eps=eps, tie_rule=tie_rule, scope="global", sums=sums, ids=ids)
+    from hexainst.analysis.isn import target_size
+
+    counts = sp.csr_matrix(counts)
+    counts.sort_indices()
+    n, n_cols = counts.shape
+    k = target_size(eps, n_cols)
+    parts, sizes = [], np.zeros(n, dtype=np.int64)
+    for r in range(n):
+        cols = counts.indices[counts.indptr[r]:counts.indptr[r + 1]]
+        vals = counts.data[counts.indptr[r]:counts.indptr[r + 1]]
+        keep = vals > 0
+        cols, vals = cols[keep], vals[keep]
+        if cols.size > k:
+            tau = np.partition(vals, cols.size - k)[cols.size - k]
+            if tie_rule == "paper":
+                cols = cols[vals >= tau]
+            else:
+                above = cols[vals > tau]
+                tied = cols[vals == tau]  # sorted by column: the lower ids first
+                cols = np.sort(np.concatenate([above, tied[: k - above.size]]))
+        parts.append(cols.astype(np.int32))
+        sizes[r] = cols.size
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sizes, out=indptr[1:])
+    indices = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+    return IsnSets(indptr=indptr, indices=indices, n_cols=int(n_cols), eps=float(eps), tie_rule=tie_rule,
+                   scope="global", ids=tuple(ids), k=np.full(n, k, dtype=np.int64))
 
 
 def tokenize_rows(tokenizer: Any, texts: Mapping[str, str], ids: Sequence[str],

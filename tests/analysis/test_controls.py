@@ -146,6 +146,17 @@ def test_lexical_sets_are_the_distinct_tokens_when_k_exceeds_them() -> None:
     # a small vocabulary: the top-eps threshold cuts as for neurons (the most frequent type, ties kept)
     small = lexical_sets(token_counts(ids, [1, 1, 1], vocab_size=10), eps=0.1, tie_rule="paper")
     assert set(small.row(0).tolist()) == {5} and set(small.row(2).tolist()) == {2}
+    # the same rule as ISN sets: equal to compute_isn_sets on the dense counts, both tie rules
+    from hexainst.analysis.isn import compute_isn_sets
+
+    rng = np.random.default_rng(0)
+    many = [rng.integers(0, 40, rng.integers(3, 30)).tolist() for _ in range(30)]
+    counts = token_counts(many, [0] * 30, vocab_size=40)
+    for tie in ("paper", "exact-k"):
+        ours = lexical_sets(counts, eps=0.1, tie_rule=tie)
+        dense = counts.toarray()
+        ref = compute_isn_sets(dense, eps=0.1, tie_rule=tie, sums=dense.astype(np.float32))
+        assert np.array_equal(ours.indptr, ref.indptr) and np.array_equal(ours.indices, ref.indices), tie
 
 
 # --- planted effects with tiny real models ----------------------------------------------------------
