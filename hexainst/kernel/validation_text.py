@@ -54,7 +54,7 @@ def summary(rows: Sequence[Mapping[str, Any]], annotators: Sequence[Mapping[str,
     decided = statuses["accepted"] + statuses["revised"]
     pending = statuses["pending"]
     if decided == 0:
-        text = ("Not validated: no row of this release has been checked by annotators; every row's "
+        text = ("Validation pending: no row of this release has been validated; every row's "
                 "`validation.status` is `pending`. The toolkit's Label Studio workflow (two junior annotators per "
                 "instruction, a senior for disagreements) produces the validation file that a rebuild applies.")
         return f"{text} {PAPER}"

@@ -24,8 +24,8 @@ def _decided(row: dict, status: str, identities=(MODEL, PERSON)) -> dict:
 
 def test_pending_rows_are_never_called_validated(rows):
     text = summary(rows)
-    assert text.startswith("Not validated") and PAPER in text
-    assert "Validated" not in text and "Partly" not in text
+    assert text.startswith("Validation pending: no row of this release has been validated") and PAPER in text
+    assert "Validated" not in text and "Partly" not in text and "Who validated" not in text
 
 
 def test_a_partial_round_is_described_exactly(rows):
