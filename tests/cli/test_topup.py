@@ -99,16 +99,18 @@ def test_topup_fills_short_cells_and_keeps_everything_selected(tmp_path: Path, m
     # The topped-up release ships what a fresh clone needs: its validation file and its top-up record.
     assert (out / "validation.json").read_bytes() == (tmp_path / "validation.json").read_bytes()
     assert json.loads((out / "topup.json").read_text()) == {"extra": {"code/natural": 2, "math/synthetic": 3}}
-    # A fresh clone: the release's files only, a new work folder, an empty request cache, no endpoint
-    # answering. 'build all' rebuilds it byte for byte with no request (the shipped validation applied).
+    # A fresh clone: the release's files only, a new work folder, an empty request cache, and a new endpoint
+    # that must receive no request. 'build all' rebuilds it byte for byte (the shipped validation applied).
     clone = tmp_path / "clone"
     clone.mkdir()
     for entry in ("README.md", "LICENSE.md", "croissant.json", "data", "reserve", "generations", "validation.json",
                   "topup.json"):
         (shutil.copytree if (out / entry).is_dir() else shutil.copyfile)(out / entry, clone / entry)
-    rebuilt = _hexainst("build", "all", "--work", str(tmp_path / "work2"), "--out", str(clone), "--sources",
-                        str(mirror_dir), "--base-url", "http://127.0.0.1:9/v1", "--model", "stub-model",
-                        "--rejection-rates", str(rates), env=dict(env, HEXAINST_CACHE=str(tmp_path / "cache2")))
+    with StubServer(latency=0.0) as fresh:
+        rebuilt = _hexainst("build", "all", "--work", str(tmp_path / "work2"), "--out", str(clone), "--sources",
+                            str(mirror_dir), "--base-url", fresh.base_url, "--model", "stub-model",
+                            "--rejection-rates", str(rates), env=dict(env, HEXAINST_CACHE=str(tmp_path / "cache2")))
+        assert fresh.requests == []
     assert rebuilt.returncode == 0, rebuilt.stdout[-2000:] + rebuilt.stderr[-2000:]
     assert "applying the validation file the release ships" in rebuilt.stdout
     report = json.loads((tmp_path / "work2" / "synthetic" / "synthetic-report.json").read_text())
