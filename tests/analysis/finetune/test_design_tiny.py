@@ -206,16 +206,18 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tiny_folder, mirror, rec
     root = tmp_path / "ft"
     cmd = [sys.executable, "-m", "hexainst", "finetune", "run", "--variant", "shuffled", "--seed", "1", "--recipe",
            str(doc_path), "--root", str(root), "--sources", str(mirror), "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    try:
-        while time.time() < deadline and not list(root.glob("*/.work-*/checkpoint-*")):
-            time.sleep(0.2)
-    finally:
-        proc.kill()
-        proc.wait()
+    log = tmp_path / "run.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        deadline = time.time() + 600
+        try:
+            while time.time() < deadline and proc.poll() is None and not list(root.glob("*/.work-*/checkpoint-*")):
+                time.sleep(0.2)
+        finally:
+            proc.kill()
+            proc.wait()
     checkpoints = list(root.glob("*/.work-*/checkpoint-*"))
-    assert checkpoints, "no checkpoint appeared before the deadline"
+    assert checkpoints, f"no checkpoint before the run ended or the deadline: {log.read_text()[-2000:]}"
     assert finished(recipe.with_seed(1), "shuffled", _load(recipe, mirror), root) is None
     done = fine_tune(recipe.with_seed(1), "shuffled", sources=mirror, root=root, progress=False)
     assert done.manifest["train"]["resumed_from"].startswith("checkpoint-")
