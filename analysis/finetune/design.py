@@ -204,12 +204,13 @@ def _previous(out: Path, recipe: Recipe, split: Any) -> dict[str, Any]:
 
 
 def evaluate_runs(recipe: Recipe, out: PathLike, *, seeds: Sequence[int] = (0, 1, 2), sources: PathLike | None = None,
-                  release: PathLike | None = None, root: PathLike | None = None, progress: bool = True
-                  ) -> dict[str, Any]:
+                  release: PathLike | None = None, root: PathLike | None = None, progress: bool = True,
+                  threads: int | None = None) -> dict[str, Any]:
     """Score the base model and every finished run of ``seeds`` on the held-out rows; write ``out`` (JSON).
 
     Resumes: a model already in ``out`` under the same fingerprint is kept, and the file is
-    rewritten (atomically) after each model.
+    rewritten (atomically) after each model. ``threads``: torch threads (default: the recipe's; 1
+    is faster on a CPU that other jobs oversubscribe, where threads wait on each other).
     """
     import time
 
@@ -220,7 +221,7 @@ def evaluate_runs(recipe: Recipe, out: PathLike, *, seeds: Sequence[int] = (0, 1
     from .data import load_split
     from .report import _train_summary
 
-    torch.set_num_threads(int(recipe.training["threads"]))
+    torch.set_num_threads(int(threads or recipe.training["threads"]))
     split = load_split(recipe, sources, release)
     runs = finished_runs(recipe, split, seeds, root)
     out = Path(out)

@@ -62,8 +62,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from hexainst.analysis.finetune.design import evaluate_runs
 
     recipe = _recipe(args)
+    if args.threads is not None and args.threads < 1:
+        raise UserError("--threads must be positive")
     doc = evaluate_runs(recipe, args.out, seeds=_seeds(args), sources=args.sources, release=args.release,
-                        root=args.root, progress=not args.quiet)
+                        root=args.root, progress=not args.quiet, threads=args.threads)
     for name, m in sorted(doc["models"].items()):
         print(f"{name}: NLL/token own {m['nll_own']:.4f}, mismatched {m['nll_mismatched']:.4f}, "
               f"none {m['nll_none']:.4f}; gain {m['gain']:+.4f}")
@@ -176,6 +178,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--out", required=True, help="output JSON file (rewritten atomically after each model)")
     ev.add_argument("--steps", type=int, default=None, help="the --steps override the runs used, if any")
     ev.add_argument("--seeds", type=_seed, nargs="+", default=[0, 1, 2], help=seeds_help)
+    ev.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: the recipe's); 1 is faster where other jobs oversubscribe the CPU")
     _common(ev)
     ev.set_defaults(handler=_cmd_evaluate)
 
