@@ -74,7 +74,7 @@ def summary(rows: Sequence[Mapping[str, Any]], annotators: Sequence[Mapping[str,
     seniors = [a for a in annotators if a["role"] == "senior"]
     kind_words = ", ".join(
         f"{k} {word if k == 1 else plural}"
-        for kind, word, plural in (("person", "person", "people"), ("model", "model", "models"),
+        for kind, word, plural in (("person", "person", "people"), ("model", "model annotator", "model annotators"),
                                    ("unrecorded", "unrecorded", "unrecorded"))
         if (k := kinds.get(kind, 0))
     )

@@ -33,7 +33,7 @@ def test_a_partial_round_is_described_exactly(rows):
     text = summary(partial)
     assert text.startswith(f"Partly validated: 2 of {len(rows)} rows")
     assert f"the other {len(rows) - 2} are `pending`: not decided, not validated" in text
-    assert "Who validated (1 person, 1 model)" in text and "`judge-x`" in text and "saw only its own tasks" in text
+    assert "Who validated (1 person, 1 model annotator)" in text and "`judge-x`" in text and "saw only its own tasks" in text
     assert "Some verdicts of this round came from models, not people" in text and PAPER in text
 
 
@@ -41,7 +41,7 @@ def test_a_complete_round_by_models_says_so(rows):
     done = [_decided(r, "accepted", (MODEL, {**MODEL, "model": "judge-y"})) for r in rows]
     text = summary(done, n_outcomes=len(rows) + 3, n_rejected=3)
     assert text.startswith(f"Validated: all {len(rows)} rows")
-    assert "Who validated (2 models)" in text and ": a person" not in text
+    assert "Who validated (2 model annotators)" in text and ": a person" not in text
     assert "Every verdict of this round came from a model, not a person" in text
     assert f"3 candidates of the {len(rows) + 3} decided were rejected" in text
     unrecorded = [_decided(r, "accepted", ({"kind": "unrecorded"},) * 2) for r in rows]
