@@ -433,7 +433,7 @@ def compute_controls(data: StoreData, model: ModelResult, untrained: Sequence[St
     names = [i.label for i in infos]
     headlines = headline_statistics(pairs, design, untrained=names, clusters=clusters,
                                     n_permutations=config.n_sweep_permutations, n_boot=config.n_boot,
-                                    level=config.ci_level, seed=config.seed)
+                                    level=config.ci_level, seed=config.seed, progress=config.progress)
     model_matrix = model.jaccard.matrix
     u_mean = np.mean([i.matrix for i in infos], axis=0) if infos else None
     per_cluster = {}

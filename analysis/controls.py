@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import warnings
 
@@ -357,6 +358,7 @@ def headline_statistics(
     level: float = 0.95,
     seed: int = 0,
     tested: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> list[HeadlineStat]:
     """Every headline statistic for every matrix, with cluster-bootstrap CIs and permutation p-values.
 
@@ -375,7 +377,14 @@ def headline_statistics(
     rng = np.random.default_rng(seed)
     boot: dict[str, list[np.ndarray]] = {h: [] for h in HEADLINES}
     boot_cat: dict[str, list[np.ndarray]] = {"unmatched": [], "length_matched": []}
-    for _ in range(n_boot):
+    draws: Any = range(n_boot)
+    shuffles: Any = range(n_permutations)
+    if progress:
+        from tqdm import tqdm
+
+        draws = tqdm(draws, desc="controls: cluster bootstrap", unit="draw")
+        shuffles = tqdm(shuffles, desc="controls: shuffles", unit="shuffle")
+    for _ in draws:
         wts = cluster_bootstrap_weights(design.codes, clusters, rng)
         s = design.statistics(y, weights=wts, aux=aux)
         for h in HEADLINES:
@@ -385,7 +394,7 @@ def headline_statistics(
     exceed = {h: np.zeros(len(tested), dtype=np.int64) for h in HEADLINES}
     obs = design.statistics(y, aux=aux)
     rng_p = np.random.default_rng(seed + 1)
-    for _ in range(n_permutations):
+    for _ in shuffles:
         free = design.codes[rng_p.permutation(design.codes.size)]
         strat = design.codes[stratified_permutation(design.length_null_strata, rng_p)]
         src = design.codes[stratified_permutation(design.source_null_strata, rng_p)]
