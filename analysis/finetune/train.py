@@ -95,9 +95,27 @@ class _Collate:
 
 
 def _last_checkpoint(work: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The latest checkpoint the Trainer finished writing, or None.
 
-    return get_last_checkpoint(str(work)) if work.is_dir() else None
+    A run killed while it saves leaves a ``checkpoint-N`` folder without its weights or with a cut
+    ``trainer_state.json`` (the Trainer writes that file last); ``transformers``' own
+    ``get_last_checkpoint`` would pick it and the resume would fail. Such a folder is skipped.
+    """
+    if not work.is_dir():
+        return None
+    complete = []
+    for folder in work.glob("checkpoint-*"):
+        step = folder.name.removeprefix("checkpoint-")
+        if not (folder.is_dir() and step.isdigit()):
+            continue
+        if not any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
+            continue
+        try:
+            json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        complete.append((int(step), folder))
+    return str(max(complete)[1]) if complete else None
 
 
 def fine_tune(
