@@ -88,7 +88,10 @@ def test_editor_renders_and_a_broken_config_is_caught(ls_session, browser, shots
         person.wait_for_editor(row["instruction"])
         for label in (*LABELS["category_correct"].values(), *LABELS["errors"].values(), *LABELS["decision"].values()):
             assert person.choice(label).is_visible(), label
-        assert "Claimed category: math (natural)" in person.page.inner_text("body")
+        body = person.page.inner_text("body")
+        # a junior sees the claimed category, never the origin (natural or synthetic): it biases the verdict
+        assert "Claimed category: math" in body
+        assert "natural" not in body.lower() and "synthetic" not in body.lower()
 
         person.open(f"/projects/{broken.id}/data?labeling=1")
         person.close_instructions()
