@@ -24,6 +24,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from hexainst.annotation.agreement import cohen_kappa
 from hexainst.kernel.jsonfiles import read_jsonl
 
 CATEGORIES = ("classification", "code", "generalqa", "generation", "math", "summarization")
@@ -65,8 +66,9 @@ def sheets(rows: list[dict], annotator: str, out: Path, chunks: int, salt: str) 
 def dev_sample(out: Path, synthetic: list[Path], natural: Path | None, release: Path,
                per_cell: int, natural_per_category: int, seed: int) -> None:
     """Calibration rows: synthetic candidates of development builds and natural candidates, none in the release."""
-    taken = {r["id"] for r in _release_rows(release)}
-    texts = {r["instruction"] for r in _release_rows(release)}
+    released = _release_rows(release)
+    taken = {r["id"] for r in released}
+    texts = {r["instruction"] for r in released}
     rows = []
     for folder in synthetic:
         for category in CATEGORIES:
@@ -108,16 +110,6 @@ def unblind(keys_file: Path, files: list[Path], out: Path) -> None:
     _write_private(out, sorted(verdicts, key=lambda v: v["id"]))
 
 
-def _kappa(a: list[bool], b: list[bool]) -> float | None:
-    n = len(a)
-    if not n:
-        return None
-    po = sum(x == y for x, y in zip(a, b)) / n
-    pa, pb = sum(a) / n, sum(b) / n
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    return None if pe == 1 else (po - pe) / (1 - pe)
-
-
 def calibrate(keys_file: Path, reference: Path, annotators: dict[str, Path], rows_file: Path | None) -> dict:
     """Agreement of each annotator with the reference reader on keep/reject and on soundness."""
     keys = {k["key"]: k["id"] for k in read_jsonl(keys_file, what="key map")}
@@ -138,9 +130,9 @@ def calibrate(keys_file: Path, reference: Path, annotators: dict[str, Path], row
         result[name] = {
             "n": len(ids),
             "keep_agreement": round(sum(x == y for x, y in zip(keep_a, keep_r)) / len(ids), 3),
-            "keep_kappa": _kappa(keep_a, keep_r),
+            "keep_kappa": cohen_kappa(keep_a, keep_r),
             "sound_agreement": round(sum(x == y for x, y in zip(sound_a, sound_r)) / len(ids), 3),
-            "sound_kappa": _kappa(sound_a, sound_r),
+            "sound_kappa": cohen_kappa(sound_a, sound_r),
             "reference_unsound": len(unsound_ref),
             "reference_unsound_rejected": sum(mine[i]["decision"] == "reject" for i in unsound_ref),
             "reference_kept": sum(keep_r),
