@@ -107,8 +107,9 @@ def register(stages: argparse._SubParsersAction) -> None:
     top.add_argument("--threads", type=int_range(1), default=None, metavar="N", help="torch threads of the embedded generator")
     top.add_argument("--oversample", action="store_true",
                      help="ask for short / acceptance new candidates per cell, the acceptance (accepted or revised over "
-                          "decided) measured in that cell by --validation, so that one more round is expected to fill it "
-                          "(default: exactly as many as the cell is short)")
+                          "decided) measured in that cell by --validation and the cell's pending rows counted at that "
+                          "acceptance, so that one more round over the pending and the new rows is expected to fill it "
+                          "(default: exactly as many as the cell is short, pending rows counted as usable)")
     top.set_defaults(handler=_topup)
     every.set_defaults(handler=_all)
 
@@ -180,13 +181,15 @@ def _topup(args: argparse.Namespace) -> int:
                    natural=NaturalConfig(sources_dir=args.sources, seed=args.seed), synthetic=synthetic,
                    assembly=AssemblyConfig(seed=args.seed, rejection_rates=args.rejection_rates),
                    per_category_explicit=args.per_category is not None, oversample=args.oversample)
-    short = {cell: v for cell, v in result["cells"].items() if v["short"]}
-    if not short:
-        print("no cell is short: every cell has at least 100 rows that validation did not reject; nothing to do")
+    added = result.get("added") or {}
+    if not added:
+        print("no cell is short: every cell has at least 100 rows that validation did not reject"
+              + (" (pending rows counted at their cell's acceptance)" if args.oversample else "") + "; nothing to do")
         return 0
-    for cell, v in short.items():
-        added = result.get("added", {}).get(cell, v["short"])
-        print(f"{cell}: {v['usable']} usable rows, short by {v['short']}: {added} new candidates added to its reserve")
+    for cell, n in added.items():
+        v = result["cells"][cell]
+        print(f"{cell}: {v['usable']} usable rows ({v['pending']} of them pending), short by {v['short']}: "
+              f"{n} new candidates added to its reserve")
     print(f"{len(result['new_ids'])} new candidates (validation pending) in {args.out}; send them to the annotators with:")
     print(f"  hexainst annotate sync --release {args.out}")
     return 0

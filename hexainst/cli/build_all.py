@@ -263,10 +263,30 @@ def shortfalls(out: Path, outcomes: Mapping[str, Mapping[str, Any]],
     from hexainst.kernel.release import read_release_rows, read_reserve
 
     usable: dict[str, int] = {f"{c}/{s}": 0 for c in CATEGORIES for s in ("natural", "synthetic")}
+    pending = dict.fromkeys(usable, 0)
     for row in [*read_release_rows(out), *read_reserve(out)]:
-        if (outcomes.get(row["id"]) or {}).get("status") != "rejected":
+        status = (outcomes.get(row["id"]) or {}).get("status")
+        if status != "rejected":
             usable[f"{row['category']}/{row['source']}"] += 1
-    return {cell: {"usable": n, "short": max(0, rows_per_cell - n)} for cell, n in usable.items()}
+        if status not in DECIDED:
+            pending[f"{row['category']}/{row['source']}"] += 1
+    return {cell: {"usable": n, "pending": pending[cell], "short": max(0, rows_per_cell - n)} for cell, n in usable.items()}
+
+
+#: Validation statuses that are a decision (anything else, or no outcome, is still pending).
+DECIDED = ("accepted", "revised", "rejected")
+
+
+def expected_short(cell: Mapping[str, int], acceptance: float | None, rows_per_cell: int = ROWS_PER_CELL) -> int:
+    """Rows a cell is expected to lack once its pending rows are decided at the cell's measured acceptance.
+
+    ``cell`` is an entry of :func:`shortfalls`. Without a measured acceptance it is the plain shortfall
+    (pending rows counted as usable, as they are until rejected).
+    """
+    if acceptance is None:
+        return int(cell["short"])
+    kept = int(cell["usable"]) - int(cell["pending"])
+    return max(0, math.ceil(rows_per_cell - kept - int(cell["pending"]) * acceptance - 1e-9))
 
 
 #: A top-up asks for ``short / acceptance`` new candidates per cell, the acceptance measured in that
@@ -274,16 +294,18 @@ def shortfalls(out: Path, outcomes: Mapping[str, Mapping[str, Any]],
 MIN_ACCEPTANCE = 0.05
 
 
-def cell_acceptance(out: Path, outcomes: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
-    """Per cell of the release in ``out`` (release + reserve): accepted or revised / decided, where any were decided."""
-    from hexainst.kernel.release import read_release_rows, read_reserve
+def cell_acceptance(cell_of: Mapping[str, str], outcomes: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """Per cell: accepted or revised / decided, over every decided candidate of the build (``cell_of``: id -> cell).
 
+    Counted over the build's pools, not the release: a rejected candidate leaves the release and its
+    reserve, so the release alone would show every cell at 100%.
+    """
     decided: dict[str, list[bool]] = {}
-    for row in [*read_release_rows(out), *read_reserve(out)]:
-        status = (outcomes.get(row["id"]) or {}).get("status")
-        if status is not None:
-            decided.setdefault(f"{row['category']}/{row['source']}", []).append(status != "rejected")
-    return {cell: sum(kept) / len(kept) for cell, kept in decided.items()}
+    for id_, outcome in outcomes.items():
+        status = outcome.get("status")
+        if id_ in cell_of and status in DECIDED:
+            decided.setdefault(cell_of[id_], []).append(status != "rejected")
+    return {cell: sum(kept) / len(kept) for cell, kept in sorted(decided.items())}
 
 
 def oversampled(short: int, acceptance: float | None) -> int:
@@ -306,10 +328,11 @@ def topup(
 ) -> dict[str, Any]:
     """Give every cell that validation leaves short that many new candidates, appended to its reserve.
 
-    With ``oversample``, a cell ``short`` rows gets ``ceil(short / acceptance)`` new candidates, the
-    acceptance (accepted or revised over decided) measured in that cell by ``validation`` (at least
-    ``MIN_ACCEPTANCE``; a cell with nothing decided gets ``short``), so that one more round of
-    validation is expected to fill it.
+    With ``oversample``, a cell gets ``ceil(short / acceptance)`` new candidates, the acceptance
+    (accepted or revised over decided) measured in that cell by ``validation`` (at least
+    ``MIN_ACCEPTANCE``; a cell with nothing decided gets its plain shortfall) and ``short`` counting
+    the cell's pending rows at that acceptance (:func:`expected_short`), so that one more round of
+    validation, over the pending rows and the new ones together, is expected to fill it.
 
     Natural cells take the next pool rows by rank; synthetic cells get new slots of the same seeded
     plan (same filters, every earlier answer reused). The release is rewritten with everything
@@ -340,10 +363,14 @@ def topup(
     pools = read_pools([natural_dir, synthetic_dir])
     known = {r["id"] for rows in pools.values() for r in rows}
     outcomes = {o["id"]: o for o in read_validation(validation, known)["outcomes"]}
-    acceptance = cell_acceptance(out, outcomes) if oversample else {}
+    cell_of = {r["id"]: f"{category}/{source}" for (category, source), rows in pools.items() for r in rows}
+    acceptance = cell_acceptance(cell_of, outcomes) if oversample else {}
     cells = shortfalls(out, outcomes, assembly.rows_per_cell)
-    need = {cell: oversampled(v["short"], acceptance.get(cell)) if oversample else v["short"]
-            for cell, v in cells.items() if v["short"]}
+    if oversample:  # pending rows count at the acceptance their cell has shown so far
+        need = {cell: oversampled(short, acceptance.get(cell)) for cell, v in cells.items()
+                if (short := expected_short(v, acceptance.get(cell), assembly.rows_per_cell))}
+    else:
+        need = {cell: v["short"] for cell, v in cells.items() if v["short"]}
     if not need:
         return {"cells": cells, "new_ids": [], "report": None}
     previous = _previous_order(out)
