@@ -277,21 +277,49 @@ def shortfalls(out: Path, outcomes: Mapping[str, Mapping[str, Any]],
 DECIDED = ("accepted", "revised", "rejected")
 
 
-def expected_short(cell: Mapping[str, int], acceptance: float | None, rows_per_cell: int = ROWS_PER_CELL) -> int:
-    """Rows a cell is expected to lack once its pending rows are decided at the cell's measured acceptance.
+#: A top-up with ``--oversample`` takes each cell's acceptance, measured by the validation file, as at
+#: least this floor (so a cell where nothing passed asks for a bounded number of candidates).
+MIN_ACCEPTANCE = 0.05
+#: ... and asks for enough candidates that the next round fills the cell with this probability.
+FILL_PROBABILITY = 0.95
 
-    ``cell`` is an entry of :func:`shortfalls`. Without a measured acceptance it is the plain shortfall
-    (pending rows counted as usable, as they are until rejected).
+
+def candidates_to_fill(cell: Mapping[str, int], acceptance: float | None, rows_per_cell: int = ROWS_PER_CELL,
+                       probability: float = FILL_PROBABILITY) -> int:
+    """New candidates a cell needs so that one more round fills it with at least ``probability``.
+
+    ``cell`` is an entry of :func:`shortfalls`: its decided rows that were kept stay, and its pending
+    rows and the new ones each pass at the cell's measured ``acceptance`` (at least
+    ``MIN_ACCEPTANCE``), so the rows kept after the round are ``kept + Binomial(pending + n,
+    acceptance)``; the answer is the smallest ``n`` for which that reaches ``rows_per_cell`` with
+    ``probability``. The acceptance is taken as known (its own sampling error is not added). Without a
+    measured acceptance it is the plain shortfall (pending rows counted as usable).
     """
+    from scipy.stats import binom
+
     if acceptance is None:
         return int(cell["short"])
-    kept = int(cell["usable"]) - int(cell["pending"])
-    return max(0, math.ceil(rows_per_cell - kept - int(cell["pending"]) * acceptance - 1e-9))
+    pending = int(cell["pending"])
+    missing = rows_per_cell - (int(cell["usable"]) - pending)
+    if missing <= 0:
+        return 0
+    p = min(1.0, max(float(acceptance), MIN_ACCEPTANCE))
+
+    def fills(n: int) -> bool:  # P(Binomial(pending + n, p) >= missing) >= probability
+        return bool(binom.sf(missing - 1, pending + n, p) >= probability)
+
+    if fills(0):
+        return 0
+    hi = max(1, math.ceil(missing / p) - pending)
+    while not fills(hi):
+        hi *= 2
+    lo = 0  # fills(lo) is false, fills(hi) is true
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if fills(mid) else (mid, hi)
+    return hi
 
 
-#: A top-up asks for ``short / acceptance`` new candidates per cell, the acceptance measured in that
-#: cell by the validation file (never below this floor, so one bad round asks for at most 1/floor).
-MIN_ACCEPTANCE = 0.05
 
 
 def cell_acceptance(cell_of: Mapping[str, str], outcomes: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
@@ -308,13 +336,6 @@ def cell_acceptance(cell_of: Mapping[str, str], outcomes: Mapping[str, Mapping[s
     return {cell: sum(kept) / len(kept) for cell, kept in sorted(decided.items())}
 
 
-def oversampled(short: int, acceptance: float | None) -> int:
-    """New candidates for a cell ``short`` rows: enough that, at the measured acceptance, the cell fills."""
-    if acceptance is None:
-        return short
-    return math.ceil(short / max(acceptance, MIN_ACCEPTANCE))
-
-
 def topup(
     out: Path,
     validation: Path,
@@ -328,11 +349,10 @@ def topup(
 ) -> dict[str, Any]:
     """Give every cell that validation leaves short that many new candidates, appended to its reserve.
 
-    With ``oversample``, a cell gets ``ceil(short / acceptance)`` new candidates, the acceptance
-    (accepted or revised over decided) measured in that cell by ``validation`` (at least
-    ``MIN_ACCEPTANCE``; a cell with nothing decided gets its plain shortfall) and ``short`` counting
-    the cell's pending rows at that acceptance (:func:`expected_short`), so that one more round of
-    validation, over the pending rows and the new ones together, is expected to fill it.
+    With ``oversample``, a cell gets enough new candidates that one more round of validation, over its
+    pending rows and the new ones together, fills it with probability ``FILL_PROBABILITY`` at the
+    acceptance (accepted or revised over decided) measured in that cell by ``validation``
+    (:func:`candidates_to_fill`; a cell with nothing decided gets its plain shortfall).
 
     Natural cells take the next pool rows by rank; synthetic cells get new slots of the same seeded
     plan (same filters, every earlier answer reused). The release is rewritten with everything
@@ -367,8 +387,8 @@ def topup(
     acceptance = cell_acceptance(cell_of, outcomes) if oversample else {}
     cells = shortfalls(out, outcomes, assembly.rows_per_cell)
     if oversample:  # pending rows count at the acceptance their cell has shown so far
-        need = {cell: oversampled(short, acceptance.get(cell)) for cell, v in cells.items()
-                if (short := expected_short(v, acceptance.get(cell), assembly.rows_per_cell))}
+        need = {cell: n for cell, v in cells.items()
+                if (n := candidates_to_fill(v, acceptance.get(cell), assembly.rows_per_cell))}
     else:
         need = {cell: v["short"] for cell, v in cells.items() if v["short"]}
     if not need:

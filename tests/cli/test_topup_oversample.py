@@ -3,43 +3,46 @@
 from __future__ import annotations
 
 import math
+import random
 
-from hexainst.cli.build_all import MIN_ACCEPTANCE, oversampled
-
-
-def test_oversampled_asks_for_enough_to_fill_at_the_measured_acceptance() -> None:
-    assert oversampled(10, 0.5) == 20
-    assert oversampled(87, 0.09) == math.ceil(87 / 0.09)  # 967: a cell where 9 of 100 pass
-    assert oversampled(3, 1.0) == 3
-    # nothing decided in the cell: exactly the shortfall
-    assert oversampled(7, None) == 7
-    # no row accepted: bounded by the floor, never a division by zero
-    assert oversampled(4, 0.0) == math.ceil(4 / MIN_ACCEPTANCE)
-    # at the measured acceptance, the expected number of accepted new rows covers the shortfall
-    for short in (1, 5, 50, 99):
-        for acceptance in (0.07, 0.23, 0.6):
-            assert oversampled(short, acceptance) * acceptance >= short
+from hexainst.cli.build_all import FILL_PROBABILITY, MIN_ACCEPTANCE, candidates_to_fill, cell_acceptance
 
 
-def test_pending_rows_count_at_the_cells_acceptance() -> None:
-    from hexainst.cli.build_all import expected_short
+def _fill_rate(kept: int, trials: int, p: float, rows: int = 100, runs: int = 4000, seed: int = 0) -> float:
+    """How often ``kept`` plus the passes of ``trials`` candidates (each passing with ``p``) reach ``rows``, simulated."""
+    rng = random.Random(seed)
+    return sum(kept + sum(rng.random() < p for _ in range(trials)) >= rows for _ in range(runs)) / runs
 
-    # 13 kept, 87 pending in a cell where 1 in 10 passes: about 8.7 of them will be kept, so 79 rows are missing
+
+def test_asks_for_the_fewest_candidates_that_fill_the_cell_with_the_set_probability() -> None:
+    # 13 kept, 87 pending, 1 in 10 passes (math in round 1): one more round must bring 87 rows
     cell = {"usable": 100, "pending": 87, "short": 0}
-    assert expected_short(cell, 0.1) == 79
-    assert oversampled(expected_short(cell, 0.1), 0.1) == 790
+    n = candidates_to_fill(cell, 0.1)
+    assert n > math.ceil(87 / 0.1) - 87  # more than the mean alone asks for (that fills half the time)
+    # checked by simulation, not by the formula the code uses: n fills at the set probability, n - 20 does not
+    assert _fill_rate(13, 87 + n, 0.1, runs=2000) >= FILL_PROBABILITY - 0.02
+    assert _fill_rate(13, 87 + n - 20, 0.1, runs=2000) < FILL_PROBABILITY - 0.02
+
+
+def test_edges() -> None:
+    cell = {"usable": 100, "pending": 87, "short": 0}
     # nothing measured in the cell: the plain shortfall (pending rows counted as usable)
-    assert expected_short(cell, None) == 0
-    # every pending row expected to pass: nothing missing; a cell already full stays full
-    assert expected_short(cell, 1.0) == 0
-    assert expected_short({"usable": 120, "pending": 0, "short": 0}, 0.3) == 0
-    # rejected rows are not usable: 40 kept, 10 pending at one half leaves 55 missing
-    assert expected_short({"usable": 50, "pending": 10, "short": 50}, 0.5) == 55
+    assert candidates_to_fill(cell, None) == 0
+    assert candidates_to_fill({"usable": 93, "pending": 0, "short": 7}, None) == 7
+    # every row passes: exactly what is missing; a full cell asks for nothing
+    assert candidates_to_fill({"usable": 50, "pending": 0, "short": 50}, 1.0) == 50
+    assert candidates_to_fill(cell, 1.0) == 0
+    assert candidates_to_fill({"usable": 120, "pending": 0, "short": 0}, 0.3) == 0
+    # no row passed so far: the floor bounds the request, never a division by zero
+    bounded = candidates_to_fill({"usable": 96, "pending": 0, "short": 4}, 0.0)
+    assert math.ceil(4 / MIN_ACCEPTANCE) <= bounded < 4 * math.ceil(4 / MIN_ACCEPTANCE)
+    # pending rows count: the more of them, the fewer new candidates
+    fewer = candidates_to_fill({"usable": 60, "pending": 40, "short": 40}, 0.3)
+    more = candidates_to_fill({"usable": 20, "pending": 0, "short": 80}, 0.3)
+    assert 0 < fewer < more
 
 
 def test_acceptance_counts_rejected_candidates_that_left_the_release() -> None:
-    from hexainst.cli.build_all import cell_acceptance
-
     cell_of = {"a": "math/synthetic", "b": "math/synthetic", "c": "math/synthetic", "d": "math/synthetic",
                "n": "math/natural"}
     outcomes = {"a": {"status": "accepted"}, "b": {"status": "rejected"}, "c": {"status": "rejected"},
