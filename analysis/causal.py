@@ -393,15 +393,16 @@ def heldout_markdown(d: Mapping[str, Any]) -> list[str]:
     kinds = {k: sum(t.get(k, 0) for t in d["targets"].values()) for k in ("response", "continuation")}
     gap = max((m["max_quantile_gap"] for ms in d["rate_match"].values() for m in ms), default=float("nan"))
     p_text = heldout_p_text(d["p_value"], d["n_assignments"])
-    n_tok = cfg["max_predicted"] or "all"
+    n_tok = cfg["max_predicted"]
+    resp_part = "every token" if n_tok is None else f"the first {n_tok} tokens"
+    instr_part = "every token of its instruction" if n_tok is None else f"its instruction's last {n_tok} tokens"
     if d.get("responses_source") is None:
         scored = (f"no response source was given (`--sources` / `$HEXAINST_SOURCES`), so every one of the "
-                  f"{n_eval} rows is scored on its instruction's last {n_tok} tokens, not on a response.")
+                  f"{n_eval} rows is scored on its instruction, not on a response ({instr_part}).")
     else:
-        scored = (f"the first {n_tok} tokens of the reference response for {kinds['response']} rows (natural "
-                  f"rows, answers read from the mirror {d['responses_source']}); {kinds['continuation']} rows "
-                  "have no response there (synthetic rows have none anywhere) and are scored on their instruction's "
-                  f"last {n_tok} tokens.")
+        scored = (f"{resp_part} of the reference response for {kinds['response']} rows (natural rows, answers read "
+                  f"from the mirror {d['responses_source']}); {kinds['continuation']} rows have no response there "
+                  f"(synthetic rows have none anywhere) and each is scored on {instr_part}.")
     n_build = list(d["n_build"].values())
     built = f"{min(n_build)}" if min(n_build) == max(n_build) else f"{min(n_build)}-{max(n_build)}"
     ranks = d["own_set_rank"]

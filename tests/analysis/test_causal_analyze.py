@@ -145,10 +145,40 @@ def test_sources_default_to_the_environment(world, monkeypatch) -> None:
     ws, mirror = world[0], world[3]
     monkeypatch.setenv("HEXAINST_SOURCES", str(mirror))
     out = ws / "out-env"
-    assert _analyze(world, out, "--causal-draws", "1") == 0
+    assert _analyze(world, out, "--causal-draws", "1", "--causal-max-tokens", "0") == 0
     c = json.loads((out / "results.json").read_text())["causal"]
     assert c["responses_source"] == str(mirror) and sum(t["response"] for t in c["targets"].values()) > 0
     assert np.array(c["delta_nll_random_draws"]).shape[0] == 1
+    assert c["config"]["max_predicted"] is None  # 0 = every token
+    assert "every token of the reference response" in (out / "report.md").read_text()
+
+
+def _result(p_value: float, ci: tuple[float, float]):
+    from hexainst.analysis.causal import HeldoutCausalResult
+
+    m = 6
+    z = np.zeros((m, m))
+    return HeldoutCausalResult(
+        categories=[f"c{k}" for k in range(m)], config={"per_category": 20, "n_random": 3, "max_predicted": 32,
+                                                         "ci_level": 0.95},
+        seed=0, model="m", eval_ids={}, n_build={}, targets={}, set_sizes={}, random_sizes={}, rate_match={},
+        baseline_nll={}, delta_nll_isn=z, delta_nll_random=z, delta_nll_random_draws=np.zeros((3, m, m)), effect=z,
+        specificity=(ci[0] + ci[1]) / 2, ci_low=ci[0], ci_high=ci[1], p_value=p_value, n_assignments=720,
+        null_mean=0.0, own_set_rank=[1] * m, seconds=1.0, seconds_per_instruction_condition=0.1)
+
+
+def test_the_claims_row_follows_the_test_and_the_interval() -> None:
+    from types import SimpleNamespace
+
+    from hexainst.analysis.claims import _claim_causal
+
+    floor = _claim_causal(SimpleNamespace(causal=_result(1 / 720, (0.01, 0.05))))
+    assert floor.verdict == "holds" and "p <= 0.0014 (the floor: 1/720)" in floor.our_value
+    assert _claim_causal(SimpleNamespace(causal=_result(0.01, (-0.01, 0.05)))).verdict == "does not hold"
+    assert _claim_causal(SimpleNamespace(causal=_result(0.2, (0.01, 0.05)))).verdict == "does not hold"
+    row = _claim_causal(SimpleNamespace(causal=None))
+    assert row.verdict.startswith("not comparable here") and "--causal" in row.verdict
+    assert "circular" in row.paper_value
 
 
 @pytest.mark.parametrize("extra, message", [
