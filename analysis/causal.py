@@ -4,8 +4,8 @@ Two designs live here. :func:`heldout_causal_check` is the one to report (issue 
 from instructions disjoint from the evaluated ones, random neurons matched on firing rate, several
 draws, loss on responses, an exact permutation test over the assignment of sets to categories
 and a bootstrap interval (design functions in :mod:`hexainst.analysis.causal_design`).
-:func:`causal_check` is the earlier, circular design (kept for comparison; it reports how many
-evaluated rows built the sets), described next.
+:func:`causal_check` is the earlier, circular design (kept as a library function for comparison; it
+reports how many evaluated rows built the sets; ``hexainst analyze`` no longer runs it), described next.
 
 For each category m, its ISNs C(m) (the most frequent members of its instructions' ISN sets,
 :func:`hexainst.analysis.isn.category_neuron_set`) are zeroed on the output of every dense MLP's
@@ -183,7 +183,7 @@ def causal_check(
     input_policy: Mapping[str, Any] | None = None,
     seed: int = DEFAULT_SEED,
     max_predicted: int | None = CausalConfig.max_predicted,
-    exclude_shared: bool = CausalConfig.exclude_shared,
+    exclude_shared: bool = False,
     progress: bool = True,
     model_name: str = "",
 ) -> CausalResult:
@@ -276,7 +276,8 @@ class HeldoutConfig:
     #: Random draws matched on firing rate per category set.
     n_random: int = 3
     #: Response tokens scored per row (the first N); without a response, the instruction's last N.
-    max_predicted: int = 32
+    #: None scores them all.
+    max_predicted: int | None = 32
     #: Each set neuron's random partner is drawn among this many nearest-rate neurons of its layer.
     rate_pool: int = 5
     #: Bootstrap resamples (rows within category) of the specificity interval.
@@ -289,6 +290,8 @@ class HeldoutConfig:
     def __post_init__(self) -> None:
         for name in ("per_category", "n_random", "max_predicted", "rate_pool", "n_boot"):
             value = getattr(self, name)
+            if name == "max_predicted" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise CausalError(f"causal check: {name} must be an integer >= 1, got {value!r}")
         if self.targets not in ("response", "continuation"):
@@ -328,54 +331,114 @@ class HeldoutCausalResult:
     own_set_rank: list[int]
     seconds: float
     seconds_per_instruction_condition: float
+    #: Where the responses came from (the source mirror's folder), or None when none was given:
+    #: then every row is scored on its instruction.
+    responses_source: str | None = None
+
+    @property
+    def p_floor(self) -> float:
+        """The smallest p the test can give: 1 / (number of assignments)."""
+        return 1.0 / self.n_assignments
+
+    @property
+    def at_floor(self) -> bool:
+        return self.p_value <= self.p_floor + 1e-12
+
+    def p_text(self) -> str:
+        """The test's p as the report writes it: ``p <= 1/n`` at the floor."""
+        return heldout_p_text(self.p_value, self.n_assignments)
+
+    def max_rate_gap(self) -> float:
+        """The largest quantile gap between a set's firing rates and any of its random draws'."""
+        return max((m["max_quantile_gap"] for ms in self.rate_match.values() for m in ms), default=float("nan"))
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+        m = len(self.categories)
+        off = ~np.eye(m, dtype=bool)
         out["design"] = ("held out: sets from instructions disjoint from the evaluated ones; random neurons matched "
                          "on firing rate in the same layers; exact test over the assignment of sets to categories")
+        out["p_floor"] = self.p_floor
+        out["p_text"] = self.p_text()
+        out["max_rate_gap"] = self.max_rate_gap()
+        out["diagonal_mean"] = float(np.nanmean(np.diagonal(self.effect))) if m else float("nan")
+        out["off_diagonal_mean"] = float(np.nanmean(self.effect[off])) if off.any() else float("nan")
         return out
+
+    def __json__(self) -> dict[str, Any]:
+        return self.as_dict()
 
     def markdown(self) -> list[str]:
         """The report section (a list of lines): what was done, the test, and the matrix."""
-        short = [SHORT_NAMES.get(c, c) for c in self.categories]
-        n_eval = sum(len(v) for v in self.eval_ids.values())
-        kinds = {k: sum(t.get(k, 0) for t in self.targets.values()) for k in ("response", "continuation")}
-        match = [m for ms in self.rate_match.values() for m in ms]
-        gap = max((m["max_quantile_gap"] for m in match), default=float("nan"))
-        p = self.p_value
-        p_text = f"p = {p:.4f}" if p > 1 / self.n_assignments else f"p <= {1 / self.n_assignments:.4f} (the floor: 1/{self.n_assignments})"
-        lines = [
-            f"Held-out causal check on {self.model or 'the model'}: {self.config['per_category']} evaluated "
-            f"instructions per category ({n_eval} in all), each category's ISN set built from its other "
-            f"{min(self.n_build.values())}-{max(self.n_build.values())} instructions only. Scored: the first "
-            f"{self.config['max_predicted']} tokens of the reference response for {kinds['response']} rows "
-            f"(natural rows, answers read from the mirror); {kinds['continuation']} rows have no response (the "
-            "release carries none; synthetic rows have none anywhere) and are scored on their instruction's last "
-            f"{self.config['max_predicted']} tokens. Control: {self.config['n_random']} draws of random neurons per "
-            f"set, same layers, matched one-for-one on firing rate (largest quantile gap of the rates "
-            f"{gap:.3f}).",
-            "",
-            f"Specificity (own set's ΔNLL minus the other sets' on the same rows, each net of its matched random "
-            f"draws): **{self.specificity:+.4f} nats/token**, {self.config['ci_level']:.0%} CI "
-            f"[{self.ci_low:+.4f}, {self.ci_high:+.4f}] (rows resampled within category); exact permutation test "
-            f"over all {self.n_assignments} assignments of sets to categories: {p_text} (null mean "
-            f"{self.null_mean:+.4f}). The own set is the most damaging for "
-            f"{sum(1 for r in self.own_set_rank if r == 1)} of {len(self.categories)} categories (ranks "
-            + ", ".join(f"{s} {r}" for s, r in zip(short, self.own_set_rank)) + ").",
-            "",
-            "| zeroed set \\ evaluated | " + " | ".join(short) + " | |C(m)| | ΔNLL own (ISNs) | ΔNLL own (random) |",
-            "|---" * (len(short) + 4) + "|",
-        ]
-        for a, c in enumerate(self.categories):
-            cells = " | ".join(f"{self.effect[a, b]:+.3f}" for b in range(len(self.categories)))
-            lines.append(f"| {short[a]} | {cells} | {self.set_sizes[c]} | {self.delta_nll_isn[a, a]:.3f} | "
-                         f"{self.delta_nll_random[a, a]:.3f} |")
-        lines += ["", f"Time: {self.seconds:.0f} s ({self.seconds_per_instruction_condition:.3f} s per instruction "
-                      "and condition)."]
-        return lines
+        return heldout_markdown(self.as_dict())
 
 
-def _eval_tokens(tokenizer: Any, instruction: str, response: str | None, policy: Any, max_predicted: int
+def heldout_p_text(p_value: float, n_assignments: int) -> str:
+    """The test's p as a report writes it: ``p <= 1/n`` at the floor of ``n`` assignments."""
+    if p_value <= 1.0 / n_assignments + 1e-12:
+        return f"p <= {1.0 / n_assignments:.4f} (the floor: 1/{n_assignments})"
+    return f"p = {p_value:.4f}"
+
+
+def heldout_markdown(d: Mapping[str, Any]) -> list[str]:
+    """The report's causal section (a list of lines) from :meth:`HeldoutCausalResult.as_dict`'s
+    content (so that results.json alone re-renders it): the design, the test, the matrix."""
+    cats = list(d["categories"])
+    short = [SHORT_NAMES.get(c, c) for c in cats]
+    effect = np.asarray(d["effect"], dtype=np.float64)
+    d_isn = np.asarray(d["delta_nll_isn"], dtype=np.float64)
+    d_rand = np.asarray(d["delta_nll_random"], dtype=np.float64)
+    cfg = d["config"]
+    n_eval = sum(len(v) for v in d["eval_ids"].values())
+    kinds = {k: sum(t.get(k, 0) for t in d["targets"].values()) for k in ("response", "continuation")}
+    gap = max((m["max_quantile_gap"] for ms in d["rate_match"].values() for m in ms), default=float("nan"))
+    p_text = heldout_p_text(d["p_value"], d["n_assignments"])
+    n_tok = cfg["max_predicted"]
+    resp_part = "every token" if n_tok is None else f"the first {n_tok} tokens"
+    instr_part = "every token of its instruction" if n_tok is None else f"its instruction's last {n_tok} tokens"
+    if d.get("responses_source") is None:
+        scored = (f"no response source was given (`--sources` / `$HEXAINST_SOURCES`), so every one of the "
+                  f"{n_eval} rows is scored on its instruction, not on a response ({instr_part}).")
+    else:
+        scored = (f"{resp_part} of the reference response for {kinds['response']} rows (natural rows, answers read "
+                  f"from the mirror {d['responses_source']}); {kinds['continuation']} rows have no response there "
+                  f"(synthetic rows have none anywhere) and each is scored on {instr_part}.")
+    n_build = list(d["n_build"].values())
+    built = f"{min(n_build)}" if min(n_build) == max(n_build) else f"{min(n_build)}-{max(n_build)}"
+    ranks = d["own_set_rank"]
+    lines = [
+        f"Held-out causal check on `{d.get('model') or 'the model'}`: {cfg['per_category']} evaluated "
+        f"instructions per category ({n_eval} in all), each category's ISN set built from its other "
+        f"{built} instructions only (no evaluated instruction is among them). Scored: "
+        f"{scored} Control: {cfg['n_random']} draws of random neurons per set, same layers, matched "
+        f"one-for-one on firing rate (largest gap between the quantiles of a set's rates and a draw's: "
+        f"{gap:.3f}; mean rates per set in the table). Cell = ΔNLL(zeroing the row's set) − mean ΔNLL(zeroing "
+        "its matched random draws) on the column's rows, nats per scored token.",
+        "",
+        f"Specificity (own set's effect minus the other sets' on the same rows): **{d['specificity']:+.4f} "
+        f"nats/token**, {cfg['ci_level']:.0%} CI [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] (rows resampled "
+        f"within category); exact permutation test over all {d['n_assignments']} assignments of sets to "
+        f"categories: {p_text} (null mean {d['null_mean']:+.4f}). The own set is the most damaging for "
+        f"{sum(1 for r in ranks if r == 1)} of {len(cats)} categories (ranks "
+        + ", ".join(f"{s} {r}" for s, r in zip(short, ranks)) + ").",
+        "",
+        "| zeroed set \\ evaluated | " + " | ".join(short)
+        + " | \\|C(m)\\| | ΔNLL own (ISNs) | ΔNLL own (random) | firing rate: set / random draws |",
+        "|---" * (len(short) + 5) + "|",
+    ]
+    for a, c in enumerate(cats):
+        cells = " | ".join(f"{effect[a, b]:+.3f}" for b in range(len(cats)))
+        ms = d["rate_match"].get(c, [])
+        rates = (f"{ms[0]['mean_rate_set']:.3f} / " + ", ".join(f"{m['mean_rate_random']:.3f}" for m in ms)
+                 if ms else "n/a")
+        lines.append(f"| {short[a]} | {cells} | {d['set_sizes'][c]} | {d_isn[a, a]:.3f} | {d_rand[a, a]:.3f} | "
+                     f"{rates} |")
+    lines += ["", f"Time: {d['seconds']:.0f} s ({d['seconds_per_instruction_condition']:.3f} s per instruction "
+                  "and condition)."]
+    return lines
+
+
+def _eval_tokens(tokenizer: Any, instruction: str, response: str | None, policy: Any, max_predicted: int | None
                  ) -> tuple[list[int], int]:
     """Token ids to feed and how many of the last ones to score: the response's first tokens, else the
     instruction's last ones."""
@@ -383,7 +446,7 @@ def _eval_tokens(tokenizer: Any, instruction: str, response: str | None, policy:
 
     ids = tokenize(tokenizer, instruction, policy)[0]
     if response is None:
-        return ids, min(len(ids) - 1, max_predicted)
+        return ids, len(ids) - 1 if max_predicted is None else min(len(ids) - 1, max_predicted)
     resp = list(tokenizer("\n" + response, add_special_tokens=False)["input_ids"])[:max_predicted]
     return ids + resp, len(resp)
 
@@ -409,6 +472,7 @@ def heldout_causal_check(
     build_ids: Sequence[str] | None = None,
     progress: bool = True,
     model_name: str = "",
+    responses_source: str | None = None,
 ) -> HeldoutCausalResult:
     """The held-out causal check (the design to report). Returns matrices, the test and its interval.
 
@@ -554,4 +618,5 @@ def heldout_causal_check(
         own_set_rank=own_set_rank(E),
         seconds=seconds,
         seconds_per_instruction_condition=seconds / max(1, len(seqs) * len(conditions)),
+        responses_source=None if responses_source is None else str(responses_source),
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hexainst.analysis.causal import CausalError, CausalResult
+from hexainst.analysis.causal import CausalError, HeldoutCausalResult
 from hexainst.analysis.config import AnalysisConfig, CausalConfig
 from hexainst.analysis.data import StoreData, check_comparable, header_summary
 from hexainst.analysis.isn import IsnError, IsnSets, compute_isn_sets
@@ -90,13 +90,20 @@ class Controls:
 
 @dataclass
 class CausalSpec:
-    """What the causal check needs besides the store: store A's model and tokenizer, the instruction texts."""
+    """What the causal check needs besides the store: store A's model and tokenizer, the instruction texts.
+
+    ``responses``: id -> reference response (natural rows, from the source mirror, see
+    :func:`hexainst.analysis.causal_responses.natural_responses`); ``responses_source``: that
+    mirror's folder. Without them every row is scored on its instruction (the report says so).
+    """
 
     model: Any
     tokenizer: Any
     texts: dict[str, str]
     model_name: str = ""
     config: CausalConfig = field(default_factory=CausalConfig)
+    responses: dict[str, str] | None = None
+    responses_source: str | None = None
 
 
 def category_order(labels: Sequence[str]) -> list[str]:
@@ -258,30 +265,48 @@ def compute_alteration(base: StoreData, ft: StoreData, sb: IsnSets, sf: IsnSets,
 
 
 def check_causal(data: StoreData, spec: CausalSpec) -> None:
-    """What the causal check needs, checked before any work: a dense store and every instruction's text."""
+    """What the causal check needs, checked before any work: a dense store, every instruction's text,
+    and enough instructions per category to hold ``per_category`` out and build a set from the rest."""
     if np.any(np.asarray(data.neuron_expert) >= 0):
         raise CausalError(f"--causal supports dense models only; store {data.path} has expert neurons")
     missing = [i for i in data.ids if i not in spec.texts]
     if missing:
         raise CausalError(f"no instruction text for {len(missing)} analysed ids (first: {missing[0]}); "
                           "pass the release the store was recorded from")
+    check_causal_counts(data.categories, spec.config.per_category)
+
+
+def check_causal_counts(categories: Sequence[str], per_category: int, sample: int | None = None) -> None:
+    """Each category must keep at least one instruction to build its set from after ``per_category``
+    are held out (``sample``: the run analyses at most that many per category)."""
+    for c in category_order(categories):
+        have = sum(1 for x in categories if x == c)
+        have = have if sample is None else min(have, sample)
+        if have < per_category + 1:
+            raise CausalError(f"--causal-per-category {per_category}: category {c} has {have} analysed instructions; "
+                              f"the check holds {per_category} out and builds the set from the others, so it needs "
+                              f"at least {per_category + 1}")
 
 
 def compute_causal(data: StoreData, sets: IsnSets, cats: list[str], spec: CausalSpec,
-                   config: AnalysisConfig) -> CausalResult:
-    """The causal check on store A's model (see :mod:`hexainst.analysis.causal`)."""
-    from hexainst.analysis.causal import causal_check
+                   config: AnalysisConfig) -> HeldoutCausalResult:
+    """The held-out causal check on store A's model (see :func:`hexainst.analysis.causal.heldout_causal_check`).
+
+    Each category's set is rebuilt from its instructions that are not evaluated; firing rates for
+    the matched random draws come from those same instructions. The bootstrap uses the run's
+    ``--bootstrap`` and ``--ci-level``.
+    """
+    from hexainst.analysis.causal import HeldoutConfig, heldout_causal_check
 
     check_causal(data, spec)
-    pick = sample_per_category(data.categories, cats, spec.config.per_category, seed=config.seed + 1)
-    eval_rows = [{"id": data.ids[r], "category": data.categories[r], "instruction": spec.texts[data.ids[r]]}
-                 for r in pick]
-    return causal_check(
-        spec.model, spec.tokenizer, sets=sets, set_categories=data.categories, eval_rows=eval_rows,
-        categories=cats, neuron_layer=data.neuron_layer, neuron_index=data.neuron_index,
-        neuron_expert=data.neuron_expert, input_policy=data.header.get("input_policy"), seed=config.seed,
-        max_predicted=spec.config.max_predicted, exclude_shared=spec.config.exclude_shared,
-        progress=config.progress, model_name=spec.model_name or data.model_name,
+    held = HeldoutConfig(per_category=spec.config.per_category, n_random=spec.config.n_random,
+                         max_predicted=spec.config.max_predicted, n_boot=config.n_boot, ci_level=config.ci_level)
+    return heldout_causal_check(
+        spec.model, spec.tokenizer, sets=sets, row_categories=data.categories, counts=data.counts,
+        n_tokens=data.n_tokens, texts=spec.texts, responses=spec.responses, neuron_layer=data.neuron_layer,
+        neuron_index=data.neuron_index, neuron_expert=data.neuron_expert, categories=cats, config=held,
+        input_policy=data.header.get("input_policy"), seed=config.seed, progress=config.progress,
+        model_name=spec.model_name or data.model_name, responses_source=spec.responses_source,
     )
 
 

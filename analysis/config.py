@@ -42,7 +42,7 @@ _OPTIONS = {
     "venn_ids": "--venn-id",
     "per_category": "--causal-per-category",
     "max_predicted": "--causal-max-tokens",
-    "exclude_shared": "--causal-exclude-shared",
+    "n_random": "--causal-draws",
 }
 
 
@@ -64,17 +64,18 @@ def _at_least(name: str, value: object, low: int) -> None:
 
 @dataclass(frozen=True)
 class CausalConfig:
-    """Parameters of the causal check (``--causal``)."""
+    """Parameters of the held-out causal check (``--causal``; :func:`hexainst.analysis.causal.heldout_causal_check`)."""
 
-    #: Instructions per category whose NLL is measured.
-    per_category: int = 10
-    #: Score the last N next-token predictions of each instruction (None = all).
+    #: Evaluated instructions per category (held out: the category's other instructions build its set).
+    per_category: int = 20
+    #: Scored tokens per row: the response's first N, else the instruction's last N (None = all).
     max_predicted: int | None = 32
-    #: Leave out of every category's set the neurons in all categories' sets.
-    exclude_shared: bool = False
+    #: Random draws, matched on firing rate, per category set.
+    n_random: int = 3
 
     def __post_init__(self) -> None:
         _at_least("per_category", self.per_category, 1)
+        _at_least("n_random", self.n_random, 1)
         if self.max_predicted is not None:
             _at_least("max_predicted", self.max_predicted, 1)
 

@@ -283,3 +283,57 @@ def category_bars(
         ax.legend(fontsize=8)
     save_figure(fig, stem)
     return fig
+
+
+def causal_effect(
+    effect: np.ndarray,
+    labels: Sequence[str],
+    set_rates: Sequence[float],
+    random_rates: Sequence[Sequence[float]],
+    *,
+    title: str,
+    stem: str | os.PathLike[str],
+    test_text: str,
+):
+    """The held-out causal check in one figure: the effect matrix with the test written under it,
+    and beside it each set's mean firing rate against its matched random draws'.
+
+    effect: float [m, m] (zeroed set in rows, evaluated category in columns), drawn on a diverging
+    scale centred at 0 so that a sign is never a shade; set_rates: [m]; random_rates: [m][draws].
+    ``test_text``: the specificity, its interval and the permutation test's p (a few short lines).
+    """
+    plt = _pyplot()
+    effect = np.asarray(effect, dtype=np.float64)
+    m = effect.shape[0]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(1.9 * m + 4.0, 1.0 * m + 3.2), layout="constrained",
+                                 gridspec_kw={"width_ratios": [1.4, 1.0]})
+    finite = effect[np.isfinite(effect)]
+    bound = float(np.max(np.abs(finite))) if finite.size and np.max(np.abs(finite)) > 0 else 1.0
+    im = ax.imshow(effect, cmap="RdBu_r", vmin=-bound, vmax=bound)
+    ax.set_xticks(range(m), labels, rotation=30, ha="right")
+    ax.set_yticks(range(m), labels)
+    for i in range(m):
+        for j in range(m):
+            v = effect[i, j]
+            ax.text(j, i, "n/a" if not np.isfinite(v) else f"{v:+.3f}", ha="center", va="center", fontsize=8,
+                    fontweight="bold" if i == j else "normal",
+                    color="white" if np.isfinite(v) and abs(v) > 0.6 * bound else "black")
+    ax.set_xlabel("evaluated category (held-out instructions)")
+    ax.set_ylabel("zeroed set (built from other instructions)")
+    cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    cbar.set_label("ΔNLL(set) − ΔNLL(matched random), nats/token")
+    ax.set_title(test_text, fontsize=9, loc="left")
+    x = np.arange(m)
+    bx.bar(x, set_rates, width=0.6, color="#4c72b0", label="set: mean firing rate")
+    for d in range(max((len(r) for r in random_rates), default=0)):
+        ys = [r[d] if d < len(r) else np.nan for r in random_rates]
+        bx.scatter(x + (d - 1) * 0.12, ys, marker="x", color="#dd8452", zorder=3,
+                   label="matched random draws" if d == 0 else None)
+    bx.set_xticks(x, labels, rotation=30, ha="right")
+    bx.set_ylim(0, 1)
+    bx.set_ylabel("fraction of tokens on which a neuron fires")
+    bx.set_title("rate match of the random sets", fontsize=9)
+    bx.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    save_figure(fig, stem)
+    return fig

@@ -70,8 +70,8 @@ def analyze(
 ) -> dict[str, Any]:
     """Analyse store A (and compare it with B, the fine-tuned model) into ``out_dir``; return results.json's content.
 
-    ``store_a``/``store_b``: store folders or opened stores. ``causal``: run the causal check on
-    store A's model (see :mod:`hexainst.analysis.causal`). ``inputs``: other files the run reads
+    ``store_a``/``store_b``: store folders or opened stores. ``causal``: run the held-out causal check on
+    store A's model (see :func:`hexainst.analysis.causal.heldout_causal_check`). ``inputs``: other files the run reads
     (e.g. the release with the instruction texts), which ``out_dir`` must not hold or replace.
     ``untrained``: stores of the same architecture with random weights (``hexainst record
     --random-init SEED``), ``lexical``: tokenizer and texts for the lexical baseline, ``clusters``:

@@ -150,21 +150,30 @@ def render_alteration(canvas: Canvas, alt: AlterationResult, cats: Sequence[str]
 
 
 def render_causal(canvas: Canvas, c: Any) -> None:
-    """The causal check's heatmap and tables."""
+    """The held-out causal check: its figure (effect matrix with the test and interval, rate match) and tables."""
     cats = c.categories
     short = [short_name(x) for x in cats]
-    canvas.figure("causal_delta_nll", figures.heatmap, c.effect, short,
-                  title=("Causal check: ΔNLL(zero ISNs of row category) − ΔNLL(zero random, same layers)\n"
-                         f"on column category's instructions; diag {c.diagonal_mean:+.4f} vs off "
-                         f"{c.off_diagonal_mean:+.4f} nats/token"),
-                  colorbar_label="nats per token", fmt="{:+.3f}", xlabel="evaluated category",
-                  ylabel="zeroed category's ISNs")
-    canvas.table("causal_delta_nll", ["zeroed (row) / evaluated (column)"] + short,
+    set_rates = [c.rate_match[x][0]["mean_rate_set"] if c.rate_match[x] else float("nan") for x in cats]
+    random_rates = [[m["mean_rate_random"] for m in c.rate_match[x]] for x in cats]
+    n_eval = sum(len(v) for v in c.eval_ids.values())
+    test = (f"specificity {c.specificity:+.4f} nats/token, {c.config['ci_level']:.0%} CI "
+            f"[{c.ci_low:+.4f}, {c.ci_high:+.4f}]\nassignment test over {c.n_assignments} assignments: {c.p_text()}\n"
+            f"{c.config['per_category']} held-out instructions per category; "
+            f"{sum(t['response'] for t in c.targets.values())} of {n_eval} scored on a response\n"
+            f"{c.config['n_random']} rate-matched random draws per set (largest quantile gap "
+            f"{c.max_rate_gap():.3f})")
+    canvas.figure("causal_delta_nll", figures.causal_effect, c.effect, short, set_rates, random_rates,
+                  title=f"Causal check (held out) on {Path(c.model).name if c.model else 'the model'}: zeroing a "
+                        "category's ISNs vs rate-matched random neurons",
+                  test_text=test)
+    canvas.table("causal_delta_nll", ["zeroed set (row) / evaluated (column)"] + short,
                  [[x] + [float(v) for v in c.effect[i]] for i, x in enumerate(cats)], digits=4)
-    canvas.table("causal_detail", ["zeroed category", "|C(m)|", "ΔNLL own (ISNs)", "ΔNLL own (random)",
-                                   "baseline NLL own"],
-                 [[x, c.set_sizes[x], float(c.delta_nll_isn[i, i]), float(c.delta_nll_random[i, i]),
-                   c.baseline_nll[x]] for i, x in enumerate(cats)], digits=4)
+    canvas.table("causal_detail", ["zeroed category", "|C(m)| (set)", "built from", "evaluated",
+                                   "ΔNLL own (ISNs)", "ΔNLL own (random, mean of draws)", "baseline NLL own",
+                                   "own set's rank", "mean rate: set", "mean rate: random draws"],
+                 [[x, c.set_sizes[x], c.n_build[x], len(c.eval_ids[x]), float(c.delta_nll_isn[i, i]),
+                   float(c.delta_nll_random[i, i]), c.baseline_nll[x], c.own_set_rank[i], set_rates[i],
+                   " ".join(f"{r:.4f}" for r in random_rates[i])] for i, x in enumerate(cats)], digits=4)
 
 
 def render_lengths(canvas: Canvas, results: AnalysisResults) -> None:

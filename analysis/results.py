@@ -279,7 +279,7 @@ class AnalysisResults:
     lengths: dict[str, dict[str, LengthStats]]
     models: dict[str, ModelResult]
     alteration: AlterationResult | None = None
-    #: The causal check's result (:class:`hexainst.analysis.causal.CausalResult`).
+    #: The held-out causal check's result (:class:`hexainst.analysis.causal.HeldoutCausalResult`).
     causal: Any = None
     #: Untrained and lexical baselines, excess, nulls (:mod:`hexainst.analysis.controls`).
     controls: ControlsResult | None = None

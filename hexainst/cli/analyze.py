@@ -126,7 +126,24 @@ def _texts(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _text_inputs(args: argparse.Namespace) -> list[str | None]:
-    return [getattr(args, "rows", None), getattr(args, "release", None)]
+    return [getattr(args, "rows", None), getattr(args, "release", None), getattr(args, "sources", None)]
+
+
+def _causal_responses(args: argparse.Namespace, store_a: Any) -> tuple[dict[str, str] | None, str | None]:
+    """(id -> reference response of the store's natural rows, the mirror's folder), or (None, None)
+    without --sources and $HEXAINST_SOURCES (then every row is scored on its instruction)."""
+    from hexainst.analysis.causal_responses import natural_responses
+    from hexainst.kernel.environment import SOURCES, sources_dir
+
+    folder = Path(args.sources) if args.sources else sources_dir()
+    if folder is None:
+        return None, None
+    where = "--sources" if args.sources else f"${SOURCES}"
+    if not folder.is_dir():
+        raise UserError(f"{where} {folder}: not a folder (the offline mirror of the natural sources)")
+    ids = set(store_a.ids)
+    rows = [r for r in _read_rows(args, what="the causal check's responses") if str(r["id"]) in ids]
+    return natural_responses(rows, folder), str(folder)
 
 
 def _load_tokenizer(name: str) -> Any:
@@ -186,7 +203,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         raise UserError(f"--causal-max-tokens must be >= 0 (0 = all), got {args.causal_max_tokens}")
     causal_config = CausalConfig(per_category=args.causal_per_category,
                                  max_predicted=args.causal_max_tokens or None,
-                                 exclude_shared=args.causal_exclude_shared) if args.causal else None
+                                 n_random=args.causal_draws) if args.causal else None
     inputs = _text_inputs(args)
     claim_analysis_dir(args.out, inputs=[args.store, args.compare, *args.untrained, *inputs])
     store_a = open_store(args.store)
@@ -195,14 +212,17 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     lexical, clusters, lexical_skipped = _controls_inputs(args, store_a)
     causal = None
     if args.causal:
+        from hexainst.analysis.compute import check_causal_counts
         from hexainst.analysis.recording.loading import load_model, resolve_model, tokenizer_sha256
 
         texts = _texts(args)
+        responses, responses_source = _causal_responses(args, store_a)
         name = args.causal_model or store_a.header.get("model", {}).get("name_or_path")
         if not name:
             raise UserError("--causal: the store header names no model; pass --causal-model")
         if store_a.is_moe:
             raise UserError(f"--causal supports dense models only; store {store_a.path} is an MoE store")
+        check_causal_counts(list(store_a.categories), causal_config.per_category, config.sample)
         loaded = load_model(resolve_model(str(name)), dtype="float32", progress=not args.quiet)
         sha = tokenizer_sha256(loaded.tokenizer)
         want = store_a.header.get("tokenizer", {}).get("sha256")
@@ -210,7 +230,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             raise UserError(f"--causal: the tokenizer of {name} (sha256 {sha[:12]}) is not the one the store "
                             f"was recorded with ({str(want)[:12]})")
         causal = CausalSpec(model=loaded.model, tokenizer=loaded.tokenizer, texts=texts, model_name=str(name),
-                            config=causal_config)
+                            config=causal_config, responses=responses, responses_source=responses_source)
     results = analyze(store_a, args.out, store_b=store_b, config=config, causal=causal, inputs=inputs,
                       untrained=untrained, lexical=lexical, clusters=clusters, lexical_skipped=lexical_skipped)
     _summary(results, Path(args.out))
@@ -285,7 +305,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--no-lexical", action="store_true",
                    help="skip the lexical baseline (token-type sets of the instructions under the model's tokenizer, "
                         "built like ISN sets; computed by default from --release/--rows or the packaged release)")
-    c = p.add_argument_group("causal check (zero a category's ISNs, measure NLL)")
+    c = p.add_argument_group("causal check (held out: zero a category's ISNs, measure NLL on other instructions)")
     c.add_argument("--causal", action="store_true", help="run the causal check on --store's model (dense only)")
     c.add_argument("--causal-model", default=None,
                    help="model to load (default: the store header's name_or_path; 'gemma3-270m-gguf' works)")
@@ -296,12 +316,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     texts.add_argument("--rows", default=None,
                        help="JSONL rows with id, instruction and provenance (instead of a release)")
     c.add_argument("--causal-per-category", type=int, default=_C.per_category,
-                   help=f"instructions per category (default {_C.per_category})")
+                   help=f"evaluated instructions per category, held out: each category's set is built from its "
+                        f"other instructions only (default {_C.per_category})")
     c.add_argument("--causal-max-tokens", type=int, default=_C.max_predicted,
-                   help=f"score the last N next-token predictions of each instruction (default {_C.max_predicted}; "
-                        "0 = all)")
-    c.add_argument("--causal-exclude-shared", action="store_true",
-                   help="leave out of every category's set the neurons in all six categories' sets")
+                   help=f"score the first N tokens of a row's response, or the last N of its instruction where it has "
+                        f"none (default {_C.max_predicted}; 0 = all)")
+    c.add_argument("--causal-draws", type=int, default=_C.n_random,
+                   help=f"random neuron sets per category, matched on firing rate in the same layers "
+                        f"(default {_C.n_random})")
+    c.add_argument("--sources", default=None, metavar="DIR",
+                   help="offline mirror of the natural sources, for the natural rows' responses (default: "
+                        "$HEXAINST_SOURCES; without either, every row is scored on its instruction and the report "
+                        "says so)")
     p.set_defaults(handler=_cmd_analyze)
 
     b = subparsers.add_parser(

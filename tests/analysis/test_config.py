@@ -14,7 +14,8 @@ def test_defaults_are_the_papers() -> None:
     cfg = AnalysisConfig()
     assert (cfg.eps, DEFAULT_EPS, cfg.tie_rule, cfg.scope, cfg.seed) == (0.01, 0.01, "paper", "global", DEFAULT_SEED)
     assert cfg.sweep_eps == DEFAULT_SWEEP == (0.005, 0.01, 0.02, 0.05)
-    assert CausalConfig() == CausalConfig(per_category=10, max_predicted=32, exclude_shared=False)
+    # issue 22: 20 held-out instructions per category, 3 rate-matched random draws
+    assert CausalConfig() == CausalConfig(per_category=20, max_predicted=32, n_random=3)
 
 
 def test_the_command_line_reads_its_defaults_from_the_configs() -> None:
@@ -22,7 +23,8 @@ def test_the_command_line_reads_its_defaults_from_the_configs() -> None:
 
     args = build_parser().parse_args(["analyze", "--store", "s", "--out", "o"])
     assert _config(args) == AnalysisConfig()
-    assert (args.causal_per_category, args.causal_max_tokens) == (CausalConfig.per_category, CausalConfig.max_predicted)
+    assert (args.causal_per_category, args.causal_max_tokens, args.causal_draws) == (
+        CausalConfig.per_category, CausalConfig.max_predicted, CausalConfig.n_random)
     base = build_parser().parse_args(["baseline", "llama2-7b", "--out", "o"])
     assert _config(base) == AnalysisConfig()
 
@@ -55,6 +57,8 @@ def test_causal_config_ranges() -> None:
         CausalConfig(per_category=0)
     with pytest.raises(ConfigError, match="--causal-max-tokens"):
         CausalConfig(max_predicted=0)
+    with pytest.raises(ConfigError, match="--causal-draws must be an integer >= 1"):
+        CausalConfig(n_random=0)
     assert CausalConfig(max_predicted=None).max_predicted is None  # all predicted tokens
 
 
