@@ -31,7 +31,7 @@ BUILD_OPTIONS = $(if $(SOURCES),--sources $(SOURCES)) $(if $(BASE_URL),--base-ur
 	$(if $(MEMBERSHIP_THRESHOLD),--membership-threshold $(MEMBERSHIP_THRESHOLD))
 # make analyze-demo: where the activation store goes, and instructions per category for the causal check.
 DEMO_STORE  ?= $(WORK)/activations/gemma-3-270m
-DEMO_CAUSAL ?= 5
+DEMO_CAUSAL ?= 20
 # ... and the seeds of the untrained baseline (the same architecture with random weights).
 DEMO_SEEDS  ?= 0 1 2
 
@@ -74,7 +74,7 @@ analyze-demo: install ## record gemma-3-270m and 3 random-init seeds on the rele
 			--out $(DEMO_STORE)-untrained-$$seed --batch-size 8 --with-sums || exit 1; done
 	$(HEXAINST) analyze --store $(DEMO_STORE) --out docs/demo --no-save-sets --length-matched \
 		--untrained $(foreach seed,$(DEMO_SEEDS),$(DEMO_STORE)-untrained-$(seed)) --release $(OUT) \
-		$(if $(DEMO_CAUSAL),--causal --causal-model gemma3-270m-gguf --causal-per-category $(DEMO_CAUSAL))
+		$(if $(DEMO_CAUSAL),--causal --causal-model gemma3-270m-gguf --causal-per-category $(DEMO_CAUSAL) $(if $(SOURCES),--sources $(SOURCES)))
 
 # make alteration-demo: the alteration design of issue #22 on gemma-3-270m: ALT_SEEDS seeds of three arms (tuned,
 # control, shuffled pairs; recipe analysis/finetune/recipes/, weights in ~/.cache/hexainst/finetuned; a finished
@@ -108,7 +108,7 @@ alteration-report: install ## the alteration design's report (docs/demo-alterati
 alteration-demo: alteration-runs alteration-report ## the alteration design end to end, then SmolLM2-135M-Instruct into docs/demo-smollm2/
 	$(HEXAINST) record --model "$(SMOLLM2_GGUF)" --out $(ALT_WORK)/stores/smollm2 $(ALT_RECORD)
 	$(HEXAINST) analyze --store $(ALT_WORK)/stores/smollm2 --out docs/demo-smollm2 --no-save-sets --length-matched \
-		--causal --causal-model "$(SMOLLM2_GGUF)" --release $(OUT) --causal-per-category $(ALT_CAUSAL)
+		--causal --causal-model "$(SMOLLM2_GGUF)" --release $(OUT) --causal-per-category $(ALT_CAUSAL) $(if $(SOURCES),--sources $(SOURCES))
 
 install-browser: ## Debian's Chromium for the annotation screens' browser tests (Playwright drives it; nothing is downloaded)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
