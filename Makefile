@@ -85,7 +85,7 @@ analyze-demo: install ## record gemma-3-270m and 3 random-init seeds on the rele
 # The rows come from an offline mirror: SOURCES=DIR or HEXAINST_SOURCES. ALT_RECIPE=NAME|FILE picks another recipe.
 ALT_WORK   ?= $(WORK)/alteration
 ALT_RECIPE ?=
-ALT_CAUSAL ?= 5
+ALT_CAUSAL ?= 20
 ALT_SEEDS  ?= 0 1 2
 ALT_PER_CATEGORY ?= 50
 ALT_FT      = $(if $(ALT_RECIPE),--recipe $(ALT_RECIPE))
