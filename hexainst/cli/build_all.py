@@ -231,6 +231,18 @@ def _topup_extra(work: Path) -> dict[str, int]:
     return _read_topup(file) if file.is_file() else {}
 
 
+def topup_so_far(work: Path, out: Path) -> dict[str, int]:
+    """Candidates earlier top-up rounds added, per cell: the work folder's record, else the one the release ships.
+
+    A fresh clone rebuilt with ``build all`` has the release's record but none in its work folder; a
+    top-up there must add to the earlier rounds, not replace them (it asked the synthetic stage for
+    too few candidates, and found too few new ones).
+    """
+    from hexainst.kernel.release import TOPUP_FILE
+
+    return _topup_extra(work) or (_read_topup(Path(out) / TOPUP_FILE) if (Path(out) / TOPUP_FILE).is_file() else {})
+
+
 def _read_topup(file: Path) -> dict[str, int]:
     """A top-up record ``{"extra": {"<category>/<source>": n}}`` (the work folder's, or the one a release ships)."""
     from hexainst.kernel.jsonfiles import read_json
@@ -395,7 +407,7 @@ def topup(
         return {"cells": cells, "new_ids": [], "report": None}
     previous = _previous_order(out)
 
-    topup_extra = _topup_extra(work)
+    topup_extra = topup_so_far(work, out)
     topup_extra = {cell: topup_extra.get(cell, 0) + need.get(cell, 0) for cell in {*topup_extra, *need}}
     added = {cell.split("/")[0]: n for cell, n in need.items() if cell.endswith("/synthetic")}
     if added:

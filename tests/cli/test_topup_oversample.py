@@ -49,3 +49,21 @@ def test_acceptance_counts_rejected_candidates_that_left_the_release() -> None:
                 "d": {"status": "revised"}, "n": {"status": "pending"}, "gone": {"status": "accepted"}}
     # 2 kept of 4 decided; a pending row and an id of no pool are not counted
     assert cell_acceptance(cell_of, outcomes) == {"math/synthetic": 0.5}
+
+
+def test_a_topup_adds_to_the_rounds_before_it_on_a_fresh_clone(tmp_path) -> None:
+    import json
+
+    from hexainst.cli.build_all import topup_so_far
+
+    work, release = tmp_path / "work", tmp_path / "release"
+    (work / "stages").mkdir(parents=True)
+    release.mkdir()
+    # a fresh clone: the release ships its record, the work folder has none (the rebuild does not write one)
+    (release / "topup.json").write_text(json.dumps({"extra": {"math/synthetic": 87}}))
+    assert topup_so_far(work, release) == {"math/synthetic": 87}
+    # the work folder's own record (written by a top-up there) is the newer one
+    (work / "stages" / "topup.json").write_text(json.dumps({"extra": {"math/synthetic": 90, "code/synthetic": 3}}))
+    assert topup_so_far(work, release) == {"math/synthetic": 90, "code/synthetic": 3}
+    # neither: no earlier round
+    assert topup_so_far(tmp_path / "other", tmp_path / "none") == {}
