@@ -102,7 +102,7 @@ def assemble(
     from hexainst.builders.assembly.croissant import croissant_metadata
     from hexainst.kernel.release import write_release
 
-    from hexainst.builders.assembly.reserve import expected_rates, reserve_plan
+    from hexainst.builders.assembly.reserve import expected_rates, rates_record, reserve_plan
     from hexainst.kernel.outputs import claim_release_dir
 
     dirs = [Path(pools_dir)] if isinstance(pools_dir, (str, os.PathLike)) else [Path(d) for d in pools_dir]
@@ -112,7 +112,8 @@ def assemble(
     seed, size = config.seed, config.rows_per_cell
     pools = read_pools(dirs)
     cell_of_id = {r["id"]: f"{c}/{s}" for (c, s), rows in pools.items() for r in rows}
-    plan = reserve_plan(expected_rates(config.rejection_rates, cell_of_id), size, cap=config.max_reserve)
+    rates = expected_rates(config.rejection_rates, cell_of_id)
+    plan = reserve_plan(rates, size, cap=config.max_reserve)
     if config.reserve is not None:
         plan = {cell: {**entry, "reserve": config.reserve, "source": "--reserve"} for cell, entry in plan.items()}
     for cell, n in (reserve_sizes or {}).items():  # a top-up's sizes: the earlier reserve plus the new candidates
@@ -166,6 +167,7 @@ def assemble(
         generations=generations,
         validation=validation,
         topup=topup,
+        rates=rates_record(rates),
     )
     report = {
         "seed": seed,
