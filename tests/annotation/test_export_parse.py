@@ -55,7 +55,7 @@ def test_build_validation_from_exports():
     doc, result = build_validation(juniors, seniors, CREATED, {"junior1", "junior2"}, {"senior"})
     assert [(o["id"], o["status"]) for o in doc["outcomes"]] == [(A, "accepted"), (B, "accepted")]
     assert doc["outcomes"][0]["senior"]["annotator"] == "senior"
-    assert doc["agreement"]["n_disagreements"] == 1 and doc["agreement"]["n_senior_decided"] == 1
+    assert doc["rounds"][0]["agreement"]["n_disagreements"] == 1 and doc["rounds"][0]["agreement"]["n_senior_decided"] == 1
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ def test_import_lands_each_annotators_verdicts_with_their_identity(ls_session, t
     assert model["prompt"].startswith("judge-prompt.md sha256:")
     doc, result = session.adjudicate()
     validation_file.check(doc)
-    assert {a["annotator"]: a["identity"]["kind"] for a in doc["annotators"]} == {
+    assert {a["annotator"]: a["identity"]["kind"] for a in doc["rounds"][0]["annotators"]} == {
         "junior1": "person", "junior2": "model", "senior": "person"}
     by_id = {o["id"]: o for o in doc["outcomes"]}
     assert by_id[ids[1]]["status"] == "rejected" and by_id[ids[3]]["status"] == "revised"
@@ -159,4 +159,4 @@ def test_judge_lands_a_models_verdicts_and_a_rerun_asks_only_the_rest(ls_session
     assert "not its origin" in who["how"]
     doc, result = session.adjudicate()
     assert result.awaiting_juniors == sorted(r["id"] for r in rows)  # junior2 has not judged yet
-    assert {a["annotator"]: a["identity"]["kind"] for a in doc["annotators"]}["junior1"] == "model"
+    assert {a["annotator"]: a["identity"]["kind"] for a in doc["rounds"][0]["annotators"]}["junior1"] == "model"

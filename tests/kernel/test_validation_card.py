@@ -62,7 +62,7 @@ def test_info_shows_status_kappa_and_annotators_from_the_shipped_file(rows, tmp_
     assert "junior junior1: person" in text
     assert main(["info", "--json", str(out)]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["validation_file"]["kappa_decision"] == 0.5 and data["validation"]["accepted"] == 3
+    assert data["validation_file"]["rounds"][0]["kappa_decision"] == 0.5 and data["validation"]["accepted"] == 3
     plain = write_release(rows, tmp_path / "plain")
     assert not (plain / "validation.json").exists()
     assert main(["info", str(plain)]) == 0
