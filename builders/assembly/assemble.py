@@ -186,7 +186,8 @@ def rounds_info(doc: Mapping[str, Any]) -> dict[str, Any]:
     """Who validated in which round, how many candidates each round decided and rejected, each round's kappa.
 
     ``doc``: a validation document of the current format (``validation_file.read``). ``annotators`` lists
-    every annotator of every round once (slot name and role as in their round, first round first).
+    every annotator of every round once (slot name and role as in their round, first round first);
+    each round's ``ids`` are the candidates it decided (so a reader can count the release rows it decided).
     """
     rounds = []
     for r in doc["rounds"]:
@@ -203,6 +204,7 @@ def rounds_info(doc: Mapping[str, Any]) -> dict[str, Any]:
             "n_disagreements": ag["n_disagreements"],
             "n_senior_decided": ag["n_senior_decided"],
             "awaiting_senior": r["awaiting_senior"],
+            "ids": sorted(o["id"] for o in mine),
         })
     annotators: list[dict[str, Any]] = []
     for r in doc["rounds"]:
