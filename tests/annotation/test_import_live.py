@@ -77,7 +77,7 @@ def test_import_lands_each_annotators_verdicts_with_their_identity(ls_session, t
     assert _import(session, "junior1", j1) == 0
     assert "0 created" in capsys.readouterr().out
     again, _ = Session.load(ls_session.data_dir).adjudicate()
-    assert again["outcomes"] == doc["outcomes"] and again["agreement"]["extra_annotations_ignored"] == 0
+    assert again["outcomes"] == doc["outcomes"] and again["rounds"][0]["agreement"]["extra_annotations_ignored"] == 0
 
     # The senior's slot: only the tasks the juniors disagree on.
     session = Session.load(ls_session.data_dir)
