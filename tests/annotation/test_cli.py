@@ -142,7 +142,7 @@ def test_cli_export_previous_adds_a_second_round(ls_round, tmp_path, capsys):
         people.annotate("junior1", row["id"], verdict("junior1", "accept"))
         people.annotate("junior2", row["id"], verdict("junior2", "accept"))
     round1 = tmp_path / "round1.json"
-    round1.write_text(json.dumps(validation_doc([outcome(r["id"], "rejected") for r in earlier])))  # format 2
+    round1.write_text(json.dumps(validation_doc([outcome(r["id"], "rejected") for r in earlier], version=2)))
     capsys.readouterr()
 
     out_file = tmp_path / "validation.json"
@@ -155,7 +155,7 @@ def test_cli_export_previous_adds_a_second_round(ls_round, tmp_path, capsys):
     assert {o["id"]: (o["round"], o["status"]) for o in doc["outcomes"]} == {
         **{r["id"]: (1, "rejected") for r in earlier}, **{r["id"]: (2, "accepted") for r in rows}}
     first, second = doc["rounds"]
-    assert first["annotators"] == validation_doc([])["annotators"] and first["awaiting_senior"] is None
+    assert first["annotators"] == validation_doc([], version=2)["annotators"] and first["awaiting_senior"] is None
     assert [a["annotator"] for a in second["annotators"]] == ["junior1", "junior2", "senior"]
     assert second["awaiting_senior"] == [] and second["n_outcomes"] == 2
     assert f"round2 juniors {tag}" in second["created_from"]["junior_project"]

@@ -88,7 +88,7 @@ def _two_rounds(rows: list[dict]) -> dict:
 
     first = validation_file.upgrade(validation_doc([outcome(r["id"], "accepted") for r in rows[:3]]))
     rejected = rows[0]["id"][:-12] + "f" * 12  # a candidate that left for the reserve's next row
-    second = validation_doc([outcome(r["id"], "accepted") for r in rows[3:5]] + [outcome(rejected, "rejected")])
+    second = validation_doc([outcome(r["id"], "accepted") for r in rows[3:5]] + [outcome(rejected, "rejected")], version=2)
     for entry in second["outcomes"]:
         for i, v in enumerate(entry["juniors"]):
             v.update(annotator=f"junior{i + 3}", identity=MODEL)
