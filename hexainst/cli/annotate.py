@@ -9,7 +9,7 @@
     hexainst annotate judge --data-dir D --as junior1 --base-url URL --model NAME  # a model answers the screen
     hexainst annotate senior --data-dir D                              # disagreements -> the senior
     hexainst annotate agreement --data-dir D [--json]
-    hexainst annotate export --data-dir D --out validation.json
+    hexainst annotate export --data-dir D --out validation.json [--previous earlier-validation.json]
 
 Every command but ``serve``/``up`` talks to servers that are already running (their URLs are in
 the round's state file). Commands are idempotent: rerun one after an interruption.
@@ -174,6 +174,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write validation.json")
     export.add_argument("--save-exports", type=Path, metavar="DIR",
                         help="also keep each annotator's raw Label Studio export there (audit trail)")  # fmt: skip
+    export.add_argument("--previous", type=Path, metavar="FILE",
+                        help="the validation file of the earlier rounds: FILE's rounds are kept and this round is "
+                             "numbered after them (an id decided in both refuses); without it the file holds round 1")  # fmt: skip
 
 
 # ---- handlers ----------------------------------------------------------------------------
@@ -457,12 +460,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
     _check_out(args.out)
     if args.save_exports is not None and args.save_exports.exists() and not args.save_exports.is_dir():
         raise UserError(f"--save-exports {args.save_exports}: is a file; name a folder")
+    previous = None
+    if args.previous is not None:  # read before any server is asked: a bad file costs nothing
+        if args.previous.is_dir():
+            raise UserError(f"--previous {args.previous}: is a folder; name the earlier rounds' validation file")
+        previous = validation_file.read(args.previous, None)
     session = Session.load(args.data_dir)
     session.require_servers()
     doc, result = session.adjudicate(save_exports=args.save_exports)
+    this_round = doc["outcomes"]
+    if previous is not None:
+        doc = validation_file.merge(previous, doc, f"--previous {args.previous}")
+    number = doc["rounds"][-1]["round"]
     validation_file.write(args.out, doc)
-    counts = {s: sum(1 for o in doc["outcomes"] if o["status"] == s) for s in ("accepted", "revised", "rejected")}
+    counts = {s: sum(1 for o in this_round if o["status"] == s) for s in ("accepted", "revised", "rejected")}
     print(_format_agreement(result))
-    print(f"wrote {args.out}: {len(doc['outcomes'])} outcomes ({counts['accepted']} accepted, "
+    if result.awaiting_senior:
+        print("awaiting the senior: " + ", ".join(sorted(result.awaiting_senior)))
+    print(f"round {number}: {len(this_round)} outcomes ({counts['accepted']} accepted, "
           f"{counts['revised']} revised, {counts['rejected']} rejected)")  # fmt: skip
+    if previous is not None:
+        print(f"kept from {args.previous}: rounds {', '.join(str(r['round']) for r in previous['rounds'])}, "
+              f"{len(previous['outcomes'])} outcomes")
+    print(f"wrote {args.out}: {len(doc['rounds'])} round(s), {len(doc['outcomes'])} outcomes")
     return 0

@@ -118,3 +118,52 @@ def test_cli_up_detach_then_stop(ls_template, tmp_path, capsys):
         assert running_pid(data / inst.name) is None
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"{inst.url}/health", timeout=2)
+
+
+def test_cli_export_previous_adds_a_second_round(ls_round, tmp_path, capsys):
+    """A second round (other candidates, its own annotators) exported after round 1's file: both rounds kept."""
+    from validation_docs import outcome, validation_doc
+
+    from hexainst.kernel import validation_file
+
+    shared, _ = ls_round
+    tag = uuid.uuid4().hex[:8]
+    state = tmp_path / "state"
+    Session(data_dir=state, instances=shared.instances,
+            junior_title=f"round2 juniors {tag}", senior_title=f"round2 senior {tag}").save()  # fmt: skip
+    d = ["--data-dir", str(state)]
+    assert main(["annotate", "setup", *d]) == 0
+    earlier = [nat("generation", i) for i in range(2)]  # decided in round 1, not in this round
+    rows = [nat("generation", i) for i in range(10, 12)]
+    assert main(["annotate", "sync", *d, "--rows", str(_write_rows(tmp_path / "rows.jsonl", rows))]) == 0
+    session = Session.load(state)
+    people = Annotators(session)
+    for row in rows:
+        people.annotate("junior1", row["id"], verdict("junior1", "accept"))
+        people.annotate("junior2", row["id"], verdict("junior2", "accept"))
+    round1 = tmp_path / "round1.json"
+    round1.write_text(json.dumps(validation_doc([outcome(r["id"], "rejected") for r in earlier], version=2)))
+    capsys.readouterr()
+
+    out_file = tmp_path / "validation.json"
+    assert main(["annotate", "export", *d, "--out", str(out_file), "--previous", str(round1)]) == 0
+    printed = capsys.readouterr().out
+    assert "round 2: 2 outcomes (2 accepted, 0 revised, 0 rejected)" in printed
+    assert f"wrote {out_file}: 2 round(s), 4 outcomes" in printed
+    doc = validation_file.read(out_file, [r["id"] for r in earlier + rows])
+    assert doc["format_version"] == 3 and [r["round"] for r in doc["rounds"]] == [1, 2]
+    assert {o["id"]: (o["round"], o["status"]) for o in doc["outcomes"]} == {
+        **{r["id"]: (1, "rejected") for r in earlier}, **{r["id"]: (2, "accepted") for r in rows}}
+    first, second = doc["rounds"]
+    assert first["annotators"] == validation_doc([], version=2)["annotators"] and first["awaiting_senior"] is None
+    assert [a["annotator"] for a in second["annotators"]] == ["junior1", "junior2", "senior"]
+    assert second["awaiting_senior"] == [] and second["n_outcomes"] == 2
+    assert f"round2 juniors {tag}" in second["created_from"]["junior_project"]
+
+    # The merged file as --previous again: this round's ids were already decided in round 2. One line, nothing written.
+    before = out_file.read_bytes()
+    assert main(["annotate", "export", *d, "--out", str(out_file), "--previous", str(out_file)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{rows[0]['id']} was already decided in round 2" in err, err
+    assert out_file.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["round1.json", "rows.jsonl", "state", "validation.json"]
