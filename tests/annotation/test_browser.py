@@ -239,7 +239,7 @@ def test_junior_annotates_blind_and_the_senior_sees_both_with_nothing_preselecte
         text = person.page.inner_text("body")
         assert "Junior 1" in text and "Junior 2" in text
         assert A_TEXT in text and B_SECRET in text
-        assert text.count("Decision: revise") == 2
+        assert text.count("Decision: Revise") == 2
         assert "both juniors revise, with different corrected texts" in text
         assert person.checked_choices() == []
         assert person.page.get_by_placeholder("The full corrected instruction").input_value() == ""
