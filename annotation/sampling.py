@@ -1,8 +1,8 @@
 """A round's size: a seeded sample of the candidates, spread over the cells (category x origin).
 
 Each candidate's rank in its cell is ``sha256(seed:id)``: it depends on the seed and the id only,
-never on the input order or on the other rows, so the same seed picks the same rows, and a
-top-up that adds rows leaves the earlier picks of a cell in front.
+never on the input order or on the other rows: the same seed picks the same rows, and rows
+added later (a top-up) never change the order of the rows already there.
 """
 
 from __future__ import annotations
