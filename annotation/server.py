@@ -7,8 +7,8 @@ check. It listens on 127.0.0.1 only.
 Private by default: a server runs under umask 077, so every file Label Studio makes (its
 database, uploads, exports) is readable by the account that runs it only; our own files (log,
 PID file) are 0600 and every data dir 0700 (:func:`make_private` also repairs an older round).
-Its log level is WARNING: Label Studio's request log would otherwise print every URL it serves,
-an invite link's token included. Label Studio silently moves to port+1 when its port is busy,
+Its request log is off (Label Studio's settings with ``django.server`` at WARNING, see
+``ls_site/``): it would print every URL served, an invite link's token included. Label Studio silently moves to port+1 when its port is busy,
 so :meth:`LabelStudioServer.start` checks that the server answering is this one: its admin token
 works and names its admin account (every instance has its own admin token).
 
@@ -47,6 +47,9 @@ TEMPLATE_MARKER = "hexainst-template.json"
 UMASK = 0o077
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
+#: Label Studio's settings plus a quiet request log (see ls_site/hexainst_label_studio_settings.py).
+SETTINGS_DIR = Path(__file__).resolve().parent / "ls_site"
+SETTINGS_MODULE = "hexainst_label_studio_settings"
 #: Files of a template that a copy must not share (the secret key) or carry over (our own files).
 NOT_COPIED = (".env", TEMPLATE_MARKER, PID_FILE, LOG_FILE)
 
@@ -122,6 +125,8 @@ def offline_environment() -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
             # No request log: it prints every URL served, an invite link's token included.
             "LOG_LEVEL": "WARNING",
+            "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
+            "PYTHONPATH": os.pathsep.join(p for p in (str(SETTINGS_DIR), env.get("PYTHONPATH", "")) if p),
         }
     )
     return env
