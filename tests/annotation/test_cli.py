@@ -114,6 +114,10 @@ def test_cli_round_setup_sync_senior_agreement_export(ls_round, tmp_path, capsys
     assert out_file.read_bytes() == before
 
 
+#: Whether this test can run a command as another account (``runuser`` needs root).
+AS_ANOTHER_ACCOUNT = os.geteuid() == 0 and shutil.which("runuser") is not None
+
+
 def _as_nobody(*cmd: str) -> subprocess.CompletedProcess:
     return subprocess.run(["runuser", "-u", "nobody", "--", *cmd], capture_output=True, text=True, timeout=60)
 
@@ -153,11 +157,12 @@ def test_cli_up_private_restart_stop(ls_template, open_parent, tmp_path, capsys)
         loose = [str(p) for p in paths if not p.is_symlink() and p.stat().st_mode & 0o077]
         assert loose == []
         # ... and another account finds nothing it can read (the parent folder it can enter).
-        assert _as_nobody("ls", str(open_parent)).returncode == 0
-        listing = _as_nobody("ls", str(data))
-        assert listing.returncode != 0 and "Permission denied" in listing.stderr
-        assert _as_nobody("cat", str(data / "junior2" / "label_studio.sqlite3")).returncode != 0
-        assert _as_nobody("find", str(open_parent), "-readable", "-type", "f").stdout == ""
+        if AS_ANOTHER_ACCOUNT:
+            assert _as_nobody("ls", str(open_parent)).returncode == 0
+            listing = _as_nobody("ls", str(data))
+            assert listing.returncode != 0 and "Permission denied" in listing.stderr
+            assert _as_nobody("cat", str(data / "junior2" / "label_studio.sqlite3")).returncode != 0
+            assert _as_nobody("find", str(open_parent), "-readable", "-type", "f").stdout == ""
         # No secret in any log: passwords, tokens, the invite link's token.
         secrets = [invite_token(session.client(i)) for i in session.instances]
         for inst in session.instances:
@@ -200,4 +205,6 @@ def test_cli_up_private_restart_stop(ls_template, open_parent, tmp_path, capsys)
         assert {i.name: i.url for i in Session.load(data).instances} == urls
     finally:
         assert main(["annotate", "stop", *d]) == 0
+    if not AS_ANOTHER_ACCOUNT:
+        pytest.skip("all but one check passed; reading the round as another account needs root and runuser")
 

@@ -133,5 +133,6 @@ def test_instruction_and_verdicts_are_in_a_verbatim_block():
         root = ET.fromstring(config)
         parents = {child: parent for parent in root.iter() for child in parent}
         for text in root.iter("Text"):
-            style = parents[text].get("style", "")
-            assert "font-family: monospace" in style and "white-space: pre-wrap" in style, text.get("name")
+            assert parents[text].get("className") == lc.VERBATIM_CLASS, text.get("name")
+        (style,) = root.iter("Style")
+        assert style.text == lc.VERBATIM_CSS and "monospace !important" in style.text
