@@ -91,7 +91,7 @@ def test_cli_round_setup_sync_senior_agreement_export(ls_round, tmp_path, capsys
     assert main(["annotate", "export", *d, "--out", str(out_file), "--save-exports", str(tmp_path / "raw")]) == 0
     captured = capsys.readouterr()
     assert "3 outcomes (1 accepted, 0 revised, 2 rejected)" in captured.out
-    assert f"warning: junior1 has 1 task(s) with changes not submitted" in captured.err and rows[0]["id"] in captured.err
+    assert "warning: junior1 has 1 task(s) with changes not submitted" in captured.err and rows[0]["id"] in captured.err
     doc = json.loads(out_file.read_text())
     assert {o["id"]: o["status"] for o in doc["outcomes"]} == {
         rows[0]["id"]: "accepted", rows[1]["id"]: "rejected", rows[2]["id"]: "rejected"
