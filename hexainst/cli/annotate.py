@@ -83,6 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--rows", type=Path, nargs="+", metavar="FILE", help="JSONL files of record-schema rows")
         p.add_argument("--batch-size", type=int_range(1), default=DEFAULTS.batch_size,
                        help=f"tasks per import request (default {DEFAULTS.batch_size})")  # fmt: skip
+        size = p.add_mutually_exclusive_group()
+        size.add_argument("--sample", type=int_range(1), metavar="N",
+                          help="a round of N candidates, spread evenly over the cells (category x origin), "
+                               "picked by --seed (default: every candidate)")  # fmt: skip
+        size.add_argument("--sample-per-cell", type=int_range(1), metavar="N",
+                          help="N candidates of every cell (all of a smaller cell), picked by --seed")  # fmt: skip
+        p.add_argument("--seed", type=int, default=0, help="seed of --sample / --sample-per-cell (default 0)")
 
     def add_server_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--port", type=int_range(1, 65535), default=DEFAULTS.port,
@@ -190,13 +197,25 @@ def _start(args: argparse.Namespace, n_juniors: int = DEFAULTS.juniors, create_m
     find_binary()  # before anything is written
     session.preflight(args.port, create_missing=create_missing)
     session.save()  # each instance's admin must be known before its first start makes it
-    print(f"starting {len(session.instances)} Label Studio instances in {args.data_dir} ...", file=sys.stderr, flush=True)
+    down = [i.name for i in session.instances if i.name not in session.running()]
+    if down:
+        print(f"starting {', '.join(down)}'s Label Studio in {args.data_dir} ...", file=sys.stderr, flush=True)
     servers = session.start(port=args.port, progress=True, create_missing=create_missing)
     return servers, session
 
 
+def _print_live(session, servers) -> None:
+    """Which URL serves which annotator, and whether this command started it (the same URL as before)."""
+    started = {server.data_dir.name for server in servers}
+    print("Live:")
+    for inst in session.instances:
+        how = "started" if inst.name in started else "already running"
+        print(f"  {inst.name:<9} {inst.url}  ({how})")
+    sys.stdout.flush()
+
+
 def _serve_until_interrupted(servers, session, detach: bool) -> int:
-    if detach:
+    if detach or not servers:
         for server in servers:
             server.detach()
         print(f"servers left running; stop them with: hexainst annotate stop --data-dir {session.data_dir}")
@@ -239,6 +258,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
             server.stop()
         raise
     _print_logins(session)
+    _print_live(session, servers)
     return _serve_until_interrupted(servers, session, args.detach)
 
 
@@ -248,6 +268,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     Session.load(args.data_dir)  # serve restarts a round; 'up' starts one
     servers, session = _start(args, create_missing=False)
     _print_logins(session)
+    _print_live(session, servers)
     return _serve_until_interrupted(servers, session, args.detach)
 
 
@@ -300,7 +321,20 @@ def _candidate_rows(args: argparse.Namespace, required: bool = True) -> list[dic
     from hexainst.annotation.sync import junior_tasks
 
     junior_tasks(rows, "the candidates given")  # every row valid and every id unique, before any server is touched
+    if args.sample is not None or args.sample_per_cell is not None:
+        from hexainst.annotation.sampling import sample
+
+        rows = sample(rows, n=args.sample, per_cell=args.sample_per_cell, seed=args.seed)
+        print(f"round size: {len(rows)} candidates (seed {args.seed})", file=sys.stderr)
     return rows
+
+
+def _warn_drafts(session) -> None:
+    """Name the tasks whose changes were never submitted (Label Studio keeps them as drafts)."""
+    from hexainst.annotation.drafts import warning
+
+    for line in warning(session.drafts):
+        print(line, file=sys.stderr)
 
 
 def _print_sync(reports) -> None:
@@ -430,6 +464,7 @@ def _cmd_agreement(args: argparse.Namespace) -> int:
     session = Session.load(args.data_dir)
     session.require_servers()
     _, result = session.adjudicate()
+    _warn_drafts(session)
     print(json.dumps(result.agreement, indent=1) if args.json else _format_agreement(result))
     return 0
 
@@ -468,6 +503,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     session = Session.load(args.data_dir)
     session.require_servers()
     doc, result = session.adjudicate(save_exports=args.save_exports)
+    _warn_drafts(session)
     this_round = doc["outcomes"]
     if previous is not None:
         doc = validation_file.merge(previous, doc, f"--previous {args.previous}")

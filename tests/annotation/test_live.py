@@ -64,7 +64,7 @@ def test_agreement_disagreements_kappa_and_senior_override(ls_session, tmp_path)
     senior_tasks = list(ls_session.client(senior).tasks.list(project=ls_session.project(senior), fields="all"))
     assert sorted(t.data["hexainst_id"] for t in senior_tasks) == sorted([ids[4], ids[5], ids[7]])
     task5 = next(t for t in senior_tasks if t.data["hexainst_id"] == ids[5])
-    assert "Decision: accept" in task5.data["junior_1"] and "Decision: revise" in task5.data["junior_2"]
+    assert "Decision: Accept" in task5.data["junior_1"] and "Decision: Revise" in task5.data["junior_2"]
     assert "Say it better." in task5.data["junior_2"]
     assert all(not t.predictions and not t.total_predictions for t in senior_tasks)
 
