@@ -297,7 +297,8 @@ def record(
             top_k=hooks.layout["top_k"], rows_per_shard=rows_per_shard, with_sums=with_sums,
         )
         writer_args = dict(
-            instructions=[{"id": r["id"], "category": r["category"], "source": r.get("source")} for r in rows],
+            instructions=[{"id": r["id"], "category": r["category"], "source": r.get("source"),
+                           "instruction": str(r["instruction"])} for r in rows],
             layout=layout,
             model=info,
             tokenizer={"name_or_path": getattr(tokenizer, "name_or_path", None), "sha256": tokenizer_sha256(tokenizer),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,17 @@ def _controls_inputs(args: argparse.Namespace, store_a: Any) -> tuple[Any, dict[
     return LexicalSpec(tokenizer=tokenizer, texts=texts), clusters, None
 
 
+def _check_stores(store_a: Any, store_b: Any) -> list[str]:
+    """Before any work: the two stores of --compare must be comparable (texts included). Returns the
+    warnings to print once the report is written: stores whose weights and texts cannot be checked."""
+    from hexainst.analysis.data import check_comparable
+
+    if store_b is not None:
+        check_comparable(store_a, store_b)
+    return [f"hexainst analyze: warning: {store.path}: {store.unchecked}"
+            for store in (store_a, store_b) if store is not None and getattr(store, "unchecked", None)]
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from hexainst.analysis.data import open_store
     from hexainst.analysis.pipeline import CausalSpec, analyze, claim_analysis_dir
@@ -192,6 +204,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     store_a = open_store(args.store)
     store_b = open_store(args.compare) if args.compare else None
     untrained = [open_store(u) for u in args.untrained]
+    warnings = _check_stores(store_a, store_b)
     lexical, clusters, lexical_skipped = _controls_inputs(args, store_a)
     causal = None
     if args.causal:
@@ -214,6 +227,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     results = analyze(store_a, args.out, store_b=store_b, config=config, causal=causal, inputs=inputs,
                       untrained=untrained, lexical=lexical, clusters=clusters, lexical_skipped=lexical_skipped)
     _summary(results, Path(args.out))
+    for line in warnings:
+        print(line, file=sys.stderr)
     return 0
 
 

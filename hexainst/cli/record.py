@@ -107,6 +107,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "recording": header.get("recording"),
         "shards": {"n": len(store.shard_states(verify=False)),
                    "checksums": "all match" if store.has_checksums else "none (format 1)"},
+        "made_from": (f"not checked: {store.unchecked}" if store.unchecked else
+                      "checked: the weights fingerprint and each row's text hash are in the header, and every "
+                      "shard is bound to them"),
         "tokens": {"total": int(store.n_tokens.sum()), "min": int(store.n_tokens.min()),
                    "max": int(store.n_tokens.max())},
     }

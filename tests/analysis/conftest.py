@@ -25,10 +25,17 @@ def _instructions(per_category: int) -> list[dict]:
 def make_dense_store(
     path: Path, *, seed: int = 0, per_category: int = 8, tokenizer_sha: str = "tok-a",
     policy: dict | None = None, with_sums: bool = True, structure: bool = True, model: str = "tiny-base",
+    texts: bool = False, edited: tuple[str, ...] = (),
 ):
-    """A dense store where each category's instructions fire a category-specific block of neurons."""
+    """A dense store where each category's instructions fire a category-specific block of neurons.
+
+    ``texts``: record a text per row (its hash goes into the header); the rows in ``edited`` get another text.
+    """
     rng = np.random.default_rng(seed)
     instr = _instructions(per_category)
+    if texts:
+        instr = [dict(row, instruction=f"the text of {row['id']}" + (" (edited)" if row["id"] in edited else ""))
+                 for row in instr]
     n, n_cols = len(instr), N_LAYERS * WIDTH
     n_tokens = rng.integers(10, 30, size=n).astype(np.int32)
     counts = np.zeros((n, n_cols), dtype=np.int64)

@@ -41,6 +41,8 @@ def pristine(tmp_path_factory) -> Path:
     stores.make_dense_store(ws / "other-tok", seed=3, tokenizer_sha="tok-b")
     stores.make_dense_store(ws / "no-sums", seed=4, with_sums=False)
     stores.make_moe_store(ws / "moe", seed=1)
+    stores.make_dense_store(ws / "base-texts", seed=1, texts=True)
+    stores.make_dense_store(ws / "ft-edited", seed=2, model="tiny-chat", texts=True, edited=("math-003",))
     assert main(["analyze", "--store", str(ws / "base"), "--out", str(ws / "report")] + QUICK) == 0
     (ws / "mine" / "data").mkdir(parents=True)
     (ws / "mine" / "README.md").write_text("# my notes\n")
@@ -110,6 +112,9 @@ CASES = [
     Case("store-header-not-utf8", AN + ["--out", "{ws}/o"], "the store header is not UTF-8",
          edit_bytes("base/header.json", lambda b: b"\xfe" + b)),
     Case("compare-other-tokenizer", AN + ["--compare", "{ws}/other-tok", "--out", "{ws}/o"], "different tokenizers"),
+    Case("compare-other-texts", ["analyze", "--store", "{ws}/base-texts", "--compare", "{ws}/ft-edited", "--out",
+                                 "{ws}/o"], "were recorded from different texts of 1 instruction(s) with the same id "
+                                            "(first: 'math-003')"),
     Case("compare-missing", AN + ["--compare", "{ws}/nope", "--out", "{ws}/o"], "activation store {ws}/nope not found"),
     Case("venn-id-unknown", AN + ["--compare", "{ws}/ft", "--out", "{ws}/o", "--venn-id", "nope-1"],
          "--venn-id not among the analysed instructions: nope-1"),
@@ -203,3 +208,12 @@ def test_an_interrupted_run_leaves_the_previous_report(ws: Path, when: str) -> N
     assert "Traceback" not in err and err.strip().endswith("interrupted")
     assert snapshot(ws / "report") == before
     assert not list(ws.glob(".report.*"))  # the staged folder was removed
+
+
+def test_a_store_without_weights_and_texts_is_analysed_and_said_unchecked(ws: Path, capsys) -> None:
+    """A store whose header lacks the weights fingerprint and text hashes (an old store) still reads; the run
+    says, after its report, that what made it cannot be checked."""
+    assert main(["analyze", "--store", str(ws / "base"), "--out", str(ws / "o")] + QUICK) == 0
+    err = capsys.readouterr().err
+    assert f"{ws / 'base'}: its header does not record the weights or the texts it was made from" in err
+    assert (ws / "o" / "report.md").is_file()

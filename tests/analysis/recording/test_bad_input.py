@@ -82,6 +82,44 @@ def _v1_store(ws: Path) -> None:
     _header("store-a", lambda h: h.update(format_version=1))(ws)
 
 
+def _killed_after_one_shard(ws: Path) -> None:
+    """store-a as a `record` killed after its first shard, and six.jsonl, its rows, to resume it with."""
+    (ws / "store-a" / "shards" / "00001.npz").unlink()
+    (ws / "store-a" / "shards" / "00001.npz.sha256").unlink()
+    (ws / "six.jsonl").write_text("".join(json.dumps(r) + "\n" for r in make_rows(12, seed=3)[:6]))
+
+
+def _other_weights_in_the_model_folder(ws: Path) -> None:
+    _killed_after_one_shard(ws)
+    shutil.copyfile(ws / "other-model" / "model.safetensors", ws / "model" / "model.safetensors")
+
+
+def _edited_text(ws: Path) -> None:
+    """six.jsonl with row-002's text edited, its id kept (as a validation revision does)."""
+    _killed_after_one_shard(ws)
+    rows = make_rows(12, seed=3)[:6]
+    rows[2]["instruction"] += " (revised)"
+    (ws / "six.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _shard_from_another_store(ws: Path) -> None:
+    """store-other (the same rows as store-b, other weights): its first shard and checksum copied into store-b."""
+    for name in ("00000.npz", "00000.npz.sha256"):
+        shutil.copyfile(ws / "store-other" / "shards" / name, ws / "store-b" / "shards" / name)
+
+
+def _as_format_2(store: Path) -> None:
+    """``store`` as a format-2 store wrote it: no weights fingerprint, no text hashes, no shard bindings."""
+    doc = json.loads((store / "header.json").read_text())
+    doc["format_version"] = 2
+    doc["model"].pop("weights_sha256")
+    for row in doc["instructions"]:
+        row.pop("text_sha256")
+    (store / "header.json").write_text(json.dumps(doc))
+    for check in (store / "shards").glob("*.sha256"):
+        check.write_text("".join(ln + "\n" for ln in check.read_text().splitlines() if not ln.startswith("#")))
+
+
 @dataclass
 class Case:
     id: str
@@ -140,6 +178,27 @@ CASES = [
              json.dumps(r) + "\n" for r in make_rows(12, seed=3)[:6])))),
     Case("resume-other-rows", REC + ROWS + ["--out", "{ws}/store-a", "--rows-per-shard", "4"],
          "different 'instructions' (6 -> 12 entries)", _rehome),
+    # a store knows what made it: the weights and the texts
+    Case("resume-other-weights-in-the-same-folder", REC + ["--rows", "{ws}/six.jsonl", "--out", "{ws}/store-a",
+                                                           "--rows-per-shard", "4"],
+         "store-a was recorded from other weights (weights_sha256 ", _other_weights_in_the_model_folder),
+    Case("resume-another-model", ["record", "--model", "{ws}/other-model", "--rows", "{ws}/six.jsonl", "--out",
+                                  "{ws}/store-a", "--rows-per-shard", "4"],
+         "store-a was recorded from other weights", _killed_after_one_shard),
+    Case("resume-edited-text", REC + ["--rows", "{ws}/six.jsonl", "--out", "{ws}/store-a", "--rows-per-shard", "4"],
+         "store-a: the text of instruction 'row-002' is not the text this store was recorded from", _edited_text),
+    Case("resume-a-format-2-store", REC + ["--rows", "{ws}/six.jsonl", "--out", "{ws}/store-a", "--rows-per-shard", "4"],
+         "holds a store of format 2 (written before stores recorded their weights and texts)",
+         lambda ws: (_killed_after_one_shard(ws), _as_format_2(ws / "store-a"))),
+    Case("info-shard-from-another-store", ["record-info", "{ws}/store-b"],
+         "store-b: shard shards/00000.npz (rows 0..3) was recorded from other weights, texts or settings",
+         _shard_from_another_store),
+    Case("info-header-texts-edited", ["record-info", "{ws}/store-b"],
+         "store-b: shard shards/00000.npz (rows 0..3) was recorded from other weights, texts or settings",
+         _header("store-b", lambda h: h["instructions"][1].update(text_sha256="0" * 64))),
+    Case("merge-a-part-with-a-shard-from-another-store", ["record-merge", "{ws}/store-a", "{ws}/store-b", "--out",
+                                                          "{ws}/m"],
+         "store-b: shard shards/00000.npz (rows 0..3) was recorded from other weights", _shard_from_another_store),
     # record-info: every shard checked, every problem named
     Case("info-missing-folder", ["record-info", "{ws}/nothing"], "activation store {ws}/nothing not found"),
     Case("info-foreign-folder", ["record-info", "{ws}/mine"], "is not an activation store (no header.json)"),
@@ -184,13 +243,15 @@ CASES = [
 
 
 def _replace_shard(store: Path, shard: int, arrays: dict) -> None:
-    """A shard rewritten with other arrays and a matching checksum (a well-formed file with the wrong content)."""
+    """A shard rewritten with other arrays and a matching checksum and binding (a well-formed file with the
+    wrong content)."""
     from hexainst.analysis.recording.store import _write_checksum, _write_npz
 
     path = store / "shards" / f"{shard:05d}.npz"
+    binding = (path.parent / f"{path.name}.sha256").read_text().splitlines()[0].split()[-1]
     with open(path, "wb") as handle:
         _write_npz(handle, arrays)
-    _write_checksum(path)
+    _write_checksum(path, binding)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -285,3 +346,49 @@ def test_merge_replaces_its_own_earlier_output(ws: Path, capsys) -> None:
     again = ActivationStore.open(ws / "m")
     assert again.ids == first_ids[6:] + first_ids[:6]
     np.testing.assert_array_equal(again.counts(), np.vstack([first_counts[6:], first_counts[:6]]))
+
+
+def test_a_resume_refused_for_other_weights_keeps_every_shard(ws: Path, capsys) -> None:
+    """The issue's case: killed after one shard, the same --model folder now holds other weights: refused, and
+    with the old weights back the run resumes (the refusal wrote nothing)."""
+    _killed_after_one_shard(ws)
+    good = (ws / "model" / "model.safetensors").read_bytes()
+    shutil.copyfile(ws / "other-model" / "model.safetensors", ws / "model" / "model.safetensors")
+    argv = ["record", "--model", str(ws / "model"), "--rows", str(ws / "six.jsonl"), "--out", str(ws / "store-a"),
+            "--rows-per-shard", "4"]
+    assert main(argv) == 2
+    (ws / "model" / "model.safetensors").write_bytes(good)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "recorded 2 instructions, 4 already there" in out
+
+
+def test_the_same_folder_spelled_two_ways_is_the_same_model(ws: Path, capsys, monkeypatch) -> None:
+    """Recorded with a relative --model, resumed with the absolute path: the same model; the header holds the
+    folder resolved when the store was made."""
+    _killed_after_one_shard(ws)
+    monkeypatch.chdir(ws)
+    assert main(["record", "--model", "model", "--rows", "six.jsonl", "--out", "rel", "--rows-per-shard", "4"]) == 0
+    header = json.loads((ws / "rel" / "header.json").read_text())
+    assert header["model"]["name_or_path"] == str((ws / "model").resolve())
+    assert len(header["model"]["weights_sha256"]) == 64
+    assert all(len(row["text_sha256"]) == 64 for row in header["instructions"])
+    (ws / "rel" / "shards" / "00001.npz").unlink()
+    monkeypatch.chdir(ws / "mine")
+    assert main(["record", "--model", str(ws / "model"), "--rows", "../six.jsonl", "--out", "../rel",
+                 "--rows-per-shard", "4"]) == 0
+    assert "recorded 2 instructions, 4 already there" in capsys.readouterr().out
+    # a store recorded from a model object loaded from that folder resumes under its path, too
+    assert main(["record", "--model", "../model", "--rows", "../six.jsonl", "--out", str(ws / "store-a"),
+                 "--rows-per-shard", "4"]) == 0
+    assert "recorded 2 instructions, 4 already there" in capsys.readouterr().out
+
+
+def test_a_format_2_store_reads_and_says_it_cannot_be_checked(ws: Path, capsys) -> None:
+    _as_format_2(ws / "store-a")
+    assert main(["record-info", str(ws / "store-a")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["made_from"].startswith("not checked: format 2, written before stores recorded their weights")
+    assert info["shards"] == {"n": 2, "checksums": "all match"}
+    assert main(["record-info", str(ws / "store-b")]) == 0
+    assert json.loads(capsys.readouterr().out)["made_from"].startswith("checked: ")
