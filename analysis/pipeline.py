@@ -26,6 +26,7 @@ from typing import Any
 from hexainst.analysis.compute import CausalSpec, Controls, LexicalSpec, compute
 from hexainst.analysis.config import AnalysisConfig, CausalConfig
 from hexainst.analysis.data import open_store
+from hexainst.analysis.output_lock import writer_lock
 from hexainst.analysis.render import write_outputs
 from hexainst.kernel.atomic import staged_dir
 from hexainst.kernel.outputs import claim_output_dir, write_marker
@@ -80,6 +81,14 @@ def analyze(
     untrained = list(untrained)
     stores = [_path_of(store_a), _path_of(store_b)] if store_b is not None else [_path_of(store_a)]
     out = claim_analysis_dir(out_dir, inputs=[*stores, *[_path_of(u) for u in untrained], *inputs])
+    with writer_lock(out, what="analysis report"):  # one writer at a time
+        return _analyze_into(out, store_a, store_b, stores, config, causal, untrained, lexical, clusters,
+                             lexical_skipped)
+
+
+def _analyze_into(out: Path, store_a: Any, store_b: Any, stores: list[Path | None], config: AnalysisConfig,
+                  causal: CausalSpec | None, untrained: list[Any], lexical: LexicalSpec | None,
+                  clusters: dict[str, str] | None, lexical_skipped: str | None) -> dict[str, Any]:
     a = open_store(store_a) if isinstance(store_a, (str, os.PathLike)) else store_a
     b = open_store(store_b) if isinstance(store_b, (str, os.PathLike)) else store_b
     us = [open_store(u) if isinstance(u, (str, os.PathLike)) else u for u in untrained]

@@ -879,7 +879,15 @@ def merge_stores(parts: Sequence[str | os.PathLike | ActivationStore], out_dir: 
     part_paths = [p.path if isinstance(p, ActivationStore) else Path(p) for p in parts]
     if not part_paths:
         raise StoreError("merge_stores needs at least one store")
+    from hexainst.analysis.output_lock import writer_lock
+
     out, in_place = claim_merge_dir(part_paths, out_dir)
+    with writer_lock(out, what="activation store"):  # one writer at a time
+        return _merge_checked(parts, out, in_place, rows_per_shard)
+
+
+def _merge_checked(parts: Sequence[str | os.PathLike | ActivationStore], out: Path, in_place: bool,
+                   rows_per_shard: int | None) -> ActivationStore:
     stores = [p if isinstance(p, ActivationStore) else ActivationStore.open(p) for p in parts]
     first = stores[0]
 

@@ -217,3 +217,22 @@ def test_a_store_without_weights_and_texts_is_analysed_and_said_unchecked(ws: Pa
     err = capsys.readouterr().err
     assert f"{ws / 'base'}: its header does not record the weights or the texts it was made from" in err
     assert (ws / "o" / "report.md").is_file()
+
+
+def test_a_second_analyze_onto_the_same_report_gets_one_line(ws: Path, capsys) -> None:
+    """A second writer on one report folder stops at once with one line; the report is as it was."""
+    code = ("import sys, time\nfrom hexainst.analysis.output_lock import writer_lock\n"
+            "with writer_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(ws / "report")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = snapshot(ws)
+        assert main(["analyze", "--store", str(ws / "base"), "--out", str(ws / "report")] + QUICK) == 2
+        err = capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    lines = [line for line in err.splitlines() if line.startswith("hexainst ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert f"{(ws / 'report').resolve()}: another hexainst run is writing this analysis report" in lines[0]
+    assert snapshot(ws) == before

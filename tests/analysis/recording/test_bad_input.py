@@ -392,3 +392,42 @@ def test_a_format_2_store_reads_and_says_it_cannot_be_checked(ws: Path, capsys) 
     assert info["shards"] == {"n": 2, "checksums": "all match"}
     assert main(["record-info", str(ws / "store-b")]) == 0
     assert json.loads(capsys.readouterr().out)["made_from"].startswith("checked: ")
+
+
+def _hold_lock(folder: Path):
+    """A second process that holds the writer's lock of ``folder`` (as a run writing it does) until killed."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time\nfrom hexainst.analysis.output_lock import writer_lock\n"
+            "with writer_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+@pytest.mark.parametrize("command", ["record", "record-merge"])
+def test_a_second_writer_gets_one_line(ws: Path, capsys, command: str) -> None:
+    """Two writers on one store: the second stops at once with one line; nothing changes on disk."""
+    target = ws / ("store-a" if command == "record" else "m")
+    if command == "record":
+        _killed_after_one_shard(ws)
+        argv = ["record", "--model", str(ws / "model"), "--rows", str(ws / "six.jsonl"), "--out", str(target),
+                "--rows-per-shard", "4"]
+    else:
+        argv = ["record-merge", str(ws / "store-a"), str(ws / "store-b"), "--out", str(target)]
+    holder = _hold_lock(target)
+    try:
+        before = snapshot(ws)
+        code = main(argv)
+        err = capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    lines = [line for line in err.splitlines() if line.startswith("hexainst ")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert f"{target.resolve()}: another hexainst run is writing this activation store" in lines[0]
+    assert snapshot(ws) == before
+    if command == "record":  # the lock dies with its holder: the same command now resumes
+        assert main(argv) == 0
+        assert "recorded 2 instructions, 4 already there" in capsys.readouterr().out
