@@ -853,6 +853,11 @@ def claim_merge_dir(parts: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     out = Path(out_dir).expanduser().resolve()
     paths = [Path(p).expanduser().resolve() for p in parts]
     if paths and all(p.parent == out / "parts" for p in paths):  # the data-parallel layout, OUT/parts/rank-*
+        if (read_marker(out) or {}).get("kind") != OUTPUT_KIND:  # not a folder record --data-parallel made
+            own = [p.name for p in sorted(out.iterdir()) if p.name != "parts" and not p.name.startswith(".")]
+            if own:
+                raise OutputError(f"{option} {out}: holds {own[0]} and was not written by hexainst; merge into "
+                                  "another folder (the parts can stay where they are)")
         return out, True
     for part in paths:
         if _inside(out, part):

@@ -199,6 +199,12 @@ CASES = [
     Case("merge-a-part-with-a-shard-from-another-store", ["record-merge", "{ws}/store-a", "{ws}/store-b", "--out",
                                                           "{ws}/m"],
          "store-b: shard shards/00000.npz (rows 0..3) was recorded from other weights", _shard_from_another_store),
+    Case("merge-into-a-users-folder-holding-parts", ["record-merge", "{ws}/mine/parts/rank-00000",
+                                                     "{ws}/mine/parts/rank-00001", "--out", "{ws}/mine"],
+         "mine: holds README.md and was not written by hexainst",
+         lambda ws: ((ws / "mine" / "parts").mkdir(), shutil.copytree(ws / "store-a", ws / "mine/parts/rank-00000"),
+                     shutil.copytree(ws / "store-b", ws / "mine/parts/rank-00001"),
+                     (ws / "mine" / "header.json").write_text('{"my": "own header"}\n'))),
     # record-info: every shard checked, every problem named
     Case("info-missing-folder", ["record-info", "{ws}/nothing"], "activation store {ws}/nothing not found"),
     Case("info-foreign-folder", ["record-info", "{ws}/mine"], "is not an activation store (no header.json)"),
