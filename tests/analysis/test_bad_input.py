@@ -84,6 +84,12 @@ CASES = [
     Case("out-is-another-store", AN + ["--out", "{ws}/moe"], "holds a 'activation store' output, not a 'analysis report'"),
     Case("out-holds-the-causal-rows", AN + ["--causal", "--rows", "{ws}/rows.jsonl", "--out", "{ws}"],
          "it holds this command's input"),
+    Case("out-report-edited-by-the-user", AN + ["--out", "{ws}/report"],
+         "{ws}/report/report.md was edited since hexainst wrote it; a new report in --out would replace the edit",
+         lambda ws: (ws / "report" / "report.md").write_text((ws / "report" / "report.md").read_text()
+                                                             + "\nMy reading: the math block is tokenisation.\n")),
+    Case("out-table-edited-by-the-user", AN + ["--out", "{ws}/report"], "was edited since hexainst wrote it",
+         lambda ws: next((ws / "report" / "tables").glob("*.csv")).write_text("mine\n")),
     # numbers out of range
     Case("eps-0", AN + ["--out", "{ws}/o", "--eps", "0"], "--eps must be in (0, 1)"),
     Case("eps-above-1", AN + ["--out", "{ws}/o", "--eps", "1.5"], "--eps must be in (0, 1)"),
