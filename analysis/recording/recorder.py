@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from hexainst.analysis.output_lock import writer_lock
 from hexainst.analysis.recording.config import INPUT_MODES, RecordingConfig
 from hexainst.analysis.recording.store import (
+    MAX_TOKENS,
     ActivationStore,
     StoreError,
     StoreWriter,
@@ -289,6 +290,7 @@ def record(
             if len(ids) - skip <= 0:
                 raise UserError(f"instruction {row['id']} has no tokens to count under input policy {policy.as_dict()}")
             tokenized.append((ids, skip))
+        _check_lengths(rows, tokenized, model)
         pad_id = tokenizer.pad_token_id
         if pad_id is None:
             pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
@@ -367,6 +369,26 @@ def record(
         store = ActivationStore.open(target)
         store.recorded_now = total
         return store
+
+
+def _check_lengths(rows: Sequence[Mapping[str, Any]], tokenized: Sequence[tuple[list[int], int]], model: Any) -> None:
+    """Before any forward pass: every instruction must fit the model's positions and a uint16 count.
+
+    The spec counts every real token of the input (T), so an instruction is never truncated; one
+    longer than the model takes (a 1 MB text asked for 40 GB of attention) is one line naming it.
+    """
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    limit = MAX_TOKENS - 1
+    why = f"counts are uint16, so T must stay below {MAX_TOKENS:,}"
+    if isinstance(positions, int) and 0 < positions < limit:
+        limit, why = positions, f"the model takes at most {positions:,} (its max_position_embeddings)"
+    longest = max(range(len(rows)), key=lambda i: len(tokenized[i][0]))
+    n = len(tokenized[longest][0])
+    if n > limit:
+        over = sum(1 for ids, _ in tokenized if len(ids) > limit)
+        more = f" ({over} instructions are over)" if over > 1 else ""
+        raise UserError(f"instruction {rows[longest]['id']} has {n:,} tokens; {why}: shorten it or leave it out of "
+                        f"the rows to record{more} (the spec counts every token: nothing is truncated)")
 
 
 def _overwrite_dir(target: Path) -> Path:

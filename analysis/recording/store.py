@@ -43,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -140,6 +141,17 @@ def _identity(header: Mapping[str, Any], key: str) -> Any:
     if key == "model" and isinstance(value, dict) and value.get("weights_sha256"):
         return {k: v for k, v in value.items() if k != "name_or_path"}
     return value
+
+
+#: What a category name may be: a plain name (it becomes a label in figures, tables and report.md).
+CATEGORY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}")
+
+
+def check_category(value: Any, where: str) -> None:
+    """Raise :class:`StoreError` (one line naming ``where``) unless ``value`` is a plain category name."""
+    if not isinstance(value, str) or not CATEGORY_PATTERN.fullmatch(value):
+        raise StoreError(f"{where} has category {json.dumps(value)}; a category must be a name of letters, digits, "
+                         "spaces and _ . + - (at most 64 characters), such as code or generalqa")
 
 
 def text_sha256(text: str) -> str:
@@ -602,6 +614,8 @@ class StoreWriter:
         overwrite: bool = False,
     ):
         self.path = Path(path)
+        for row in instructions:
+            check_category(row.get("category"), f"instruction {row.get('id')!r}")
         instr = [
             {"id": str(row["id"]), "category": str(row["category"]), "source": row.get("source"),
              "text_sha256": text_sha256(row["instruction"]) if row.get("instruction") is not None

@@ -21,6 +21,7 @@ def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.limit is not None and args.limit <= 0:
         raise UserError(f"--limit must be an integer >= 1, got {args.limit}")
     if args.rows is not None:
+        from hexainst.analysis.recording.store import check_category
         from hexainst.kernel.jsonfiles import read_jsonl
 
         rows = read_jsonl(args.rows, what="rows file")
@@ -28,6 +29,7 @@ def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
             missing = [k for k in ("id", "category", "instruction") if k not in row]
             if missing:
                 raise UserError(f"{args.rows} line {n}: row {row.get('id', '(no id)')} has no {', '.join(missing)}")
+            check_category(row["category"], f"{args.rows} line {n}: row {row['id']}")
     else:
         import hexainst
         from hexainst.kernel.features import decode_rows

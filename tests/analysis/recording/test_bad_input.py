@@ -82,6 +82,15 @@ def _v1_store(ws: Path) -> None:
     _header("store-a", lambda h: h.update(format_version=1))(ws)
 
 
+def _edit_line(data: bytes, index: int, fn: Callable[[dict], object]) -> bytes:
+    """A JSONL file's bytes with row ``index`` changed in place by ``fn``."""
+    lines = data.decode().splitlines()
+    row = json.loads(lines[index])
+    fn(row)
+    lines[index] = json.dumps(row)
+    return ("\n".join(lines) + "\n").encode()
+
+
 def _killed_after_one_shard(ws: Path) -> None:
     """store-a as a `record` killed after its first shard, and six.jsonl, its rows, to resume it with."""
     (ws / "store-a" / "shards" / "00001.npz").unlink()
@@ -162,6 +171,16 @@ CASES = [
          edit_bytes("rows.jsonl", lambda b: b.replace(b'"instruction"', b'"text"', 2).replace(b'"text"', b'"instruction"', 1))),
     Case("rows-duplicate-id", REC + ROWS + ["--out", "{ws}/new"], "duplicate instruction id 'row-000'",
          edit_bytes("rows.jsonl", lambda b: b + b.split(b"\n")[0] + b"\n")),
+    Case("row-category-null", REC + ROWS + ["--out", "{ws}/new"],
+         "rows.jsonl line 3: row row-002 has category null; a category must be a name of letters",
+         edit_bytes("rows.jsonl", lambda b: _edit_line(b, 2, lambda r: r.update(category=None)))),
+    Case("row-category-markup", REC + ROWS + ["--out", "{ws}/new"],
+         'rows.jsonl line 1: row row-000 has category "<img src=x onerror=alert(1)>"',
+         edit_bytes("rows.jsonl", lambda b: _edit_line(b, 0, lambda r: r.update(category="<img src=x onerror=alert(1)>")))),
+    Case("row-of-a-megabyte", REC + ROWS + ["--out", "{ws}/new"],
+         "tokens; the model takes at most 256 (its max_position_embeddings): shorten it or leave it out",
+         edit_bytes("rows.jsonl", lambda b: _edit_line(b, 1, lambda r: r.update(
+             instruction=(r["instruction"] + " ") * (1_000_000 // (len(r["instruction"]) + 1)))))),
     Case("category-matches-nothing", REC + ROWS + ["--out", "{ws}/new", "--category", "poetry"], "no rows to record"),
     Case("model-folder-missing", ["record", "--model", "{ws}/no-such-model"] + ROWS + ["--out", "{ws}/new"],
          "cannot load model"),
