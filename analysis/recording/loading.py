@@ -108,6 +108,8 @@ def convert_gguf(gguf_path: str | os.PathLike, *, out_dir: str | os.PathLike | N
     marker = target / "hexainst-gguf.json"
     if marker.is_file():
         return target
+    if out_dir is None:
+        _check_cache_writable(target.parent)  # before the minute-long conversion, not after it
     if progress:
         print(f"converting {gguf_path.name} to safetensors under {target} (one time, about a minute)", flush=True)
     model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype="float32")
@@ -129,6 +131,19 @@ def convert_gguf(gguf_path: str | os.PathLike, *, out_dir: str | os.PathLike | N
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _check_cache_writable(folder: Path) -> None:
+    """Raise :class:`ModelLoadError` (one line naming ``$HEXAINST_CACHE``) unless ``folder`` can hold a conversion."""
+    where = f"$HEXAINST_CACHE {os.environ['HEXAINST_CACHE']}" if os.environ.get("HEXAINST_CACHE") else \
+        f"the cache {cache_dir()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=".write-check-", dir=folder))
+        probe.rmdir()
+    except OSError as exc:
+        raise ModelLoadError(f"{where}: cannot write the GGUF conversion into {folder} ({exc.strerror or exc}); "
+                             "point HEXAINST_CACHE at a writable folder") from None
 
 
 def _drop_quantization(model: Any) -> None:

@@ -189,6 +189,17 @@ def _check_stores(store_a: Any, store_b: Any) -> list[str]:
             for store in (store_a, store_b) if store is not None and getattr(store, "unchecked", None)]
 
 
+def _check_recorded_path(name: str, store_path: Path) -> None:
+    """A model path an old store recorded relative to where it was made is not a Hub id: say so (one line)."""
+    path = Path(name).expanduser()
+    if path.is_absolute() or path.exists():
+        return
+    pathlike = name.startswith((".", "~")) or name.count("/") > 1 or (Path(store_path).parent / name).exists()
+    if pathlike:
+        raise UserError(f"--causal: the store header names the model {name!r}, a path relative to where the store "
+                        f"was recorded, not found from {Path.cwd()}; pass --causal-model with the model's folder")
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from hexainst.analysis.data import open_store
     from hexainst.analysis.pipeline import CausalSpec, analyze, claim_analysis_dir
@@ -216,6 +227,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             raise UserError("--causal: the store header names no model; pass --causal-model")
         if store_a.is_moe:
             raise UserError(f"--causal supports dense models only; store {store_a.path} is an MoE store")
+        if not args.causal_model:
+            _check_recorded_path(str(name), store_a.path)
         loaded = load_model(resolve_model(str(name)), dtype="float32", progress=not args.quiet)
         sha = tokenizer_sha256(loaded.tokenizer)
         want = store_a.header.get("tokenizer", {}).get("sha256")

@@ -456,3 +456,46 @@ def test_a_second_writer_gets_one_line(ws: Path, capsys, command: str) -> None:
     if command == "record":  # the lock dies with its holder: the same command now resumes
         assert main(argv) == 0
         assert "recorded 2 instructions, 4 already there" in capsys.readouterr().out
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("hexainst ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("cache", ["a-file", "read-only"])
+def test_an_unusable_cache_is_named_before_the_gguf_conversion(ws: Path, capsys, monkeypatch, cache: str) -> None:
+    """HEXAINST_CACHE a file or read-only: one line naming it, before the minute-long conversion starts."""
+    import os
+
+    if cache == "read-only" and os.geteuid() == 0:
+        pytest.skip("root writes into a read-only folder")
+    (ws / "fake.gguf").write_bytes(b"GGUF" + bytes(60))  # never read as a model: the check comes first
+    where = ws / "a-file.txt" if cache == "a-file" else ws / "ro-cache"
+    if cache == "read-only":
+        where.mkdir()
+        where.chmod(0o500)
+    monkeypatch.setenv("HEXAINST_CACHE", str(where))
+    before = snapshot(ws)
+    code = main(["record", "--model", str(ws / "fake.gguf"), "--rows", str(ws / "rows.jsonl"), "--out", str(ws / "new")])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert f"$HEXAINST_CACHE {where}: cannot write the GGUF conversion" in _one_line(err)
+    assert "converting" not in out
+    assert snapshot(ws) == before and not (ws / "new").exists()
+
+
+def test_causal_from_another_folder_names_a_relative_model_path(ws: Path, capsys, monkeypatch) -> None:
+    """An old store that recorded its model as a relative path, analysed with --causal from elsewhere: the path is
+    named (not blamed on the Hub)."""
+    _header("store-a", lambda h: h["model"].update(name_or_path="model"))(ws)
+    monkeypatch.chdir(ws / "mine")
+    before = snapshot(ws)
+    code = main(["analyze", "--store", str(ws / "store-a"), "--causal", "--rows", str(ws / "rows.jsonl"),
+                 "--out", str(ws / "o"), "--quiet"])
+    assert code == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"the store header names the model 'model', a path relative to where the store was recorded, not found " \
+           f"from {ws / 'mine'}; pass --causal-model" in line
+    assert snapshot(ws) == before
