@@ -264,7 +264,7 @@ def _baseline_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from hexainst.analysis.baseline import claim_baseline_dir, load_pairs, run_baseline
+    from hexainst.analysis.baseline import check_model_root, claim_baseline_dir, load_pairs, run_baseline
 
     config = _config(args)
     recording = RecordingConfig(batch_size=args.batch_size, dtype=args.dtype, device=args.device,
@@ -274,6 +274,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
         from hexainst.analysis.baseline import PairsError
 
         raise PairsError(f"unknown pair {args.pair!r}; the pairs file lists: {', '.join(sorted(pairs))}")
+    check_model_root(args.model_root)
     claim_baseline_dir(args.out, inputs=[args.rows, args.release, args.pairs_file, args.model_root])
     rows = _baseline_rows(args)
     results = run_baseline(
