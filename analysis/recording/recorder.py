@@ -267,6 +267,8 @@ def record(
         if isinstance(model_or_path, (str, Path)):
             if device_map is None:
                 check_device(device)
+            if gguf_file is None and not str(model_or_path).endswith(".gguf"):
+                _check_architecture(str(model_or_path), revision)
             loaded = load_model(str(model_or_path), gguf_file=gguf_file, dtype=dtype, device=device,
                                 device_map=device_map, revision=revision, convert=convert_gguf, progress=progress,
                                 random_init=random_init)
@@ -369,6 +371,22 @@ def record(
         store = ActivationStore.open(target)
         store.recorded_now = total
         return store
+
+
+def _check_architecture(name_or_path: str, revision: str | None) -> None:
+    """Before the weights load: a model without a recording adapter (a BERT folder) is one line, not a load
+    report of missing and unexpected keys followed by that line. A config that cannot be read is left to
+    the loader, which names the problem."""
+    from transformers import AutoConfig
+
+    from hexainst.analysis.recording.adapters import adapter_for
+
+    kwargs = {"revision": revision} if revision is not None and not Path(name_or_path).exists() else {}
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+    except Exception:  # noqa: BLE001 - load_model reports a missing or broken model in its own words
+        return
+    adapter_for(config)
 
 
 def _check_lengths(rows: Sequence[Mapping[str, Any]], tokenized: Sequence[tuple[list[int], int]], model: Any) -> None:

@@ -499,3 +499,20 @@ def test_causal_from_another_folder_names_a_relative_model_path(ws: Path, capsys
     assert f"the store header names the model 'model', a path relative to where the store was recorded, not found " \
            f"from {ws / 'mine'}; pass --causal-model" in line
     assert snapshot(ws) == before
+
+
+def test_a_model_without_an_adapter_is_one_line_and_nothing_more(ws: Path, capfd) -> None:
+    """A BERT folder: the one line, before the weights load (no load report of missing and unexpected keys)."""
+    import transformers as tf
+
+    config = tf.BertConfig(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=48)
+    tf.BertModel(config).save_pretrained(ws / "bert")
+    make_tokenizer().save_pretrained(ws / "bert")
+    capfd.readouterr()
+    before = snapshot(ws)
+    assert main(["record", "--model", str(ws / "bert"), "--rows", str(ws / "rows.jsonl"), "--out", str(ws / "new")]) == 2
+    out, err = capfd.readouterr()
+    assert err.strip().splitlines() == [err.strip()], err  # one line, nothing else on stderr
+    assert err.startswith("hexainst record: error: no recording adapter for config class BertConfig")
+    assert snapshot(ws) == before and not (ws / "new").exists()
