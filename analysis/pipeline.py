@@ -27,6 +27,7 @@ from typing import Any
 from hexainst.analysis.compute import CausalSpec, Controls, LexicalSpec, compute
 from hexainst.analysis.config import AnalysisConfig, CausalConfig
 from hexainst.analysis.data import open_store
+from hexainst.analysis.disk_space import full_disk_is_one_line
 from hexainst.analysis.output_lock import writer_lock
 from hexainst.analysis.render import write_outputs
 from hexainst.kernel.atomic import staged_dir
@@ -82,7 +83,8 @@ def analyze(
     untrained = list(untrained)
     stores = [_path_of(store_a), _path_of(store_b)] if store_b is not None else [_path_of(store_a)]
     out = claim_analysis_dir(out_dir, inputs=[*stores, *[_path_of(u) for u in untrained], *inputs])
-    with writer_lock(out, what="analysis report"):  # one writer at a time
+    with writer_lock(out, what="analysis report"), full_disk_is_one_line(
+            out, "analysis report", "an earlier report there is as it was: free space, then rerun"):
         _check_unedited(out)
         return _analyze_into(out, store_a, store_b, stores, config, causal, untrained, lexical, clusters,
                              lexical_skipped)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from hexainst.analysis.disk_space import full_disk_is_one_line
 from hexainst.analysis.output_lock import writer_lock
 from hexainst.analysis.recording.config import INPUT_MODES, RecordingConfig
 from hexainst.analysis.recording.store import (
@@ -259,7 +260,9 @@ def record(
         raise UserError("no rows to record")
     local_model = [model_or_path] if isinstance(model_or_path, (str, Path)) and Path(model_or_path).exists() else []
     target = claim_store_dir(out_dir, inputs=[*inputs, *local_model])
-    with writer_lock(target, what="activation store"):  # one writer at a time
+    with writer_lock(target, what="activation store"), full_disk_is_one_line(
+            target, "activation store", "the shards written so far are kept: free space, then rerun the same "
+            "command to resume"):  # one writer at a time; a full disk is one line
         write_dir = target
         if overwrite and target.is_dir() and any(target.iterdir()):
             write_dir = _overwrite_dir(target)

@@ -111,3 +111,41 @@ def make_dense():
 @pytest.fixture
 def make_moe():
     return make_moe_store
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 2 MB tmpfs mounted for the test, so a write really runs out of space (root only; else skipped).
+
+    ``fill(disk)`` (below) then takes the space that is left, with a file of its own.
+    """
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill(disk: Path) -> Path:
+    """Write ``disk/filler`` until the device is full; return it (delete it to free the space)."""
+    import errno
+    import os
+
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for size in (65536, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
+    return filler

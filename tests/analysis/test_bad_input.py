@@ -247,3 +247,27 @@ def test_a_second_analyze_onto_the_same_report_gets_one_line(ws: Path, capsys) -
     assert len(lines) == 1 and "Traceback" not in err, err
     assert f"{(ws / 'report').resolve()}: another hexainst run is writing this analysis report" in lines[0]
     assert snapshot(ws) == before
+
+
+def test_a_full_disk_under_analyze_is_one_line_and_keeps_the_earlier_report(ws: Path, small_disk: Path,
+                                                                             capsys) -> None:
+    """The report's device is full (a real 2 MB tmpfs, filled): one line naming the folder; the earlier report
+    is as it was and no staged folder is left."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_helpers", Path(__file__).with_name("conftest.py"))
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    fill = helpers.fill
+    shutil.copytree(ws / "report", small_disk / "report")
+    filler = fill(small_disk)
+    before, disk_before = snapshot(ws), snapshot(small_disk)
+    assert main(["analyze", "--store", str(ws / "base"), "--out", str(small_disk / "report")] + QUICK) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("hexainst ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert f"{small_disk / 'report'}: no space left on the device while writing the analysis report" in lines[0]
+    assert snapshot(ws) == before and snapshot(small_disk) == disk_before
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "report"]
+    filler.unlink()
+    assert main(["analyze", "--store", str(ws / "base"), "--out", str(small_disk / "report")] + QUICK) == 0
