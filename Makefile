@@ -17,6 +17,8 @@ LS_VENV ?= .ls-venv
 #   SEED, PER_CATEGORY, THREADS, MEMBERSHIP_MODEL, MEMBERSHIP_THRESHOLD: see `hexainst build all --help`
 WORK ?= work
 OUT  ?= hexainst
+SAMPLE ?=
+# SAMPLE=N: `make annotate` sends a seeded round of N candidates (spread over the cells), not every row
 SOURCES ?=
 BASE_URL ?=
 MODEL ?=
@@ -64,8 +66,8 @@ $(LS_VENV)/.installed: annotation/server-requirements.txt
 dataset: install ## build HexaInst end to end into hexainst/ (resumable; SOURCES=DIR for a mirror)
 	$(HEXAINST) build all --work $(WORK) --out $(OUT) $(BUILD_OPTIONS)
 
-annotate: install install-server ## start Label Studio with the junior and senior projects; prints the URL and logins (Ctrl-C stops it)
-	$(HEXAINST) annotate up --data-dir $(WORK)/label-studio $(if $(wildcard $(OUT)/data),--release $(OUT))
+annotate: install install-server ## start Label Studio with the junior and senior projects (SAMPLE=N: a round of N candidates); prints the URLs and logins (Ctrl-C stops it)
+	$(HEXAINST) annotate up --data-dir $(WORK)/label-studio $(if $(wildcard $(OUT)/data),--release $(OUT) $(if $(SAMPLE),--sample $(SAMPLE)))
 
 analyze-demo: install ## record gemma-3-270m and 3 random-init seeds on the release (OUT=DIR), analyse into docs/demo/
 	$(HEXAINST) record --model gemma3-270m-gguf --release $(OUT) --out $(DEMO_STORE) --batch-size 8 --with-sums

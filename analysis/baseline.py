@@ -55,8 +55,20 @@ def load_pairs(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str
     return {p["name"]: p for p in data["pairs"]}
 
 
+def check_model_root(model_root: str | os.PathLike[str] | None) -> None:
+    """``--model-root`` must be a folder (one line naming it otherwise; else every model would go to the Hub)."""
+    if model_root is None:
+        return
+    root = Path(model_root).expanduser()
+    if not root.exists():
+        raise PairsError(f"--model-root {root}: no such folder")
+    if not root.is_dir():
+        raise PairsError(f"--model-root {root}: is a file, not a folder holding the models as <hub id> or <name>")
+
+
 def resolve_model(hub_id: str, model_root: str | os.PathLike[str] | None) -> str:
     """A local folder for ``hub_id`` under ``model_root`` when one exists, else the Hub id itself."""
+    check_model_root(model_root)
     if model_root is not None:
         root = Path(model_root)
         for candidate in (root / hub_id, root / hub_id.split("/")[-1]):

@@ -123,6 +123,15 @@ def check_comparable(a: Any, b: Any) -> np.ndarray:
             f"stores {name_a} and {name_b} hold different instructions ({len(ids_a)} vs {len(ids_b)}; "
             f"only in the first: {only_a}, only in the second: {only_b})"
         )
+    texts_b = {row["id"]: row.get("text_sha256") for row in b.header.get("instructions", [])}
+    changed = [row["id"] for row in a.header.get("instructions", [])
+               if row.get("text_sha256") and texts_b.get(row["id"]) and row["text_sha256"] != texts_b[row["id"]]]
+    if changed:
+        raise ComparisonError(
+            f"stores {name_a} and {name_b} were recorded from different texts of {len(changed)} instruction(s) "
+            f"with the same id (first: {changed[0]!r}); base and fine-tuned models are only comparable on identical "
+            "inputs: record both from the same release"
+        )
     if a.n_cols != b.n_cols or not np.array_equal(a.neuron_layer, b.neuron_layer):
         raise ComparisonError(
             f"stores {name_a} and {name_b} have different neuron layouts ({a.n_cols} vs {b.n_cols} columns)"

@@ -18,6 +18,7 @@ the old one and swaps it in when complete, so a failed run leaves the previous r
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,9 +27,11 @@ from typing import Any
 from hexainst.analysis.compute import CausalSpec, Controls, LexicalSpec, compute
 from hexainst.analysis.config import AnalysisConfig, CausalConfig
 from hexainst.analysis.data import open_store
+from hexainst.analysis.disk_space import full_disk_is_one_line
+from hexainst.analysis.output_lock import writer_lock
 from hexainst.analysis.render import write_outputs
 from hexainst.kernel.atomic import staged_dir
-from hexainst.kernel.outputs import claim_output_dir, write_marker
+from hexainst.kernel.outputs import MARKER, OutputError, claim_output_dir, read_marker, write_marker
 
 __all__ = ["OUTPUT_KIND", "AnalysisConfig", "CausalConfig", "CausalSpec", "Controls", "LexicalSpec", "analyze",
            "claim_analysis_dir"]
@@ -80,6 +83,16 @@ def analyze(
     untrained = list(untrained)
     stores = [_path_of(store_a), _path_of(store_b)] if store_b is not None else [_path_of(store_a)]
     out = claim_analysis_dir(out_dir, inputs=[*stores, *[_path_of(u) for u in untrained], *inputs])
+    with writer_lock(out, what="analysis report"), full_disk_is_one_line(
+            out, "analysis report", "an earlier report there is as it was: free space, then rerun"):
+        _check_unedited(out)
+        return _analyze_into(out, store_a, store_b, stores, config, causal, untrained, lexical, clusters,
+                             lexical_skipped)
+
+
+def _analyze_into(out: Path, store_a: Any, store_b: Any, stores: list[Path | None], config: AnalysisConfig,
+                  causal: CausalSpec | None, untrained: list[Any], lexical: LexicalSpec | None,
+                  clusters: dict[str, str] | None, lexical_skipped: str | None) -> dict[str, Any]:
     a = open_store(store_a) if isinstance(store_a, (str, os.PathLike)) else store_a
     b = open_store(store_b) if isinstance(store_b, (str, os.PathLike)) else store_b
     us = [open_store(u) if isinstance(u, (str, os.PathLike)) else u for u in untrained]
@@ -87,5 +100,28 @@ def analyze(
     results = compute(a, store_b=b, config=config, causal=causal, controls=controls)
     with staged_dir(out) as folder:
         data = write_outputs(results, folder)
-        write_marker(folder, OUTPUT_KIND, {"stores": [str(p) for p in stores if p is not None]})
+        write_marker(folder, OUTPUT_KIND, {"stores": [str(p) for p in stores if p is not None],
+                                           "sha256": _digests(folder)})
     return data
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file the report holds (but its marker), by path relative to ``folder``."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MARKER}
+
+
+def _check_unedited(out: Path) -> None:
+    """Refuse to replace an earlier report in which a file was edited since it was written (named, one line).
+
+    Reports written before the marker kept digests cannot be checked, and are replaced as before.
+    """
+    written = (read_marker(out) or {}).get("sha256") if out.is_dir() else None
+    if not isinstance(written, dict):
+        return
+    edited = [rel for rel, digest in sorted(written.items())
+              if (out / rel).is_file() and hashlib.sha256((out / rel).read_bytes()).hexdigest() != digest]
+    if edited:
+        more = f" and {len(edited) - 1} more" if len(edited) > 1 else ""
+        raise OutputError(f"{out / edited[0]}{more} was edited since hexainst wrote it; a new report in --out would "
+                          "replace the edit: copy it elsewhere (or undo it), or write the report to another folder")

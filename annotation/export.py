@@ -4,7 +4,7 @@ Label Studio's community edition drops annotation details from the SDK's ``as_js
 so exports go through ``projects.exports.create`` (a snapshot of every task, annotated or not)
 and ``projects.exports.download``. :func:`parse_export` checks the export's shape and names the
 task and annotation at fault; :func:`build_validation` turns the juniors' and the senior's
-annotations into the document of ``validation.schema.json`` (checked before anything is written).
+annotations into the document of ``validation.v3.schema.json`` (one round) (checked before anything is written).
 """
 
 from __future__ import annotations
@@ -124,12 +124,15 @@ def build_validation(
     junior_accounts: set[str] | None = None,
     senior_accounts: set[str] | None = None,
     annotators: list[Mapping[str, Any]] | None = None,
+    round_number: int = 1,
 ) -> tuple[dict[str, Any], Adjudication]:
     """The validation document (checked against its schema) and the adjudication behind it.
 
     ``junior_annotations`` / ``senior_annotations``: instruction id -> annotations, as
     :func:`parse_export` reads them (the juniors' merged across their instances).
     ``annotators``: the round's annotators, ``{"annotator", "role", "identity"}`` each.
+    The document holds one round, ``round_number`` (:func:`hexainst.kernel.validation_file.merge`
+    puts it after the rounds of an earlier file); the ids still waiting for the senior are listed.
     """
     unknown = sorted(set(senior_annotations) - set(junior_annotations))
     if unknown:
@@ -138,10 +141,16 @@ def build_validation(
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "created_from": {k: created_from[k] for k in ("label_studio_version", "junior_project", "senior_project")},
-        "annotators": [dict(a) for a in annotators or []],
-        "agreement": result.agreement,
-        "outcomes": result.outcomes,
+        "rounds": [{
+            "round": round_number,
+            "created_from": {k: created_from[k] for k in ("label_studio_version", "junior_project", "senior_project")},
+            "annotators": [dict(a) for a in annotators or []],
+            "agreement": result.agreement,
+            "n_outcomes": len(result.outcomes),
+            "awaiting_senior": sorted(result.awaiting_senior),
+        }],
+        "outcomes": [{"id": o["id"], "round": round_number, **{k: v for k, v in o.items() if k != "id"}}
+                     for o in result.outcomes],
     }
     check(doc, "validation document")
     return doc, result

@@ -14,6 +14,13 @@ an attribute value such as ``"true"``, ``"false"`` or ``"3"`` is read as a boole
 and a string-typed ``alias`` that is not a string makes the whole editor blank; and the editor
 adds its own ``source`` field to every task, so ``$source`` would print the whole task (with
 other people's annotation counts). Task-data keys of ours are therefore never ``source``.
+
+The instruction is what the annotator judges character by character (code, indentation, line
+breaks, spacing), so it is drawn in a monospace, whitespace-preserving block: a ``View`` of class
+:data:`VERBATIM_CLASS`, styled by the config's ``<Style>`` tag (:data:`VERBATIM_CSS`; the editor's
+``Text`` tag takes no style of its own). tests/annotation/test_browser.py checks the computed
+style. The senior's two verdict panes use the same block, with the questions' labels
+(:func:`describe_verdict`), never the stored tokens.
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 from hexainst.kernel.vocab import DECISIONS, ERROR_TYPES
 
@@ -45,6 +53,17 @@ YES, NO = "yes", "no"
 #: Attribute values the editor parses into booleans or numbers (never usable as an alias).
 _NOT_A_STRING = re.compile(r"^(true|false|-?[0-9]+(\.[0-9]+)?)$", re.IGNORECASE)
 SENIOR_EXTRA_KEYS: tuple[str, ...] = (ORIGIN, "junior_1", "junior_2", "reason")
+#: CSS of a block shown exactly as written: monospace, every space and line break kept, long lines wrapped.
+#: Class of every block shown verbatim, and its style sheet (a ``<Style>`` tag of the config).
+#: Inside the Data Manager, Label Studio 1.23 sets ``.lsf-datamanager * {font-family: var(--font-sans)
+#: !important}``, which beats any inline font-family: only a more specific ``!important`` rule wins.
+VERBATIM_CLASS = "hexainst-verbatim"
+VERBATIM_CSS = (
+    f".{VERBATIM_CLASS}, .{VERBATIM_CLASS} *, .lsf-datamanager .{VERBATIM_CLASS}, .lsf-datamanager .{VERBATIM_CLASS} * "
+    "{ font-family: ui-monospace, 'DejaVu Sans Mono', Menlo, Consolas, monospace !important; "
+    "white-space: pre-wrap !important; overflow-wrap: anywhere; tab-size: 4; }"
+)
+VERBATIM = "white-space: pre-wrap"  # inline too: the block keeps its spacing if the style sheet is not applied
 
 
 @functools.cache
@@ -108,17 +127,22 @@ def _instruction_block(show_origin: bool) -> str:
     origin = f" (${ORIGIN})" if show_origin else ""
     return (
         f'    <Header value="Claimed category: $category{origin}" size="4"/>\n'
-        '    <View style="font-size: 1.15em; padding: 0.6em 0.8em; margin: 0.3em 0 0.8em; border: 1px solid #d0d0d0;'
-        ' border-radius: 4px; background: #f7f7f5">\n'
+        f'    <View className="{VERBATIM_CLASS}" style="{VERBATIM}; font-size: 1.15em; padding: 0.6em 0.8em; margin: 0.3em 0 0.8em;'
+        ' border: 1px solid #d0d0d0; border-radius: 4px; background: #f7f7f5">\n'
         f'      <Text name="{OBJECT}" value="${OBJECT}" granularity="word"/>\n'
         "    </View>"
     )
+
+
+def _style() -> str:
+    return f"  <Style>{escape(VERBATIM_CSS)}</Style>\n"
 
 
 def junior_config() -> str:
     """The junior project's labeling config (one instruction, four questions)."""
     return (
         "<View>\n"
+        f"{_style()}"
         '  <View style="padding: 0 1em">\n'
         f"{_instruction_block(show_origin=False)}\n"
         f"{_questions()}\n"
@@ -131,19 +155,35 @@ def senior_config() -> str:
     """The senior project's labeling config: the junior one plus both junior verdicts as data."""
     return (
         "<View>\n"
+        f"{_style()}"
         '  <View style="padding: 0 1em">\n'
         f"{_instruction_block(show_origin=True)}\n"
         '    <Header value="Why this task needs you: $reason" size="6"/>\n'
         '    <View style="display: flex; gap: 1em">\n'
-        '      <View style="flex: 1; border: 1px solid #d0d0d0; border-radius: 4px; padding: 0 0.6em">'
+        f'      <View className="{VERBATIM_CLASS}" style="{VERBATIM}; flex: 1; border: 1px solid #d0d0d0; border-radius: 4px; padding: 0 0.6em">'
         '<Header value="Junior 1" size="6"/><Text name="junior_1" value="$junior_1" granularity="paragraph"/></View>\n'
-        '      <View style="flex: 1; border: 1px solid #d0d0d0; border-radius: 4px; padding: 0 0.6em">'
+        f'      <View className="{VERBATIM_CLASS}" style="{VERBATIM}; flex: 1; border: 1px solid #d0d0d0; border-radius: 4px; padding: 0 0.6em">'
         '<Header value="Junior 2" size="6"/><Text name="junior_2" value="$junior_2" granularity="paragraph"/></View>\n'
         "    </View>\n"
         f"{_questions()}\n"
         "  </View>\n"
         "</View>\n"
     )
+
+
+def describe_verdict(verdict: Mapping[str, Any]) -> str:
+    """One junior verdict as the senior's pane shows it: the screen's own labels, not the stored tokens."""
+    table = labels()
+    errors = [table[ERRORS][e]["label"] for e in verdict["errors"]]
+    lines = [
+        f"Annotator: {verdict['annotator']}",
+        f"Decision: {table[DECISION][verdict['decision']]['label']}",
+        f"Category: {table[CATEGORY_CORRECT][YES if verdict['category_correct'] else NO]['label']}",
+        "Errors: " + ("; ".join(errors) if errors else "none"),
+    ]
+    if verdict.get("corrected_instruction"):
+        lines += ["Corrected instruction:", str(verdict["corrected_instruction"])]
+    return "\n".join(lines)
 
 
 def verdict_to_result(verdict: dict[str, Any]) -> list[dict[str, Any]]:

@@ -17,7 +17,6 @@ from hexainst.annotation import labeling_config as lc
 from hexainst.annotation.guidelines import guidelines_html
 from hexainst.annotation.outcomes import Triage
 from hexainst.annotation.sync import ID_KEY, origin_of
-from hexainst.annotation.verdicts import describe
 from hexainst.kernel.errors import UserError
 
 JUNIOR_TITLE = "HexaInst juniors"
@@ -105,8 +104,8 @@ def senior_tasks(tri: Triage, junior_data: Mapping[str, Mapping[str, Any]]) -> l
                     "instruction": data["instruction"],
                     "category": data["category"],
                     lc.ORIGIN: origin_of(iid),  # the senior may see it; junior tasks do not hold it
-                    "junior_1": describe(verdicts[0]),
-                    "junior_2": describe(verdicts[1]),
+                    "junior_1": lc.describe_verdict(verdicts[0]),
+                    "junior_2": lc.describe_verdict(verdicts[1]),
                     "reason": reason,
                 },
             }

@@ -2,7 +2,13 @@
 
 Each server runs from its own virtual environment (``.ls-venv`` next to the repository root, or
 the binary named by ``HEXAINST_LABEL_STUDIO``), offline: no Sentry, no analytics, no version
-check. It listens on 127.0.0.1 only. Label Studio silently moves to port+1 when its port is busy,
+check. It listens on 127.0.0.1 only.
+
+Private by default: a server runs under umask 077, so every file Label Studio makes (its
+database, uploads, exports) is readable by the account that runs it only; our own files (log,
+PID file) are 0600 and every data dir 0700 (:func:`make_private` also repairs an older round).
+Its request log is off (Label Studio's settings with ``django.server`` at WARNING, see
+``ls_site/``): it would print every URL served, an invite link's token included. Label Studio silently moves to port+1 when its port is busy,
 so :meth:`LabelStudioServer.start` checks that the server answering is this one: its admin token
 works and names its admin account (every instance has its own admin token).
 
@@ -26,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from hexainst.kernel import environment
+from hexainst.kernel import atomic, environment
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.processes import ProcessStartError, free_port, stop_process, wait_until_ready
 
@@ -37,6 +43,13 @@ PID_FILE = "hexainst-server.pid"
 LOG_FILE = "hexainst-server.log"
 #: Written last into a template data dir once its migrations succeeded.
 TEMPLATE_MARKER = "hexainst-template.json"
+#: The server's umask, and the modes of our own files and folders (owner only).
+UMASK = 0o077
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+#: Label Studio's settings plus a quiet request log (see ls_site/hexainst_label_studio_settings.py).
+SETTINGS_DIR = Path(__file__).resolve().parent / "ls_site"
+SETTINGS_MODULE = "hexainst_label_studio_settings"
 #: Files of a template that a copy must not share (the secret key) or carry over (our own files).
 NOT_COPIED = (".env", TEMPLATE_MARKER, PID_FILE, LOG_FILE)
 
@@ -70,6 +83,36 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
+def make_private(folder: str | os.PathLike[str]) -> None:
+    """Take every group and other permission off ``folder`` and everything under it (links untouched)."""
+    root = Path(folder)
+    if not root.is_dir() or root.is_symlink():
+        return
+    for path in [root, *root.rglob("*")]:
+        try:
+            st = path.lstat()
+        except OSError:
+            continue  # removed meanwhile (a server may be writing)
+        if path.is_symlink() or not (st.st_mode & 0o077):
+            continue
+        os.chmod(path, st.st_mode & 0o700)
+
+
+def private_dir(folder: str | os.PathLike[str]) -> Path:
+    """``folder`` (and missing parents), the folder itself owner-only."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, PRIVATE_DIR)
+    return folder
+
+
+def open_private_log(path: str | os.PathLike[str]):
+    """A log opened for appending, mode 0600 (an existing log is made 0600 too)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+    os.fchmod(fd, PRIVATE_FILE)
+    return os.fdopen(fd, "ab")
+
+
 def offline_environment() -> dict[str, str]:
     """The server's process environment: ours, minus API keys, plus "no network calls"."""
     env = environment.without_api_keys()
@@ -80,6 +123,10 @@ def offline_environment() -> dict[str, str]:
             "COLLECT_ANALYTICS": "false",
             "LATEST_VERSION_CHECK": "false",
             "PYTHONUNBUFFERED": "1",
+            # No request log: it prints every URL served, an invite link's token included.
+            "LOG_LEVEL": "WARNING",
+            "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
+            "PYTHONPATH": os.pathsep.join(p for p in (str(SETTINGS_DIR), env.get("PYTHONPATH", "")) if p),
         }
     )
     return env
@@ -107,15 +154,15 @@ def migrate_template(folder: str | os.PathLike[str], timeout: float = 900.0, pro
     if template_ready(folder):
         return folder
     binary = find_binary()
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     log_path = folder / LOG_FILE
     from tqdm import tqdm
 
-    with open(log_path, "ab") as log:
+    with open_private_log(log_path) as log:
         process = subprocess.Popen(
             [str(binary), "version", "--data-dir", str(folder)],
             env={**offline_environment(), "LABEL_STUDIO_BASE_DATA_DIR": str(folder)},
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, umask=UMASK,
         )  # fmt: skip
     deadline = time.monotonic() + timeout
     with tqdm(desc="Label Studio: creating the database (once)", unit="s", disable=not progress,
@@ -131,7 +178,8 @@ def migrate_template(folder: str | os.PathLike[str], timeout: float = 900.0, pro
             raise
     if process.returncode != 0:
         raise ServerError(f"Label Studio's migrations failed (status {process.returncode}); see {log_path}")
-    (folder / TEMPLATE_MARKER).write_text(json.dumps({"label_studio": SERVER_VERSION}) + "\n", "utf-8")
+    atomic.write_text(folder / TEMPLATE_MARKER, json.dumps({"label_studio": SERVER_VERSION}) + "\n", mode=PRIVATE_FILE)
+    make_private(folder)
     return folder
 
 
@@ -149,6 +197,7 @@ def copy_template(template: str | os.PathLike[str], data_dir: str | os.PathLike[
     if tmp.exists():
         shutil.rmtree(tmp)  # our own unfinished copy (named by us, never a user's folder)
     shutil.copytree(template, tmp, ignore=lambda _dir, names: [n for n in names if n in NOT_COPIED])
+    make_private(tmp)
     os.replace(tmp, data_dir)
     return data_dir
 
@@ -180,6 +229,7 @@ class LabelStudioServer:
         host: str = "127.0.0.1",
         binary: str | os.PathLike[str] | None = None,
         name: str = "Label Studio",
+        fixed_port: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.admin = admin
@@ -187,6 +237,8 @@ class LabelStudioServer:
         self.port = port
         self.binary = Path(binary) if binary else None
         self.name = name
+        #: A port recorded for this instance: it must serve there (never silently on port+1).
+        self.fixed_port = fixed_port
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -233,18 +285,24 @@ class LabelStudioServer:
         if self.port is None:
             self.port = free_port(self.host)
         elif not port_is_free(self.port, self.host):
+            if self.fixed_port:
+                raise ServerError(
+                    f"port {self.port} on {self.host}, where {self.name} served before, is busy (another program "
+                    "took it); free it and start again: the annotators' links name that port"
+                )
             raise ServerError(f"port {self.port} on {self.host} is busy; choose another with --port")
         cmd = [
             str(binary), "start", "--no-browser",
             "--internal-host", self.host, "--port", str(self.port),
             "--data-dir", str(self.data_dir), "--enable-legacy-api-token",
         ]  # fmt: skip
-        with open(self.log_path, "ab") as log:
+        os.chmod(self.data_dir, PRIVATE_DIR)
+        with open_private_log(self.log_path) as log:
             self.process = subprocess.Popen(
                 cmd, env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                stdin=subprocess.DEVNULL, start_new_session=True, umask=UMASK,
             )  # fmt: skip
-        self.pid_path.write_text(f"{self.process.pid} {self.port}\n")
+        self._write_pid_file()
         try:
             self._wait_ready(timeout)
         except ProcessStartError as exc:
@@ -276,12 +334,20 @@ class LabelStudioServer:
                     return True
                 # Label Studio silently takes port+1 when its port was grabbed in the meantime.
                 if self._ours(http, wanted + 1):
+                    if self.fixed_port:
+                        raise ProcessStartError(f"port {wanted} was taken while {self.name} started (it moved to {wanted + 1})")
                     self.port = wanted + 1
-                    self.pid_path.write_text(f"{self.process.pid} {self.port}\n")
+                    self._write_pid_file()
                     return True
                 return False
 
             wait_until_ready(self.process, ready, timeout=timeout, what=f"{self.name} on {self.url}", log_path=self.log_path)
+
+    def _write_pid_file(self) -> None:
+        """``PID port start-time``: the start time tells this server from a later process given the same PID."""
+        assert self.process is not None
+        started = process_start_time(self.process.pid)
+        atomic.write_text(self.pid_path, f"{self.process.pid} {self.port} {started if started is not None else '-'}\n", mode=PRIVATE_FILE)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the server process (SIGTERM to its own process group, SIGKILL after ``timeout``)."""
@@ -318,20 +384,58 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
-def running_pid(data_dir: str | os.PathLike[str]) -> tuple[int, int] | None:
-    """(PID, port) of a live server recorded in ``data_dir``'s PID file, else None."""
+def process_start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/PID/stat field 22); None if unknown."""
     try:
-        pid_text, port_text = (Path(data_dir) / PID_FILE).read_text().split()[:2]
-        pid, port = int(pid_text), int(port_text)
-    except (OSError, ValueError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
         return None
+
+
+def _command_line(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+    except OSError:
+        return None
+
+
+def serves(pid: int, started: int | None, data_dir: str | os.PathLike[str]) -> bool:
+    """Whether live process ``pid`` is the Label Studio server started on ``data_dir``.
+
+    Its command line must name ``data_dir`` after ``--data-dir`` and, when the PID file recorded
+    it, its start time must be the one recorded: a process that reused the PID is not ours.
+    Where /proc is missing (not Linux) only liveness can be checked.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return None
+        return False
     except PermissionError:
-        pass
-    return pid, port
+        return False  # another account's process is never a server we started
+    if not Path("/proc/self/stat").exists():
+        return True
+    cmd = _command_line(pid)
+    if cmd is None:
+        return False
+    want = str(Path(data_dir).resolve())
+    if not any(a == "--data-dir" and b == want for a, b in zip(cmd, cmd[1:])):
+        return False
+    return started is None or process_start_time(pid) == started
+
+
+def running_pid(data_dir: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(PID, port) of the live server recorded in ``data_dir``'s PID file, else None.
+
+    A PID file whose process is gone, or is some other process now (see :func:`serves`), counts as none.
+    """
+    try:
+        fields = (Path(data_dir) / PID_FILE).read_text().split()
+        pid, port = int(fields[0]), int(fields[1])
+        started = int(fields[2]) if len(fields) > 2 and fields[2] != "-" else None
+    except (OSError, ValueError, IndexError):
+        return None
+    return (pid, port) if serves(pid, started, data_dir) else None
 
 
 def _gone(pid: int) -> bool:

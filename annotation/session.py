@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from hexainst.annotation import accounts as acc
 from hexainst.annotation import export as ex
@@ -38,6 +39,7 @@ from hexainst.annotation import projects as pj
 from hexainst.annotation import server as srv
 from hexainst.annotation import sync
 from hexainst.annotation.config import DEFAULTS
+from hexainst.annotation.drafts import with_drafts
 from hexainst.annotation.outcomes import Adjudication, Annotation, triage
 from hexainst.annotation.server import Admin
 from hexainst.kernel import atomic
@@ -89,6 +91,11 @@ class Instance:
         return self.account.name
 
     @property
+    def port(self) -> int | None:
+        """The port chosen on the instance's first start (recorded in its URL); it keeps it across restarts."""
+        return urlsplit(self.url).port if self.url else None
+
+    @property
     def role(self) -> str:
         return self.account.role
 
@@ -102,6 +109,10 @@ class Session:
     junior_title: str = pj.JUNIOR_TITLE
     senior_title: str = pj.SENIOR_TITLE
     projects: dict[str, int] = field(default_factory=dict)  # instance name -> its project's id
+    #: Names of the instances :meth:`start` found running (and left as they were).
+    already_running: list[str] = field(default_factory=list)
+    #: Instance name -> instruction ids of its tasks with a draft not submitted (found by :meth:`export`).
+    drafts: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -178,7 +189,9 @@ class Session:
         )
 
     def save(self) -> Path:
-        """Write the state file atomically, readable by its owner only (it holds passwords and tokens)."""
+        """Write the state file atomically, readable by its owner only (it holds passwords and tokens),
+        in the round's folder, which is owner-only too (it holds every annotator's database)."""
+        srv.private_dir(self.data_dir)
         path = self.data_dir / STATE_FILE
         return atomic.write_text(path, json.dumps(self.to_json(), indent=1), mode=0o600)
 
@@ -277,20 +290,51 @@ class Session:
             srv.copy_template(template, self.folder(inst))
 
     def servers(self, port: int | None = None, host: str = DEFAULTS.host) -> list[srv.LabelStudioServer]:
-        """One server object per instance (not started); ``port``: the first instance's, then +1 each."""
+        """One server object per instance (not started): on its recorded port if it has one, else
+        ``port`` + its position (``port`` None: a free port, recorded on its first start)."""
         return [
             srv.LabelStudioServer(
-                self.folder(inst), inst.admin, port=None if port is None else port + n, host=host,
-                name=f"{inst.name}'s Label Studio",
+                self.folder(inst), inst.admin, host=host, name=f"{inst.name}'s Label Studio",
+                port=inst.port if inst.port is not None else (None if port is None else port + n),
+                fixed_port=inst.port is not None,
             )  # fmt: skip
             for n, inst in enumerate(self.instances)
         ]
 
+    def running(self) -> dict[str, tuple[int, int]]:
+        """Instance name -> (PID, port) of each of the round's servers that is running (checked to be ours)."""
+        out = {}
+        for inst in self.instances:
+            found = srv.running_pid(self.folder(inst))
+            if found is not None:
+                out[inst.name] = found
+        return out
+
     def check_ports(self, port: int | None, host: str = DEFAULTS.host) -> None:
-        """Raise a :class:`UserError` before any work if one of the ports ``port``, ``port+1``, ... is busy."""
+        """Raise a :class:`UserError` before any work if a port an instance needs is busy or not its own.
+
+        An instance that served before keeps its port (its annotator's link names it): ``--port``
+        must then agree with it, and the port must be free unless that instance is running.
+        """
+        running = self.running()
+        for n, inst in enumerate(self.instances):
+            if inst.port is None:
+                continue
+            if port is not None and port + n != inst.port:
+                raise UserError(
+                    f"{inst.name}'s Label Studio serves on port {inst.port} (recorded in this round; its annotator's "
+                    f"link names it), not {port + n}: leave --port out to restart the round on its own ports"
+                )
+            if inst.name not in running and not srv.port_is_free(inst.port, host):
+                raise UserError(
+                    f"port {inst.port} on {host}, where {inst.name}'s Label Studio served, is busy (another program "
+                    "took it); free it and start again: the annotators' links name that port"
+                )
         if port is None:
             return
         for n, inst in enumerate(self.instances):
+            if inst.port is not None:
+                continue
             if port + n > 65535 or not srv.port_is_free(port + n, host):
                 raise UserError(
                     f"port {port + n} on {host} (for {inst.name}'s Label Studio) is busy or invalid; "
@@ -299,18 +343,18 @@ class Session:
                 )
 
     def preflight(self, port: int | None = None, host: str = DEFAULTS.host, create_missing: bool = True) -> None:
-        """Every check that can fail before a server starts: ports, servers already running, lost folders.
+        """Every check that can fail before a server starts: ports, lost folders.
 
         ``create_missing=False`` (a restart) refuses to recreate an instance whose folder is gone,
-        rather than bring it back empty.
+        rather than bring it back empty. An instance already running is left running.
         """
         self.check_ports(port, host)
+        running = self.running()
         for inst in self.instances:
-            running = srv.running_pid(self.folder(inst))
-            if running is not None:
+            if inst.name in running and inst.port is not None and running[inst.name][1] != inst.port:
                 raise UserError(
-                    f"{inst.name}'s Label Studio (PID {running[0]}, port {running[1]}) is already running; "
-                    f"stop the round first ('hexainst annotate stop --data-dir {self.data_dir}')"
+                    f"{inst.name}'s Label Studio (PID {running[inst.name][0]}) runs on port {running[inst.name][1]}, "
+                    f"not on its recorded port {inst.port}; stop the round first ('hexainst annotate stop --data-dir {self.data_dir}')"
                 )
             if not create_missing and not self.folder(inst).is_dir():
                 raise UserError(
@@ -322,12 +366,20 @@ class Session:
         self, port: int | None = None, host: str = DEFAULTS.host, timeout: float = DEFAULTS.start_timeout_s,
         progress: bool = True, create_missing: bool = True,
     ) -> list[srv.LabelStudioServer]:  # fmt: skip
-        """Prepare and start every instance (see :meth:`preflight`); on any failure, stop the ones started."""
+        """Prepare and start every instance that is not running (see :meth:`preflight`); on any
+        failure, stop the ones started. Returns the servers started (those already running are
+        left as they are: :attr:`already_running` names them)."""
         self.preflight(port, host, create_missing)
+        srv.private_dir(self.data_dir)
         self.prepare_instances(progress=progress)
+        srv.make_private(self.data_dir)  # a round made by an earlier toolkit, or files copied in
+        running = self.running()
+        self.already_running = [inst.name for inst in self.instances if inst.name in running]
         started: list[srv.LabelStudioServer] = []
         try:
             for inst, server in zip(self.instances, self.servers(port, host)):
+                if inst.name in running:
+                    continue
                 server.start(timeout=timeout)
                 started.append(server)
                 inst.url = server.url
@@ -387,7 +439,10 @@ class Session:
         return {u.id: by_email.get(u.email, u.email) for u in self.client(inst).users.list()}
 
     def export(self, inst: Instance) -> list[dict[str, Any]]:
-        return ex.fetch_export(self.client(inst), self.project(inst), where=f"{inst.name}'s project")
+        """The project's full export; the tasks holding a draft not submitted go to :attr:`drafts`."""
+        doc = ex.fetch_export(self.client(inst), self.project(inst), where=f"{inst.name}'s project")
+        self.drafts[inst.name] = with_drafts(doc)
+        return doc
 
     def junior_annotations(
         self, save_exports: Path | None = None
@@ -444,4 +499,4 @@ def _save(folder: Path | None, name: str, doc: Any) -> None:
     from hexainst.kernel.atomic import write_text
 
     folder.mkdir(parents=True, exist_ok=True)
-    write_text(folder / name, json.dumps(doc, ensure_ascii=False, indent=1))
+    write_text(folder / name, json.dumps(doc, ensure_ascii=False, indent=1), mode=0o600)  # verdicts: owner only

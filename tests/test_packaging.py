@@ -85,7 +85,8 @@ def test_every_module_and_runtime_file_of_the_tree_is_in_the_wheel(wheel: Path) 
     assert not missing, f"not in the wheel: {missing[:10]}"
     # the release itself: data, reserve, card, croissant; the card templates and the schemas
     for name in ("hexainst/data/math.parquet", "hexainst/reserve/reserve.jsonl", "hexainst/README.md",
-                 "hexainst/croissant.json", "hexainst/validation.json", "hexainst/topup.json", "hexainst/cards/hexainst.md",
+                 "hexainst/croissant.json", "hexainst/validation.json", "hexainst/topup.json", "hexainst/rejection_rates.json",
+                 "hexainst/cards/hexainst.md",
                  "hexainst/kernel/schema/record.v1.schema.json", "hexainst/kernel/schema/validation.v2.schema.json"):
         assert name in names
 

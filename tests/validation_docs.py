@@ -23,9 +23,10 @@ def outcome(row_id: str, status: str, corrected: str | None = None) -> dict[str,
             "senior": None}
 
 
-def validation_doc(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+def validation_doc(outcomes: list[dict[str, Any]], version: int = 3) -> dict[str, Any]:
+    """One round over ``outcomes`` in format ``version``: 3 (what 'annotate export' writes) or 2 (an older file)."""
     none = {"kappa": None, "percent": None}
-    return {
+    doc = {
         "format": "hexainst-validation", "format_version": 2,
         "created_from": {"label_studio_version": "test", "junior_project": "j", "senior_project": "s"},
         "annotators": [{"annotator": n, "role": r, "identity": dict(PERSON)}
@@ -36,6 +37,13 @@ def validation_doc(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
                       "n_disagreements": 0, "n_senior_decided": 0, "extra_annotations_ignored": 0},
         "outcomes": outcomes,
     }
+    if version == 2:
+        return doc
+    from hexainst.kernel.validation_file import upgrade
+
+    current = upgrade(doc)
+    current["rounds"][0]["awaiting_senior"] = []  # format 3 lists them: none here
+    return current
 
 
 def rejections(ids: list[str]) -> dict[str, Any]:

@@ -108,6 +108,8 @@ def convert_gguf(gguf_path: str | os.PathLike, *, out_dir: str | os.PathLike | N
     marker = target / "hexainst-gguf.json"
     if marker.is_file():
         return target
+    if out_dir is None:
+        _check_cache_writable(target.parent)  # before the minute-long conversion, not after it
     if progress:
         print(f"converting {gguf_path.name} to safetensors under {target} (one time, about a minute)", flush=True)
     model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype="float32")
@@ -129,6 +131,19 @@ def convert_gguf(gguf_path: str | os.PathLike, *, out_dir: str | os.PathLike | N
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _check_cache_writable(folder: Path) -> None:
+    """Raise :class:`ModelLoadError` (one line naming ``$HEXAINST_CACHE``) unless ``folder`` can hold a conversion."""
+    where = f"$HEXAINST_CACHE {os.environ['HEXAINST_CACHE']}" if os.environ.get("HEXAINST_CACHE") else \
+        f"the cache {cache_dir()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=".write-check-", dir=folder))
+        probe.rmdir()
+    except OSError as exc:
+        raise ModelLoadError(f"{where}: cannot write the GGUF conversion into {folder} ({exc.strerror or exc}); "
+                             "point HEXAINST_CACHE at a writable folder") from None
 
 
 def _drop_quantization(model: Any) -> None:
@@ -164,13 +179,36 @@ def tokenizer_sha256(tokenizer: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
 
 
+def weights_sha256(model: Any) -> str:
+    """A fingerprint of a model's weights as loaded: every tensor of its state dict, by name, dtype, shape and bytes.
+
+    The same weights give the same fingerprint wherever they were loaded from (a folder spelled two
+    ways, a moved folder, a GGUF file's conversion, a model object); other weights give another.
+    Tensors are hashed one at a time (a GPU tensor is copied to the CPU alone), so memory stays flat.
+    """
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode("utf-8"))
+        if t.device.type == "meta":  # offloaded (device_map to disk): only its name, dtype and shape are known
+            digest.update(b"meta\n")
+            continue
+        flat = t.reshape(-1).contiguous()
+        if flat.numel():
+            digest.update(flat.view(torch.uint8).cpu().numpy())
+    return digest.hexdigest()
+
+
 def model_info(model: Any, *, name_or_path: str | None = None, revision: str | None = None,
                gguf_file: str | None = None, gguf_sha256: str | None = None) -> dict[str, Any]:
-    """The ``model`` part of a store header."""
+    """The ``model`` part of a store header (``weights_sha256``: see :func:`weights_sha256`)."""
     import torch
 
     param = next(model.parameters(), None)
     return {
+        "weights_sha256": weights_sha256(model),
         "name_or_path": name_or_path or getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", None),
         "revision": revision or getattr(model.config, "_commit_hash", None),
         "dtype": str(param.dtype).replace("torch.", "") if param is not None else str(torch.get_default_dtype()),
@@ -261,9 +299,10 @@ def load_model(
     if device_map is None or random_init is not None:
         model.to(device)
     model.eval()
+    local = Path(name_or_path).expanduser()
     info = model_info(
         model,
-        name_or_path=str(name_or_path),
+        name_or_path=str(local.resolve()) if local.exists() else str(name_or_path),  # a folder as an absolute path
         revision=("gguf-sha256:" + gguf_digest) if gguf_digest else revision,
         gguf_file=gguf_name,
         gguf_sha256=gguf_digest,

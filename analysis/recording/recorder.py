@@ -28,8 +28,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from hexainst.analysis.disk_space import full_disk_is_one_line
+from hexainst.analysis.output_lock import writer_lock
 from hexainst.analysis.recording.config import INPUT_MODES, RecordingConfig
 from hexainst.analysis.recording.store import (
+    MAX_TOKENS,
     ActivationStore,
     StoreError,
     StoreWriter,
@@ -257,113 +260,156 @@ def record(
         raise UserError("no rows to record")
     local_model = [model_or_path] if isinstance(model_or_path, (str, Path)) and Path(model_or_path).exists() else []
     target = claim_store_dir(out_dir, inputs=[*inputs, *local_model])
-    write_dir = target
-    if overwrite and target.is_dir() and any(target.iterdir()):
-        write_dir = _overwrite_dir(target)
+    with writer_lock(target, what="activation store"), full_disk_is_one_line(
+            target, "activation store", "the shards written so far are kept: free space, then rerun the same "
+            "command to resume"):  # one writer at a time; a full disk is one line
+        write_dir = target
+        if overwrite and target.is_dir() and any(target.iterdir()):
+            write_dir = _overwrite_dir(target)
 
-    if isinstance(model_or_path, (str, Path)):
-        if device_map is None:
-            check_device(device)
-        loaded = load_model(str(model_or_path), gguf_file=gguf_file, dtype=dtype, device=device,
-                            device_map=device_map, revision=revision, convert=convert_gguf, progress=progress,
-                            random_init=random_init)
-        model, tokenizer, info = loaded.model, loaded.tokenizer, loaded.info
-    else:
-        if random_init is not None:
-            raise UserError("random_init needs a model path or Hub id (its config is read), not a model object")
-        model = model_or_path
-        if tokenizer is None:
-            raise UserError("record() with a model object needs tokenizer=")
-        info = model_info(model, revision=revision)
-    model.eval()
-    adapter = adapter_for(model)
-    decoder = adapter.decoder_module(model)
-    in_device = _input_device(decoder, device)
-
-    # Tokenise everything first: T is known before the forward, and length sorting needs it.
-    tokenized = []
-    for row in rows:
-        ids, skip = tokenize(tokenizer, str(row["instruction"]), policy)
-        if len(ids) - skip <= 0:
-            raise UserError(f"instruction {row['id']} has no tokens to count under input policy {policy.as_dict()}")
-        tokenized.append((ids, skip))
-    pad_id = tokenizer.pad_token_id
-    if pad_id is None:
-        pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-
-    with CountingHooks(model, adapter, with_sums=with_sums) as hooks:
-        layout = make_layout(
-            hooks.layout["blocks"], n_layers=hooks.layout["n_layers"], n_experts=hooks.layout["n_experts"],
-            top_k=hooks.layout["top_k"], rows_per_shard=rows_per_shard, with_sums=with_sums,
-        )
-        writer_args = dict(
-            instructions=[{"id": r["id"], "category": r["category"], "source": r.get("source")} for r in rows],
-            layout=layout,
-            model=info,
-            tokenizer={"name_or_path": getattr(tokenizer, "name_or_path", None), "sha256": tokenizer_sha256(tokenizer),
-                       "class": type(tokenizer).__name__},
-            input_policy=policy.as_dict(),
-            recording=recording_settings(model, batch_size, padding_side, in_device, device_map),
-            created_by=dict(created_by or {}, device=str(in_device)),
-        )
-        if write_dir != target:
-            writer = _overwrite_writer(write_dir, writer_args)
+        if isinstance(model_or_path, (str, Path)):
+            if device_map is None:
+                check_device(device)
+            if gguf_file is None and not str(model_or_path).endswith(".gguf"):
+                _check_architecture(str(model_or_path), revision)
+            loaded = load_model(str(model_or_path), gguf_file=gguf_file, dtype=dtype, device=device,
+                                device_map=device_map, revision=revision, convert=convert_gguf, progress=progress,
+                                random_init=random_init)
+            model, tokenizer, info = loaded.model, loaded.tokenizer, loaded.info
         else:
-            writer = StoreWriter(write_dir, **writer_args)
-        pending = writer.pending_shards()
-        for shard in writer.corrupt:
-            _message(f"{writer.path}: {writer.shard_name(shard)} does not match its checksum; recording it again",
-                     progress)
-        if pending and len(pending) < len(writer.ranges):
-            _message(f"{writer.path}: resuming, {len(writer.ranges) - len(pending)} of {len(writer.ranges)} shards "
-                     "already recorded", progress)
-        total = sum(writer.ranges[s][1] - writer.ranges[s][0] for s in pending)
-        bar = tqdm(total=total, desc="recording", unit="instr", disable=not progress)
-        n_cols = layout["n_cols"]
-        try:
-            for shard in pending:
-                start, stop = writer.ranges[shard]
-                local = tokenized[start:stop]
-                n_tokens = np.array([len(ids) - skip for ids, skip in local], dtype=np.int64)
-                counts_parts: dict[int, Any] = {}
-                routing = np.zeros((stop - start, layout["n_layers"], layout["n_experts"]), dtype=np.int32) \
-                    if layout["is_moe"] else None
-                sums = np.zeros((stop - start, n_cols), dtype=np.float32) if with_sums and not layout["is_moe"] else None
-                sums_parts: dict[int, Any] = {}
-                for batch in _batches([len(ids) for ids, _ in local], batch_size):
-                    result, valid = run_batch(decoder, hooks, [local[i][0] for i in batch],
-                                              [local[i][1] for i in batch], pad_id, padding_side, in_device)
-                    got_t = valid.sum(dim=1).numpy()
-                    if not np.array_equal(got_t, n_tokens[batch]):  # pragma: no cover - internal invariant
-                        raise StoreError("internal error: token mask and T disagree")
-                    for r, i in enumerate(batch):
-                        row_counts = result["counts"][r]
-                        if layout["is_moe"]:
-                            counts_parts[i] = sp.csr_matrix(row_counts.reshape(1, -1))
-                            routing[i] = result["routing"][r]
-                            if with_sums:
-                                sums_parts[i] = sp.csr_matrix(result["sums"][r].reshape(1, -1))
-                        else:
-                            counts_parts[i] = row_counts
-                            if with_sums:
-                                sums[i] = result["sums"][r]
-                    bar.update(len(batch))
-                order = range(stop - start)
-                if layout["is_moe"]:
-                    counts = sp.vstack([counts_parts[i] for i in order], format="csr")
-                    if with_sums:
-                        sums = sp.vstack([sums_parts[i] for i in order], format="csr")
-                else:
-                    counts = np.stack([counts_parts[i] for i in order])
-                writer.write_shard(shard, n_tokens=n_tokens, counts=counts, routing=routing, sums=sums)
-        finally:
-            bar.close()
-    writer.finish()  # every shard there and matching its checksum
-    if write_dir != target:
-        swap_in_dir(write_dir, target)
-    store = ActivationStore.open(target)
-    store.recorded_now = total
-    return store
+            if random_init is not None:
+                raise UserError("random_init needs a model path or Hub id (its config is read), not a model object")
+            model = model_or_path
+            if tokenizer is None:
+                raise UserError("record() with a model object needs tokenizer=")
+            info = model_info(model, revision=revision)
+        model.eval()
+        adapter = adapter_for(model)
+        decoder = adapter.decoder_module(model)
+        in_device = _input_device(decoder, device)
+
+        # Tokenise everything first: T is known before the forward, and length sorting needs it.
+        tokenized = []
+        for row in rows:
+            ids, skip = tokenize(tokenizer, str(row["instruction"]), policy)
+            if len(ids) - skip <= 0:
+                raise UserError(f"instruction {row['id']} has no tokens to count under input policy {policy.as_dict()}")
+            tokenized.append((ids, skip))
+        _check_lengths(rows, tokenized, model)
+        pad_id = tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+
+        with CountingHooks(model, adapter, with_sums=with_sums) as hooks:
+            layout = make_layout(
+                hooks.layout["blocks"], n_layers=hooks.layout["n_layers"], n_experts=hooks.layout["n_experts"],
+                top_k=hooks.layout["top_k"], rows_per_shard=rows_per_shard, with_sums=with_sums,
+            )
+            writer_args = dict(
+                instructions=[{"id": r["id"], "category": r["category"], "source": r.get("source"),
+                               "instruction": str(r["instruction"])} for r in rows],
+                layout=layout,
+                model=info,
+                tokenizer={"name_or_path": getattr(tokenizer, "name_or_path", None), "sha256": tokenizer_sha256(tokenizer),
+                           "class": type(tokenizer).__name__},
+                input_policy=policy.as_dict(),
+                recording=recording_settings(model, batch_size, padding_side, in_device, device_map),
+                created_by=dict(created_by or {}, device=str(in_device)),
+            )
+            if write_dir != target:
+                writer = _overwrite_writer(write_dir, writer_args)
+            else:
+                writer = StoreWriter(write_dir, **writer_args)
+            pending = writer.pending_shards()
+            for shard in writer.corrupt:
+                _message(f"{writer.path}: {writer.shard_name(shard)} does not match its checksum; recording it again",
+                         progress)
+            if pending and len(pending) < len(writer.ranges):
+                _message(f"{writer.path}: resuming, {len(writer.ranges) - len(pending)} of {len(writer.ranges)} shards "
+                         "already recorded", progress)
+            total = sum(writer.ranges[s][1] - writer.ranges[s][0] for s in pending)
+            bar = tqdm(total=total, desc="recording", unit="instr", disable=not progress)
+            n_cols = layout["n_cols"]
+            try:
+                for shard in pending:
+                    start, stop = writer.ranges[shard]
+                    local = tokenized[start:stop]
+                    n_tokens = np.array([len(ids) - skip for ids, skip in local], dtype=np.int64)
+                    counts_parts: dict[int, Any] = {}
+                    routing = np.zeros((stop - start, layout["n_layers"], layout["n_experts"]), dtype=np.int32) \
+                        if layout["is_moe"] else None
+                    sums = np.zeros((stop - start, n_cols), dtype=np.float32) if with_sums and not layout["is_moe"] else None
+                    sums_parts: dict[int, Any] = {}
+                    for batch in _batches([len(ids) for ids, _ in local], batch_size):
+                        result, valid = run_batch(decoder, hooks, [local[i][0] for i in batch],
+                                                  [local[i][1] for i in batch], pad_id, padding_side, in_device)
+                        got_t = valid.sum(dim=1).numpy()
+                        if not np.array_equal(got_t, n_tokens[batch]):  # pragma: no cover - internal invariant
+                            raise StoreError("internal error: token mask and T disagree")
+                        for r, i in enumerate(batch):
+                            row_counts = result["counts"][r]
+                            if layout["is_moe"]:
+                                counts_parts[i] = sp.csr_matrix(row_counts.reshape(1, -1))
+                                routing[i] = result["routing"][r]
+                                if with_sums:
+                                    sums_parts[i] = sp.csr_matrix(result["sums"][r].reshape(1, -1))
+                            else:
+                                counts_parts[i] = row_counts
+                                if with_sums:
+                                    sums[i] = result["sums"][r]
+                        bar.update(len(batch))
+                    order = range(stop - start)
+                    if layout["is_moe"]:
+                        counts = sp.vstack([counts_parts[i] for i in order], format="csr")
+                        if with_sums:
+                            sums = sp.vstack([sums_parts[i] for i in order], format="csr")
+                    else:
+                        counts = np.stack([counts_parts[i] for i in order])
+                    writer.write_shard(shard, n_tokens=n_tokens, counts=counts, routing=routing, sums=sums)
+            finally:
+                bar.close()
+        writer.finish()  # every shard there and matching its checksum
+        if write_dir != target:
+            swap_in_dir(write_dir, target)
+        store = ActivationStore.open(target)
+        store.recorded_now = total
+        return store
+
+
+def _check_architecture(name_or_path: str, revision: str | None) -> None:
+    """Before the weights load: a model without a recording adapter (a BERT folder) is one line, not a load
+    report of missing and unexpected keys followed by that line. A config that cannot be read is left to
+    the loader, which names the problem."""
+    from transformers import AutoConfig
+
+    from hexainst.analysis.recording.adapters import adapter_for
+
+    kwargs = {"revision": revision} if revision is not None and not Path(name_or_path).exists() else {}
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+    except Exception:  # noqa: BLE001 - load_model reports a missing or broken model in its own words
+        return
+    adapter_for(config)
+
+
+def _check_lengths(rows: Sequence[Mapping[str, Any]], tokenized: Sequence[tuple[list[int], int]], model: Any) -> None:
+    """Before any forward pass: every instruction must fit the model's positions and a uint16 count.
+
+    The spec counts every real token of the input (T), so an instruction is never truncated; one
+    longer than the model takes (a 1 MB text asked for 40 GB of attention) is one line naming it.
+    """
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    limit = MAX_TOKENS - 1
+    why = f"counts are uint16, so T must stay below {MAX_TOKENS:,}"
+    if isinstance(positions, int) and 0 < positions < limit:
+        limit, why = positions, f"the model takes at most {positions:,} (its max_position_embeddings)"
+    longest = max(range(len(rows)), key=lambda i: len(tokenized[i][0]))
+    n = len(tokenized[longest][0])
+    if n > limit:
+        over = sum(1 for ids, _ in tokenized if len(ids) > limit)
+        more = f" ({over} instructions are over)" if over > 1 else ""
+        raise UserError(f"instruction {rows[longest]['id']} has {n:,} tokens; {why}: shorten it or leave it out of "
+                        f"the rows to record{more} (the spec counts every token: nothing is truncated)")
 
 
 def _overwrite_dir(target: Path) -> Path:

@@ -4,7 +4,8 @@ A store is a folder::
 
     header.json             what was recorded and how (model, tokenizer, input policy, batching, ids, layout)
     shards/00000.npz        rows [0, rows_per_shard) ; shards/00001.npz the next range; ...
-    shards/00000.npz.sha256 the shard's SHA-256, in ``sha256sum`` format (``sha256sum -c`` checks it)
+    shards/00000.npz.sha256 the shard's SHA-256, in ``sha256sum`` format (``sha256sum -c`` checks it),
+                            after a ``#`` line binding the shard to its store (see below)
     .hexainst-output.json   marks the folder as an activation store (hexainst.kernel.outputs)
 
 ``header.json`` is written first and never changes; a shard is written to a temporary file and
@@ -13,6 +14,14 @@ and agree. A killed run resumes after the last complete shard (:class:`StoreWrit
 ranges not on disk, and those whose checksum fails, again). A store is complete when every shard
 is there and matches its checksum; :meth:`ActivationStore.open` refuses anything else, naming the
 shard. (Format 1 stores, written before the checksums, are read without them, and not resumed.)
+
+A store knows what made it (format 3): the header's ``model`` block holds ``weights_sha256``, a
+fingerprint of the weights as loaded (every tensor of the state dict, by name, dtype and shape),
+besides the Hub revision; each instruction holds ``text_sha256``, the SHA-256 of the text that was
+fed. Each shard's checksum file starts with ``# hexainst-binding <sha256>``, a hash of the weights,
+tokenizer, input policy, recording settings, layout and the shard's rows (ids and text hashes): a
+shard copied in from another store fails its check, and a resume with other weights or edited
+texts is refused. Format 2 stores (without these fields) are read, and said to be unchecked.
 
 Columns (neurons) are ordered layer-major, then expert (routed 0..E-1, then the shared
 expert), then neuron index. ``header["layout"]["blocks"]`` lists the column blocks as
@@ -34,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -49,9 +59,12 @@ from hexainst.kernel.outputs import MARKER, read_marker, write_marker
 
 FORMAT = "hexainst-activations"
 #: 2: shard checksums (``shards/NNNNN.npz.sha256``) and the ``recording`` block (batching, attention).
-FORMAT_VERSION = 2
+#: 3: the weights fingerprint, a text hash per row, and each shard's checksum bound to them.
+FORMAT_VERSION = 3
 #: Versions that can still be read (not resumed).
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
+#: The first line of a format-3 shard checksum file, before the hash of what the shard was recorded from.
+BINDING_PREFIX = "# hexainst-binding "
 HEADER_FILE = "header.json"
 SHARD_DIR = "shards"
 #: The marker kind (hexainst.kernel.outputs) of a store folder.
@@ -76,7 +89,8 @@ _HEADER_SCHEMA = {
         "instructions": {
             "type": "array", "minItems": 1,
             "items": {"type": "object", "required": ["id", "category"],
-                      "properties": {"id": {"type": "string"}, "category": {"type": "string"}}},
+                      "properties": {"id": {"type": "string"}, "category": {"type": "string"},
+                                     "text_sha256": {"type": ["string", "null"]}}},
         },
         "layout": {
             "type": "object",
@@ -119,11 +133,57 @@ def _only_store_entries(folder: Path) -> bool:
 
 def _identity(header: Mapping[str, Any], key: str) -> Any:
     """The part of ``header[key]`` that must match to resume: a tokenizer is its content (sha256, class),
-    wherever it was loaded from; every other key whole."""
+    wherever it was loaded from; a model with a weights fingerprint is its weights and settings, however
+    its folder is spelled or wherever it lies; every other key whole."""
     value = header.get(key)
     if key == "tokenizer" and isinstance(value, dict):
         return {k: value.get(k) for k in ("sha256", "class")}
+    if key == "model" and isinstance(value, dict) and value.get("weights_sha256"):
+        return {k: v for k, v in value.items() if k != "name_or_path"}
     return value
+
+
+#: What a category name may be: a plain name (it becomes a label in figures, tables and report.md).
+CATEGORY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}")
+
+
+def check_category(value: Any, where: str) -> None:
+    """Raise :class:`StoreError` (one line naming ``where``) unless ``value`` is a plain category name."""
+    if not isinstance(value, str) or not CATEGORY_PATTERN.fullmatch(value):
+        raise StoreError(f"{where} has category {json.dumps(value)}; a category must be a name of letters, digits, "
+                         "spaces and _ . + - (at most 64 characters), such as code or generalqa")
+
+
+def text_sha256(text: str) -> str:
+    """The SHA-256 of an instruction's text (UTF-8), as a store's header keeps it per row."""
+    return hashlib.sha256(str(text).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def shard_binding(header: Mapping[str, Any], start: int, stop: int) -> str | None:
+    """What a shard of rows ``start..stop-1`` was recorded from, as one hash (None before format 3)."""
+    if int(header.get("format_version", 0)) < 3:
+        return None
+    layout = {k: v for k, v in (header.get("layout") or {}).items() if k != "rows_per_shard"}
+    payload = {
+        "model": _identity(header, "model"), "tokenizer": _identity(header, "tokenizer"),
+        "input_policy": header.get("input_policy"), "recording": header.get("recording"), "layout": layout,
+        "rows": [[row.get("id"), row.get("text_sha256")] for row in header["instructions"][start:stop]],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=_json_default).encode("utf-8")).hexdigest()
+
+
+def unchecked_reason(header: Mapping[str, Any]) -> str | None:
+    """Why a store cannot be checked against the weights and texts it was made from (None when it can)."""
+    version = int(header.get("format_version", 0))
+    if version < 3:
+        return (f"format {version}, written before stores recorded their weights and texts: which model and which "
+                "texts made it cannot be checked")
+    lacking = [what for what, missing in (
+        ("weights", not (header.get("model") or {}).get("weights_sha256")),
+        ("texts", any(not row.get("text_sha256") for row in header.get("instructions", [])))) if missing]
+    if lacking:
+        return f"its header does not record the {' or the '.join(lacking)} it was made from: they cannot be checked"
+    return None
 
 
 def _difference(old: Any, new: Any) -> str:
@@ -234,21 +294,30 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_checksum(shard_path: Path) -> None:
-    line = f"{_file_sha256(shard_path)}  {shard_path.name}\n"
+def _write_checksum(shard_path: Path, binding: str | None = None) -> None:
+    """``sha256sum`` format (``sha256sum -c`` skips the ``#`` line), after the shard's binding if any."""
+    line = (f"{BINDING_PREFIX}{binding}\n" if binding else "") + f"{_file_sha256(shard_path)}  {shard_path.name}\n"
     _atomic_write_bytes(_checksum_path(shard_path), lambda h: h.write(line.encode("ascii")))
 
 
-def shard_state(shard_path: Path) -> str:
-    """``"ok"``, ``"missing"`` (no shard or no checksum file: not finished) or ``"corrupt"`` (they disagree)."""
+def shard_state(shard_path: Path, binding: str | None = None) -> str:
+    """``"ok"``, ``"missing"`` (no shard or no checksum file: not finished), ``"corrupt"`` (they disagree)
+    or, given the ``binding`` the store expects, ``"foreign"`` (a shard recorded from other weights,
+    texts or settings, e.g. copied in from another store)."""
     check = _checksum_path(shard_path)
     if not shard_path.is_file() or not check.is_file():
         return "missing"
     try:
-        want = check.read_text("ascii").split()[0]
+        lines = check.read_text("ascii").splitlines()
+        bound = [ln[len(BINDING_PREFIX):].strip() for ln in lines if ln.startswith(BINDING_PREFIX)]
+        want = [ln for ln in lines if ln.strip() and not ln.startswith("#")][0].split()[0]
     except (OSError, UnicodeDecodeError, IndexError):
         return "corrupt"
-    return "ok" if want == _file_sha256(shard_path) else "corrupt"
+    if want != _file_sha256(shard_path):
+        return "corrupt"
+    if binding is not None and bound != [binding]:
+        return "foreign"
+    return "ok"
 
 
 def _write_npz(handle: Any, arrays: Mapping[str, np.ndarray]) -> None:
@@ -316,16 +385,21 @@ class ActivationStore:
         """Whether the store's shards carry checksums (format 2 and later)."""
         return int(self.header["format_version"]) >= 2
 
+    @property
+    def unchecked(self) -> str | None:
+        """Why this store cannot be checked against the weights and texts it was made from (None: it can)."""
+        return unchecked_reason(self.header)
+
     def shard_states(self, *, verify: bool = True) -> list[str]:
-        """Per shard: ``"ok"``, ``"missing"`` or ``"corrupt"`` (see :func:`shard_state`)."""
+        """Per shard: ``"ok"``, ``"missing"``, ``"corrupt"`` or ``"foreign"`` (see :func:`shard_state`)."""
         out = []
-        for i in range(len(self._ranges)):
+        for i, (start, stop) in enumerate(self._ranges):
             path = _shard_path(self.path, i)
             if not self.has_checksums or not verify:
                 done = path.is_file() and (not self.has_checksums or _checksum_path(path).is_file())
                 out.append("ok" if done else "missing")
             else:
-                out.append(shard_state(path))
+                out.append(shard_state(path, shard_binding(self.header, start, stop)))
         return out
 
     def _where(self, shard: int) -> str:
@@ -335,6 +409,14 @@ class ActivationStore:
     def check(self, *, verify: bool = True) -> None:
         """Raise :class:`StoreError` unless every shard is there (and, with ``verify``, matches its checksum)."""
         states = self.shard_states(verify=verify)
+        foreign = [i for i, st in enumerate(states) if st == "foreign"]
+        if foreign:
+            more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+            raise StoreError(
+                f"activation store {self.path}: {self._where(foreign[0])}{more} was recorded from other weights, "
+                "texts or settings than this store's header (copied in from another store?); rerun 'hexainst "
+                "record' with the same arguments to record it again"
+            )
         corrupt = [i for i, st in enumerate(states) if st == "corrupt"]
         if corrupt:
             more = f" and {len(corrupt) - 1} more" if len(corrupt) > 1 else ""
@@ -499,6 +581,16 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     return header
 
 
+def _check_same_texts(path: Path, old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse to resume a store whose rows (same ids) now have other texts than those it was recorded from."""
+    before = {row["id"]: row.get("text_sha256") for row in old}
+    changed = [row["id"] for row in new if row["id"] in before and before[row["id"]] != row.get("text_sha256")]
+    if changed:
+        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        raise StoreError(f"{path}: the text of instruction {changed[0]!r}{more} is not the text this store was "
+                         "recorded from (edited since?); record into another folder, or pass --overwrite")
+
+
 class StoreWriter:
     """Writes a store shard by shard; resumes an existing one with the same identity.
 
@@ -522,8 +614,12 @@ class StoreWriter:
         overwrite: bool = False,
     ):
         self.path = Path(path)
+        for row in instructions:
+            check_category(row.get("category"), f"instruction {row.get('id')!r}")
         instr = [
-            {"id": str(row["id"]), "category": str(row["category"]), "source": row.get("source")}
+            {"id": str(row["id"]), "category": str(row["category"]), "source": row.get("source"),
+             "text_sha256": text_sha256(row["instruction"]) if row.get("instruction") is not None
+             else row.get("text_sha256")}
             for row in instructions
         ]
         ids = [row["id"] for row in instr]
@@ -555,12 +651,22 @@ class StoreWriter:
                              "empty folder")
         #: Shards whose file did not match its checksum when the writer opened the store (recorded again).
         self.corrupt: list[int] = []
+        #: Shards recorded from other weights, texts or settings (copied in; recorded again).
+        self.foreign: list[int] = []
         if header_path.is_file() and not overwrite:
             existing = read_header(self.path)
             if existing["format_version"] != FORMAT_VERSION:
+                why = "shard checksums" if existing["format_version"] < 2 else "stores recorded their weights and texts"
                 raise StoreError(
-                    f"{self.path} holds a store of format {existing['format_version']} (written before shard "
-                    "checksums); it can be read but not resumed: record into a new folder")
+                    f"{self.path} holds a store of format {existing['format_version']} (written before {why}); "
+                    "it can be read but not resumed: record into a new folder")
+            _check_same_texts(self.path, existing["instructions"], header["instructions"])
+            old_w, new_w = existing["model"].get("weights_sha256"), header["model"].get("weights_sha256")
+            if old_w != new_w:
+                raise StoreError(
+                    f"{self.path} was recorded from other weights (weights_sha256 {str(old_w)[:12]} -> "
+                    f"{str(new_w)[:12]}; the model's files changed since, or this is another model): record into "
+                    "another folder, or pass --overwrite")
             for key in _IDENTITY_KEYS:
                 old, new = _identity(existing, key), _identity(header, key)
                 if old != new:
@@ -594,13 +700,15 @@ class StoreWriter:
         """Shards to (re)record, in order: not on disk, unfinished, or not matching their checksum
         (those are listed in :attr:`corrupt` too)."""
         pending = []
-        self.corrupt = []
-        for i in range(len(self.ranges)):
-            state = shard_state(_shard_path(self.path, i))
+        self.corrupt, self.foreign = [], []
+        for i, (start, stop) in enumerate(self.ranges):
+            state = shard_state(_shard_path(self.path, i), shard_binding(self.header, start, stop))
             if state != "ok":
                 pending.append(i)
                 if state == "corrupt":
                     self.corrupt.append(i)
+                elif state == "foreign":
+                    self.foreign.append(i)
         return pending
 
     def shard_name(self, shard: int) -> str:
@@ -670,7 +778,7 @@ class StoreWriter:
         path = _shard_path(self.path, shard)
         _checksum_path(path).unlink(missing_ok=True)  # the shard counts as done once its checksum is written
         _atomic_write_bytes(path, lambda h: _write_npz(h, arrays))
-        _write_checksum(path)
+        _write_checksum(path, shard_binding(self.header, start, stop))
         return path
 
     def finish(self) -> ActivationStore:
@@ -759,6 +867,11 @@ def claim_merge_dir(parts: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     out = Path(out_dir).expanduser().resolve()
     paths = [Path(p).expanduser().resolve() for p in parts]
     if paths and all(p.parent == out / "parts" for p in paths):  # the data-parallel layout, OUT/parts/rank-*
+        if (read_marker(out) or {}).get("kind") != OUTPUT_KIND:  # not a folder record --data-parallel made
+            own = [p.name for p in sorted(out.iterdir()) if p.name != "parts" and not p.name.startswith(".")]
+            if own:
+                raise OutputError(f"{option} {out}: holds {own[0]} and was not written by hexainst; merge into "
+                                  "another folder (the parts can stay where they are)")
         return out, True
     for part in paths:
         if _inside(out, part):
@@ -785,13 +898,23 @@ def merge_stores(parts: Sequence[str | os.PathLike | ActivationStore], out_dir: 
     part_paths = [p.path if isinstance(p, ActivationStore) else Path(p) for p in parts]
     if not part_paths:
         raise StoreError("merge_stores needs at least one store")
+    from hexainst.analysis.disk_space import full_disk_is_one_line
+    from hexainst.analysis.output_lock import writer_lock
+
     out, in_place = claim_merge_dir(part_paths, out_dir)
+    with writer_lock(out, what="activation store"), full_disk_is_one_line(
+            out, "merged store", "what was there before is as it was: free space, then rerun"):
+        return _merge_checked(parts, out, in_place, rows_per_shard)
+
+
+def _merge_checked(parts: Sequence[str | os.PathLike | ActivationStore], out: Path, in_place: bool,
+                   rows_per_shard: int | None) -> ActivationStore:
     stores = [p if isinstance(p, ActivationStore) else ActivationStore.open(p) for p in parts]
     first = stores[0]
 
     def identity(store: ActivationStore) -> dict[str, Any]:
         layout = {k: v for k, v in store.header["layout"].items() if k != "rows_per_shard"}
-        return {"model": store.header["model"], "tokenizer": _identity(store.header, "tokenizer"),
+        return {"model": _identity(store.header, "model"), "tokenizer": _identity(store.header, "tokenizer"),
                 "input_policy": store.header["input_policy"], "recording": store.header.get("recording"),
                 "layout": layout}
 

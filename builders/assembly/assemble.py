@@ -102,7 +102,7 @@ def assemble(
     from hexainst.builders.assembly.croissant import croissant_metadata
     from hexainst.kernel.release import write_release
 
-    from hexainst.builders.assembly.reserve import expected_rates, reserve_plan
+    from hexainst.builders.assembly.reserve import expected_rates, rates_record, reserve_plan
     from hexainst.kernel.outputs import claim_release_dir
 
     dirs = [Path(pools_dir)] if isinstance(pools_dir, (str, os.PathLike)) else [Path(d) for d in pools_dir]
@@ -112,7 +112,8 @@ def assemble(
     seed, size = config.seed, config.rows_per_cell
     pools = read_pools(dirs)
     cell_of_id = {r["id"]: f"{c}/{s}" for (c, s), rows in pools.items() for r in rows}
-    plan = reserve_plan(expected_rates(config.rejection_rates, cell_of_id), size, cap=config.max_reserve)
+    rates = expected_rates(config.rejection_rates, cell_of_id)
+    plan = reserve_plan(rates, size, cap=config.max_reserve)
     if config.reserve is not None:
         plan = {cell: {**entry, "reserve": config.reserve, "source": "--reserve"} for cell, entry in plan.items()}
     for cell, n in (reserve_sizes or {}).items():  # a top-up's sizes: the earlier reserve plus the new candidates
@@ -125,9 +126,9 @@ def assemble(
 
         doc = read_validation(validation, set(cell_of_id))
         outcomes = {o["id"]: o for o in doc["outcomes"]}
-        agreement = doc.get("agreement")
-        round_info = {"annotators": doc["annotators"], "n_outcomes": len(doc["outcomes"]),
-                      "n_rejected": sum(1 for o in doc["outcomes"] if o["status"] == "rejected")}
+        round_info = rounds_info(doc)
+        # One round: its agreement block is the card's; several: the card lists each round's own.
+        agreement = doc["rounds"][0]["agreement"] if len(doc["rounds"]) == 1 else None
     previous_order = _previous_order(previous) if previous is not None else {}
 
     selections: dict[tuple[str, str], CellSelection] = {
@@ -166,6 +167,7 @@ def assemble(
         generations=generations,
         validation=validation,
         topup=topup,
+        rates=rates_record(rates),
     )
     report = {
         "seed": seed,
@@ -180,6 +182,39 @@ def assemble(
         "replacements": {f"{c}/{s}": selections[(c, s)].replacements for c in CATEGORIES for s in SOURCES},
     }
     return report
+
+
+def rounds_info(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Who validated in which round, how many candidates each round decided and rejected, each round's kappa.
+
+    ``doc``: a validation document of the current format (``validation_file.read``). ``annotators`` lists
+    every annotator of every round once (slot name and role as in their round, first round first);
+    each round's ``ids`` are the candidates it decided (so a reader can count the release rows it decided).
+    """
+    rounds = []
+    for r in doc["rounds"]:
+        mine = [o for o in doc["outcomes"] if o["round"] == r["round"]]
+        ag = r["agreement"]
+        rounds.append({
+            "round": r["round"],
+            "annotators": r["annotators"],
+            "n_outcomes": len(mine),
+            "n_rejected": sum(1 for o in mine if o["status"] == "rejected"),
+            "n_double_annotated": ag["n_double_annotated"],
+            "kappa_decision": ag["kappa_decision"],
+            "kappa_category_correct": ag["kappa_category_correct"],
+            "n_disagreements": ag["n_disagreements"],
+            "n_senior_decided": ag["n_senior_decided"],
+            "awaiting_senior": r["awaiting_senior"],
+            "ids": sorted(o["id"] for o in mine),
+        })
+    annotators: list[dict[str, Any]] = []
+    for r in doc["rounds"]:
+        for a in r["annotators"]:
+            if a not in annotators:
+                annotators.append(a)
+    return {"annotators": annotators, "n_outcomes": len(doc["outcomes"]),
+            "n_rejected": sum(1 for o in doc["outcomes"] if o["status"] == "rejected"), "rounds": rounds}
 
 
 def _quality_review() -> dict[str, Any] | None:

@@ -116,3 +116,13 @@ def reserve_plan(rates: Mapping[str, Any], rows: int = ROWS_PER_CELL, cap: int |
         kept = wanted if cap is None else min(wanted, cap)
         plan[cell] = {**entry, "reserve_wanted": wanted, "reserve": kept, "capped": kept < wanted}
     return plan
+
+
+def rates_record(rates: Mapping[str, Any]) -> dict[str, Any]:
+    """The rates file of :func:`expected_rates`' result (``{"source", "cells": {cell: rate}}``), as a release ships it.
+
+    Read back by :func:`expected_rates` as a rates file, it gives the same rate for every cell.
+    """
+    cells = rates["cells"]
+    sources = sorted({str(entry["source"]) for entry in cells.values()})
+    return {"source": " | ".join(sources), "cells": {cell: float(entry["rate"]) for cell, entry in sorted(cells.items())}}

@@ -3,6 +3,7 @@
     python docs/validation/blind.py sheets --annotator junior1 --out DIR [--release hexainst] [--ids FILE] [--chunks N]
     python docs/validation/blind.py dev-sample --out DIR --synthetic DIR... [--natural DIR] [--release hexainst]
     python docs/validation/blind.py unblind --keys DIR/keys.jsonl --out FILE VERDICTS...
+    python docs/validation/blind.py senior --out DIR --junior junior1=FILE --junior junior2=FILE [--release hexainst]
     python docs/validation/blind.py calibrate --keys DIR/keys.jsonl --reference FILE ANNOTATOR=FILE...
 
 A model annotator (a separate agent session) sees only its own sheet: an opaque key, the claimed
@@ -11,7 +12,11 @@ never another annotator's verdicts). ``sheets`` writes the sheets and a key map 
 mode 0600) that stays with the coordinator; ``unblind`` turns a sheet's verdicts back into the
 validation verdict format that ``hexainst annotate import`` reads. ``dev-sample`` draws the
 calibration rows (never in the release or its reserve); ``calibrate`` compares annotators' verdicts
-on them with the reference reader's. This script never judges a row.
+on them with the reference reader's. ``senior`` writes the senior's sheet from the two juniors' unblinded
+verdicts: exactly the tasks that ``hexainst.annotation.outcomes.triage`` sends to the senior, each with
+a key of the senior's own, the claimed category, the origin (the senior may see it), the instruction,
+the reason and both junior verdicts (never the juniors' names or identities). This script never
+judges a row.
 """
 
 from __future__ import annotations
@@ -110,6 +115,65 @@ def unblind(keys_file: Path, files: list[Path], out: Path) -> None:
     _write_private(out, sorted(verdicts, key=lambda v: v["id"]))
 
 
+def _junior_annotations(juniors: dict[str, Path], known: set[str]):
+    """The juniors' unblinded verdicts as :class:`Annotation` lists by id (the form triage reads)."""
+    from hexainst.annotation.outcomes import Annotation
+
+    annotations: dict[str, list] = {}
+    for name, file in juniors.items():
+        seen: set[str] = set()
+        for n, v in enumerate(read_jsonl(file, what=f"{name}'s verdicts"), 1):
+            iid = v.get("id")
+            if iid not in known:
+                raise SystemExit(f"{file}:{n}: id {iid!r} is not a row of the release or its reserve")
+            if iid in seen:
+                raise SystemExit(f"{file}:{n}: a second verdict of {name} for {iid}")
+            missing = [f for f in VERDICT_FIELDS if f not in v]
+            if missing or v["decision"] not in ("accept", "revise", "reject"):
+                raise SystemExit(f"{file}:{n}: not a verdict ({', '.join(missing) or 'decision ' + repr(v['decision'])})")
+            seen.add(iid)
+            verdict = {"annotator": name, **{f: v[f] for f in VERDICT_FIELDS}}
+            annotations.setdefault(iid, []).append(Annotation(n, name, (name, n), False, verdict))
+    return annotations
+
+
+def senior(rows: list[dict], juniors: dict[str, Path], out: Path, chunks: int, salt: str) -> dict[str, str]:
+    """The senior's blind sheet: exactly the tasks triage sends to the senior; returns id -> reason.
+
+    Each task: an opaque key of the senior's own, the claimed category, the origin, the instruction,
+    the reason and the two junior verdicts as ``verdict A`` / ``verdict B`` in a seeded order per task
+    (neither name nor identity: position does not tell which junior is which).
+    """
+    from hexainst.annotation.outcomes import triage
+
+    if len(juniors) != 2:
+        raise SystemExit(f"--junior: the senior's sheet needs exactly two juniors' verdict files, got {len(juniors)}")
+    by_id = {r["id"]: r for r in rows}
+    tri = triage(_junior_annotations(juniors, set(by_id)), set(juniors))
+    needs = tri.needs_senior
+    tasks, keys = [], []
+    for iid in sorted(needs):
+        row = by_id[iid]
+        key = hashlib.sha256(f"blind:{salt}:senior:{iid}".encode()).hexdigest()[:12]
+        pair = [{f: v[f] for f in VERDICT_FIELDS} for v in tri.juniors[iid]]
+        random.Random(f"blind:{salt}:senior:{iid}:pair").shuffle(pair)
+        tasks.append({"key": key, "category": row["category"], "origin": row["source"],
+                      "instruction": row["instruction"], "reason": needs[iid],
+                      "verdict A": pair[0], "verdict B": pair[1]})
+        keys.append({"key": key, "id": iid, "annotator": "senior"})
+    random.Random(f"blind:{salt}:senior:order").shuffle(tasks)
+    size = max(1, -(-len(tasks) // chunks))
+    for i in range(chunks):
+        part = tasks[i * size:(i + 1) * size]
+        if part or i == 0:
+            _write_private(out / "senior" / f"sheet-{i + 1}.jsonl", part)
+    _write_private(out / "keys" / "senior.keys.jsonl", keys)
+    print(f"senior: {len(tasks)} tasks need the senior ({len(tri.disagreements)} disagreements, "
+          f"{len(tri.revision_conflicts)} revision conflicts; {len(tri.awaiting_juniors)} rows still lack a junior "
+          f"verdict) under {out / 'senior'}")
+    return needs
+
+
 def calibrate(keys_file: Path, reference: Path, annotators: dict[str, Path], rows_file: Path | None) -> dict:
     """Agreement of each annotator with the reference reader on keep/reject and on soundness."""
     keys = {k["key"]: k["id"] for k in read_jsonl(keys_file, what="key map")}
@@ -171,6 +235,14 @@ def main() -> None:
     u.add_argument("--keys", type=Path, required=True)
     u.add_argument("--out", type=Path, required=True)
     u.add_argument("verdicts", type=Path, nargs="+")
+    sr = sub.add_parser("senior", help="the senior's blind sheet from the two juniors' unblinded verdicts")
+    sr.add_argument("--out", type=Path, required=True)
+    sr.add_argument("--junior", action="append", required=True, metavar="NAME=FILE",
+                    help="a junior's unblinded verdicts (the output of 'unblind'); give it twice")
+    sr.add_argument("--release", type=Path, default=Path("hexainst"))
+    sr.add_argument("--rows", type=Path, help="JSONL rows (id, category, source, instruction) instead of the release")
+    sr.add_argument("--chunks", type=int, default=1)
+    sr.add_argument("--salt", default="round1")
     c = sub.add_parser("calibrate", help="annotators against the reference reading")
     c.add_argument("--keys", type=Path, required=True, help="the reference reader's key map")
     c.add_argument("--reference", type=Path, required=True)
@@ -189,6 +261,15 @@ def main() -> None:
     elif args.command == "dev-sample":
         dev_sample(args.out, args.synthetic, args.natural, args.release, args.per_cell, args.natural_per_category,
                    args.seed)
+    elif args.command == "senior":
+        pairs = [j.split("=", 1) for j in args.junior]
+        if any(len(p) != 2 or not p[0] for p in pairs):
+            raise SystemExit("--junior: write NAME=FILE (e.g. junior1=junior1-verdicts.jsonl)")
+        juniors = {name: Path(file) for name, file in pairs}
+        if len(juniors) != len(pairs):
+            raise SystemExit("--junior: the same junior name twice")
+        rows = list(read_jsonl(args.rows)) if args.rows else _release_rows(args.release)
+        senior(rows, juniors, args.out, args.chunks, args.salt)
     elif args.command == "unblind":
         unblind(args.keys, args.verdicts, args.out)
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,28 @@ def _controls_inputs(args: argparse.Namespace, store_a: Any) -> tuple[Any, dict[
     return LexicalSpec(tokenizer=tokenizer, texts=texts), clusters, None
 
 
+def _check_stores(store_a: Any, store_b: Any) -> list[str]:
+    """Before any work: the two stores of --compare must be comparable (texts included). Returns the
+    warnings to print once the report is written: stores whose weights and texts cannot be checked."""
+    from hexainst.analysis.data import check_comparable
+
+    if store_b is not None:
+        check_comparable(store_a, store_b)
+    return [f"hexainst analyze: warning: {store.path}: {store.unchecked}"
+            for store in (store_a, store_b) if store is not None and getattr(store, "unchecked", None)]
+
+
+def _check_recorded_path(name: str, store_path: Path) -> None:
+    """A model path an old store recorded relative to where it was made is not a Hub id: say so (one line)."""
+    path = Path(name).expanduser()
+    if path.is_absolute() or path.exists():
+        return
+    pathlike = name.startswith((".", "~")) or name.count("/") > 1 or (Path(store_path).parent / name).exists()
+    if pathlike:
+        raise UserError(f"--causal: the store header names the model {name!r}, a path relative to where the store "
+                        f"was recorded, not found from {Path.cwd()}; pass --causal-model with the model's folder")
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from hexainst.analysis.data import open_store
     from hexainst.analysis.pipeline import CausalSpec, analyze, claim_analysis_dir
@@ -209,6 +232,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     store_a = open_store(args.store)
     store_b = open_store(args.compare) if args.compare else None
     untrained = [open_store(u) for u in args.untrained]
+    warnings = _check_stores(store_a, store_b)
     lexical, clusters, lexical_skipped = _controls_inputs(args, store_a)
     causal = None
     if args.causal:
@@ -223,6 +247,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         if store_a.is_moe:
             raise UserError(f"--causal supports dense models only; store {store_a.path} is an MoE store")
         check_causal_counts(list(store_a.categories), causal_config.per_category, config.sample)
+        if not args.causal_model:
+            _check_recorded_path(str(name), store_a.path)
         loaded = load_model(resolve_model(str(name)), dtype="float32", progress=not args.quiet)
         sha = tokenizer_sha256(loaded.tokenizer)
         want = store_a.header.get("tokenizer", {}).get("sha256")
@@ -234,6 +260,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     results = analyze(store_a, args.out, store_b=store_b, config=config, causal=causal, inputs=inputs,
                       untrained=untrained, lexical=lexical, clusters=clusters, lexical_skipped=lexical_skipped)
     _summary(results, Path(args.out))
+    for line in warnings:
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -256,7 +284,7 @@ def _baseline_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from hexainst.analysis.baseline import claim_baseline_dir, load_pairs, run_baseline
+    from hexainst.analysis.baseline import check_model_root, claim_baseline_dir, load_pairs, run_baseline
 
     config = _config(args)
     recording = RecordingConfig(batch_size=args.batch_size, dtype=args.dtype, device=args.device,
@@ -266,6 +294,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
         from hexainst.analysis.baseline import PairsError
 
         raise PairsError(f"unknown pair {args.pair!r}; the pairs file lists: {', '.join(sorted(pairs))}")
+    check_model_root(args.model_root)
     claim_baseline_dir(args.out, inputs=[args.rows, args.release, args.pairs_file, args.model_root])
     rows = _baseline_rows(args)
     results = run_baseline(

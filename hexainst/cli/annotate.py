@@ -9,7 +9,7 @@
     hexainst annotate judge --data-dir D --as junior1 --base-url URL --model NAME  # a model answers the screen
     hexainst annotate senior --data-dir D                              # disagreements -> the senior
     hexainst annotate agreement --data-dir D [--json]
-    hexainst annotate export --data-dir D --out validation.json
+    hexainst annotate export --data-dir D --out validation.json [--previous earlier-validation.json]
 
 Every command but ``serve``/``up`` talks to servers that are already running (their URLs are in
 the round's state file). Commands are idempotent: rerun one after an interruption.
@@ -83,6 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--rows", type=Path, nargs="+", metavar="FILE", help="JSONL files of record-schema rows")
         p.add_argument("--batch-size", type=int_range(1), default=DEFAULTS.batch_size,
                        help=f"tasks per import request (default {DEFAULTS.batch_size})")  # fmt: skip
+        size = p.add_mutually_exclusive_group()
+        size.add_argument("--sample", type=int_range(1), metavar="N",
+                          help="a round of N candidates, spread evenly over the cells (category x origin), "
+                               "picked by --seed (default: every candidate)")  # fmt: skip
+        size.add_argument("--sample-per-cell", type=int_range(1), metavar="N",
+                          help="N candidates of every cell (all of a smaller cell), picked by --seed")  # fmt: skip
+        p.add_argument("--seed", type=int, default=0, help="seed of --sample / --sample-per-cell (default 0)")
 
     def add_server_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--port", type=int_range(1, 65535), default=DEFAULTS.port,
@@ -174,6 +181,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write validation.json")
     export.add_argument("--save-exports", type=Path, metavar="DIR",
                         help="also keep each annotator's raw Label Studio export there (audit trail)")  # fmt: skip
+    export.add_argument("--previous", type=Path, metavar="FILE",
+                        help="the validation file of the earlier rounds: FILE's rounds are kept and this round is "
+                             "numbered after them (an id decided in both refuses); without it the file holds round 1")  # fmt: skip
 
 
 # ---- handlers ----------------------------------------------------------------------------
@@ -187,13 +197,25 @@ def _start(args: argparse.Namespace, n_juniors: int = DEFAULTS.juniors, create_m
     find_binary()  # before anything is written
     session.preflight(args.port, create_missing=create_missing)
     session.save()  # each instance's admin must be known before its first start makes it
-    print(f"starting {len(session.instances)} Label Studio instances in {args.data_dir} ...", file=sys.stderr, flush=True)
+    down = [i.name for i in session.instances if i.name not in session.running()]
+    if down:
+        print(f"starting {', '.join(down)}'s Label Studio in {args.data_dir} ...", file=sys.stderr, flush=True)
     servers = session.start(port=args.port, progress=True, create_missing=create_missing)
     return servers, session
 
 
+def _print_live(session, servers) -> None:
+    """Which URL serves which annotator, and whether this command started it (the same URL as before)."""
+    started = {server.data_dir.name for server in servers}
+    print("Live:")
+    for inst in session.instances:
+        how = "started" if inst.name in started else "already running"
+        print(f"  {inst.name:<9} {inst.url}  ({how})")
+    sys.stdout.flush()
+
+
 def _serve_until_interrupted(servers, session, detach: bool) -> int:
-    if detach:
+    if detach or not servers:
         for server in servers:
             server.detach()
         print(f"servers left running; stop them with: hexainst annotate stop --data-dir {session.data_dir}")
@@ -236,6 +258,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
             server.stop()
         raise
     _print_logins(session)
+    _print_live(session, servers)
     return _serve_until_interrupted(servers, session, args.detach)
 
 
@@ -245,6 +268,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     Session.load(args.data_dir)  # serve restarts a round; 'up' starts one
     servers, session = _start(args, create_missing=False)
     _print_logins(session)
+    _print_live(session, servers)
     return _serve_until_interrupted(servers, session, args.detach)
 
 
@@ -297,7 +321,20 @@ def _candidate_rows(args: argparse.Namespace, required: bool = True) -> list[dic
     from hexainst.annotation.sync import junior_tasks
 
     junior_tasks(rows, "the candidates given")  # every row valid and every id unique, before any server is touched
+    if args.sample is not None or args.sample_per_cell is not None:
+        from hexainst.annotation.sampling import sample
+
+        rows = sample(rows, n=args.sample, per_cell=args.sample_per_cell, seed=args.seed)
+        print(f"round size: {len(rows)} candidates (seed {args.seed})", file=sys.stderr)
     return rows
+
+
+def _warn_drafts(session) -> None:
+    """Name the tasks whose changes were never submitted (Label Studio keeps them as drafts)."""
+    from hexainst.annotation.drafts import warning
+
+    for line in warning(session.drafts):
+        print(line, file=sys.stderr)
 
 
 def _print_sync(reports) -> None:
@@ -427,6 +464,7 @@ def _cmd_agreement(args: argparse.Namespace) -> int:
     session = Session.load(args.data_dir)
     session.require_servers()
     _, result = session.adjudicate()
+    _warn_drafts(session)
     print(json.dumps(result.agreement, indent=1) if args.json else _format_agreement(result))
     return 0
 
@@ -457,12 +495,28 @@ def _cmd_export(args: argparse.Namespace) -> int:
     _check_out(args.out)
     if args.save_exports is not None and args.save_exports.exists() and not args.save_exports.is_dir():
         raise UserError(f"--save-exports {args.save_exports}: is a file; name a folder")
+    previous = None
+    if args.previous is not None:  # read before any server is asked: a bad file costs nothing
+        if args.previous.is_dir():
+            raise UserError(f"--previous {args.previous}: is a folder; name the earlier rounds' validation file")
+        previous = validation_file.read(args.previous, None)
     session = Session.load(args.data_dir)
     session.require_servers()
     doc, result = session.adjudicate(save_exports=args.save_exports)
+    _warn_drafts(session)
+    this_round = doc["outcomes"]
+    if previous is not None:
+        doc = validation_file.merge(previous, doc, f"--previous {args.previous}")
+    number = doc["rounds"][-1]["round"]
     validation_file.write(args.out, doc)
-    counts = {s: sum(1 for o in doc["outcomes"] if o["status"] == s) for s in ("accepted", "revised", "rejected")}
+    counts = {s: sum(1 for o in this_round if o["status"] == s) for s in ("accepted", "revised", "rejected")}
     print(_format_agreement(result))
-    print(f"wrote {args.out}: {len(doc['outcomes'])} outcomes ({counts['accepted']} accepted, "
+    if result.awaiting_senior:
+        print("awaiting the senior: " + ", ".join(sorted(result.awaiting_senior)))
+    print(f"round {number}: {len(this_round)} outcomes ({counts['accepted']} accepted, "
           f"{counts['revised']} revised, {counts['rejected']} rejected)")  # fmt: skip
+    if previous is not None:
+        print(f"kept from {args.previous}: rounds {', '.join(str(r['round']) for r in previous['rounds'])}, "
+              f"{len(previous['outcomes'])} outcomes")
+    print(f"wrote {args.out}: {len(doc['rounds'])} round(s), {len(doc['outcomes'])} outcomes")
     return 0

@@ -129,6 +129,7 @@ def build_all(
             validation = Path(tmp) / VALIDATION_FILE  # a copy: the release folder is rewritten, and is no input
             shutil.copyfile(shipped, validation)
             print(f"[release] applying the validation file the release ships ({shipped}); --no-validation: none")
+        assembly = shipped_rates(out, assembly, Path(tmp))
         topup_record = Path(out) / TOPUP_FILE
         return _build_all(out, build=build, natural=natural, synthetic=synthetic, assembly=assembly,
                           validation=validation, per_category_explicit=per_category_explicit,
@@ -220,6 +221,22 @@ def _stage_inputs(config: SyntheticConfig) -> dict[str, Any]:
             continue
         out[name] = str(value) if isinstance(value, Path) else value
     return out
+
+
+def shipped_rates(out: Path, assembly: AssemblyConfig, tmp: Path) -> AssemblyConfig:
+    """``assembly`` planning with the rejection rates the release in ``out`` ships, unless it names its own.
+
+    A release records the rates its reserves were planned with; rebuilding it with them keeps every
+    reserve (and so every synthetic request) as it was, whatever rates the toolkit bundles by then.
+    """
+    from hexainst.kernel.release import RATES_FILE
+
+    file = Path(out) / RATES_FILE
+    if assembly.rejection_rates is not None or not file.is_file():
+        return assembly
+    copy = tmp / RATES_FILE  # a copy: the release folder is rewritten, and is no input
+    shutil.copyfile(file, copy)
+    return dataclasses.replace(assembly, rejection_rates=copy)
 
 
 TOPUP_STATE = "topup.json"
@@ -371,6 +388,14 @@ def topup(
     selected before kept in place and the new candidates (validation pending) at the end of their
     cells' reserves. Returns ``{"cells": {cell: {"usable", "short"}}, "new_ids": [...], "report": ...}``.
     """
+    with tempfile.TemporaryDirectory(prefix="hexainst-shipped-") as tmp:
+        return _topup(out, validation, build=build, natural=natural, synthetic=synthetic,
+                      assembly=shipped_rates(out, assembly, Path(tmp)), per_category_explicit=per_category_explicit,
+                      oversample=oversample)
+
+
+def _topup(out: Path, validation: Path, *, build: BuildConfig, natural: NaturalConfig, synthetic: SyntheticConfig,
+           assembly: AssemblyConfig, per_category_explicit: bool, oversample: bool) -> dict[str, Any]:
     from hexainst.builders.assembly.assemble import _previous_order, assemble, write_report
     from hexainst.builders.assembly.reserve import expected_rates, reserve_plan
     from hexainst.builders.assembly.select import rank_key

@@ -21,6 +21,7 @@ def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.limit is not None and args.limit <= 0:
         raise UserError(f"--limit must be an integer >= 1, got {args.limit}")
     if args.rows is not None:
+        from hexainst.analysis.recording.store import check_category
         from hexainst.kernel.jsonfiles import read_jsonl
 
         rows = read_jsonl(args.rows, what="rows file")
@@ -28,6 +29,7 @@ def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
             missing = [k for k in ("id", "category", "instruction") if k not in row]
             if missing:
                 raise UserError(f"{args.rows} line {n}: row {row.get('id', '(no id)')} has no {', '.join(missing)}")
+            check_category(row["category"], f"{args.rows} line {n}: row {row['id']}")
     else:
         import hexainst
         from hexainst.kernel.features import decode_rows
@@ -107,6 +109,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
         "recording": header.get("recording"),
         "shards": {"n": len(store.shard_states(verify=False)),
                    "checksums": "all match" if store.has_checksums else "none (format 1)"},
+        "made_from": (f"not checked: {store.unchecked}" if store.unchecked else
+                      "checked: the weights fingerprint and each row's text hash are in the header, and every "
+                      "shard is bound to them"),
         "tokens": {"total": int(store.n_tokens.sum()), "min": int(store.n_tokens.min()),
                    "max": int(store.n_tokens.max())},
     }

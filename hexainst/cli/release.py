@@ -73,8 +73,11 @@ def _print_cells(cells: Counter) -> None:
         print(f"{c:<16}{n:>9}{s:>11}{n + s:>7}")
 
 
-def _validation_block(path: Path | None) -> dict | None:
-    """The shipped validation file's agreement and annotators (``None`` when the release ships none)."""
+def _validation_block(path: Path | None, rows: list[dict]) -> dict | None:
+    """The shipped validation file's rounds (annotators, decided, kappa each) (``None`` when the release ships none).
+
+    ``rows``: the release rows, to count the rows each round decided.
+    """
     from hexainst.kernel.release import PACKAGE_RELEASE_DIR, VALIDATION_FILE
     from hexainst.kernel.validation_file import check, upgrade
 
@@ -88,19 +91,16 @@ def _validation_block(path: Path | None) -> dict | None:
 
         raise UserError(f"{file}: the release's validation file cannot be read as JSON ({exc})") from None
     check(doc, str(file))
+    from hexainst.builders.assembly.assemble import rounds_info
+
     doc = upgrade(doc)
-    ag = doc["agreement"]
-    return {
-        "file": str(file),
-        "outcomes": len(doc["outcomes"]),
-        "n_double_annotated": ag["n_double_annotated"],
-        "kappa_decision": ag["kappa_decision"],
-        "kappa_category_correct": ag["kappa_category_correct"],
-        "kappa_unsound": ag["error_type_agreement"]["unsound"]["kappa"],
-        "n_disagreements": ag["n_disagreements"],
-        "n_senior_decided": ag["n_senior_decided"],
-        "annotators": doc["annotators"],
-    }
+    info = rounds_info(doc)
+    decided = {r["id"] for r in rows if r["validation"]["status"] != "pending"}
+    for r, raw in zip(info["rounds"], doc["rounds"]):
+        r["kappa_unsound"] = raw["agreement"]["error_type_agreement"]["unsound"]["kappa"]
+        r["n_rows"] = sum(1 for i in r.pop("ids") if i in decided)  # rows of this release the round decided
+    return {"file": str(file), "outcomes": info["n_outcomes"], "n_rejected": info["n_rejected"],
+            "rounds": info["rounds"], "annotators": info["annotators"]}
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -113,7 +113,7 @@ def _info(args: argparse.Namespace) -> int:
     statuses = Counter(r["validation"]["status"] for r in rows)
     by_cell = Counter((r["category"], r["source"], r["validation"]["status"]) for r in rows)
     reserve = read_reserve(path)
-    block = _validation_block(path)
+    block = _validation_block(path, rows)
     if args.json:
         print(
             json.dumps(
@@ -143,12 +143,20 @@ def _info(args: argparse.Namespace) -> int:
     def k(value) -> str:
         return "undefined" if value is None else f"{value:.3f}"
 
-    print(f"validation file: {block['outcomes']} candidates decided; juniors' Cohen's kappa on "
-          f"{block['n_double_annotated']} double-annotated tasks: decision {k(block['kappa_decision'])}, "
-          f"category {k(block['kappa_category_correct'])}, unsound {k(block['kappa_unsound'])}; "
-          f"{block['n_disagreements']} disagreements, {block['n_senior_decided']} decided by the senior")  # fmt: skip
-    for a in block["annotators"]:
-        print(f"  {a['role']} {a['annotator']}: {describe(a['identity'])}")
+    print(f"validation file: {block['outcomes']} candidates decided ({block['n_rejected']} rejected) "
+          f"in {len(block['rounds'])} round{'s' if len(block['rounds']) != 1 else ''}")
+    for r in block["rounds"]:
+        waiting = r["awaiting_senior"]
+        waiting_text = ("not listed (an older validation file)" if waiting is None
+                        else (", ".join(waiting) if waiting else "none"))
+        print(f"round {r['round']}: {r['n_outcomes']} candidates decided ({r['n_rejected']} rejected, {r['n_rows']} rows "
+              f"of this release); juniors' Cohen's kappa on "
+              f"{r['n_double_annotated']} double-annotated tasks: decision {k(r['kappa_decision'])}, "
+              f"category {k(r['kappa_category_correct'])}, unsound {k(r['kappa_unsound'])}; "
+              f"{r['n_disagreements']} disagreements, {r['n_senior_decided']} decided by the senior; "
+              f"awaiting the senior: {waiting_text}")  # fmt: skip
+        for a in r["annotators"]:
+            print(f"  {a['role']} {a['annotator']}: {describe(a['identity'])}")
     return 0
 
 

@@ -13,8 +13,8 @@ rows themselves plus ``build_info``, which the assembly stage supplies:
     sources         [{name, dataset_id, config, split, revision, license}]
     filters         [{stage, reason, removed}]
     generator_note  one sentence on how the synthetic half was generated
-    agreement       the "agreement" block of a validation file (annotation package)
-    validation      {annotators, n_outcomes, n_rejected} of the validation file applied (who validated)
+    agreement       the "agreement" block of a one-round validation file (None with several rounds)
+    validation      builders.assembly.assemble.rounds_info of the validation file applied: who validated in which round, what each round decided, its kappa
 """
 
 from __future__ import annotations
@@ -92,6 +92,26 @@ def _agreement(block: Mapping[str, Any] | None) -> dict[str, Any] | None:
             {"name": k, "kappa": _fmt(v.get("kappa")), "percent": _fmt(v.get("percent"))} for k, v in types.items()
         ],
     }
+
+
+def _rounds_table(rows: Sequence[Mapping[str, Any]], rounds: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The card's per-round table, only when the validation file holds several rounds (one round: the agreement block)."""
+    if len(rounds) < 2:
+        return []
+    decided = {r["id"] for r in rows if r["validation"]["status"] != "pending"}
+    out = []
+    for r in rounds:
+        out.append({
+            "round": r["round"],
+            "annotators": ", ".join(f"{a['annotator']} ({a['identity'].get('kind')})" for a in r["annotators"]) or "n/a",
+            "n_outcomes": r["n_outcomes"],
+            "n_rejected": r["n_rejected"],
+            "n_rows": sum(1 for i in r.get("ids", ()) if i in decided),
+            "kappa_decision": _fmt(r["kappa_decision"]),
+            "kappa_category_correct": _fmt(r["kappa_category_correct"]),
+            "n_disagreements": r["n_disagreements"],
+        })
+    return out
 
 
 def _build_text(info: Mapping[str, Any], generators: list[dict[str, Any]]) -> tuple[str, str | None]:
@@ -233,8 +253,10 @@ def render_card(
 
     round_info = build_info.get("validation") or {}
     validation_summary = validation_text(
-        release_rows, round_info.get("annotators"), round_info.get("n_outcomes"), round_info.get("n_rejected")
+        release_rows, round_info.get("annotators"), round_info.get("n_outcomes"), round_info.get("n_rejected"),
+        round_info.get("rounds"),
     )
+    rounds = _rounds_table(release_rows, round_info.get("rounds") or [])
     build_description, notice = _build_text(build_info, generators)
     collection = (
         "Natural instructions were read with `datasets` (from the Hub, or from an offline mirror of the same "
@@ -279,6 +301,7 @@ def render_card(
         ships_validation=bool(round_info),
         validation_statuses=validation_statuses,
         agreement=_agreement(build_info.get("agreement")),
+        rounds=rounds,
         build_description=build_description,
     )
 

@@ -35,7 +35,7 @@ from hexainst.kernel.vocab import CATEGORIES, SOURCES
 
 #: Files and folders a release consists of, relative to the release folder.
 RELEASE_ENTRIES: tuple[str, ...] = ("README.md", "LICENSE.md", "data", "reserve", "generations", "validation.json",
-                                    "topup.json", "croissant.json")
+                                    "topup.json", "rejection_rates.json", "croissant.json")
 DATA_DIR = "data"
 RESERVE_FILE = "reserve/reserve.jsonl"
 GENERATIONS_FILE = "generations/synthetic.jsonl"
@@ -43,6 +43,9 @@ GENERATIONS_FILE = "generations/synthetic.jsonl"
 VALIDATION_FILE = "validation.json"
 #: The top-up record a topped-up release ships: ``{"extra": {"<category>/<source>": n}}``.
 TOPUP_FILE = "topup.json"
+#: The expected rejection rates a release's reserves were planned with (``{"source": ..., "cells": {cell: rate}}``),
+#: so that a rebuild plans the same reserves whatever rates the toolkit bundles by then.
+RATES_FILE = "rejection_rates.json"
 #: What each sub-folder of a release may hold (glob patterns relative to it): anything else there is not ours.
 RELEASE_LAYOUT: dict[str, tuple[str, ...]] = {
     "data": tuple(f"{c}.parquet" for c in CATEGORIES),
@@ -87,6 +90,7 @@ def write_release(
     generations: str | os.PathLike[str] | None = None,
     validation: str | os.PathLike[str] | None = None,
     topup: Mapping[str, Any] | None = None,
+    rates: Mapping[str, Any] | None = None,
 ) -> Path:
     """Validate ``rows`` and write them as a release into ``out_dir``; return ``out_dir``.
 
@@ -97,6 +101,8 @@ def write_release(
     ``validation``, if given, is the validation file applied, copied (byte for byte) to ``validation.json``;
     without it a release has no ``validation.json`` (an earlier one is removed with the old entries).
     ``topup``, if given, is the top-up record written to ``topup.json`` (sorted keys, one stable layout).
+    ``rates``, if given, are the expected rejection rates the reserves were planned with, written to
+    ``rejection_rates.json`` in the same layout.
     Nothing in ``out_dir`` changes unless every step succeeds, and ``out_dir`` must be a new folder
     or a HexaInst release (:func:`hexainst.kernel.outputs.claim_release_dir`).
     """
@@ -114,7 +120,7 @@ def write_release(
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with _quiet_datasets():
-        _write(release_rows, reserve_rows, out_dir, build_info, croissant, generations, validation, topup)
+        _write(release_rows, reserve_rows, out_dir, build_info, croissant, generations, validation, topup, rates)
     return out_dir
 
 
@@ -133,7 +139,7 @@ def _quiet_datasets():
 
 
 def _write(release_rows, reserve_rows, out_dir: Path, build_info, croissant, generations, validation=None,
-           topup=None) -> None:
+           topup=None, rates=None) -> None:
     from hexainst.kernel.card import render_card, render_license
     from hexainst.kernel.features import dataset_from_rows
 
@@ -156,6 +162,8 @@ def _write(release_rows, reserve_rows, out_dir: Path, build_info, croissant, gen
             shutil.copyfile(validation, tmp / VALIDATION_FILE)
         if topup:
             (tmp / TOPUP_FILE).write_text(json.dumps(dict(topup), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if rates:
+            (tmp / RATES_FILE).write_text(json.dumps(dict(rates), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         (tmp / "reserve").mkdir()
         with open(tmp / RESERVE_FILE, "w", encoding="utf-8", newline="\n") as fh:
             for row in reserve_rows:

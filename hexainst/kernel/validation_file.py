@@ -1,11 +1,16 @@
 """The validation file (``validation.json``): the hand-off from Label Studio to the release.
 
-:func:`write` checks a document against ``validation.v2.schema.json`` and writes it atomically
+:func:`write` checks a document against ``validation.v3.schema.json`` and writes it atomically
 (temp file, then rename) with stable formatting. :func:`read` is what the release assembly calls:
-it checks the schema of the file's own version (1 or 2), the uniqueness of ids, and that every id
-is a known instruction, and raises :class:`ValidationFileError` naming the entry before anything
-is applied. A version-1 file (before the error ``unsound`` and the annotators' identities) is
-returned upgraded to version 2: its verdicts get identity kind ``unrecorded``.
+it checks the schema of the file's own version (1, 2 or 3), the uniqueness of ids, that every
+outcome's status is what its verdicts decide, and that every id is a known instruction, and raises
+:class:`ValidationFileError` naming the entry before anything is applied.
+
+Version 3 holds one or more rounds (``rounds``: each round's annotators, agreement, number of
+outcomes and the ids still waiting for the senior); every outcome names its round. :func:`merge`
+adds a new round after the rounds of an earlier file. Files of versions 1 and 2 (one round, no
+round numbers) are returned upgraded (:func:`upgrade`): one round, round 1; a version-1 file's
+verdicts get identity kind ``unrecorded``.
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
 
 FORMAT = "hexainst-validation"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Versions :func:`read` and :func:`check` accept (a file of an older version is upgraded on read).
-READABLE_VERSIONS: tuple[int, ...] = (1, 2)
+READABLE_VERSIONS: tuple[int, ...] = (1, 2, 3)
 
 
 class ValidationFileError(UserError):
@@ -74,6 +79,43 @@ def check(doc: Any, source: str = "validation file") -> None:
             raise ValidationFileError(
                 f"{source}: outcomes[{i}] (id={entry['id']!r}): duplicate id (first at outcomes[{first_at}])"
             )
+    if version == 3:
+        _check_rounds(doc, source)
+    _check_statuses(doc, source)
+
+
+def _check_rounds(doc: Mapping[str, Any], source: str) -> None:
+    """Round numbers increase; every outcome names a round of the file; each round counts its own outcomes."""
+    numbers = [r["round"] for r in doc["rounds"]]
+    for i in range(1, len(numbers)):
+        if numbers[i] <= numbers[i - 1]:
+            raise ValidationFileError(f"{source}: rounds[{i}]: round {numbers[i]} after round {numbers[i - 1]} "
+                                      "(rounds are listed once each, in increasing order)")
+    counts = {n: 0 for n in numbers}
+    for i, entry in enumerate(doc["outcomes"]):
+        if entry["round"] not in counts:
+            raise ValidationFileError(f"{source}: outcomes[{i}] (id={entry['id']!r}): round {entry['round']} "
+                                      f"is not among the file's rounds ({', '.join(map(str, numbers))})")
+        counts[entry["round"]] += 1
+    for i, r in enumerate(doc["rounds"]):
+        if r["n_outcomes"] != counts[r["round"]]:
+            raise ValidationFileError(f"{source}: rounds[{i}] (round {r['round']}): n_outcomes is {r['n_outcomes']} "
+                                      f"but {counts[r['round']]} outcomes name this round")
+
+
+def _check_statuses(doc: Mapping[str, Any], source: str) -> None:
+    """Every outcome's status (and corrected text) is what its deciding verdicts say (annotation.outcomes.decided)."""
+    from hexainst.annotation.outcomes import decided
+
+    for i, entry in enumerate(doc["outcomes"]):
+        status, corrected, by = decided(entry["juniors"], entry["senior"])
+        where = f"{source}: outcomes[{i}] (id={entry['id']!r})"
+        if status is None:
+            raise ValidationFileError(f"{where}: status {entry['status']} but the verdicts decide nothing ({by})")
+        if status != entry["status"]:
+            raise ValidationFileError(f"{where}: status {entry['status']} contradicts {by} ({status})")
+        if corrected != entry["corrected_instruction"]:
+            raise ValidationFileError(f"{where}: the corrected instruction differs from the one {by} typed")
 
 
 def upgrade(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,12 +124,31 @@ def upgrade(doc: Mapping[str, Any]) -> dict[str, Any]:
     Version 1 -> 2: every verdict gets identity kind ``unrecorded``, the round's annotators are listed
     from the verdicts (role from where they judged, identity unrecorded), and the error-type agreement
     gains ``unsound`` with undefined values (nobody was asked).
+    Version 2 -> 3: the file's one round becomes round 1 (its tasks waiting for the senior were only
+    counted: ``awaiting_senior`` is null) and every outcome gets ``round`` 1.
     """
+    if doc["format_version"] == FORMAT_VERSION:
+        return dict(doc)
+    v2 = _upgrade_v1(doc) if doc["format_version"] == 1 else doc
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "rounds": [{
+            "round": 1,
+            "created_from": v2["created_from"],
+            "annotators": v2["annotators"],
+            "agreement": v2["agreement"],
+            "n_outcomes": len(v2["outcomes"]),
+            "awaiting_senior": None,
+        }],
+        "outcomes": [{"id": o["id"], "round": 1, **{k: v for k, v in o.items() if k != "id"}} for o in v2["outcomes"]],
+    }
+
+
+def _upgrade_v1(doc: Mapping[str, Any]) -> dict[str, Any]:
     from hexainst.kernel.identity import unrecorded
     from hexainst.kernel.records import upgrade_verdict
 
-    if doc["format_version"] == FORMAT_VERSION:
-        return dict(doc)
     outcomes = [
         {**o, "juniors": [upgrade_verdict(v) for v in o["juniors"]], "senior": upgrade_verdict(o["senior"])}
         for o in doc["outcomes"]
@@ -102,12 +163,43 @@ def upgrade(doc: Mapping[str, Any]) -> dict[str, Any]:
     agreement["error_type_agreement"] = {**agreement["error_type_agreement"], "unsound": {"kappa": None, "percent": None}}
     return {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": 2,
         "created_from": doc["created_from"],
         "annotators": [{"annotator": n, "role": r, "identity": unrecorded()} for n, r in sorted(roles.items())],
         "agreement": agreement,
         "outcomes": outcomes,
     }
+
+
+def merge(previous: Mapping[str, Any], current: Mapping[str, Any], source: str = "--previous") -> dict[str, Any]:
+    """Every round of ``previous`` followed by the rounds of ``current``, renumbered after them.
+
+    Both are checked documents of the current version. An instruction decided in both refuses
+    (:class:`ValidationFileError` naming the id and the earlier round): one outcome per id, and a
+    second round judges only what the first did not decide. Outcomes are sorted by id.
+    """
+    last = max(r["round"] for r in previous["rounds"])
+    first = min(r["round"] for r in current["rounds"])
+    shift = last + 1 - first
+    earlier = {o["id"]: o["round"] for o in previous["outcomes"]}
+    both = sorted(o["id"] for o in current["outcomes"] if o["id"] in earlier)
+    if both:
+        more = f" (and {len(both) - 1} more)" if len(both) > 1 else ""
+        raise ValidationFileError(
+            f"{source}: {both[0]} was already decided in round {earlier[both[0]]} and again in this round{more}; "
+            "a new round judges only rows that no earlier round decided"
+        )
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "rounds": [*map(dict, previous["rounds"]), *({**r, "round": r["round"] + shift} for r in current["rounds"])],
+        "outcomes": sorted(
+            [*map(dict, previous["outcomes"]), *({**o, "round": o["round"] + shift} for o in current["outcomes"])],
+            key=lambda o: o["id"],
+        ),
+    }
+    check(doc, "merged validation document")
+    return doc
 
 
 def dumps(doc: Mapping[str, Any]) -> str:
@@ -124,8 +216,8 @@ def write(path: str | os.PathLike[str], doc: Mapping[str, Any]) -> Path:
     return atomic.write_text(path, dumps(doc))
 
 
-def read(path: str | os.PathLike[str], known_ids: Collection[str]) -> dict[str, Any]:
-    """Read and check a validation file; every outcome id must be in ``known_ids``.
+def read(path: str | os.PathLike[str], known_ids: Collection[str] | None) -> dict[str, Any]:
+    """Read and check a validation file; every outcome id must be in ``known_ids`` (``None``: not checked).
 
     Raises :class:`ValidationFileError` naming the file and the entry (index and id) for a
     file that is not JSON, breaks the schema, repeats an id, or names an unknown instruction.
@@ -142,6 +234,8 @@ def read(path: str | os.PathLike[str], known_ids: Collection[str]) -> dict[str, 
     except json.JSONDecodeError as exc:
         raise ValidationFileError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
     check(doc, str(path))
+    if known_ids is None:
+        return upgrade(doc)
     known = known_ids if isinstance(known_ids, (set, frozenset, dict)) else set(known_ids)
     for i, entry in enumerate(doc["outcomes"]):
         if entry["id"] not in known:

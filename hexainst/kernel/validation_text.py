@@ -46,9 +46,33 @@ def annotators_from_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, An
     return [seen[k] for k in sorted(seen, key=lambda k: (k[0] != "junior", k[1]))]
 
 
+def _kappa(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
+
+
+def rounds_text(rows: Sequence[Mapping[str, Any]], rounds: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One sentence per round: who judged, how many candidates it decided (and release rows), its kappa."""
+    in_release = {r["id"] for r in rows if r["validation"]["status"] != "pending"}
+    out = []
+    for r in rounds:
+        rows_here = sum(1 for i in r.get("ids", ()) if i in in_release)
+        who = "; ".join(f"{a['role']} `{a['annotator']}`: {_who(a['identity'])}" for a in r["annotators"]) or \
+            "annotators not listed"
+        out.append(f"Round {r['round']} decided {r['n_outcomes']} candidates ({r['n_rejected']} rejected; "
+                   f"{rows_here} of them are rows of this release), juniors' Cohen's kappa on the decision "
+                   f"{_kappa(r['kappa_decision'])} over {r['n_double_annotated']} tasks annotated twice. "
+                   f"Its annotators: {who}.")
+    return out
+
+
 def summary(rows: Sequence[Mapping[str, Any]], annotators: Sequence[Mapping[str, Any]] | None = None,
-            n_outcomes: int | None = None, n_rejected: int | None = None) -> str:
-    """The card's paragraph on validation (Markdown)."""
+            n_outcomes: int | None = None, n_rejected: int | None = None,
+            rounds: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """The card's paragraph on validation (Markdown).
+
+    ``rounds`` (the assembly's ``rounds_info``): with more than one round, each round is described on its
+    own (who judged in it, what it decided, its kappa); one round reads as it always did.
+    """
     n = len(rows)
     statuses = Counter(r["validation"]["status"] for r in rows)
     decided = statuses["accepted"] + statuses["revised"]
@@ -60,8 +84,10 @@ def summary(rows: Sequence[Mapping[str, Any]], annotators: Sequence[Mapping[str,
         return f"{text} {PAPER}"
     annotators = list(annotators) if annotators else annotators_from_rows(rows)
     kinds = Counter(a["identity"].get("kind") for a in annotators)
+    several = bool(rounds) and len(rounds) > 1
     if decided == n:
-        head = (f"Validated: all {n} rows of this release were accepted or revised by the validation round "
+        head = (f"Validated: all {n} rows of this release were accepted or revised by the validation "
+                f"{f'rounds ({len(rounds)})' if several else 'round'} "
                 f"({statuses['revised']} revised, their original text in `validation.original_instruction`).")
     else:
         head = (f"Partly validated: {decided} of {n} rows of this release carry a validation outcome "
@@ -79,12 +105,16 @@ def summary(rows: Sequence[Mapping[str, Any]], annotators: Sequence[Mapping[str,
         if (k := kinds.get(kind, 0))
     )
     who = [f"Who validated ({kind_words}):"]
-    for a in juniors + seniors:
-        who.append(f"{a['role']} `{a['annotator']}`: {_who(a['identity'])}.")
+    if several:
+        who.extend(rounds_text(rows, rounds))
+    else:
+        for a in juniors + seniors:
+            who.append(f"{a['role']} `{a['annotator']}`: {_who(a['identity'])}.")
     models = kinds.get("model", 0)
+    these = "these rounds" if several else "this round"
     if models:
-        note = ("Every verdict of this round came from a model, not a person" if models == len(annotators)
-                else "Some verdicts of this round came from models, not people")
+        note = (f"Every verdict of {these} came from a model, not a person" if models == len(annotators)
+                else f"Some verdicts of {these} came from models, not people")
         note += ": each row's `validation.juniors[].identity` and `validation.senior.identity` say whose it is."
     else:
         note = "Every verdict records its annotator's identity (`validation.juniors[].identity`)."

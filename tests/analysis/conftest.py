@@ -25,10 +25,17 @@ def _instructions(per_category: int) -> list[dict]:
 def make_dense_store(
     path: Path, *, seed: int = 0, per_category: int = 8, tokenizer_sha: str = "tok-a",
     policy: dict | None = None, with_sums: bool = True, structure: bool = True, model: str = "tiny-base",
+    texts: bool = False, edited: tuple[str, ...] = (),
 ):
-    """A dense store where each category's instructions fire a category-specific block of neurons."""
+    """A dense store where each category's instructions fire a category-specific block of neurons.
+
+    ``texts``: record a text per row (its hash goes into the header); the rows in ``edited`` get another text.
+    """
     rng = np.random.default_rng(seed)
     instr = _instructions(per_category)
+    if texts:
+        instr = [dict(row, instruction=f"the text of {row['id']}" + (" (edited)" if row["id"] in edited else ""))
+                 for row in instr]
     n, n_cols = len(instr), N_LAYERS * WIDTH
     n_tokens = rng.integers(10, 30, size=n).astype(np.int32)
     counts = np.zeros((n, n_cols), dtype=np.int64)
@@ -104,3 +111,41 @@ def make_dense():
 @pytest.fixture
 def make_moe():
     return make_moe_store
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 2 MB tmpfs mounted for the test, so a write really runs out of space (root only; else skipped).
+
+    ``fill(disk)`` (below) then takes the space that is left, with a file of its own.
+    """
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill(disk: Path) -> Path:
+    """Write ``disk/filler`` until the device is full; return it (delete it to free the space)."""
+    import errno
+    import os
+
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for size in (65536, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
+    return filler

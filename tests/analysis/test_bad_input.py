@@ -41,6 +41,8 @@ def pristine(tmp_path_factory) -> Path:
     stores.make_dense_store(ws / "other-tok", seed=3, tokenizer_sha="tok-b")
     stores.make_dense_store(ws / "no-sums", seed=4, with_sums=False)
     stores.make_moe_store(ws / "moe", seed=1)
+    stores.make_dense_store(ws / "base-texts", seed=1, texts=True)
+    stores.make_dense_store(ws / "ft-edited", seed=2, model="tiny-chat", texts=True, edited=("math-003",))
     assert main(["analyze", "--store", str(ws / "base"), "--out", str(ws / "report")] + QUICK) == 0
     (ws / "mine" / "data").mkdir(parents=True)
     (ws / "mine" / "README.md").write_text("# my notes\n")
@@ -82,6 +84,12 @@ CASES = [
     Case("out-is-another-store", AN + ["--out", "{ws}/moe"], "holds a 'activation store' output, not a 'analysis report'"),
     Case("out-holds-the-causal-rows", AN + ["--causal", "--rows", "{ws}/rows.jsonl", "--out", "{ws}"],
          "it holds this command's input"),
+    Case("out-report-edited-by-the-user", AN + ["--out", "{ws}/report"],
+         "{ws}/report/report.md was edited since hexainst wrote it; a new report in --out would replace the edit",
+         lambda ws: (ws / "report" / "report.md").write_text((ws / "report" / "report.md").read_text()
+                                                             + "\nMy reading: the math block is tokenisation.\n")),
+    Case("out-table-edited-by-the-user", AN + ["--out", "{ws}/report"], "was edited since hexainst wrote it",
+         lambda ws: next((ws / "report" / "tables").glob("*.csv")).write_text("mine\n")),
     # numbers out of range
     Case("eps-0", AN + ["--out", "{ws}/o", "--eps", "0"], "--eps must be in (0, 1)"),
     Case("eps-above-1", AN + ["--out", "{ws}/o", "--eps", "1.5"], "--eps must be in (0, 1)"),
@@ -110,6 +118,9 @@ CASES = [
     Case("store-header-not-utf8", AN + ["--out", "{ws}/o"], "the store header is not UTF-8",
          edit_bytes("base/header.json", lambda b: b"\xfe" + b)),
     Case("compare-other-tokenizer", AN + ["--compare", "{ws}/other-tok", "--out", "{ws}/o"], "different tokenizers"),
+    Case("compare-other-texts", ["analyze", "--store", "{ws}/base-texts", "--compare", "{ws}/ft-edited", "--out",
+                                 "{ws}/o"], "were recorded from different texts of 1 instruction(s) with the same id "
+                                            "(first: 'math-003')"),
     Case("compare-missing", AN + ["--compare", "{ws}/nope", "--out", "{ws}/o"], "activation store {ws}/nope not found"),
     Case("venn-id-unknown", AN + ["--compare", "{ws}/ft", "--out", "{ws}/o", "--venn-id", "nope-1"],
          "--venn-id not among the analysed instructions: nope-1"),
@@ -130,6 +141,11 @@ CASES = [
          "was not written by hexainst"),
     Case("baseline-out-holds-the-rows", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--rows",
                                          "{ws}/rows.jsonl", "--out", "{ws}"], "it holds this command's input"),
+    Case("baseline-model-root-a-file", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--model-root",
+                                        "{ws}/a-file.txt", "--out", "{ws}/b"],
+         "--model-root {ws}/a-file.txt: is a file, not a folder holding the models"),
+    Case("baseline-model-root-missing", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--model-root",
+                                         "{ws}/no-models", "--out", "{ws}/b"], "--model-root {ws}/no-models: no such folder"),
     Case("baseline-batch-size-0", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--out", "{ws}/b",
                                    "--batch-size", "0"], "--batch-size must be an integer >= 1"),
     Case("baseline-per-category-0", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--rows", "{ws}/rows.jsonl",
@@ -203,3 +219,55 @@ def test_an_interrupted_run_leaves_the_previous_report(ws: Path, when: str) -> N
     assert "Traceback" not in err and err.strip().endswith("interrupted")
     assert snapshot(ws / "report") == before
     assert not list(ws.glob(".report.*"))  # the staged folder was removed
+
+
+def test_a_store_without_weights_and_texts_is_analysed_and_said_unchecked(ws: Path, capsys) -> None:
+    """A store whose header lacks the weights fingerprint and text hashes (an old store) still reads; the run
+    says, after its report, that what made it cannot be checked."""
+    assert main(["analyze", "--store", str(ws / "base"), "--out", str(ws / "o")] + QUICK) == 0
+    err = capsys.readouterr().err
+    assert f"{ws / 'base'}: its header does not record the weights or the texts it was made from" in err
+    assert (ws / "o" / "report.md").is_file()
+
+
+def test_a_second_analyze_onto_the_same_report_gets_one_line(ws: Path, capsys) -> None:
+    """A second writer on one report folder stops at once with one line; the report is as it was."""
+    code = ("import sys, time\nfrom hexainst.analysis.output_lock import writer_lock\n"
+            "with writer_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(ws / "report")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = snapshot(ws)
+        assert main(["analyze", "--store", str(ws / "base"), "--out", str(ws / "report")] + QUICK) == 2
+        err = capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    lines = [line for line in err.splitlines() if line.startswith("hexainst ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert f"{(ws / 'report').resolve()}: another hexainst run is writing this analysis report" in lines[0]
+    assert snapshot(ws) == before
+
+
+def test_a_full_disk_under_analyze_is_one_line_and_keeps_the_earlier_report(ws: Path, small_disk: Path,
+                                                                             capsys) -> None:
+    """The report's device is full (a real 2 MB tmpfs, filled): one line naming the folder; the earlier report
+    is as it was and no staged folder is left."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_helpers", Path(__file__).with_name("conftest.py"))
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    fill = helpers.fill
+    shutil.copytree(ws / "report", small_disk / "report")
+    filler = fill(small_disk)
+    before, disk_before = snapshot(ws), snapshot(small_disk)
+    assert main(["analyze", "--store", str(ws / "base"), "--out", str(small_disk / "report")] + QUICK) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("hexainst ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert f"{small_disk / 'report'}: no space left on the device while writing the analysis report" in lines[0]
+    assert snapshot(ws) == before and snapshot(small_disk) == disk_before
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "report"]
+    filler.unlink()
+    assert main(["analyze", "--store", str(ws / "base"), "--out", str(small_disk / "report")] + QUICK) == 0

@@ -107,6 +107,47 @@ def test_editor_renders_and_a_broken_config_is_caught(ls_session, browser, shots
         person.close()
 
 
+CODE = (
+    "Complete the function:\n\n"
+    "def add(a, b):\n"
+    '    """Return the sum of a and b.\n\n'
+    "    >>> add(2, 3)\n"
+    "    5\n"
+    '    """\n'
+)
+
+#: The computed style and the text as drawn, of the innermost element that holds the whole code.
+_DRAWN = """() => {
+  const all = [...document.querySelectorAll('body *')].filter(e => (e.textContent || '').includes('def add(a, b):')
+      && (e.textContent || '').includes('>>> add(2, 3)'));
+  const e = all[all.length - 1];
+  const s = getComputedStyle(e);
+  return {font: s.fontFamily, space: s.whiteSpace, text: e.innerText};
+}"""
+
+
+def test_code_is_drawn_monospace_with_its_indentation(ls_session, browser, shots):
+    row = nat("code", 1, CODE)
+    ls_session.sync_candidates([row], progress=False)
+    a = ls_session.instance("junior1")
+    person = Person(browser, a)
+    try:
+        assert person.login()
+        person.open(f"/projects/{ls_session.project(a)}/data?labeling=1")
+        person.close_instructions()
+        person.page.get_by_text("Is the claimed category correct?", exact=True).first.wait_for()
+        person.page.get_by_text("def add(a, b):").first.wait_for()
+        drawn = person.page.evaluate(_DRAWN)
+        assert "monospace" in drawn["font"], drawn
+        assert drawn["space"] in ("pre-wrap", "pre", "break-spaces"), drawn
+        # What the annotator sees keeps every leading space and line break of the docstring.
+        assert '    """Return the sum of a and b.\n\n    >>> add(2, 3)\n    5\n' in drawn["text"], drawn
+        person.screenshot(shots / "code-screen.png")
+        person.assert_no_problems()
+    finally:
+        person.close()
+
+
 def test_junior_annotates_blind_and_the_senior_sees_both_with_nothing_preselected(ls_session, browser, tmp_path, shots):
     x = nat("generalqa", 10, "Wich planet in the solar system have the most moons.")
     y = nat("summarization", 11, "Write a poem about the sea at night.")
@@ -239,7 +280,9 @@ def test_junior_annotates_blind_and_the_senior_sees_both_with_nothing_preselecte
         text = person.page.inner_text("body")
         assert "Junior 1" in text and "Junior 2" in text
         assert A_TEXT in text and B_SECRET in text
-        assert text.count("Decision: revise") == 2
+        assert text.count("Decision: Revise") == 2
+        # The panes speak the questions' labels, never the stored tokens.
+        assert "Decision: revise" not in text and "wrong_category" not in text
         assert "both juniors revise, with different corrected texts" in text
         assert person.checked_choices() == []
         assert person.page.get_by_placeholder("The full corrected instruction").input_value() == ""

@@ -42,6 +42,17 @@ def _good_rows(folder: Path) -> Path:
     return _rows(folder, "".join(json.dumps(nat("math", i)) + "\n" for i in range(2)))
 
 
+def _previous(folder: Path, status: str) -> Path:
+    """An earlier round's validation file (format 2) whose one outcome says ``status``; the juniors both accept."""
+    from validation_docs import outcome, validation_doc
+
+    entry = outcome(nat("math", 0)["id"], "accepted")
+    entry["status"] = status
+    path = folder / "round1.json"
+    path.write_text(json.dumps(validation_doc([entry], version=2)))
+    return path
+
+
 def _busy_port():
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -109,6 +120,20 @@ CASES = {
         lambda t: (t.joinpath("notes.json").write_text('{"mine": 1}'),
                    ["export", "--data-dir", str(_round(t)), "--out", str(t / "notes.json")])[-1],
         "exists and is not a validation file",
+    ),
+    "export --previous is a folder": (
+        lambda t: (t.joinpath("earlier").mkdir(),
+                   ["export", "--data-dir", str(_round(t)), "--out", str(t / "v.json"), "--previous", str(t / "earlier")])[-1],
+        "--previous",
+    ),
+    "export --previous is missing": (
+        lambda t: ["export", "--data-dir", str(_round(t)), "--out", str(t / "v.json"), "--previous", str(t / "none.json")],
+        "none.json: cannot read the validation file",
+    ),
+    "export --previous whose status contradicts its verdicts": (
+        lambda t: ["export", "--data-dir", str(_round(t)), "--out", str(t / "v.json"),
+                   "--previous", str(_previous(t, "rejected"))],
+        f"round1.json: outcomes[0] (id='{nat('math', 0)['id']}'): status rejected contradicts the agreeing juniors (accepted)",
     ),
     "export --out in a missing folder": (
         lambda t: ["export", "--data-dir", str(_round(t)), "--out", str(t / "no" / "v.json")],

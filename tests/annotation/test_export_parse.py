@@ -55,7 +55,7 @@ def test_build_validation_from_exports():
     doc, result = build_validation(juniors, seniors, CREATED, {"junior1", "junior2"}, {"senior"})
     assert [(o["id"], o["status"]) for o in doc["outcomes"]] == [(A, "accepted"), (B, "accepted")]
     assert doc["outcomes"][0]["senior"]["annotator"] == "senior"
-    assert doc["agreement"]["n_disagreements"] == 1 and doc["agreement"]["n_senior_decided"] == 1
+    assert doc["rounds"][0]["agreement"]["n_disagreements"] == 1 and doc["rounds"][0]["agreement"]["n_senior_decided"] == 1
 
 
 @pytest.mark.parametrize(
@@ -99,3 +99,13 @@ def test_verdicts_of_two_instances_merge_by_instruction_id():
     assert [(o["id"], o["status"], [v["annotator"] for v in o["juniors"]]) for o in doc["outcomes"]] == [
         (A, "accepted", ["junior1", "junior2"])
     ]
+
+
+def test_build_validation_lists_the_tasks_awaiting_the_senior_and_numbers_its_round():
+    juniors, _ = parse_export(export(), USERS, "junior export")
+    doc, result = build_validation(juniors, {}, CREATED, {"junior1", "junior2"}, {"senior"}, round_number=2)
+    [only] = doc["rounds"]
+    assert only["awaiting_senior"] == [A] == result.awaiting_senior  # A: the juniors disagree, no senior yet
+    assert (only["round"], only["n_outcomes"]) == (2, 1)
+    assert [(o["id"], o["round"], o["status"]) for o in doc["outcomes"]] == [(B, 2, "accepted")]
+    assert only["created_from"] == CREATED

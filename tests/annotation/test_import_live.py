@@ -63,7 +63,7 @@ def test_import_lands_each_annotators_verdicts_with_their_identity(ls_session, t
     assert model["prompt"].startswith("judge-prompt.md sha256:")
     doc, result = session.adjudicate()
     validation_file.check(doc)
-    assert {a["annotator"]: a["identity"]["kind"] for a in doc["annotators"]} == {
+    assert {a["annotator"]: a["identity"]["kind"] for a in doc["rounds"][0]["annotators"]} == {
         "junior1": "person", "junior2": "model", "senior": "person"}
     by_id = {o["id"]: o for o in doc["outcomes"]}
     assert by_id[ids[1]]["status"] == "rejected" and by_id[ids[3]]["status"] == "revised"
@@ -77,7 +77,7 @@ def test_import_lands_each_annotators_verdicts_with_their_identity(ls_session, t
     assert _import(session, "junior1", j1) == 0
     assert "0 created" in capsys.readouterr().out
     again, _ = Session.load(ls_session.data_dir).adjudicate()
-    assert again["outcomes"] == doc["outcomes"] and again["agreement"]["extra_annotations_ignored"] == 0
+    assert again["outcomes"] == doc["outcomes"] and again["rounds"][0]["agreement"]["extra_annotations_ignored"] == 0
 
     # The senior's slot: only the tasks the juniors disagree on.
     session = Session.load(ls_session.data_dir)
@@ -159,4 +159,4 @@ def test_judge_lands_a_models_verdicts_and_a_rerun_asks_only_the_rest(ls_session
     assert "not its origin" in who["how"]
     doc, result = session.adjudicate()
     assert result.awaiting_juniors == sorted(r["id"] for r in rows)  # junior2 has not judged yet
-    assert {a["annotator"]: a["identity"]["kind"] for a in doc["annotators"]}["junior1"] == "model"
+    assert {a["annotator"]: a["identity"]["kind"] for a in doc["rounds"][0]["annotators"]}["junior1"] == "model"

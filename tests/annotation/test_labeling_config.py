@@ -115,3 +115,24 @@ def test_ui_labels_are_accepted_and_text_is_stripped():
 def test_bad_results_name_the_annotation(result, message):
     with pytest.raises(ExportError, match=f"junior project instruction X annotation 7: .*{message}"):
         result_to_verdict(result, "a", "junior project instruction X annotation 7")
+
+
+def test_senior_panes_show_labels_not_tokens():
+    verdict = {"annotator": "junior2", "decision": "revise", "category_correct": False,
+               "errors": ["wrong_category", "unclear"], "corrected_instruction": "def f(x):\n    return x"}  # fmt: skip
+    text = lc.describe_verdict(verdict)
+    table = lc.labels()
+    assert f"Decision: {table['decision']['revise']['label']}" in text
+    assert table["errors"]["wrong_category"]["label"] in text and table["errors"]["unclear"]["label"] in text
+    assert "wrong_category" not in text and "category_correct" not in text
+    assert text.endswith("Corrected instruction:\ndef f(x):\n    return x")  # its indentation kept
+
+
+def test_instruction_and_verdicts_are_in_a_verbatim_block():
+    for config in (lc.junior_config(), lc.senior_config()):
+        root = ET.fromstring(config)
+        parents = {child: parent for parent in root.iter() for child in parent}
+        for text in root.iter("Text"):
+            assert parents[text].get("className") == lc.VERBATIM_CLASS, text.get("name")
+        (style,) = root.iter("Style")
+        assert style.text == lc.VERBATIM_CSS and "monospace !important" in style.text

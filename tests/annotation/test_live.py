@@ -64,12 +64,12 @@ def test_agreement_disagreements_kappa_and_senior_override(ls_session, tmp_path)
     senior_tasks = list(ls_session.client(senior).tasks.list(project=ls_session.project(senior), fields="all"))
     assert sorted(t.data["hexainst_id"] for t in senior_tasks) == sorted([ids[4], ids[5], ids[7]])
     task5 = next(t for t in senior_tasks if t.data["hexainst_id"] == ids[5])
-    assert "Decision: accept" in task5.data["junior_1"] and "Decision: revise" in task5.data["junior_2"]
+    assert "Decision: Accept" in task5.data["junior_1"] and "Decision: Revise" in task5.data["junior_2"]
     assert "Say it better." in task5.data["junior_2"]
     assert all(not t.predictions and not t.total_predictions for t in senior_tasks)
 
     doc, result = ls_session.adjudicate()
-    ag = doc["agreement"]
+    ag = doc["rounds"][0]["agreement"]
     assert (ag["n_tasks"], ag["n_double_annotated"], ag["n_disagreements"]) == (10, 10, 3)
     # Hand-computed (see test_agreement.py for the arithmetic):
     # decision pairs acc-acc x5, acc-rev, rev-rev, rev-rej, rej-rej x2 -> kappa = (0.8 - 0.4) / 0.6 = 2/3;
@@ -103,12 +103,12 @@ def test_agreement_disagreements_kappa_and_senior_override(ls_session, tmp_path)
     assert (by_id[ids[7]]["status"], by_id[ids[7]]["corrected_instruction"]) == ("accepted", None)
     assert by_id[ids[7]]["senior"]["annotator"] == "senior"
     assert by_id[ids[7]]["juniors"][0]["decision"] == "revise"
-    assert doc["agreement"]["n_senior_decided"] == 3
-    assert doc["agreement"]["kappa_decision"] == pytest.approx(2 / 3, abs=1e-9)  # junior agreement unchanged
+    assert doc["rounds"][0]["agreement"]["n_senior_decided"] == 3
+    assert doc["rounds"][0]["agreement"]["kappa_decision"] == pytest.approx(2 / 3, abs=1e-9)  # junior agreement unchanged
     out = validation_file.write(tmp_path / "validation.json", doc)
     assert validation_file.read(out, ids)["outcomes"] == doc["outcomes"]
-    assert doc["created_from"]["label_studio_version"] == "1.23.2"
-    assert "junior1 #" in doc["created_from"]["junior_project"] and "junior2 #" in doc["created_from"]["junior_project"]
+    assert doc["rounds"][0]["created_from"]["label_studio_version"] == "1.23.2"
+    assert "junior1 #" in doc["rounds"][0]["created_from"]["junior_project"] and "junior2 #" in doc["rounds"][0]["created_from"]["junior_project"]
 
 
 def test_extra_annotations_on_a_junior_instance_are_ignored_and_reported(ls_session):
@@ -126,8 +126,8 @@ def test_extra_annotations_on_a_junior_instance_are_ignored_and_reported(ls_sess
         id=people.task_id("junior2", ids[1]), result=lc.verdict_to_result(verdict("admin", "reject"))
     )
     doc, result = ls_session.adjudicate()
-    assert doc["agreement"]["extra_annotations_ignored"] == 2
-    assert doc["agreement"]["n_disagreements"] == 0
+    assert doc["rounds"][0]["agreement"]["extra_annotations_ignored"] == 2
+    assert doc["rounds"][0]["agreement"]["n_disagreements"] == 0
     assert {o["id"]: o["status"] for o in doc["outcomes"]} == {ids[0]: "accepted", ids[1]: "accepted"}
     first = next(o for o in doc["outcomes"] if o["id"] == ids[0])
     assert [v["annotator"] for v in first["juniors"]] == ["junior1", "junior2"]

@@ -70,3 +70,33 @@ def test_a_bad_topup_record_is_one_clear_error(tmp_path):
     bad.write_text(json.dumps({"extra": {"math/other": 3}}))
     with pytest.raises(OutputError, match=r"topup.json: not a top-up record"):
         _read_topup(bad)
+
+
+def test_a_release_ships_the_rates_its_reserves_were_planned_with_and_a_rebuild_plans_with_them(tmp_path):
+    from hexainst.builders.assembly.reserve import rates_record
+    from hexainst.cli.build_all import shipped_rates
+    from hexainst.kernel.release import RATES_FILE
+
+    write_pools(tmp_path / "pools", n=160)
+    rates_file = tmp_path / "rates.json"
+    rates_file.write_text(json.dumps({"source": "a pilot", "cells": {"math/synthetic": 0.3}}))
+    out = tmp_path / "release"
+    report = assemble(tmp_path / "pools", out, config=AssemblyConfig(rejection_rates=rates_file))
+    shipped = json.loads((out / RATES_FILE).read_text())
+    assert shipped["cells"]["math/synthetic"] == 0.3  # the file's rate for its cell, the bundled rate elsewhere
+    assert shipped["cells"]["code/natural"] == expected_rates(None)["cells"]["code/natural"]["rate"]
+    # read back as a rates file, the shipped record gives every cell the same rate
+    again = expected_rates(out / RATES_FILE)["cells"]
+    assert {c: e["rate"] for c, e in again.items()} == shipped["cells"]
+    assert rates_record(expected_rates(out / RATES_FILE)) == shipped
+
+    # A rebuild with no --rejection-rates plans with the shipped rates (a copy, outside the release folder)...
+    config = shipped_rates(out, AssemblyConfig(), tmp_path)
+    assert config.rejection_rates == tmp_path / RATES_FILE and config.rejection_rates.read_bytes() == (out / RATES_FILE).read_bytes()
+    before = _tree(out)
+    rebuilt = assemble(tmp_path / "pools", out, config=config)
+    assert _tree(out) == before
+    assert rebuilt["cells"]["math/synthetic"]["reserve"] == report["cells"]["math/synthetic"]["reserve"]
+    # ... and rates named by the user win over the shipped ones
+    assert shipped_rates(out, AssemblyConfig(rejection_rates=rates_file), tmp_path).rejection_rates == rates_file
+    assert shipped_rates(tmp_path / "pools", AssemblyConfig(), tmp_path).rejection_rates is None  # nothing shipped there

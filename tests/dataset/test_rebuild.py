@@ -20,7 +20,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-RELEASE_FILES = ("README.md", "LICENSE.md", "croissant.json", "data", "reserve", "generations")
+RELEASE_FILES = ("README.md", "LICENSE.md", "croissant.json", "rejection_rates.json", "data", "reserve", "generations")
 #: Shipped by a validated (and a topped-up) release: the rebuild applies them again and ships them unchanged.
 OPTIONAL_FILES = ("validation.json", "topup.json")
 

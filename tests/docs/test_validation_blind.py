@@ -70,3 +70,72 @@ def test_unblind_maps_verdicts_to_ids_and_refuses_another_annotators_key(tmp_pat
     twice.write_text(verdicts.read_text().splitlines()[0] + "\n" + verdicts.read_text().splitlines()[0] + "\n")
     with pytest.raises(SystemExit, match="a second verdict"):
         blind.unblind(tmp_path / "keys" / "junior1.keys.jsonl", [twice], tmp_path / "y.jsonl")
+
+
+def _verdict(iid: str, decision: str, category_correct: bool = True, corrected: str | None = None,
+             errors: list[str] | None = None) -> dict:
+    return {"id": iid, "category_correct": category_correct, "errors": errors or [], "decision": decision,
+            "corrected_instruction": corrected}
+
+
+def _write(path: Path, lines: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path
+
+
+SENIOR_ROWS = [{**r, "source": "natural" if "-nat-" in r["id"] else "synthetic"} for r in ROWS]
+
+
+def test_the_seniors_sheet_holds_exactly_what_triage_sends_to_the_senior(tmp_path: Path) -> None:
+    from hexainst.annotation.outcomes import REASON_CATEGORY, REASON_CORRECTIONS_DIFFER, REASON_DECISION
+
+    blind = _blind()
+    ids = [r["id"] for r in SENIOR_ROWS]
+    j1 = [_verdict(ids[0], "accept"), _verdict(ids[1], "accept"), _verdict(ids[2], "reject", errors=["unsound"]),
+          _verdict(ids[3], "accept"), _verdict(ids[4], "revise", corrected="One text."),
+          _verdict(ids[5], "revise", corrected="Same text."), _verdict(ids[6], "accept")]
+    j2 = [_verdict(ids[0], "accept"), _verdict(ids[1], "reject", errors=["unsound"]), _verdict(ids[2], "reject"),
+          _verdict(ids[3], "accept", category_correct=False), _verdict(ids[4], "revise", corrected="Other text."),
+          _verdict(ids[5], "revise", corrected="Same text.")]  # ids[6]: junior2 has not judged it yet
+    juniors = {"junior1": _write(tmp_path / "j1.jsonl", j1), "junior2": _write(tmp_path / "j2.jsonl", j2)}
+    out = tmp_path / "out"
+    needs = blind.senior(SENIOR_ROWS, juniors, out, chunks=1, salt="t")
+    assert needs == {ids[1]: REASON_DECISION, ids[3]: REASON_CATEGORY, ids[4]: REASON_CORRECTIONS_DIFFER}
+    sheet = _lines(out / "senior" / "sheet-1.jsonl")
+    keys = {k["key"]: k["id"] for k in _lines(out / "keys" / "senior.keys.jsonl")}
+    assert sorted(keys.values()) == sorted(needs) and {t["key"] for t in sheet} == set(keys)
+    by_id = {r["id"]: r for r in SENIOR_ROWS}
+    text = (out / "senior" / "sheet-1.jsonl").read_text()
+    assert "junior1" not in text and "junior2" not in text and "identity" not in text  # no names, no identities
+    for task in sheet:
+        iid = keys[task["key"]]
+        assert iid[-12:] not in task["key"] and set(task) == {
+            "key", "category", "origin", "instruction", "reason", "verdict A", "verdict B"}
+        assert (task["category"], task["origin"], task["instruction"], task["reason"]) == (
+            by_id[iid]["category"], by_id[iid]["source"], by_id[iid]["instruction"], needs[iid])
+        mine = [{k: v for k, v in x.items() if k != "id"} for x in (*j1, *j2) if x["id"] == iid]
+        assert sorted(json.dumps(v, sort_keys=True) for v in (task["verdict A"], task["verdict B"])) == sorted(
+            json.dumps(v, sort_keys=True) for v in mine)
+    for path in (out / "keys" / "senior.keys.jsonl", out / "senior" / "sheet-1.jsonl"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # the senior's verdicts come back through the senior's own keys
+    answers = _write(tmp_path / "s.jsonl", [{"key": t["key"], "category_correct": True, "errors": [],
+                                             "decision": "reject", "corrected_instruction": None} for t in sheet])
+    blind.unblind(out / "keys" / "senior.keys.jsonl", [answers], tmp_path / "senior-ids.jsonl")
+    assert sorted(v["id"] for v in _lines(tmp_path / "senior-ids.jsonl")) == sorted(needs)
+
+
+def test_the_seniors_sheet_refuses_bad_junior_files_and_writes_nothing(tmp_path: Path) -> None:
+    blind = _blind()
+    ids = [r["id"] for r in SENIOR_ROWS]
+    good = _write(tmp_path / "j1.jsonl", [_verdict(ids[0], "accept")])
+    unknown = _write(tmp_path / "u.jsonl", [_verdict("math-syn-ffffffffffff", "accept")])
+    twice = _write(tmp_path / "t.jsonl", [_verdict(ids[0], "accept"), _verdict(ids[0], "reject")])
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match=r"u.jsonl:1: id 'math-syn-ffffffffffff' is not a row"):
+        blind.senior(SENIOR_ROWS, {"junior1": good, "junior2": unknown}, out, chunks=1, salt="t")
+    with pytest.raises(SystemExit, match=r"t.jsonl:2: a second verdict of junior2"):
+        blind.senior(SENIOR_ROWS, {"junior1": good, "junior2": twice}, out, chunks=1, salt="t")
+    with pytest.raises(SystemExit, match="exactly two juniors"):
+        blind.senior(SENIOR_ROWS, {"junior1": good}, out, chunks=1, salt="t")
+    assert not out.exists()

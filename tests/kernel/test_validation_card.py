@@ -62,7 +62,7 @@ def test_info_shows_status_kappa_and_annotators_from_the_shipped_file(rows, tmp_
     assert "junior junior1: person" in text
     assert main(["info", "--json", str(out)]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["validation_file"]["kappa_decision"] == 0.5 and data["validation"]["accepted"] == 3
+    assert data["validation_file"]["rounds"][0]["kappa_decision"] == 0.5 and data["validation"]["accepted"] == 3
     plain = write_release(rows, tmp_path / "plain")
     assert not (plain / "validation.json").exists()
     assert main(["info", str(plain)]) == 0
@@ -80,3 +80,62 @@ def test_a_strangers_validation_json_is_never_replaced(rows, tmp_path):
     with pytest.raises(OutputError, match=r"validation.json \(not a HexaInst validation file\)"):
         write_release(rows, folder)
     assert (folder / "validation.json").read_text() == '{"my": "notes"}'
+
+
+def _two_rounds(rows: list[dict]) -> dict:
+    """Round 1 by people over rows[:3]; round 2 by models over rows[3:5] and one candidate it rejected."""
+    from hexainst.kernel import validation_file
+
+    first = validation_file.upgrade(validation_doc([outcome(r["id"], "accepted") for r in rows[:3]]))
+    rejected = rows[0]["id"][:-12] + "f" * 12  # a candidate that left for the reserve's next row
+    second = validation_doc([outcome(r["id"], "accepted") for r in rows[3:5]] + [outcome(rejected, "rejected")], version=2)
+    for entry in second["outcomes"]:
+        for i, v in enumerate(entry["juniors"]):
+            v.update(annotator=f"junior{i + 3}", identity=MODEL)
+    second["annotators"] = [{"annotator": f"junior{i + 3}", "role": "junior", "identity": MODEL} for i in range(2)]
+    second["agreement"]["kappa_decision"] = 0.25
+    second["outcomes"].sort(key=lambda o: o["id"])
+    return validation_file.merge(first, validation_file.upgrade(second))
+
+
+def test_a_release_validated_in_two_rounds_says_who_judged_in_which(rows, tmp_path, capsys):
+    from hexainst.builders.assembly.assemble import rounds_info
+
+    doc = _two_rounds(rows)
+    decided = ([_decided(r, "accepted", (PERSON, PERSON)) for r in rows[:3]]
+               + [_decided(r, "accepted", (MODEL, MODEL)) for r in rows[3:5]] + rows[5:])
+    vfile = tmp_path / "v.json"
+    vfile.write_text(json.dumps(doc))
+    out = write_release(decided, tmp_path / "release", validation=vfile,
+                        build_info={"validation": rounds_info(doc), "agreement": None})
+    card = (out / "README.md").read_text()
+    assert f"Partly validated: 5 of {len(rows)} rows" in card and "Validated: all" not in card
+    assert "Round 1 decided 3 candidates (0 rejected; 3 of them are rows of this release)" in card
+    assert "Round 2 decided 3 candidates (1 rejected; 2 of them are rows of this release)" in card
+    assert "junior `junior3`: the model `judge-x`" in card
+    assert "Some verdicts of these rounds came from models, not people" in card
+    assert "| 1 | junior1 (person), junior2 (person), senior (person) | 3 | 0 | 3 | 0.500 |" in card
+    assert "| 2 | junior3 (model), junior4 (model) | 3 | 1 | 2 | 0.250 |" in card
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "validation file: 6 candidates decided (1 rejected) in 2 rounds" in text
+    assert "round 1: 3 candidates decided (0 rejected, 3 rows of this release); juniors' Cohen's kappa" in text
+    assert "round 2: 3 candidates decided (1 rejected, 2 rows of this release)" in text and "decision 0.250" in text
+    assert "junior junior3: model judge-x" in text
+    assert main(["info", "--json", str(out)]) == 0
+    block = json.loads(capsys.readouterr().out)["validation_file"]
+    assert [(r["round"], r["n_outcomes"], r["n_rows"], r["kappa_decision"]) for r in block["rounds"]] == [
+        (1, 3, 3, 0.5), (2, 3, 2, 0.25)]
+
+
+def test_one_round_keeps_its_card_text(rows, tmp_path):
+    """A one-round file (format 2 or 3) renders the card as before: no rounds table, the agreement block."""
+    from hexainst.builders.assembly.assemble import rounds_info
+    from hexainst.kernel import validation_file
+
+    doc = validation_file.upgrade(validation_doc([outcome(r["id"], "accepted") for r in rows[:3]]))
+    decided = [_decided(r, "accepted", (PERSON, PERSON)) for r in rows[:3]] + rows[3:]
+    info = {"validation": rounds_info(doc), "agreement": doc["rounds"][0]["agreement"]}
+    card = (write_release(decided, tmp_path / "r", build_info=info) / "README.md").read_text()
+    assert "| round |" not in card and "Round 1 decided" not in card
+    assert "Cohen's kappa 0.500 on the decision" in card and "junior `junior1`: a person" in card

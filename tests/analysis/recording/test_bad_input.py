@@ -82,6 +82,53 @@ def _v1_store(ws: Path) -> None:
     _header("store-a", lambda h: h.update(format_version=1))(ws)
 
 
+def _edit_line(data: bytes, index: int, fn: Callable[[dict], object]) -> bytes:
+    """A JSONL file's bytes with row ``index`` changed in place by ``fn``."""
+    lines = data.decode().splitlines()
+    row = json.loads(lines[index])
+    fn(row)
+    lines[index] = json.dumps(row)
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _killed_after_one_shard(ws: Path) -> None:
+    """store-a as a `record` killed after its first shard, and six.jsonl, its rows, to resume it with."""
+    (ws / "store-a" / "shards" / "00001.npz").unlink()
+    (ws / "store-a" / "shards" / "00001.npz.sha256").unlink()
+    (ws / "six.jsonl").write_text("".join(json.dumps(r) + "\n" for r in make_rows(12, seed=3)[:6]))
+
+
+def _other_weights_in_the_model_folder(ws: Path) -> None:
+    _killed_after_one_shard(ws)
+    shutil.copyfile(ws / "other-model" / "model.safetensors", ws / "model" / "model.safetensors")
+
+
+def _edited_text(ws: Path) -> None:
+    """six.jsonl with row-002's text edited, its id kept (as a validation revision does)."""
+    _killed_after_one_shard(ws)
+    rows = make_rows(12, seed=3)[:6]
+    rows[2]["instruction"] += " (revised)"
+    (ws / "six.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _shard_from_another_store(ws: Path) -> None:
+    """store-other (the same rows as store-b, other weights): its first shard and checksum copied into store-b."""
+    for name in ("00000.npz", "00000.npz.sha256"):
+        shutil.copyfile(ws / "store-other" / "shards" / name, ws / "store-b" / "shards" / name)
+
+
+def _as_format_2(store: Path) -> None:
+    """``store`` as a format-2 store wrote it: no weights fingerprint, no text hashes, no shard bindings."""
+    doc = json.loads((store / "header.json").read_text())
+    doc["format_version"] = 2
+    doc["model"].pop("weights_sha256")
+    for row in doc["instructions"]:
+        row.pop("text_sha256")
+    (store / "header.json").write_text(json.dumps(doc))
+    for check in (store / "shards").glob("*.sha256"):
+        check.write_text("".join(ln + "\n" for ln in check.read_text().splitlines() if not ln.startswith("#")))
+
+
 @dataclass
 class Case:
     id: str
@@ -124,6 +171,16 @@ CASES = [
          edit_bytes("rows.jsonl", lambda b: b.replace(b'"instruction"', b'"text"', 2).replace(b'"text"', b'"instruction"', 1))),
     Case("rows-duplicate-id", REC + ROWS + ["--out", "{ws}/new"], "duplicate instruction id 'row-000'",
          edit_bytes("rows.jsonl", lambda b: b + b.split(b"\n")[0] + b"\n")),
+    Case("row-category-null", REC + ROWS + ["--out", "{ws}/new"],
+         "rows.jsonl line 3: row row-002 has category null; a category must be a name of letters",
+         edit_bytes("rows.jsonl", lambda b: _edit_line(b, 2, lambda r: r.update(category=None)))),
+    Case("row-category-markup", REC + ROWS + ["--out", "{ws}/new"],
+         'rows.jsonl line 1: row row-000 has category "<img src=x onerror=alert(1)>"',
+         edit_bytes("rows.jsonl", lambda b: _edit_line(b, 0, lambda r: r.update(category="<img src=x onerror=alert(1)>")))),
+    Case("row-of-a-megabyte", REC + ROWS + ["--out", "{ws}/new"],
+         "tokens; the model takes at most 256 (its max_position_embeddings): shorten it or leave it out",
+         edit_bytes("rows.jsonl", lambda b: _edit_line(b, 1, lambda r: r.update(
+             instruction=(r["instruction"] + " ") * (1_000_000 // (len(r["instruction"]) + 1)))))),
     Case("category-matches-nothing", REC + ROWS + ["--out", "{ws}/new", "--category", "poetry"], "no rows to record"),
     Case("model-folder-missing", ["record", "--model", "{ws}/no-such-model"] + ROWS + ["--out", "{ws}/new"],
          "cannot load model"),
@@ -140,6 +197,33 @@ CASES = [
              json.dumps(r) + "\n" for r in make_rows(12, seed=3)[:6])))),
     Case("resume-other-rows", REC + ROWS + ["--out", "{ws}/store-a", "--rows-per-shard", "4"],
          "different 'instructions' (6 -> 12 entries)", _rehome),
+    # a store knows what made it: the weights and the texts
+    Case("resume-other-weights-in-the-same-folder", REC + ["--rows", "{ws}/six.jsonl", "--out", "{ws}/store-a",
+                                                           "--rows-per-shard", "4"],
+         "store-a was recorded from other weights (weights_sha256 ", _other_weights_in_the_model_folder),
+    Case("resume-another-model", ["record", "--model", "{ws}/other-model", "--rows", "{ws}/six.jsonl", "--out",
+                                  "{ws}/store-a", "--rows-per-shard", "4"],
+         "store-a was recorded from other weights", _killed_after_one_shard),
+    Case("resume-edited-text", REC + ["--rows", "{ws}/six.jsonl", "--out", "{ws}/store-a", "--rows-per-shard", "4"],
+         "store-a: the text of instruction 'row-002' is not the text this store was recorded from", _edited_text),
+    Case("resume-a-format-2-store", REC + ["--rows", "{ws}/six.jsonl", "--out", "{ws}/store-a", "--rows-per-shard", "4"],
+         "holds a store of format 2 (written before stores recorded their weights and texts)",
+         lambda ws: (_killed_after_one_shard(ws), _as_format_2(ws / "store-a"))),
+    Case("info-shard-from-another-store", ["record-info", "{ws}/store-b"],
+         "store-b: shard shards/00000.npz (rows 0..3) was recorded from other weights, texts or settings",
+         _shard_from_another_store),
+    Case("info-header-texts-edited", ["record-info", "{ws}/store-b"],
+         "store-b: shard shards/00000.npz (rows 0..3) was recorded from other weights, texts or settings",
+         _header("store-b", lambda h: h["instructions"][1].update(text_sha256="0" * 64))),
+    Case("merge-a-part-with-a-shard-from-another-store", ["record-merge", "{ws}/store-a", "{ws}/store-b", "--out",
+                                                          "{ws}/m"],
+         "store-b: shard shards/00000.npz (rows 0..3) was recorded from other weights", _shard_from_another_store),
+    Case("merge-into-a-users-folder-holding-parts", ["record-merge", "{ws}/mine/parts/rank-00000",
+                                                     "{ws}/mine/parts/rank-00001", "--out", "{ws}/mine"],
+         "mine: holds README.md and was not written by hexainst",
+         lambda ws: ((ws / "mine" / "parts").mkdir(), shutil.copytree(ws / "store-a", ws / "mine/parts/rank-00000"),
+                     shutil.copytree(ws / "store-b", ws / "mine/parts/rank-00001"),
+                     (ws / "mine" / "header.json").write_text('{"my": "own header"}\n'))),
     # record-info: every shard checked, every problem named
     Case("info-missing-folder", ["record-info", "{ws}/nothing"], "activation store {ws}/nothing not found"),
     Case("info-foreign-folder", ["record-info", "{ws}/mine"], "is not an activation store (no header.json)"),
@@ -184,13 +268,15 @@ CASES = [
 
 
 def _replace_shard(store: Path, shard: int, arrays: dict) -> None:
-    """A shard rewritten with other arrays and a matching checksum (a well-formed file with the wrong content)."""
+    """A shard rewritten with other arrays and a matching checksum and binding (a well-formed file with the
+    wrong content)."""
     from hexainst.analysis.recording.store import _write_checksum, _write_npz
 
     path = store / "shards" / f"{shard:05d}.npz"
+    binding = (path.parent / f"{path.name}.sha256").read_text().splitlines()[0].split()[-1]
     with open(path, "wb") as handle:
         _write_npz(handle, arrays)
-    _write_checksum(path)
+    _write_checksum(path, binding)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -285,3 +371,174 @@ def test_merge_replaces_its_own_earlier_output(ws: Path, capsys) -> None:
     again = ActivationStore.open(ws / "m")
     assert again.ids == first_ids[6:] + first_ids[:6]
     np.testing.assert_array_equal(again.counts(), np.vstack([first_counts[6:], first_counts[:6]]))
+
+
+def test_a_resume_refused_for_other_weights_keeps_every_shard(ws: Path, capsys) -> None:
+    """The issue's case: killed after one shard, the same --model folder now holds other weights: refused, and
+    with the old weights back the run resumes (the refusal wrote nothing)."""
+    _killed_after_one_shard(ws)
+    good = (ws / "model" / "model.safetensors").read_bytes()
+    shutil.copyfile(ws / "other-model" / "model.safetensors", ws / "model" / "model.safetensors")
+    argv = ["record", "--model", str(ws / "model"), "--rows", str(ws / "six.jsonl"), "--out", str(ws / "store-a"),
+            "--rows-per-shard", "4"]
+    assert main(argv) == 2
+    (ws / "model" / "model.safetensors").write_bytes(good)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "recorded 2 instructions, 4 already there" in out
+
+
+def test_the_same_folder_spelled_two_ways_is_the_same_model(ws: Path, capsys, monkeypatch) -> None:
+    """Recorded with a relative --model, resumed with the absolute path: the same model; the header holds the
+    folder resolved when the store was made."""
+    _killed_after_one_shard(ws)
+    monkeypatch.chdir(ws)
+    assert main(["record", "--model", "model", "--rows", "six.jsonl", "--out", "rel", "--rows-per-shard", "4"]) == 0
+    header = json.loads((ws / "rel" / "header.json").read_text())
+    assert header["model"]["name_or_path"] == str((ws / "model").resolve())
+    assert len(header["model"]["weights_sha256"]) == 64
+    assert all(len(row["text_sha256"]) == 64 for row in header["instructions"])
+    (ws / "rel" / "shards" / "00001.npz").unlink()
+    monkeypatch.chdir(ws / "mine")
+    assert main(["record", "--model", str(ws / "model"), "--rows", "../six.jsonl", "--out", "../rel",
+                 "--rows-per-shard", "4"]) == 0
+    assert "recorded 2 instructions, 4 already there" in capsys.readouterr().out
+    # a store recorded from a model object loaded from that folder resumes under its path, too
+    assert main(["record", "--model", "../model", "--rows", "../six.jsonl", "--out", str(ws / "store-a"),
+                 "--rows-per-shard", "4"]) == 0
+    assert "recorded 2 instructions, 4 already there" in capsys.readouterr().out
+
+
+def test_a_format_2_store_reads_and_says_it_cannot_be_checked(ws: Path, capsys) -> None:
+    _as_format_2(ws / "store-a")
+    assert main(["record-info", str(ws / "store-a")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["made_from"].startswith("not checked: format 2, written before stores recorded their weights")
+    assert info["shards"] == {"n": 2, "checksums": "all match"}
+    assert main(["record-info", str(ws / "store-b")]) == 0
+    assert json.loads(capsys.readouterr().out)["made_from"].startswith("checked: ")
+
+
+def _hold_lock(folder: Path):
+    """A second process that holds the writer's lock of ``folder`` (as a run writing it does) until killed."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time\nfrom hexainst.analysis.output_lock import writer_lock\n"
+            "with writer_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+@pytest.mark.parametrize("command", ["record", "record-merge"])
+def test_a_second_writer_gets_one_line(ws: Path, capsys, command: str) -> None:
+    """Two writers on one store: the second stops at once with one line; nothing changes on disk."""
+    target = ws / ("store-a" if command == "record" else "m")
+    if command == "record":
+        _killed_after_one_shard(ws)
+        argv = ["record", "--model", str(ws / "model"), "--rows", str(ws / "six.jsonl"), "--out", str(target),
+                "--rows-per-shard", "4"]
+    else:
+        argv = ["record-merge", str(ws / "store-a"), str(ws / "store-b"), "--out", str(target)]
+    holder = _hold_lock(target)
+    try:
+        before = snapshot(ws)
+        code = main(argv)
+        err = capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    lines = [line for line in err.splitlines() if line.startswith("hexainst ")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert f"{target.resolve()}: another hexainst run is writing this activation store" in lines[0]
+    assert snapshot(ws) == before
+    if command == "record":  # the lock dies with its holder: the same command now resumes
+        assert main(argv) == 0
+        assert "recorded 2 instructions, 4 already there" in capsys.readouterr().out
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("hexainst ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("cache", ["a-file", "read-only"])
+def test_an_unusable_cache_is_named_before_the_gguf_conversion(ws: Path, capsys, monkeypatch, cache: str) -> None:
+    """HEXAINST_CACHE a file or read-only: one line naming it, before the minute-long conversion starts."""
+    import os
+
+    if cache == "read-only" and os.geteuid() == 0:
+        pytest.skip("root writes into a read-only folder")
+    (ws / "fake.gguf").write_bytes(b"GGUF" + bytes(60))  # never read as a model: the check comes first
+    where = ws / "a-file.txt" if cache == "a-file" else ws / "ro-cache"
+    if cache == "read-only":
+        where.mkdir()
+        where.chmod(0o500)
+    monkeypatch.setenv("HEXAINST_CACHE", str(where))
+    before = snapshot(ws)
+    code = main(["record", "--model", str(ws / "fake.gguf"), "--rows", str(ws / "rows.jsonl"), "--out", str(ws / "new")])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert f"$HEXAINST_CACHE {where}: cannot write the GGUF conversion" in _one_line(err)
+    assert "converting" not in out
+    assert snapshot(ws) == before and not (ws / "new").exists()
+
+
+def test_causal_from_another_folder_names_a_relative_model_path(ws: Path, capsys, monkeypatch) -> None:
+    """An old store that recorded its model as a relative path, analysed with --causal from elsewhere: the path is
+    named (not blamed on the Hub)."""
+    _header("store-a", lambda h: h["model"].update(name_or_path="model"))(ws)
+    monkeypatch.chdir(ws / "mine")
+    before = snapshot(ws)
+    code = main(["analyze", "--store", str(ws / "store-a"), "--causal", "--rows", str(ws / "rows.jsonl"),
+                 "--out", str(ws / "o"), "--quiet"])
+    assert code == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"the store header names the model 'model', a path relative to where the store was recorded, not found " \
+           f"from {ws / 'mine'}; pass --causal-model" in line
+    assert snapshot(ws) == before
+
+
+def test_a_model_without_an_adapter_is_one_line_and_nothing_more(ws: Path, capfd) -> None:
+    """A BERT folder: the one line, before the weights load (no load report of missing and unexpected keys)."""
+    import transformers as tf
+
+    config = tf.BertConfig(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=48)
+    tf.BertModel(config).save_pretrained(ws / "bert")
+    make_tokenizer().save_pretrained(ws / "bert")
+    capfd.readouterr()
+    before = snapshot(ws)
+    assert main(["record", "--model", str(ws / "bert"), "--rows", str(ws / "rows.jsonl"), "--out", str(ws / "new")]) == 2
+    out, err = capfd.readouterr()
+    assert err.strip().splitlines() == [err.strip()], err  # one line, nothing else on stderr
+    assert err.startswith("hexainst record: error: no recording adapter for config class BertConfig")
+    assert snapshot(ws) == before and not (ws / "new").exists()
+
+
+@pytest.mark.parametrize("command", ["record", "record-merge"])
+def test_a_full_disk_is_one_line_naming_the_folder(ws: Path, small_disk: Path, capsys, command: str) -> None:
+    """The store's device is full (a real 2 MB tmpfs, filled): one line naming the folder, nothing half-written;
+    with space again, the same command completes."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_c", Path(__file__).parents[1] / "conftest.py")
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    target = small_disk / "store"
+    argv = (["record", "--model", str(ws / "model"), "--rows", str(ws / "rows.jsonl"), "--out", str(target),
+             "--rows-per-shard", "4"] if command == "record" else
+            ["record-merge", str(ws / "store-a"), str(ws / "store-b"), "--out", str(target)])
+    filler = helpers.fill(small_disk)
+    before, disk_before = snapshot(ws), snapshot(small_disk)
+    assert main(argv) == 2
+    line = _one_line(capsys.readouterr().err)
+    what = "activation store" if command == "record" else "merged store"
+    assert f"{target}: no space left on the device while writing the {what}" in line, line
+    assert snapshot(ws) == before and snapshot(small_disk) == disk_before
+    assert not [p for p in small_disk.rglob("*") if p.is_file() and p != filler]  # no temporary file left
+    filler.unlink()
+    assert main(argv) == 0
+    assert len(ActivationStore.open(target)) == 12

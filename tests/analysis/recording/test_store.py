@@ -34,11 +34,20 @@ def test_dense_round_trip_and_columns(tmp_path):
                         blocks=DENSE_BLOCKS, n_layers=2, rows_per_shard=3)
     assert sorted(p.name for p in (tmp_path / "s" / "shards").iterdir()) == [
         "00000.npz", "00000.npz.sha256", "00001.npz", "00001.npz.sha256", "00002.npz", "00002.npz.sha256"]
-    # sha256sum format: the checksum of the shard's bytes, then its name
+    # sha256sum format (its '#' line, the shard's binding to this store, is skipped by sha256sum -c):
+    # the checksum of the shard's bytes, then its name
     import hashlib
+    import subprocess
+
+    from hexainst.analysis.recording.store import shard_binding
 
     line = (tmp_path / "s" / "shards" / "00001.npz.sha256").read_text()
-    assert line == hashlib.sha256((tmp_path / "s" / "shards" / "00001.npz").read_bytes()).hexdigest() + "  00001.npz\n"
+    assert line == (f"# hexainst-binding {shard_binding(store.header, 3, 6)}\n"
+                    + hashlib.sha256((tmp_path / "s" / "shards" / "00001.npz").read_bytes()).hexdigest()
+                    + "  00001.npz\n")
+    check = subprocess.run(["sha256sum", "--strict", "-c", "00001.npz.sha256"], cwd=tmp_path / "s" / "shards",
+                           capture_output=True, text=True)
+    assert check.returncode == 0 and check.stdout == "00001.npz: OK\n", check
     again = ActivationStore.open(tmp_path / "s")
     assert again.ids == [f"i{k}" for k in range(7)] and again.categories == ["code"] * 7
     assert again.counts().dtype == np.uint16 and again.n_tokens.dtype == np.int32
@@ -52,7 +61,7 @@ def test_dense_round_trip_and_columns(tmp_path):
     assert again.routing is None and again.sums() is None
     np.testing.assert_allclose(again.frequencies(), counts / n_tokens[:, None])
     header = json.loads((tmp_path / "s" / "header.json").read_text())
-    assert header["format"] == "hexainst-activations" and header["format_version"] == 2
+    assert header["format"] == "hexainst-activations" and header["format_version"] == 3
     assert [row["id"] for row in header["instructions"]] == again.ids
     assert not list((tmp_path / "s").rglob("*.tmp"))
 
