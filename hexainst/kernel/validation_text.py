@@ -104,7 +104,8 @@ def summary(rows: Sequence[Mapping[str, Any]], annotators: Sequence[Mapping[str,
                                    ("unrecorded", "unrecorded", "unrecorded"))
         if (k := kinds.get(kind, 0))
     )
-    who = [f"Who validated ({kind_words}):"]
+    who = [f"Who validated ({kind_words}):" if not several else
+           f"Who validated, in {len(rounds)} rounds ({kind_words}, counted once per round and role):"]
     if several:
         who.extend(rounds_text(rows, rounds))
     else:

@@ -114,6 +114,8 @@ def test_a_release_validated_in_two_rounds_says_who_judged_in_which(rows, tmp_pa
     assert "Round 2 decided 3 candidates (1 rejected; 2 of them are rows of this release)" in card
     assert "junior `junior3`: the model `judge-x`" in card
     assert "Some verdicts of these rounds came from models, not people" in card
+    # annotators are counted per round and role (the same person in two rounds is two entries): the card says so
+    assert "Who validated, in 2 rounds (3 people, 2 model annotators, counted once per round and role):" in card
     assert "| 1 | junior1 (person), junior2 (person), senior (person) | 3 | 0 | 3 | 0.500 |" in card
     assert "| 2 | junior3 (model), junior4 (model) | 3 | 1 | 2 | 0.250 |" in card
     assert main(["info", str(out)]) == 0
