@@ -9,9 +9,11 @@ so that ``hexainst --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from hexainst.cli import analyze, annotate, assembly, finetune, natural, record, release, synthetic
 
@@ -45,10 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from hexainst.cli.pipes import guard_stdout
+
+    guard_stdout()
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout.flush()  # while the guard can still swallow a reader that has gone
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with contextlib.ExitStack() as locks:
+            _lock_build_outputs(args, locks)
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -63,6 +77,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"hexainst {args.command}: error: {paths}: {exc.strerror}", file=sys.stderr)
             return 2
         raise
+
+
+def _lock_build_outputs(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    """One writer at a time on every folder a build writes (its ``--out``, its ``--work``): a second
+    ``build`` onto the same folder, however it is spelled, stops at once with one line naming it."""
+    if args.command != "build":
+        return
+    from hexainst.analysis.output_lock import writer_lock
+
+    seen = set()
+    for option in ("out", "work"):
+        folder = getattr(args, option, None)
+        if folder is None or Path(folder).expanduser().resolve() in seen:
+            continue
+        seen.add(Path(folder).expanduser().resolve())
+        stack.enter_context(writer_lock(folder, what=f"--{option} folder"))
 
 
 #: Errors the file system gives for what the user pointed a command at (permissions, a file in a

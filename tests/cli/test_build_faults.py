@@ -1,0 +1,94 @@
+"""Faults around a build, through the real command line: a rebuild that would drop answers, a second
+writer on the same folder, a reader that closes the pipe. Each asserts what is on disk afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hexainst.kernel.records import natural_row, synthetic_row
+from hexainst.kernel.release import GENERATIONS_FILE
+from hexainst.kernel.vocab import CATEGORIES, SOURCES
+from workspace_files import changed_files, snapshot
+
+
+def _pool_rows(category: str, source: str, n: int) -> list[dict]:
+    if source == "natural":
+        return [natural_row(category=category, instruction=f"Made-up natural {category} instruction {i}.", license="MIT",
+                            source_name="made_up", dataset_id="example/made-up", revision="sha256:" + "1" * 64,
+                            config=None, split="test", row_id=str(i), task_name=None, pattern_id="made_up.v1")
+                for i in range(n)]
+    return [synthetic_row(category=category, instruction=f"Made-up synthetic {category} instruction {i}.",
+                          generator_model="made-up-model", endpoint_host="127.0.0.1", prompt_id=category,
+                          prompt_version="v1", seed=0, request_hash=f"{i:016x}", item_index=0) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    """pools/ and release/ built from them, the release shipping 3 generator answers."""
+    from hexainst.builders.assembly import assemble
+
+    ws = tmp_path_factory.mktemp("faults")
+    (ws / "pools").mkdir()
+    for c in CATEGORIES:
+        for s in SOURCES:
+            rows = _pool_rows(c, s, 104)
+            (ws / "pools" / f"{c}.{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assemble(ws / "pools", ws / "release")
+    (ws / "release" / "generations").mkdir()
+    (ws / "release" / GENERATIONS_FILE).write_text("".join(json.dumps({"answer": i}) + "\n" for i in range(3)))
+    return ws
+
+
+@pytest.fixture
+def ws(pristine: Path, tmp_path: Path) -> Path:
+    shutil.copytree(pristine, tmp_path / "ws")
+    return tmp_path / "ws"
+
+
+def _hexainst(ws: Path, *argv: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "hexainst", *argv], cwd=ws, env=env, text=True, timeout=300,
+                          **({"capture_output": True} | kwargs))
+
+
+def test_a_release_rebuilt_from_pools_keeps_the_generations_it_shipped(ws: Path) -> None:
+    answers = (ws / "release" / GENERATIONS_FILE).read_bytes()
+    done = _hexainst(ws, "build", "release", "--pools", "pools", "--out", "release", "--seed", "7")
+    assert done.returncode == 0, done.stderr
+    assert (ws / "release" / GENERATIONS_FILE).read_bytes() == answers
+    assert f"kept {GENERATIONS_FILE} of the earlier release (3 answers)" in done.stdout
+
+
+def test_a_second_build_onto_the_same_folder_gets_one_line(ws: Path) -> None:
+    from hexainst.analysis.output_lock import writer_lock
+
+    before = snapshot(ws)
+    with writer_lock(ws / "pools" / ".." / "release"):  # another spelling of the same folder
+        done = _hexainst(ws, "build", "release", "--pools", "pools", "--out", "release", "--seed", "7")
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert f"{ws / 'release'}: another hexainst run is writing this --out folder" in lines[0]
+    assert changed_files(before, snapshot(ws)) == []
+    assert sorted(p.name for p in ws.iterdir()) == ["pools", "release"]
+
+
+@pytest.mark.parametrize("argv", [["info", "release"], ["validate", "release"]])
+def test_a_reader_that_exits_is_no_traceback(ws: Path, argv: list[str]) -> None:
+    """``hexainst info | true``: the pipe is closed before the command writes a byte."""
+    before = snapshot(ws)
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = _hexainst(ws, *argv, stdout=write, stderr=subprocess.PIPE, capture_output=False)
+    finally:
+        os.close(write)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stderr
+    assert changed_files(before, snapshot(ws)) == []
