@@ -219,6 +219,10 @@ def _stage_inputs(config: SyntheticConfig) -> dict[str, Any]:
     for name, value in sorted(dataclasses.asdict(config).items()):
         if name in skip or (name.startswith("membership") and value is None):
             continue
+        if name == "base_url":  # credentials in the URL never reach a file (the key is not a setting at all)
+            from hexainst.builders.synthetic.endpoint import redact_url
+
+            value = redact_url(value)
         out[name] = str(value) if isinstance(value, Path) else value
     return out
 
