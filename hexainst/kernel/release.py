@@ -365,7 +365,26 @@ def _read_parquet_rows(file: Path) -> list[dict[str, Any]]:
     except Exception as exc:  # noqa: BLE001 - any pyarrow failure means an unreadable file
         raise ReleaseError(f"{file}: cannot read parquet ({exc})") from exc
     features = release_features()
-    return [decode_row(r, features) for r in table.to_pylist()]
+    rows = []
+    for i, row in enumerate(table.to_pylist()):
+        try:
+            rows.append(decode_row(row, features))
+        except (ValueError, TypeError, OverflowError) as exc:  # a ClassLabel integer out of range, say
+            field = next((name for name in ("category", "source")
+                          if not _is_label(row.get(name), features[name])), None)
+            where = f"field {field!r}: {row.get(field)!r} is not one of {features[field].names}" if field else str(exc)
+            raise ReleaseError(f"{file} row {i}: {where}") from None
+    return rows
+
+
+def _is_label(value: Any, feature: Any) -> bool:
+    """Whether a stored category/source value decodes: a name the ClassLabel knows, or an integer in its range."""
+    if isinstance(value, str):
+        return value in feature.names
+    try:
+        return 0 <= int(value) < feature.num_classes
+    except (TypeError, ValueError):
+        return False
 
 
 def read_release_rows(path: str | os.PathLike[str] | None = None, category: str | None = None, *,

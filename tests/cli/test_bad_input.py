@@ -151,6 +151,22 @@ def _natural_then_lose_humaneval(ws: Path) -> None:
     shutil.rmtree(ws / "mirror" / "humaneval")
 
 
+def _category_label_9(ws: Path) -> None:
+    """Row 3 of the release's math.parquet gets the category integer 9 (six categories: 0..5)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file = ws / "release" / "data" / "math.parquet"
+    table = pq.read_table(file)
+    i = table.schema.get_field_index("category")
+    values = table.column(i).to_pylist()
+    values[3] = 9
+    pq.write_table(table.set_column(i, table.schema.field(i), pa.array(values, type=table.schema.field(i).type)), file)
+
+
+LABEL_9 = "release/data/math.parquet row 3: field 'category': 9 is not one of"
+
+
 def _validation(ids: list[str]) -> str:
     return json.dumps(rejections(ids))
 
@@ -231,6 +247,12 @@ CASES = [
     Case("info-card-not-utf8", ["info", "release"], "README.md: the dataset card is not UTF-8",
          setup=lambda ws: (ws / "release/README.md").write_bytes(
              (ws / "release/README.md").read_bytes().replace(b"HexaInst", b"Hexa\xffInst", 1))),
+    Case("validate-category-label-out-of-range", ["validate", "release"], LABEL_9, setup=_category_label_9),
+    Case("info-category-label-out-of-range", ["info", "release"], LABEL_9, setup=_category_label_9),
+    Case("record-category-label-out-of-range", ["record", "--model", "nowhere", "--release", "release", "--out", "st"],
+         LABEL_9, setup=_category_label_9, absent="st"),
+    Case("publish-category-label-out-of-range", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run",
+                                                 "up"], LABEL_9, setup=_category_label_9, absent="up"),
     # ------------------------------------------------------------ publish
     Case("publish-dry-run-onto-the-release", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "release"],
          "input"),
