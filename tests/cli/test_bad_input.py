@@ -167,6 +167,17 @@ def _category_label_9(ws: Path) -> None:
 LABEL_9 = "release/data/math.parquet row 3: field 'category': 9 is not one of"
 
 
+def _recipe_with(key: str, template: str) -> Callable[[Path], None]:
+    """my-recipe.json: the bundled recipe with one prompt template replaced."""
+    def setup(ws: Path) -> None:
+        from hexainst.analysis.finetune import load_recipe
+
+        doc = load_recipe().doc
+        doc["prompt"][key] = template
+        (ws / "my-recipe.json").write_text(json.dumps(doc, indent=2))
+    return setup
+
+
 def _validation(ids: list[str]) -> str:
     return json.dumps(rejections(ids))
 
@@ -329,6 +340,15 @@ CASES = [
          env={"HEXAINST_LABEL_STUDIO": "/nonexistent/label-studio"}),
     Case("finetune-unknown-recipe", ["finetune", "run", "--variant", "tuned", "--recipe", "no-such-recipe",
                                      "--sources", "mirror", "--release", "release"], "no-such-recipe"),
+    Case("finetune-recipe-unknown-placeholder", ["finetune", "run", "--variant", "tuned", "--recipe", "my-recipe.json",
+                                                 "--sources", "mirror", "--release", "release", "--root", "ft"],
+         "my-recipe.json: prompt.instruction_with_input: unknown placeholder {{context}}",
+         setup=_recipe_with("instruction_with_input", "<start_of_turn>user\n{instruction}\n\n{input} ({context})<end_of_turn>\n"),
+         absent="ft"),
+    Case("finetune-recipe-stray-brace", ["finetune", "run", "--variant", "tuned", "--recipe", "my-recipe.json",
+                                         "--sources", "mirror", "--release", "release", "--root", "ft"],
+         "my-recipe.json: prompt.response: Single '}}' encountered", setup=_recipe_with("response", "{output} }"),
+         absent="ft"),
     Case("baseline-bad-device", ["baseline", "llama2-7b", "--model-root", "mirror", "--out", "b", "--device", "banana"],
          "'banana' is not a torch device", absent="b"),
     Case("baseline-unknown-pair", ["baseline", "no-such-pair", "--model-root", "mirror", "--out", "b"],
