@@ -28,7 +28,9 @@ from hexainst.builders.synthetic.wire import free_port
 
 
 class EmbeddedServerError(UserError):
-    """The embedded generator server did not start."""
+    """The embedded generator server did not start (the message ends with the tail of its log)."""
+
+    multiline = True
 
 
 class EmbeddedServer:

@@ -67,14 +67,14 @@ def _run(argv: Sequence[str] | None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's one place to turn errors into messages
-        from hexainst.kernel.errors import UserError
+        from hexainst.kernel.errors import UserError, one_line
 
         if isinstance(exc, UserError):
-            print(f"hexainst {args.command}: error: {exc}", file=sys.stderr)
+            print(f"hexainst {args.command}: error: {exc if exc.multiline else one_line(str(exc))}", file=sys.stderr)
             return 2
         if _is_the_file_systems_answer(exc):  # a folder without write permission, a file where a folder goes, ...
             paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
-            print(f"hexainst {args.command}: error: {paths}: {exc.strerror}", file=sys.stderr)
+            print(f"hexainst {args.command}: error: {one_line(paths)}: {exc.strerror}", file=sys.stderr)
             return 2
         raise
 

@@ -189,6 +189,8 @@ CASES = [
          "not a HexaInst release folder (README.md (not a HexaInst dataset card), data/important.csv)"),
     Case("release-into-a-file", ["build", "release", "--pools", "pools", "--out", "notes.txt"], "is a file",
          setup=_write("notes.txt", "mine\n")),
+    Case("release-into-a-file-named-with-a-newline", ["build", "release", "--pools", "pools", "--out", "my\nnotes.txt"],
+         "my\\nnotes.txt: is a file", setup=_write("my\nnotes.txt", "mine\n")),
     Case("release-into-its-pools", ["build", "release", "--pools", "pools", "--out", "pools"], "input"),
     Case("release-around-its-pools", ["build", "release", "--pools", "release/pools", "--out", "release"],
          "input", setup=lambda ws: shutil.copytree(ws / "pools", ws / "release" / "pools")),
