@@ -92,3 +92,29 @@ def test_a_reader_that_exits_is_no_traceback(ws: Path, argv: list[str]) -> None:
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
     assert done.returncode == 0, done.stderr
     assert changed_files(before, snapshot(ws)) == []
+
+
+def test_a_topup_with_another_builds_work_names_the_work_folder(ws: Path) -> None:
+    """--work holds pools of a build that did not make --out: say so, not that the validation file is wrong."""
+    from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
+    from hexainst.builders.synthetic.config import OUTPUT_KIND as SYNTHETIC_KIND
+    from hexainst.kernel.outputs import write_marker
+    from hexainst.kernel.release import read_release_rows
+    from validation_docs import rejections
+
+    for source, kind in (("natural", NATURAL_KIND), ("synthetic", SYNTHETIC_KIND)):
+        folder = ws / "other-work" / source
+        folder.mkdir(parents=True)
+        for c in CATEGORIES:
+            rows = _pool_rows(c, source, 208)[104:]  # another build's candidates
+            (folder / f"{c}.{source}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_marker(folder, kind)
+    released = sorted(r["id"] for r in read_release_rows(ws / "release"))
+    (ws / "validation.json").write_text(json.dumps(rejections(released[:2])))
+    before = snapshot(ws)
+    done = _hexainst(ws, "build", "topup", "--validation", "validation.json", "--work", "other-work", "--out", "release")
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "--work other-work: its pools did not make the release" in lines[0]
+    assert "rows, e.g. " in lines[0] and "give the --work of the build that made it" in lines[0]
+    assert changed_files(before, snapshot(ws)) == []
