@@ -72,6 +72,10 @@ def _run(argv: Sequence[str] | None) -> int:
         if isinstance(exc, UserError):
             print(f"hexainst {args.command}: error: {exc if exc.multiline else one_line(str(exc))}", file=sys.stderr)
             return 2
+        full = _disk_full_line(args, exc)
+        if full is not None:
+            print(f"hexainst {args.command}: error: {one_line(full)}", file=sys.stderr)
+            return 2
         if _is_the_file_systems_answer(exc):  # a folder without write permission, a file where a folder goes, ...
             paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
             print(f"hexainst {args.command}: error: {one_line(paths)}: {exc.strerror}", file=sys.stderr)
@@ -93,6 +97,25 @@ def _lock_build_outputs(args: argparse.Namespace, stack: contextlib.ExitStack) -
             continue
         seen.add(Path(folder).expanduser().resolve())
         stack.enter_context(writer_lock(folder, what=f"--{option} folder"))
+
+
+def _disk_full_line(args: argparse.Namespace, exc: BaseException) -> str | None:
+    """One line for a write that ran out of space: the output folder it was for (the one of ``--out``,
+    ``--work``, ``--cache`` that holds the file, else ``--out``) and the file, when known."""
+    from hexainst.kernel.errors import disk_full_cause
+
+    cause = disk_full_cause(exc)
+    if cause is None:
+        return None
+    file = Path(cause.filename).resolve() if isinstance(cause.filename, str) else None
+    folders = [Path(value).expanduser().resolve() for option in ("out", "work", "cache")
+               if isinstance(value := getattr(args, option, None), (str, Path))]
+    folder = next((f for f in folders if file is not None and (file == f or f in file.parents)),
+                  folders[0] if folders else None)
+    where = f"{folder}: " if folder is not None else ""
+    shown = f" ({file})" if file is not None else ""
+    return (f"{where}no space left on the device while writing{shown}; whatever was there before is as it was: "
+            "free some space and rerun")
 
 
 #: Errors the file system gives for what the user pointed a command at (permissions, a file in a
