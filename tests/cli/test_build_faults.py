@@ -166,3 +166,50 @@ def test_a_full_disk_under_build_release_is_one_line_and_keeps_the_release(ws: P
     filler.unlink()
     done = _hexainst(ws, "build", "release", "--pools", "pools", "--out", str(small_disk / "release"), "--seed", "7")
     assert done.returncode == 0, done.stderr
+
+
+def _set_instruction(text: str):
+    def setup(ws: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        file = ws / "release" / "data" / "code.parquet"
+        table = pq.read_table(file)
+        i = table.schema.get_field_index("instruction")
+        values = table.column(i).to_pylist()
+        values[5] = text
+        pq.write_table(table.set_column(i, table.schema.field(i), pa.array(values, type=table.schema.field(i).type)),
+                       file)
+    return setup
+
+
+def _edit_card(old: str, new: str):
+    def setup(ws: Path) -> None:
+        card = ws / "release" / "README.md"
+        assert old in card.read_text()
+        card.write_text(card.read_text().replace(old, new, 1))
+    return setup
+
+
+@pytest.mark.parametrize("setup, problem", [
+    (_set_instruction("Print a NUL \x00 byte."), "data/code.parquet row 5 (id="),
+    (_set_instruction("Print a NUL \x00 byte."), "field 'instruction': holds control characters (\\x00)"),
+    (_set_instruction("Summarise this. " + "word " * 200_000), "field 'instruction': 1,000,016 characters, more than"),
+    (_edit_card("| math | 100 | 100 | 200 |", "| math | 100 | 90 | 190 |"),
+     "README.md: the table of counts says math: 100 / 90 / 190 (natural / synthetic / total), the data has 100 / 100 / 200"),
+    (lambda ws: (ws / "release" / "croissant.json").unlink(), "croissant.json: missing"),
+], ids=["nul-where", "nul", "one-megabyte", "card-table", "no-croissant"])
+def test_validate_checks_what_its_help_says(ws: Path, setup, problem: str) -> None:
+    setup(ws)
+    before = snapshot(ws)
+    done = _hexainst(ws, "validate", "release")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert any(line.startswith("error: ") and problem in line for line in done.stdout.splitlines()), done.stdout
+    assert done.stdout.rstrip().endswith("FAILED")
+    assert changed_files(before, snapshot(ws)) == []
+
+
+def test_validate_passes_a_good_release(ws: Path) -> None:
+    done = _hexainst(ws, "validate", "release")
+    assert done.returncode == 0 and done.stdout.rstrip().endswith("OK"), done.stdout + done.stderr
