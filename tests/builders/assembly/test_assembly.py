@@ -214,8 +214,8 @@ def test_publish_dry_run_writes_exactly_the_release_files(tmp_path):
     assemble(tmp_path / "pools", out)
     assert main(["publish", "--repo", "someone/hexainst", "--path", str(out), "--dry-run", str(tmp_path / "up")]) == 0
     uploaded = sorted(str(p.relative_to(tmp_path / "up")) for p in (tmp_path / "up").rglob("*") if p.is_file())
-    expected = [".hexainst-output.json", "LICENSE.md", "README.md", "croissant.json", "reserve/reserve.jsonl",
-                "upload-manifest.json"]
+    expected = [".hexainst-output.json", "LICENSE.md", "README.md", "croissant.json", "rejection_rates.json",
+                "reserve/reserve.jsonl", "upload-manifest.json"]
     expected += [f"data/{c}.parquet" for c in CATEGORIES]
     assert uploaded == sorted(expected)
     manifest = json.loads((tmp_path / "up" / "upload-manifest.json").read_text())
