@@ -213,3 +213,18 @@ def test_validate_checks_what_its_help_says(ws: Path, setup, problem: str) -> No
 def test_validate_passes_a_good_release(ws: Path) -> None:
     done = _hexainst(ws, "validate", "release")
     assert done.returncode == 0 and done.stdout.rstrip().endswith("OK"), done.stdout + done.stderr
+
+
+def test_a_build_piped_into_a_reader_that_exits_still_builds(ws: Path) -> None:
+    """``build ... | head -1``: the reader is gone before the first line; the build finishes its work anyway."""
+    from hexainst.kernel.release import read_release_rows
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = _hexainst(ws, "build", "release", "--pools", "pools", "--out", "fresh", stdout=write,
+                         stderr=subprocess.PIPE, capture_output=False)
+    finally:
+        os.close(write)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert len(read_release_rows(ws / "fresh")) == 1200
