@@ -7,7 +7,6 @@ number of renames) in a child process; the staged-folder leftovers are made as a
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,7 +105,7 @@ def test_a_release_swap_killed_at_any_rename_leaves_the_old_or_the_new_release(t
     script = tmp_path / "kill.py"
     script.write_text(_KILL_AFTER.format(tests=str(Path(__file__).parent), out=str(out)))
     outcomes = set()
-    for limit in [*range(0, 40)]:
+    for limit in range(40):
         base = snapshot(out)
         run = subprocess.run([sys.executable, str(script), str(limit)], capture_output=True, text=True)
         if run.returncode == 0:  # more renames asked for than the swap makes: it finished
@@ -142,4 +141,3 @@ def test_a_release_built_without_generations_keeps_the_ones_it_had(tmp_path: Pat
     write_release(make_rows(per_cell=3), out)  # 'build release' from pools: no generations of its own
     assert (out / GENERATIONS_FILE).read_bytes() == answers.read_bytes()
     assert len(read_release_rows(out)) == 18
-    os.remove(answers)
