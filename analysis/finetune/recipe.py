@@ -115,8 +115,42 @@ def check_variant(variant: str) -> None:
         raise RecipeError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
 
 
+#: The placeholders each prompt template takes (and must use): ``{name}``; literal braces are written ``{{``/``}}``.
+PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "instruction": ("instruction",),
+    "instruction_with_input": ("instruction", "input"),
+    "response": ("output",),
+}
+
+
+def check_templates(prompt: dict[str, str], where: str) -> None:
+    """Every prompt template parses and uses exactly its placeholders; a :class:`RecipeError` naming the
+    recipe, the template and the placeholder otherwise (before any model is loaded)."""
+    import string
+
+    for key, allowed in PLACEHOLDERS.items():
+        template = prompt.get(key)
+        if not isinstance(template, str):
+            continue
+        shown = ", ".join("{" + a + "}" for a in allowed)
+        try:
+            fields = [(name, conv, spec) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
+        except ValueError as exc:  # "Single '}' encountered in format string", an unclosed '{'
+            raise RecipeError(f"{where}: prompt.{key}: {exc} (its placeholders are {shown}; write a literal brace "
+                              "as {{ or }})") from None
+        for name, conv, spec in fields:
+            if name not in allowed or conv or spec:
+                written = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+                raise RecipeError(f"{where}: prompt.{key}: unknown placeholder {written} (its placeholders are "
+                                  f"{shown}; write a literal brace as {{{{ or }}}})")
+        missing = [a for a in allowed if a not in {name for name, _, _ in fields}]
+        if missing:
+            raise RecipeError(f"{where}: prompt.{key}: has no {{{missing[0]}}} placeholder (it needs {shown})")
+
+
 def parse_recipe(doc: Any, where: str = "recipe") -> Recipe:
     check_schema(doc, resource_json(PACKAGE, "recipes", "recipe.schema.json"), where)
+    check_templates(doc["prompt"], where)
     return Recipe(doc=copy.deepcopy(doc))
 
 

@@ -112,12 +112,16 @@ def preflight(endpoint: Endpoint, timeout: float = 15.0) -> list[str]:
     import httpx
 
     assert endpoint.base_url is not None
-    url = endpoint.base_url.rstrip("/") + "/models"
+    from hexainst.builders.synthetic.endpoint import redact_url
+
+    request_url = endpoint.base_url.rstrip("/") + "/models"
+    url = redact_url(request_url)  # what messages show
     headers = {"Authorization": f"Bearer {endpoint.api_key}"}
     try:
-        resp = httpx.get(url, headers=headers, timeout=timeout)
+        resp = httpx.get(request_url, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
-        raise EndpointError(f"endpoint {endpoint.host} is not reachable ({url}): {type(exc).__name__}: {exc}") from None
+        detail = str(exc).replace(request_url, url)
+        raise EndpointError(f"endpoint {endpoint.host} is not reachable ({url}): {type(exc).__name__}: {detail}") from None
     if resp.status_code != 200:
         try:
             detail = _server_message(type("E", (), {"body": resp.json()})())
@@ -131,7 +135,7 @@ def preflight(endpoint: Endpoint, timeout: float = 15.0) -> list[str]:
         kind = resp.headers.get("content-type", "unknown content type")
         raise EndpointError(
             f"endpoint {endpoint.host}: GET {url} did not answer an OpenAI model list ({kind}, starts "
-            f"{resp.text[:60]!r}); is {endpoint.base_url} the API's base URL (often ending in /v1)?"
+            f"{resp.text[:60]!r}); is {endpoint.display_url} the API's base URL (often ending in /v1)?"
         ) from None
     if endpoint.model is not None and ids and endpoint.model not in ids:
         shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
@@ -195,6 +199,28 @@ class Client:
             data = await self.client.post("/completions", body=body, cast_to=object)
         return wire_answer(data, self.endpoint.route)
 
+    def first_answer_deadline(self) -> float:
+        """Seconds a request may take, retries included, while the endpoint has answered none: one timeout,
+        and half of one more for the SDK's retry of a slow start (a 429, a reset connection)."""
+        return self.timeout * 1.5 + 5.0
+
+    async def _first_answer(self, payload: Any, params: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`_send`, bounded in time until the endpoint has answered once: an endpoint that lists its
+        model but never answers a completion stops the build with one line, instead of every request
+        waiting through all its retries (minutes each, hours for a build)."""
+        if self._successes:
+            return await self._send(payload, params)
+        deadline = self.first_answer_deadline()
+        try:
+            return await asyncio.wait_for(self._send(payload, params), deadline)
+        except asyncio.TimeoutError:
+            if self.broken is None:
+                self.broken = EndpointError(
+                    f"endpoint {self.endpoint.display_url} answered no completion within {deadline:.0f} s "
+                    f"(--timeout {self.timeout:g} s, then a retry), and none before; it lists its models but does "
+                    "not answer: check the server, or give a longer --timeout")
+            raise self.broken from None
+
     def _broken(self, what: str, line: str) -> None:
         """Record a failed request; stop the build when the first ones all failed. Lines about single
         failures are held back until a request succeeds (then the endpoint works and they matter)."""
@@ -234,7 +260,7 @@ class Client:
             if self.broken is not None:
                 raise self.broken
             try:
-                entry = await self._send(payload, params)
+                entry = await self._first_answer(payload, params)
             except (openai.APIStatusError, openai.APIConnectionError, openai.APITimeoutError) as exc:
                 self.tally.request_failures += 1
                 self.tally.rejections["request_failed"] += 1

@@ -6,6 +6,8 @@
 The server is our own child: we start it with :class:`subprocess.Popen`, poll
 ``GET /v1/models`` until it answers 200, and stop it by *its* PID (terminate, then kill after a
 grace period). Its log goes to a file, so a failed start can be reported with its last lines.
+A build killed with ``SIGKILL`` cannot stop it: the server watches its parent PID and ends itself
+when it is orphaned (:func:`hexainst.kernel.processes.exit_when_orphaned`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from hexainst.builders.synthetic.wire import free_port
 
 
 class EmbeddedServerError(UserError):
-    """The embedded generator server did not start."""
+    """The embedded generator server did not start (the message ends with the tail of its log)."""
+
+    multiline = True
 
 
 class EmbeddedServer:
@@ -58,7 +62,8 @@ class EmbeddedServer:
             self.log_path = Path(name)
         self._log = open(self.log_path, "ab")
         cmd = [sys.executable, "-m", "hexainst.builders.synthetic.local_server", "--generator", self.generator,
-               "--port", str(self.port), "--threads", str(self.threads), "--max-batch", str(self.max_batch), "--dtype", self.dtype]
+               "--port", str(self.port), "--threads", str(self.threads), "--max-batch", str(self.max_batch), "--dtype", self.dtype,
+               "--parent-pid", str(os.getpid())]  # it dies with this process, even one killed with -9
         env = dict(os.environ)
         # The child needs no credentials: never hand it the API keys.
         for k in ("OPENAI_API_KEY", "DEEPSEEK_API_KEY"):

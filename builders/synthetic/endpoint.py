@@ -23,6 +23,23 @@ NO_KEY = "sk-no-key-needed"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def redact_url(url: str | None) -> str | None:
+    """``url`` without the credentials it may carry (``http://user:pass@host/v1`` -> ``http://***@host/v1``):
+    what a message, a log or a stage file may show. Scheme, host, port and path are kept."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is not None and "@" in parts.netloc:
+        return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+    if parts is None and "@" in url:  # not parseable: drop everything up to the last '@' after the scheme
+        scheme, sep, rest = url.partition("://")
+        return f"{scheme}{sep}***@{rest.rsplit('@', 1)[1]}" if sep else "***@" + url.rsplit("@", 1)[1]
+    return url
+
+
 @dataclass
 class Endpoint:
     base_url: str | None  # None: the embedded generator, started by the builder
@@ -30,6 +47,11 @@ class Endpoint:
     route: str = "chat"  # "chat" or "completions"
     embedded: str | None = None  # name of the embedded generator, if any
     api_key: str = field(default=NO_KEY, repr=False)
+
+    @property
+    def display_url(self) -> str:
+        """The base URL as messages show it (credentials redacted), or the embedded generator's name."""
+        return redact_url(self.base_url) or f"the embedded generator {self.embedded}"
 
     @property
     def host(self) -> str:
@@ -69,9 +91,10 @@ def resolve_endpoint(base_url: str | None = None, model: str | None = None,
         parts = urlsplit(base_url)
         host = parts.hostname or ""
     except ValueError as exc:  # e.g. an unclosed IPv6 bracket
-        raise UserError(f"base URL {base_url!r} (--base-url or $HEXAINST_BASE_URL) is not a valid URL: {exc}") from None
+        raise UserError(f"base URL {redact_url(base_url)!r} (--base-url or $HEXAINST_BASE_URL) is not a valid URL: "
+                        f"{exc}") from None
     if not parts.scheme.startswith("http"):
-        raise UserError(f"base URL {base_url!r} is not an http(s) URL")
+        raise UserError(f"base URL {redact_url(base_url)!r} is not an http(s) URL")
     if host.endswith("deepseek.com"):
         if not key:
             raise UserError("the DeepSeek API needs a key: set DEEPSEEK_API_KEY (or OPENAI_API_KEY)")

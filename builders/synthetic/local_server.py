@@ -607,7 +607,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-batch", type=int, default=EMBEDDED_BATCH, help=f"rows decoded together (default {EMBEDDED_BATCH})")
     p.add_argument("--dtype", default="auto", choices=EMBEDDED_DTYPES,
                    help="weights and activations (default auto: bfloat16 where the CPU has native bfloat16, else float32)")
+    p.add_argument("--parent-pid", type=int, default=None,
+                   help="end this server as soon as that process is no longer its parent (killed with -9, say)")
     args = p.parse_args(argv)
+    if args.parent_pid is not None:
+        from hexainst.kernel.processes import exit_when_orphaned
+
+        exit_when_orphaned(args.parent_pid)  # before the model loads: a killed build leaves no server behind
     state: dict[str, Any] = {"name": args.generator if args.gguf is None else args.gguf.stem, "engine": None}
     server = QuietServer(("127.0.0.1", args.port), make_handler(state))
     threading.Thread(target=server.serve_forever, daemon=True).start()

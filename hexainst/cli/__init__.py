@@ -9,9 +9,11 @@ so that ``hexainst --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from hexainst.cli import analyze, annotate, assembly, finetune, natural, record, release, synthetic
 
@@ -45,24 +47,75 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from hexainst.cli.pipes import guard_stdout
+
+    guard_stdout()
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout.flush()  # while the guard can still swallow a reader that has gone
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with contextlib.ExitStack() as locks:
+            _lock_build_outputs(args, locks)
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's one place to turn errors into messages
-        from hexainst.kernel.errors import UserError
+        from hexainst.kernel.errors import UserError, one_line
 
         if isinstance(exc, UserError):
-            print(f"hexainst {args.command}: error: {exc}", file=sys.stderr)
+            print(f"hexainst {args.command}: error: {exc if exc.multiline else one_line(str(exc))}", file=sys.stderr)
+            return 2
+        full = _disk_full_line(args, exc)
+        if full is not None:
+            print(f"hexainst {args.command}: error: {one_line(full)}", file=sys.stderr)
             return 2
         if _is_the_file_systems_answer(exc):  # a folder without write permission, a file where a folder goes, ...
             paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
-            print(f"hexainst {args.command}: error: {paths}: {exc.strerror}", file=sys.stderr)
+            print(f"hexainst {args.command}: error: {one_line(paths)}: {exc.strerror}", file=sys.stderr)
             return 2
         raise
+
+
+def _lock_build_outputs(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    """One writer at a time on every folder a build writes (its ``--out``, its ``--work``): a second
+    ``build`` onto the same folder, however it is spelled, stops at once with one line naming it."""
+    if args.command != "build":
+        return
+    from hexainst.analysis.output_lock import writer_lock
+
+    seen = set()
+    for option in ("out", "work"):
+        folder = getattr(args, option, None)
+        if folder is None or Path(folder).expanduser().resolve() in seen:
+            continue
+        seen.add(Path(folder).expanduser().resolve())
+        stack.enter_context(writer_lock(folder, what=f"--{option} folder"))
+
+
+def _disk_full_line(args: argparse.Namespace, exc: BaseException) -> str | None:
+    """One line for a write that ran out of space: the output folder it was for (the one of ``--out``,
+    ``--work``, ``--cache`` that holds the file, else ``--out``) and the file, when known."""
+    from hexainst.kernel.errors import disk_full_cause
+
+    cause = disk_full_cause(exc)
+    if cause is None:
+        return None
+    file = Path(cause.filename).resolve() if isinstance(cause.filename, str) else None
+    folders = [Path(value).expanduser().resolve() for option in ("out", "work", "cache")
+               if isinstance(value := getattr(args, option, None), (str, Path))]
+    folder = next((f for f in folders if file is not None and (file == f or f in file.parents)),
+                  folders[0] if folders else None)
+    where = f"{folder}: " if folder is not None else ""
+    shown = f" ({file})" if file is not None else ""
+    return (f"{where}no space left on the device while writing{shown}; whatever was there before is as it was: "
+            "free some space and rerun")
 
 
 #: Errors the file system gives for what the user pointed a command at (permissions, a file in a

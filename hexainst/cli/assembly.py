@@ -28,7 +28,8 @@ def register(stages: argparse._SubParsersAction) -> None:
     release.add_argument("--validation", type=Path, metavar="FILE", help="validation.json from 'hexainst annotate export'")
     release.add_argument("--out", type=Path, required=True, metavar="DIR",
                          help="release folder to write: a new or empty folder, or an earlier HexaInst release "
-                              "(only its card, LICENSE.md, data/, reserve/, generations/ and croissant.json are replaced)")
+                              "(only its card, LICENSE.md, data/, reserve/ and croissant.json are replaced; the "
+                              "generations/ it ships are kept)")
     release.add_argument("--report", type=Path, metavar="FILE", default=None,
                          help="also write the assembly report (counts, reserve use, shortfalls) as JSON to FILE "
                               "(default: none; the summary is printed either way)")
@@ -117,14 +118,26 @@ def register(stages: argparse._SubParsersAction) -> None:
 def _release(args: argparse.Namespace) -> int:
     from hexainst.builders.assembly.assemble import assemble, write_report
 
+    from hexainst.kernel.release import GENERATIONS_FILE
+
     if args.report is not None:
         _check_report_file(args.report, args.pools, args.out)
+    shipped = args.out / GENERATIONS_FILE
+    kept = shipped.is_file()
     report = assemble(args.pools, args.out, validation=args.validation,
                       config=AssemblyConfig(seed=args.seed, reserve=args.reserve, rejection_rates=args.rejection_rates))
     if args.report is not None:
         write_report(report, args.report)
     _print_summary(report, args.out)
+    if kept:
+        print(f"kept {GENERATIONS_FILE} of the earlier release ({_count_lines(shipped)} answers): "
+              "'build release' brings no generations of its own ('build all' ships the ones it used)")
     return 0
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
 
 
 def _check_report_file(report: Path, pools: list[Path], out: Path) -> None:

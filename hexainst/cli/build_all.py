@@ -219,6 +219,10 @@ def _stage_inputs(config: SyntheticConfig) -> dict[str, Any]:
     for name, value in sorted(dataclasses.asdict(config).items()):
         if name in skip or (name.startswith("membership") and value is None):
             continue
+        if name == "base_url":  # credentials in the URL never reach a file (the key is not a setting at all)
+            from hexainst.builders.synthetic.endpoint import redact_url
+
+            value = redact_url(value)
         out[name] = str(value) if isinstance(value, Path) else value
     return out
 
@@ -394,6 +398,17 @@ def topup(
                       oversample=oversample)
 
 
+def _check_same_build(out: Path, work: Path, known: set[str]) -> None:
+    """The release in ``out`` was made from the pools in ``work`` (else the top-up would blame the validation file)."""
+    from hexainst.kernel.release import read_release_rows
+
+    ids = [r["id"] for r in read_release_rows(out)]
+    foreign = [i for i in ids if i not in known]
+    if foreign:
+        raise OutputError(f"--work {work}: its pools did not make the release {out} ({len(foreign)} of its {len(ids)} "
+                          f"rows, e.g. {foreign[0]!r}, are not in them); give the --work of the build that made it")
+
+
 def _topup(out: Path, validation: Path, *, build: BuildConfig, natural: NaturalConfig, synthetic: SyntheticConfig,
            assembly: AssemblyConfig, per_category_explicit: bool, oversample: bool) -> dict[str, Any]:
     from hexainst.builders.assembly.assemble import _previous_order, assemble, write_report
@@ -419,6 +434,7 @@ def _topup(out: Path, validation: Path, *, build: BuildConfig, natural: NaturalC
     claim_output_dir(synthetic_dir, SYNTHETIC_KIND, inputs=[natural_dir, cache_dir], option="--work")
     pools = read_pools([natural_dir, synthetic_dir])
     known = {r["id"] for rows in pools.values() for r in rows}
+    _check_same_build(out, work, known)
     outcomes = {o["id"]: o for o in read_validation(validation, known)["outcomes"]}
     cell_of = {r["id"]: f"{category}/{source}" for (category, source), rows in pools.items() for r in rows}
     acceptance = cell_acceptance(cell_of, outcomes) if oversample else {}

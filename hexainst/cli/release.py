@@ -7,7 +7,13 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from hexainst.kernel.release_checks import balance_problems, card_problems, companion_problems
+from hexainst.kernel.release_checks import (
+    balance_problems,
+    card_problems,
+    card_table_problems,
+    companion_problems,
+    text_problems,
+)
 from hexainst.kernel.vocab import CATEGORIES, SOURCES, VALIDATION_STATUSES
 
 
@@ -22,8 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="check a release: every row against the schema, the card against the data, the balance",
         description=(
             "Validate a HexaInst release folder: every row against the record schema (errors name the file and "
-            "row), unique ids, the card's configs and num_examples against the data, and the balance of "
-            "100 natural + 100 synthetic rows per category. Exit status 1 if anything is wrong."
+            "row), unique ids, instructions of at most 20,000 characters without control characters (line breaks "
+            "and tabs aside), the card's configs and num_examples and its tables of counts against the data, the "
+            "files a release carries (LICENSE.md, reserve/, croissant.json, and validation.json, topup.json, "
+            "generations/ when present), and the balance of 100 natural + 100 synthetic rows per category. Exit "
+            "status 0 if all is well, 1 if a check fails (each problem listed), 2 if the folder cannot be read as "
+            "a release at all (one line naming the file)."
         ),
     )
     validate.add_argument("path", nargs="?", help="release folder (default: the release inside the hexainst package)")
@@ -43,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from hexainst.kernel.release import _resolve, config_files, read_release_rows, read_reserve
+    from hexainst.kernel.release import RESERVE_FILE, _resolve, config_files, data_file, read_release_rows, read_reserve
 
     folder = _resolve(_release_path(args.path))
     rows = read_release_rows(folder, check_card=False)
@@ -52,8 +62,15 @@ def _validate(args: argparse.Namespace) -> int:
     for name in config_files(folder):
         if name != "default":
             by_config[name] = sum(1 for r in rows if r["category"] == name)
-    problems = card_problems(folder, by_config) + companion_problems(folder)
     cells = Counter((r["category"], r["source"]) for r in rows)
+    seen: Counter = Counter()
+    places = []
+    for r in rows:  # each category's rows come from its own file, in the file's order
+        places.append(f"{data_file(r['category'])} row {seen[r['category']]}")
+        seen[r["category"]] += 1
+    problems = (card_problems(folder, by_config) + card_table_problems(folder, cells) + companion_problems(folder)
+                + text_problems(rows, places)
+                + text_problems(reserve, [f"{RESERVE_FILE} row {i}" for i in range(len(reserve))]))
     balance = balance_problems(cells)
     print(f"{folder}: {len(rows)} rows valid against the record schema, {len(reserve)} reserve rows")
     _print_cells(cells)

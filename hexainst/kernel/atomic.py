@@ -11,6 +11,7 @@ import contextlib
 import functools
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -67,14 +68,71 @@ def write_text(path: str | os.PathLike[str], text: str, *, mode: int | None = No
     return write_bytes(path, text.encode("utf-8"), mode=mode)
 
 
+#: Tags of the hidden folders this module makes beside a target: ``.<name>.<tag>-<pid>-<random>``.
+TEMP_TAGS: tuple[str, ...] = ("new", "old", "writing")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another account's live process
+        return True
+    return True
+
+
+def stale_temp_dirs(beside: str | os.PathLike[str]) -> dict[str, list[Path]]:
+    """The hidden folders a killed run left beside ``beside``, by tag: ours (named ``.<name>.<tag>-<pid>-...``,
+    a folder, owned by this account) and stale (that PID is no longer running)."""
+    beside = Path(beside)
+    found: dict[str, list[Path]] = {}
+    try:
+        entries = list(beside.parent.iterdir())
+    except OSError:
+        return found
+    for entry in sorted(entries):
+        for tag in TEMP_TAGS:
+            prefix = f".{beside.name}.{tag}-"
+            if not entry.name.startswith(prefix):
+                continue
+            pid = entry.name[len(prefix):].split("-", 1)[0]
+            try:
+                info = os.lstat(entry)
+            except OSError:
+                continue
+            if (pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+                    and stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()):
+                found.setdefault(tag, []).append(entry)
+    return found
+
+
+def clean_stale_temp_dirs(beside: str | os.PathLike[str]) -> None:
+    """Finish what a killed run left beside ``beside``: a folder it had moved aside but not yet replaced
+    (``beside`` missing, an ``old`` folder there) is put back; every other stale folder of ours is removed."""
+    beside = Path(beside)
+    stale = stale_temp_dirs(beside)
+    olds = stale.get("old", [])
+    if olds and not os.path.lexists(beside):
+        os.replace(olds.pop(), beside)
+    for folders in stale.values():
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def make_temp_dir(beside: str | os.PathLike[str], tag: str = "new") -> Path:
-    """An empty folder with an ordinary mode next to ``beside`` (same file system, so it can be renamed onto it)."""
+    """An empty folder with an ordinary mode next to ``beside`` (same file system, so it can be renamed onto it).
+
+    Its name carries this process's PID, so that the next run can tell a killed run's leftovers from a
+    live run's folder (:func:`clean_stale_temp_dirs`, called here first).
+    """
     from hexainst.kernel.errors import UserError
 
     beside = Path(beside)
     try:
         beside.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{beside.name}.{tag}-", dir=beside.parent))
+        clean_stale_temp_dirs(beside)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{beside.name}.{tag}-{os.getpid()}-", dir=beside.parent))
     except OSError as exc:  # a read-only or foreign place: say where the output was to go, not the temp name
         raise UserError(f"cannot write {beside}: {exc.strerror or exc} in {beside.parent}") from None
     os.chmod(tmp, dir_mode())
@@ -83,7 +141,8 @@ def make_temp_dir(beside: str | os.PathLike[str], tag: str = "new") -> Path:
 
 def swap_in_dir(new: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
     """Put the folder ``new`` where ``target`` is: the old ``target`` is renamed aside, ``new`` renamed in,
-    and only then the old one deleted. If the second rename fails, the old folder is put back."""
+    and only then the old one deleted. If the second rename fails, the old folder is put back; if the
+    process is killed between the two renames, the next run puts it back (:func:`clean_stale_temp_dirs`)."""
     new, target = Path(new), Path(target)
     if not target.exists():
         os.replace(new, target)

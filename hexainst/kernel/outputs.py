@@ -149,6 +149,7 @@ def claim_output_dir(
     """
     out = _resolved(path)
     _check_location(out, inputs, option)
+    atomic.clean_stale_temp_dirs(out)  # a killed run's staged folders; a folder it had moved aside goes back
     if out.is_dir() and any(out.iterdir()):
         marker = read_marker(out)
         if marker is None and _card_is_hexainst(out / "README.md"):
@@ -243,9 +244,13 @@ def claim_release_dir(path: str | os.PathLike[str], *, inputs: Iterable[str | os
     Allowed: a new or empty folder, or a folder whose release entries are all HexaInst's own (the
     folder may hold other things, such as the package's code: the writer never touches them).
     """
+    from hexainst.kernel.release import recover_swap
+
     out = _resolved(path)
     _check_location(out, inputs, option)
+    atomic.clean_stale_temp_dirs(out)
     if out.is_dir():
+        recover_swap(out)
         foreign = foreign_release_entries(out)
         if foreign:
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -83,3 +84,21 @@ def stop_process(process: subprocess.Popen | None, *, timeout: float = 10.0, gro
     except subprocess.TimeoutExpired:
         send(signal.SIGKILL)
         process.wait(timeout)
+
+
+def exit_when_orphaned(parent_pid: int, *, interval: float = 1.0) -> threading.Thread:
+    """In a child server: end this process as soon as ``parent_pid`` is no longer its parent.
+
+    A parent killed with ``SIGKILL`` cannot stop its children; the child is then re-parented (to
+    init or a subreaper) and its parent PID changes. A daemon thread watches for that every
+    ``interval`` s and ends the process at once (``os._exit``: no handler of the dead parent's run
+    is left to wait for). If the parent is already gone when this is called, the process ends now.
+    """
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(0)
+
+    thread = threading.Thread(target=watch, name="exit-when-orphaned", daemon=True)
+    thread.start()
+    return thread

@@ -97,7 +97,8 @@ def write_release(
     ``reserve`` rows are written, in the given order within each cell, to ``reserve/reserve.jsonl``.
     ``build_info`` feeds the card (see :mod:`hexainst.kernel.card`). ``croissant``, if given, is called with
     the finished temporary folder and returns the Croissant JSON-LD to write as ``croissant.json``.
-    ``generations``, if given, is a JSONL file of the generator's answers copied to ``generations/synthetic.jsonl``.
+    ``generations``, if given, is a JSONL file of the generator's answers copied to ``generations/synthetic.jsonl``;
+    without it, the generations ``out_dir`` already ships are kept (answers are never dropped by a rebuild).
     ``validation``, if given, is the validation file applied, copied (byte for byte) to ``validation.json``;
     without it a release has no ``validation.json`` (an earlier one is removed with the old entries).
     ``topup``, if given, is the top-up record written to ``topup.json`` (sorted keys, one stable layout).
@@ -155,6 +156,8 @@ def _write(release_rows, reserve_rows, out_dir: Path, build_info, croissant, gen
                 continue
             dataset_from_rows(cat_rows).to_parquet(str(tmp / data_file(category)))
             counts[category] = len(cat_rows)
+        if generations is None and (out_dir / GENERATIONS_FILE).is_file():
+            generations = out_dir / GENERATIONS_FILE  # a build without answers of its own keeps the earlier ones
         if generations is not None:
             (tmp / GENERATIONS_FILE).parent.mkdir()
             shutil.copyfile(generations, tmp / GENERATIONS_FILE)
@@ -192,33 +195,107 @@ def _check_loads(folder: Path, counts: Mapping[str, int]) -> None:
             raise ReleaseError(f"config {name!r} loads {len(ds)} rows, expected {expected}")
 
 
+#: The journal of a swap in progress, in the release folder: which entries existed and where they were moved.
+SWAP_JOURNAL = ".hexainst-release-swap.json"
+_OLD_PREFIX = ".release-old-"
+
+
 def _swap_in(tmp: Path, out_dir: Path) -> None:
     """Move the release entries of ``tmp`` into ``out_dir``, replacing the old ones.
 
-    Each entry moves with one atomic rename; the old entries are moved aside first and deleted last.
+    The folder may hold other things (the package's code), so it cannot be renamed whole: each entry
+    moves with one atomic rename, the old entries aside first, deleted last. A journal written before
+    the first rename says what the folder held, so that a run killed half way is finished or undone by
+    the next one (:func:`recover_swap`): the folder is always the old release or the new one, complete.
     """
+    from hexainst.kernel import atomic
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    old = Path(tempfile.mkdtemp(prefix=".release-old-", dir=out_dir))
+    recover_swap(out_dir)
+    old = Path(tempfile.mkdtemp(prefix=f"{_OLD_PREFIX}{os.getpid()}-", dir=out_dir))
+    before = [e for e in RELEASE_ENTRIES if os.path.lexists(out_dir / e)]
+    new = [e for e in RELEASE_ENTRIES if os.path.lexists(tmp / e)]
+    atomic.write_text(out_dir / SWAP_JOURNAL, json.dumps({"old": old.name, "before": before, "new": new}) + "\n")
     try:
-        for entry in RELEASE_ENTRIES:
-            if (out_dir / entry).exists():
-                os.replace(out_dir / entry, old / entry.replace("/", "_"))
-        for entry in RELEASE_ENTRIES:
-            if (tmp / entry).exists():
-                os.replace(tmp / entry, out_dir / entry)
+        for entry in before:
+            os.replace(out_dir / entry, old / _aside_name(entry))
+        for entry in sorted(new, key=lambda e: e == "README.md"):  # the card last
+            os.replace(tmp / entry, out_dir / entry)
     except BaseException:
-        # Put the previous release back where it was.
-        for entry in RELEASE_ENTRIES:
-            moved = old / entry.replace("/", "_")
-            if moved.exists():
-                if (out_dir / entry).is_dir():
-                    shutil.rmtree(out_dir / entry)
-                elif (out_dir / entry).exists():
-                    (out_dir / entry).unlink()
-                os.replace(moved, out_dir / entry)
+        _roll_back(out_dir, old, before)
         raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
+    (out_dir / SWAP_JOURNAL).unlink()
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _aside_name(entry: str) -> str:
+    return entry.replace("/", "_")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+def _roll_back(out_dir: Path, old: Path, before: list[str]) -> None:
+    """Put the entries moved aside into ``old`` back, and remove the new entries already moved in."""
+    for entry in RELEASE_ENTRIES:
+        moved = old / _aside_name(entry)
+        if os.path.lexists(moved):
+            _remove(out_dir / entry)
+            os.replace(moved, out_dir / entry)
+        elif entry not in before:
+            _remove(out_dir / entry)
+    (out_dir / SWAP_JOURNAL).unlink(missing_ok=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_swap(out_dir: str | os.PathLike[str]) -> str | None:
+    """Finish or undo the swap of a killed ``write_release`` in ``out_dir``; return what was done, or ``None``.
+
+    Finished ("completed") when every old entry had been moved aside and every new one moved in (only the
+    clean-up was left); otherwise undone ("restored": the old release put back). Old-entry folders
+    without a journal (killed during the clean-up) are removed. A swap of a live process is left alone.
+    """
+    from hexainst.kernel.atomic import _pid_alive
+
+    out_dir = Path(out_dir)
+    journal = out_dir / SWAP_JOURNAL
+    done = None
+    if journal.is_file():
+        try:
+            doc = json.loads(journal.read_text("utf-8"))
+            old = out_dir / doc["old"]
+            before, new = list(doc["before"]), list(doc["new"])
+            pid = int(doc["old"][len(_OLD_PREFIX):].split("-", 1)[0])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ReleaseError(f"{journal}: an interrupted release swap whose journal cannot be read ({exc}); "
+                               "check the folder and remove the file") from None
+        if pid != os.getpid() and _pid_alive(pid):
+            raise ReleaseError(f"{out_dir}: another hexainst run (PID {pid}) is replacing this release; "
+                               "wait for it to finish")
+        if all(os.path.lexists(old / _aside_name(e)) for e in before) and all(os.path.lexists(out_dir / e) for e in new):
+            journal.unlink()
+            shutil.rmtree(old, ignore_errors=True)
+            done = "completed"
+        else:
+            _roll_back(out_dir, old, before)
+            done = "restored"
+    live = False
+    for leftover in out_dir.glob(f"{_OLD_PREFIX}*") if out_dir.is_dir() else ():
+        pid = leftover.name[len(_OLD_PREFIX):].split("-", 1)[0]
+        if not (leftover.is_dir() and pid.isdigit()):
+            continue
+        if int(pid) == os.getpid() or _pid_alive(int(pid)):
+            live = True
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+    if not live:  # a journal killed before its own rename (atomic.write_text's temporary file)
+        for half in out_dir.glob(f".{SWAP_JOURNAL}.*.tmp") if out_dir.is_dir() else ():
+            half.unlink(missing_ok=True)
+    return done
 
 
 # --------------------------------------------------------------------------- reading
@@ -288,7 +365,26 @@ def _read_parquet_rows(file: Path) -> list[dict[str, Any]]:
     except Exception as exc:  # noqa: BLE001 - any pyarrow failure means an unreadable file
         raise ReleaseError(f"{file}: cannot read parquet ({exc})") from exc
     features = release_features()
-    return [decode_row(r, features) for r in table.to_pylist()]
+    rows = []
+    for i, row in enumerate(table.to_pylist()):
+        try:
+            rows.append(decode_row(row, features))
+        except (ValueError, TypeError, OverflowError) as exc:  # a ClassLabel integer out of range, say
+            field = next((name for name in ("category", "source")
+                          if not _is_label(row.get(name), features[name])), None)
+            where = f"field {field!r}: {row.get(field)!r} is not one of {features[field].names}" if field else str(exc)
+            raise ReleaseError(f"{file} row {i}: {where}") from None
+    return rows
+
+
+def _is_label(value: Any, feature: Any) -> bool:
+    """Whether a stored category/source value decodes: a name the ClassLabel knows, or an integer in its range."""
+    if isinstance(value, str):
+        return value in feature.names
+    try:
+        return 0 <= int(value) < feature.num_classes
+    except (TypeError, ValueError):
+        return False
 
 
 def read_release_rows(path: str | os.PathLike[str] | None = None, category: str | None = None, *,

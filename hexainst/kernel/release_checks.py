@@ -40,6 +40,86 @@ def card_problems(folder: Path, rows_by_config: dict[str, int]) -> list[str]:
     return problems
 
 
+#: The longest instruction ``validate`` accepts (characters). The release's longest is about 2,300; a text far
+#: beyond this is a pasted document or a broken extraction, and ``record`` would ask for memory for all of it.
+MAX_INSTRUCTION_CHARS = 20_000
+#: Whitespace an instruction may hold (code keeps its indentation and line breaks); every other control
+#: character (a NUL, an escape, a form feed, ...) is a broken extraction.
+_ALLOWED_CONTROLS = frozenset("\n\t")
+
+
+def text_problems(rows: list[dict], where: list[str]) -> list[str]:
+    """Instructions that are too long or hold control characters; ``where[i]`` names row ``i`` (file and row)."""
+    import unicodedata
+
+    problems = []
+    for row, place in zip(rows, where):
+        for field in ("instruction",):
+            text = row.get(field) or ""
+            if len(text) > MAX_INSTRUCTION_CHARS:
+                problems.append(f"{place} (id={row['id']}): field '{field}': {len(text):,} characters, more than "
+                                f"the {MAX_INSTRUCTION_CHARS:,} an instruction may have")
+            bad = sorted({c for c in text if c not in _ALLOWED_CONTROLS and unicodedata.category(c) in ("Cc", "Cs")})
+            if bad:
+                shown = ", ".join(repr(c)[1:-1] for c in bad[:5])
+                problems.append(f"{place} (id={row['id']}): field '{field}': holds control characters ({shown})")
+    return problems
+
+
+def _card_tables(folder: Path) -> list[list[list[str]]]:
+    """The Markdown tables of the card's body: each a list of rows (the header first), each a list of cells."""
+    text = (folder / "README.md").read_text("utf-8")
+    body = text.split("---", 2)[2] if text.startswith("---") and text.count("---") >= 2 else text
+    tables, current = [], []
+    for line in body.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= set("-:") for c in cells):  # not the alignment row
+                current.append(cells)
+        elif current:
+            tables.append(current)
+            current = []
+    if current:
+        tables.append(current)
+    return tables
+
+
+def card_table_problems(folder: Path, cells: Counter) -> list[str]:
+    """Differences between the card's tables and the rows: the rows per category and source, the rows per
+    natural source and per generator (their totals)."""
+    problems = []
+    natural = sum(n for (_, s), n in cells.items() if s == "natural")
+    synthetic = sum(n for (_, s), n in cells.items() if s == "synthetic")
+    found_counts = False
+    for table in _card_tables(folder):
+        header = [h.lower() for h in table[0]]
+        if header[:4] == ["category", "natural", "synthetic", "total"]:
+            found_counts = True
+            listed = {row[0]: row[1:4] for row in table[1:] if len(row) >= 4}
+            for c in CATEGORIES:
+                want = [str(cells[(c, "natural")]), str(cells[(c, "synthetic")]),
+                        str(cells[(c, "natural")] + cells[(c, "synthetic")])]
+                if c not in listed and want[2] != "0":
+                    problems.append(f"README.md: the table of counts has no row for {c}")
+                elif c in listed and [v.replace(",", "") for v in listed[c]] != want:
+                    problems.append(f"README.md: the table of counts says {c}: {' / '.join(listed[c])} "
+                                    f"(natural / synthetic / total), the data has {' / '.join(want)}")
+        elif header and header[-1] == "rows here" and header[0] in ("source", "model"):
+            expected = natural if header[0] == "source" else synthetic
+            try:
+                total = sum(int(row[-1].replace(",", "")) for row in table[1:])
+            except ValueError:
+                problems.append(f"README.md: the table of rows per {header[0]} has a count that is not a number")
+                continue
+            if total != expected:
+                kind = "natural" if header[0] == "source" else "synthetic"
+                problems.append(f"README.md: the table of rows per {header[0]} adds up to {total}, "
+                                f"the data has {expected} {kind} rows")
+    if not found_counts:
+        problems.append("README.md: the card has no table of counts (category | natural | synthetic | total)")
+    return problems
+
+
 def companion_problems(folder: Path) -> list[str]:
     """What is wrong with the files a release carries beside its data: the licence file and the reserve (always
     written, the reserve possibly empty), ``croissant.json`` (a JSON object), the shipped generations (JSON Lines),
@@ -50,10 +130,10 @@ def companion_problems(folder: Path) -> list[str]:
     from hexainst.kernel.jsonfiles import iter_jsonl
     from hexainst.kernel.release import GENERATIONS_FILE, RESERVE_FILE
 
-    problems = [f"{name}: missing (every release carries it)" for name in ("LICENSE.md", RESERVE_FILE)
+    problems = [f"{name}: missing (every release carries it)" for name in ("LICENSE.md", RESERVE_FILE, "croissant.json")
                 if not (folder / name).is_file()]
     croissant = folder / "croissant.json"
-    if croissant.exists():
+    if croissant.is_file():
         try:
             doc = json.loads(croissant.read_text(encoding="utf-8"))
             if not isinstance(doc, dict):

@@ -151,6 +151,33 @@ def _natural_then_lose_humaneval(ws: Path) -> None:
     shutil.rmtree(ws / "mirror" / "humaneval")
 
 
+def _category_label_9(ws: Path) -> None:
+    """Row 3 of the release's math.parquet gets the category integer 9 (six categories: 0..5)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file = ws / "release" / "data" / "math.parquet"
+    table = pq.read_table(file)
+    i = table.schema.get_field_index("category")
+    values = table.column(i).to_pylist()
+    values[3] = 9
+    pq.write_table(table.set_column(i, table.schema.field(i), pa.array(values, type=table.schema.field(i).type)), file)
+
+
+LABEL_9 = "release/data/math.parquet row 3: field 'category': 9 is not one of"
+
+
+def _recipe_with(key: str, template: str) -> Callable[[Path], None]:
+    """my-recipe.json: the bundled recipe with one prompt template replaced."""
+    def setup(ws: Path) -> None:
+        from hexainst.analysis.finetune import load_recipe
+
+        doc = load_recipe().doc
+        doc["prompt"][key] = template
+        (ws / "my-recipe.json").write_text(json.dumps(doc, indent=2))
+    return setup
+
+
 def _validation(ids: list[str]) -> str:
     return json.dumps(rejections(ids))
 
@@ -162,6 +189,8 @@ CASES = [
          "not a HexaInst release folder (README.md (not a HexaInst dataset card), data/important.csv)"),
     Case("release-into-a-file", ["build", "release", "--pools", "pools", "--out", "notes.txt"], "is a file",
          setup=_write("notes.txt", "mine\n")),
+    Case("release-into-a-file-named-with-a-newline", ["build", "release", "--pools", "pools", "--out", "my\nnotes.txt"],
+         "my\\nnotes.txt: is a file", setup=_write("my\nnotes.txt", "mine\n")),
     Case("release-into-its-pools", ["build", "release", "--pools", "pools", "--out", "pools"], "input"),
     Case("release-around-its-pools", ["build", "release", "--pools", "release/pools", "--out", "release"],
          "input", setup=lambda ws: shutil.copytree(ws / "pools", ws / "release" / "pools")),
@@ -231,6 +260,12 @@ CASES = [
     Case("info-card-not-utf8", ["info", "release"], "README.md: the dataset card is not UTF-8",
          setup=lambda ws: (ws / "release/README.md").write_bytes(
              (ws / "release/README.md").read_bytes().replace(b"HexaInst", b"Hexa\xffInst", 1))),
+    Case("validate-category-label-out-of-range", ["validate", "release"], LABEL_9, setup=_category_label_9),
+    Case("info-category-label-out-of-range", ["info", "release"], LABEL_9, setup=_category_label_9),
+    Case("record-category-label-out-of-range", ["record", "--model", "nowhere", "--release", "release", "--out", "st"],
+         LABEL_9, setup=_category_label_9, absent="st"),
+    Case("publish-category-label-out-of-range", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run",
+                                                 "up"], LABEL_9, setup=_category_label_9, absent="up"),
     # ------------------------------------------------------------ publish
     Case("publish-dry-run-onto-the-release", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "release"],
          "input"),
@@ -307,6 +342,15 @@ CASES = [
          env={"HEXAINST_LABEL_STUDIO": "/nonexistent/label-studio"}),
     Case("finetune-unknown-recipe", ["finetune", "run", "--variant", "tuned", "--recipe", "no-such-recipe",
                                      "--sources", "mirror", "--release", "release"], "no-such-recipe"),
+    Case("finetune-recipe-unknown-placeholder", ["finetune", "run", "--variant", "tuned", "--recipe", "my-recipe.json",
+                                                 "--sources", "mirror", "--release", "release", "--root", "ft"],
+         "my-recipe.json: prompt.instruction_with_input: unknown placeholder {{context}}",
+         setup=_recipe_with("instruction_with_input", "<start_of_turn>user\n{instruction}\n\n{input} ({context})<end_of_turn>\n"),
+         absent="ft"),
+    Case("finetune-recipe-stray-brace", ["finetune", "run", "--variant", "tuned", "--recipe", "my-recipe.json",
+                                         "--sources", "mirror", "--release", "release", "--root", "ft"],
+         "my-recipe.json: prompt.response: Single '}}' encountered", setup=_recipe_with("response", "{output} }"),
+         absent="ft"),
     Case("baseline-bad-device", ["baseline", "llama2-7b", "--model-root", "mirror", "--out", "b", "--device", "banana"],
          "'banana' is not a torch device", absent="b"),
     Case("baseline-unknown-pair", ["baseline", "no-such-pair", "--model-root", "mirror", "--out", "b"],

@@ -171,7 +171,7 @@ def test_card_yaml_numbers_equal_the_data(tmp_path, rows):
 
 
 def test_cli_validate_and_info(tmp_path, rows, capsys):
-    out = write_release(rows, tmp_path / "rel")
+    out = write_release(rows, tmp_path / "rel", croissant=lambda folder: {"@type": "sc:Dataset"})  # validate wants one
     assert main(["validate", str(out)]) == 1  # made-up rows are not 100 + 100 per category
     assert "unbalanced" in capsys.readouterr().out
     assert main(["validate", str(out), "--allow-unbalanced"]) == 0

@@ -141,12 +141,8 @@ def test_assemble_balanced_release_with_reserve(tmp_path):
 def test_validation_rejects_replaced_from_reserve_in_order_and_revisions_keep_original(tmp_path):
     from hexainst.kernel.validation_file import write as write_validation
 
-    from hexainst.builders.assembly.config import AssemblyConfig
-
     pools = write_pools(tmp_path / "pools")
-    # A reserve of 15 (the whole rest of each 115-row pool), whatever rates the toolkit bundles: no row left to refill it.
-    config = AssemblyConfig(reserve=15)
-    assemble(tmp_path / "pools", tmp_path / "before", config=config)
+    assemble(tmp_path / "pools", tmp_path / "before")
     before = {r["id"]: r for r in hexainst.load(tmp_path / "before").to_list()}
     reserve_before = [r for r in hexainst.load_reserve(tmp_path / "before")
                       if (r["category"], r["source"]) == ("generation", "synthetic")]
@@ -160,7 +156,7 @@ def test_validation_rejects_replaced_from_reserve_in_order_and_revisions_keep_or
     outcomes.append(outcome(released[30]["id"], "accepted"))
     write_validation(tmp_path / "validation.json", validation_doc(outcomes))
 
-    report = assemble(tmp_path / "pools", tmp_path / "after", validation=tmp_path / "validation.json", config=config)
+    report = assemble(tmp_path / "pools", tmp_path / "after", validation=tmp_path / "validation.json")
     after = {r["id"]: r for r in hexainst.load(tmp_path / "after").to_list()}
     assert len(after) == 1200
     gen_syn = [r for r in after.values() if (r["category"], r["source"]) == (3, 1)]
@@ -218,8 +214,8 @@ def test_publish_dry_run_writes_exactly_the_release_files(tmp_path):
     assemble(tmp_path / "pools", out)
     assert main(["publish", "--repo", "someone/hexainst", "--path", str(out), "--dry-run", str(tmp_path / "up")]) == 0
     uploaded = sorted(str(p.relative_to(tmp_path / "up")) for p in (tmp_path / "up").rglob("*") if p.is_file())
-    expected = [".hexainst-output.json", "LICENSE.md", "README.md", "croissant.json", "rejection_rates.json", "reserve/reserve.jsonl",
-                "upload-manifest.json"]
+    expected = [".hexainst-output.json", "LICENSE.md", "README.md", "croissant.json", "rejection_rates.json",
+                "reserve/reserve.jsonl", "upload-manifest.json"]
     expected += [f"data/{c}.parquet" for c in CATEGORIES]
     assert uploaded == sorted(expected)
     manifest = json.loads((tmp_path / "up" / "upload-manifest.json").read_text())

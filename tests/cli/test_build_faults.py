@@ -1,0 +1,230 @@
+"""Faults around a build, through the real command line: a rebuild that would drop answers, a second
+writer on the same folder, a reader that closes the pipe. Each asserts what is on disk afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hexainst.kernel.records import natural_row, synthetic_row
+from hexainst.kernel.release import GENERATIONS_FILE
+from hexainst.kernel.vocab import CATEGORIES, SOURCES
+from workspace_files import changed_files, snapshot
+
+
+def _pool_rows(category: str, source: str, n: int) -> list[dict]:
+    if source == "natural":
+        return [natural_row(category=category, instruction=f"Made-up natural {category} instruction {i}.", license="MIT",
+                            source_name="made_up", dataset_id="example/made-up", revision="sha256:" + "1" * 64,
+                            config=None, split="test", row_id=str(i), task_name=None, pattern_id="made_up.v1")
+                for i in range(n)]
+    return [synthetic_row(category=category, instruction=f"Made-up synthetic {category} instruction {i}.",
+                          generator_model="made-up-model", endpoint_host="127.0.0.1", prompt_id=category,
+                          prompt_version="v1", seed=0, request_hash=f"{i:016x}", item_index=0) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    """pools/ and release/ built from them, the release shipping 3 generator answers."""
+    from hexainst.builders.assembly import assemble
+
+    ws = tmp_path_factory.mktemp("faults")
+    (ws / "pools").mkdir()
+    for c in CATEGORIES:
+        for s in SOURCES:
+            rows = _pool_rows(c, s, 104)
+            (ws / "pools" / f"{c}.{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assemble(ws / "pools", ws / "release")
+    (ws / "release" / "generations").mkdir()
+    (ws / "release" / GENERATIONS_FILE).write_text("".join(json.dumps({"answer": i}) + "\n" for i in range(3)))
+    return ws
+
+
+@pytest.fixture
+def ws(pristine: Path, tmp_path: Path) -> Path:
+    shutil.copytree(pristine, tmp_path / "ws")
+    return tmp_path / "ws"
+
+
+def _hexainst(ws: Path, *argv: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "hexainst", *argv], cwd=ws, env=env, text=True, timeout=300,
+                          **({"capture_output": True} | kwargs))
+
+
+def test_a_release_rebuilt_from_pools_keeps_the_generations_it_shipped(ws: Path) -> None:
+    answers = (ws / "release" / GENERATIONS_FILE).read_bytes()
+    done = _hexainst(ws, "build", "release", "--pools", "pools", "--out", "release", "--seed", "7")
+    assert done.returncode == 0, done.stderr
+    assert (ws / "release" / GENERATIONS_FILE).read_bytes() == answers
+    assert f"kept {GENERATIONS_FILE} of the earlier release (3 answers)" in done.stdout
+
+
+def test_a_second_build_onto_the_same_folder_gets_one_line(ws: Path) -> None:
+    from hexainst.analysis.output_lock import writer_lock
+
+    before = snapshot(ws)
+    with writer_lock(ws / "pools" / ".." / "release"):  # another spelling of the same folder
+        done = _hexainst(ws, "build", "release", "--pools", "pools", "--out", "release", "--seed", "7")
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert f"{ws / 'release'}: another hexainst run is writing this --out folder" in lines[0]
+    assert changed_files(before, snapshot(ws)) == []
+    assert sorted(p.name for p in ws.iterdir()) == ["pools", "release"]
+
+
+@pytest.mark.parametrize("argv", [["info", "release"], ["validate", "release"]])
+def test_a_reader_that_exits_is_no_traceback(ws: Path, argv: list[str]) -> None:
+    """``hexainst info | true``: the pipe is closed before the command writes a byte."""
+    before = snapshot(ws)
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = _hexainst(ws, *argv, stdout=write, stderr=subprocess.PIPE, capture_output=False)
+    finally:
+        os.close(write)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stderr
+    assert changed_files(before, snapshot(ws)) == []
+
+
+def test_a_topup_with_another_builds_work_names_the_work_folder(ws: Path) -> None:
+    """--work holds pools of a build that did not make --out: say so, not that the validation file is wrong."""
+    from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
+    from hexainst.builders.synthetic.config import OUTPUT_KIND as SYNTHETIC_KIND
+    from hexainst.kernel.outputs import write_marker
+    from hexainst.kernel.release import read_release_rows
+    from validation_docs import rejections
+
+    for source, kind in (("natural", NATURAL_KIND), ("synthetic", SYNTHETIC_KIND)):
+        folder = ws / "other-work" / source
+        folder.mkdir(parents=True)
+        for c in CATEGORIES:
+            rows = _pool_rows(c, source, 208)[104:]  # another build's candidates
+            (folder / f"{c}.{source}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        write_marker(folder, kind)
+    released = sorted(r["id"] for r in read_release_rows(ws / "release"))
+    (ws / "validation.json").write_text(json.dumps(rejections(released[:2])))
+    before = snapshot(ws)
+    done = _hexainst(ws, "build", "topup", "--validation", "validation.json", "--work", "other-work", "--out", "release")
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "--work other-work: its pools did not make the release" in lines[0]
+    assert "rows, e.g. " in lines[0] and "give the --work of the build that made it" in lines[0]
+    assert changed_files(before, snapshot(ws)) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 2 MB tmpfs mounted for the test (root only; else skipped)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def _fill(disk: Path) -> Path:
+    """Write ``disk/filler`` until the device is full."""
+    import errno
+
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for size in (65536, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_full_disk_under_build_release_is_one_line_and_keeps_the_release(ws: Path, small_disk: Path) -> None:
+    shutil.copytree(ws / "release", small_disk / "release")
+    filler = _fill(small_disk)
+    before, disk_before = snapshot(ws), snapshot(small_disk)
+    done = _hexainst(ws, "build", "release", "--pools", "pools", "--out", str(small_disk / "release"), "--seed", "7")
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"{small_disk / 'release'}: no space left on the device while writing" in lines[0]
+    assert snapshot(ws) == before and snapshot(small_disk) == disk_before
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "release"]
+    assert sorted(p.name for p in (small_disk / "release").iterdir() if p.name.startswith(".")) == []
+    filler.unlink()
+    done = _hexainst(ws, "build", "release", "--pools", "pools", "--out", str(small_disk / "release"), "--seed", "7")
+    assert done.returncode == 0, done.stderr
+
+
+def _set_instruction(text: str):
+    def setup(ws: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        file = ws / "release" / "data" / "code.parquet"
+        table = pq.read_table(file)
+        i = table.schema.get_field_index("instruction")
+        values = table.column(i).to_pylist()
+        values[5] = text
+        pq.write_table(table.set_column(i, table.schema.field(i), pa.array(values, type=table.schema.field(i).type)),
+                       file)
+    return setup
+
+
+def _edit_card(old: str, new: str):
+    def setup(ws: Path) -> None:
+        card = ws / "release" / "README.md"
+        assert old in card.read_text()
+        card.write_text(card.read_text().replace(old, new, 1))
+    return setup
+
+
+@pytest.mark.parametrize("setup, problem", [
+    (_set_instruction("Print a NUL \x00 byte."), "data/code.parquet row 5 (id="),
+    (_set_instruction("Print a NUL \x00 byte."), "field 'instruction': holds control characters (\\x00)"),
+    (_set_instruction("Summarise this. " + "word " * 200_000), "field 'instruction': 1,000,016 characters, more than"),
+    (_edit_card("| math | 100 | 100 | 200 |", "| math | 100 | 90 | 190 |"),
+     "README.md: the table of counts says math: 100 / 90 / 190 (natural / synthetic / total), the data has 100 / 100 / 200"),
+    (lambda ws: (ws / "release" / "croissant.json").unlink(), "croissant.json: missing"),
+], ids=["nul-where", "nul", "one-megabyte", "card-table", "no-croissant"])
+def test_validate_checks_what_its_help_says(ws: Path, setup, problem: str) -> None:
+    setup(ws)
+    before = snapshot(ws)
+    done = _hexainst(ws, "validate", "release")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert any(line.startswith("error: ") and problem in line for line in done.stdout.splitlines()), done.stdout
+    assert done.stdout.rstrip().endswith("FAILED")
+    assert changed_files(before, snapshot(ws)) == []
+
+
+def test_validate_passes_a_good_release(ws: Path) -> None:
+    done = _hexainst(ws, "validate", "release")
+    assert done.returncode == 0 and done.stdout.rstrip().endswith("OK"), done.stdout + done.stderr
+
+
+def test_a_build_piped_into_a_reader_that_exits_still_builds(ws: Path) -> None:
+    """``build ... | head -1``: the reader is gone before the first line; the build finishes its work anyway."""
+    from hexainst.kernel.release import read_release_rows
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = _hexainst(ws, "build", "release", "--pools", "pools", "--out", "fresh", stdout=write,
+                         stderr=subprocess.PIPE, capture_output=False)
+    finally:
+        os.close(write)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert len(read_release_rows(ws / "fresh")) == 1200
