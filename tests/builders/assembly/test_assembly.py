@@ -141,8 +141,12 @@ def test_assemble_balanced_release_with_reserve(tmp_path):
 def test_validation_rejects_replaced_from_reserve_in_order_and_revisions_keep_original(tmp_path):
     from hexainst.kernel.validation_file import write as write_validation
 
+    from hexainst.builders.assembly.config import AssemblyConfig
+
     pools = write_pools(tmp_path / "pools")
-    assemble(tmp_path / "pools", tmp_path / "before")
+    # A reserve of 15 (the whole rest of each 115-row pool), whatever rates the toolkit bundles: no row left to refill it.
+    config = AssemblyConfig(reserve=15)
+    assemble(tmp_path / "pools", tmp_path / "before", config=config)
     before = {r["id"]: r for r in hexainst.load(tmp_path / "before").to_list()}
     reserve_before = [r for r in hexainst.load_reserve(tmp_path / "before")
                       if (r["category"], r["source"]) == ("generation", "synthetic")]
@@ -156,7 +160,7 @@ def test_validation_rejects_replaced_from_reserve_in_order_and_revisions_keep_or
     outcomes.append(outcome(released[30]["id"], "accepted"))
     write_validation(tmp_path / "validation.json", validation_doc(outcomes))
 
-    report = assemble(tmp_path / "pools", tmp_path / "after", validation=tmp_path / "validation.json")
+    report = assemble(tmp_path / "pools", tmp_path / "after", validation=tmp_path / "validation.json", config=config)
     after = {r["id"]: r for r in hexainst.load(tmp_path / "after").to_list()}
     assert len(after) == 1200
     gen_syn = [r for r in after.values() if (r["category"], r["source"]) == (3, 1)]
