@@ -22,14 +22,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hexainst.annotation.agreement import junior_agreement
+from hexainst.kernel.verdict_rules import (  # noqa: F401  (re-exported: the round's rules)
+    REASON_CORRECTIONS_DIFFER,
+    REASON_NO_CORRECTION,
+    STATUS_OF_DECISION,
+    decided,
+)
+from hexainst.kernel.verdict_rules import common_correction as _common_correction
 
-STATUS_OF_DECISION = {"accept": "accepted", "revise": "revised", "reject": "rejected"}
 
 REASON_DECISION = "the juniors' decisions differ"
 REASON_CATEGORY = "the juniors disagree on whether the category is correct"
 REASON_BOTH = "the juniors differ on the decision and on the category"
-REASON_CORRECTIONS_DIFFER = "both juniors revise, with different corrected texts"
-REASON_NO_CORRECTION = "both juniors revise, but neither typed a corrected text"
 
 
 @dataclass(frozen=True)
@@ -86,16 +90,6 @@ def counted_juniors(
         assert ann.verdict is not None
         counted.append(ann.verdict)
     return counted, ignored
-
-
-def _common_correction(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """(text, conflict reason) for two agreeing "revise" verdicts."""
-    texts = {t for t in (a["corrected_instruction"], b["corrected_instruction"]) if t}
-    if len(texts) == 1:
-        return texts.pop(), None
-    if not texts:
-        return None, REASON_NO_CORRECTION
-    return None, REASON_CORRECTIONS_DIFFER
 
 
 def triage(
@@ -208,30 +202,3 @@ def _outcome(
     iid: str, status: str, corrected: str | None, juniors: list[dict[str, Any]], senior: dict[str, Any] | None
 ) -> dict[str, Any]:
     return {"id": iid, "status": status, "corrected_instruction": corrected, "juniors": juniors, "senior": senior}
-
-
-def decided(juniors: list[Mapping[str, Any]], senior: Mapping[str, Any] | None) -> tuple[str | None, str | None, str]:
-    """What an outcome's recorded verdicts decide, by the rules above: ``(status, corrected, by)``.
-
-    The senior's verdict decides when present (a "revise" needs its corrected text); without it the
-    two juniors decide when they agree (same decision, same category answer, one corrected text for
-    "revise"). ``status`` is ``None`` when the verdicts decide nothing; ``by`` then says why,
-    otherwise who decided ("the senior's verdict", "the agreeing juniors").
-    """
-    if senior is not None:
-        status = STATUS_OF_DECISION[senior["decision"]]
-        if status == "revised" and not senior["corrected_instruction"]:
-            return None, None, "the senior chose revise without a corrected instruction"
-        return status, senior["corrected_instruction"] if status == "revised" else None, "the senior's verdict"
-    if len(juniors) != 2:
-        return None, None, f"{len(juniors)} junior verdicts and no senior"
-    a, b = juniors
-    if a["decision"] != b["decision"] or a["category_correct"] != b["category_correct"]:
-        return None, None, "the juniors disagree and there is no senior verdict"
-    status = STATUS_OF_DECISION[a["decision"]]
-    if status != "revised":
-        return status, None, "the agreeing juniors"
-    text, conflict = _common_correction(a, b)
-    if conflict:
-        return None, None, f"{conflict} and there is no senior verdict"
-    return status, text, "the agreeing juniors"

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from hexainst.analysis.disk_space import full_disk_is_one_line
-from hexainst.analysis.output_lock import writer_lock
+from hexainst.kernel.disk_space import full_disk_is_one_line
+from hexainst.kernel.output_lock import writer_lock
 from hexainst.analysis.recording.config import INPUT_MODES, RecordingConfig
 from hexainst.analysis.recording.store import (
     MAX_TOKENS,

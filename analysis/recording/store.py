@@ -898,8 +898,8 @@ def merge_stores(parts: Sequence[str | os.PathLike | ActivationStore], out_dir: 
     part_paths = [p.path if isinstance(p, ActivationStore) else Path(p) for p in parts]
     if not part_paths:
         raise StoreError("merge_stores needs at least one store")
-    from hexainst.analysis.disk_space import full_disk_is_one_line
-    from hexainst.analysis.output_lock import writer_lock
+    from hexainst.kernel.disk_space import full_disk_is_one_line
+    from hexainst.kernel.output_lock import writer_lock
 
     out, in_place = claim_merge_dir(part_paths, out_dir)
     with writer_lock(out, what="activation store"), full_disk_is_one_line(

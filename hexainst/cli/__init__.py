@@ -88,7 +88,7 @@ def _lock_build_outputs(args: argparse.Namespace, stack: contextlib.ExitStack) -
     ``build`` onto the same folder, however it is spelled, stops at once with one line naming it."""
     if args.command != "build":
         return
-    from hexainst.analysis.output_lock import writer_lock
+    from hexainst.kernel.output_lock import writer_lock
 
     seen = set()
     for option in ("out", "work"):

@@ -246,9 +246,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             raise UserError("--causal: the store header names no model; pass --causal-model")
         if store_a.is_moe:
             raise UserError(f"--causal supports dense models only; store {store_a.path} is an MoE store")
-        check_causal_counts(list(store_a.categories), causal_config.per_category, config.sample)
         if not args.causal_model:
             _check_recorded_path(str(name), store_a.path)
+        check_causal_counts(list(store_a.categories), causal_config.per_category, config.sample)
         loaded = load_model(resolve_model(str(name)), dtype="float32", progress=not args.quiet)
         sha = tokenizer_sha256(loaded.tokenizer)
         want = store_a.header.get("tokenizer", {}).get("sha256")

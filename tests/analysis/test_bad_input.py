@@ -232,7 +232,7 @@ def test_a_store_without_weights_and_texts_is_analysed_and_said_unchecked(ws: Pa
 
 def test_a_second_analyze_onto_the_same_report_gets_one_line(ws: Path, capsys) -> None:
     """A second writer on one report folder stops at once with one line; the report is as it was."""
-    code = ("import sys, time\nfrom hexainst.analysis.output_lock import writer_lock\n"
+    code = ("import sys, time\nfrom hexainst.kernel.output_lock import writer_lock\n"
             "with writer_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n")
     holder = subprocess.Popen([sys.executable, "-c", code, str(ws / "report")], stdout=subprocess.PIPE, text=True)
     try:

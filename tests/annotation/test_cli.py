@@ -19,7 +19,7 @@ from annotation_helpers import nat, seed_template, verdict
 from annotation_live import Annotators
 from hexainst.annotation import labeling_config as lc
 from hexainst.annotation.accounts import invite_token
-from hexainst.annotation.server import running_pid
+from hexainst.annotation.server import port_is_free, running_pid
 from hexainst.annotation.session import STATE_FILE, Session
 from hexainst.cli import main
 
@@ -177,8 +177,9 @@ def test_cli_up_private_restart_stop(ls_template, open_parent, tmp_path, capsys)
         pid1, _ = running_pid(data / "junior1")
         pid2, _ = running_pid(data / "junior2")
         os.killpg(pid1, signal.SIGKILL)
-        for _ in range(100):
-            if running_pid(data / "junior1") is None:
+        port1 = int(urls["junior1"].rsplit(":", 1)[1])
+        for _ in range(300):  # the crash is over when the process is gone and the kernel has let its port go
+            if running_pid(data / "junior1") is None and port_is_free(port1):
                 break
             time.sleep(0.1)
         assert main(["annotate", "serve", *d, "--detach"]) == 0

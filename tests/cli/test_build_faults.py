@@ -67,7 +67,7 @@ def test_a_release_rebuilt_from_pools_keeps_the_generations_it_shipped(ws: Path)
 
 
 def test_a_second_build_onto_the_same_folder_gets_one_line(ws: Path) -> None:
-    from hexainst.analysis.output_lock import writer_lock
+    from hexainst.kernel.output_lock import writer_lock
 
     before = snapshot(ws)
     with writer_lock(ws / "pools" / ".." / "release"):  # another spelling of the same folder

@@ -67,8 +67,8 @@ def test_topup_fills_short_cells_and_keeps_everything_selected(tmp_path: Path, m
         topped = _hexainst("build", "topup", "--validation", str(tmp_path / "validation.json"), *common[:-2],
                            "--rejection-rates", str(rates), env=env)
         assert topped.returncode == 0, topped.stdout[-2000:] + topped.stderr[-2000:]
-        assert "math/synthetic: 97 usable rows (0 of them pending), short by 3: 3 new candidates" in topped.stdout
-        assert "code/natural: 98 usable rows (0 of them pending), short by 2: 2 new candidates" in topped.stdout
+        assert "math/synthetic: 97 usable rows (97 of them pending), short by 3: 3 new candidates" in topped.stdout
+        assert "code/natural: 98 usable rows (98 of them pending), short by 2: 2 new candidates" in topped.stdout
         new_requests = stub.requests[requests_before:]
         assert 0 < len(new_requests) < 60  # new slots for 3 candidates, not a rebuild
         fingerprints = [r["fingerprint"] for r in stub.requests]

@@ -20,6 +20,7 @@ import pytest
 
 from hexainst.analysis.finetune import fine_tune, finished
 from hexainst.analysis.finetune.data import shuffled_pairs, training_rows
+from hexainst.analysis.finetune.train import _last_checkpoint
 from hexainst.analysis.finetune.design import (
     change_overlap,
     derangement,
@@ -211,12 +212,14 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tiny_folder, mirror, rec
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
         deadline = time.time() + 600
         try:
-            while time.time() < deadline and proc.poll() is None and not list(root.glob("*/.work-*/checkpoint-*")):
+            # killed once a checkpoint is complete (one caught while being written is skipped on resume, rightly)
+            while time.time() < deadline and proc.poll() is None and not any(
+                    _last_checkpoint(w) for w in root.glob("*/.work-*")):
                 time.sleep(0.2)
         finally:
             proc.kill()
             proc.wait()
-    checkpoints = list(root.glob("*/.work-*/checkpoint-*"))
+    checkpoints = [c for w in root.glob("*/.work-*") if (c := _last_checkpoint(w))]
     assert checkpoints, f"no checkpoint before the run ended or the deadline: {log.read_text()[-2000:]}"
     assert finished(recipe.with_seed(1), "shuffled", _load(recipe, mirror), root) is None
     done = fine_tune(recipe.with_seed(1), "shuffled", sources=mirror, root=root, progress=False)

@@ -424,7 +424,7 @@ def _hold_lock(folder: Path):
     import subprocess
     import sys
 
-    code = ("import sys, time\nfrom hexainst.analysis.output_lock import writer_lock\n"
+    code = ("import sys, time\nfrom hexainst.kernel.output_lock import writer_lock\n"
             "with writer_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
@@ -492,8 +492,9 @@ def test_causal_from_another_folder_names_a_relative_model_path(ws: Path, capsys
     _header("store-a", lambda h: h["model"].update(name_or_path="model"))(ws)
     monkeypatch.chdir(ws / "mine")
     before = snapshot(ws)
-    code = main(["analyze", "--store", str(ws / "store-a"), "--causal", "--rows", str(ws / "rows.jsonl"),
-                 "--out", str(ws / "o"), "--quiet"])
+    # one held-out instruction per category: the tiny store has too few for the default 20
+    code = main(["analyze", "--store", str(ws / "store-a"), "--causal", "--causal-per-category", "1",
+                 "--rows", str(ws / "rows.jsonl"), "--out", str(ws / "o"), "--quiet"])
     assert code == 2
     line = _one_line(capsys.readouterr().err)
     assert f"the store header names the model 'model', a path relative to where the store was recorded, not found " \
