@@ -208,12 +208,13 @@ def dumps(doc: Mapping[str, Any]) -> str:
 
 
 def write(path: str | os.PathLike[str], doc: Mapping[str, Any]) -> Path:
-    """Check ``doc`` (of the current version) and write it to ``path`` atomically; return the path."""
+    """Check ``doc`` (of the current version) and write it to ``path`` atomically, readable by its owner only (it
+    holds verdicts); return the path. A release's shipped copy is made by the release writer, readable by all."""
     check(doc, f"validation document for {path}")
     if doc["format_version"] != FORMAT_VERSION:
         raise ValidationFileError(f"validation document for {path}: format_version {doc['format_version']}; "
                                   f"only version {FORMAT_VERSION} is written (upgrade it with validation_file.upgrade)")
-    return atomic.write_text(path, dumps(doc))
+    return atomic.write_text(path, dumps(doc), mode=0o600)  # verdicts: readable by their owner only
 
 
 def read(path: str | os.PathLike[str], known_ids: Collection[str] | None) -> dict[str, Any]:

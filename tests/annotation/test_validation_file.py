@@ -277,3 +277,14 @@ def test_the_committed_release_file_is_consistent():
         pytest.skip("no validation.json in this checkout's release")
     doc = validation_file.read(file, None)
     assert doc["rounds"][0]["round"] == 1 and sum(r["n_outcomes"] for r in doc["rounds"]) == len(doc["outcomes"])
+
+
+def test_a_written_validation_file_is_readable_by_its_owner_only(tmp_path):
+    import stat
+
+    path = validation_file.write(tmp_path / "validation.json", document())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # rewritten over a file a user made readable: the new file is private again, not the old mode kept
+    path.chmod(0o644)
+    validation_file.write(path, document())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
