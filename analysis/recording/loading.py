@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hexainst.analysis.recording.config import DTYPES, RecordingConfig
+from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
 
 __all__ = ["DTYPES", "LoadedModel", "ModelLoadError", "load_model", "resolve_model", "tokenizer_sha256"]
@@ -116,17 +117,15 @@ def convert_gguf(gguf_path: str | os.PathLike, *, out_dir: str | os.PathLike | N
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     _drop_quantization(model)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    os.chmod(tmp, 0o755)
+    # Named with this process's PID: a conversion killed midway leaves a folder the next one removes.
+    tmp = atomic.make_temp_dir(target)
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "hexainst-gguf.json").write_text(
             json.dumps({"gguf_file": gguf_path.name, "gguf_sha256": digest}, indent=1) + "\n", "utf-8"
         )
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        atomic.swap_in_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -47,3 +47,25 @@ def test_gemma_counts_within_t_and_stable(gemma_gguf, tmp_path):
     known = first.ids.index("code-1")
     np.testing.assert_array_equal(second.counts([known]), counts[[known]])
     assert second.header["tokenizer"]["sha256"] == header["tokenizer"]["sha256"]
+
+
+def test_a_conversion_killed_midway_is_cleaned_up_by_the_next_one(gemma_gguf, tmp_path):
+    """The GGUF conversion writes into a hidden folder named with its PID; one a killed run left (its PID
+    dead) is removed by the next conversion, and the finished folder replaces an earlier one whole."""
+    import subprocess
+
+    from hexainst.analysis.recording.loading import convert_gguf
+
+    gguf_path, _ = gemma_gguf
+    target = tmp_path / "converted"
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a PID that has exited
+    leftover = tmp_path / f".converted.new-{dead.pid}-abc123"
+    leftover.mkdir()
+    (leftover / "model.safetensors").write_bytes(b"half a file")
+    target.mkdir()
+    (target / "stale.txt").write_text("an earlier, unfinished conversion")
+    out = convert_gguf(gguf_path, out_dir=target, progress=False)
+    assert out == target and (target / "hexainst-gguf.json").is_file() and not (target / "stale.txt").exists()
+    assert not leftover.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["converted"]  # nothing hidden left beside it
