@@ -69,6 +69,13 @@ def main() -> None:
     parser.add_argument("--source", default="", help="a line saying where the file came from")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if args.out.exists():  # replace only a rates file this script wrote, never another file
+        try:
+            earlier = json.loads(args.out.read_text("utf-8"))
+        except (OSError, ValueError):
+            earlier = None
+        if not (isinstance(earlier, dict) and set(earlier) == {"source", "cells"}):
+            raise SystemExit(f"--out {args.out}: exists and is not a rates file of this script; name another file")
     doc = json.loads(args.validation.read_text("utf-8"))
     pools = read_pools([args.work / "natural", args.work / "synthetic"])
     cell_of = {r["id"]: f"{c}/{s}" for (c, s), rows in pools.items() for r in rows}

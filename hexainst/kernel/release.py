@@ -267,9 +267,15 @@ def recover_swap(out_dir: str | os.PathLike[str]) -> str | None:
     if journal.is_file():
         try:
             doc = json.loads(journal.read_text("utf-8"))
-            old = out_dir / doc["old"]
+            name = str(doc["old"])
+            # only a folder of ours, directly in the release folder, is ever put back or deleted
+            if not name.startswith(_OLD_PREFIX) or Path(name).name != name:
+                raise ValueError(f"'old' is {name!r}, not a {_OLD_PREFIX}* folder of this release")
+            old = out_dir / name
             before, new = list(doc["before"]), list(doc["new"])
-            pid = int(doc["old"][len(_OLD_PREFIX):].split("-", 1)[0])
+            if not set(before) | set(new) <= set(RELEASE_ENTRIES):
+                raise ValueError("it names entries that are not a release's")
+            pid = int(name[len(_OLD_PREFIX):].split("-", 1)[0])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ReleaseError(f"{journal}: an interrupted release swap whose journal cannot be read ({exc}); "
                                "check the folder and remove the file") from None
@@ -286,7 +292,8 @@ def recover_swap(out_dir: str | os.PathLike[str]) -> str | None:
     live = False
     for leftover in out_dir.glob(f"{_OLD_PREFIX}*") if out_dir.is_dir() else ():
         pid = leftover.name[len(_OLD_PREFIX):].split("-", 1)[0]
-        if not (leftover.is_dir() and pid.isdigit()):
+        if not (leftover.is_dir() and not leftover.is_symlink() and pid.isdigit()
+                and leftover.stat().st_uid == os.getuid()):  # ours: our name, a real folder, this account's
             continue
         if int(pid) == os.getpid() or _pid_alive(int(pid)):
             live = True

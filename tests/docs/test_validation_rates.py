@@ -54,3 +54,14 @@ def test_an_outcome_outside_the_pools_is_named() -> None:
     with pytest.raises(SystemExit, match="zz"):
         _rates().cell_rates([_outcome("zz", "accepted", _verdict("junior1", "accept"), _verdict("junior2", "accept"))],
                             {"m0": "math/synthetic"})
+
+
+def test_out_replaces_only_a_rates_file(tmp_path, monkeypatch) -> None:
+    import sys
+
+    precious = tmp_path / "notes.json"
+    precious.write_text('{"mine": 1}')
+    monkeypatch.setattr(sys, "argv", ["rates.py", "--validation", str(tmp_path / "v.json"), "--out", str(precious)])
+    with pytest.raises(SystemExit, match="not a rates file"):
+        _rates().main()
+    assert precious.read_text() == '{"mine": 1}'

@@ -141,3 +141,38 @@ def test_a_release_built_without_generations_keeps_the_ones_it_had(tmp_path: Pat
     write_release(make_rows(per_cell=3), out)  # 'build release' from pools: no generations of its own
     assert (out / GENERATIONS_FILE).read_bytes() == answers.read_bytes()
     assert len(read_release_rows(out)) == 18
+
+
+@pytest.mark.parametrize("journal", [
+    {"old": "../victim", "before": ["README.md"], "new": []},           # a folder outside the release
+    {"old": ".release-old-1-x/../../victim", "before": [], "new": []},  # a path, not a name
+    {"old": ".release-old-1-x", "before": ["../victim"], "new": []},    # an entry that is not a release's
+])
+def test_a_swap_journal_never_makes_the_recovery_touch_what_is_not_ours(tmp_path: Path, journal: dict) -> None:
+    from hexainst.kernel.release import ReleaseError, recover_swap
+
+    out = tmp_path / "release"
+    out.mkdir()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("a user's file")
+    (out / SWAP_JOURNAL).write_text(json.dumps(journal))
+    before = snapshot(tmp_path)
+    with pytest.raises(ReleaseError, match="cannot be read"):
+        recover_swap(out)
+    assert snapshot(tmp_path) == before
+
+
+def test_an_old_entries_folder_of_another_account_is_left_alone(tmp_path: Path) -> None:
+    import os
+
+    from hexainst.kernel.release import recover_swap
+
+    if os.getuid() != 0:
+        pytest.skip("changing a folder's owner needs root")
+    out = tmp_path / "release"
+    foreign = out / ".release-old-999999999-abc"  # our name, a dead PID, but another account's folder
+    foreign.mkdir(parents=True)
+    os.chown(foreign, 65534, 65534)
+    recover_swap(out)
+    assert foreign.is_dir()
