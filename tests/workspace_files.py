@@ -28,3 +28,22 @@ def edit_bytes(rel: str, fn: Callable[[bytes], bytes]) -> Callable[[Path], None]
         path = ws / rel
         path.write_bytes(fn(path.read_bytes()))
     return setup
+
+
+def fill_disk(disk: Path) -> Path:
+    """Write ``disk/filler`` until the device is full; return it (delete it to free the space)."""
+    import errno
+    import os
+
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for size in (65536, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
+    return filler

@@ -253,14 +253,10 @@ def test_a_full_disk_under_analyze_is_one_line_and_keeps_the_earlier_report(ws: 
                                                                              capsys) -> None:
     """The report's device is full (a real 2 MB tmpfs, filled): one line naming the folder; the earlier report
     is as it was and no staged folder is left."""
-    import importlib.util
+    from workspace_files import fill_disk
 
-    spec = importlib.util.spec_from_file_location("_helpers", Path(__file__).with_name("conftest.py"))
-    helpers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(helpers)
-    fill = helpers.fill
     shutil.copytree(ws / "report", small_disk / "report")
-    filler = fill(small_disk)
+    filler = fill_disk(small_disk)
     before, disk_before = snapshot(ws), snapshot(small_disk)
     assert main(["analyze", "--store", str(ws / "base"), "--out", str(small_disk / "report")] + QUICK) == 2
     err = capsys.readouterr().err

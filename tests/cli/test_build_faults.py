@@ -15,7 +15,7 @@ import pytest
 from hexainst.kernel.records import natural_row, synthetic_row
 from hexainst.kernel.release import GENERATIONS_FILE
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
-from workspace_files import changed_files, snapshot
+from workspace_files import changed_files, fill_disk, snapshot
 
 
 def _pool_rows(category: str, source: str, n: int) -> list[dict]:
@@ -120,41 +120,9 @@ def test_a_topup_with_another_builds_work_names_the_work_folder(ws: Path) -> Non
     assert changed_files(before, snapshot(ws)) == []
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    """A real 2 MB tmpfs mounted for the test (root only; else skipped)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
-
-
-def _fill(disk: Path) -> Path:
-    """Write ``disk/filler`` until the device is full."""
-    import errno
-
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        for size in (65536, 512, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC, exc
-    finally:
-        os.close(fd)
-    return filler
-
-
 def test_a_full_disk_under_build_release_is_one_line_and_keeps_the_release(ws: Path, small_disk: Path) -> None:
     shutil.copytree(ws / "release", small_disk / "release")
-    filler = _fill(small_disk)
+    filler = fill_disk(small_disk)
     before, disk_before = snapshot(ws), snapshot(small_disk)
     done = _hexainst(ws, "build", "release", "--pools", "pools", "--out", str(small_disk / "release"), "--seed", "7")
     lines = [line for line in done.stderr.splitlines() if line.strip()]

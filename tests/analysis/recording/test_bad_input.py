@@ -523,16 +523,13 @@ def test_a_model_without_an_adapter_is_one_line_and_nothing_more(ws: Path, capfd
 def test_a_full_disk_is_one_line_naming_the_folder(ws: Path, small_disk: Path, capsys, command: str) -> None:
     """The store's device is full (a real 2 MB tmpfs, filled): one line naming the folder, nothing half-written;
     with space again, the same command completes."""
-    import importlib.util
+    from workspace_files import fill_disk
 
-    spec = importlib.util.spec_from_file_location("_c", Path(__file__).parents[1] / "conftest.py")
-    helpers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(helpers)
     target = small_disk / "store"
     argv = (["record", "--model", str(ws / "model"), "--rows", str(ws / "rows.jsonl"), "--out", str(target),
              "--rows-per-shard", "4"] if command == "record" else
             ["record-merge", str(ws / "store-a"), str(ws / "store-b"), "--out", str(target)])
-    filler = helpers.fill(small_disk)
+    filler = fill_disk(small_disk)
     before, disk_before = snapshot(ws), snapshot(small_disk)
     assert main(argv) == 2
     line = _one_line(capsys.readouterr().err)

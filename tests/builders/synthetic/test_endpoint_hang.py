@@ -53,38 +53,22 @@ def test_credentials_in_the_base_url_never_reach_the_stage_file() -> None:
     assert SECRET not in repr(inputs)
 
 
-def test_a_full_disk_under_build_synthetic_is_one_line(tmp_path: Path) -> None:
+def test_a_full_disk_under_build_synthetic_is_one_line(small_disk: Path) -> None:
     """Pools and request cache on a real 2 MB tmpfs that is full: one line naming the folder, no traceback."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True)
-    if mounted.returncode != 0:
-        import pytest
+    from workspace_files import fill_disk
 
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT, 0o644)
-        try:
-            for size in (65536, 512, 1):
-                try:
-                    while True:
-                        os.write(fd, b"\0" * size)
-                except OSError:
-                    pass
-        finally:
-            os.close(fd)
-        before = snapshot(disk)
-        with StubServer() as stub:
-            cmd = [sys.executable, "-m", "hexainst", "build", "synthetic", "--out", str(disk / "out"),
-                   "--base-url", stub.base_url, "--per-category", "3", "--cache", str(disk / "cache"),
-                   "--concurrency", "4", "--no-progress"]
-            env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "DEEPSEEK_API_KEY")}
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-        assert len(lines) == 1, done.stderr
-        assert "no space left on the device while writing" in lines[0] and str(disk) in lines[0]
-        assert changed_files(before, snapshot(disk)) == []
-        assert not (disk / "out").exists()
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+    disk = small_disk
+    fill_disk(disk)
+    before = snapshot(disk)
+    with StubServer() as stub:
+        cmd = [sys.executable, "-m", "hexainst", "build", "synthetic", "--out", str(disk / "out"),
+               "--base-url", stub.base_url, "--per-category", "3", "--cache", str(disk / "cache"),
+               "--concurrency", "4", "--no-progress"]
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "DEEPSEEK_API_KEY")}
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert len(lines) == 1, done.stderr
+    assert "no space left on the device while writing" in lines[0] and str(disk) in lines[0]
+    assert changed_files(before, snapshot(disk)) == []
+    assert not (disk / "out").exists()
