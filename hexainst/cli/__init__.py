@@ -67,8 +67,13 @@ def _run(argv: Sequence[str] | None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's one place to turn errors into messages
+        from hexainst.cli.options import flag_for
         from hexainst.kernel.errors import UserError, one_line
+        from hexainst.kernel.settings import SettingError
 
+        if isinstance(exc, SettingError):
+            print(f"hexainst {args.command}: error: {one_line(exc.naming(flag_for(args, exc.setting)))}", file=sys.stderr)
+            return 2
         if isinstance(exc, UserError):
             print(f"hexainst {args.command}: error: {exc if exc.multiline else one_line(str(exc))}", file=sys.stderr)
             return 2

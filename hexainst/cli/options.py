@@ -1,9 +1,15 @@
-"""Argument types shared by the command modules: numbers checked at parse time, with argparse's own message."""
+"""Options shared by the command modules: numbers checked at parse time, and options built from a stage's config."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from hexainst.kernel.settings import Spec, spec_of
 
 
 def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -21,3 +27,93 @@ def int_range(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+# --- options built from a stage's config (hexainst.kernel.settings) ---------------------------------
+
+#: Namespace attribute that maps each setting added by :func:`add_settings` to its flag (for errors).
+FLAGS = "_setting_flags"
+
+
+def _value_type(hint: Any) -> type:
+    """The scalar type of a config field's annotation (``int | None`` -> ``int``)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return hint
+
+
+def _parse(kind: type, spec: Spec, flag: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        if kind is int:
+            try:
+                value: Any = int(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        elif kind is float:
+            try:
+                value = float(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        else:
+            value = kind(text)
+        problem = spec.problem(value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its "invalid <type> value" message
+    return parse
+
+
+def add_settings(parser: argparse._ActionsContainer, config: type, names: Sequence[str],
+                 *, flags: Mapping[str, str] | None = None, defaults: Mapping[str, Any] | None = None) -> None:
+    """Add one option per setting of ``config`` named in ``names``: flag, type, range and help from the field.
+
+    The flag is ``--name-with-dashes`` unless ``flags`` names another; ``defaults`` overrides a
+    field's default for this command. A ``bool`` setting that defaults to ``True`` becomes
+    ``--no-<name>``; one that defaults to ``False`` becomes ``--<name>``. The help ends with the
+    default when there is one to show. The parsed value lands under the setting's own name, so
+    :func:`config_from` builds the config from the namespace.
+    """
+    hints = typing.get_type_hints(config)
+    by_name = {f.name: f for f in dataclasses.fields(config)}
+    shown = dict(flags or {})
+    for name in names:
+        field = by_name[name]
+        spec = spec_of(field)
+        if spec is None:
+            raise TypeError(f"{config.__name__}.{name} is not declared with hexainst.kernel.settings.setting")
+        default = (defaults or {}).get(name, field.default)
+        if default is dataclasses.MISSING:
+            default = field.default_factory()  # type: ignore[misc]
+        kind = _value_type(hints[name])
+        if kind is bool:
+            flag = shown.get(name) or ("--no-" if default else "--") + name.replace("_", "-")
+            parser.add_argument(flag, dest=name, action="store_false" if default else "store_true", default=default,
+                                help=spec.help)
+        else:
+            flag = shown.get(name) or "--" + name.replace("_", "-")
+            text = spec.help
+            if default is not None and "(default" not in text:
+                text += f" (default {default:g})" if isinstance(default, float) else f" (default {default})"
+            parser.add_argument(flag, dest=name, type=_parse(kind, spec, flag), default=default,
+                                choices=spec.choices, metavar=spec.metavar, help=text)
+        shown[name] = flag
+    # An argument group shares its parser's defaults, so this reaches the parser either way.
+    known = dict(parser.get_default(FLAGS) or {})
+    known.update({n: shown[n] for n in names})
+    parser.set_defaults(**{FLAGS: known})
+
+
+def config_from(args: argparse.Namespace, config: type, **values: Any) -> Any:
+    """``config(...)`` from every setting of ``config`` that ``args`` holds, plus ``values``."""
+    present = {f.name: getattr(args, f.name) for f in dataclasses.fields(config)
+               if f.init and hasattr(args, f.name) and f.name not in values}
+    return config(**present, **values)
+
+
+def flag_for(args: argparse.Namespace | None, setting: str) -> str:
+    """The flag the command line gives ``setting`` (``--name-with-dashes`` when none was added)."""
+    flags = getattr(args, FLAGS, None) or {}
+    return flags.get(setting, "--" + setting.replace("_", "-"))
