@@ -31,15 +31,16 @@ FILTERS: dict[str, Callable[..., Any]] = {"f": fixed, "num": or_na, "json": json
 
 
 def environment(folder: str | Path, filters: Mapping[str, Callable[..., Any]] | None = None,
-                functions: Mapping[str, Callable[..., Any]] | None = None) -> jinja2.Environment:
-    """The environment of the templates in ``folder``, with :data:`FILTERS`, ``filters`` and global ``functions``."""
+                functions: Mapping[str, Callable[..., Any]] | None = None, **options: Any) -> jinja2.Environment:
+    """The environment of the templates in ``folder``, with :data:`FILTERS`, ``filters`` and global ``functions``.
+
+    ``options`` override the whitespace settings above for templates written for plain Jinja (the card)."""
+    settings = {"keep_trailing_newline": True, "trim_blocks": True, "lstrip_blocks": True, **options}
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
         undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
         autoescape=False,
+        **settings,
     )
     env.filters.update(FILTERS)
     env.filters.update(filters or {})
