@@ -105,13 +105,14 @@ def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
     analysis adds its section to the template (and what its numbers mean here)."""
     labels = [k for k in ("model", "base", "fine-tuned") if k in results]
     ctl = results.get("controls")
+    untrained = _untrained_headlines(ctl)
     return _ENV.get_template("report.md.j2").render(
         r=results,
         tables=tables,
         labels=labels,
         ctl=ctl,
-        untrained_headlines=_untrained_headlines(ctl),
-        plain_excess=_plain_excess(ctl) if ctl else "",
+        untrained_headlines=untrained,
+        plain_excess=_plain_excess(ctl) if untrained else "",
         verdicts={label: _verdict(results[label]["jaccard"]["permutation"]) for label in labels},
         routing=any(f"routing_pearson_{label}" in tables for label in labels),
         causal_text="\n".join(heldout_markdown(results["causal"])) if "causal" in results else "",
