@@ -8,7 +8,7 @@ report, results.json) is :mod:`~hexainst.analysis.render`'s job.
 A new section is one function here that returns a results object, one field of
 :class:`~hexainst.analysis.results.AnalysisResults` (or of a
 :class:`~hexainst.analysis.results.ModelResult`) that holds it, one ``render_*`` function in
-:mod:`~hexainst.analysis.render` and one section in :mod:`~hexainst.analysis.report`.
+:mod:`~hexainst.analysis.render` and one section in the report's template (``templates/report.md.j2``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ folder (the caller gives it an empty staging folder; see :mod:`~hexainst.analysi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ import numpy as np
 
 from hexainst.analysis import figures, tables
 from hexainst.analysis.compute import short_name
+from hexainst.analysis.nulls import format_p
+from hexainst.analysis.report import dumps, render_report
 from hexainst.analysis.results import (
     AlterationResult,
     AnalysisResults,
@@ -202,8 +203,6 @@ def _ci_text(v: float | None, lo: float | None, hi: float | None) -> str:
 
 def render_controls(canvas: Canvas, ctl: ControlsResult, model_name: str) -> None:
     """The headline table (model, baselines, excess), per-category excess, the baselines, Fig. 3 beside the untrained model."""
-    from hexainst.analysis.nulls import format_p
-
     cats = ctl.categories
     short = [short_name(c) for c in cats]
     first = ctl.headlines[0]
@@ -265,15 +264,8 @@ def results_json(results: AnalysisResults, canvas: Canvas) -> dict[str, Any]:
     return out
 
 
-def dumps(data: Any) -> str:
-    """results.json's text (sorted keys, one space of indent)."""
-    return json.dumps(data, indent=1, sort_keys=True) + "\n"
-
-
 def write_outputs(results: AnalysisResults, folder: Path) -> dict[str, Any]:
     """Write every output of ``results`` into ``folder``; return results.json's content."""
-    from hexainst.analysis.report import render_report
-
     config = results.config
     canvas = Canvas(folder)
     ctl = results.controls

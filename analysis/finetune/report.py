@@ -14,23 +14,41 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import spearmanr
 
+from hexainst.analysis.causal import heldout_p_text
+from hexainst.analysis.data import open_store
+from hexainst.analysis.figures import _pyplot, layer_profiles, save_figure
+from hexainst.analysis.isn import IsnSets
+from hexainst.analysis.metrics import paired_jaccard
+from hexainst.analysis.recording.loading import load_model, resolve_model
+from hexainst.analysis.tables import to_markdown, write_table
 from hexainst.kernel.atomic import staged_dir, write_text
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import dumps_stable, read_json
+from hexainst.kernel.outputs import claim_output_dir, write_marker
+from hexainst.kernel.templating import environment
+from hexainst.kernel.vocab import DEFAULT_SEED, SHORT_NAMES
 
+from .contrast import category_heterogeneity, paired_sign_flip
+from .data import load_split
+from .evaluate import greedy_answers, paired_difference, response_nll
 from .recipe import Recipe
+from .train import finished
 
 PathLike = str | os.PathLike[str]
 #: The single-run pair this report reads (seed 0 of two arms); the multi-seed design with the
 #: shuffled arm is :mod:`.design` / :mod:`.design_report`.
 VARIANTS = ("tuned", "control")
 MODELS = ("base", *VARIANTS)
+#: The report templates (package data of hexainst.analysis).
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
 # --- evaluation ---------------------------------------------------------------------------------
@@ -83,13 +101,7 @@ def _previous_evaluation(out: PathLike, recipe: Recipe, done: dict[str, Any], sp
 def evaluate_pair(recipe: Recipe, out: PathLike, *, sources: PathLike | None = None, release: PathLike | None = None,
                   root: PathLike | None = None, progress: bool = True) -> dict[str, Any]:
     """NLL per response token (given the instruction, given nothing) of base, tuned and control; greedy answers."""
-    import torch
-
-    from hexainst.analysis.recording.loading import load_model, resolve_model
-
-    from .data import load_split
-    from .evaluate import greedy_answers, paired_difference, response_nll
-    from .train import finished
+    import torch  # deferred: torch is heavy, and only the evaluation needs it
 
     torch.set_num_threads(int(recipe.training["threads"]))
     split = load_split(recipe, sources, release)
@@ -154,8 +166,6 @@ PAIR_TITLES = {"tuned": "base vs tuned", "control": "base vs control"}
 
 
 def _short(category: str) -> str:
-    from hexainst.kernel.vocab import SHORT_NAMES
-
     return SHORT_NAMES.get(category, category)
 
 
@@ -184,8 +194,6 @@ def _read_analysis(folder: PathLike, *, pair: bool) -> dict[str, Any]:
 
 
 def _load_sets(folder: PathLike, label: str, params: dict[str, Any]):
-    from hexainst.analysis.isn import IsnSets
-
     sub = Path(folder) / "isn_sets" / label
     found = []
     for file in sorted(sub.glob("isn_sets.*.npz")):
@@ -213,8 +221,6 @@ def _ids_sha(doc: dict[str, Any], label: str) -> str | None:
 
 def _store_rows(doc: dict[str, Any], label: str) -> tuple[dict[str, str], dict[str, int]]:
     """id -> category and id -> T of the store an analysis read."""
-    from hexainst.analysis.data import open_store
-
     store = open_store(doc["stores"][label]["path"])
     rows = store.header["instructions"]
     lengths = store.n_tokens
@@ -225,10 +231,6 @@ def _store_rows(doc: dict[str, Any], label: str) -> tuple[dict[str, str], dict[s
 def pair_contrast(tuned_dir: PathLike, control_dir: PathLike, tuned_doc: dict[str, Any], control_doc: dict[str, Any],
                   *, n_permutations: int, seed: int) -> dict[str, Any]:
     """Per-instruction J(base, tuned) and J(base, control) from the analyses' saved ISN sets, and their tests."""
-    from hexainst.analysis.metrics import paired_jaccard
-
-    from .contrast import category_heterogeneity, paired_sign_flip
-
     params = tuned_doc["parameters"]
     for key in ("eps", "tie_rule", "scope", "sample"):
         if params.get(key) != control_doc["parameters"].get(key):
@@ -254,8 +256,6 @@ def pair_contrast(tuned_dir: PathLike, control_dir: PathLike, tuned_doc: dict[st
     het_tuned = category_heterogeneity(1 - j_tuned, labels, cats, n_permutations=n_permutations, seed=seed)
     sizes = {name: {c: float(np.mean(s.sizes()[np.asarray(labels) == c])) for c in cats}
              for name, s in (("base", base_t), ("tuned", tuned), ("control", control))}
-    from scipy.stats import spearmanr
-
     def rho(x: np.ndarray) -> float:
         if np.ptp(x) == 0 or np.ptp(lengths) == 0:
             return math.nan  # a constant has no rank correlation
@@ -330,8 +330,6 @@ def model_findings(doc: dict[str, Any], label: str) -> dict[str, Any]:
 
 def _copy_analysis(src: PathLike, dst: Path) -> None:
     """report.md, results.json, figures/ and tables/ of an analysis folder (not its ISN sets)."""
-    import shutil
-
     src = Path(src)
     dst.mkdir(parents=True, exist_ok=True)
     for name in ("report.md", "results.json"):
@@ -346,8 +344,6 @@ def _copy_analysis(src: PathLike, dst: Path) -> None:
 
 
 def _loss_figure(training: dict[str, Any], stem: Path) -> None:
-    from hexainst.analysis.figures import _pyplot, save_figure
-
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for variant in VARIANTS:
@@ -368,8 +364,6 @@ def _loss_figure(training: dict[str, Any], stem: Path) -> None:
 
 
 def _alteration_figure(tables1: dict[str, dict[str, Any]], contrast: dict[str, Any], stem: Path) -> None:
-    from hexainst.analysis.figures import _pyplot, save_figure
-
     plt = _pyplot()
     cats = contrast["paired"]["categories"]
     x = np.arange(len(cats))
@@ -396,8 +390,6 @@ def _alteration_figure(tables1: dict[str, dict[str, Any]], contrast: dict[str, A
 
 
 def _length_matched_figure(findings: dict[str, dict[str, Any]], stem: Path) -> bool:
-    from hexainst.analysis.figures import _pyplot, save_figure
-
     rows = [(name, f["length_matched"]) for name, f in findings.items() if f.get("length_matched")]
     if not rows:
         return False
@@ -424,8 +416,6 @@ def _length_matched_figure(findings: dict[str, dict[str, Any]], stem: Path) -> b
 
 
 def _md_table(header: list[str], rows: list[list[Any]]) -> str:
-    from hexainst.analysis.tables import to_markdown
-
     return to_markdown(header, rows, digits=4)
 
 
@@ -437,8 +427,6 @@ def _cell_text(text: str, limit: int = 400) -> str:
 
 
 def _write_tables(folder: Path, name: str, header: list[str], rows: list[list[Any]]) -> str:
-    from hexainst.analysis.tables import write_table
-
     return write_table(folder / "tables" / name, header, rows, digits=4)
 
 
@@ -492,33 +480,13 @@ def _claims(findings: dict[str, dict[str, Any]], overall: dict[str, float]) -> l
     return rows
 
 
-def write_alteration_report(
-    out: PathLike,
-    *,
-    evaluation: PathLike,
-    tuned: PathLike,
-    control: PathLike,
-    second: PathLike | None = None,
-    second_name: str = "second model",
-    first: PathLike | None = None,
-    n_permutations: int = 2000,
-    seed: int | None = None,
-    note: str = "",
-) -> dict[str, Any]:
-    """Write the alteration demo (report.md, results.json, figures/, tables/, the two analyses) into ``out``."""
-    from hexainst.analysis.figures import layer_profiles
-    from hexainst.kernel.vocab import DEFAULT_SEED
+def _base_findings(docs: dict[str, dict[str, Any]], first: PathLike | None, first_doc: dict[str, Any] | None,
+                   second: PathLike | None, second_doc: dict[str, Any] | None,
+                   second_name: str) -> tuple[dict[str, dict[str, Any]], dict[str, str], str | None]:
+    """The findings of each model, the analyses skipped (and why), and the instruction ids' sha256 of the pairs.
 
-    from hexainst.kernel.outputs import claim_output_dir, write_marker
-
-    seed = DEFAULT_SEED if seed is None else seed
-    out = claim_output_dir(out, OUTPUT_KIND, inputs=[evaluation, tuned, control, second, first])
-    ev = _read_evaluation(evaluation)
-    docs = {"tuned": _read_analysis(tuned, pair=True), "control": _read_analysis(control, pair=True)}
-    second_doc = _read_analysis(second, pair=False) if second else None
-    first_doc = _read_analysis(first, pair=False) if first else None
-    contrast = pair_contrast(tuned, control, docs["tuned"], docs["control"], n_permutations=n_permutations, seed=seed)
-    cats = contrast["paired"]["categories"]
+    Refuses analyses of other instructions than the pairs', except ``first`` (the base model's own
+    single-model analysis), which is skipped with a note."""
     findings = {"base": model_findings(docs["tuned"], "base"),
                 "tuned": model_findings(docs["tuned"], "fine-tuned"),
                 "control": model_findings(docs["control"], "fine-tuned")}
@@ -546,91 +514,123 @@ def write_alteration_report(
         }
     if second_doc is not None:
         findings[second_name] = model_findings(second_doc, "model")
+    return findings, skipped, release_of["pairs"]
+
+
+def _draw_figures(figs: Path, training: dict[str, Any], tables1: dict[str, Any], contrast: dict[str, Any],
+                  docs: dict[str, dict[str, Any]], findings: dict[str, dict[str, Any]]) -> bool:
+    """The report's own figures; True when the length-matched one was drawn (some model has the comparison)."""
+    cats = contrast["paired"]["categories"]
+    _loss_figure(training, figs / "training_loss")
+    _alteration_figure(tables1, contrast, figs / "table1_tuned_vs_control")
+    per_layer = {}
+    for name, doc, label in (("base", docs["tuned"], "base"), ("tuned", docs["tuned"], "fine-tuned"),
+                             ("control", docs["control"], "fine-tuned")):
+        per_layer[name] = np.array([doc[label]["isn_per_layer"][c] for c in cats], dtype=np.float64)
+    layer_profiles(per_layer, cats, title="Fig. 5: mean ISNs per layer per category: base, tuned, control",
+                   stem=figs / "fig5_base_tuned_control")
+    return _length_matched_figure(findings, figs / "length_matched")
+
+
+def _write_report_tables(folder: Path, ev: dict[str, Any], contrast: dict[str, Any], tables1: dict[str, Any],
+                         overall: dict[str, float], findings: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """tables/*.csv and .md; returns each table's Markdown under the name the report template uses."""
+    training, nll, diffs = ev["training"], ev["nll"], ev["differences"]
+    pc = contrast["paired"]
+    cats = pc["categories"]
+    out = {}
+    out["training"] = _write_tables(
+        folder, "training", ["variant", "steps", "seconds", "input tokens seen", "examples available",
+                             "loss, first 8 steps", "loss, last 8 steps"],
+        [[v, training[v]["steps"], f"{training[v]['seconds']:.0f}", training[v]["input_tokens_seen"],
+          training[v]["examples"], training[v]["loss_first8_mean"], training[v]["loss_last8_mean"]] for v in VARIANTS])
+    out["nll"] = _write_tables(
+        folder, "nll", ["model", "NLL/token given the instruction", "NLL/token without it",
+                        "instruction benefit (without - with)"],
+        [[m, nll[m]["instruction"]["nll_per_token"], nll[m]["none"]["nll_per_token"], nll[m]["instruction_benefit"]]
+         for m in MODELS])
+    out["nll_differences"] = _write_tables(
+        folder, "nll_differences", ["difference (same rows)", "per token", "95% CI", "rows lower"],
+        [[k, d["difference"], f"[{d['ci_low']:.4f}, {d['ci_high']:.4f}]", f"{d['rows_lower']}/{d['rows']}"]
+         for k, d in diffs.items()])
+    t1_rows = []
+    for i, c in enumerate(cats):
+        a, b = tables1["tuned"][c], tables1["control"][c]
+        t1_rows.append([c, f"{a['mean']:.4f} [{a['ci_low']:.4f}, {a['ci_high']:.4f}]",
+                        f"{b['mean']:.4f} [{b['ci_low']:.4f}, {b['ci_high']:.4f}]",
+                        pc["difference"][i], _p(pc["p_values"][i]), _p(pc["p_holm"][i])])
+    t1_rows.append(["all (mean of categories)", f"{overall['tuned']:.4f}", f"{overall['control']:.4f}",
+                    pc["overall_difference"], _p(pc["overall_p"]), ""])
+    out["table1"] = _write_tables(folder, "table1_side_by_side",
+                                  ["category", "J(base, tuned) [95% CI]", "J(base, control) [95% CI]",
+                                   "control - tuned (paired)", "p (sign flips)", "p (Holm)"], t1_rows)
+    sizes = contrast["mean_set_size"]
+    out["sizes"] = _write_tables(folder, "isn_set_sizes", ["category", "base", "tuned", "control"],
+                                 [[c, sizes["base"][c], sizes["tuned"][c], sizes["control"][c]] for c in cats])
+    out["findings"] = _write_tables(folder, "findings", FINDINGS_HEADER, _findings_rows(findings))
+    lm_rows = []
+    for name, f in findings.items():
+        lm = f.get("length_matched")
+        if not lm:
+            continue
+        for i, c in enumerate(lm["categories"]):
+            lm_rows.append([name, c, lm["unmatched"][i], lm["matched"][i], _p(lm["p_values"][i]),
+                            lm["matched_same"][i], lm["matched_cross"][i], lm["coverage"][i]])
+    out["length_matched"] = _write_tables(
+        folder, "length_matched_per_category", ["model", "category", "unmatched own - cross", "matched own - cross", "p",
+                                                "matched own J", "matched cross J", "coverage of own pairs"],
+        lm_rows) if lm_rows else ""
+    out["claims"] = _write_tables(folder, "paper_claims", ["claim (SPEC §2.6)", "measured", "holds"],
+                                  _claims(findings, overall))
+    return out
+
+
+def write_alteration_report(
+    out: PathLike,
+    *,
+    evaluation: PathLike,
+    tuned: PathLike,
+    control: PathLike,
+    second: PathLike | None = None,
+    second_name: str = "second model",
+    first: PathLike | None = None,
+    n_permutations: int = 2000,
+    seed: int | None = None,
+    note: str = "",
+) -> dict[str, Any]:
+    """Write the alteration demo (report.md, results.json, figures/, tables/, the two analyses) into ``out``."""
+    seed = DEFAULT_SEED if seed is None else seed
+    out = claim_output_dir(out, OUTPUT_KIND, inputs=[evaluation, tuned, control, second, first])
+    ev = _read_evaluation(evaluation)
+    docs = {"tuned": _read_analysis(tuned, pair=True), "control": _read_analysis(control, pair=True)}
+    second_doc = _read_analysis(second, pair=False) if second else None
+    first_doc = _read_analysis(first, pair=False) if first else None
+    contrast = pair_contrast(tuned, control, docs["tuned"], docs["control"], n_permutations=n_permutations, seed=seed)
+    findings, skipped, ids_sha = _base_findings(docs, first, first_doc, second, second_doc, second_name)
     tables1 = {v: docs[v]["alteration"]["table1_jaccard"] for v in PAIRS}
     overall = {v: float(docs[v]["alteration"]["table1_overall"]) for v in PAIRS}
-    recipe = ev["recipe"]
-    training = ev["training"]
-    nll = ev["nll"]
-    diffs = ev["differences"]
-
+    data = {
+        "note": note,
+        "recipe": ev["recipe"],
+        "evaluation": {k: ev[k] for k in ("models", "rows", "nll", "differences", "greedy", "evaluation_seconds")},
+        "training": ev["training"],
+        "table1": {"tuned": tables1["tuned"], "control": tables1["control"], "overall": overall},
+        "contrast": contrast,
+        "findings": findings,
+        "analyses": {"tuned": str(tuned), "control": str(control), "second": str(second) if second else None,
+                     "first": str(first) if first else None, "skipped": skipped, "instruction_ids_sha256": ids_sha},
+        "parameters": {"n_permutations": n_permutations, "seed": seed, "analysis": docs["tuned"]["parameters"]},
+    }
     with staged_dir(out) as folder:
-        figs = folder / "figures"
-        _loss_figure(training, figs / "training_loss")
-        _alteration_figure(tables1, contrast, figs / "table1_tuned_vs_control")
-        per_layer = {}
-        for name, doc, label in (("base", docs["tuned"], "base"), ("tuned", docs["tuned"], "fine-tuned"),
-                                 ("control", docs["control"], "fine-tuned")):
-            per_layer[name] = np.array([doc[label]["isn_per_layer"][c] for c in cats], dtype=np.float64)
-        layer_profiles(per_layer, cats, title="Fig. 5: mean ISNs per layer per category: base, tuned, control",
-                       stem=figs / "fig5_base_tuned_control")
-        has_lm = _length_matched_figure(findings, figs / "length_matched")
-        for variant in PAIRS:
-            _copy_analysis(docs_dir := (tuned if variant == "tuned" else control), folder / f"base-vs-{variant}")
-            del docs_dir
-
-        # tables
-        t_train = _write_tables(folder, "training", ["variant", "steps", "seconds", "input tokens seen",
-                                                     "examples available", "loss, first 8 steps", "loss, last 8 steps"],
-                                [[v, training[v]["steps"], f"{training[v]['seconds']:.0f}", training[v]["input_tokens_seen"],
-                                  training[v]["examples"], training[v]["loss_first8_mean"], training[v]["loss_last8_mean"]]
-                                 for v in VARIANTS])
-        t_nll = _write_tables(folder, "nll", ["model", "NLL/token given the instruction", "NLL/token without it",
-                                              "instruction benefit (without - with)"],
-                              [[m, nll[m]["instruction"]["nll_per_token"], nll[m]["none"]["nll_per_token"],
-                                nll[m]["instruction_benefit"]] for m in MODELS])
-        t_diff = _write_tables(folder, "nll_differences",
-                               ["difference (same rows)", "per token", "95% CI", "rows lower"],
-                               [[k, d["difference"], f"[{d['ci_low']:.4f}, {d['ci_high']:.4f}]",
-                                 f"{d['rows_lower']}/{d['rows']}"] for k, d in diffs.items()])
-        pc = contrast["paired"]
-        t1_rows = []
-        for i, c in enumerate(cats):
-            a, b = tables1["tuned"][c], tables1["control"][c]
-            t1_rows.append([c, f"{a['mean']:.4f} [{a['ci_low']:.4f}, {a['ci_high']:.4f}]",
-                            f"{b['mean']:.4f} [{b['ci_low']:.4f}, {b['ci_high']:.4f}]",
-                            pc["difference"][i], _p(pc["p_values"][i]), _p(pc["p_holm"][i])])
-        t1_rows.append(["all (mean of categories)", f"{overall['tuned']:.4f}", f"{overall['control']:.4f}",
-                        pc["overall_difference"], _p(pc["overall_p"]), ""])
-        t_t1 = _write_tables(folder, "table1_side_by_side",
-                             ["category", "J(base, tuned) [95% CI]", "J(base, control) [95% CI]",
-                              "control - tuned (paired)", "p (sign flips)", "p (Holm)"], t1_rows)
-        sizes = contrast["mean_set_size"]
-        t_sizes = _write_tables(folder, "isn_set_sizes", ["category", "base", "tuned", "control"],
-                                [[c, sizes["base"][c], sizes["tuned"][c], sizes["control"][c]] for c in cats])
-        t_find = _write_tables(folder, "findings", FINDINGS_HEADER, _findings_rows(findings))
-        lm_rows = []
-        for name, f in findings.items():
-            lm = f.get("length_matched")
-            if not lm:
-                continue
-            for i, c in enumerate(lm["categories"]):
-                lm_rows.append([name, c, lm["unmatched"][i], lm["matched"][i], _p(lm["p_values"][i]),
-                                lm["matched_same"][i], lm["matched_cross"][i], lm["coverage"][i]])
-        t_lm = _write_tables(folder, "length_matched_per_category",
-                             ["model", "category", "unmatched own - cross", "matched own - cross", "p",
-                              "matched own J", "matched cross J", "coverage of own pairs"], lm_rows) if lm_rows else ""
-        t_claims = _write_tables(folder, "paper_claims", ["claim (SPEC §2.6)", "measured", "holds"],
-                                 _claims(findings, overall))
-
-        data = {
-            "note": note,
-            "recipe": recipe,
-            "evaluation": {k: ev[k] for k in ("models", "rows", "nll", "differences", "greedy", "evaluation_seconds")},
-            "training": training,
-            "table1": {"tuned": tables1["tuned"], "control": tables1["control"], "overall": overall},
-            "contrast": contrast,
-            "findings": findings,
-            "analyses": {"tuned": str(tuned), "control": str(control), "second": str(second) if second else None,
-                         "first": str(first) if first else None, "skipped": skipped,
-                         "instruction_ids_sha256": release_of["pairs"]},
-            "parameters": {"n_permutations": n_permutations, "seed": seed,
-                           "analysis": docs["tuned"]["parameters"]},
-        }
+        has_lm = _draw_figures(folder / "figures", ev["training"], tables1, contrast, docs, findings)
+        _copy_analysis(tuned, folder / "base-vs-tuned")
+        _copy_analysis(control, folder / "base-vs-control")
+        tables = _write_report_tables(folder, ev, contrast, tables1, overall, findings)
         write_text(folder / "results.json", dumps_stable(_json_safe(data)))
-        md = _markdown(data, ev, docs, findings, contrast, overall, has_lm, second_name if second_doc else None,
-                       {"training": t_train, "nll": t_nll, "nll_differences": t_diff, "table1": t_t1,
-                        "sizes": t_sizes, "findings": t_find, "length_matched": t_lm, "claims": t_claims},
-                       second_link=os.path.relpath(Path(second).resolve(), out.resolve()) if second else "")
+        md = render_markdown(data, tables, n_instructions=docs["tuned"]["instructions"]["n"],
+                             is_moe=docs["tuned"]["base"]["is_moe"], has_lm=has_lm,
+                             second_name=second_name if second_doc else None,
+                             second_link=os.path.relpath(Path(second).resolve(), out.resolve()) if second else "")
         write_text(folder / "report.md", md)
         write_marker(folder, OUTPUT_KIND, {"analyses": [str(tuned), str(control)] + ([str(second)] if second else [])})
     return data
@@ -650,212 +650,35 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _fig_md(key: str, caption: str, prefix: str = "figures") -> list[str]:
-    return [f"![{caption}]({prefix}/{key}.png)", "", f"*{caption}* ([SVG]({prefix}/{key}.svg))", ""]
+_ENV = environment(TEMPLATES, filters={"na": _f, "p": _p, "cell": _cell_text})
 
 
-def _markdown(data: dict[str, Any], ev: dict[str, Any], docs: dict[str, dict[str, Any]],
-              findings: dict[str, dict[str, Any]], contrast: dict[str, Any], overall: dict[str, float], has_lm: bool,
-              second_name: str | None, tables: dict[str, str], second_link: str = "") -> str:
-    recipe = data["recipe"]
-    tr = recipe["training"]
-    training = data["training"]
-    nll = ev["nll"]
-    diffs = ev["differences"]
-    pc = contrast["paired"]
+def render_markdown(data: dict[str, Any], tables: dict[str, str], *, n_instructions: int, is_moe: bool, has_lm: bool,
+                    second_name: str | None, second_link: str = "") -> str:
+    """report.md from results.json's content ``data``, the tables' Markdown (names as
+    :func:`_write_report_tables` gives them) and facts of the analyses (instructions, MoE or dense),
+    laid out by ``templates/alteration_single.md.j2``."""
+    pc = data["contrast"]["paired"]
     cats = pc["categories"]
-    d_tuned = diffs["tuned - base (instruction)"]
-    d_ctrl = diffs["control - base (instruction)"]
-    d_tc = diffs["tuned - control (instruction)"]
-    minutes = {v: training[v]["seconds"] / 60 for v in VARIANTS}
-    eval_min = {k: v / 60 for k, v in ev["evaluation_seconds"].items()}
-    more_tuned = [c for c, p, d in zip(cats, pc["p_holm"], pc["difference"]) if p < 0.05 and d > 0]
-    more_control = [c for c, p, d in zip(cats, pc["p_holm"], pc["difference"]) if p < 0.05 and d < 0]
 
-    def names(cs: list[str]) -> str:
-        return ", ".join(f"{_short(c)} ({pc['difference'][cats.index(c)]:+.4f})" for c in cs) or "none"
-    base_f = findings["base"]
-    n_instr = docs["tuned"]["instructions"]["n"]
-    frozen = ", ".join(f"`{f}`" for f in tr["freeze"]) or "nothing"
-    out = [f"# Base vs instruction-tuned, made here: `{recipe['model']}`, recipe `{recipe['name']}`", ""]
-    if data["note"]:
-        out += [f"> {data['note']}", ""]
-    out += [
-        f"> {recipe.get('description', '')}" if recipe.get("description") else "",
-        "",
-        f"Recipe `{recipe['name']}` ({recipe['data']['file']} of the sources mirror, {ev['rows']['read']} rows read, "
-        f"{ev['rows']['excluded_in_release']} left out because their instruction is in the release or its reserve, "
-        f"{ev['rows']['eval']} held out, {ev['rows']['train']} for training): {tr['steps']} steps of "
-        f"{tr['batch_size']} rows, {tr['optimizer']} at {tr['learning_rate']:g} ({tr['lr_scheduler']}, "
-        f"{tr['warmup_steps']} warm-up steps), float32, seed {tr['seed']}, {tr['threads']} torch thread(s), "
-        f"`transformers.Trainer`; frozen: {frozen}. **tuned**: the instruction in the recipe's prompt format, loss "
-        "on the response. **control**: the same responses without their instructions (BOS, then the response), "
-        "the same rows, batches, steps and schedule: the same supervised tokens, minus instruction following.",
-        "",
-        "## Summary",
-        "",
-        f"- **Fine-tuning time** (this 2-core CPU, shared with other jobs): tuned {minutes['tuned']:.1f} min of "
-        f"training + {eval_min.get('tuned', 0):.1f} min of evaluation; control {minutes['control']:.1f} min + "
-        f"{eval_min.get('control', 0):.1f} min; base evaluation {eval_min.get('base', 0):.1f} min.",
-        f"- **Did the tuning work?** NLL of held-out responses given their instructions (the prompt format), per "
-        f"token: base **{nll['base']['instruction']['nll_per_token']:.3f}**, tuned "
-        f"**{nll['tuned']['instruction']['nll_per_token']:.3f}** ({d_tuned['difference']:+.3f}, 95% CI "
-        f"[{d_tuned['ci_low']:+.3f}, {d_tuned['ci_high']:+.3f}], lower on {d_tuned['rows_lower']}/{d_tuned['rows']} "
-        f"rows), control **{nll['control']['instruction']['nll_per_token']:.3f}** ({d_ctrl['difference']:+.3f}). "
-        f"Tuned vs control: {d_tc['difference']:+.3f} [{d_tc['ci_low']:+.3f}, {d_tc['ci_high']:+.3f}]. What the "
-        f"instruction is worth (NLL without it minus with it): base {nll['base']['instruction_benefit']:+.3f}, "
-        f"tuned {nll['tuned']['instruction_benefit']:+.3f}, control {nll['control']['instruction_benefit']:+.3f}.",
-        f"- **Alteration (Table 1)**: mean Jaccard of an instruction's ISN sets, base vs tuned "
-        f"**{overall['tuned']:.4f}**, base vs control **{overall['control']:.4f}**. Paired over the same "
-        f"instructions, control minus tuned is {pc['overall_difference']:+.4f} (sign-flip p = "
-        f"{_p(pc['overall_p'])}). Categories (Holm p < 0.05) where instruction tuning alters the ISN sets more "
-        f"than the control: {names(more_tuned)}; where the control alters them more: {names(more_control)}.",
-        f"- **Length** (base model): same-category minus cross-category Jaccard "
-        f"{_f((base_f.get('length_matched') or {}).get('unmatched_difference'), '+.4f')} unmatched, "
-        f"{_f((base_f.get('length_matched') or {}).get('difference'), '+.4f')} on length-matched pairs (p "
-        f"{_p((base_f.get('length_matched') or {}).get('p_value'))}); the regression's same-category "
-        f"coefficient {_f((base_f.get('length_adjusted') or {}).get('same_category_coef'), '+.4f')} (p "
-        f"{_p((base_f.get('length_adjusted') or {}).get('p_value'))}).",
-        "",
-        "## 1. The pair",
-        "",
-        "### Training",
-        "",
-        tables["training"],
-        "(CSV: `tables/training.csv`)",
-        "",
-    ]
-    out += _fig_md("training_loss", "Training loss per step (thin) and its 8-step mean (thick)")
-    if tr["group_by_length"]:
-        out += ["Batches are grouped by length (the trainer's length-grouped sampler, the same batches for both "
-                "variants): each block of 50 steps runs from the longest responses to the shortest, and short "
-                "answers have a higher loss per token, so the curve rises within a block whatever the model "
-                "learns. The held-out NLL below is the measure of what was learned.", ""]
-    out += [
-        "### Held-out NLL",
-        "",
-        f"{ev['rows']['eval']} held-out Alpaca rows (never trained on), the response tokens the recipe trains on "
-        "(truncated at the recipe's max_length), pooled per token; contexts: the instruction in the recipe's "
-        "prompt format, or BOS alone.",
-        "",
-        tables["nll"],
-        "(CSV: `tables/nll.csv`)",
-        "",
-        "Paired differences on the same rows (95% bootstrap intervals over rows):",
-        "",
-        tables["nll_differences"],
-        "",
-        "### Greedy answers (held-out instructions, at most "
-        f"{recipe['evaluation']['max_new_tokens']} new tokens)",
-        "",
-    ]
-    for i, g in enumerate(ev["greedy"], 1):
-        prompt = g["instruction"] + (f"\n\n{g['input']}" if g["input"].strip() else "")
-        out += [f"**{i}. {_cell_text(prompt, 300)}**", "", "| model | answer |", "|---|---|"]
-        for name in ("reference", *MODELS):
-            out.append(f"| {name} | {_cell_text(g[name])} |")
-        out.append("")
-    out += [
-        "## 2. Alteration: base vs tuned beside base vs control",
-        "",
-        f"Both pairs analysed by `hexainst analyze --compare` on the release ({n_instr:,} instructions, the same "
-        "input policy for the three stores); full reports: [base vs tuned](base-vs-tuned/report.md), "
-        "[base vs control](base-vs-control/report.md).",
-        "",
-        "### Table 1: Jaccard of S_base(I) and S_ft(I), per category",
-        "",
-        "Bootstrap intervals from each analysis; the paired test compares the two fine-tunes instruction by "
-        f"instruction (d = J(base, control) − J(base, tuned); {pc['n_permutations']} sign flips, two-sided; Holm "
-        "over the six categories).",
-        "",
-        tables["table1"],
-        "(CSV: `tables/table1_side_by_side.csv`)",
-        "",
-    ]
-    het = contrast["heterogeneity_of_difference"]
-    het_t = contrast["heterogeneity_of_tuned_alteration"]
-    sp = contrast["spearman_with_length"]
-    out += [
-        f"Do categories differ? The spread of the category means of d against shuffled category labels: p = "
-        f"{_p(het['p_value'])}. Of 1 − J(base, tuned) alone (instruction tuning's alteration by category, "
-        f"length and all): p = {_p(het_t['p_value'])}. Spearman correlation with instruction length T over the "
-        f"{contrast['n_instructions']} instructions: 1 − J(base, tuned) {_f(sp['tuned_alteration_vs_T'], '+.2f')}, "
-        f"1 − J(base, control) {_f(sp['control_alteration_vs_T'], '+.2f')}, d {_f(sp['difference_vs_T'], '+.2f')} (category "
-        "differences in alteration are partly differences in length; d compares the two fine-tunes on the same "
-        "instruction, so length is held fixed within each pair).",
-        "",
-    ]
-    out += _fig_md("table1_tuned_vs_control", "Table 1 per category, tuned and control")
-    out += [
-        "Mean |S(I)| per category (the paper's tie rule):",
-        "",
-        tables["sizes"],
-        "",
-        "### Table 2",
-        "",
-        "Table 2 (Pearson r of routing frequencies) needs experts; this model is dense, so it has none."
-        if not docs["tuned"]["base"]["is_moe"] else "See the two analyses' reports for Table 2.",
-        "",
-        "### Fig. 5: ISNs per layer",
-        "",
-    ]
-    out += _fig_md("fig5_base_tuned_control", "Fig. 5: base, tuned, control")
-    out += ["### Fig. 6: per-layer overlap of one instruction's sets", "", "| base vs tuned | base vs control |",
-            "|---|---|",
-            "| ![Fig. 6, tuned](base-vs-tuned/figures/fig6_venn_per_layer.png) | "
-            "![Fig. 6, control](base-vs-control/figures/fig6_venn_per_layer.png) |", ""]
-    out += [
-        "## 3. Length-matched category comparison",
-        "",
-        "Instruction length T differs between categories (see the analyses' length tables) and changes how "
-        "many neurons reach the threshold. Beside the regression (J ~ same category + |log T_i − log T_j| + "
-        "(log T_i + log T_j)), `hexainst analyze --length-matched` matches instead: instructions are cut into "
-        "quantile strata of T and each pair is compared only with pairs from the same two strata; per category, "
-        "same-category pairs minus pairs with one member in the category, weighted by the same-category pairs "
-        "of each cell; the mean over categories is tested against label shuffles.",
-        "",
-        tables["findings"],
-        "(CSV: `tables/findings.csv`)",
-        "",
-    ]
-    if has_lm:
-        out += _fig_md("length_matched", "Own-minus-cross Jaccard per category, unmatched and length-matched")
-    if tables["length_matched"]:
-        out += [tables["length_matched"], "(CSV: `tables/length_matched_per_category.csv`)", ""]
+    def altered_more(sign: int) -> str:
+        """Categories where the paired test (Holm p < 0.05) finds one fine-tune altering the sets more."""
+        picked = [c for c, p, d in zip(cats, pc["p_holm"], pc["difference"]) if p < 0.05 and d * sign > 0]
+        return ", ".join(f"{_short(c)} ({pc['difference'][cats.index(c)]:+.4f})" for c in picked) or "none"
+
+    replication = ""
     if second_name:
-        g, s = findings["base"], findings[second_name]
-        out += [f"## 4. A second model: {second_name}", "",
-                f"The single-model analysis of {second_name} (same release, same parameters) is in "
-                f"[its report]({second_link}/report.md); beside the base model ({g['model']}):", ""]
-        if data["analyses"]["skipped"].get("first"):
-            out += [f"({data['analyses']['skipped']['first']}.)", ""]
-        single = g.get("single_model_analysis")
-        if single:
-            out += [f"The base model's own single-model analysis (`{single['path']}`, its own store) gives a Fig. 3 "
-                    f"contrast of {single['diagonal']:.4f} vs {single['off_diagonal']:.4f}, within "
-                    f"{single['max_abs_difference']:.1e} of the pairs' base; its causal check is used below.", ""]
-        out += _replication(g, s, second_name)
-    out += ["## 5. The paper's claims (SPEC §2.6) on these models", "", tables["claims"],
-            "(CSV: `tables/paper_claims.csv`)", ""]
-    out += [
-        "## Method notes",
-        "",
-        "- ISN sets: the analyses' own sets (`isn_sets/` of each analysis), eps and tie rule as in their reports.",
-        "- Table 1's paired test uses per-instruction J(base, tuned) and J(base, control) of the same base sets.",
-        "- NLL: float64 sums of per-token log-probabilities of the response tokens; tuned and control are scored "
-        "on exactly the same tokens.",
-        *[f"- {why}." for why in data["analyses"]["skipped"].values()],
-        "- Weights live in the cache (`$HEXAINST_CACHE/finetuned/<recipe>/<variant>-<recipe fingerprint>-<rows fingerprint>`), never here.",
-        "",
-    ]
-    return "\n".join(out)
+        replication = "\n".join(_replication(data["findings"]["base"], data["findings"][second_name], second_name))
+    return _ENV.get_template("alteration_single.md.j2").render(
+        data=data, tables=tables, n_instructions=n_instructions, is_moe=is_moe, has_lm=has_lm,
+        second_name=second_name, second_link=second_link, replication=replication,
+        altered_more={"tuned": altered_more(+1), "control": altered_more(-1)}, answer_models=("reference", *MODELS),
+    )
 
 
 def _replication(g: dict[str, Any], s: dict[str, Any], name: str) -> list[str]:
     def same_sign(a: Any, b: Any) -> bool:
         return a is not None and b is not None and (a > 0) == (b > 0)
-
-    from scipy.stats import spearmanr
 
     cats = list(g["category_contrast"])
     rho = float(spearmanr([g["category_contrast"][c] for c in cats], [s["category_contrast"][c] for c in cats])[0])
@@ -881,8 +704,6 @@ def _replication(g: dict[str, Any], s: dict[str, Any], name: str) -> list[str]:
     ]
     gc, sc = g.get("causal") or {}, s.get("causal") or {}
     if "specificity" in gc and "specificity" in sc:  # the held-out check in both analyses (an older one had no test)
-        from hexainst.analysis.causal import heldout_p_text
-
         def holds(c: dict[str, float]) -> bool:
             return c["p_value"] < CAUSAL_ALPHA and c["ci_low"] > 0
 

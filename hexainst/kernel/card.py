@@ -26,22 +26,27 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import datasets
+from datasets.info import DatasetInfo, DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from hexainst import __version__
+from hexainst.kernel.features import dataset_from_rows, release_features
+from hexainst.kernel.templating import environment
+from hexainst.kernel.validation_text import summary as validation_text
 from hexainst.kernel.vocab import CATEGORIES, ROWS_PER_CELL, SCHEMA_VERSION, SOURCES, VALIDATION_STATUSES
 
 #: The card templates: the repository's ``cards/`` folder, shipped as the package ``hexainst.cards``.
 CARDS_DIR = Path(str(resources.files("hexainst.cards")))
 TEMPLATE = CARDS_DIR / "hexainst.md"
 LICENSE_TEMPLATE = CARDS_DIR / "LICENSE.md"
+#: The card's template is plain Jinja (as huggingface_hub's DatasetCard.from_template renders it: block
+#: lines kept, the file's last newline dropped); the licence keeps its last newline.
+_CARD_TEMPLATES = environment(CARDS_DIR, trim_blocks=False, lstrip_blocks=False, keep_trailing_newline=False)
+_LICENSE_TEMPLATES = environment(CARDS_DIR, trim_blocks=False, lstrip_blocks=False)
 
 
-def _dataset_info(release_rows: Sequence[Mapping[str, Any]], counts: Mapping[str, int]):
-    import datasets
-    from datasets.info import DatasetInfo, DatasetInfosDict
-
-    from hexainst.kernel.features import dataset_from_rows, release_features
-
+def _dataset_info(release_rows: Sequence[Mapping[str, Any]], counts: Mapping[str, int]) -> DatasetInfosDict:
     infos = {}
     sizes = {}
     for category in counts:
@@ -175,15 +180,8 @@ def _percent(fraction: float) -> str:
     return f"{100 * fraction:.0f}%"
 
 
-def render_card(
-    release_rows: Sequence[Mapping[str, Any]],
-    reserve_rows: Sequence[Mapping[str, Any]],
-    counts: Mapping[str, int],
-    build_info: Mapping[str, Any],
-) -> DatasetCard:
-    """The card for a release made of ``release_rows`` (already validated and ordered)."""
-    from hexainst import __version__
-
+def _card_data(release_rows: Sequence[Mapping[str, Any]], counts: Mapping[str, int]) -> DatasetCardData:
+    """The card's YAML header: licence, configs (default + one per category), dataset_info."""
     configs = [{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}] + [
         {"config_name": c, "data_files": [{"split": "train", "path": f"data/{c}.parquet"}]} for c in counts
     ]
@@ -201,8 +199,12 @@ def render_card(
         configs=configs,
     )
     _dataset_info(release_rows, counts).to_dataset_card_data(card_data)
+    return card_data
 
-    cell = Counter((r["category"], r["source"]) for r in release_rows)
+
+def _cells(rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+    """Rows per category and source, and whether every cell holds its ROWS_PER_CELL."""
+    cell = Counter((r["category"], r["source"]) for r in rows)
     cells = [
         {
             "category": c,
@@ -212,104 +214,97 @@ def render_card(
         }
         for c in CATEGORIES
     ]
-    complete = all(cell[(c, s)] == ROWS_PER_CELL for c in CATEGORIES for s in SOURCES)
+    return cells, all(cell[(c, s)] == ROWS_PER_CELL for c in CATEGORIES for s in SOURCES)
 
+
+def _sources(rows: Sequence[Mapping[str, Any]], build_info: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The natural sources with their rows here: those the build read, or else those the rows name."""
     by_source: Counter = Counter()
-    for r in release_rows:
+    for r in rows:
         nat = r["provenance"]["natural"]
         if nat:
             by_source[nat["source_name"]] += 1
             if nat["task_name"]:
                 by_source[f"{nat['source_name']} ({nat['task_name']})"] += 1
-    sources = []
-    for s in build_info.get("sources", []):
-        sources.append({**s, "rows": by_source.get(s["name"], 0)})
-    if not sources:
-        seen = {}
-        for r in release_rows:
-            nat = r["provenance"]["natural"]
-            if nat and nat["source_name"] not in seen:
-                seen[nat["source_name"]] = {
-                    "name": nat["source_name"],
-                    "dataset_id": nat["dataset_id"],
-                    "config": nat["config"],
-                    "split": nat["split"],
-                    "revision": nat["revision"],
-                    "license": r["license"],
-                    "rows": by_source[nat["source_name"]],
-                }
-        sources = list(seen.values())
+    sources = [{**s, "rows": by_source.get(s["name"], 0)} for s in build_info.get("sources", [])]
+    if sources:
+        return sources
+    seen = {}
+    for r in rows:
+        nat = r["provenance"]["natural"]
+        if nat and nat["source_name"] not in seen:
+            seen[nat["source_name"]] = {
+                "name": nat["source_name"],
+                "dataset_id": nat["dataset_id"],
+                "config": nat["config"],
+                "split": nat["split"],
+                "revision": nat["revision"],
+                "license": r["license"],
+                "rows": by_source[nat["source_name"]],
+            }
+    return list(seen.values())
 
+
+def _generators(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     gens: Counter = Counter()
-    for r in release_rows:
+    for r in rows:
         syn = r["provenance"]["synthetic"]
         if syn:
             gens[(syn["generator_model"], syn["endpoint_host"])] += 1
-    generators = [{"model": m, "endpoint_host": h, "rows": k} for (m, h), k in sorted(gens.items())]
-    licenses = [{"license": k, "rows": v} for k, v in sorted(Counter(r["license"] for r in release_rows).items())]
-    statuses = Counter(r["validation"]["status"] for r in release_rows)
-    validation_statuses = [{"status": s, "rows": statuses[s]} for s in VALIDATION_STATUSES if statuses[s]]
-    from hexainst.kernel.validation_text import summary as validation_text
+    return [{"model": m, "endpoint_host": h, "rows": k} for (m, h), k in sorted(gens.items())]
 
-    round_info = build_info.get("validation") or {}
-    validation_summary = validation_text(
-        release_rows, round_info.get("annotators"), round_info.get("n_outcomes"), round_info.get("n_rejected"),
-        round_info.get("rounds"),
-    )
-    rounds = _rounds_table(release_rows, round_info.get("rounds") or [])
-    build_description, notice = _build_text(build_info, generators)
-    collection = (
-        "Natural instructions were read with `datasets` (from the Hub, or from an offline mirror of the same "
-        "files: see \"How this build was made\"), extracted with one `regex` pattern set per source and FLAN template "
-        "family, unicode- and whitespace-normalised, length-filtered and de-duplicated. Synthetic instructions "
-        "were generated through an OpenAI-compatible endpoint from a seeded plan of slots (category x task type "
-        "x topic), every request carrying its slot's constraints: a base model gets Self-Instruct-style "
-        "bootstrapped prompts (in-context instructions of the category drawn per slot from the natural pool, "
-        "plus curated examples), a chat model one constrained meta-prompt per category. Several candidates "
-        "per slot went through a gate (not an instruction, wrong category, missing the text it must carry) and "
-        "filters for format and length, blacklisted keywords, near-duplicates and 13-gram overlap with the "
-        "natural sources; the best-scoring survivor was kept (its score in `provenance.synthetic.quality`). "
-        "Selection of 100 + 100 rows per category is seeded and deterministic."
-    )
-    scored = [r["provenance"]["synthetic"]["membership_score"] for r in release_rows
+
+def _membership(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """How many synthetic rows carry a membership score, and its range; None when none does."""
+    scored = [r["provenance"]["synthetic"]["membership_score"] for r in rows
               if r["provenance"].get("synthetic") and r["provenance"]["synthetic"].get("membership_score") is not None]
-    if scored:
-        collection += (
-            f" {len(scored)} synthetic rows carry a Min-K%++ membership score under a local reference model "
-            f"(`provenance.synthetic.membership_score`, from {min(scored):.3f} to {max(scored):.3f}; higher looks more "
-            "like the reference model's training data); the model, k and threshold are in the synthetic stage's report."
-        )
-    return DatasetCard.from_template(
-        card_data,
-        template_path=str(TEMPLATE),
+    return {"rows": len(scored), "low": min(scored), "high": max(scored)} if scored else None
+
+
+def render_card(
+    release_rows: Sequence[Mapping[str, Any]],
+    reserve_rows: Sequence[Mapping[str, Any]],
+    counts: Mapping[str, int],
+    build_info: Mapping[str, Any],
+) -> DatasetCard:
+    """The card for a release made of ``release_rows`` (already validated and ordered), laid out by ``TEMPLATE``."""
+    round_info = build_info.get("validation") or {}
+    generators = _generators(release_rows)
+    build_description, notice = _build_text(build_info, generators)
+    cells, complete = _cells(release_rows)
+    statuses = Counter(r["validation"]["status"] for r in release_rows)
+    text = _CARD_TEMPLATES.get_template(TEMPLATE.name).render(
+        card_data=_card_data(release_rows, counts).to_yaml(),
         toolkit_version=__version__,
         build_notice=notice,
         load_path=build_info.get("load_path", "hexainst"),
-        n_rows=n,
+        n_rows=len(release_rows),
         complete=complete,
         cells=cells,
         length_stats=_length_stats(release_rows),
         schema_file=f"hexainst/kernel/schema/record.v{SCHEMA_VERSION}.schema.json",
         n_reserve=len(reserve_rows),
         synthetic_license="other",
-        sources=sources,
-        licenses=licenses,
+        sources=_sources(release_rows, build_info),
+        licenses=[{"license": k, "rows": v} for k, v in sorted(Counter(r["license"] for r in release_rows).items())],
         generators=generators,
-        collection_process=collection,
+        membership=_membership(release_rows),
         filters=list(build_info.get("filters", [])),
-        validation_summary=validation_summary,
+        validation_summary=validation_text(
+            release_rows, round_info.get("annotators"), round_info.get("n_outcomes"), round_info.get("n_rejected"),
+            round_info.get("rounds"),
+        ),
         ships_validation=bool(round_info),
-        validation_statuses=validation_statuses,
+        validation_statuses=[{"status": s, "rows": statuses[s]} for s in VALIDATION_STATUSES if statuses[s]],
         agreement=_agreement(build_info.get("agreement")),
-        rounds=rounds,
+        rounds=_rounds_table(release_rows, round_info.get("rounds") or []),
         build_description=build_description,
     )
+    return DatasetCard(text)
 
 
 def render_license(release_rows: Sequence[Mapping[str, Any]]) -> str:
     """``LICENSE.md`` of a release: the licences of its rows and the sources behind each."""
-    import jinja2
-
     rows_by: Counter = Counter()
     sources_by: dict[str, set[str]] = {}
     for r in release_rows:
@@ -320,5 +315,4 @@ def render_license(release_rows: Sequence[Mapping[str, Any]]) -> str:
     licenses = [
         {"license": k, "rows": rows_by[k], "sources": ", ".join(sorted(sources_by[k]))} for k in sorted(rows_by)
     ]
-    template = jinja2.Template(LICENSE_TEMPLATE.read_text("utf-8"), keep_trailing_newline=True)
-    return template.render(licenses=licenses)
+    return _LICENSE_TEMPLATES.get_template(LICENSE_TEMPLATE.name).render(licenses=licenses)

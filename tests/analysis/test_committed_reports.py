@@ -1,0 +1,75 @@
+"""The committed demo reports come out of the templates byte for byte from their committed inputs.
+
+``docs/demo`` re-renders from its ``results.json`` and ``tables/*.md`` alone. ``docs/demo-alteration`` was
+written by the design report from an evaluation file that is not committed; its results.json holds the
+summary, and the evaluation's few fields the report prints are read back from the committed report
+itself (recipe, rows, seeds, the base model's NLLs to the four decimals printed), so the rest of the
+report (verdicts, tables, arms, contrasts) is rendered from the committed results. ``docs/demo-smollm2``
+is not re-rendered: its results.json holds the causal check of an earlier release (no test, no
+interval), which the current report no longer reads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+from hexainst.analysis.finetune import design_report
+from hexainst.analysis.report import render_report, rerender
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_docs_demo_report_rerenders_byte_identical(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    shutil.copytree(DOCS / "demo", folder)
+    (folder / "report.md").unlink()
+    rerender(folder)
+    assert (folder / "report.md").read_bytes() == (DOCS / "demo" / "report.md").read_bytes()
+    assert (folder / "results.json").read_bytes() == (DOCS / "demo" / "results.json").read_bytes()
+
+
+def test_a_new_note_changes_only_the_note(tmp_path: Path) -> None:
+    results = json.loads((DOCS / "demo" / "results.json").read_text("utf-8"))
+    tables = {p.name[:-3]: p.read_text("utf-8") for p in sorted((DOCS / "demo" / "tables").glob("*.md"))}
+    old_note = results["parameters"]["note"]
+    results["parameters"]["note"] = "another note"
+    text = render_report(results, tables)
+    committed = (DOCS / "demo" / "report.md").read_text("utf-8")
+    assert text == committed.replace(f"> {old_note}\n", "> another note\n").replace(
+        f"| `note` | `{json.dumps(old_note)}` |", '| `note` | `"another note"` |')
+
+
+def _design_evaluation(report: str, summary: dict) -> tuple[dict, str]:
+    """The evaluation fields the committed design report prints, read back from it."""
+    lines = report.split("\n")
+    note = lines[2][len("> "):]
+    recipe = re.search(r"Recipe `([^`]+)` \(([^,]+), (\d+) steps of (\d+)\); held-out rows: (\d+)\.", report)
+    seeds = re.search(r"of the \d+ seeds asked \((\[[^\]]*\])\)", report)
+    base = re.search(r"\| base \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| [^[]+\[([-+\d.]+), ([-+\d.]+)\] \| ([-+\d.]+) \| (\d+) \|",
+                     report)
+    assert recipe and seeds and base, "the committed design report lost a line this test reads"
+    own, mismatched, none, lo, hi, benefit, rows = base.groups()
+    evaluation = {
+        "format": design_report.FORMAT,
+        "recipe": {"name": recipe[1], "model": recipe[2],
+                   "training": {"steps": int(recipe[3]), "batch_size": int(recipe[4])}},
+        "rows": {"eval": int(recipe[5])},
+        "seeds": json.loads(seeds[1]),
+        "models": {"base": {"nll_own": float(own), "nll_mismatched": float(mismatched), "nll_none": float(none),
+                            "gain": summary["base_gain"], "gain_ci": [float(lo), float(hi)],
+                            "format_benefit": float(benefit), "n_rows": int(rows)}},
+    }
+    return evaluation, note
+
+
+def test_docs_demo_alteration_report_renders_byte_identical() -> None:
+    committed = (DOCS / "demo-alteration" / "report.md").read_text("utf-8")
+    summary = json.loads((DOCS / "demo-alteration" / "results.json").read_text("utf-8"))
+    evaluation, note = _design_evaluation(committed, summary)
+    s = design_report.summarize(evaluation, summary["changes"])
+    assert set(s) == set(summary)
+    assert s["runs_per_arm"] == summary["runs_per_arm"] and s["seeds"] == summary["seeds"]
+    assert design_report.render_markdown(s, evaluation, note) == committed
