@@ -496,7 +496,5 @@ class Session:
 def _save(folder: Path | None, name: str, doc: Any) -> None:
     if folder is None:
         return
-    from hexainst.kernel.atomic import write_text
-
     folder.mkdir(parents=True, exist_ok=True)
-    write_text(folder / name, json.dumps(doc, ensure_ascii=False, indent=1), mode=0o600)  # verdicts: owner only
+    atomic.write_text(folder / name, json.dumps(doc, ensure_ascii=False, indent=1), mode=0o600)  # verdicts: owner only
