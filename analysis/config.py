@@ -26,7 +26,7 @@ SCOPES: tuple[str, ...] = ("global", "per-layer")
 
 @dataclass(frozen=True)
 class CausalConfig:
-    """Parameters of the held-out causal check (``--causal``; :func:`hexainst.analysis.causal.heldout_causal_check`)."""
+    """Parameters of the held-out causal check (:func:`hexainst.analysis.causal.heldout_causal_check`)."""
 
     per_category: int = setting(20, "evaluated instructions per category, held out: each category's set is built "
                                     "from its other instructions only", low=1)
@@ -57,7 +57,7 @@ class AnalysisConfig:
     eps: float = setting(DEFAULT_EPS, "top-eps fraction of neurons per instruction (1%% is 0.01)", low=0, high=1,
                          low_open=True, high_open=True)
     tie_rule: str = setting("paper", "paper: keep every neuron tied at the threshold; exact-k: exactly k, ties "
-                                     "broken by mean activation (needs a store recorded with --with-sums)",
+                                     "broken by mean activation (needs a store recorded with activation sums)",
                             choices=TIE_RULES)
     scope: str = setting("global", "one threshold over all neurons (global) or one per layer", choices=SCOPES)
     seed: int = setting(DEFAULT_SEED, "seed of sampling, permutations, bootstrap", low=0)
@@ -73,13 +73,13 @@ class AnalysisConfig:
     n_boot: int = setting(1000, "bootstrap resamples for the CIs", low=1)
     ci_level: float = setting(0.95, "level of the confidence intervals", low=0, high=1, low_open=True,
                               high_open=True)
-    #: Also compare categories on instructions matched by token length (``--length-matched``,
-    #: :mod:`hexainst.analysis.length_matching`): quantile strata of T, tested with
+    #: Also compare categories on instructions matched by token length
+    #: (:mod:`hexainst.analysis.length_matching`): quantile strata of T, tested with
     #: ``n_sweep_permutations`` label shuffles like the length-adjusted regression.
     length_matched: bool = setting(False, "also compare categories on instructions matched by token length "
                                           "(quantile strata of T; beside the length-adjusted regression, same "
                                           "number of label shuffles)")
-    length_strata: int = setting(10, "length strata of --length-matched", low=1, metavar="N")
+    length_strata: int = setting(10, "length strata of the length-matched comparison", low=1, metavar="N")
     venn_ids: tuple[str, ...] = setting((), "instruction id for Fig. 6 (repeatable; default: the first of each "
                                             "category)", metavar="ID")
     save_sets: bool = setting(True, "do not write the ISN set files (isn_sets/)")

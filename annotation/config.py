@@ -35,10 +35,10 @@ class AnnotationConfig:
     batch_size: int = setting(100, "tasks per import request (each request is committed whole or not at all)",
                               low=1)
     sample: int | None = setting(None, "a round of N candidates, spread evenly over the cells (category x origin), "
-                                       "picked by --seed (default: every candidate)", low=1, metavar="N")
+                                       "picked by the seed (default: every candidate)", low=1, metavar="N")
     sample_per_cell: int | None = setting(None, "N candidates of every cell (all of a smaller cell), picked by "
-                                                "--seed", low=1, metavar="N")
-    seed: int = setting(0, "seed of --sample / --sample-per-cell")
+                                                "the seed", low=1, metavar="N")
+    seed: int = setting(0, "seed of the sample")
     annotator_kind: str = setting("person", "who made the verdicts", choices=ANNOTATOR_KINDS)
     workers: int = setting(4, "annotation requests in flight at once", low=1, high=32)
     judge_workers: int = setting(4, "requests in flight at once", low=1, high=64)

@@ -47,8 +47,8 @@ class RecordingConfig:
     padding_side: str = setting("right", "padding side in batches (recorded in the store; see "
                                          "docs/recording-speed.md for how little batching moves a count)",
                                 choices=PADDING_SIDES)
-    with_sums: bool = setting(False, "also store per-neuron activation sums (float32; enables analyze's "
-                                     "--tie-rule exact-k)")
+    with_sums: bool = setting(False, "also store per-neuron activation sums (float32; enables the exact-k "
+                                     "tie rule of the analysis)")
     #: Convert a GGUF model once to a cached safetensors folder (else dequantise on every load).
     convert_gguf: bool = setting(True, "load a GGUF model directly every time (slow) instead of the cached "
                                        "safetensors conversion")
@@ -56,13 +56,13 @@ class RecordingConfig:
                                        "user turn", choices=INPUT_MODES)
     special_tokens: bool = setting(True, "raw mode without the tokenizer's special tokens")
     bos_in_t: bool = setting(True, "feed BOS but leave it out of T and of the counts")
-    gguf_file: str | None = setting(None, "GGUF file name inside --model's folder")
-    revision: str | None = setting(None, "Hub revision (commit) of --model")
-    random_init: int | None = setting(None, "the untrained baseline: --model's architecture and tokenizer with "
+    gguf_file: str | None = setting(None, "GGUF file name inside the model's folder")
+    revision: str | None = setting(None, "Hub revision (commit) of the model")
+    random_init: int | None = setting(None, "the untrained baseline: the model's architecture and tokenizer with "
                                             "weights initialised from its config under this seed (no weights read; "
-                                            "record 3 or more seeds and pass them to 'hexainst analyze "
-                                            "--untrained')", low=0, metavar="SEED")
-    overwrite: bool = setting(False, "replace the store in --out (recorded beside it and swapped in when complete)")
+                                            "record 3 or more seeds: the analysis compares the model "
+                                            "with them)", low=0, metavar="SEED")
+    overwrite: bool = setting(False, "replace an existing store (recorded beside it and swapped in when complete)")
     progress: bool = True
     model: Any = None
     out: Path | None = None

@@ -40,10 +40,10 @@ def _friendly(handler):
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
+        # deferred: label_studio_sdk and httpx (and the annotation stage, which loads them) cost 0.3 s
         import httpx
         from label_studio_sdk.core.api_error import ApiError
 
-        # deferred: the annotation stage loads label_studio_sdk and httpx
         from hexainst.annotation.sync import describe_error
 
         try:
