@@ -65,6 +65,7 @@ from hexainst.analysis.stats import (
 )
 from hexainst.analysis.recording.loading import tokenizer_sha256
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.settings import SettingError
 from hexainst.kernel.vocab import CATEGORIES, SHORT_NAMES
 
 
@@ -240,7 +241,7 @@ def venn_rows(data: StoreData, venn_ids: Sequence[str]) -> list[int]:
     pos = {i: k for k, i in enumerate(data.ids)}
     missing = [i for i in chosen if i not in pos]
     if missing:
-        raise UserError(f"--venn-id not among the analysed instructions: {', '.join(missing)}")
+        raise SettingError("venn_ids", f"not among the analysed instructions: {', '.join(missing)}")
     return [pos[i] for i in chosen]
 
 
@@ -286,7 +287,7 @@ def check_causal_counts(categories: Sequence[str], per_category: int, sample: in
         have = sum(1 for x in categories if x == c)
         have = have if sample is None else min(have, sample)
         if have < per_category + 1:
-            raise CausalError(f"--causal-per-category {per_category}: category {c} has {have} analysed instructions; "
+            raise SettingError("per_category", f"{per_category}: category {c} has {have} analysed instructions; "
                               f"the check holds {per_category} out and builds the set from the others, so it needs "
                               f"at least {per_category + 1}")
 

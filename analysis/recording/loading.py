@@ -219,23 +219,24 @@ def model_info(model: Any, *, name_or_path: str | None = None, revision: str | N
 
 
 def check_device(device: str) -> None:
-    """Raise :class:`ModelLoadError` (one line) unless ``device`` names a torch device that is here."""
+    """Raise a :class:`~hexainst.kernel.settings.SettingError` (one line, naming the ``device`` setting) unless
+    ``device`` names a torch device that is here."""
     import torch
 
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise ModelLoadError(f"--device {device!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+        raise SettingError("device", f"{device!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ModelLoadError(f"--device {device}: no CUDA device is available here (torch {torch.__version__}, "
+            raise SettingError("device", f"{device}: no CUDA device is available here (torch {torch.__version__}, "
                                  f"{'built with CUDA ' + torch.version.cuda if torch.version.cuda else 'a CPU build'})")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ModelLoadError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+            raise SettingError("device", f"{device}: only {torch.cuda.device_count()} CUDA device(s) here")
     elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ModelLoadError(f"--device {device}: no MPS device is available here")
+        raise SettingError("device", f"{device}: no MPS device is available here")
     elif dev.type not in ("cpu", "cuda", "mps", "xpu", "meta"):
-        raise ModelLoadError(f"--device {device}: not supported for recording (use cpu or cuda)")
+        raise SettingError("device", f"{device}: not supported for recording (use cpu or cuda)")
 
 
 def load_model(

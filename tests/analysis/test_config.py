@@ -69,3 +69,15 @@ def test_parameters_are_what_results_json_records() -> None:
     params = AnalysisConfig(venn_ids=("a",), progress=False).parameters()
     assert "progress" not in params
     assert params["sweep_eps"] == [0.005, 0.01, 0.02, 0.05] and params["venn_ids"] == ["a"]
+
+
+def test_a_cross_check_in_the_stage_names_the_setting_and_the_command_line_its_flag() -> None:
+    from hexainst.analysis.compute import check_causal_counts
+    from hexainst.cli.options import flag_for
+
+    with pytest.raises(SettingError) as info:
+        check_causal_counts(["code", "code", "math", "math", "math"], 2)
+    assert info.value.setting == "per_category"
+    assert str(info.value).startswith("per_category 2: category code has 2 analysed instructions")
+    args = build_parser().parse_args(["analyze", "--store", "s", "--out", "o", "--causal"])
+    assert info.value.naming(flag_for(args, info.value.setting)).startswith("--causal-per-category 2: category code")
