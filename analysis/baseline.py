@@ -8,6 +8,7 @@ Stages: rows -> ``OUT/stores/base`` and ``OUT/stores/fine-tuned`` (resumable act
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -16,7 +17,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hexainst.analysis.config import AnalysisConfig
+from hexainst.analysis.pipeline import analyze
+from hexainst.analysis.recording import recorder
+from hexainst.analysis.recording.config import RecordingConfig
+from hexainst.analysis.recording.loading import check_device
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.outputs import claim_output_dir, write_marker
 
 
 class PairsError(UserError):
@@ -87,8 +94,6 @@ def claim_baseline_dir(out_dir: str | os.PathLike[str], *, inputs: Sequence[Any]
     A new or empty folder, or an earlier baseline run (whose stores then resume), may be used;
     anything else stops with one line (see :func:`hexainst.kernel.outputs.claim_output_dir`).
     """
-    from hexainst.kernel.outputs import claim_output_dir
-
     return claim_output_dir(out_dir, OUTPUT_KIND, inputs=inputs, option=option)
 
 
@@ -99,9 +104,9 @@ def run_baseline(
     *,
     pairs_file: str | os.PathLike[str] | None = None,
     model_root: str | os.PathLike[str] | None = None,
-    recording: Any = None,
+    recording: RecordingConfig | None = None,
     progress: bool = True,
-    config: Any = None,
+    config: AnalysisConfig | None = None,
 ) -> dict[str, Any]:
     """Record both models of the pair on ``rows`` and analyse them; return the analysis results.
 
@@ -109,20 +114,12 @@ def run_baseline(
     defaults); ``config``: an :class:`~hexainst.analysis.config.AnalysisConfig`. ``out_dir`` gets
     ``stores/base``, ``stores/fine-tuned`` (resumed when rerun) and ``analysis/``.
     """
-    from hexainst.analysis.config import AnalysisConfig
-    from hexainst.analysis.pipeline import analyze
-    from hexainst.analysis.recording import record
-    from hexainst.analysis.recording.config import RecordingConfig
-    from hexainst.kernel.outputs import write_marker
-
     pairs = load_pairs(pairs_file)
     if pair_name not in pairs:
         raise PairsError(f"unknown pair {pair_name!r}; the pairs file lists: {', '.join(sorted(pairs))}")
     pair = pairs[pair_name]
     rec = recording if recording is not None else RecordingConfig()
     if rec.device_map is None:  # a wrong device is one line before the output folder is made
-        from hexainst.analysis.recording.loading import check_device
-
         check_device(rec.device)
     out = claim_baseline_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,12 +127,9 @@ def run_baseline(
     stores = {}
     for role, key, rev in (("base", "base", "revision_base"), ("fine-tuned", "fine_tuned", "revision_fine_tuned")):
         model = resolve_model(pair[key], model_root)
-        stores[role] = record(
-            model, rows, out / "stores" / role, revision=pair.get(rev),
+        stores[role] = recorder.run(dataclasses.replace(
+            rec, model=model, out=out / "stores" / role, revision=pair.get(rev), progress=progress,
             created_by={"command": "hexainst baseline", "pair": pair_name, "role": role},
-            batch_size=rec.batch_size, dtype=rec.dtype, device=rec.device, device_map=rec.device_map,
-            with_sums=rec.with_sums, rows_per_shard=rec.rows_per_shard, padding_side=rec.padding_side,
-            convert_gguf=rec.convert_gguf, progress=progress,
-        )
+        ), rows).store
     return analyze(stores["base"], out / "analysis", store_b=stores["fine-tuned"],
                    config=config if config is not None else AnalysisConfig())

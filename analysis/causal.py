@@ -18,14 +18,18 @@ token of its instructions is measured, giving a category x category matrix of
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from hexainst.analysis import causal_design as design
 from hexainst.analysis.config import CausalConfig
 from hexainst.analysis.isn import IsnSets, category_neuron_set
+from hexainst.analysis.recording.adapters import adapter_for
+from hexainst.analysis.recording.recorder import InputPolicy, tokenize
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.vocab import DEFAULT_SEED, SHORT_NAMES
 
@@ -194,9 +198,6 @@ def causal_check(
     Circular when the evaluated rows are among the sets' rows (the result's ``circular_rows`` says
     how many, by id); :func:`heldout_causal_check` keeps them apart.
     """
-    from hexainst.analysis.recording.adapters import adapter_for
-    from hexainst.analysis.recording.recorder import InputPolicy, tokenize
-
     if np.any(np.asarray(neuron_expert) >= 0):
         raise CausalError("the causal check supports dense MLPs only (this store has expert neurons)")
     act_modules = adapter_for(model).act_modules(model)
@@ -442,8 +443,6 @@ def _eval_tokens(tokenizer: Any, instruction: str, response: str | None, policy:
                  ) -> tuple[list[int], int]:
     """Token ids to feed and how many of the last ones to score: the response's first tokens, else the
     instruction's last ones."""
-    from hexainst.analysis.recording.recorder import tokenize
-
     ids = tokenize(tokenizer, instruction, policy)[0]
     if response is None:
         return ids, len(ids) - 1 if max_predicted is None else min(len(ids) - 1, max_predicted)
@@ -484,23 +483,6 @@ def heldout_causal_check(
     response where a category has enough) and every other row builds its category's set;
     ``eval_ids``/``build_ids`` fix both instead, and a design where they overlap is refused.
     """
-    import time
-
-    from hexainst.analysis.causal_design import (
-        DesignError,
-        assignment_test,
-        bootstrap_specificity,
-        check_disjoint,
-        effect_matrix,
-        firing_rates,
-        heldout_split,
-        matched_random,
-        own_set_rank,
-        rate_match,
-    )
-    from hexainst.analysis.recording.adapters import adapter_for
-    from hexainst.analysis.recording.recorder import InputPolicy
-
     started = time.perf_counter()
     if np.any(np.asarray(neuron_expert) >= 0):
         raise CausalError("the causal check supports dense MLPs only (this store has expert neurons)")
@@ -516,7 +498,7 @@ def heldout_causal_check(
         if eval_ids is not None or build_ids is not None:
             if eval_ids is None or build_ids is None:
                 raise CausalError("causal check: pass both eval_ids and build_ids, or neither")
-            check_disjoint(eval_ids, build_ids)
+            design.check_disjoint(eval_ids, build_ids)
             pos = {i: k for k, i in enumerate(ids)}
             unknown = [i for i in list(eval_ids) + list(build_ids) if str(i) not in pos]
             if unknown:
@@ -528,14 +510,14 @@ def heldout_causal_check(
             for k, c in enumerate(cats):
                 in_c = labels == c
                 eligible = has_resp if np.count_nonzero(in_c & has_resp) >= config.per_category else None
-                e, b = heldout_split(np.where(in_c, c, ""), [c], config.per_category, seed=seed + 7919 * k,
+                e, b = design.heldout_split(np.where(in_c, c, ""), [c], config.per_category, seed=seed + 7919 * k,
                                      eligible=eligible)
                 ev_parts.append(e)
                 build_parts.append(b)
             ev = np.sort(np.concatenate(ev_parts))
             build = np.sort(np.concatenate(build_parts))
-        check_disjoint([ids[r] for r in ev], [ids[r] for r in build])
-    except DesignError as exc:
+        design.check_disjoint([ids[r] for r in ev], [ids[r] for r in build])
+    except design.DesignError as exc:
         raise CausalError(f"causal check: {exc}") from None
     missing = [ids[r] for r in ev if ids[r] not in texts]
     if missing:
@@ -545,7 +527,7 @@ def heldout_causal_check(
     pad_id = getattr(tokenizer, "pad_token_id", None)
     pad_id = int(pad_id) if pad_id is not None else 0
     policy = InputPolicy.coerce(dict(input_policy) if input_policy else None)
-    rates = firing_rates(counts, n_tokens, build)
+    rates = design.firing_rates(counts, n_tokens, build)
 
     seqs, n_scored, eval_labels, kinds = [], [], [], []
     for r in ev:
@@ -567,7 +549,7 @@ def heldout_causal_check(
         conditions.append(("isn", a, -1, cols))
         random_cols[c] = []
         for d in range(config.n_random):
-            drawn = matched_random(cols, rates, neuron_layer, rng, pool=config.rate_pool)
+            drawn = design.matched_random(cols, rates, neuron_layer, rng, pool=config.rate_pool)
             random_cols[c].append(drawn)
             conditions.append(("random", a, d, drawn))
     iterator: Any = conditions
@@ -586,9 +568,9 @@ def heldout_causal_check(
     d_rand_draws = np.stack([np.stack([nll[("random", a, d)] - base for d in range(config.n_random)])
                              for a in range(m)])  # [m, draws, rows]
     D = d_isn_rows - d_rand_draws.mean(axis=1)
-    E = effect_matrix(D, eval_labels_arr, cats)
-    test = assignment_test(E)
-    low, high = bootstrap_specificity(D, eval_labels_arr, cats, n_boot=config.n_boot, seed=seed,
+    E = design.effect_matrix(D, eval_labels_arr, cats)
+    test = design.assignment_test(E)
+    low, high = design.bootstrap_specificity(D, eval_labels_arr, cats, n_boot=config.n_boot, seed=seed,
                                       level=config.ci_level)
     seconds = time.perf_counter() - started
     return HeldoutCausalResult(
@@ -602,11 +584,11 @@ def heldout_causal_check(
                      for k in ("response", "continuation")} for c in cats},
         set_sizes={c: int(set_cols[c].size) for c in cats},
         random_sizes={c: [int(x.size) for x in random_cols[c]] for c in cats},
-        rate_match={c: [rate_match(set_cols[c], x, rates) for x in random_cols[c]] for c in cats},
+        rate_match={c: [design.rate_match(set_cols[c], x, rates) for x in random_cols[c]] for c in cats},
         baseline_nll={c: float(np.nanmean(base[eval_labels_arr == c])) for c in cats},
-        delta_nll_isn=effect_matrix(d_isn_rows, eval_labels_arr, cats),
-        delta_nll_random=effect_matrix(d_rand_draws.mean(axis=1), eval_labels_arr, cats),
-        delta_nll_random_draws=np.stack([effect_matrix(d_rand_draws[:, d], eval_labels_arr, cats)
+        delta_nll_isn=design.effect_matrix(d_isn_rows, eval_labels_arr, cats),
+        delta_nll_random=design.effect_matrix(d_rand_draws.mean(axis=1), eval_labels_arr, cats),
+        delta_nll_random_draws=np.stack([design.effect_matrix(d_rand_draws[:, d], eval_labels_arr, cats)
                                          for d in range(config.n_random)]),
         effect=E,
         specificity=test["specificity"],
@@ -615,7 +597,7 @@ def heldout_causal_check(
         p_value=test["p_value"],
         n_assignments=test["n_assignments"],
         null_mean=test["null_mean"],
-        own_set_rank=own_set_rank(E),
+        own_set_rank=design.own_set_rank(E),
         seconds=seconds,
         seconds_per_instruction_condition=seconds / max(1, len(seqs) * len(conditions)),
         responses_source=None if responses_source is None else str(responses_source),

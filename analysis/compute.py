@@ -19,12 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from hexainst.analysis.causal import CausalError, HeldoutCausalResult
+from hexainst.analysis.causal import CausalError, HeldoutCausalResult, HeldoutConfig, heldout_causal_check
+from hexainst.analysis.claims import restate_claims
 from hexainst.analysis.config import AnalysisConfig, CausalConfig
 from hexainst.analysis.data import StoreData, check_comparable, header_summary
 from hexainst.analysis.isn import IsnError, IsnSets, compute_isn_sets
 from hexainst.analysis.controls import PairDesign, headline_statistics, per_layer_intervals
 from hexainst.analysis.length_matching import length_matched_test, length_strata
+from hexainst.analysis.lexical import lexical_sets, token_counts, tokenize_rows, vocabulary_size
 from hexainst.analysis.nulls import cluster_codes
 from hexainst.analysis.metrics import (
     category_means,
@@ -61,7 +63,9 @@ from hexainst.analysis.stats import (
     permutation_test,
     sample_per_category,
 )
+from hexainst.analysis.recording.loading import tokenizer_sha256
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.settings import SettingError
 from hexainst.kernel.vocab import CATEGORIES, SHORT_NAMES
 
 
@@ -237,7 +241,7 @@ def venn_rows(data: StoreData, venn_ids: Sequence[str]) -> list[int]:
     pos = {i: k for k, i in enumerate(data.ids)}
     missing = [i for i in chosen if i not in pos]
     if missing:
-        raise UserError(f"--venn-id not among the analysed instructions: {', '.join(missing)}")
+        raise SettingError("venn_ids", f"not among the analysed instructions: {', '.join(missing)}")
     return [pos[i] for i in chosen]
 
 
@@ -283,7 +287,7 @@ def check_causal_counts(categories: Sequence[str], per_category: int, sample: in
         have = sum(1 for x in categories if x == c)
         have = have if sample is None else min(have, sample)
         if have < per_category + 1:
-            raise CausalError(f"--causal-per-category {per_category}: category {c} has {have} analysed instructions; "
+            raise SettingError("per_category", f"{per_category}: category {c} has {have} analysed instructions; "
                               f"the check holds {per_category} out and builds the set from the others, so it needs "
                               f"at least {per_category + 1}")
 
@@ -296,8 +300,6 @@ def compute_causal(data: StoreData, sets: IsnSets, cats: list[str], spec: Causal
     the matched random draws come from those same instructions. The bootstrap uses the run's
     ``--bootstrap`` and ``--ci-level``.
     """
-    from hexainst.analysis.causal import HeldoutConfig, heldout_causal_check
-
     check_causal(data, spec)
     held = HeldoutConfig(per_category=spec.config.per_category, n_random=spec.config.n_random,
                          max_predicted=spec.config.max_predicted, n_boot=config.n_boot, ci_level=config.ci_level)
@@ -372,8 +374,6 @@ def compute(
         us = [StoreData.load(u, f"untrained-{k}", r[rows]) for k, (u, r) in enumerate(zip(controls.untrained,
                                                                                           untrained_rows))]
         results.controls = compute_controls(da, results.models[da.label], us, controls, cats, config, clusters)
-    from hexainst.analysis.claims import restate_claims
-
     results.claims = restate_claims(results)
     return results
 
@@ -390,8 +390,6 @@ def check_untrained(store_a: Any, untrained: Any) -> np.ndarray:
 
 def check_lexical(data: StoreData, spec: LexicalSpec) -> None:
     """The lexical baseline needs every analysed instruction's text and the store's own tokenizer."""
-    from hexainst.analysis.recording.loading import tokenizer_sha256
-
     missing = [i for i in data.ids if i not in spec.texts]
     if missing:
         raise UserError(f"lexical baseline: no instruction text for {len(missing)} analysed ids (first: "
@@ -421,8 +419,6 @@ def _untrained_info(data: StoreData, cats: list[str], config: AnalysisConfig) ->
 def compute_controls(data: StoreData, model: ModelResult, untrained: Sequence[StoreData], controls: Controls,
                      cats: list[str], config: AnalysisConfig, clusters: np.ndarray | None) -> ControlsResult:
     """Headline statistics for the model, each untrained seed, their mean, the lexical baseline and the excess."""
-    from hexainst.analysis.lexical import lexical_sets, token_counts, tokenize_rows, vocabulary_size
-
     labels = np.asarray(data.categories)
     pairs: dict[str, np.ndarray] = {"model": model.pair}
     infos = []

@@ -1,18 +1,17 @@
-"""Every default of the analysis, in one place: the command line reads its defaults from here.
+"""Every setting of the analysis, declared once: the command line builds its options from here.
 
 :class:`AnalysisConfig` holds the parameters of ``hexainst analyze`` (ISN sets, statistics,
-the eps sweep, what to write), :class:`CausalConfig` those of the causal check. Both check their
-values when built, so a bad number stops the command before any work with one line naming the
-option (``--eps must be in (0, 1), got 1.5``); the Python API gets the same
-:class:`ConfigError`.
+the eps sweep, what to write), :class:`CausalConfig` those of the causal check; each field's
+default, range and help is its :func:`~hexainst.kernel.settings.setting`. Both check their values
+when built, so a bad number stops before any work with one :class:`~hexainst.kernel.settings.SettingError`
+naming the setting (``eps must be in (0, 1), got 1.5``; the command line names its flag).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
-from hexainst.kernel.errors import UserError
+from hexainst.kernel.settings import SettingError, check_ranges, setting
 from hexainst.kernel.vocab import DEFAULT_SEED
 
 #: Top-eps fraction of neurons per instruction (the paper: 1%).
@@ -25,108 +24,79 @@ TIE_RULES: tuple[str, ...] = ("paper", "exact-k")
 SCOPES: tuple[str, ...] = ("global", "per-layer")
 
 
-class ConfigError(UserError, ValueError):
-    """A parameter of the analysis is out of range (the message names the option)."""
-
-
-def _option(name: str) -> str:
-    """The command-line option of a config field (``n_boot`` -> ``--bootstrap``)."""
-    return _OPTIONS.get(name, "--" + name.replace("_", "-"))
-
-
-_OPTIONS = {
-    "n_permutations": "--permutations",
-    "n_sweep_permutations": "--sweep-permutations",
-    "n_boot": "--bootstrap",
-    "include_self_pairs": "--include-self-pairs",
-    "venn_ids": "--venn-id",
-    "per_category": "--causal-per-category",
-    "max_predicted": "--causal-max-tokens",
-    "n_random": "--causal-draws",
-}
-
-
-def check_eps(value: float, option: str = "--eps") -> float:
-    """``value`` as a float in (0, 1), else :class:`ConfigError` naming ``option``."""
-    try:
-        eps = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{option} must be a number in (0, 1), got {value!r}") from None
-    if not (math.isfinite(eps) and 0 < eps < 1):
-        raise ConfigError(f"{option} must be in (0, 1) (1% is 0.01), got {value!r}")
-    return eps
-
-
-def _at_least(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{_option(name)} must be an integer >= {low}, got {value!r}")
-
-
 @dataclass(frozen=True)
 class CausalConfig:
-    """Parameters of the held-out causal check (``--causal``; :func:`hexainst.analysis.causal.heldout_causal_check`)."""
+    """Parameters of the held-out causal check (:func:`hexainst.analysis.causal.heldout_causal_check`)."""
 
-    #: Evaluated instructions per category (held out: the category's other instructions build its set).
-    per_category: int = 20
-    #: Scored tokens per row: the response's first N, else the instruction's last N (None = all).
-    max_predicted: int | None = 32
-    #: Random draws, matched on firing rate, per category set.
-    n_random: int = 3
+    per_category: int = setting(20, "evaluated instructions per category, held out: each category's set is built "
+                                    "from its other instructions only", low=1)
+    #: Scored tokens per row: the response's first N, else the instruction's last N (None or 0 = all).
+    max_predicted: int | None = setting(32, "score the first N tokens of a row's response, or the last N of its "
+                                            "instruction where it has none (0 = all)", low=0)
+    n_random: int = setting(3, "random neuron sets per category, matched on firing rate in the same layers", low=1)
 
     def __post_init__(self) -> None:
-        _at_least("per_category", self.per_category, 1)
-        _at_least("n_random", self.n_random, 1)
-        if self.max_predicted is not None:
-            _at_least("max_predicted", self.max_predicted, 1)
+        check_ranges(self)
+        _whole(self, "per_category", "n_random", "max_predicted")
+        if self.max_predicted == 0:
+            object.__setattr__(self, "max_predicted", None)  # 0 = all, as None
+
+
+def _whole(config: object, *names: str) -> None:
+    """Each named setting is a whole number (or None): 2.5 and True are not counts or seeds."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise SettingError(name, f"must be a whole number, got {value!r}")
 
 
 @dataclass(frozen=True)
 class AnalysisConfig:
     """Every parameter of a run (written into results.json and report.md)."""
 
-    eps: float = DEFAULT_EPS
-    tie_rule: str = "paper"
-    scope: str = "global"
-    seed: int = DEFAULT_SEED
+    eps: float = setting(DEFAULT_EPS, "top-eps fraction of neurons per instruction (1%% is 0.01)", low=0, high=1,
+                         low_open=True, high_open=True)
+    tie_rule: str = setting("paper", "paper: keep every neuron tied at the threshold; exact-k: exactly k, ties "
+                                     "broken by mean activation (needs a store recorded with activation sums)",
+                            choices=TIE_RULES)
+    scope: str = setting("global", "one threshold over all neurons (global) or one per layer", choices=SCOPES)
+    seed: int = setting(DEFAULT_SEED, "seed of sampling, permutations, bootstrap", low=0)
     #: A seeded sample of this many instructions per category (the paper: 50); None = all.
-    sample: int | None = None
-    include_self_pairs: bool = False
-    sweep_eps: tuple[float, ...] = DEFAULT_SWEEP
-    sweep_tie_rules: tuple[str, ...] = TIE_RULES
-    n_permutations: int = 2000
-    n_sweep_permutations: int = 500
-    n_boot: int = 1000
-    ci_level: float = 0.95
-    #: Also compare categories on instructions matched by token length (``--length-matched``,
-    #: :mod:`hexainst.analysis.length_matching`): quantile strata of T, tested with
+    sample: int | None = setting(None, "analyse a seeded sample of N instructions per category (the paper: 50); "
+                                       "default all", low=1, metavar="N")
+    include_self_pairs: bool = setting(False, "include J(I, I) = 1 in the diagonal category means, as the paper did")
+    sweep_eps: tuple[float, ...] = setting(DEFAULT_SWEEP, "eps values of the sweep, comma-separated, each in (0, 1)",
+                                           low=0, high=1, low_open=True, high_open=True)
+    sweep_tie_rules: tuple[str, ...] = setting(TIE_RULES, "tie rules of the sweep", choices=TIE_RULES)
+    n_permutations: int = setting(2000, "label shuffles of the permutation test", low=1)
+    n_sweep_permutations: int = setting(500, "label shuffles per sweep cell and for the length-adjusted test", low=1)
+    n_boot: int = setting(1000, "bootstrap resamples for the CIs", low=1)
+    ci_level: float = setting(0.95, "level of the confidence intervals", low=0, high=1, low_open=True,
+                              high_open=True)
+    #: Also compare categories on instructions matched by token length
+    #: (:mod:`hexainst.analysis.length_matching`): quantile strata of T, tested with
     #: ``n_sweep_permutations`` label shuffles like the length-adjusted regression.
-    length_matched: bool = False
-    length_strata: int = 10
-    venn_ids: tuple[str, ...] = ()
-    save_sets: bool = True
-    note: str = ""
-    progress: bool = True
+    length_matched: bool = setting(False, "also compare categories on instructions matched by token length "
+                                          "(quantile strata of T; beside the length-adjusted regression, same "
+                                          "number of label shuffles)")
+    length_strata: int = setting(10, "length strata of the length-matched comparison", low=1, metavar="N")
+    venn_ids: tuple[str, ...] = setting((), "instruction id for Fig. 6 (repeatable; default: the first of each "
+                                            "category)", metavar="ID")
+    save_sets: bool = setting(True, "do not write the ISN set files (isn_sets/)")
+    note: str = setting("", "a line quoted at the top of the report (what this run is)")
+    progress: bool = setting(True, "no progress bars")
 
     def __post_init__(self) -> None:
-        check_eps(self.eps)
-        if self.tie_rule not in TIE_RULES:
-            raise ConfigError(f"--tie-rule must be one of {', '.join(TIE_RULES)}, got {self.tie_rule!r}")
-        if self.scope not in SCOPES:
-            raise ConfigError(f"--scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
-        _at_least("seed", self.seed, 0)
-        if self.sample is not None:
-            _at_least("sample", self.sample, 1)
+        if not isinstance(self.eps, (int, float)) or isinstance(self.eps, bool):
+            raise SettingError("eps", f"must be a number in (0, 1), got {self.eps!r}")
+        check_ranges(self)
+        _whole(self, "seed", "sample", "n_permutations", "n_sweep_permutations", "n_boot", "length_strata")
         if not self.sweep_eps:
-            raise ConfigError("--sweep-eps needs at least one value")
-        for eps in self.sweep_eps:
-            check_eps(eps, "--sweep-eps")
-        bad = [t for t in self.sweep_tie_rules if t not in TIE_RULES]
-        if bad or not self.sweep_tie_rules:
-            raise ConfigError(f"sweep tie rules must be among {', '.join(TIE_RULES)}, got {self.sweep_tie_rules!r}")
-        for name in ("n_permutations", "n_sweep_permutations", "n_boot", "length_strata"):
-            _at_least(name, getattr(self, name), 1)
-        if not (isinstance(self.ci_level, float) and 0 < self.ci_level < 1):
-            raise ConfigError(f"ci_level must be in (0, 1), got {self.ci_level!r}")
+            raise SettingError("sweep_eps", "needs at least one value")
+        if not self.sweep_tie_rules:
+            raise SettingError("sweep_tie_rules", f"needs at least one of {', '.join(TIE_RULES)}")
+        if not isinstance(self.ci_level, float):
+            raise SettingError("ci_level", f"must be a number in (0, 1), got {self.ci_level!r}")
 
     def parameters(self) -> dict[str, object]:
         """The parameters as results.json records them (tuples as lists; not ``progress``)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from hexainst.analysis.recording.store import ActivationStore
 from hexainst.kernel.errors import UserError
 
 
@@ -90,8 +91,6 @@ class StoreData:
 
 def open_store(path: str | os.PathLike[str]) -> Any:
     """Open an activation store folder (``hexainst.analysis.recording.store.ActivationStore``)."""
-    from hexainst.analysis.recording.store import ActivationStore
-
     return ActivationStore.open(Path(path))
 
 

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from hexainst.analysis.nulls import stratified_permutation
+
 
 def length_strata(n_tokens: np.ndarray, n_strata: int) -> np.ndarray:
     """Stratum id (0..n_strata-1, int64 [n]) of each instruction: quantile bins of T.
@@ -145,8 +147,6 @@ def length_matched_test(
     ``shuffle_within_strata``: shuffle labels only within the length strata (the null of "beyond
     length", which keeps each stratum's category mix); default a free shuffle.
     """
-    from hexainst.analysis.nulls import stratified_permutation
-
     labels = np.asarray(labels)
     cats = list(categories) if categories is not None else sorted(set(labels.tolist()))
     index = {c: i for i, c in enumerate(cats)}

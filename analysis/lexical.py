@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from hexainst.analysis.isn import IsnSets
+from hexainst.analysis.isn import IsnSets, target_size
+from hexainst.analysis.recording.recorder import InputPolicy, tokenize
 
 
 def token_counts(token_ids: Sequence[Sequence[int]], skips: Sequence[int], vocab_size: int) -> sp.csr_matrix:
@@ -53,8 +54,6 @@ def lexical_sets(counts: sp.csr_matrix, *, eps: float, tie_rule: str, ids: Seque
     ``compute_isn_sets(counts, ...)`` (tested). With ``exact-k`` every tied type has the same
     "activation" (its count), so ties go to the lower token id.
     """
-    from hexainst.analysis.isn import target_size
-
     counts = sp.csr_matrix(counts)
     counts.sort_indices()
     n, n_cols = counts.shape
@@ -85,8 +84,6 @@ def lexical_sets(counts: sp.csr_matrix, *, eps: float, tie_rule: str, ids: Seque
 def tokenize_rows(tokenizer: Any, texts: Mapping[str, str], ids: Sequence[str],
                   input_policy: Mapping[str, Any] | None) -> tuple[list[list[int]], list[int]]:
     """Token ids and BOS skips of ``ids``' texts, exactly as the recorder tokenised them."""
-    from hexainst.analysis.recording.recorder import InputPolicy, tokenize
-
     policy = InputPolicy.coerce(dict(input_policy) if input_policy else None)
     out_ids, skips = [], []
     for i in ids:

@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hexainst.annotation.guidelines import guidelines_markdown
-from hexainst.annotation.importer import VerdictImportError, parse_verdict
+from hexainst.annotation.importer import VerdictImportError, annotated_by, check_slot, land_verdicts, parse_verdict
+from hexainst.annotation.sync import index_project
+from hexainst.kernel.identity import describe as describe_identity
+from hexainst.kernel.identity import same_annotator
 from hexainst.kernel.vocab import DECISIONS, ERROR_TYPES
 
 #: The answer format, appended to the guidelines in the system message.
@@ -173,9 +176,6 @@ def judge_tasks(
 def unannotated_tasks(session, name: str) -> tuple[list[tuple[str, dict[str, Any]]], int]:
     """``(instruction id, task data)`` of the tasks in ``name``'s project without ``name``'s annotation, in id
     order, and how many tasks the project holds. Only the claimed category and the instruction are kept."""
-    from hexainst.annotation.importer import annotated_by
-    from hexainst.annotation.sync import index_project
-
     inst = session.instance(name)
     index = index_project(session.client(inst), session.project(inst), f"{inst.name}'s project")
     done = annotated_by(session, inst, index)
@@ -213,10 +213,6 @@ def judge_slot(
     filling another junior slot, is refused); each chunk's verdicts land before the next is asked, so an
     interrupted run keeps what it landed and a rerun asks only about the rest.
     """
-    from hexainst.annotation.importer import check_slot, land_verdicts
-    from hexainst.kernel.identity import describe as describe_identity
-    from hexainst.kernel.identity import same_annotator
-
     inst = session.instance(name)
     check_slot(session, inst, identity, None)
     tasks, n_project = unannotated_tasks(session, name)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hexainst.annotation.sync import origin_of
-from hexainst.kernel.errors import UserError
+from hexainst.kernel.settings import SettingError
 
 
 def _rank(seed: int, iid: str) -> str:
@@ -38,7 +38,8 @@ def sample(rows: Sequence[Mapping[str, Any]], n: int | None = None, per_cell: in
         picked = [r for group in cells.values() for r in group[:per_cell]]
     else:
         if n > len(rows):
-            raise UserError(f"--sample {n}: only {len(rows)} candidates were given; name a smaller round or leave --sample out")
+            raise SettingError("sample", f"{n}: only {len(rows)} candidates were given; name a smaller round or leave "
+                                         "the sample out")
         picked = []
         depth = 0
         while len(picked) < n:

@@ -44,6 +44,7 @@ from hexainst.annotation.outcomes import Adjudication, Annotation, triage
 from hexainst.annotation.server import Admin
 from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.settings import SettingError
 from hexainst.kernel.identity import check as check_identity
 from hexainst.kernel.identity import person
 
@@ -237,7 +238,7 @@ class Session:
                 "as it is; choose a new or empty folder"
             )
         if n_juniors < 1:
-            raise UserError(f"--juniors must be at least 1, got {n_juniors}")
+            raise SettingError("juniors", f"must be at least 1, got {n_juniors}")
         return cls.create(data_dir, default_accounts(n_juniors))
 
     # ---- clients -----------------------------------------------------------------------
@@ -496,7 +497,5 @@ class Session:
 def _save(folder: Path | None, name: str, doc: Any) -> None:
     if folder is None:
         return
-    from hexainst.kernel.atomic import write_text
-
     folder.mkdir(parents=True, exist_ok=True)
-    write_text(folder / name, json.dumps(doc, ensure_ascii=False, indent=1), mode=0o600)  # verdicts: owner only
+    atomic.write_text(folder / name, json.dumps(doc, ensure_ascii=False, indent=1), mode=0o600)  # verdicts: owner only

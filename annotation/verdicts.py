@@ -12,6 +12,7 @@ from typing import Any
 
 from hexainst.annotation import labeling_config as lc
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.identity import unrecorded
 from hexainst.kernel.vocab import DECISIONS, ERROR_TYPES
 
 
@@ -82,8 +83,6 @@ def result_to_verdict(
         raise ExportError(f"{where}: the annotation has no decision (choose {'/'.join(DECISIONS)})")
     if category_correct is None:
         raise ExportError(f"{where}: the annotation does not say whether the category is correct")
-    from hexainst.kernel.identity import unrecorded
-
     return {
         "annotator": annotator,
         "identity": dict(identity) if identity is not None else unrecorded(),

@@ -27,6 +27,7 @@ from hexainst.builders.text import comparison_key
 from hexainst.kernel import environment
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import read_jsonl
+from hexainst.kernel.release import read_release_rows, read_reserve
 
 from .recipe import Recipe, check_variant
 
@@ -73,8 +74,6 @@ def rows_file(recipe: Recipe, sources: str | os.PathLike[str] | None = None) -> 
 
 def release_keys(release: str | os.PathLike[str] | None = None) -> set[str]:
     """Comparison keys of every instruction of the release and of its reserve."""
-    from hexainst.kernel.release import read_release_rows, read_reserve
-
     rows = read_release_rows(release) + read_reserve(release)
     return {comparison_key(str(r["instruction"])) for r in rows}
 

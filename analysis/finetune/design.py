@@ -22,18 +22,25 @@ import itertools
 import math
 import os
 import random
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hexainst.analysis.causal import nll_of_last
+from hexainst.analysis.data import open_store
+from hexainst.analysis.isn import compute_isn_sets
+from hexainst.analysis.recording.loading import load_model, resolve_model
 from hexainst.kernel.atomic import write_text
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import dumps_stable, read_json
 
-from .data import IGNORE, prompt_text, response_text
+from .data import IGNORE, load_split, prompt_text, response_text
 from .recipe import VARIANTS, Recipe
+from .report import _train_summary
+from .train import finished
 
 PathLike = str | os.PathLike[str]
 #: Runs per arm below which no p-value over runs is printed: with 3 vs 3 the smallest exact
@@ -48,8 +55,6 @@ def run_name(variant: str, seed: int) -> str:
 
 def finished_runs(recipe: Recipe, split: Any, seeds: Sequence[int], root: PathLike | None = None) -> dict[str, Any]:
     """name -> finished run (:class:`~.train.FineTuned`) of every arm and seed that has one."""
-    from .train import finished
-
     out = {}
     for variant in VARIANTS:
         for seed in seeds:
@@ -114,8 +119,6 @@ def _score(model: Any, seqs: list[tuple[list[int], int]], pad: int, batch_size: 
     (:func:`hexainst.analysis.causal.nll_of_last`), so a 262k-vocabulary head costs what the
     responses need, not what the prompts would.
     """
-    from hexainst.analysis.causal import nll_of_last
-
     counts = np.asarray([n for _, n in seqs], dtype=np.int64)
     means = nll_of_last(model, [ids for ids, _ in seqs], counts.tolist(), batch_size=batch_size, pad_id=pad)
     return means * counts, counts
@@ -212,14 +215,7 @@ def evaluate_runs(recipe: Recipe, out: PathLike, *, seeds: Sequence[int] = (0, 1
     rewritten (atomically) after each model. ``threads``: torch threads (default: the recipe's; 1
     is faster on a CPU that other jobs oversubscribe, where threads wait on each other).
     """
-    import time
-
-    import torch
-
-    from hexainst.analysis.recording.loading import load_model, resolve_model
-
-    from .data import load_split
-    from .report import _train_summary
+    import torch  # deferred: torch loads in seconds
 
     torch.set_num_threads(int(threads or recipe.training["threads"]))
     split = load_split(recipe, sources, release)
@@ -274,9 +270,6 @@ def arms(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _sets_of(store_path: PathLike, eps: float) -> Any:
-    from hexainst.analysis.data import open_store
-    from hexainst.analysis.isn import compute_isn_sets
-
     store = open_store(store_path)
     return store, compute_isn_sets(store.counts(), eps=eps, tie_rule="paper", scope="global",
                                    neuron_layer=store.neuron_layer, ids=store.ids)

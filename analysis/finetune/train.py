@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hexainst.analysis.recording.loading import load_model, resolve_model
 from hexainst.kernel import environment
 from hexainst.kernel.atomic import staged_dir, write_text
 from hexainst.kernel.jsonfiles import dumps_stable, read_json
@@ -143,8 +144,6 @@ def fine_tune(
     import transformers
     from datasets import Dataset
     from transformers import Trainer, TrainingArguments
-
-    from hexainst.analysis.recording.loading import load_model, resolve_model
 
     t = recipe.training
     torch.set_num_threads(int(t["threads"]))

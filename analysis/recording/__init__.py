@@ -2,7 +2,9 @@
 
 Public API::
 
-    from hexainst.analysis.recording import record, ActivationStore, StoreWriter, merge_stores, adapter_for
+    from hexainst.analysis.recording import run, RecordingConfig, RecordingResult, ActivationStore, merge_stores
+
+    result = run(RecordingConfig(model="hub/id", out="runs/x"), rows)   # config in, result out
 
 Everything loads on first use (numpy and scipy with the store, torch and transformers with
 :func:`record` or the adapters), so that importing :mod:`~hexainst.analysis.recording.config`
@@ -17,7 +19,7 @@ from typing import Any
 _WHERE = {
     "ActivationStore": "store", "StoreError": "store", "StoreWriter": "store", "make_layout": "store",
     "merge_stores": "store", "write_store": "store", "record": "recorder", "adapter_for": "adapters",
-    "RecordingConfig": "config",
+    "RecordingConfig": "config", "run": "recorder", "RecordingResult": "recorder",
 }
 
 __all__ = sorted(_WHERE)

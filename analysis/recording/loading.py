@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from hexainst.analysis.recording.config import DTYPES, RecordingConfig
-from hexainst.kernel import atomic
+from hexainst.kernel import atomic, environment
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.settings import SettingError
 
 __all__ = ["DTYPES", "LoadedModel", "ModelLoadError", "load_model", "resolve_model", "tokenizer_sha256"]
 
@@ -42,8 +43,7 @@ class LoadedModel:
 
 def cache_dir() -> Path:
     """The toolkit's cache folder: ``$HEXAINST_CACHE`` or ``~/.cache/hexainst``."""
-    env = os.environ.get("HEXAINST_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "hexainst"
+    return environment.cache_dir()
 
 
 def gemma3_270m_gguf() -> Path:
@@ -134,7 +134,7 @@ def convert_gguf(gguf_path: str | os.PathLike, *, out_dir: str | os.PathLike | N
 
 def _check_cache_writable(folder: Path) -> None:
     """Raise :class:`ModelLoadError` (one line naming ``$HEXAINST_CACHE``) unless ``folder`` can hold a conversion."""
-    where = f"$HEXAINST_CACHE {os.environ['HEXAINST_CACHE']}" if os.environ.get("HEXAINST_CACHE") else \
+    where = f"${environment.CACHE} {cache_dir()}" if environment.is_set(environment.CACHE) else \
         f"the cache {cache_dir()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -219,23 +219,24 @@ def model_info(model: Any, *, name_or_path: str | None = None, revision: str | N
 
 
 def check_device(device: str) -> None:
-    """Raise :class:`ModelLoadError` (one line) unless ``device`` names a torch device that is here."""
+    """Raise a :class:`~hexainst.kernel.settings.SettingError` (one line, naming the ``device`` setting) unless
+    ``device`` names a torch device that is here."""
     import torch
 
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise ModelLoadError(f"--device {device!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+        raise SettingError("device", f"{device!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ModelLoadError(f"--device {device}: no CUDA device is available here (torch {torch.__version__}, "
+            raise SettingError("device", f"{device}: no CUDA device is available here (torch {torch.__version__}, "
                                  f"{'built with CUDA ' + torch.version.cuda if torch.version.cuda else 'a CPU build'})")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ModelLoadError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+            raise SettingError("device", f"{device}: only {torch.cuda.device_count()} CUDA device(s) here")
     elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ModelLoadError(f"--device {device}: no MPS device is available here")
+        raise SettingError("device", f"{device}: no MPS device is available here")
     elif dev.type not in ("cpu", "cuda", "mps", "xpu", "meta"):
-        raise ModelLoadError(f"--device {device}: not supported for recording (use cpu or cuda)")
+        raise SettingError("device", f"{device}: not supported for recording (use cpu or cuda)")
 
 
 def load_model(
@@ -268,7 +269,7 @@ def load_model(
     torch_dtype(dtype)  # validate early
     if random_init is not None and (isinstance(random_init, bool) or not isinstance(random_init, int)
                                     or random_init < 0):
-        raise ModelLoadError(f"--random-init must be an integer seed >= 0, got {random_init!r}")
+        raise SettingError("random_init", f"must be a whole number >= 0 (a seed), got {random_init!r}")
     gguf = _resolve_gguf(name_or_path, gguf_file)
     gguf_name = gguf_digest = None
     load_from, load_kwargs = name_or_path, {}

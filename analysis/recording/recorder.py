@@ -18,6 +18,7 @@ so its counts depend on nothing but the instruction.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,21 +29,27 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from hexainst.kernel.disk_space import full_disk_is_one_line
-from hexainst.kernel.output_lock import writer_lock
+from tqdm.auto import tqdm
+
+from hexainst.analysis.recording.adapters import adapter_for
 from hexainst.analysis.recording.config import INPUT_MODES, RecordingConfig
+from hexainst.analysis.recording.loading import check_device, load_model, model_info, tokenizer_sha256
 from hexainst.analysis.recording.store import (
     MAX_TOKENS,
+    OUTPUT_KIND,
     ActivationStore,
     StoreError,
     StoreWriter,
-    OUTPUT_KIND,
     claim_store_dir,
     make_layout,
+    merge_stores,
 )
 from hexainst.kernel.atomic import swap_in_dir
+from hexainst.kernel.disk_space import full_disk_is_one_line
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.features import decode_rows
+from hexainst.kernel.output_lock import writer_lock
+from hexainst.kernel.outputs import read_marker, write_marker
 
 _D = RecordingConfig()
 
@@ -198,9 +205,188 @@ def recording_settings(model: Any, batch_size: int, padding_side: str, device: A
 
 def _message(text: str, progress: bool) -> None:
     if progress:
-        from tqdm.auto import tqdm
-
         tqdm.write(text, file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class RecordingResult:
+    """What a recording leaves: the store (opened, every shard checked) and how many instructions this run recorded
+    (the rest were already there)."""
+
+    store: ActivationStore
+    recorded_now: int
+
+
+def run(config: RecordingConfig, rows: Iterable[Mapping[str, Any]]) -> RecordingResult:
+    """Record SPARCOM statistics for ``rows`` into the store folder ``config.out`` and open it.
+
+    ``config.model``: a loaded causal LM (then ``config.tokenizer``) or a Hub id / local folder /
+    ``.gguf`` file (see :func:`hexainst.analysis.recording.loading.load_model`). ``rows``: dicts with
+    ``id``, ``category``, ``source`` and ``instruction`` (a ``datasets.Dataset`` from
+    ``hexainst.load()`` works: ClassLabel ints are decoded).
+
+    ``config.out`` is checked before any work: a new or empty folder, or an activation store. A
+    store with the same model, tokenizer, policy, recording settings and rows is resumed: shards on
+    disk that match their checksum are kept, missing or corrupt ones recorded (again). With
+    ``overwrite`` an existing store is replaced, but only once the new one is complete (it is
+    recorded beside it, in ``.<name>.overwrite``, which a killed run resumes). ``config.inputs``:
+    files the rows came from, which ``out`` must not be or hold. ``random_init``: record the
+    untrained baseline, the same architecture and tokenizer with weights initialised from the
+    config under this seed (see :func:`~hexainst.analysis.recording.loading.load_model`).
+    """
+    from hexainst.analysis.recording.hooks import CountingHooks  # deferred: hooks loads torch at import
+
+    if config.out is None:
+        raise UserError("a recording needs its store folder (out)")
+    policy = InputPolicy(mode=config.input_policy, add_special_tokens=config.special_tokens,
+                         bos_in_T=config.bos_in_t)
+    rows = _decode_rows(rows)
+    if not rows:
+        raise UserError("no rows to record")
+    model_path = config.model if isinstance(config.model, (str, Path)) else None
+    local_model = [model_path] if model_path is not None and Path(model_path).exists() else []
+    target = claim_store_dir(config.out, inputs=[*config.inputs, *local_model])
+    with writer_lock(target, what="activation store"), full_disk_is_one_line(
+            target, "activation store", "the shards written so far are kept: free space, then rerun the same "
+            "command to resume"):  # one writer at a time; a full disk is one line
+        write_dir = target
+        if config.overwrite and target.is_dir() and any(target.iterdir()):
+            write_dir = _overwrite_dir(target)
+        model, tokenizer, info = _load(config)
+        model.eval()
+        adapter = adapter_for(model)
+        decoder = adapter.decoder_module(model)
+        in_device = _input_device(decoder, config.device)
+        tokenized = _tokenize_rows(rows, tokenizer, policy)
+        _check_lengths(rows, tokenized, model)
+        with CountingHooks(model, adapter, with_sums=config.with_sums) as hooks:
+            layout = make_layout(
+                hooks.layout["blocks"], n_layers=hooks.layout["n_layers"], n_experts=hooks.layout["n_experts"],
+                top_k=hooks.layout["top_k"], rows_per_shard=config.rows_per_shard, with_sums=config.with_sums,
+            )
+            writer_args = dict(
+                instructions=[{"id": r["id"], "category": r["category"], "source": r.get("source"),
+                               "instruction": str(r["instruction"])} for r in rows],
+                layout=layout,
+                model=info,
+                tokenizer={"name_or_path": getattr(tokenizer, "name_or_path", None), "sha256": tokenizer_sha256(tokenizer),
+                           "class": type(tokenizer).__name__},
+                input_policy=policy.as_dict(),
+                recording=recording_settings(model, config.batch_size, config.padding_side, in_device,
+                                             config.device_map),
+                created_by=dict(config.created_by or {}, device=str(in_device)),
+            )
+            if write_dir != target:
+                writer = _overwrite_writer(write_dir, writer_args)
+            else:
+                writer = StoreWriter(write_dir, **writer_args)
+            total = _record_pending(writer, layout, tokenized, decoder, hooks, _pad_id(tokenizer), in_device, config)
+        writer.finish()  # every shard there and matching its checksum
+        if write_dir != target:
+            swap_in_dir(write_dir, target)
+        store = ActivationStore.open(target)
+        store.recorded_now = total
+        return RecordingResult(store=store, recorded_now=total)
+
+
+def _load(config: RecordingConfig) -> tuple[Any, Any, dict[str, Any]]:
+    """(model, tokenizer, what the header records about the model) from ``config.model``: loaded here from a
+    name or path, or the model object given (with ``config.tokenizer``)."""
+    name = config.model
+    if isinstance(name, (str, Path)):
+        if config.device_map is None:
+            check_device(config.device)
+        if config.gguf_file is None and not str(name).endswith(".gguf"):
+            _check_architecture(str(name), config.revision)
+        loaded = load_model(str(name), gguf_file=config.gguf_file, dtype=config.dtype, device=config.device,
+                            device_map=config.device_map, revision=config.revision, convert=config.convert_gguf,
+                            progress=config.progress, random_init=config.random_init)
+        return loaded.model, loaded.tokenizer, loaded.info
+    if config.random_init is not None:
+        raise UserError("random_init needs a model path or Hub id (its config is read), not a model object")
+    if config.tokenizer is None:
+        raise UserError("record() with a model object needs tokenizer=")
+    return name, config.tokenizer, model_info(name, revision=config.revision)
+
+
+def _tokenize_rows(rows: Sequence[Mapping[str, Any]], tokenizer: Any, policy: InputPolicy) -> list[tuple[list[int], int]]:
+    """Every row's (token ids, leading tokens left out of T), before any forward pass: T is known before the
+    forward, and length sorting needs it."""
+    tokenized = []
+    for row in rows:
+        ids, skip = tokenize(tokenizer, str(row["instruction"]), policy)
+        if len(ids) - skip <= 0:
+            raise UserError(f"instruction {row['id']} has no tokens to count under input policy {policy.as_dict()}")
+        tokenized.append((ids, skip))
+    return tokenized
+
+
+def _pad_id(tokenizer: Any) -> int:
+    """The padding token: the tokenizer's, else its EOS, else 0 (padding is masked out of every count)."""
+    if tokenizer.pad_token_id is not None:
+        return tokenizer.pad_token_id
+    return tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+
+
+def _record_pending(writer: StoreWriter, layout: dict[str, Any], tokenized: Sequence[tuple[list[int], int]], decoder: Any, hooks: Any,
+                    pad_id: int, in_device: Any, config: RecordingConfig) -> int:
+    """Record and write every shard the store still lacks (missing or failing its checksum); return how many
+    instructions that was."""
+    pending = writer.pending_shards()
+    for shard in writer.corrupt:
+        _message(f"{writer.path}: {writer.shard_name(shard)} does not match its checksum; recording it again",
+                 config.progress)
+    if pending and len(pending) < len(writer.ranges):
+        _message(f"{writer.path}: resuming, {len(writer.ranges) - len(pending)} of {len(writer.ranges)} shards "
+                 "already recorded", config.progress)
+    total = sum(writer.ranges[s][1] - writer.ranges[s][0] for s in pending)
+    bar = tqdm(total=total, desc="recording", unit="instr", disable=not config.progress)
+    try:
+        for shard in pending:
+            start, stop = writer.ranges[shard]
+            _record_shard(writer, layout, shard, tokenized[start:stop], decoder, hooks, pad_id, in_device, config, bar)
+    finally:
+        bar.close()
+    return total
+
+
+def _record_shard(writer: StoreWriter, layout: dict[str, Any], shard: int, local: Sequence[tuple[list[int], int]], decoder: Any, hooks: Any,
+                  pad_id: int, in_device: Any, config: RecordingConfig, bar: Any) -> None:
+    """One shard: its instructions in batches (longest first), their counts gathered in row order and written."""
+    with_sums, batch_size, padding_side = config.with_sums, config.batch_size, config.padding_side
+    n_cols = layout["n_cols"]
+    n_tokens = np.array([len(ids) - skip for ids, skip in local], dtype=np.int64)
+    counts_parts: dict[int, Any] = {}
+    routing = np.zeros((len(local), layout["n_layers"], layout["n_experts"]), dtype=np.int32) \
+        if layout["is_moe"] else None
+    sums = np.zeros((len(local), n_cols), dtype=np.float32) if with_sums and not layout["is_moe"] else None
+    sums_parts: dict[int, Any] = {}
+    for batch in _batches([len(ids) for ids, _ in local], batch_size):
+        result, valid = run_batch(decoder, hooks, [local[i][0] for i in batch],
+                                  [local[i][1] for i in batch], pad_id, padding_side, in_device)
+        got_t = valid.sum(dim=1).numpy()
+        if not np.array_equal(got_t, n_tokens[batch]):  # pragma: no cover - internal invariant
+            raise StoreError("internal error: token mask and T disagree")
+        for r, i in enumerate(batch):
+            row_counts = result["counts"][r]
+            if layout["is_moe"]:
+                counts_parts[i] = sp.csr_matrix(row_counts.reshape(1, -1))
+                routing[i] = result["routing"][r]
+                if with_sums:
+                    sums_parts[i] = sp.csr_matrix(result["sums"][r].reshape(1, -1))
+            else:
+                counts_parts[i] = row_counts
+                if with_sums:
+                    sums[i] = result["sums"][r]
+        bar.update(len(batch))
+    order = range(len(local))
+    if layout["is_moe"]:
+        counts = sp.vstack([counts_parts[i] for i in order], format="csr")
+        if with_sums:
+            sums = sp.vstack([sums_parts[i] for i in order], format="csr")
+    else:
+        counts = np.stack([counts_parts[i] for i in order])
+    writer.write_shard(shard, n_tokens=n_tokens, counts=counts, routing=routing, sums=sums)
 
 
 def record(
@@ -226,163 +412,24 @@ def record(
     inputs: Iterable[str | Path | None] = (),
     random_init: int | None = None,
 ) -> ActivationStore:
-    """Record SPARCOM statistics for ``rows`` into the store folder ``out_dir`` and open it.
-
-    ``model_or_path``: a loaded causal LM (then pass ``tokenizer``) or a Hub id / local folder /
-    ``.gguf`` file (see :func:`hexainst.analysis.recording.loading.load_model`). ``rows``: dicts with
-    ``id``, ``category``, ``source`` and ``instruction`` (a ``datasets.Dataset`` from
-    ``hexainst.load()`` works: ClassLabel ints are decoded).
-
-    ``out_dir`` is checked before any work: a new or empty folder, or an activation store. A store
-    with the same model, tokenizer, policy, recording settings and rows is resumed: shards on disk
-    that match their checksum are kept, missing or corrupt ones recorded (again). With
-    ``overwrite`` an existing store is replaced, but only once the new one is complete (it is
-    recorded beside it, in ``.<name>.overwrite``, which a killed run resumes). ``inputs``: files
-    the rows came from, which ``out_dir`` must not be or hold. The returned store's
-    ``recorded_now`` says how many instructions this call recorded. ``random_init``: record the
-    untrained baseline, the same architecture and tokenizer with weights initialised from the
-    config under this seed (see :func:`~hexainst.analysis.recording.loading.load_model`).
-    """
-    import torch
-    from tqdm.auto import tqdm
-
-    from hexainst.analysis.recording.adapters import adapter_for
-    from hexainst.analysis.recording.hooks import CountingHooks
-    from hexainst.analysis.recording.loading import check_device, load_model, model_info, tokenizer_sha256
-
-    RecordingConfig(batch_size=batch_size, dtype=dtype, device=device,
-                    device_map=device_map if isinstance(device_map, (str, type(None))) else "custom",
-                    rows_per_shard=rows_per_shard, padding_side=padding_side, with_sums=with_sums,
-                    convert_gguf=convert_gguf)  # range checks, before any work
+    """:func:`run` with its config given as keywords (the tests' and notebooks' call); returns the store, whose
+    ``recorded_now`` says how many instructions this call recorded."""
     policy = InputPolicy.coerce(input_policy)
-    rows = _decode_rows(rows)
-    if not rows:
-        raise UserError("no rows to record")
-    local_model = [model_or_path] if isinstance(model_or_path, (str, Path)) and Path(model_or_path).exists() else []
-    target = claim_store_dir(out_dir, inputs=[*inputs, *local_model])
-    with writer_lock(target, what="activation store"), full_disk_is_one_line(
-            target, "activation store", "the shards written so far are kept: free space, then rerun the same "
-            "command to resume"):  # one writer at a time; a full disk is one line
-        write_dir = target
-        if overwrite and target.is_dir() and any(target.iterdir()):
-            write_dir = _overwrite_dir(target)
-
-        if isinstance(model_or_path, (str, Path)):
-            if device_map is None:
-                check_device(device)
-            if gguf_file is None and not str(model_or_path).endswith(".gguf"):
-                _check_architecture(str(model_or_path), revision)
-            loaded = load_model(str(model_or_path), gguf_file=gguf_file, dtype=dtype, device=device,
-                                device_map=device_map, revision=revision, convert=convert_gguf, progress=progress,
-                                random_init=random_init)
-            model, tokenizer, info = loaded.model, loaded.tokenizer, loaded.info
-        else:
-            if random_init is not None:
-                raise UserError("random_init needs a model path or Hub id (its config is read), not a model object")
-            model = model_or_path
-            if tokenizer is None:
-                raise UserError("record() with a model object needs tokenizer=")
-            info = model_info(model, revision=revision)
-        model.eval()
-        adapter = adapter_for(model)
-        decoder = adapter.decoder_module(model)
-        in_device = _input_device(decoder, device)
-
-        # Tokenise everything first: T is known before the forward, and length sorting needs it.
-        tokenized = []
-        for row in rows:
-            ids, skip = tokenize(tokenizer, str(row["instruction"]), policy)
-            if len(ids) - skip <= 0:
-                raise UserError(f"instruction {row['id']} has no tokens to count under input policy {policy.as_dict()}")
-            tokenized.append((ids, skip))
-        _check_lengths(rows, tokenized, model)
-        pad_id = tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-
-        with CountingHooks(model, adapter, with_sums=with_sums) as hooks:
-            layout = make_layout(
-                hooks.layout["blocks"], n_layers=hooks.layout["n_layers"], n_experts=hooks.layout["n_experts"],
-                top_k=hooks.layout["top_k"], rows_per_shard=rows_per_shard, with_sums=with_sums,
-            )
-            writer_args = dict(
-                instructions=[{"id": r["id"], "category": r["category"], "source": r.get("source"),
-                               "instruction": str(r["instruction"])} for r in rows],
-                layout=layout,
-                model=info,
-                tokenizer={"name_or_path": getattr(tokenizer, "name_or_path", None), "sha256": tokenizer_sha256(tokenizer),
-                           "class": type(tokenizer).__name__},
-                input_policy=policy.as_dict(),
-                recording=recording_settings(model, batch_size, padding_side, in_device, device_map),
-                created_by=dict(created_by or {}, device=str(in_device)),
-            )
-            if write_dir != target:
-                writer = _overwrite_writer(write_dir, writer_args)
-            else:
-                writer = StoreWriter(write_dir, **writer_args)
-            pending = writer.pending_shards()
-            for shard in writer.corrupt:
-                _message(f"{writer.path}: {writer.shard_name(shard)} does not match its checksum; recording it again",
-                         progress)
-            if pending and len(pending) < len(writer.ranges):
-                _message(f"{writer.path}: resuming, {len(writer.ranges) - len(pending)} of {len(writer.ranges)} shards "
-                         "already recorded", progress)
-            total = sum(writer.ranges[s][1] - writer.ranges[s][0] for s in pending)
-            bar = tqdm(total=total, desc="recording", unit="instr", disable=not progress)
-            n_cols = layout["n_cols"]
-            try:
-                for shard in pending:
-                    start, stop = writer.ranges[shard]
-                    local = tokenized[start:stop]
-                    n_tokens = np.array([len(ids) - skip for ids, skip in local], dtype=np.int64)
-                    counts_parts: dict[int, Any] = {}
-                    routing = np.zeros((stop - start, layout["n_layers"], layout["n_experts"]), dtype=np.int32) \
-                        if layout["is_moe"] else None
-                    sums = np.zeros((stop - start, n_cols), dtype=np.float32) if with_sums and not layout["is_moe"] else None
-                    sums_parts: dict[int, Any] = {}
-                    for batch in _batches([len(ids) for ids, _ in local], batch_size):
-                        result, valid = run_batch(decoder, hooks, [local[i][0] for i in batch],
-                                                  [local[i][1] for i in batch], pad_id, padding_side, in_device)
-                        got_t = valid.sum(dim=1).numpy()
-                        if not np.array_equal(got_t, n_tokens[batch]):  # pragma: no cover - internal invariant
-                            raise StoreError("internal error: token mask and T disagree")
-                        for r, i in enumerate(batch):
-                            row_counts = result["counts"][r]
-                            if layout["is_moe"]:
-                                counts_parts[i] = sp.csr_matrix(row_counts.reshape(1, -1))
-                                routing[i] = result["routing"][r]
-                                if with_sums:
-                                    sums_parts[i] = sp.csr_matrix(result["sums"][r].reshape(1, -1))
-                            else:
-                                counts_parts[i] = row_counts
-                                if with_sums:
-                                    sums[i] = result["sums"][r]
-                        bar.update(len(batch))
-                    order = range(stop - start)
-                    if layout["is_moe"]:
-                        counts = sp.vstack([counts_parts[i] for i in order], format="csr")
-                        if with_sums:
-                            sums = sp.vstack([sums_parts[i] for i in order], format="csr")
-                    else:
-                        counts = np.stack([counts_parts[i] for i in order])
-                    writer.write_shard(shard, n_tokens=n_tokens, counts=counts, routing=routing, sums=sums)
-            finally:
-                bar.close()
-        writer.finish()  # every shard there and matching its checksum
-        if write_dir != target:
-            swap_in_dir(write_dir, target)
-        store = ActivationStore.open(target)
-        store.recorded_now = total
-        return store
+    config = RecordingConfig(
+        batch_size=batch_size, dtype=dtype, device=device, device_map=device_map, rows_per_shard=rows_per_shard,
+        padding_side=padding_side, with_sums=with_sums, convert_gguf=convert_gguf, input_policy=policy.mode,
+        special_tokens=policy.add_special_tokens, bos_in_t=policy.bos_in_T, gguf_file=gguf_file, revision=revision,
+        random_init=random_init, overwrite=overwrite, progress=progress, model=model_or_path, out=Path(out_dir),
+        tokenizer=tokenizer, inputs=tuple(inputs), created_by=created_by,
+    )
+    return run(config, rows).store
 
 
 def _check_architecture(name_or_path: str, revision: str | None) -> None:
     """Before the weights load: a model without a recording adapter (a BERT folder) is one line, not a load
     report of missing and unexpected keys followed by that line. A config that cannot be read is left to
     the loader, which names the problem."""
-    from transformers import AutoConfig
-
-    from hexainst.analysis.recording.adapters import adapter_for
+    from transformers import AutoConfig  # deferred: transformers loads in seconds
 
     kwargs = {"revision": revision} if revision is not None and not Path(name_or_path).exists() else {}
     try:
@@ -419,8 +466,6 @@ def _overwrite_dir(target: Path) -> Path:
 
 def _overwrite_writer(write_dir: Path, writer_args: dict[str, Any]) -> StoreWriter:
     """A writer in the overwrite folder: resumes a killed overwrite of the same recording, else starts afresh."""
-    from hexainst.kernel.outputs import read_marker
-
     if write_dir.exists():
         if read_marker(write_dir) is None and any(write_dir.iterdir()):
             raise StoreError(f"{write_dir} exists and was not written by hexainst; move it away to overwrite "
@@ -432,46 +477,37 @@ def _overwrite_writer(write_dir: Path, writer_args: dict[str, Any]) -> StoreWrit
     return StoreWriter(write_dir, **writer_args)
 
 
-def record_data_parallel(
-    model_or_path: Any,
-    rows: Sequence[Mapping[str, Any]],
-    out_dir: str | Path,
-    **kwargs: Any,
-) -> ActivationStore | None:
-    """Record with one process per device (launch with ``accelerate launch``), then merge.
+def run_data_parallel(config: RecordingConfig, rows: Sequence[Mapping[str, Any]]) -> RecordingResult | None:
+    """:func:`run` with one process per device (launch with ``accelerate launch``), then merged.
 
     Rows are split between processes by ``accelerate``'s ``PartialState.split_between_processes``
     (``device="cpu"``: gloo processes on the CPU; otherwise each process takes its own device)
-    (contiguous, in order); each process records its part under ``out_dir/parts/rank-NNNNN``;
-    the main process merges the parts into ``out_dir`` and returns the store (others return None).
+    (contiguous, in order); each process records its part under ``out/parts/rank-NNNNN``;
+    the main process merges the parts into ``out`` and returns the result (others return None).
     """
-    from accelerate import PartialState
+    from accelerate import PartialState  # deferred: accelerate loads torch
 
-    from hexainst.analysis.recording.store import merge_stores
-
-    from hexainst.kernel.outputs import write_marker
-
-    kwargs = dict(kwargs)
-    on_cpu = str(kwargs.get("device", "cpu")).startswith("cpu")
+    if config.out is None:
+        raise UserError("a recording needs its store folder (out)")
+    on_cpu = str(config.device).startswith("cpu")
     state = PartialState(cpu=on_cpu)
-    out = claim_store_dir(out_dir, inputs=kwargs.pop("inputs", ()))  # every process checks: all stop alike
+    out = claim_store_dir(config.out, inputs=config.inputs)  # every process checks: all stop alike
     state.wait_for_everyone()
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         write_marker(out, OUTPUT_KIND, complete=False)  # the parts go inside: a rerun finds its own folder
     state.wait_for_everyone()
-    if not on_cpu and kwargs.get("device_map") is None:
-        kwargs["device"] = str(state.device)  # one device per process
+    device = str(state.device) if not on_cpu and config.device_map is None else config.device  # one per process
     rows = _decode_rows(rows)
-    out_dir = Path(out_dir)
-    kwargs["progress"] = kwargs.get("progress", True) and state.is_local_main_process
+    out_dir = config.out
     with state.split_between_processes(rows) as part:
         part_dir = out_dir / "parts" / f"rank-{state.process_index:05d}"
         if part:
-            record(model_or_path, part, part_dir, **kwargs)
+            run(dataclasses.replace(config, out=part_dir, inputs=(), device=device,
+                                    progress=config.progress and state.is_local_main_process), part)
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
     parts = sorted(p for p in (out_dir / "parts").iterdir() if (p / "header.json").is_file())
-    return merge_stores(parts, out_dir)
-
+    store = merge_stores(parts, out_dir)
+    return RecordingResult(store=store, recorded_now=len(store))

@@ -52,10 +52,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from hexainst import __version__
 from hexainst.analysis.recording.config import DEFAULT_ROWS_PER_SHARD
 from hexainst.kernel import atomic
+from hexainst.kernel.disk_space import full_disk_is_one_line
 from hexainst.kernel.errors import UserError
-from hexainst.kernel.outputs import MARKER, read_marker, write_marker
+from hexainst.kernel.jsonfiles import check_schema, read_json
+from hexainst.kernel.output_lock import writer_lock
+from hexainst.kernel.outputs import MARKER, OutputError, claim_output_dir, read_marker, write_marker
 
 FORMAT = "hexainst-activations"
 #: 2: shard checksums (``shards/NNNNN.npz.sha256``) and the ``recording`` block (batching, attention).
@@ -116,8 +120,6 @@ class StoreError(UserError):
 
 
 def _toolkit_version() -> str:
-    from hexainst import __version__
-
     return __version__
 
 
@@ -556,8 +558,6 @@ class ActivationStore:
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
     """The header of the store at ``path``, checked for format, version and the fields every header has."""
-    from hexainst.kernel.jsonfiles import check_schema, read_json
-
     root = Path(path)
     header_path = root / HEADER_FILE
     if not root.exists():
@@ -842,8 +842,6 @@ def claim_store_dir(path: str | os.PathLike, *, inputs: Iterable[str | os.PathLi
     A new or empty folder, or an activation store (resumed, or replaced with ``overwrite``), may be
     used; never a file, a folder that is, holds or lies inside an input, or anyone else's folder.
     """
-    from hexainst.kernel.outputs import OutputError, claim_output_dir, read_marker
-
     out = Path(path).expanduser().resolve()
     if (out / HEADER_FILE).is_file() and read_marker(out) is None:
         header = read_header(out)
@@ -862,8 +860,6 @@ def claim_merge_dir(parts: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     merge's output (replaced when the new one is complete); never a part, a folder inside a part, an
     activation store recorded by ``hexainst record``, or anyone else's folder.
     """
-    from hexainst.kernel.outputs import OutputError, claim_output_dir, read_marker
-
     out = Path(out_dir).expanduser().resolve()
     paths = [Path(p).expanduser().resolve() for p in parts]
     if paths and all(p.parent == out / "parts" for p in paths):  # the data-parallel layout, OUT/parts/rank-*
@@ -898,9 +894,6 @@ def merge_stores(parts: Sequence[str | os.PathLike | ActivationStore], out_dir: 
     part_paths = [p.path if isinstance(p, ActivationStore) else Path(p) for p in parts]
     if not part_paths:
         raise StoreError("merge_stores needs at least one store")
-    from hexainst.kernel.disk_space import full_disk_is_one_line
-    from hexainst.kernel.output_lock import writer_lock
-
     out, in_place = claim_merge_dir(part_paths, out_dir)
     with writer_lock(out, what="activation store"), full_disk_is_one_line(
             out, "merged store", "what was there before is as it was: free space, then rerun"):

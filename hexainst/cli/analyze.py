@@ -1,6 +1,7 @@
 """``hexainst analyze`` and ``hexainst baseline``.
 
-Heavy modules (matplotlib, torch, transformers) load inside the handlers.
+Options come from :class:`~hexainst.analysis.config.AnalysisConfig`, ``CausalConfig`` and
+``RecordingConfig``. Modules that load numpy, scipy, matplotlib or torch load inside the handlers.
 """
 
 from __future__ import annotations
@@ -11,68 +12,35 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hexainst.analysis.config import DEFAULT_SWEEP, SCOPES, TIE_RULES, AnalysisConfig, CausalConfig
-from hexainst.analysis.recording.config import DTYPES, RecordingConfig
+from hexainst.analysis.causal_responses import natural_responses
+from hexainst.analysis.config import AnalysisConfig, CausalConfig
+from hexainst.analysis.recording.config import RUN_SETTINGS, RecordingConfig
+from hexainst.analysis.recording.loading import load_model, load_tokenizer, resolve_model, tokenizer_sha256
+from hexainst.cli.options import add_settings, config_from
+from hexainst.kernel.environment import SOURCES, sources_dir
 from hexainst.kernel.errors import UserError
-
-_A = AnalysisConfig
-_C = CausalConfig
-_R = RecordingConfig
+from hexainst.kernel.jsonfiles import read_jsonl
+from hexainst.kernel.release import read_release_rows
 
 
-def _eps_list(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from exc
-    return values
+#: The analysis settings both ``analyze`` and ``baseline`` take, in the order of their help.
+ANALYSIS_SETTINGS = ("eps", "tie_rule", "scope", "seed", "sample", "include_self_pairs", "sweep_eps", "n_permutations",
+                     "n_sweep_permutations", "n_boot", "length_matched", "length_strata", "venn_ids", "save_sets",
+                     "note", "progress")
+ANALYSIS_FLAGS = {"n_permutations": "--permutations", "n_sweep_permutations": "--sweep-permutations",
+                  "n_boot": "--bootstrap", "venn_ids": "--venn-id", "progress": "--quiet"}
+CAUSAL_FLAGS = {"per_category": "--causal-per-category", "max_predicted": "--causal-max-tokens",
+                "n_random": "--causal-draws"}
 
 
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("ISN sets and statistics")
-    g.add_argument("--eps", type=float, default=_A.eps,
-                   help=f"top-eps fraction per instruction, in (0, 1) (default {_A.eps:g} = {_A.eps * 100:g}%%)")
-    g.add_argument("--tie-rule", default=_A.tie_rule, choices=TIE_RULES,
-                   help=f"paper: keep every neuron tied at the threshold (default {_A.tie_rule}); exact-k: exactly k, "
-                        "ties broken by mean activation (needs a store recorded with --with-sums)")
-    g.add_argument("--scope", default=_A.scope, choices=SCOPES,
-                   help=f"one threshold over all neurons (global) or one per layer (default {_A.scope})")
-    g.add_argument("--seed", type=int, default=_A.seed,
-                   help=f"seed of sampling, permutations, bootstrap (default {_A.seed})")
-    g.add_argument("--sample", type=int, default=_A.sample, metavar="N",
-                   help="analyse a seeded sample of N instructions per category (the paper: 50); default all")
-    g.add_argument("--include-self-pairs", action="store_true",
-                   help="include J(I, I) = 1 in the diagonal category means, as the paper did")
-    sweep = ",".join(f"{v:g}" for v in DEFAULT_SWEEP)
-    g.add_argument("--sweep-eps", type=_eps_list, default=DEFAULT_SWEEP,
-                   help=f"eps values of the sweep, comma-separated, each in (0, 1) (default {sweep})")
-    g.add_argument("--permutations", type=int, default=_A.n_permutations,
-                   help=f"label shuffles of the permutation test (default {_A.n_permutations})")
-    g.add_argument("--sweep-permutations", type=int, default=_A.n_sweep_permutations,
-                   help=f"label shuffles per sweep cell and for the length-adjusted test (default {_A.n_sweep_permutations})")
-    g.add_argument("--bootstrap", type=int, default=_A.n_boot,
-                   help=f"bootstrap resamples for the CIs (default {_A.n_boot})")
-    g.add_argument("--length-matched", action="store_true",
-                   help="also compare categories on instructions matched by token length (quantile strata of T; "
-                        "beside the length-adjusted regression, same number of label shuffles)")
-    g.add_argument("--length-strata", type=int, default=_A.length_strata, metavar="N",
-                   help=f"length strata of --length-matched (default {_A.length_strata})")
-    g.add_argument("--venn-id", action="append", default=[], metavar="ID",
-                   help="instruction id for Fig. 6 (repeatable; default: the first of each category)")
-    g.add_argument("--no-save-sets", action="store_true", help="do not write the ISN set files (isn_sets/)")
-    g.add_argument("--note", default=_A.note, help="a line quoted at the top of the report (what this run is)")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_settings(g, AnalysisConfig, ANALYSIS_SETTINGS, flags=ANALYSIS_FLAGS, repeated=("venn_ids",))
 
 
 def _config(args: argparse.Namespace) -> AnalysisConfig:
     """The run's config; a value out of range is one line naming its option (before any work)."""
-    return AnalysisConfig(
-        eps=args.eps, tie_rule=args.tie_rule, scope=args.scope, seed=args.seed, sample=args.sample,
-        include_self_pairs=args.include_self_pairs, sweep_eps=tuple(args.sweep_eps),
-        n_permutations=args.permutations, n_sweep_permutations=args.sweep_permutations, n_boot=args.bootstrap,
-        length_matched=args.length_matched, length_strata=args.length_strata,
-        venn_ids=tuple(args.venn_id), save_sets=not args.no_save_sets, note=args.note, progress=not args.quiet,
-    )
+    return config_from(args, AnalysisConfig)
 
 
 def _num(value: Any, spec: str = ".4f") -> str:
@@ -106,12 +74,8 @@ def _summary(results: dict[str, Any], out: Path) -> None:
 def _read_rows(args: argparse.Namespace, *, what: str) -> list[dict[str, Any]]:
     """Rows from --rows (JSONL) or --release (default: the packaged release)."""
     if getattr(args, "rows", None):
-        from hexainst.kernel.jsonfiles import read_jsonl
-
         rows = read_jsonl(args.rows, what="rows file")
     else:
-        from hexainst.kernel.release import read_release_rows
-
         rows = read_release_rows(args.release)
     for n, row in enumerate(rows, 1):
         missing = [k for k in ("id", "category", "instruction") if k not in row]
@@ -133,9 +97,6 @@ def _text_inputs(args: argparse.Namespace) -> list[str | None]:
 def _causal_responses(args: argparse.Namespace, store_a: Any) -> tuple[dict[str, str] | None, str | None]:
     """(id -> reference response of the store's natural rows, the mirror's folder), or (None, None)
     without --sources and $HEXAINST_SOURCES (then every row is scored on its instruction)."""
-    from hexainst.analysis.causal_responses import natural_responses
-    from hexainst.kernel.environment import SOURCES, sources_dir
-
     folder = Path(args.sources) if args.sources else sources_dir()
     if folder is None:
         return None, None
@@ -149,8 +110,6 @@ def _causal_responses(args: argparse.Namespace, store_a: Any) -> tuple[dict[str,
 
 def _load_tokenizer(name: str) -> Any:
     """The tokenizer of a model name, path or alias (a GGUF model's cached conversion), without its weights."""
-    from hexainst.analysis.recording.loading import load_tokenizer, resolve_model
-
     return load_tokenizer(resolve_model(name))
 
 
@@ -161,6 +120,7 @@ def _controls_inputs(args: argparse.Namespace, store_a: Any) -> tuple[Any, dict[
     --release or --rows), a missing piece is an error; by default a baseline that cannot be built
     is named in the report, never silently dropped.
     """
+    # deferred: numpy and scipy ('hexainst --help' stays fast)
     from hexainst.analysis.compute import LexicalSpec
     from hexainst.analysis.nulls import provenance_cluster
 
@@ -198,7 +158,7 @@ def _controls_inputs(args: argparse.Namespace, store_a: Any) -> tuple[Any, dict[
 def _check_stores(store_a: Any, store_b: Any) -> list[str]:
     """Before any work: the two stores of --compare must be comparable (texts included). Returns the
     warnings to print once the report is written: stores whose weights and texts cannot be checked."""
-    from hexainst.analysis.data import check_comparable
+    from hexainst.analysis.data import check_comparable  # deferred: numpy
 
     if store_b is not None:
         check_comparable(store_a, store_b)
@@ -218,15 +178,13 @@ def _check_recorded_path(name: str, store_path: Path) -> None:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    # deferred: numpy, scipy and matplotlib ('hexainst --help' stays fast)
+    from hexainst.analysis.compute import check_causal_counts
     from hexainst.analysis.data import open_store
     from hexainst.analysis.pipeline import CausalSpec, analyze, claim_analysis_dir
 
     config = _config(args)
-    if args.causal and args.causal_max_tokens is not None and args.causal_max_tokens < 0:
-        raise UserError(f"--causal-max-tokens must be >= 0 (0 = all), got {args.causal_max_tokens}")
-    causal_config = CausalConfig(per_category=args.causal_per_category,
-                                 max_predicted=args.causal_max_tokens or None,
-                                 n_random=args.causal_draws) if args.causal else None
+    causal_config = config_from(args, CausalConfig) if args.causal else None
     inputs = _text_inputs(args)
     claim_analysis_dir(args.out, inputs=[args.store, args.compare, *args.untrained, *inputs])
     store_a = open_store(args.store)
@@ -236,9 +194,6 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     lexical, clusters, lexical_skipped = _controls_inputs(args, store_a)
     causal = None
     if args.causal:
-        from hexainst.analysis.compute import check_causal_counts
-        from hexainst.analysis.recording.loading import load_model, resolve_model, tokenizer_sha256
-
         texts = _texts(args)
         responses, responses_source = _causal_responses(args, store_a)
         name = args.causal_model or store_a.header.get("model", {}).get("name_or_path")
@@ -249,7 +204,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         if not args.causal_model:
             _check_recorded_path(str(name), store_a.path)
         check_causal_counts(list(store_a.categories), causal_config.per_category, config.sample)
-        loaded = load_model(resolve_model(str(name)), dtype="float32", progress=not args.quiet)
+        loaded = load_model(resolve_model(str(name)), dtype="float32", progress=args.progress)
         sha = tokenizer_sha256(loaded.tokenizer)
         want = store_a.header.get("tokenizer", {}).get("sha256")
         if sha != want:
@@ -284,22 +239,20 @@ def _baseline_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from hexainst.analysis.baseline import check_model_root, claim_baseline_dir, load_pairs, run_baseline
+    # deferred: the recorder and the analysis load numpy, scipy and datasets ('hexainst --help' stays fast)
+    from hexainst.analysis.baseline import PairsError, check_model_root, claim_baseline_dir, load_pairs, run_baseline
 
     config = _config(args)
-    recording = RecordingConfig(batch_size=args.batch_size, dtype=args.dtype, device=args.device,
-                                device_map=args.device_map, with_sums=args.with_sums)
+    recording = config_from(args, RecordingConfig, out=None)  # --out is the run's folder, not one store
     pairs = load_pairs(args.pairs_file)
     if args.pair not in pairs:
-        from hexainst.analysis.baseline import PairsError
-
         raise PairsError(f"unknown pair {args.pair!r}; the pairs file lists: {', '.join(sorted(pairs))}")
     check_model_root(args.model_root)
     claim_baseline_dir(args.out, inputs=[args.rows, args.release, args.pairs_file, args.model_root])
     rows = _baseline_rows(args)
     results = run_baseline(
         args.pair, rows, args.out, pairs_file=args.pairs_file, model_root=args.model_root,
-        recording=recording, progress=not args.quiet, config=config,
+        recording=recording, progress=config.progress, config=config,
     )
     _summary(results, Path(args.out) / "analysis")
     return 0
@@ -344,15 +297,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "bootstrap, causal check; default: bundled)")
     texts.add_argument("--rows", default=None,
                        help="JSONL rows with id, instruction and provenance (instead of a release)")
-    c.add_argument("--causal-per-category", type=int, default=_C.per_category,
-                   help=f"evaluated instructions per category, held out: each category's set is built from its "
-                        f"other instructions only (default {_C.per_category})")
-    c.add_argument("--causal-max-tokens", type=int, default=_C.max_predicted,
-                   help=f"score the first N tokens of a row's response, or the last N of its instruction where it has "
-                        f"none (default {_C.max_predicted}; 0 = all)")
-    c.add_argument("--causal-draws", type=int, default=_C.n_random,
-                   help=f"random neuron sets per category, matched on firing rate in the same layers "
-                        f"(default {_C.n_random})")
+    add_settings(c, CausalConfig, ["per_category", "max_predicted", "n_random"], flags=CAUSAL_FLAGS)
     c.add_argument("--sources", default=None, metavar="DIR",
                    help="offline mirror of the natural sources, for the natural rows' responses (default: "
                         "$HEXAINST_SOURCES; without either, every row is scored on its instruction and the report "
@@ -378,11 +323,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--per-category", type=int, default=None, metavar="N", help="only the first N rows per category")
     b.add_argument("--out", required=True,
                    help="output folder: stores/ and analysis/ (new, empty, or an earlier baseline run, which resumes)")
-    b.add_argument("--batch-size", type=int, default=_R.batch_size,
-                   help=f"instructions per forward pass (default {_R.batch_size})")
-    b.add_argument("--dtype", default=_R.dtype, choices=DTYPES, help=f"model weights dtype (default {_R.dtype})")
-    b.add_argument("--device", default=_R.device, help=f"torch device, e.g. cpu or cuda (default {_R.device})")
-    b.add_argument("--device-map", default=_R.device_map, help="'auto' to spread a large model over all devices")
-    b.add_argument("--with-sums", action="store_true", help="record activation sums (enables --tie-rule exact-k)")
+    add_settings(b, RecordingConfig, RUN_SETTINGS)
     _add_analysis_options(b)
     b.set_defaults(handler=_cmd_baseline)

@@ -25,8 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hexainst.annotation.config import DEFAULTS
-from hexainst.cli.options import int_range
+from hexainst.annotation.config import DEFAULTS, AnnotationConfig
+from hexainst.cli.options import add_settings
+from hexainst.kernel import environment, identity, validation_file
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.jsonfiles import read_jsonl
+from hexainst.kernel.pools import read_pools
+from hexainst.kernel.records import upgrade_row, validate_rows
+from hexainst.kernel.validation_file import FORMAT
 
 
 def _friendly(handler):
@@ -34,11 +40,11 @@ def _friendly(handler):
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
+        # deferred: label_studio_sdk and httpx (and the annotation stage, which loads them) cost 0.3 s
         import httpx
         from label_studio_sdk.core.api_error import ApiError
 
         from hexainst.annotation.sync import describe_error
-        from hexainst.kernel.errors import UserError
 
         try:
             return handler(args)
@@ -69,10 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     def add(name: str, help_text: str, handler, description: str | None = None) -> argparse.ArgumentParser:
         p = commands.add_parser(name, help=help_text, description=description or help_text)
-        p.add_argument(
-            "--data-dir", type=Path, default=DEFAULTS.data_dir,
-            help=f"the round's folder: its state, one Label Studio data dir per annotator (default: {DEFAULTS.data_dir})",
-        )  # fmt: skip
+        add_settings(p, AnnotationConfig, ["data_dir"])
         p.set_defaults(handler=_friendly(handler))
         return p
 
@@ -81,27 +84,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--pools", type=Path, nargs="+", metavar="DIR",
                        help="candidate pool folders (<category>.<source>.jsonl for all 12 cells)")  # fmt: skip
         p.add_argument("--rows", type=Path, nargs="+", metavar="FILE", help="JSONL files of record-schema rows")
-        p.add_argument("--batch-size", type=int_range(1), default=DEFAULTS.batch_size,
-                       help=f"tasks per import request (default {DEFAULTS.batch_size})")  # fmt: skip
-        size = p.add_mutually_exclusive_group()
-        size.add_argument("--sample", type=int_range(1), metavar="N",
-                          help="a round of N candidates, spread evenly over the cells (category x origin), "
-                               "picked by --seed (default: every candidate)")  # fmt: skip
-        size.add_argument("--sample-per-cell", type=int_range(1), metavar="N",
-                          help="N candidates of every cell (all of a smaller cell), picked by --seed")  # fmt: skip
-        p.add_argument("--seed", type=int, default=0, help="seed of --sample / --sample-per-cell (default 0)")
+        add_settings(p, AnnotationConfig, ["batch_size"])
+        add_settings(p.add_mutually_exclusive_group(), AnnotationConfig, ["sample", "sample_per_cell"])
+        add_settings(p, AnnotationConfig, ["seed"])
 
     def add_server_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--port", type=int_range(1, 65535), default=DEFAULTS.port,
-                       help="port of the first instance; the others take the next ones (default: free ports)")  # fmt: skip
-        p.add_argument("--detach", action="store_true", help="leave the servers running; stop them with 'annotate stop'")
+        add_settings(p, AnnotationConfig, ["port", "detach"])
 
     def add_identity(p: argparse.ArgumentParser, model_only: bool = False) -> None:
         p.add_argument("--as", dest="annotator", required=True, metavar="NAME",
                        help="the annotator's slot: junior1, junior2, ... or senior")  # fmt: skip
         if not model_only:
-            p.add_argument("--annotator-kind", choices=("person", "model"), default="person",
-                           help="who made the verdicts (default person)")  # fmt: skip
+            add_settings(p, AnnotationConfig, ["annotator_kind"])
             p.add_argument("--model", metavar="NAME", help="with --annotator-kind model: the model's name")
             p.add_argument("--prompt", type=Path, metavar="FILE",
                            help="with --annotator-kind model: the prompt it was given (its name and sha256 are recorded)")  # fmt: skip
@@ -116,8 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "once, about two minutes), set up each annotator's account and project, import the candidates if "
         "given, print each annotator's URL and login, and keep serving until Ctrl-C (or --detach).",
     )
-    up.add_argument("--juniors", type=int_range(1), default=DEFAULTS.juniors,
-                    help=f"junior annotators of a new round (default {DEFAULTS.juniors}, as in the paper)")  # fmt: skip
+    add_settings(up, AnnotationConfig, ["juniors"])
     add_server_options(up)
     add_candidates(up)
 
@@ -149,8 +142,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     imp.add_argument("file", type=Path, metavar="FILE", help="the annotator's verdicts, JSON Lines")
     add_identity(imp)
-    imp.add_argument("--workers", type=int_range(1, 32), default=4,
-                     help="annotation requests in flight at once (default 4)")  # fmt: skip
+    add_settings(imp, AnnotationConfig, ["workers"])
     judge = add(
         "judge", "a model (any OpenAI-compatible endpoint) answers one annotator's unannotated tasks", _cmd_judge,
         "Ask a model, through any OpenAI-compatible endpoint, the screen's four questions for every task of "
@@ -166,14 +158,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_identity(judge, model_only=True)
     judge.add_argument("--base-url", required=True, metavar="URL", help="the endpoint, e.g. http://127.0.0.1:8000/v1")
     judge.add_argument("--model", required=True, metavar="NAME", help="the model name the endpoint serves")
-    judge.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
-                       help="environment variable holding the API key (default OPENAI_API_KEY; unset: no key)")  # fmt: skip
-    judge.add_argument("--attempts", type=int_range(1, 10), default=3,
-                       help="answers asked per task before it is left unannotated (default 3)")  # fmt: skip
-    judge.add_argument("--max-tokens", type=int_range(16), default=1024, help="answer length limit (default 1024)")
-    judge.add_argument("--limit", type=int_range(1), metavar="N", help="judge at most N tasks (in id order)")
-    judge.add_argument("--workers", type=int_range(1, 64), default=4, help="requests in flight at once (default 4)")
-    judge.add_argument("--timeout", type=float, default=300.0, help="seconds per request (default 300)")
+    add_settings(judge, AnnotationConfig, ["api_key_env", "attempts", "max_tokens", "limit", "judge_workers",
+                                           "timeout"], flags={"judge_workers": "--workers"})
     add("senior", "send the tasks the juniors disagree on to the senior (idempotent)", _cmd_senior)
     agreement = add("agreement", "print junior agreement (Cohen's kappa) and progress", _cmd_agreement)
     agreement.add_argument("--json", action="store_true", help="print the agreement block as JSON")
@@ -190,6 +176,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _start(args: argparse.Namespace, n_juniors: int = DEFAULTS.juniors, create_missing: bool = True):
+    # deferred: the annotation stage loads label_studio_sdk and httpx
     from hexainst.annotation.server import find_binary
     from hexainst.annotation.session import Session
 
@@ -263,6 +250,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    # deferred: the annotation stage loads label_studio_sdk and httpx
     from hexainst.annotation.session import Session
 
     Session.load(args.data_dir)  # serve restarts a round; 'up' starts one
@@ -273,6 +261,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
+    # deferred: the annotation stage loads label_studio_sdk and httpx
     from hexainst.annotation.session import Session
 
     stopped = Session.load(args.data_dir).stop()
@@ -281,6 +270,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
+    # deferred: the annotation stage loads label_studio_sdk and httpx
     from hexainst.annotation.session import Session
 
     session = Session.load(args.data_dir)
@@ -292,11 +282,10 @@ def _cmd_setup(args: argparse.Namespace) -> int:
 
 
 def _candidate_rows(args: argparse.Namespace, required: bool = True) -> list[dict[str, Any]] | None:
-    from hexainst.kernel.errors import UserError
-
     rows: list[dict[str, Any]] = []
     given = False
     if args.release:
+        # deferred: the annotation stage loads label_studio_sdk and httpx
         from hexainst.annotation.sync import rows_from_release
 
         if not args.release.is_dir():
@@ -304,24 +293,21 @@ def _candidate_rows(args: argparse.Namespace, required: bool = True) -> list[dic
         rows += rows_from_release(str(args.release))
         given = True
     if args.pools:
-        from hexainst.kernel.pools import read_pools
-
         rows += [r for pool in read_pools(args.pools).values() for r in pool]
         given = True
     for file in args.rows or []:
-        from hexainst.kernel.jsonfiles import read_jsonl
-        from hexainst.kernel.records import upgrade_row, validate_rows
-
         rows += validate_rows([upgrade_row(r) for r in read_jsonl(file, what="rows file")], str(file))
         given = True
     if not given:
         if required:
             raise UserError("name the candidates: --release DIR, --pools DIR ... or --rows FILE ...")
         return None
+    # deferred: the annotation stage loads label_studio_sdk and httpx
     from hexainst.annotation.sync import junior_tasks
 
     junior_tasks(rows, "the candidates given")  # every row valid and every id unique, before any server is touched
     if args.sample is not None or args.sample_per_cell is not None:
+        # deferred: the annotation stage loads label_studio_sdk and httpx
         from hexainst.annotation.sampling import sample
 
         rows = sample(rows, n=args.sample, per_cell=args.sample_per_cell, seed=args.seed)
@@ -331,6 +317,7 @@ def _candidate_rows(args: argparse.Namespace, required: bool = True) -> list[dic
 
 def _warn_drafts(session) -> None:
     """Name the tasks whose changes were never submitted (Label Studio keeps them as drafts)."""
+    # deferred: the annotation stage loads label_studio_sdk and httpx
     from hexainst.annotation.drafts import warning
 
     for line in warning(session.drafts):
@@ -355,6 +342,7 @@ def _print_sync(reports) -> None:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
+    # deferred: the annotation stage loads label_studio_sdk and httpx
     from hexainst.annotation.session import Session
 
     session = Session.load(args.data_dir)
@@ -365,9 +353,6 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _identity_of(args: argparse.Namespace) -> dict[str, Any]:
-    from hexainst.kernel import identity
-    from hexainst.kernel.errors import UserError
-
     if args.annotator_kind == "person":
         if args.model or args.prompt:
             raise UserError("--model and --prompt describe a model annotator: add --annotator-kind model")
@@ -378,6 +363,7 @@ def _identity_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    # deferred: the annotation stage loads label_studio_sdk and httpx
     from hexainst.annotation.importer import land_verdicts, read_verdict_file
     from hexainst.annotation.session import Session
 
@@ -396,11 +382,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_judge(args: argparse.Namespace) -> int:
-    import os
-
+    # deferred: the annotation stage loads label_studio_sdk and httpx
     from hexainst.annotation.judge import DEFAULT_HOW, judge_slot, prompt_text
     from hexainst.annotation.session import Session
-    from hexainst.kernel import identity
 
     session = Session.load(args.data_dir)
     session.instance(args.annotator)
@@ -408,8 +392,8 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     session.require_servers()
     report = judge_slot(
         session, args.annotator, who, limit=args.limit, base_url=args.base_url, model=args.model,
-        api_key=os.environ.get(args.api_key_env) or "not-needed", attempts=args.attempts,
-        max_tokens=args.max_tokens, workers=args.workers, timeout=args.timeout,
+        api_key=environment.named(args.api_key_env) or "not-needed", attempts=args.attempts,
+        max_tokens=args.max_tokens, workers=args.judge_workers, timeout=args.timeout,
     )  # fmt: skip
     print(f"{report.annotator} ({identity.describe(who)}): {report.n_tasks} tasks asked, {report.n_landed} verdicts "
           f"landed, {len(report.failed)} left unannotated, {report.requests} requests")  # fmt: skip
@@ -419,6 +403,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
 
 def _cmd_senior(args: argparse.Namespace) -> int:
+    # deferred: the annotation stage loads label_studio_sdk and httpx
     from hexainst.annotation.session import Session
 
     session = Session.load(args.data_dir)
@@ -459,6 +444,7 @@ def _format_agreement(result) -> str:
 
 
 def _cmd_agreement(args: argparse.Namespace) -> int:
+    # deferred: the annotation stage loads label_studio_sdk and httpx
     from hexainst.annotation.session import Session
 
     session = Session.load(args.data_dir)
@@ -471,8 +457,6 @@ def _cmd_agreement(args: argparse.Namespace) -> int:
 
 def _check_out(out: Path) -> None:
     """``--out`` must be a new file or an earlier validation file: never a folder or someone else's file."""
-    from hexainst.kernel.errors import UserError
-    from hexainst.kernel.validation_file import FORMAT
 
     if out.is_dir():
         raise UserError(f"--out {out}: is a folder; name the validation file to write")
@@ -488,9 +472,8 @@ def _check_out(out: Path) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    # deferred: the annotation stage loads label_studio_sdk and httpx
     from hexainst.annotation.session import Session
-    from hexainst.kernel import validation_file
-    from hexainst.kernel.errors import UserError
 
     _check_out(args.out)
     if args.save_exports is not None and args.save_exports.exists() and not args.save_exports.is_dir():

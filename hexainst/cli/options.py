@@ -66,15 +66,34 @@ def _parse(kind: type, spec: Spec, flag: str) -> Callable[[str], Any]:
     return parse
 
 
+def _list_parse(item: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
+    """A comma-separated list, each item parsed (and range-checked) by ``item``."""
+
+    def parse(text: str) -> tuple[Any, ...]:
+        return tuple(item(part.strip()) for part in text.split(",") if part.strip())
+
+    parse.__name__ = "list"
+    return parse
+
+
+def _shown(default: Any) -> str:
+    if isinstance(default, tuple):
+        return ",".join(_shown(v) for v in default)
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
 def add_settings(parser: argparse._ActionsContainer, config: type, names: Sequence[str],
-                 *, flags: Mapping[str, str] | None = None, defaults: Mapping[str, Any] | None = None) -> None:
+                 *, flags: Mapping[str, str] | None = None, defaults: Mapping[str, Any] | None = None,
+                 repeated: Sequence[str] = (), spaced: Sequence[str] = (), required: Sequence[str] = ()) -> None:
     """Add one option per setting of ``config`` named in ``names``: flag, type, range and help from the field.
 
     The flag is ``--name-with-dashes`` unless ``flags`` names another; ``defaults`` overrides a
     field's default for this command. A ``bool`` setting that defaults to ``True`` becomes
     ``--no-<name>``; one that defaults to ``False`` becomes ``--<name>``. The help ends with the
-    default when there is one to show. The parsed value lands under the setting's own name, so
-    :func:`config_from` builds the config from the namespace.
+    default when there is one to show. A ``tuple[X, ...]`` setting takes a comma-separated list; named
+    in ``repeated``, one value per use of its flag; named in ``spaced``, one or more values after it.
+    A setting named in ``required`` must be given (no default shown). The parsed value lands under the setting's
+    own name, so :func:`config_from` builds the config from the namespace.
     """
     hints = typing.get_type_hints(config)
     by_name = {f.name: f for f in dataclasses.fields(config)}
@@ -95,10 +114,23 @@ def add_settings(parser: argparse._ActionsContainer, config: type, names: Sequen
         else:
             flag = shown.get(name) or "--" + name.replace("_", "-")
             text = spec.help
-            if default is not None and "(default" not in text:
-                text += f" (default {default:g})" if isinstance(default, float) else f" (default {default})"
-            parser.add_argument(flag, dest=name, type=_parse(kind, spec, flag), default=default,
-                                choices=spec.choices, metavar=spec.metavar, help=text)
+            if default not in (None, (), "") and "(default" not in text and name not in required:
+                text += f" (default {_shown(default)})"
+            metavar = spec.metavar or (None if spec.choices else flag.lstrip("-").replace("-", "_").upper())
+            if typing.get_origin(kind) is tuple:
+                item = _parse(typing.get_args(kind)[0], spec, flag)
+                if name in repeated:
+                    parser.add_argument(flag, dest=name, action="append", type=item, default=list(default),
+                                        metavar=metavar, help=text)
+                elif name in spaced:
+                    parser.add_argument(flag, dest=name, nargs="+", type=item, default=default, metavar=metavar,
+                                        help=text)
+                else:
+                    parser.add_argument(flag, dest=name, type=_list_parse(item), default=default, metavar=metavar,
+                                        help=text)
+            else:
+                parser.add_argument(flag, dest=name, type=_parse(kind, spec, flag), default=default,
+                                    choices=spec.choices, metavar=metavar, help=text, required=name in required)
         shown[name] = flag
     # An argument group shares its parser's defaults, so this reaches the parser either way.
     known = dict(parser.get_default(FLAGS) or {})
@@ -110,6 +142,7 @@ def config_from(args: argparse.Namespace, config: type, **values: Any) -> Any:
     """``config(...)`` from every setting of ``config`` that ``args`` holds, plus ``values``."""
     present = {f.name: getattr(args, f.name) for f in dataclasses.fields(config)
                if f.init and hasattr(args, f.name) and f.name not in values}
+    present = {k: tuple(v) if isinstance(v, list) else v for k, v in present.items()}  # repeated options
     return config(**present, **values)
 
 

@@ -1,29 +1,32 @@
 """``hexainst record``, ``hexainst record-merge`` and ``hexainst record-info``.
 
-Heavy modules load inside the handlers so that ``hexainst --help`` stays fast.
+The options of ``record`` come from :class:`~hexainst.analysis.recording.config.RecordingConfig`.
+Modules that load numpy, scipy or torch load inside the handlers so that ``hexainst --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from hexainst.analysis.recording.config import DTYPES, INPUT_MODES, PADDING_SIDES, RecordingConfig
+import hexainst
+from hexainst.analysis.recording.config import RecordingConfig
+from hexainst.analysis.recording.loading import resolve_model
+from hexainst.cli.options import add_settings, config_from, int_range
 from hexainst.kernel.errors import UserError
-
-_R = RecordingConfig
+from hexainst.kernel.jsonfiles import read_jsonl
 
 
 def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    if args.limit is not None and args.limit <= 0:
-        raise UserError(f"--limit must be an integer >= 1, got {args.limit}")
-    if args.rows is not None:
-        from hexainst.analysis.recording.store import check_category
-        from hexainst.kernel.jsonfiles import read_jsonl
+    # deferred: the store loads numpy and scipy, features pandas and datasets ('hexainst --help' stays fast)
+    from hexainst.analysis.recording.store import check_category
+    from hexainst.kernel.features import decode_rows
 
+    if args.rows is not None:
         rows = read_jsonl(args.rows, what="rows file")
         for n, row in enumerate(rows, 1):
             missing = [k for k in ("id", "category", "instruction") if k not in row]
@@ -31,9 +34,6 @@ def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
                 raise UserError(f"{args.rows} line {n}: row {row.get('id', '(no id)')} has no {', '.join(missing)}")
             check_category(row["category"], f"{args.rows} line {n}: row {row['id']}")
     else:
-        import hexainst
-        from hexainst.kernel.features import decode_rows
-
         rows = decode_rows(hexainst.load(args.release, category=args.category))
     if args.category and args.rows is not None:
         rows = [row for row in rows if row.get("category") == args.category]
@@ -45,35 +45,23 @@ def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from hexainst.analysis.recording.loading import resolve_model
-    from hexainst.analysis.recording.recorder import InputPolicy, record, record_data_parallel
+    # deferred: the recorder loads numpy, scipy and datasets ('hexainst --help' stays fast)
+    from hexainst.analysis.recording import recorder
     from hexainst.analysis.recording.store import claim_store_dir
 
-    config = RecordingConfig(batch_size=args.batch_size, dtype=args.dtype, device=args.device,
-                             device_map=args.device_map, rows_per_shard=args.rows_per_shard,
-                             padding_side=args.padding_side, with_sums=args.with_sums,
-                             convert_gguf=not args.no_convert_gguf)
-    inputs = [args.rows, args.release]
-    claim_store_dir(args.out, inputs=inputs)  # before reading the release or loading the model
+    inputs = (args.rows, args.release)
+    config = config_from(args, RecordingConfig, inputs=inputs,
+                         created_by={"command": "hexainst record", "argv": sys.argv[1:]})
+    claim_store_dir(config.out, inputs=list(inputs))  # before reading the release or loading the model
     rows = _read_rows(args)
-    policy = InputPolicy(mode=args.input_policy, add_special_tokens=not args.no_special_tokens,
-                         bos_in_T=not args.bos_out_of_t)
-    kwargs = dict(
-        batch_size=config.batch_size, dtype=config.dtype, input_policy=policy, device=config.device,
-        device_map=config.device_map, gguf_file=args.gguf_file, convert_gguf=config.convert_gguf,
-        revision=args.revision, with_sums=config.with_sums, rows_per_shard=config.rows_per_shard,
-        padding_side=config.padding_side, overwrite=args.overwrite, inputs=inputs,
-        created_by={"command": "hexainst record", "argv": sys.argv[1:]},
-        random_init=args.random_init,
-    )
-    model = resolve_model(args.model)
+    config = dataclasses.replace(config, model=resolve_model(args.model))
     if args.data_parallel:
-        store = record_data_parallel(model, rows, args.out, **kwargs)
-        if store is None:
+        result = recorder.run_data_parallel(config, rows)
+        if result is None:
             return 0
     else:
-        store = record(model, rows, args.out, **kwargs)
-    now = len(store) if store.recorded_now is None else store.recorded_now
+        result = recorder.run(config, rows)
+    store, now = result.store, result.recorded_now
     before = f", {len(store) - now} already there" if now < len(store) else ""
     print(f"recorded {now} instructions{before}: {len(store)} instructions x {store.n_cols} neurons"
           f"{f' ({store.n_experts} experts, top-{store.top_k})' if store.is_moe else ''} in {store.path}, "
@@ -82,6 +70,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
+    # deferred: the store loads numpy and scipy
     from hexainst.analysis.recording.store import claim_merge_dir, merge_stores
 
     claim_merge_dir(args.parts, args.out)
@@ -91,6 +80,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    # deferred: the store loads numpy and scipy
     from hexainst.analysis.recording.store import ActivationStore
 
     store = ActivationStore.open(args.store)  # verifies every shard against its checksum
@@ -136,40 +126,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--release", default=None,
                         help="release folder to read with hexainst.load (default: the packaged release)")
     source.add_argument("--rows", default=None, help="JSONL file of rows with id, category, source, instruction")
-    p.add_argument("--out", required=True,
+    p.add_argument("--out", required=True, type=Path,
                    help="store folder: new, empty, or a store of this recording (resumed: missing shards and "
                         "shards that fail their checksum are recorded again)")
     p.add_argument("--category", default=None, help="only this category")
-    p.add_argument("--limit", type=int, default=None, help="only the first N rows (in release order)")
-    p.add_argument("--batch-size", type=int, default=_R.batch_size,
-                   help=f"instructions per forward pass (default {_R.batch_size}; on a GPU 32 costs less per token: "
-                        "1.05x a bare forward on a 7B model, against 1.08x at 8)")
-    p.add_argument("--dtype", default=_R.dtype, choices=DTYPES,
-                   help=f"model weights dtype (default {_R.dtype}; counts are always integers)")
-    p.add_argument("--input-policy", default=INPUT_MODES[0], choices=INPUT_MODES,
-                   help="raw instruction with the tokenizer's special tokens (default) or one chat user turn")
-    p.add_argument("--bos-out-of-t", action="store_true", help="feed BOS but leave it out of T and of the counts")
-    p.add_argument("--no-special-tokens", action="store_true", help="raw mode without the tokenizer's special tokens")
-    p.add_argument("--gguf-file", default=None, help="GGUF file name inside --model's folder")
-    p.add_argument("--no-convert-gguf", action="store_true",
-                   help="load a GGUF model directly every time (slow) instead of the cached safetensors conversion")
-    p.add_argument("--revision", default=None, help="Hub revision (commit) of --model")
-    p.add_argument("--random-init", type=int, default=None, metavar="SEED",
-                   help="the untrained baseline: --model's architecture and tokenizer with weights initialised from "
-                        "its config under this seed (no weights read; record 3 or more seeds and pass them to "
-                        "'hexainst analyze --untrained')")
-    p.add_argument("--device", default=_R.device, help=f"torch device, e.g. cpu or cuda (default {_R.device})")
-    p.add_argument("--device-map", default=_R.device_map, help="'auto' to spread a large model over all devices")
+    p.add_argument("--limit", type=int_range(1), default=None, help="only the first N rows (in release order)")
+    add_settings(p, RecordingConfig, ["batch_size", "dtype", "input_policy", "bos_in_t", "special_tokens",
+                                      "gguf_file", "convert_gguf", "revision", "random_init", "device", "device_map"],
+                 flags={"bos_in_t": "--bos-out-of-t"})
     p.add_argument("--data-parallel", action="store_true",
                    help="split the rows between processes (run under 'accelerate launch') and merge the parts")
-    p.add_argument("--with-sums", action="store_true", help="also store per-neuron activation sums (float32)")
-    p.add_argument("--rows-per-shard", type=int, default=_R.rows_per_shard,
-                   help=f"instructions per shard file (default {_R.rows_per_shard})")
-    p.add_argument("--padding-side", default=_R.padding_side, choices=PADDING_SIDES,
-                   help="padding side in batches (recorded in the store; see docs/recording-speed.md for how "
-                        "little batching moves a count)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the store in --out (recorded beside it and swapped in when complete)")
+    add_settings(p, RecordingConfig, ["with_sums", "rows_per_shard", "padding_side", "overwrite"])
     p.set_defaults(handler=_cmd_record)
 
     m = subparsers.add_parser(

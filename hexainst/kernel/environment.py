@@ -8,6 +8,7 @@
 | ``OPENAI_API_KEY`` / ``DEEPSEEK_API_KEY`` | the endpoint's key (never logged or written) | synthetic builder |
 | ``HEXAINST_CACHE`` | the toolkit's cache folder (default ``~/.cache/hexainst``) | model loading |
 | ``HEXAINST_LABEL_STUDIO`` | the ``label-studio`` executable (default ``.ls-venv/bin/label-studio``) | annotation |
+| the one ``annotate judge --api-key-env`` names (default ``OPENAI_API_KEY``) | the judge endpoint's key | annotation judge |
 
 Each function takes an optional mapping instead of ``os.environ`` so that tests can pass their own.
 """
@@ -66,6 +67,11 @@ def cache_dir(env: Mapping[str, str] | None = None) -> Path:
 def label_studio_binary(env: Mapping[str, str] | None = None) -> Path | None:
     value = _get(LABEL_STUDIO, env)
     return Path(value) if value else None
+
+
+def named(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """A variable the user names on the command line (``annotate judge --api-key-env``); None when unset or empty."""
+    return _get(name, env)
 
 
 def without_api_keys(env: Mapping[str, str] | None = None) -> dict[str, str]:

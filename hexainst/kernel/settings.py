@@ -47,6 +47,8 @@ class Spec:
     high: float | None = None
     #: ``low`` itself is not allowed (``> low``), e.g. a timeout.
     low_open: bool = False
+    #: ``high`` itself is not allowed (``< high``), e.g. a fraction in (0, 1).
+    high_open: bool = False
     choices: tuple[Any, ...] | None = None
     metavar: str | None = None
 
@@ -62,23 +64,25 @@ class Spec:
             return str(int(v)) if integer or float(v).is_integer() else f"{v:g}"
 
         if low is not None and high is not None:
-            if integer and not self.low_open:
+            if integer and not self.low_open and not self.high_open:
                 return f"in {num(low)}..{num(high)}"
-            return f"in {'(' if self.low_open else '['}{num(low)}, {num(high)}]"
+            return f"in {'(' if self.low_open else '['}{num(low)}, {num(high)}{')' if self.high_open else ']'}"
         if low is not None:
             return f"{'>' if self.low_open else '>='} {num(low)}"
-        return f"<= {num(high)}"  # type: ignore[arg-type]
+        return f"{'<' if self.high_open else '<='} {num(high)}"  # type: ignore[arg-type]
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is not allowed (``must be in 1..16, got 0``), or None when it is."""
         if value is None:
             return None
+        if isinstance(value, tuple):  # a list setting: each item in range
+            return next((p for p in map(self.problem, value) if p is not None), None)
         if self.choices is not None:
             return None if value in self.choices else f"must be {self.describe(False)}, got {value!r}"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
         below = self.low is not None and (value <= self.low if self.low_open else value < self.low)
-        above = self.high is not None and value > self.high
+        above = self.high is not None and (value >= self.high if self.high_open else value > self.high)
         if below or above or value != value:  # NaN is in no range
             return f"must be {self.describe(isinstance(value, int))}, got {value}"
         return None
@@ -92,11 +96,12 @@ def setting(
     low: float | None = None,
     high: float | None = None,
     low_open: bool = False,
+    high_open: bool = False,
     choices: Sequence[Any] | None = None,
     metavar: str | None = None,
 ) -> Any:
     """A dataclass field with its help and range (see the module docstring)."""
-    spec = Spec(help=help, low=low, high=high, low_open=low_open,
+    spec = Spec(help=help, low=low, high=high, low_open=low_open, high_open=high_open,
                 choices=tuple(choices) if choices is not None else None, metavar=metavar)
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata={KEY: spec})

@@ -253,8 +253,10 @@ def test_random_init_is_seeded_and_keeps_the_tokenizer(model_dir: Path, tmp_path
     from hexainst.analysis.recording.loading import load_model, tokenizer_sha256
 
     assert a.header["tokenizer"]["sha256"] == tokenizer_sha256(load_model(str(model_dir)).tokenizer)
-    assert main(["record", "--model", str(model_dir), "--rows", str(tmp_path / "rows.jsonl"), "--out",
-                 str(tmp_path / "d"), "--random-init", "-1"]) == 2
+    with pytest.raises(SystemExit) as refused:  # a negative seed is refused while parsing
+        main(["record", "--model", str(model_dir), "--rows", str(tmp_path / "rows.jsonl"), "--out",
+              str(tmp_path / "d"), "--random-init", "-1"])
+    assert refused.value.code == 2 and not (tmp_path / "d").exists()
 
 
 def test_planted_lexical_effect_vanishes_in_the_excess(model_dir: Path, tmp_path: Path) -> None:

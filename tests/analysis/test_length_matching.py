@@ -169,6 +169,9 @@ def test_analyze_refuses_zero_strata(dense_pair, tmp_path, capsys):
     from hexainst.cli import main
 
     base, _ = dense_pair
-    assert main(["analyze", "--store", str(base.path), "--out", str(tmp_path / "a"), "--length-matched",
-                 "--length-strata", "0"]) == 2
-    assert "--length-strata must be an integer >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["analyze", "--store", str(base.path), "--out", str(tmp_path / "a"), "--length-matched",
+              "--length-strata", "0"])
+    assert stop.value.code == 2
+    assert "argument --length-strata: must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()

@@ -176,9 +176,9 @@ def test_busy_port_is_refused_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "round").exists()
 
 
-@pytest.mark.parametrize(("option", "value", "message"), [("--batch-size", "0", "must be 1 or more, got 0"),
-                                                          ("--port", "70000", "must be 65535 or less, got 70000"),
-                                                          ("--juniors", "0", "must be 1 or more, got 0")])
+@pytest.mark.parametrize(("option", "value", "message"), [("--batch-size", "0", "must be >= 1, got 0"),
+                                                          ("--port", "70000", "must be in 1..65535, got 70000"),
+                                                          ("--juniors", "0", "must be >= 1, got 0")])
 def test_numeric_options_are_range_checked(option, value, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["annotate", "up", "--data-dir", str(tmp_path / "r"), option, value])

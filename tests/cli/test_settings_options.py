@@ -96,3 +96,41 @@ def test_options_in_a_group_report_their_flags_to_the_parser() -> None:
     args = p.parse_args(["--n", "3"])
     assert args.candidates == 3
     assert flag_for(args, "candidates") == "--n" and flag_for(args, "timeout") == "--timeout"
+
+
+@dataclass(frozen=True)
+class Lists:
+    eps: float = setting(0.01, "a fraction", low=0, high=1, low_open=True, high_open=True)
+    sweep: tuple[float, ...] = setting((0.005, 0.01), "fractions", low=0, high=1, low_open=True, high_open=True)
+    ids: tuple[str, ...] = setting((), "ids")
+    seeds: tuple[int, ...] = setting((0, 1, 2), "seeds", low=0)
+    variant: str | None = setting(None, "arm", choices=("tuned", "control"))
+
+
+def _lists() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="t")
+    add_settings(p, Lists, ["eps", "sweep", "ids", "seeds", "variant"], flags={"ids": "--id"}, repeated=["ids"],
+                 spaced=["seeds"], required=["variant"])
+    return p
+
+
+def test_list_settings_open_ranges_and_required_options(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _lists().parse_args(["--variant", "tuned"])
+    assert config_from(args, Lists) == Lists(variant="tuned")
+    args = _lists().parse_args(["--variant", "control", "--sweep", "0.1,0.2", "--id", "a", "--id", "b",
+                                "--seeds", "3", "4"])
+    assert config_from(args, Lists) == Lists(sweep=(0.1, 0.2), ids=("a", "b"), seeds=(3, 4), variant="control")
+    with pytest.raises(SettingError, match=r"eps must be in \(0, 1\), got 1"):
+        check_ranges(Lists(eps=1))
+    with pytest.raises(SettingError, match=r"sweep must be in \(0, 1\), got 1.5"):
+        check_ranges(Lists(sweep=(0.1, 1.5)))
+    for argv, message in ((["--variant", "tuned", "--sweep", "0.1,1"], "argument --sweep: must be in (0, 1), got 1.0"),
+                          (["--variant", "tuned", "--seeds", "1", "-2"], "argument --seeds: must be >= 0, got -2"),
+                          ([], "the following arguments are required: --variant")):
+        with pytest.raises(SystemExit):
+            _lists().parse_args(argv)
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _lists().parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--sweep SWEEP fractions (default 0.005,0.01)" in text and "--id ID ids" in text

@@ -135,6 +135,7 @@ class Case:
     argv: list[str]
     message: str  # a substring of the one error line; {ws} is the workspace
     setup: Callable[[Path], None] = lambda ws: None
+    usage: bool = False  # an argparse error (its usage line comes first)
 
 
 REC = ["record", "--model", "{ws}/model"]
@@ -155,11 +156,13 @@ CASES = [
          lambda ws: ((ws / "report").mkdir(), (ws / "report" / ".hexainst-output.json").write_text(
              json.dumps({"kind": "analysis report"})))),
     # numeric options
-    Case("batch-size-0", REC + ROWS + ["--out", "{ws}/new", "--batch-size", "0"], "--batch-size must be an integer >= 1"),
-    Case("batch-size-negative", REC + ROWS + ["--out", "{ws}/new", "--batch-size", "-4"], "--batch-size must be"),
+    Case("batch-size-0", REC + ROWS + ["--out", "{ws}/new", "--batch-size", "0"], "argument --batch-size: must be >= 1, got 0",
+         usage=True),
+    Case("batch-size-negative", REC + ROWS + ["--out", "{ws}/new", "--batch-size", "-4"], "argument --batch-size: must be",
+         usage=True),
     Case("rows-per-shard-0", REC + ROWS + ["--out", "{ws}/new", "--rows-per-shard", "0"],
-         "--rows-per-shard must be an integer >= 1"),
-    Case("limit-0", REC + ROWS + ["--out", "{ws}/new", "--limit", "0"], "--limit must be an integer >= 1"),
+         "argument --rows-per-shard: must be >= 1, got 0", usage=True),
+    Case("limit-0", REC + ROWS + ["--out", "{ws}/new", "--limit", "0"], "argument --limit: must be 1 or more, got 0", usage=True),
     Case("device-unknown", REC + ROWS + ["--out", "{ws}/new", "--device", "banana"], "'banana' is not a torch device"),
     # rows and models
     Case("rows-missing", REC + ["--rows", "{ws}/nope.jsonl", "--out", "{ws}/new"], "nope.jsonl: cannot read the rows file"),
@@ -284,7 +287,12 @@ def test_bad_input(case: Case, ws: Path, capsys) -> None:
     case.setup(ws)
     before = snapshot(ws)
     argv = [a.format(ws=ws) for a in case.argv]
-    code = main(argv)
+    if case.usage:
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        code = info.value.code
+    else:
+        code = main(argv)
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("hexainst ")]
     assert code == 2, err
