@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from hexainst.analysis.nulls import format_p
 from hexainst.analysis.results import AnalysisResults, ClaimRow
 from hexainst.kernel.vocab import SHORT_NAMES
 
@@ -86,7 +87,7 @@ def u_shaped(profile: np.ndarray) -> bool:
 def _claim_diagonal(results: AnalysisResults, label: str) -> ClaimRow:
     perm = results.models[label].jaccard.permutation
     paper_ok = perm.difference == perm.difference and perm.difference > 0 and perm.p_value < 0.05
-    paper_value = f"diagonal {perm.diagonal:.4f} vs off {perm.off_diagonal:.4f} (p = {perm.p_value:.4f})"
+    paper_value = f"diagonal {perm.diagonal:.4f} vs off {perm.off_diagonal:.4f} ({format_p(perm.p_value, perm.n_permutations)})"
     claim = "Same-category ISN Jaccard higher than cross-category (darker diagonal)"
     paper_reading = "Fig. 3 diagonal > off-diagonal (free label shuffle)"
     our_reading = "excess over the untrained model (mean of seeds), length-matched, 95% cluster-bootstrap CI"

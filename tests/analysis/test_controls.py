@@ -275,6 +275,8 @@ def test_planted_lexical_effect_vanishes_in_the_excess(model_dir: Path, tmp_path
     assert abs(un["values"]["excess"]) < 0.25 * un["values"]["model"]
     claim = res["claims"][0]
     assert claim["verdict"].startswith("holds on the paper's reading but confounded")
+    # every shuffle's statistic is below the planted one: the claims table writes the floor as a bound
+    assert "(p <= " in claim["paper_value"] and "(the floor of" in claim["paper_value"]
     report = (tmp_path / "report" / "report.md").read_text()
     first = report.split("## Learned function or input structure? (read this first)")[1]
     assert "no evidence that the effect is learned" in first.split("\n\n")[1] or "small" in first.split("\n\n")[1]
