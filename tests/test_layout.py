@@ -27,7 +27,7 @@ STAGES = (
     "hexainst.builders.natural",
     "hexainst.builders.synthetic",
     "hexainst.annotation",
-    "hexainst.builders.assembly",
+    "hexainst.builders.release",
     "hexainst.analysis.recording",
     "hexainst.analysis",
 )

@@ -308,7 +308,8 @@ def recover_swap(out_dir: str | os.PathLike[str]) -> str | None:
 # --------------------------------------------------------------------------- reading
 
 
-def _resolve(path: str | os.PathLike[str] | None) -> Path:
+def resolve_release(path: str | os.PathLike[str] | None) -> Path:
+    """The release folder ``path`` names (``None``: the one inside this package); not a release: :class:`ReleaseError`."""
     folder = Path(path) if path is not None else PACKAGE_RELEASE_DIR
     if not (folder / "README.md").is_file():
         raise ReleaseError(f"{folder}: not a HexaInst release (no README.md with the card)")
@@ -401,7 +402,7 @@ def read_release_rows(path: str | os.PathLike[str] | None = None, category: str 
     Errors name the file and the row number within it. With ``check_card`` (the default) the rows
     read must be as many as the card declares for that config, and every config's files must exist.
     """
-    folder = _resolve(path)
+    folder = resolve_release(path)
     configs = config_files(folder)
     name = category or "default"
     if name not in configs:
@@ -441,7 +442,7 @@ def read_reserve(path: str | os.PathLike[str] | None = None) -> list[dict[str, A
     """The ordered reserve rows of a release (empty when the release has no reserve file)."""
     from hexainst.kernel.jsonfiles import read_jsonl
 
-    folder = _resolve(path)
+    folder = resolve_release(path)
     file = folder / RESERVE_FILE
     if not file.exists():
         return []

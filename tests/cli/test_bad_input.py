@@ -46,7 +46,7 @@ def _pool_rows(category: str, source: str, n: int) -> list[dict]:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
     """A workspace: pools/, release/ (built from them), mine/ (a user's folder), mirror/ (two real sources)."""
-    from hexainst.builders.assembly import assemble
+    from hexainst.builders.release import assemble
 
     ws = tmp_path_factory.mktemp("pristine")
     (ws / "pools").mkdir()

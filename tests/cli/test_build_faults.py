@@ -32,7 +32,7 @@ def _pool_rows(category: str, source: str, n: int) -> list[dict]:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
     """pools/ and release/ built from them, the release shipping 3 generator answers."""
-    from hexainst.builders.assembly import assemble
+    from hexainst.builders.release import assemble
 
     ws = tmp_path_factory.mktemp("faults")
     (ws / "pools").mkdir()
