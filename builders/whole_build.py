@@ -38,7 +38,7 @@ from hexainst.builders.release.reserve import expected_rates, reserve_plan
 from hexainst.builders.release.select import rank_key
 from hexainst.builders.synthetic.config import OUTPUT_KIND as SYNTHETIC_KIND
 from hexainst.builders.synthetic.config import SyntheticConfig
-from hexainst.builders.synthetic.endpoint import redact_url
+from hexainst.builders.synthetic.endpoint import redact_url, requested
 from hexainst.builders.synthetic.prompts import metaprompts
 from hexainst.kernel import atomic, environment
 from hexainst.kernel.jsonfiles import read_json
@@ -242,9 +242,9 @@ def _build_all(
     cache_dir = Path(synthetic.cache_dir) if synthetic.cache_dir is not None else work / "cache" / "synthetic"
     sources = natural.sources_dir if natural.sources_dir is not None else environment.sources_dir()
     lock = natural_dir / NATURAL_LOCK
-    synthetic = synthetic.replace(base_url=synthetic.base_url or environment.base_url(),
-                                  model=synthetic.model or environment.model(),
-                                  natural_pool_dir=natural_dir, cache_dir=cache_dir).check()
+    base_url, model = requested(synthetic.base_url, synthetic.model)
+    synthetic = synthetic.replace(base_url=base_url, model=model, natural_pool_dir=natural_dir,
+                                  cache_dir=cache_dir).check()
     # Every output location is checked before any work starts.
     claim_release_dir(out, inputs=[sources, validation, release.rejection_rates, work], option="--out")
     claim_output_dir(natural_dir, NATURAL_KIND, inputs=[sources], option="--work")
@@ -499,10 +499,10 @@ def _topup(out: Path, validation: Path, *, work: Path, natural: NaturalConfig, s
     added = {cell.split("/")[0]: n for cell, n in need.items() if cell.endswith("/synthetic")}
     if added:
         plan = reserve_plan(expected_rates(release.rejection_rates), release.rows_per_cell, cap=release.max_reserve)
+        base_url, model = requested(synthetic.base_url, synthetic.model)
         config = synthetic_targets(
-            _with_topup(synthetic, topup_extra).replace(
-                base_url=synthetic.base_url or environment.base_url(), model=synthetic.model or environment.model(),
-                natural_pool_dir=natural_dir, cache_dir=cache_dir),
+            _with_topup(synthetic, topup_extra).replace(base_url=base_url, model=model, natural_pool_dir=natural_dir,
+                                                        cache_dir=cache_dir),
             plan, per_category_explicit).check()
         print(f"[topup] {sum(added.values())} more synthetic candidates: "
               + ", ".join(f"{c} +{n}" for c, n in sorted(added.items())))

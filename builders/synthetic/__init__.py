@@ -8,8 +8,6 @@ Public API (what ``hexainst build synthetic`` and ``make dataset`` call):
 * :class:`SyntheticConfig`: every setting and its default.
 * :func:`export_generations` / :func:`import_generations`: the raw generations a build used, as
   one deterministic JSON Lines file, and back into a request cache.
-
-Heavy modules are imported inside the functions, so importing this package is cheap.
 """
 
 from __future__ import annotations
@@ -18,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from hexainst.builders.synthetic.config import SyntheticConfig
+from hexainst.builders.synthetic.generations import export_generations as _export
+from hexainst.builders.synthetic.generations import import_generations as _import
+from hexainst.builders.synthetic.pipeline import build as _build
 
 __all__ = ["SyntheticConfig", "build", "export_generations", "import_generations"]
 
@@ -29,8 +30,6 @@ def build(out_dir: Path, per_category: int | None = None, *, config: SyntheticCo
     >>> build("work/synthetic", 130, natural_pool_dir="work/natural", cache_dir="work/cache/synthetic")  # doctest: +SKIP
     >>> build("work/synthetic", config=SyntheticConfig(per_category=130), extra={"math": 12})  # doctest: +SKIP
     """
-    from hexainst.builders.synthetic.pipeline import build as _build
-
     config = config or SyntheticConfig()
     if per_category is not None:
         settings["per_category"] = per_category
@@ -45,13 +44,9 @@ def build(out_dir: Path, per_category: int | None = None, *, config: SyntheticCo
 
 def export_generations(cache_dir: Path, out_file: Path, used_only_for: Path | None = None) -> int:
     """See :func:`hexainst.builders.synthetic.generations.export_generations`."""
-    from hexainst.builders.synthetic.generations import export_generations as _export
-
     return _export(cache_dir, out_file, used_only_for)
 
 
 def import_generations(file: Path, cache_dir: Path) -> int:
     """See :func:`hexainst.builders.synthetic.generations.import_generations`."""
-    from hexainst.builders.synthetic.generations import import_generations as _import
-
     return _import(file, cache_dir)

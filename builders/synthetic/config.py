@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,9 @@ EMBEDDED_DTYPES = ("auto", "float32", "bfloat16")
 
 #: The kind of output folder the synthetic stage writes (its marker; see hexainst.kernel.outputs).
 OUTPUT_KIND = "synthetic pools"
+
+#: Beside the pools: the cache key of every answer the build used (what its generations file holds).
+REQUESTS_NAME = "synthetic-requests.json"
 
 
 @dataclass(frozen=True)

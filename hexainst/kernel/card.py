@@ -182,7 +182,7 @@ def render_card(
     build_info: Mapping[str, Any],
 ) -> DatasetCard:
     """The card for a release made of ``release_rows`` (already validated and ordered)."""
-    from hexainst import __version__
+    from hexainst.kernel.version import __version__
 
     configs = [{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}] + [
         {"config_name": c, "data_files": [{"split": "train", "path": f"data/{c}.parquet"}]} for c in counts
