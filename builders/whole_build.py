@@ -291,7 +291,7 @@ def _build_all(
 
 def stage_inputs(config: SyntheticConfig) -> dict[str, Any]:
     """What makes a synthetic build's output: every setting except where things are kept and how they are shown."""
-    skip = {"cache_dir", "natural_pool_dir", "progress", "embedded_threads", "embedded_batch", "embedded_dtype",
+    skip = {"out_dir", "cache_dir", "natural_pool_dir", "progress", "embedded_threads", "embedded_batch", "embedded_dtype",
             "concurrency", "timeout", "max_retries"}
     out = {}
     for name, value in sorted(dataclasses.asdict(config).items()):

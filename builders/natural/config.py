@@ -11,6 +11,8 @@ from hexainst.kernel.vocab import DEFAULT_SEED
 
 @dataclass(frozen=True)
 class NaturalConfig:
+    #: The pools folder to write: new, empty, or an earlier natural build's (replaced when complete).
+    out_dir: Path | None = None
     sources_dir: Path | None = setting(
         None, "offline mirror of the natural sources (default: $HEXAINST_SOURCES, else the Hub)", metavar="DIR")
     lock_file: Path | None = setting(

@@ -11,6 +11,14 @@ from hexainst.kernel.vocab import DEFAULT_SEED, ROWS_PER_CELL
 
 @dataclass(frozen=True)
 class ReleaseConfig:
+    #: Folders holding the candidate pools (``<category>.<source>.jsonl``) and the stage reports.
+    pools: tuple[Path, ...] = ()
+    #: The release folder to write: a new or empty folder, or an earlier HexaInst release.
+    out_dir: Path | None = None
+    #: A validation file to apply (``hexainst annotate export``), or ``None``.
+    validation_file: Path | None = None
+    #: Also write the assembly report there (a new file or an earlier assembly report), or ``None``.
+    report_file: Path | None = None
     #: Seed of the rank that selects rows (sha256 of the seed and the row id).
     seed: int = setting(DEFAULT_SEED, "selection seed")
     #: Rows per (category, source) cell of the release.

@@ -2,6 +2,8 @@
 
 Public API (what ``hexainst build synthetic`` and ``make dataset`` call):
 
+* :func:`run` ``(config) -> SyntheticResult``: the stage's entry point, config in (``config.out_dir``
+  the pools folder), result out.
 * :func:`build` ``(out_dir, per_category=None, *, config=None, **settings)``: generate, rank,
   filter and write the pools; ``settings`` are :class:`SyntheticConfig` fields and override
   ``config`` (``SyntheticConfig()`` when omitted).
@@ -12,6 +14,7 @@ Public API (what ``hexainst build synthetic`` and ``make dataset`` call):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +22,29 @@ from hexainst.builders.synthetic.config import SyntheticConfig
 from hexainst.builders.synthetic.generations import export_generations as _export
 from hexainst.builders.synthetic.generations import import_generations as _import
 from hexainst.builders.synthetic.pipeline import build as _build
+from hexainst.kernel.settings import SettingError
 
-__all__ = ["SyntheticConfig", "build", "export_generations", "import_generations"]
+__all__ = ["SyntheticConfig", "SyntheticResult", "build", "export_generations", "import_generations", "run"]
+
+
+@dataclass(frozen=True)
+class SyntheticResult:
+    """What a synthetic build wrote: the pools folder and its report (``synthetic-report.json``)."""
+
+    out_dir: Path
+    report: dict[str, Any]
+
+    @property
+    def short(self) -> list[str]:
+        """Categories that kept fewer candidates than their target."""
+        return [c for c, s in self.report["per_category"].items() if s["kept"] < s["target"]]
+
+
+def run(config: SyntheticConfig) -> SyntheticResult:
+    """Generate, rank, filter and write the synthetic pools into ``config.out_dir``."""
+    if config.out_dir is None:
+        raise SettingError("out_dir", "must name the pools folder to write")
+    return SyntheticResult(out_dir=Path(config.out_dir), report=build(config.out_dir, config=config))
 
 
 def build(out_dir: Path, per_category: int | None = None, *, config: SyntheticConfig | None = None,

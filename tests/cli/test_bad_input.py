@@ -212,7 +212,7 @@ CASES = [
          f"{POOL} line 105: id math-syn-", setup=lambda ws: (ws / POOL).write_text(
              (ws / POOL).read_text() + (ws / POOL).read_text().splitlines(keepends=True)[2]), absent="out"),
     Case("release-negative-reserve", ["build", "release", "--pools", "pools", "--out", "out", "--reserve", "-5"],
-         "--reserve: must be 0 or more, got -5", usage=True),
+         "--reserve: must be >= 0, got -5", usage=True),
     Case("release-validation-not-json", ["build", "release", "--pools", "pools", "--out", "out", "--validation", "v.json"],
          "v.json", setup=_write("v.json", "{not json")),
     Case("release-validation-unknown-id", ["build", "release", "--pools", "pools", "--out", "out", "--validation", "v.json"],
@@ -305,7 +305,8 @@ CASES = [
                                      "--base-url", "http://127.0.0.1:9/v1", "--model", "typo", "--no-progress"],
          "127.0.0.1:9"),
     Case("synthetic-per-category-zero", ["build", "synthetic", "--out", "syn", "--per-category", "0",
-                                         "--base-url", "http://127.0.0.1:9/v1", "--model", "m"], "--per-category"),
+                                         "--base-url", "http://127.0.0.1:9/v1", "--model", "m"],
+         "argument --per-category: must be >= 1, got 0", usage=True),
     Case("synthetic-url-not-a-url", ["build", "synthetic", "--out", "syn", "--natural-pools", "pools",
                                      "--base-url", "http://[::1", "--model", "m"], "is not a valid URL", absent="syn"),
     Case("synthetic-cache-is-a-file", ["build", "synthetic", "--out", "syn", "--natural-pools", "pools",

@@ -7,8 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from hexainst.builders.natural import build
-from hexainst.builders.natural.config import NaturalConfig
+from hexainst.builders.natural import NaturalConfig, run
 from hexainst.cli.options import add_settings, config_from
 
 
@@ -33,12 +32,10 @@ def register(stages: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = config_from(args, NaturalConfig)
-    report = build(args.out, sources_dir=config.sources_dir, lock_file=config.lock_file, seed=config.seed,
-                   progress=config.progress)
+    result = run(config_from(args, NaturalConfig, out_dir=args.out))
+    report, missing = result.report, result.missing_sources
     summary = {c: cell["candidates"] for c, cell in report["cells"].items()}
     print(json.dumps({"out": str(args.out), "candidates": summary, "short_cells": report["short_cells"]}))
-    missing = sorted(name for name, src in report["sources"].items() if src.get("status") == "missing")
     if missing:
         short = ", ".join(f"{c} by {n}" for c, n in report["short_cells"].items())
         print(f"hexainst build natural: warning: source(s) {', '.join(missing)} not found; short: {short or 'none'}",

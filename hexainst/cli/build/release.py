@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hexainst.builders.release.assemble import assemble, write_report
-from hexainst.builders.release.config import ReleaseConfig
+from hexainst.builders.release import ReleaseConfig, run
 from hexainst.cli.options import add_settings, config_from
-from hexainst.kernel.errors import UserError
-from hexainst.kernel.jsonfiles import read_json
-from hexainst.kernel.outputs import claim_output_file
 from hexainst.kernel.release import GENERATIONS_FILE
 
 
@@ -40,37 +36,13 @@ def register(stages: argparse._SubParsersAction) -> None:
 
 
 def _release(args: argparse.Namespace) -> int:
-    if args.report is not None:
-        _check_report_file(args.report, args.pools, args.out)
-    shipped = args.out / GENERATIONS_FILE
-    kept = shipped.is_file()
-    report = assemble(args.pools, args.out, validation=args.validation, config=config_from(args, ReleaseConfig))
-    if args.report is not None:
-        write_report(report, args.report)
-    print_summary(report, args.out)
-    if kept:
-        print(f"kept {GENERATIONS_FILE} of the earlier release ({_count_lines(shipped)} answers): "
+    result = run(config_from(args, ReleaseConfig, pools=tuple(args.pools), out_dir=args.out,
+                             validation_file=args.validation, report_file=args.report))
+    print_summary(result.report, result.out_dir)
+    if result.kept_generations is not None:
+        print(f"kept {GENERATIONS_FILE} of the earlier release ({result.kept_generations} answers): "
               "'build release' brings no generations of its own ('build all' ships the ones it used)")
     return 0
-
-
-def _count_lines(path: Path) -> int:
-    with open(path, "rb") as fh:
-        return sum(1 for line in fh if line.strip())
-
-
-def _check_report_file(report: Path, pools: list[Path], out: Path) -> None:
-    """Before any work: --report must be a new file or an earlier assembly report, outside the inputs and the release."""
-
-    def is_assembly_report(file: Path) -> bool:
-        try:
-            earlier = read_json(file, what="assembly report")
-        except UserError:
-            return False
-        return isinstance(earlier, dict) and "cells" in earlier and "seed" in earlier
-
-    claim_output_file(report, is_own=is_assembly_report, own="an earlier assembly report", option="--report",
-                      inputs=[("a --pools folder", p) for p in pools] + [("the --out release", out)])
 
 
 def print_summary(report: dict, out: Path) -> None:

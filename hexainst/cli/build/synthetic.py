@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hexainst.builders.synthetic import build, import_generations
-from hexainst.builders.synthetic.config import SyntheticConfig
+from hexainst.builders.synthetic import SyntheticConfig, import_generations, run
 from hexainst.builders.synthetic.pipeline import default_cache_dir
 from hexainst.cli.options import add_settings, config_from, help_of
 from hexainst.kernel.errors import UserError
@@ -70,11 +69,9 @@ def _run(args: argparse.Namespace) -> int:
     extra: dict[str, int] = {}
     for cat, n in args.extra:
         extra[cat] = extra.get(cat, 0) + n
-    config = config_from(args, SyntheticConfig, extra=extra).check()
+    config = config_from(args, SyntheticConfig, out_dir=args.out, extra=extra).check()
     if args.import_generations is not None:
         if not args.import_generations.is_file():
             raise UserError(f"--import-generations {args.import_generations}: no such file")
         import_generations(args.import_generations, config.cache_dir or default_cache_dir())
-    report = build(args.out, config=config)
-    short = [c for c, s in report["per_category"].items() if s["kept"] < s["target"]]
-    return 1 if short else 0
+    return 1 if run(config).short else 0
