@@ -121,7 +121,7 @@ class BuildConfig:
     #: A validation file to apply at assembly (``None``: the one the ``out`` release ships, if any).
     validation: Path | None = None
     shipped_validation: bool = setting(
-        True, "apply no validation file, not even the one the --out release ships (every row pending)")
+        True, "apply no validation file, not even the one the release folder ships (every row pending)")
     #: ``synthetic.per_category`` was chosen (else: 100 + each cell's planned reserve).
     per_category_explicit: bool = False
     natural: NaturalConfig = field(default_factory=NaturalConfig)
@@ -148,11 +148,11 @@ class TopupConfig:
     out: Path
     #: The validation file whose rejections leave cells short.
     validation: Path
-    work: Path = setting(Path(DEFAULT_WORK), "the working folder of the build that made --out", metavar="DIR")
+    work: Path = setting(Path(DEFAULT_WORK), "the working folder of the build that made the release", metavar="DIR")
     seed: int = setting(DEFAULT_SEED, "the build's seed")
     oversample: bool = setting(
         False, "ask for short / acceptance new candidates per cell, the acceptance (accepted or revised over "
-               "decided) measured in that cell by --validation and the cell's pending rows counted at that "
+               "decided) measured in that cell by the validation file and the cell's pending rows counted at that "
                "acceptance, so that one more round over the pending and the new rows is expected to fill it "
                "(default: exactly as many as the cell is short, pending rows counted as usable)")
     per_category_explicit: bool = False

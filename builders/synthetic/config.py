@@ -84,7 +84,7 @@ class SyntheticConfig:
         low=1, high=256, metavar="N")
     #: See :data:`EMBEDDED_BATCH`.
     embedded_batch: int = setting(
-        EMBEDDED_BATCH, "rows the embedded generator decodes together (keep --concurrency above it)", low=1, high=256)
+        EMBEDDED_BATCH, "rows the embedded generator decodes together (keep the requests in flight above it)", low=1, high=256)
     #: ``auto`` is bfloat16 on a CPU with native bfloat16 (AMX or AVX-512 BF16: 1.7x faster decoding,
     #: 3x faster prefill), else float32.
     embedded_dtype: str = setting(
