@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hexainst.cli.options import add_settings, config_from, flag_for
+from hexainst.cli.options import add_settings, config_from, flag_for, help_of
 from hexainst.kernel.settings import SettingError, check_ranges, setting
 
 
@@ -96,3 +96,10 @@ def test_options_in_a_group_report_their_flags_to_the_parser() -> None:
     args = p.parse_args(["--n", "3"])
     assert args.candidates == 3
     assert flag_for(args, "candidates") == "--n" and flag_for(args, "timeout") == "--timeout"
+
+
+def test_a_hand_written_option_takes_its_help_from_the_setting() -> None:
+    """help_of: an option the shell writes itself (a repeatable one, say) still has its help declared once."""
+    assert help_of(Made, "cache") == "request cache folder"
+    with pytest.raises(TypeError, match="Made.internal is not declared"):
+        help_of(Made, "internal")
