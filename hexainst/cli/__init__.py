@@ -104,7 +104,7 @@ def _disk_full_line(args: argparse.Namespace, exc: BaseException) -> str | None:
     if cause is None:
         return None
     file = Path(cause.filename).resolve() if isinstance(cause.filename, str) else None
-    folders = [Path(value).expanduser().resolve() for option in ("out", "work", "cache")
+    folders = [Path(value).expanduser().resolve() for option in ("out", "work", "cache_dir")
                if isinstance(value := getattr(args, option, None), (str, Path))]
     folder = next((f for f in folders if file is not None and (file == f or f in file.parents)),
                   folders[0] if folders else None)
