@@ -29,7 +29,7 @@ from hexainst.builders.synthetic.config import SyntheticConfig
 from hexainst.builders.synthetic.endpoint import resolve_endpoint
 from hexainst.builders.synthetic.examples import ExamplePool
 from hexainst.builders.synthetic.pipeline import Generation, Planner
-from hexainst.builders.synthetic.wire import free_port
+from hexainst.kernel.processes import free_port
 from hexainst.kernel.vocab import CATEGORIES
 
 

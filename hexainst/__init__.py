@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hexainst.kernel.release import read_release, read_reserve
+from hexainst.kernel.version import __version__
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
-
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -21,13 +21,9 @@ __all__ = ["CATEGORIES", "SOURCES", "__version__", "load", "load_reserve"]
 
 def load(path=None, category: str | None = None) -> "datasets.Dataset":
     """Load a HexaInst release (default: the one inside this package) and validate every row."""
-    from hexainst.kernel.release import read_release
-
     return read_release(path, category=category)
 
 
 def load_reserve(path=None) -> list[dict]:
     """The ordered reserve of a release: rows that replace rejected ones, per cell, in order."""
-    from hexainst.kernel.release import read_reserve
-
     return read_reserve(path)

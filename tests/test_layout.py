@@ -27,7 +27,8 @@ STAGES = (
     "hexainst.builders.natural",
     "hexainst.builders.synthetic",
     "hexainst.annotation",
-    "hexainst.builders.assembly",
+    "hexainst.builders.release",
+    "hexainst.builders.whole_build",
     "hexainst.analysis.recording",
     "hexainst.analysis",
 )
@@ -65,6 +66,65 @@ def _imports(file: Path, module: str) -> list[tuple[str, list[str], int]]:
                 name = node.module or ""
             out.append((name, [a.name for a in node.names], node.lineno))
     return out
+
+
+def _own_targets(module: str, file: Path, *, inside_functions_only: bool = False) -> list[tuple[str, int]]:
+    """(our module, line) for every import of one of our modules in ``file`` (``from pkg import sub`` names ``pkg.sub``).
+
+    ``inside_functions_only``: only the imports that are not statements of the module itself.
+    """
+    tree = ast.parse(file.read_text("utf-8"))
+    top = {id(node) for node in tree.body}
+    if inside_functions_only:
+        # a module-level ``if TYPE_CHECKING:`` or ``try:`` block still runs at import time: it counts as the top
+        for node in tree.body:
+            if isinstance(node, (ast.If, ast.Try)):
+                top |= {id(n) for n in ast.walk(node)}
+    out = []
+    for imported, names, line in _imports(file, module):
+        node_is_top = any(isinstance(n, (ast.Import, ast.ImportFrom)) and n.lineno == line and id(n) in top
+                          for n in ast.walk(tree))
+        if inside_functions_only and node_is_top:
+            continue
+        targets = [f"{imported}.{n}" if f"{imported}.{n}" in MODULES else imported for n in names] or [imported]
+        out += [(t, line) for t in dict.fromkeys(targets) if t in MODULES and t != module]
+    return out
+
+
+def _cycles() -> list[list[str]]:
+    """Every set of our modules that import each other in a circle (imports inside functions included)."""
+    graph = {m: {t for t, _ in _own_targets(m, f)} for m, f in MODULES.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
 
 
 def _stage_of(module: str) -> int | None:
@@ -120,3 +180,44 @@ def test_the_shell_is_the_only_place_that_registers_commands() -> None:
         if "add_subparsers" in text or "def register(" in text:
             offenders.append(str(file.relative_to(REPO)))
     assert not offenders
+
+
+def test_no_module_of_ours_imports_itself_in_a_circle() -> None:
+    """No cycle between our modules, seen or hidden: an import inside a function counts as one at the top."""
+    cycles = _cycles()
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_cycle_finder_finds_a_hidden_cycle(tmp_path: Path) -> None:
+    """The test above could fail: two modules that import each other only inside functions are a cycle."""
+    (tmp_path / "a.py").write_text("def f():\n    from hexainst.kernel.b import g\n")
+    (tmp_path / "b.py").write_text("def g():\n    from hexainst.kernel import a\n")
+    saved = dict(MODULES)
+    MODULES.clear()
+    MODULES.update({"hexainst.kernel.a": tmp_path / "a.py", "hexainst.kernel.b": tmp_path / "b.py",
+                    "hexainst.kernel": REPO / "hexainst" / "kernel" / "__init__.py"})
+    try:
+        assert _cycles() == [["hexainst.kernel.a", "hexainst.kernel.b"]]
+    finally:
+        MODULES.clear()
+        MODULES.update(saved)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_our_modules_are_imported_at_the_top(module: str) -> None:
+    """Imports inside a function are only for deferring a heavy third-party package, never one of our modules."""
+    file = MODULES[module]
+    inside = [f"{file.relative_to(REPO)}:{line}: imports {target} inside a function"
+              for target, line in _own_targets(module, file, inside_functions_only=True)]
+    assert not inside, "\n".join(inside)
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith("hexainst.cli")))
+def test_the_shell_uses_no_private_names(module: str) -> None:
+    """A command module uses other modules' public API only (no ``_resolve``, no ``_previous_order``)."""
+    file = MODULES[module]
+    private = [f"{file.relative_to(REPO)}:{line}: {imported} {[n for n in names if n.startswith('_')]}"
+               for imported, names, line in _imports(file, module)
+               if imported.startswith("hexainst") and any(n.startswith("_") and n != "__version__" for n in names)]
+    assert not private, "\n".join(private)
+

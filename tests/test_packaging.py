@@ -34,8 +34,12 @@ def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     # Build from a copy, so that setuptools' build/ folder never lands in (or goes stale in) the checkout.
     source = tmp_path_factory.mktemp("source") / "hexainst-src"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".ls-venv", "work", "build", "*.egg-info", "__pycache__", ".pytest_cache", "docs"))
+    skip = shutil.ignore_patterns(".git", ".venv", ".ls-venv", "work", "*.egg-info", "__pycache__", ".pytest_cache", "docs")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:  # setuptools' build/ at the root, not hexainst/cli/build/
+        return set(skip(folder, names)) | ({"build"} if Path(folder) == REPO else set())
+
+    shutil.copytree(REPO, source, ignore=ignore)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(out), str(source)],
         check=True, capture_output=True, text=True,

@@ -5,15 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hexainst.kernel.settings import setting
 from hexainst.kernel.vocab import DEFAULT_SEED
 
 
 @dataclass(frozen=True)
 class NaturalConfig:
-    #: An offline mirror of the sources; ``None`` reads ``$HEXAINST_SOURCES``, else the Hugging Face Hub.
-    sources_dir: Path | None = None
-    #: A ``natural.lock.json`` of an earlier build: read the same revisions.
-    lock_file: Path | None = None
+    #: The pools folder to write: new, empty, or an earlier natural build's (replaced when complete).
+    out_dir: Path | None = None
+    sources_dir: Path | None = setting(
+        None, "offline mirror of the natural sources (default: $HEXAINST_SOURCES, else the Hub)", metavar="DIR")
+    lock_file: Path | None = setting(
+        None, "a natural.lock.json from an earlier build: read the same revisions", metavar="FILE")
     #: Seed of each pool's order (the assembly ranks rows by its own seeded hash, not by this order).
-    seed: int = DEFAULT_SEED
-    progress: bool = True
+    seed: int = setting(DEFAULT_SEED, "seed of the pools' order")
+    progress: bool = setting(True, "no progress bars")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.jsonfiles import read_json
 
 LOCK_VERSION = 1
 
@@ -29,8 +30,6 @@ class LockError(UserError):
 
 
 def read_lock(path: Path) -> dict[str, Any]:
-    from hexainst.kernel.jsonfiles import read_json
-
     data = read_json(path, what="lock file")
     if not isinstance(data, dict) or data.get("version") != LOCK_VERSION or not isinstance(data.get("sources"), dict):
         raise LockError(f"lock file {path}: expected {{'version': {LOCK_VERSION}, 'sources': {{...}}}}")

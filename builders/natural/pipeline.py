@@ -43,6 +43,7 @@ from hexainst.kernel.outputs import claim_output_dir, write_marker
 from hexainst.kernel.pools import NATURAL_LOCK, NATURAL_REPORT, pool_name, read_report
 from hexainst.kernel.records import natural_row, validate_rows
 from hexainst.kernel.vocab import CATEGORIES
+from hexainst.builders.dedup import NearDuplicateIndex
 
 REPORT_FILE = NATURAL_REPORT
 LOCK_FILE = NATURAL_LOCK
@@ -214,8 +215,6 @@ def _earlier_sources(out_dir: Path) -> dict[str, str]:
 
 def _deduplicate(results: list[SourceResult]) -> None:
     """Drop exact and near duplicates within each category, first come first kept."""
-    from hexainst.builders.dedup import NearDuplicateIndex
-
     by_category: dict[str, list[SourceResult]] = {}
     for r in results:
         by_category.setdefault(r.source.category, []).append(r)

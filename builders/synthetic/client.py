@@ -24,6 +24,7 @@ from hexainst.kernel.errors import UserError
 from hexainst.builders.synthetic import prompts
 from hexainst.builders.synthetic.cache import RequestCache
 from hexainst.builders.synthetic.endpoint import Endpoint
+from hexainst.builders.synthetic.endpoint import redact_url
 
 #: A build stops when this many requests failed for good before any succeeded.
 BROKEN_AFTER = 3
@@ -112,8 +113,6 @@ def preflight(endpoint: Endpoint, timeout: float = 15.0) -> list[str]:
     import httpx
 
     assert endpoint.base_url is not None
-    from hexainst.builders.synthetic.endpoint import redact_url
-
     request_url = endpoint.base_url.rstrip("/") + "/models"
     url = redact_url(request_url)  # what messages show
     headers = {"Authorization": f"Bearer {endpoint.api_key}"}

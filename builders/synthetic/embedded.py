@@ -13,18 +13,19 @@ when it is orphaned (:func:`hexainst.kernel.processes.exit_when_orphaned`).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from hexainst.kernel.errors import UserError
-
 from hexainst.builders.synthetic.config import EMBEDDED_BATCH
-from hexainst.builders.synthetic.wire import free_port
+from hexainst.kernel import environment
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.processes import ProcessStartError, free_port, stop_process, wait_until_ready
 
 
 class EmbeddedServerError(UserError):
@@ -64,50 +65,30 @@ class EmbeddedServer:
         cmd = [sys.executable, "-m", "hexainst.builders.synthetic.local_server", "--generator", self.generator,
                "--port", str(self.port), "--threads", str(self.threads), "--max-batch", str(self.max_batch), "--dtype", self.dtype,
                "--parent-pid", str(os.getpid())]  # it dies with this process, even one killed with -9
-        env = dict(os.environ)
         # The child needs no credentials: never hand it the API keys.
-        for k in ("OPENAI_API_KEY", "DEEPSEEK_API_KEY"):
-            env.pop(k, None)
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=environment.without_api_keys())
         self._wait_ready()
         return self
 
-    def _tail(self) -> str:
+    def _ready(self) -> bool:
         try:
-            return Path(self.log_path).read_text("utf-8", "replace")[-1500:]
-        except OSError:
-            return ""
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v1/models", timeout=2) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return False
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        url = f"http://127.0.0.1:{self.port}/v1/models"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise EmbeddedServerError(
-                    f"embedded generator {self.generator!r} exited with status {self.proc.returncode} "
-                    f"before it was ready; log {self.log_path}:\n{self._tail()}"
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise EmbeddedServerError(
-            f"embedded generator {self.generator!r} not ready after {self.start_timeout:.0f} s; log {self.log_path}"
-        )
+        try:
+            wait_until_ready(self.proc, self._ready, timeout=self.start_timeout,
+                             what=f"embedded generator {self.generator!r}", log_path=self.log_path)
+        except ProcessStartError as exc:
+            self.stop()
+            raise EmbeddedServerError(str(exc)) from None
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_process(proc)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -121,9 +102,6 @@ class EmbeddedServer:
 
 def exit_on_sigterm():
     """Turn SIGTERM into SystemExit (so ``finally`` blocks stop the embedded server); returns an undo."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 

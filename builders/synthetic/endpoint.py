@@ -9,13 +9,15 @@ which ``repr`` hides, and is never logged, cached or written.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from hexainst.kernel import environment
 from hexainst.kernel.errors import UserError
 
 from hexainst.builders.synthetic.prompts import model_table
+from hexainst.builders.synthetic.generators import generator_registry
 
 #: Placeholder sent to local servers that need no key (the SDK insists on one).
 NO_KEY = "sk-no-key-needed"
@@ -70,18 +72,25 @@ class Endpoint:
         return parts.hostname + (f":{parts.port}" if parts.port else "")
 
 
+def requested(base_url: str | None = None, model: str | None = None,
+              env: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """The endpoint and model name asked for: each argument, else ``$HEXAINST_BASE_URL`` / ``$HEXAINST_MODEL``.
+
+    The one place the generator's model name is resolved from the settings and the environment
+    (what a build records as its inputs); :func:`resolve_endpoint` then picks the default endpoint
+    when none is asked for, and a build takes the first model an endpoint lists when none is named.
+    """
+    return base_url or environment.base_url(env), model or environment.model(env)
+
+
 def resolve_endpoint(base_url: str | None = None, model: str | None = None,
-                     generator: str | None = None, env: dict[str, str] | None = None) -> Endpoint:
-    env = dict(os.environ) if env is None else env
-    base_url = base_url or env.get("HEXAINST_BASE_URL") or None
-    model = model or env.get("HEXAINST_MODEL") or None
-    key = env.get("OPENAI_API_KEY") or env.get("DEEPSEEK_API_KEY") or None
+                     generator: str | None = None, env: Mapping[str, str] | None = None) -> Endpoint:
+    base_url, model = requested(base_url, model, env)
+    key = environment.api_key(env)
     default = model_table()["default_endpoint"]
-    if base_url is None and generator is None and env.get(default["key_env"]):
+    if base_url is None and generator is None and environment.is_set(default["key_env"], env):
         base_url, model = default["base_url"], model or default["model"]
     if base_url is None:
-        from hexainst.builders.synthetic.generators import generator_registry
-
         reg = generator_registry()
         name = generator or reg["default"]
         if name not in reg["generators"]:

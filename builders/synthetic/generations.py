@@ -26,6 +26,7 @@ from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import iter_jsonl, read_json
 
 from hexainst.builders.synthetic.cache import RequestCache, request_key
+from hexainst.builders.synthetic.config import REQUESTS_NAME
 
 #: Fields of a cache entry that form the published answer.
 ANSWER_FIELDS = ("content", "reasoning_content", "finish_reason", "usage", "model")
@@ -38,8 +39,6 @@ class GenerationsError(UserError):
 
 def _used_keys(used_only_for: Path) -> list[str]:
     """The keys a build used: from its pools folder (or a ``synthetic-requests.json`` file given directly)."""
-    from hexainst.builders.synthetic.pipeline import REQUESTS_NAME
-
     path = Path(used_only_for)
     file = path / REQUESTS_NAME if path.is_dir() else path
     if not file.is_file():

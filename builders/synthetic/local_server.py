@@ -44,6 +44,7 @@ from hexainst.builders.synthetic.config import EMBEDDED_BATCH, EMBEDDED_DTYPES
 from hexainst.builders.synthetic.generators import generator_registry, resolve_gguf
 from hexainst.builders.synthetic.kv_rows import Part, assemble
 from hexainst.builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, text_completion
+from hexainst.kernel.processes import exit_when_orphaned
 
 
 def json_object_end(text: str) -> int | None:
@@ -611,8 +612,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="end this server as soon as that process is no longer its parent (killed with -9, say)")
     args = p.parse_args(argv)
     if args.parent_pid is not None:
-        from hexainst.kernel.processes import exit_when_orphaned
-
         exit_when_orphaned(args.parent_pid)  # before the model loads: a killed build leaves no server behind
     state: dict[str, Any] = {"name": args.generator if args.gguf is None else args.gguf.stem, "engine": None}
     server = QuietServer(("127.0.0.1", args.port), make_handler(state))

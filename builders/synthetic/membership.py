@@ -25,6 +25,7 @@ from typing import Any
 from hexainst.kernel.errors import UserError
 
 from hexainst.builders.synthetic.cache import RequestCache, request_key
+from hexainst.builders.synthetic.generators import generator_registry, resolve_gguf
 
 DEFAULT_K = 0.2
 SCORE_FORMAT = 1
@@ -56,8 +57,6 @@ def min_k_plus_plus(logits: Any, ids: Any, k: float = DEFAULT_K) -> float:
 def _load(model: str) -> tuple[Any, Any]:
     """(model, tokenizer) for a registered embedded generator name, a local folder or a Hub id."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from hexainst.builders.synthetic.generators import generator_registry, resolve_gguf
 
     if model in generator_registry()["generators"]:
         gguf = resolve_gguf(model)

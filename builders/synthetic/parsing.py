@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+from hexainst.builders.synthetic.prompts import join_opener
 
 THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?```$", re.DOTALL)
@@ -92,8 +93,6 @@ def parse_list_continuation(text: str | None, finish_reason: str | None, opener:
     a list number it repeated (``8. ``) or a copy of the slot's ``(task type ...)`` tag; with an
     ``opener`` (the start of the instruction, written into the prompt), opener + that line, and a
     quotation the opener began is closed when the line ends a sentence without closing it."""
-    from hexainst.builders.synthetic.prompts import join_opener
-
     raw = text or ""
     found = THINK_BLOCK.findall(raw)
     body = THINK_BLOCK.sub("", raw)

@@ -35,19 +35,19 @@ from hexainst.kernel.vocab import CATEGORIES
 from hexainst.builders.synthetic import prompts, ranking
 from hexainst.builders.synthetic.cache import RequestCache, request_key
 from hexainst.builders.synthetic.client import Client, EndpointError, cost, preflight
-from hexainst.builders.synthetic.config import OUTPUT_KIND, SyntheticConfig
+from hexainst.builders.synthetic.config import OUTPUT_KIND, REQUESTS_NAME, SyntheticConfig
 from hexainst.builders.synthetic.endpoint import Endpoint, resolve_endpoint
 from hexainst.builders.synthetic.examples import ExamplePool, load_natural
 from hexainst.builders.synthetic.filters import CandidateFilter
 from hexainst.builders.synthetic.parsing import Parsed, parse_chat_answer, parse_list_continuation
 from hexainst.builders.text import normalize
+from hexainst.builders.synthetic.embedded import EmbeddedServer, exit_on_sigterm
+from hexainst.builders.synthetic.membership import DEFAULT_K, MembershipScorer
 
 REPORT_NAME = SYNTHETIC_REPORT
 #: Request timeout used with the embedded generator (it answers slowly but surely).
 EMBEDDED_TIMEOUT_S = 3600.0
 POOL_SUFFIX = ".synthetic.jsonl"
-#: Beside the pools: the cache key of every answer the build used (what its generations file holds).
-REQUESTS_NAME = "synthetic-requests.json"
 
 
 def default_cache_dir() -> Path:
@@ -310,22 +310,16 @@ def build(out_dir: Path, config: SyntheticConfig) -> dict[str, Any]:
     pool = ExamplePool.from_natural(natural)
     scorer = None
     if config.membership_model is not None:
-        from hexainst.builders.synthetic.membership import DEFAULT_K, MembershipScorer
-
         scorer = MembershipScorer(config.membership_model,
                                   k=DEFAULT_K if config.membership_k is None else config.membership_k,
                                   cache_dir=cache.dir.parent / f"{cache.dir.name}-membership")
     started = time.monotonic()
     server = None
     timeout = config.timeout
-    from hexainst.builders.synthetic.embedded import exit_on_sigterm
-
     restore = exit_on_sigterm()
     try:
         starter = None
         if endpoint.embedded is not None and not config.offline:
-            from hexainst.builders.synthetic.embedded import EmbeddedServer
-
             server = EmbeddedServer(endpoint.embedded, max_batch=config.embedded_batch, threads=config.embedded_threads,
                                     dtype=config.embedded_dtype)
 

@@ -73,7 +73,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hexainst.builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, free_port, text_completion
+from hexainst.builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, text_completion
+from hexainst.kernel.processes import free_port
+from hexainst.builders.synthetic.prompts import metaprompts
 
 FAULT_KINDS = ("rate_limit", "server_error", "hang", "disconnect", "malformed_json", "empty_content", "length",
                "think_inline", "think_unclosed", "reasoning", "not_json")
@@ -122,8 +124,6 @@ _LABELS = [["positive", "negative"], ["positive", "negative", "neutral"], ["urge
 
 def _detect_category(text: str) -> str | None:
     """The category a meta-prompt asks for: every request names it (``category_label``)."""
-    from hexainst.builders.synthetic.prompts import metaprompts
-
     low = text.lower()
     for cat, spec in metaprompts()["categories"].items():
         if f"category: {spec['category_label']}." in low or spec["plural"].lower() in low:

@@ -9,18 +9,10 @@ shape the ``openai`` SDK parses. No third-party web framework: the standard libr
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 class QuietServer(ThreadingHTTPServer):

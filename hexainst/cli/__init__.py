@@ -1,9 +1,10 @@
 """The ``hexainst`` command line: the shell, the one place that imports the stages.
 
-Each module of this package defines the commands of one stage (argparse only) and calls that
-stage's plain-Python API; option defaults come from the stage's config object, so a default has
-one home. Handlers import heavy dependencies (torch, transformers, datasets) inside the handler,
-so that ``hexainst --help`` stays fast.
+One module per top-level command, named after it (``build`` is a package with one module per
+subcommand as typed); each parses its arguments, calls a stage's plain-Python API and prints.
+Options are built from the stage's config (``hexainst.cli.options.add_settings``), so a setting's
+default, range and help have one home. Heavy third-party packages (torch, transformers, datasets)
+are imported where they are used, so that ``hexainst --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hexainst.cli import analyze, annotate, assembly, finetune, natural, record, release, synthetic
+from hexainst import __version__
+from hexainst.cli import analyze, annotate, build, finetune, info, publish, record, validate
+from hexainst.cli.options import flag_for
+from hexainst.cli.pipes import guard_stdout
+from hexainst.kernel.disk_space import disk_full_cause, disk_full_message
+from hexainst.kernel.errors import UserError, one_line
+from hexainst.kernel.output_lock import writer_lock
+from hexainst.kernel.settings import SettingError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,27 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Run 'hexainst COMMAND --help' for the options of one command.",
     )
-    from hexainst import __version__
-
     parser.add_argument("--version", action="version", version=f"hexainst {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    build = commands.add_parser(
-        "build",
-        help="build candidate pools and the release (natural, synthetic, release, all)",
-        description="Build HexaInst stage by stage: sources -> candidate pools -> release.",
-    )
-    stages = build.add_subparsers(dest="stage", metavar="STAGE", required=True)
-    for stage in (natural, synthetic, assembly):
-        stage.register(stages)
-    for module in (release, annotate, record, analyze, finetune):
+    for module in (build, publish, validate, info, annotate, record, analyze, finetune):
         module.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from hexainst.cli.pipes import guard_stdout
-
     guard_stdout()
     try:
         return _run(argv)
@@ -67,10 +63,6 @@ def _run(argv: Sequence[str] | None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's one place to turn errors into messages
-        from hexainst.cli.options import flag_for
-        from hexainst.kernel.errors import UserError, one_line
-        from hexainst.kernel.settings import SettingError
-
         if isinstance(exc, SettingError):
             print(f"hexainst {args.command}: error: {one_line(exc.naming(flag_for(args, exc.setting)))}", file=sys.stderr)
             return 2
@@ -93,34 +85,30 @@ def _lock_build_outputs(args: argparse.Namespace, stack: contextlib.ExitStack) -
     ``build`` onto the same folder, however it is spelled, stops at once with one line naming it."""
     if args.command != "build":
         return
-    from hexainst.kernel.output_lock import writer_lock
-
     seen = set()
     for option in ("out", "work"):
         folder = getattr(args, option, None)
-        if folder is None or Path(folder).expanduser().resolve() in seen:
+        if folder is None:
             continue
-        seen.add(Path(folder).expanduser().resolve())
+        resolved = Path(folder).expanduser().resolve()
+        if resolved in seen:
+            continue
+        seen.add(resolved)
         stack.enter_context(writer_lock(folder, what=f"--{option} folder"))
 
 
 def _disk_full_line(args: argparse.Namespace, exc: BaseException) -> str | None:
     """One line for a write that ran out of space: the output folder it was for (the one of ``--out``,
     ``--work``, ``--cache`` that holds the file, else ``--out``) and the file, when known."""
-    from hexainst.kernel.errors import disk_full_cause
-
     cause = disk_full_cause(exc)
     if cause is None:
         return None
     file = Path(cause.filename).resolve() if isinstance(cause.filename, str) else None
-    folders = [Path(value).expanduser().resolve() for option in ("out", "work", "cache")
+    folders = [Path(value).expanduser().resolve() for option in ("out", "work", "cache_dir")
                if isinstance(value := getattr(args, option, None), (str, Path))]
     folder = next((f for f in folders if file is not None and (file == f or f in file.parents)),
                   folders[0] if folders else None)
-    where = f"{folder}: " if folder is not None else ""
-    shown = f" ({file})" if file is not None else ""
-    return (f"{where}no space left on the device while writing{shown}; whatever was there before is as it was: "
-            "free some space and rerun")
+    return disk_full_message(folder, file)
 
 
 #: Errors the file system gives for what the user pointed a command at (permissions, a file in a

@@ -150,3 +150,11 @@ def flag_for(args: argparse.Namespace | None, setting: str) -> str:
     """The flag the command line gives ``setting`` (``--name-with-dashes`` when none was added)."""
     flags = getattr(args, FLAGS, None) or {}
     return flags.get(setting, "--" + setting.replace("_", "-"))
+
+
+def help_of(config: type, name: str) -> str:
+    """The help text of setting ``name`` of ``config``, for an option the shell writes by hand (e.g. a repeatable one)."""
+    spec = spec_of(next(f for f in dataclasses.fields(config) if f.name == name))
+    if spec is None:
+        raise TypeError(f"{config.__name__}.{name} is not declared with hexainst.kernel.settings.setting")
+    return spec.help

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+from hexainst.kernel.errors import UserError
 
 
 @functools.cache
@@ -72,7 +73,7 @@ def write_text(path: str | os.PathLike[str], text: str, *, mode: int | None = No
 TEMP_TAGS: tuple[str, ...] = ("new", "old", "writing")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -101,7 +102,7 @@ def stale_temp_dirs(beside: str | os.PathLike[str]) -> dict[str, list[Path]]:
                 info = os.lstat(entry)
             except OSError:
                 continue
-            if (pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+            if (pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid))
                     and stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()):
                 found.setdefault(tag, []).append(entry)
     return found
@@ -126,8 +127,6 @@ def make_temp_dir(beside: str | os.PathLike[str], tag: str = "new") -> Path:
     Its name carries this process's PID, so that the next run can tell a killed run's leftovers from a
     live run's folder (:func:`clean_stale_temp_dirs`, called here first).
     """
-    from hexainst.kernel.errors import UserError
-
     beside = Path(beside)
     try:
         beside.parent.mkdir(parents=True, exist_ok=True)

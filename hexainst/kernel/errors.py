@@ -1,5 +1,10 @@
 """Errors that the CLI reports as a one-line message (exit status 2) rather than a traceback."""
 
+import errno
+
+#: errno values that mean "the device (or the account's quota) is full".
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
 
 class UserError(Exception):
     """Bad input a user can fix: a wrong path, a malformed file, an invalid row.
@@ -24,13 +29,11 @@ def disk_full_cause(exc: BaseException) -> OSError | None:
     Libraries wrap it (pyarrow's parquet writer raises its own ``OSError`` whose cause is the file
     system's, or only says ``[Errno 28]`` in its text), so the chain of causes and the text are read.
     """
-    import errno
-
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError) and (current.errno in (errno.ENOSPC, errno.EDQUOT)
+        if isinstance(current, OSError) and (current.errno in NO_SPACE
                                              or "No space left on device" in str(current)
                                              or "Disk quota exceeded" in str(current)):
             return current

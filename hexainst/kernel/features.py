@@ -7,15 +7,19 @@ validation are nested structs, with null for the provenance kind a row does not 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
-from datasets import ClassLabel, Features, List, Value
-
+from hexainst.kernel.records import upgrade_row
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
+
+if TYPE_CHECKING:  # pragma: no cover
+    import datasets
+    from datasets import Features
 
 
 def _verdict() -> dict[str, Any]:
+    from datasets import List, Value  # datasets is heavy (pyarrow, pandas): imported when features are built
+
     return {
         "annotator": Value("string"),
         "identity": {"kind": Value("string"), "model": Value("string"), "prompt": Value("string"), "how": Value("string")},
@@ -29,6 +33,8 @@ def _verdict() -> dict[str, Any]:
 @functools.cache
 def release_features() -> Features:
     """Features of every row of the release (and of the reserve)."""
+    from datasets import ClassLabel, Features, List, Value  # heavy: see _verdict
+
     return Features(
         {
             "id": Value("string"),
@@ -75,8 +81,6 @@ def release_features() -> Features:
 
 def decode_row(row: dict[str, Any], features: Features | None = None) -> dict[str, Any]:
     """A row as ``datasets`` returns it (ClassLabel ints) turned back into the schema's shape."""
-    from hexainst.kernel.records import upgrade_row
-
     features = features or release_features()
     out = dict(upgrade_row(row))  # a row of record schema 1 (verdicts without identity) reads as version 2
     for name in ("category", "source"):
@@ -100,4 +104,6 @@ def decode_rows(rows: Any) -> list[dict[str, Any]]:
 
 def dataset_from_rows(rows: list[dict[str, Any]]) -> datasets.Dataset:
     """An in-memory ``datasets.Dataset`` of schema rows with the release features."""
+    import datasets  # heavy: see _verdict
+
     return datasets.Dataset.from_list(rows, features=release_features())

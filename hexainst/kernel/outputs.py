@@ -21,6 +21,8 @@ from typing import Any
 
 from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.release_layout import RELEASE_LAYOUT, recover_swap
+from hexainst.kernel.version import __version__
 
 #: The file that marks a folder as a toolkit output, and of which kind.
 MARKER = ".hexainst-output.json"
@@ -60,8 +62,6 @@ def write_marker(folder: str | os.PathLike[str], kind: str, details: Mapping[str
     added a file of their own to it. A folder that grows after its marker (an activation store being
     recorded) passes ``complete=False``.
     """
-    from hexainst import __version__
-
     folder = Path(folder)
     doc = {"kind": kind, "written_by": f"hexainst {__version__}", **dict(details or {})}
     if complete:
@@ -212,8 +212,6 @@ def foreign_release_entries(folder: str | os.PathLike[str]) -> list[str]:
     writer, but a stranger's file inside ``data/`` or ``reserve/``, or a README that is not a
     HexaInst card, means the folder is not a release this toolkit made.
     """
-    from hexainst.kernel.release import RELEASE_LAYOUT
-
     folder = Path(folder)
     foreign: list[str] = []
     readme = folder / "README.md"
@@ -244,8 +242,6 @@ def claim_release_dir(path: str | os.PathLike[str], *, inputs: Iterable[str | os
     Allowed: a new or empty folder, or a folder whose release entries are all HexaInst's own (the
     folder may hold other things, such as the package's code: the writer never touches them).
     """
-    from hexainst.kernel.release import recover_swap
-
     out = _resolved(path)
     _check_location(out, inputs, option)
     atomic.clean_stale_temp_dirs(out)

@@ -13,12 +13,14 @@ import shutil
 from pathlib import Path
 
 from hexainst.kernel.errors import UserError
+from hexainst.kernel import atomic
+from hexainst.kernel.outputs import claim_output_dir, write_marker
+from hexainst.kernel.release import RELEASE_ENTRIES, cell_counts, read_release_rows, read_reserve
+from hexainst.kernel.release_checks import balance_problems, companion_problems
 
 
 def release_files(folder: Path) -> list[str]:
     """Relative paths of every file of the release in ``folder``, sorted."""
-    from hexainst.kernel.release import RELEASE_ENTRIES
-
     files: list[str] = []
     for entry in RELEASE_ENTRIES:
         path = folder / entry
@@ -44,9 +46,6 @@ DRY_RUN_KIND = "publish dry run"
 
 def check_publishable(folder: Path) -> list[str]:
     """Validate the release in ``folder`` as ``hexainst validate`` does; return its files. Raises on any problem."""
-    from hexainst.kernel.release import cell_counts, read_release_rows, read_reserve
-    from hexainst.kernel.release_checks import balance_problems, companion_problems
-
     rows = read_release_rows(folder)  # schema, duplicate ids, every config's files, card counts
     read_reserve(folder)
     problems = balance_problems(cell_counts(rows))
@@ -64,9 +63,6 @@ def publish(folder: Path, repo: str, *, dry_run: Path | None = None, private: bo
     A dry run writes into ``dry_run`` only when that folder is new, empty, or an earlier dry run's
     output; it never deletes anything else.
     """
-    from hexainst.kernel import atomic
-    from hexainst.kernel.outputs import claim_output_dir, write_marker
-
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     if "/" not in repo or repo.count("/") != 1 or not all(repo.split("/")):

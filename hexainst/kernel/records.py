@@ -19,6 +19,7 @@ import jsonschema
 
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.vocab import CATEGORIES, SCHEMA_VERSION
+from hexainst.kernel.identity import unrecorded
 
 SCHEMA_FILE = f"record.v{SCHEMA_VERSION}.schema.json"
 
@@ -61,8 +62,6 @@ def make_id(category: str, source: str, key: str) -> str:
 def upgrade_verdict(verdict: Any) -> Any:
     """A version-1 verdict (no ``identity``) with identity kind ``unrecorded``; anything else unchanged."""
     if isinstance(verdict, Mapping) and "identity" not in verdict:
-        from hexainst.kernel.identity import unrecorded
-
         return {"annotator": verdict.get("annotator"), "identity": unrecorded(),
                 **{k: v for k, v in verdict.items() if k != "annotator"}}
     return verdict

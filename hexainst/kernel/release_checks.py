@@ -9,6 +9,10 @@ from collections import Counter
 from pathlib import Path
 
 from hexainst.kernel.vocab import CATEGORIES, ROWS_PER_CELL, SOURCES
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.jsonfiles import iter_jsonl
+from hexainst.kernel.release_layout import GENERATIONS_FILE, RESERVE_FILE, TOPUP_FILE, VALIDATION_FILE, card_yaml
+from hexainst.kernel.validation_file import check as check_validation
 
 
 def balance_problems(cells: Counter) -> list[str]:
@@ -23,8 +27,6 @@ def balance_problems(cells: Counter) -> list[str]:
 
 def card_problems(folder: Path, rows_by_config: dict[str, int]) -> list[str]:
     """Differences between the card's dataset_info num_examples and the rows actually present."""
-    from hexainst.kernel.release import card_yaml
-
     data = card_yaml(folder)
     infos = data.get("dataset_info") or []
     infos = infos if isinstance(infos, list) else [infos]
@@ -126,10 +128,6 @@ def companion_problems(folder: Path) -> list[str]:
     the validation file (its schema) and the top-up record."""
     import json
 
-    from hexainst.kernel.errors import UserError
-    from hexainst.kernel.jsonfiles import iter_jsonl
-    from hexainst.kernel.release import GENERATIONS_FILE, RESERVE_FILE
-
     problems = [f"{name}: missing (every release carries it)" for name in ("LICENSE.md", RESERVE_FILE, "croissant.json")
                 if not (folder / name).is_file()]
     croissant = folder / "croissant.json"
@@ -140,9 +138,6 @@ def companion_problems(folder: Path) -> list[str]:
                 problems.append("croissant.json: not a JSON object")
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             problems.append(f"croissant.json: cannot be read as JSON ({exc})")
-    from hexainst.kernel.release import TOPUP_FILE, VALIDATION_FILE
-    from hexainst.kernel.validation_file import check as check_validation
-
     for name, check_doc in ((VALIDATION_FILE, lambda doc: check_validation(doc, VALIDATION_FILE)),
                             (TOPUP_FILE, _check_topup)):
         file = folder / name
@@ -165,8 +160,6 @@ def companion_problems(folder: Path) -> list[str]:
 
 
 def _check_topup(doc) -> None:
-    from hexainst.kernel.errors import UserError
-
     cells = {f"{c}/{s}" for c in CATEGORIES for s in SOURCES}
     extra = doc.get("extra") if isinstance(doc, dict) else None
     if not isinstance(extra, dict) or any(k not in cells or not isinstance(v, int) or v < 0 for k, v in extra.items()):

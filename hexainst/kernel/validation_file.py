@@ -27,6 +27,9 @@ import jsonschema
 
 from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.identity import unrecorded
+from hexainst.kernel.records import upgrade_verdict
+from hexainst.kernel.verdict_rules import decided
 
 FORMAT = "hexainst-validation"
 FORMAT_VERSION = 3
@@ -105,8 +108,6 @@ def _check_rounds(doc: Mapping[str, Any], source: str) -> None:
 
 def _check_statuses(doc: Mapping[str, Any], source: str) -> None:
     """Every outcome's status (and corrected text) is what its deciding verdicts say (kernel.verdict_rules.decided, the rule the round applies)."""
-    from hexainst.kernel.verdict_rules import decided
-
     for i, entry in enumerate(doc["outcomes"]):
         status, corrected, by = decided(entry["juniors"], entry["senior"])
         where = f"{source}: outcomes[{i}] (id={entry['id']!r})"
@@ -146,9 +147,6 @@ def upgrade(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _upgrade_v1(doc: Mapping[str, Any]) -> dict[str, Any]:
-    from hexainst.kernel.identity import unrecorded
-    from hexainst.kernel.records import upgrade_verdict
-
     outcomes = [
         {**o, "juniors": [upgrade_verdict(v) for v in o["juniors"]], "senior": upgrade_verdict(o["senior"])}
         for o in doc["outcomes"]

@@ -11,7 +11,7 @@ import hexainst
 from hexainst.kernel import validation_file
 from hexainst.annotation.sync import index_project, rows_from_release
 from hexainst.kernel.validation_file import ValidationFileError
-from hexainst.builders.assembly import assemble
+from hexainst.builders.release import assemble
 from annotation_helpers import nat, syn, v1_verdict, verdict
 from hexainst.kernel.vocab import CATEGORIES
 from annotation_live import Annotators

@@ -46,7 +46,7 @@ def _pool_rows(category: str, source: str, n: int) -> list[dict]:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
     """A workspace: pools/, release/ (built from them), mine/ (a user's folder), mirror/ (two real sources)."""
-    from hexainst.builders.assembly import assemble
+    from hexainst.builders.release import assemble
 
     ws = tmp_path_factory.mktemp("pristine")
     (ws / "pools").mkdir()
@@ -212,7 +212,7 @@ CASES = [
          f"{POOL} line 105: id math-syn-", setup=lambda ws: (ws / POOL).write_text(
              (ws / POOL).read_text() + (ws / POOL).read_text().splitlines(keepends=True)[2]), absent="out"),
     Case("release-negative-reserve", ["build", "release", "--pools", "pools", "--out", "out", "--reserve", "-5"],
-         "--reserve: must be 0 or more, got -5", usage=True),
+         "--reserve: must be >= 0, got -5", usage=True),
     Case("release-validation-not-json", ["build", "release", "--pools", "pools", "--out", "out", "--validation", "v.json"],
          "v.json", setup=_write("v.json", "{not json")),
     Case("release-validation-unknown-id", ["build", "release", "--pools", "pools", "--out", "out", "--validation", "v.json"],
@@ -232,6 +232,9 @@ CASES = [
          "not a HexaInst release folder"),
     Case("all-work-is-a-file", ["build", "all", "--work", "notes.txt", "--out", "out", "--sources", "mirror"],
          "notes.txt", setup=_write("notes.txt", "mine\n")),
+    Case("all-validation-and-no-validation", ["build", "all", "--work", "work", "--out", "out", "--sources", "mirror",
+                                              "--validation", "v.json", "--no-validation"],
+         "--no-validation contradicts a validation file given too", setup=_write("v.json", "{}"), absent="out"),
     Case("release-report-inside-its-pools", ["build", "release", "--pools", "pools", "--out", "out", "--report",
                                              "pools/assembly-report.json"], "lies inside a --pools folder", absent="out"),
     Case("release-report-over-a-users-file", ["build", "release", "--pools", "pools", "--out", "out", "--report",
@@ -305,7 +308,8 @@ CASES = [
                                      "--base-url", "http://127.0.0.1:9/v1", "--model", "typo", "--no-progress"],
          "127.0.0.1:9"),
     Case("synthetic-per-category-zero", ["build", "synthetic", "--out", "syn", "--per-category", "0",
-                                         "--base-url", "http://127.0.0.1:9/v1", "--model", "m"], "--per-category"),
+                                         "--base-url", "http://127.0.0.1:9/v1", "--model", "m"],
+         "argument --per-category: must be >= 1, got 0", usage=True),
     Case("synthetic-url-not-a-url", ["build", "synthetic", "--out", "syn", "--natural-pools", "pools",
                                      "--base-url", "http://[::1", "--model", "m"], "is not a valid URL", absent="syn"),
     Case("synthetic-cache-is-a-file", ["build", "synthetic", "--out", "syn", "--natural-pools", "pools",

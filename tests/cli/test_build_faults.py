@@ -3,6 +3,8 @@ writer on the same folder, a reader that closes the pipe. Each asserts what is o
 
 from __future__ import annotations
 
+import argparse
+import errno
 import json
 import os
 import shutil
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hexainst.cli import _disk_full_line
 from hexainst.kernel.records import natural_row, synthetic_row
 from hexainst.kernel.release import GENERATIONS_FILE
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
@@ -32,7 +35,7 @@ def _pool_rows(category: str, source: str, n: int) -> list[dict]:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
     """pools/ and release/ built from them, the release shipping 3 generator answers."""
-    from hexainst.builders.assembly import assemble
+    from hexainst.builders.release import assemble
 
     ws = tmp_path_factory.mktemp("faults")
     (ws / "pools").mkdir()
@@ -196,3 +199,13 @@ def test_a_build_piped_into_a_reader_that_exits_still_builds(ws: Path) -> None:
         os.close(write)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert len(read_release_rows(ws / "fresh")) == 1200
+
+
+def test_a_full_disk_names_the_output_folder_that_holds_the_file(tmp_path: Path) -> None:
+    """The folder named is the one of --out, --work, --cache that holds the file (--cache is the setting cache_dir)."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = argparse.Namespace(out=out, work=None, cache_dir=cache)
+    full = OSError(errno.ENOSPC, "No space left on device", str(cache / "ab" / "entry.json"))
+    line = _disk_full_line(args, full)
+    assert line.startswith(f"{cache.resolve()}: no space left on the device while writing ({cache.resolve() / 'ab'}")
+    assert _disk_full_line(args, OSError(errno.EACCES, "denied", str(out))) is None

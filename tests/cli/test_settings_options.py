@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hexainst.cli.options import add_settings, config_from, flag_for
+from hexainst.cli.options import add_settings, config_from, flag_for, help_of
 from hexainst.kernel.settings import SettingError, check_ranges, setting
 
 
@@ -134,3 +134,10 @@ def test_list_settings_open_ranges_and_required_options(capsys: pytest.CaptureFi
         _lists().parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--sweep SWEEP fractions (default 0.005,0.01)" in text and "--id ID ids" in text
+
+
+def test_a_hand_written_option_takes_its_help_from_the_setting() -> None:
+    """help_of: an option the shell writes itself (a repeatable one, say) still has its help declared once."""
+    assert help_of(Made, "cache") == "request cache folder"
+    with pytest.raises(TypeError, match="Made.internal is not declared"):
+        help_of(Made, "internal")

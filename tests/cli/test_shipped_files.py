@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "builders" / "assembly"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "builders" / "release"))
 
-from hexainst.builders.assembly import assemble  # noqa: E402
-from hexainst.builders.assembly.select import rank_key  # noqa: E402
-from hexainst.builders.assembly.config import AssemblyConfig  # noqa: E402
-from hexainst.builders.assembly.reserve import expected_rates, reserve_plan  # noqa: E402
-from hexainst.cli.build_all import _read_topup, _reserve_sizes  # noqa: E402
+from hexainst.builders.release import assemble  # noqa: E402
+from hexainst.builders.release.select import rank_key  # noqa: E402
+from hexainst.builders.release.config import ReleaseConfig  # noqa: E402
+from hexainst.builders.release.reserve import expected_rates, reserve_plan  # noqa: E402
+from hexainst.builders.whole_build import read_topup, reserve_sizes  # noqa: E402
 from hexainst.kernel.outputs import OutputError  # noqa: E402
 from hexainst.kernel.release import RELEASE_ENTRIES  # noqa: E402
 from hexainst.kernel.validation_file import write as write_validation  # noqa: E402
@@ -41,11 +41,11 @@ def test_a_validated_topped_up_release_ships_its_files_and_rebuilds_to_the_same_
     out = tmp_path / "release"
     record = {"extra": {"math/synthetic": 4}}
     # The reserve sizes 'build all' gives a release with a top-up record: the planned reserve plus the extra.
-    plan = reserve_plan(expected_rates(None), 100, cap=AssemblyConfig().max_reserve)
-    sizes = _reserve_sizes(plan, record["extra"])
+    plan = reserve_plan(expected_rates(None), 100, cap=ReleaseConfig().max_reserve)
+    sizes = reserve_sizes(plan, record["extra"])
     assemble(tmp_path / "pools", out, validation=vfile, topup=record, reserve_sizes=sizes)
     assert (out / "validation.json").read_bytes() == vfile.read_bytes()
-    assert json.loads((out / "topup.json").read_text()) == record and _read_topup(out / "topup.json") == {"math/synthetic": 4}
+    assert json.loads((out / "topup.json").read_text()) == record and read_topup(out / "topup.json") == {"math/synthetic": 4}
     assert "ships as `validation.json`" in (out / "README.md").read_text()
 
     # The rebuild of a fresh clone: the release's own files, its shipped validation file (a copy, as
@@ -69,19 +69,19 @@ def test_a_bad_topup_record_is_one_clear_error(tmp_path):
     bad = tmp_path / "topup.json"
     bad.write_text(json.dumps({"extra": {"math/other": 3}}))
     with pytest.raises(OutputError, match=r"topup.json: not a top-up record"):
-        _read_topup(bad)
+        read_topup(bad)
 
 
 def test_a_release_ships_the_rates_its_reserves_were_planned_with_and_a_rebuild_plans_with_them(tmp_path):
-    from hexainst.builders.assembly.reserve import rates_record
-    from hexainst.cli.build_all import shipped_rates
+    from hexainst.builders.release.reserve import rates_record
+    from hexainst.builders.whole_build import shipped_rates
     from hexainst.kernel.release import RATES_FILE
 
     write_pools(tmp_path / "pools", n=160)
     rates_file = tmp_path / "rates.json"
     rates_file.write_text(json.dumps({"source": "a pilot", "cells": {"math/synthetic": 0.3}}))
     out = tmp_path / "release"
-    report = assemble(tmp_path / "pools", out, config=AssemblyConfig(rejection_rates=rates_file))
+    report = assemble(tmp_path / "pools", out, config=ReleaseConfig(rejection_rates=rates_file))
     shipped = json.loads((out / RATES_FILE).read_text())
     assert shipped["cells"]["math/synthetic"] == 0.3  # the file's rate for its cell, the bundled rate elsewhere
     assert shipped["cells"]["code/natural"] == expected_rates(None)["cells"]["code/natural"]["rate"]
@@ -91,12 +91,12 @@ def test_a_release_ships_the_rates_its_reserves_were_planned_with_and_a_rebuild_
     assert rates_record(expected_rates(out / RATES_FILE)) == shipped
 
     # A rebuild with no --rejection-rates plans with the shipped rates (a copy, outside the release folder)...
-    config = shipped_rates(out, AssemblyConfig(), tmp_path)
+    config = shipped_rates(out, ReleaseConfig(), tmp_path)
     assert config.rejection_rates == tmp_path / RATES_FILE and config.rejection_rates.read_bytes() == (out / RATES_FILE).read_bytes()
     before = _tree(out)
     rebuilt = assemble(tmp_path / "pools", out, config=config)
     assert _tree(out) == before
     assert rebuilt["cells"]["math/synthetic"]["reserve"] == report["cells"]["math/synthetic"]["reserve"]
     # ... and rates named by the user win over the shipped ones
-    assert shipped_rates(out, AssemblyConfig(rejection_rates=rates_file), tmp_path).rejection_rates == rates_file
-    assert shipped_rates(tmp_path / "pools", AssemblyConfig(), tmp_path).rejection_rates is None  # nothing shipped there
+    assert shipped_rates(out, ReleaseConfig(rejection_rates=rates_file), tmp_path).rejection_rates == rates_file
+    assert shipped_rates(tmp_path / "pools", ReleaseConfig(), tmp_path).rejection_rates is None  # nothing shipped there

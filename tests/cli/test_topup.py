@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import hexainst
-from hexainst.builders.assembly.select import rank_key
+from hexainst.builders.release.select import rank_key
 from hexainst.builders.synthetic.stub_server import StubServer
 from hexainst.kernel.features import decode_rows
 from hexainst.kernel.vocab import CATEGORIES, SOURCES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 
-from hexainst.cli.build_all import FILL_PROBABILITY, MIN_ACCEPTANCE, candidates_to_fill, cell_acceptance
+from hexainst.builders.whole_build import FILL_PROBABILITY, MIN_ACCEPTANCE, candidates_to_fill, cell_acceptance
 
 
 def _fill_rate(kept: int, trials: int, p: float, rows: int = 100, runs: int = 4000, seed: int = 0) -> float:
@@ -54,7 +54,7 @@ def test_acceptance_counts_rejected_candidates_that_left_the_release() -> None:
 def test_a_topup_adds_to_the_rounds_before_it_on_a_fresh_clone(tmp_path) -> None:
     import json
 
-    from hexainst.cli.build_all import topup_so_far
+    from hexainst.builders.whole_build import topup_so_far
 
     work, release = tmp_path / "work", tmp_path / "release"
     (work / "stages").mkdir(parents=True)

@@ -99,7 +99,7 @@ def _two_rounds(rows: list[dict]) -> dict:
 
 
 def test_a_release_validated_in_two_rounds_says_who_judged_in_which(rows, tmp_path, capsys):
-    from hexainst.builders.assembly.assemble import rounds_info
+    from hexainst.builders.release.assemble import rounds_info
 
     doc = _two_rounds(rows)
     decided = ([_decided(r, "accepted", (PERSON, PERSON)) for r in rows[:3]]
@@ -132,7 +132,7 @@ def test_a_release_validated_in_two_rounds_says_who_judged_in_which(rows, tmp_pa
 
 def test_one_round_keeps_its_card_text(rows, tmp_path):
     """A one-round file (format 2 or 3) renders the card as before: no rounds table, the agreement block."""
-    from hexainst.builders.assembly.assemble import rounds_info
+    from hexainst.builders.release.assemble import rounds_info
     from hexainst.kernel import validation_file
 
     doc = validation_file.upgrade(validation_doc([outcome(r["id"], "accepted") for r in rows[:3]]))

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from hexainst.builders.synthetic.wire import free_port
+from hexainst.kernel.processes import free_port
 
 
 def test_stub_runs_as_a_process():

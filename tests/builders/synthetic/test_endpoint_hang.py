@@ -12,7 +12,7 @@ from pathlib import Path
 from hexainst.builders.synthetic.config import SyntheticConfig
 from hexainst.builders.synthetic.endpoint import redact_url
 from hexainst.builders.synthetic.stub_server import Fault, StubServer
-from hexainst.cli.build_all import _stage_inputs
+from hexainst.builders.whole_build import stage_inputs
 from workspace_files import changed_files, snapshot
 
 SECRET = "s3cret-pass"
@@ -48,7 +48,7 @@ def test_credentials_in_the_base_url_never_reach_the_stage_file() -> None:
     url = f"https://bob:{SECRET}@llm.example.org:8443/v1"
     assert redact_url(url) == "https://***@llm.example.org:8443/v1"
     assert redact_url("http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
-    inputs = _stage_inputs(SyntheticConfig(base_url=url, model="m"))
+    inputs = stage_inputs(SyntheticConfig(base_url=url, model="m"))
     assert inputs["base_url"] == "https://***@llm.example.org:8443/v1"
     assert SECRET not in repr(inputs)
 

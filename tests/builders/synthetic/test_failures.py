@@ -113,18 +113,35 @@ def test_offline_without_a_model_is_one_line(tmp_path):
     assert "needs --model" in one_line(proc)
 
 
+def usage_error(proc: subprocess.CompletedProcess) -> str:
+    """An argparse error: its usage lines, then one error line (no traceback); that line."""
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert lines[0].startswith("usage:") and "Traceback" not in proc.stderr, proc.stderr
+    errors = [ln for ln in lines if not ln.startswith(("usage:", " "))]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
+
+
 @pytest.mark.parametrize(("args", "message"), [
-    (["--per-category", "0"], "--per-category must be >= 1"),
-    (["--candidates", "0"], "--candidates must be in 1..16"),
-    (["--concurrency", "-3"], "--concurrency must be in 1..256"),
-    (["--embedded-batch", "0"], "--embedded-batch must be in 1..256"),
-    (["--temperature", "5"], "--temperature must be in [0, 2]"),
-    (["--timeout", "0"], "--timeout must be > 0"),
-    (["--membership-threshold", "1"], "need --membership-model"),
+    # ranges declared with each setting: checked as the option is parsed (argparse names the flag)
+    (["--per-category", "0"], "argument --per-category: must be >= 1, got 0"),
+    (["--candidates", "0"], "argument --candidates: must be in 1..16, got 0"),
+    (["--concurrency", "-3"], "argument --concurrency: must be in 1..256, got -3"),
+    (["--embedded-batch", "0"], "argument --embedded-batch: must be in 1..256, got 0"),
+    (["--temperature", "5"], "argument --temperature: must be in [0, 2], got 5.0"),
+    (["--timeout", "0"], "argument --timeout: must be > 0, got 0.0"),
 ])
 def test_numeric_options_are_range_checked(tmp_path, args, message):
     proc = cli("--out", str(tmp_path / "o"), "--base-url", "http://127.0.0.1:9/v1", *args)
-    assert message in one_line(proc)
+    assert message in usage_error(proc)
+    assert not (tmp_path / "o").exists()
+
+
+def test_settings_that_contradict_each_other_are_one_line_naming_the_flag(tmp_path):
+    """A check across settings runs in the config (SettingError); the shell names the setting's flag."""
+    proc = cli("--out", str(tmp_path / "o"), "--base-url", "http://127.0.0.1:9/v1", "--membership-threshold", "1")
+    assert "--membership-threshold needs a membership model" in one_line(proc)
     assert not (tmp_path / "o").exists()
 
 

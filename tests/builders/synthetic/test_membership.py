@@ -145,7 +145,7 @@ def test_build_stores_scores_and_rejects_at_the_threshold(stub, memorising_model
 
 
 def test_threshold_without_a_model_is_an_error(stub, tmp_path):
-    with pytest.raises(UserError, match="need --membership-model"):
+    with pytest.raises(UserError, match="^membership_threshold needs a membership model"):
         build(tmp_path / "x", 2, base_url=stub.base_url, progress=False, membership_threshold=0.0)
 
 

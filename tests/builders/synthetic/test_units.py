@@ -9,10 +9,12 @@ import pytest
 from hexainst.builders.synthetic import prompts
 from hexainst.builders.synthetic.parsing import parse_chat_answer, parse_list_continuation, split_reasoning
 from hexainst.builders.synthetic.cache import RequestCache, request_key
-from hexainst.builders.synthetic.endpoint import NO_KEY, resolve_endpoint
+from hexainst.builders.synthetic.config import SyntheticConfig
+from hexainst.builders.synthetic.endpoint import NO_KEY, requested, resolve_endpoint
 from hexainst.builders.synthetic.filters import CandidateFilter, blacklist_hit, format_reason
 from hexainst.builders.synthetic.client import MalformedResponse, wire_answer
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.settings import SettingError
 from hexainst.kernel.vocab import CATEGORIES
 
 SCHEMA = {"type": "object", "required": ["instruction"], "properties": {"instruction": {"type": "string", "minLength": 1}}}
@@ -165,3 +167,40 @@ def test_endpoint_resolution():
         resolve_endpoint("ftp://x", env={})
     with pytest.raises(UserError, match="unknown embedded generator"):
         resolve_endpoint(generator="nope", env={})
+
+
+# --- settings: each range declared once, errors name the setting (never a command-line flag) ----------
+
+@pytest.mark.parametrize(("changes", "setting", "problem"), [
+    ({"per_category": 0}, "per_category", "must be >= 1, got 0"),
+    ({"candidates": 17}, "candidates", "must be in 1..16, got 17"),
+    ({"temperature": 2.5}, "temperature", "must be in [0, 2], got 2.5"),
+    ({"top_p": 0.0}, "top_p", "must be in (0, 1], got 0.0"),
+    ({"concurrency": 0}, "concurrency", "must be in 1..256, got 0"),
+    ({"max_attempts": 11}, "max_attempts", "must be in 1..10, got 11"),
+    ({"timeout": 0.0}, "timeout", "must be > 0, got 0.0"),
+    ({"max_retries": -1}, "max_retries", "must be in 0..20, got -1"),
+    ({"max_slots_factor": 0.5}, "max_slots_factor", "must be >= 1, got 0.5"),
+    ({"embedded_threads": 0}, "embedded_threads", "must be in 1..256, got 0"),
+    ({"embedded_batch": 300}, "embedded_batch", "must be in 1..256, got 300"),
+    ({"embedded_dtype": "int8"}, "embedded_dtype", "must be one of auto, float32, bfloat16, got 'int8'"),
+    ({"membership_model": "m", "membership_k": 1.5}, "membership_k", "must be in (0, 1], got 1.5"),
+    ({"membership_k": 0.2}, "membership_k", "needs a membership model"),
+    ({"membership_threshold": 0.0}, "membership_threshold", "needs a membership model"),
+    ({"extra": {"maths": 3}}, "extra", "names unknown categories maths"),
+    ({"extra": {"math": -1}}, "extra", "counts must be integers >= 0"),
+])
+def test_a_synthetic_setting_out_of_range_names_the_setting(changes, setting, problem):
+    with pytest.raises(SettingError) as caught:
+        SyntheticConfig(**changes).check()
+    assert caught.value.setting == setting
+    assert caught.value.problem.startswith(problem)
+    assert "--" not in str(caught.value)
+
+
+def test_the_endpoint_asked_for_comes_from_the_arguments_then_the_environment():
+    env = {"HEXAINST_BASE_URL": "http://127.0.0.1:9/v1", "HEXAINST_MODEL": "from-env"}
+    assert requested(None, None, env) == ("http://127.0.0.1:9/v1", "from-env")
+    assert requested("http://h/v1", "m", env) == ("http://h/v1", "m")
+    assert requested(None, None, {}) == (None, None)
+    assert resolve_endpoint(None, None, env=env).model == "from-env"

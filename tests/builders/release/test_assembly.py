@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import hexainst
-from hexainst.builders.assembly import AssemblyError, assemble, select_cell
-from hexainst.builders.assembly.select import rank_key
+from hexainst.builders.release import AssemblyError, assemble, select_cell
+from hexainst.builders.release.select import rank_key
 from hexainst.kernel.records import natural_row, synthetic_row
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
 from validation_docs import outcome, validation_doc
@@ -72,7 +72,7 @@ def test_reserve_is_capped_and_takes_the_next_rows_by_rank():
 
 
 def test_a_short_cell_is_reported_with_its_shortfall():
-    from hexainst.builders.assembly.select import shortfall_error
+    from hexainst.builders.release.select import shortfall_error
 
     pool = made_up_pool("code", "synthetic", 102)
     ranked = sorted(pool, key=lambda r: rank_key(0, r["id"]))
@@ -112,10 +112,10 @@ def test_pools_too_small_without_validation_are_named_as_such(tmp_path):
 
 
 def test_assemble_balanced_release_with_reserve(tmp_path):
-    from hexainst.builders.assembly.config import AssemblyConfig
+    from hexainst.builders.release.config import ReleaseConfig
 
     write_pools(tmp_path / "pools")
-    report = assemble(tmp_path / "pools", tmp_path / "rel", config=AssemblyConfig(reserve=15))
+    report = assemble(tmp_path / "pools", tmp_path / "rel", config=ReleaseConfig(reserve=15))
     ds = hexainst.load(tmp_path / "rel")
     assert len(ds) == 1200
     cats = ds.features["category"].int2str(ds["category"])
@@ -141,11 +141,11 @@ def test_assemble_balanced_release_with_reserve(tmp_path):
 def test_validation_rejects_replaced_from_reserve_in_order_and_revisions_keep_original(tmp_path):
     from hexainst.kernel.validation_file import write as write_validation
 
-    from hexainst.builders.assembly.config import AssemblyConfig
+    from hexainst.builders.release.config import ReleaseConfig
 
     pools = write_pools(tmp_path / "pools")
     # A reserve of 15 (the whole rest of each 115-row pool), whatever rates the toolkit bundles: no row left to refill it.
-    config = AssemblyConfig(reserve=15)
+    config = ReleaseConfig(reserve=15)
     assemble(tmp_path / "pools", tmp_path / "before", config=config)
     before = {r["id"]: r for r in hexainst.load(tmp_path / "before").to_list()}
     reserve_before = [r for r in hexainst.load_reserve(tmp_path / "before")

@@ -7,7 +7,7 @@ from math import comb
 
 import pytest
 
-from hexainst.builders.assembly.reserve import expected_rates, reserve_plan, reserve_size
+from hexainst.builders.release.reserve import expected_rates, reserve_plan, reserve_size
 from hexainst.kernel.errors import UserError
 
 

@@ -14,12 +14,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hexainst.builders.release.config import ReleaseConfig
+from hexainst.builders.release.croissant import croissant_metadata
+from hexainst.builders.release.reserve import expected_rates, rates_record, reserve_plan
+from hexainst.builders.release.select import CellSelection, select_cell, shortfall_error
 from hexainst.kernel import atomic
-from hexainst.kernel.pools import ASSEMBLY_REPORT, NATURAL_REPORT, SYNTHETIC_REPORT, read_pools, read_report
-from hexainst.builders.assembly.config import AssemblyConfig
-from hexainst.builders.assembly.select import AssemblyError, CellSelection, select_cell, shortfall_error
-from hexainst.kernel.vocab import CATEGORIES, ROWS_PER_CELL, SOURCES
-
+from hexainst.kernel.jsonfiles import resource_json
+from hexainst.kernel.outputs import claim_release_dir
+from hexainst.kernel.pools import NATURAL_REPORT, SYNTHETIC_REPORT, read_pools, read_report
+from hexainst.kernel.release import read_release_rows, read_reserve, write_release
+from hexainst.kernel.settings import check_ranges
+from hexainst.kernel.validation_file import read as read_validation
+from hexainst.kernel.vocab import CATEGORIES, SOURCES
 
 
 def _filters(natural: Mapping[str, Any] | None, synthetic: Mapping[str, Any] | None) -> list[dict[str, Any]]:
@@ -77,7 +83,7 @@ def assemble(
     pools_dir: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     validation: str | os.PathLike[str] | None = None,
-    config: AssemblyConfig = AssemblyConfig(),
+    config: ReleaseConfig = ReleaseConfig(),
     *,
     sources_dir: str | None = None,
     load_path: str = "hexainst",
@@ -99,16 +105,9 @@ def assemble(
     candidates beyond that are not part of the release folder. Every check happens before anything is
     written. Returns the assembly report.
     """
-    from hexainst.builders.assembly.croissant import croissant_metadata
-    from hexainst.kernel.release import write_release
-
-    from hexainst.builders.assembly.reserve import expected_rates, rates_record, reserve_plan
-    from hexainst.kernel.outputs import claim_release_dir
-
     dirs = [Path(pools_dir)] if isinstance(pools_dir, (str, os.PathLike)) else [Path(d) for d in pools_dir]
     claim_release_dir(out_dir, inputs=[*dirs, validation, config.rejection_rates])
-    if config.rows_per_cell < 1 or (config.reserve is not None and config.reserve < 0):
-        raise AssemblyError(f"rows per cell must be >= 1 and the reserve >= 0 (got {config.rows_per_cell}, {config.reserve})")
+    check_ranges(config)
     seed, size = config.seed, config.rows_per_cell
     pools = read_pools(dirs)
     cell_of_id = {r["id"]: f"{c}/{s}" for (c, s), rows in pools.items() for r in rows}
@@ -122,19 +121,17 @@ def assemble(
     agreement = None
     round_info = None
     if validation is not None:
-        from hexainst.kernel.validation_file import read as read_validation
-
         doc = read_validation(validation, set(cell_of_id))
         outcomes = {o["id"]: o for o in doc["outcomes"]}
         round_info = rounds_info(doc)
         # One round: its agreement block is the card's; several: the card lists each round's own.
         agreement = doc["rounds"][0]["agreement"] if len(doc["rounds"]) == 1 else None
-    previous_order = _previous_order(previous) if previous is not None else {}
+    earlier = previous_order(previous) if previous is not None else {}
 
     selections: dict[tuple[str, str], CellSelection] = {
         (c, s): select_cell(c, s, pools[(c, s)], seed=seed, outcomes=outcomes, size=size,
-                            reserve_size=max(plan[f"{c}/{s}"]["reserve"], _kept_reserve(previous_order, c, s, size)),
-                            previous=previous_order.get((c, s), ()))
+                            reserve_size=max(plan[f"{c}/{s}"]["reserve"], _kept_reserve(earlier, c, s, size)),
+                            previous=earlier.get((c, s), ()))
         for c in CATEGORIES
         for s in SOURCES
     }
@@ -222,16 +219,12 @@ def _quality_review() -> dict[str, Any] | None:
 
     The card quotes it only for a release whose synthetic rows come from the generator it judged.
     """
-    from hexainst.kernel.jsonfiles import resource_json
-
-    doc = resource_json("hexainst.builders.assembly", "data", "quality_review.json")
+    doc = resource_json("hexainst.builders.release", "data", "quality_review.json")
     return doc.get("review") if isinstance(doc, dict) else None
 
 
-def _previous_order(folder: str | os.PathLike[str]) -> dict[tuple[str, str], list[str]]:
+def previous_order(folder: str | os.PathLike[str]) -> dict[tuple[str, str], list[str]]:
     """Per cell, the ids of an earlier release in order: its rows (by id) then its reserve (in order)."""
-    from hexainst.kernel.release import read_release_rows, read_reserve
-
     order: dict[tuple[str, str], list[str]] = {}
     for row in [*read_release_rows(folder), *read_reserve(folder)]:
         order.setdefault((row["category"], row["source"]), []).append(row["id"])

@@ -22,6 +22,7 @@ from typing import Any
 
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import read_json, resource_json
+from hexainst.kernel.validation_file import check as check_validation
 from hexainst.kernel.vocab import CATEGORIES, ROWS_PER_CELL, SOURCES
 
 #: Probability that a cell runs short despite its reserve, if the rates are right.
@@ -34,7 +35,7 @@ def reserve_size(rate: float, rows: int = ROWS_PER_CELL, alpha: float = ALPHA) -
         raise UserError(f"an expected rejection rate must be in [0, 1), got {rate}")
     if rate == 0.0:
         return 0
-    from scipy.stats import binom
+    from scipy.stats import binom  # scipy is heavy: imported when a reserve is sized
 
     def enough(r: int) -> bool:
         return binom.sf(rows - 1, rows + r, 1 - rate) >= 1 - alpha
@@ -59,7 +60,7 @@ def _cell(category: str, source: str) -> str:
 
 def bundled_rates() -> dict[str, Any]:
     """The bundled expected rates (``data/expected_rejection.json``): ``{"cells": {cell: rate}, "source": ...}``."""
-    return resource_json("hexainst.builders.assembly", "data", "expected_rejection.json")
+    return resource_json("hexainst.builders.release", "data", "expected_rejection.json")
 
 
 def _rates_from_validation(doc: Mapping[str, Any], pools_ids: Mapping[str, str], file: Path) -> dict[str, Any]:
@@ -91,9 +92,7 @@ def expected_rates(file: str | Path | None = None, cell_of_id: Mapping[str, str]
     file = Path(file)
     doc = read_json(file, what="rejection rates file")
     if isinstance(doc, dict) and doc.get("format") == "hexainst-validation":
-        from hexainst.kernel.validation_file import check
-
-        check(doc, str(file))
+        check_validation(doc, str(file))
         given = _rates_from_validation(doc, cell_of_id or {}, file)
     elif isinstance(doc, dict) and isinstance(doc.get("cells"), dict):
         given = {"cells": doc["cells"], "source": str(doc.get("source") or file)}

@@ -7,11 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from hexainst.builders.natural.config import NaturalConfig
+from hexainst.builders.natural import NaturalConfig, run
+from hexainst.cli.options import add_settings, config_from
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+def register(stages: argparse._SubParsersAction) -> None:
+    parser = stages.add_parser(
         "natural",
         help="extract natural candidate pools from the public sources (Hub or a local mirror)",
         description=(
@@ -23,26 +24,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "candidates vs target) and natural.lock.json (the revisions used)."
         ),
     )
-    parser.add_argument("--sources", type=Path, default=None, metavar="DIR",
-                        help="local mirror of the sources (default: $HEXAINST_SOURCES, else the Hub)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="output folder: new, empty, or an earlier 'build natural' output (replaced when complete)")
-    parser.add_argument("--lock", type=Path, default=None, metavar="FILE",
-                        help="a natural.lock.json from an earlier build: read the same revisions")
-    parser.add_argument("--seed", type=int, default=NaturalConfig.seed,
-                        help=f"seed of the pools' order (default {NaturalConfig.seed})")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_settings(parser, NaturalConfig, ["sources_dir", "lock_file", "seed", "progress"],
+                 flags={"sources_dir": "--sources", "lock_file": "--lock"})
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hexainst.builders.natural import build
-
-    report = build(args.out, sources_dir=args.sources, lock_file=args.lock, seed=args.seed,
-                   progress=not args.no_progress)
+    result = run(config_from(args, NaturalConfig, out_dir=args.out))
+    report, missing = result.report, result.missing_sources
     summary = {c: cell["candidates"] for c, cell in report["cells"].items()}
     print(json.dumps({"out": str(args.out), "candidates": summary, "short_cells": report["short_cells"]}))
-    missing = sorted(name for name, src in report["sources"].items() if src.get("status") == "missing")
     if missing:
         short = ", ".join(f"{c} by {n}" for c, n in report["short_cells"].items())
         print(f"hexainst build natural: warning: source(s) {', '.join(missing)} not found; short: {short or 'none'}",

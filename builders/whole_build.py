@@ -1,4 +1,7 @@
-"""``build_all``: natural -> synthetic -> release, each stage skipped when already done.
+"""The whole build: natural -> synthetic -> release in order, each stage skipped when already done, and top-up rounds.
+
+What ``hexainst build all`` (``make dataset``) and ``hexainst build topup`` run; the shell only
+parses their options into :class:`BuildConfig` / :class:`TopupConfig` and prints the result.
 
 Layout of the working folder (default ``work/``, git-ignored)::
 
@@ -6,6 +9,7 @@ Layout of the working folder (default ``work/``, git-ignored)::
     work/synthetic/    <category>.synthetic.jsonl, synthetic-report.json, synthetic-requests.json
     work/cache/synthetic/   the request cache (a rerun sends no request already answered)
     work/stages/<stage>.json  done-markers: the stage's inputs and the sha256 of its outputs
+    work/stages/topup.json    the candidates top-up rounds added per cell
 
 A stage is skipped when its marker records the same inputs and every output file still has the
 recorded hash. The natural stage reuses ``natural.lock.json`` so a rebuild reads the same revisions.
@@ -20,19 +24,37 @@ import math
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hexainst.builders import natural as natural_builder
 from hexainst.builders import synthetic as synthetic_builder
-from hexainst.builders.assembly.config import AssemblyConfig
 from hexainst.builders.natural.config import NaturalConfig
+from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
+from hexainst.builders.release.assemble import assemble, previous_order, write_report
+from hexainst.builders.release.config import ReleaseConfig
+from hexainst.builders.release.reserve import expected_rates, reserve_plan
+from hexainst.builders.release.select import rank_key
+from hexainst.builders.synthetic.config import OUTPUT_KIND as SYNTHETIC_KIND
 from hexainst.builders.synthetic.config import SyntheticConfig
+from hexainst.builders.synthetic.endpoint import redact_url, requested
+from hexainst.builders.synthetic.prompts import metaprompts
 from hexainst.kernel import atomic, environment
-from hexainst.kernel.outputs import OutputError
-from hexainst.kernel.pools import NATURAL_LOCK
-from hexainst.kernel.vocab import CATEGORIES, ROWS_PER_CELL
+from hexainst.kernel.jsonfiles import read_json
+from hexainst.kernel.outputs import OutputError, claim_output_dir, claim_release_dir
+from hexainst.kernel.pools import ASSEMBLY_REPORT, NATURAL_LOCK, read_pools
+from hexainst.kernel.release import (
+    GENERATIONS_FILE,
+    RATES_FILE,
+    TOPUP_FILE,
+    VALIDATION_FILE,
+    read_release_rows,
+    read_reserve,
+)
+from hexainst.kernel.settings import SettingError, setting
+from hexainst.kernel.validation_file import read as read_validation
+from hexainst.kernel.vocab import CATEGORIES, DEFAULT_SEED, ROWS_PER_CELL
 
 DEFAULT_WORK = "work"
 
@@ -85,12 +107,86 @@ class Stage:
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Settings of ``build all`` itself (each stage's settings live in that stage's config)."""
+    """Everything ``build all`` needs: where it works and writes, and each stage's own config.
 
-    #: Working folder: pools, request cache, stage markers.
-    work: Path = Path(DEFAULT_WORK)
-    #: Rerun finished stages too (the request cache still applies).
-    force: bool = False
+    ``seed`` is the seed of every stage: it replaces the seed of the three stage configs.
+    """
+
+    #: The release folder to write: a new or empty folder, or an earlier HexaInst release.
+    out: Path
+    work: Path = setting(Path(DEFAULT_WORK), "working folder for pools, request cache and stage markers",
+                         metavar="DIR")
+    force: bool = setting(False, "rerun finished stages too (the request cache still applies)")
+    seed: int = setting(DEFAULT_SEED, "seed for every stage")
+    #: A validation file to apply at assembly (``None``: the one the ``out`` release ships, if any).
+    validation: Path | None = None
+    shipped_validation: bool = setting(
+        True, "apply no validation file, not even the one the release folder ships (every row pending)")
+    #: ``synthetic.per_category`` was chosen (else: 100 + each cell's planned reserve).
+    per_category_explicit: bool = False
+    natural: NaturalConfig = field(default_factory=NaturalConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    release: ReleaseConfig = field(default_factory=ReleaseConfig)
+
+    def check(self) -> "BuildConfig":
+        """Raise :class:`SettingError` for settings that contradict each other; return self."""
+        if self.validation is not None and not self.shipped_validation:
+            raise SettingError("shipped_validation", "contradicts a validation file given too; give one of them")
+        return self
+
+    def seeded(self) -> tuple[NaturalConfig, SyntheticConfig, ReleaseConfig]:
+        """The three stage configs with this build's seed."""
+        return (dataclasses.replace(self.natural, seed=self.seed), self.synthetic.replace(seed=self.seed),
+                dataclasses.replace(self.release, seed=self.seed))
+
+
+@dataclass(frozen=True)
+class TopupConfig:
+    """Everything ``build topup`` needs: the release built earlier, its working folder, the validation file."""
+
+    #: The release folder built earlier.
+    out: Path
+    #: The validation file whose rejections leave cells short.
+    validation: Path
+    work: Path = setting(Path(DEFAULT_WORK), "the working folder of the build that made the release", metavar="DIR")
+    seed: int = setting(DEFAULT_SEED, "the build's seed")
+    oversample: bool = setting(
+        False, "ask for short / acceptance new candidates per cell, the acceptance (accepted or revised over "
+               "decided) measured in that cell by the validation file and the cell's pending rows counted at that "
+               "acceptance, so that one more round over the pending and the new rows is expected to fill it "
+               "(default: exactly as many as the cell is short, pending rows counted as usable)")
+    per_category_explicit: bool = False
+    natural: NaturalConfig = field(default_factory=NaturalConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    release: ReleaseConfig = field(default_factory=ReleaseConfig)
+
+    def seeded(self) -> tuple[NaturalConfig, SyntheticConfig, ReleaseConfig]:
+        return (dataclasses.replace(self.natural, seed=self.seed), self.synthetic.replace(seed=self.seed),
+                dataclasses.replace(self.release, seed=self.seed))
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a whole build wrote: the release folder and its assembly report."""
+
+    out: Path
+    report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TopupResult:
+    """What a top-up round found and did.
+
+    ``cells``: per cell, the rows still usable, pending and the shortfall (:func:`shortfalls`);
+    ``added``: new candidates per cell that got any; ``new_ids``: their ids; ``report``: the
+    assembly report of the rewritten release (``None`` when no cell was short).
+    """
+
+    out: Path
+    cells: dict[str, dict[str, int]]
+    added: dict[str, int]
+    new_ids: list[str]
+    report: dict[str, Any] | None
 
 
 def synthetic_targets(synthetic: SyntheticConfig, plan: Mapping[str, Mapping[str, Any]], explicit: bool) -> SyntheticConfig:
@@ -101,75 +197,59 @@ def synthetic_targets(synthetic: SyntheticConfig, plan: Mapping[str, Mapping[str
     return synthetic.replace(per_category=ROWS_PER_CELL, extra=extra)
 
 
-def build_all(
-    out: Path,
-    *,
-    build: BuildConfig = BuildConfig(),
-    natural: NaturalConfig = NaturalConfig(),
-    synthetic: SyntheticConfig = SyntheticConfig(),
-    assembly: AssemblyConfig = AssemblyConfig(),
-    validation: Path | None = None,
-    per_category_explicit: bool = False,
-    shipped_validation: bool = True,
-) -> dict[str, Any]:
-    """Run every stage into ``build.work`` and write the release into ``out``; return the assembly report.
+def build_all(config: BuildConfig) -> BuildResult:
+    """Run every stage into ``config.work`` and write the release into ``config.out``.
 
     Every output location is checked before any work. A release folder that ships its generations
     (``generations/synthetic.jsonl``) fills the request cache first, so rebuilding a committed
     release sends no request; the new release ships the generations it used. Likewise a release that
-    ships its validation file (``validation.json``) has it applied again unless ``validation`` names
-    another file or ``shipped_validation`` is false, and one that ships a top-up record (``topup.json``)
-    is rebuilt with those candidates, in the order it holds them.
+    ships its validation file (``validation.json``) has it applied again unless ``config.validation``
+    names another file or ``config.shipped_validation`` is false, and one that ships a top-up record
+    (``topup.json``) is rebuilt with those candidates, in the order it holds them.
     """
-    from hexainst.kernel.release import TOPUP_FILE, VALIDATION_FILE
-
+    config.check()
+    out, validation = Path(config.out), config.validation
+    natural, synthetic, release = config.seeded()
     with tempfile.TemporaryDirectory(prefix="hexainst-shipped-") as tmp:
-        shipped = Path(out) / VALIDATION_FILE
-        if validation is None and shipped_validation and shipped.is_file():
+        shipped = out / VALIDATION_FILE
+        if validation is None and config.shipped_validation and shipped.is_file():
             validation = Path(tmp) / VALIDATION_FILE  # a copy: the release folder is rewritten, and is no input
             shutil.copyfile(shipped, validation)
             print(f"[release] applying the validation file the release ships ({shipped}); --no-validation: none")
-        assembly = shipped_rates(out, assembly, Path(tmp))
-        topup_record = Path(out) / TOPUP_FILE
-        return _build_all(out, build=build, natural=natural, synthetic=synthetic, assembly=assembly,
-                          validation=validation, per_category_explicit=per_category_explicit,
-                          shipped_topup=_read_topup(topup_record) if topup_record.is_file() else None)
+        release = shipped_rates(out, release, Path(tmp))
+        topup_record = out / TOPUP_FILE
+        report = _build_all(out, work=Path(config.work), force=config.force, natural=natural, synthetic=synthetic,
+                            release=release, validation=validation, per_category_explicit=config.per_category_explicit,
+                            shipped_topup=read_topup(topup_record) if topup_record.is_file() else None)
+    return BuildResult(out=out, report=report)
 
 
 def _build_all(
     out: Path,
     *,
-    build: BuildConfig,
+    work: Path,
+    force: bool,
     natural: NaturalConfig,
     synthetic: SyntheticConfig,
-    assembly: AssemblyConfig,
+    release: ReleaseConfig,
     validation: Path | None,
     per_category_explicit: bool,
     shipped_topup: dict[str, int] | None,
 ) -> dict[str, Any]:
-    from hexainst.builders.assembly.assemble import assemble, write_report
-    from hexainst.builders.assembly.reserve import expected_rates, reserve_plan
-    from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
-    from hexainst.builders.synthetic.config import OUTPUT_KIND as SYNTHETIC_KIND
-    from hexainst.kernel.outputs import claim_output_dir, claim_release_dir
-    from hexainst.kernel.pools import ASSEMBLY_REPORT
-    from hexainst.kernel.release import GENERATIONS_FILE
-
-    work = Path(build.work)
     if work.exists() and not work.is_dir():
         raise OutputError(f"--work {work}: is a file, not a folder; name a folder")
     natural_dir, synthetic_dir = work / "natural", work / "synthetic"
     cache_dir = Path(synthetic.cache_dir) if synthetic.cache_dir is not None else work / "cache" / "synthetic"
     sources = natural.sources_dir if natural.sources_dir is not None else environment.sources_dir()
     lock = natural_dir / NATURAL_LOCK
-    synthetic = synthetic.replace(base_url=synthetic.base_url or environment.base_url(),
-                                  model=synthetic.model or environment.model(),
-                                  natural_pool_dir=natural_dir, cache_dir=cache_dir).check()
+    base_url, model = requested(synthetic.base_url, synthetic.model)
+    synthetic = synthetic.replace(base_url=base_url, model=model, natural_pool_dir=natural_dir,
+                                  cache_dir=cache_dir).check()
     # Every output location is checked before any work starts.
-    claim_release_dir(out, inputs=[sources, validation, assembly.rejection_rates, work], option="--out")
+    claim_release_dir(out, inputs=[sources, validation, release.rejection_rates, work], option="--out")
     claim_output_dir(natural_dir, NATURAL_KIND, inputs=[sources], option="--work")
     claim_output_dir(synthetic_dir, SYNTHETIC_KIND, inputs=[natural_dir, cache_dir], option="--work")
-    plan = reserve_plan(expected_rates(assembly.rejection_rates), assembly.rows_per_cell, cap=assembly.max_reserve)
+    plan = reserve_plan(expected_rates(release.rejection_rates), release.rows_per_cell, cap=release.max_reserve)
     extra = _topup_extra(work) or (shipped_topup or {})
     synthetic = synthetic_targets(_with_topup(synthetic, extra), plan, per_category_explicit)
 
@@ -178,7 +258,7 @@ def _build_all(
     natural_stage.run(
         lambda: natural_builder.build(natural_dir, sources_dir=sources, lock_file=lock if lock.exists() else None,
                                       seed=natural.seed, progress=natural.progress),
-        force=build.force,
+        force=force,
     )
 
     shipped = Path(out) / GENERATIONS_FILE
@@ -189,20 +269,18 @@ def _build_all(
     natural_hash = hashlib.sha256(
         "".join(f"{n}:{h}" for n, h in _outputs(natural_dir).items() if n.endswith(".natural.jsonl")).encode()
     ).hexdigest()
-    from hexainst.builders.synthetic.prompts import metaprompts
-
-    synthetic_stage = Stage(work, "synthetic", synthetic_dir, {**_stage_inputs(synthetic), "natural_pools": natural_hash,
+    synthetic_stage = Stage(work, "synthetic", synthetic_dir, {**stage_inputs(synthetic), "natural_pools": natural_hash,
                                                                "metaprompt_version": metaprompts()["version"]})
-    synthetic_stage.run(lambda: synthetic_builder.build(synthetic_dir, config=synthetic), force=build.force)
+    synthetic_stage.run(lambda: synthetic_builder.build(synthetic_dir, config=synthetic), force=force)
 
     print(f"[release] assembling -> {out}")
     with tempfile.TemporaryDirectory(prefix="hexainst-generations-") as tmp:
         generations = Path(tmp) / "synthetic.jsonl"
         synthetic_builder.export_generations(cache_dir, generations, used_only_for=synthetic_dir)
         report = assemble(
-            [natural_dir, synthetic_dir], out, validation=validation, config=assembly,
+            [natural_dir, synthetic_dir], out, validation=validation, config=release,
             sources_dir=str(sources) if sources else None, generations=generations,
-            reserve_sizes=_reserve_sizes(plan, extra) if extra and assembly.reserve is None else None,
+            reserve_sizes=reserve_sizes(plan, extra) if extra and release.reserve is None else None,
             # A topped-up release keeps its order (what was annotated never moves): the folder is its record.
             previous=out if shipped_topup else None,
             topup={"extra": extra} if extra else None,
@@ -211,36 +289,32 @@ def _build_all(
     return report
 
 
-def _stage_inputs(config: SyntheticConfig) -> dict[str, Any]:
+def stage_inputs(config: SyntheticConfig) -> dict[str, Any]:
     """What makes a synthetic build's output: every setting except where things are kept and how they are shown."""
-    skip = {"cache_dir", "natural_pool_dir", "progress", "embedded_threads", "embedded_batch", "embedded_dtype",
+    skip = {"out_dir", "cache_dir", "natural_pool_dir", "progress", "embedded_threads", "embedded_batch", "embedded_dtype",
             "concurrency", "timeout", "max_retries"}
     out = {}
     for name, value in sorted(dataclasses.asdict(config).items()):
         if name in skip or (name.startswith("membership") and value is None):
             continue
         if name == "base_url":  # credentials in the URL never reach a file (the key is not a setting at all)
-            from hexainst.builders.synthetic.endpoint import redact_url
-
             value = redact_url(value)
         out[name] = str(value) if isinstance(value, Path) else value
     return out
 
 
-def shipped_rates(out: Path, assembly: AssemblyConfig, tmp: Path) -> AssemblyConfig:
-    """``assembly`` planning with the rejection rates the release in ``out`` ships, unless it names its own.
+def shipped_rates(out: Path, release: ReleaseConfig, tmp: Path) -> ReleaseConfig:
+    """``release`` planning with the rejection rates the release in ``out`` ships, unless it names its own.
 
     A release records the rates its reserves were planned with; rebuilding it with them keeps every
     reserve (and so every synthetic request) as it was, whatever rates the toolkit bundles by then.
     """
-    from hexainst.kernel.release import RATES_FILE
-
     file = Path(out) / RATES_FILE
-    if assembly.rejection_rates is not None or not file.is_file():
-        return assembly
+    if release.rejection_rates is not None or not file.is_file():
+        return release
     copy = tmp / RATES_FILE  # a copy: the release folder is rewritten, and is no input
     shutil.copyfile(file, copy)
-    return dataclasses.replace(assembly, rejection_rates=copy)
+    return dataclasses.replace(release, rejection_rates=copy)
 
 
 TOPUP_STATE = "topup.json"
@@ -249,7 +323,7 @@ TOPUP_STATE = "topup.json"
 def _topup_extra(work: Path) -> dict[str, int]:
     """Candidates added by earlier top-up rounds, per cell (``work/stages/topup.json``), so that a rebuild keeps them."""
     file = work / "stages" / TOPUP_STATE
-    return _read_topup(file) if file.is_file() else {}
+    return read_topup(file) if file.is_file() else {}
 
 
 def topup_so_far(work: Path, out: Path) -> dict[str, int]:
@@ -259,15 +333,11 @@ def topup_so_far(work: Path, out: Path) -> dict[str, int]:
     top-up there must add to the earlier rounds, not replace them (it asked the synthetic stage for
     too few candidates, and found too few new ones).
     """
-    from hexainst.kernel.release import TOPUP_FILE
-
-    return _topup_extra(work) or (_read_topup(Path(out) / TOPUP_FILE) if (Path(out) / TOPUP_FILE).is_file() else {})
+    return _topup_extra(work) or (read_topup(Path(out) / TOPUP_FILE) if (Path(out) / TOPUP_FILE).is_file() else {})
 
 
-def _read_topup(file: Path) -> dict[str, int]:
+def read_topup(file: Path) -> dict[str, int]:
     """A top-up record ``{"extra": {"<category>/<source>": n}}`` (the work folder's, or the one a release ships)."""
-    from hexainst.kernel.jsonfiles import read_json
-
     doc = read_json(file, what="top-up record")
     extra = doc.get("extra") if isinstance(doc, dict) else None
     cells = {f"{c}/{s}" for c in CATEGORIES for s in ("natural", "synthetic")}
@@ -286,15 +356,13 @@ def _with_topup(synthetic: SyntheticConfig, topup_extra: Mapping[str, int]) -> S
     return synthetic.replace(extra={c: n for c, n in merged.items() if n})
 
 
-def _reserve_sizes(plan: Mapping[str, Mapping[str, Any]], topup_extra: Mapping[str, int]) -> dict[str, int]:
+def reserve_sizes(plan: Mapping[str, Mapping[str, Any]], topup_extra: Mapping[str, int]) -> dict[str, int]:
     return {cell: int(entry["reserve"]) + int(topup_extra.get(cell, 0)) for cell, entry in plan.items()}
 
 
 def shortfalls(out: Path, outcomes: Mapping[str, Mapping[str, Any]],
                rows_per_cell: int = ROWS_PER_CELL) -> dict[str, dict[str, int]]:
     """Per cell of the release in ``out``: rows still usable (release + reserve, not rejected) and the shortfall."""
-    from hexainst.kernel.release import read_release_rows, read_reserve
-
     usable: dict[str, int] = {f"{c}/{s}": 0 for c in CATEGORIES for s in ("natural", "synthetic")}
     pending = dict.fromkeys(usable, 0)
     for row in [*read_release_rows(out), *read_reserve(out)]:
@@ -328,7 +396,7 @@ def candidates_to_fill(cell: Mapping[str, int], acceptance: float | None, rows_p
     ``probability``. The acceptance is taken as known (its own sampling error is not added). Without a
     measured acceptance it is the plain shortfall (pending rows counted as usable).
     """
-    from scipy.stats import binom
+    from scipy.stats import binom  # scipy is heavy: imported when a top-up oversamples
 
     if acceptance is None:
         return int(cell["short"])
@@ -369,39 +437,29 @@ def cell_acceptance(cell_of: Mapping[str, str], outcomes: Mapping[str, Mapping[s
     return {cell: sum(kept) / len(kept) for cell, kept in sorted(decided.items())}
 
 
-def topup(
-    out: Path,
-    validation: Path,
-    *,
-    build: BuildConfig = BuildConfig(),
-    natural: NaturalConfig = NaturalConfig(),
-    synthetic: SyntheticConfig = SyntheticConfig(),
-    assembly: AssemblyConfig = AssemblyConfig(),
-    per_category_explicit: bool = False,
-    oversample: bool = False,
-) -> dict[str, Any]:
+def topup(config: TopupConfig) -> TopupResult:
     """Give every cell that validation leaves short that many new candidates, appended to its reserve.
 
-    With ``oversample``, a cell gets enough new candidates that one more round of validation, over its
-    pending rows and the new ones together, fills it with probability ``FILL_PROBABILITY`` at the
-    acceptance (accepted or revised over decided) measured in that cell by ``validation``
-    (:func:`candidates_to_fill`; a cell with nothing decided gets its plain shortfall).
+    With ``config.oversample``, a cell gets enough new candidates that one more round of validation,
+    over its pending rows and the new ones together, fills it with probability ``FILL_PROBABILITY``
+    at the acceptance (accepted or revised over decided) measured in that cell by the validation
+    file (:func:`candidates_to_fill`; a cell with nothing decided gets its plain shortfall).
 
     Natural cells take the next pool rows by rank; synthetic cells get new slots of the same seeded
     plan (same filters, every earlier answer reused). The release is rewritten with everything
     selected before kept in place and the new candidates (validation pending) at the end of their
-    cells' reserves. Returns ``{"cells": {cell: {"usable", "short"}}, "new_ids": [...], "report": ...}``.
+    cells' reserves.
     """
+    out = Path(config.out)
+    natural, synthetic, release = config.seeded()
     with tempfile.TemporaryDirectory(prefix="hexainst-shipped-") as tmp:
-        return _topup(out, validation, build=build, natural=natural, synthetic=synthetic,
-                      assembly=shipped_rates(out, assembly, Path(tmp)), per_category_explicit=per_category_explicit,
-                      oversample=oversample)
+        return _topup(out, Path(config.validation), work=Path(config.work), natural=natural, synthetic=synthetic,
+                      release=shipped_rates(out, release, Path(tmp)),
+                      per_category_explicit=config.per_category_explicit, oversample=config.oversample)
 
 
 def _check_same_build(out: Path, work: Path, known: set[str]) -> None:
     """The release in ``out`` was made from the pools in ``work`` (else the top-up would blame the validation file)."""
-    from hexainst.kernel.release import read_release_rows
-
     ids = [r["id"] for r in read_release_rows(out)]
     foreign = [i for i in ids if i not in known]
     if foreign:
@@ -409,16 +467,8 @@ def _check_same_build(out: Path, work: Path, known: set[str]) -> None:
                           f"rows, e.g. {foreign[0]!r}, are not in them); give the --work of the build that made it")
 
 
-def _topup(out: Path, validation: Path, *, build: BuildConfig, natural: NaturalConfig, synthetic: SyntheticConfig,
-           assembly: AssemblyConfig, per_category_explicit: bool, oversample: bool) -> dict[str, Any]:
-    from hexainst.builders.assembly.assemble import _previous_order, assemble, write_report
-    from hexainst.builders.assembly.reserve import expected_rates, reserve_plan
-    from hexainst.builders.assembly.select import rank_key
-    from hexainst.kernel.outputs import claim_release_dir
-    from hexainst.kernel.pools import ASSEMBLY_REPORT, read_pools
-    from hexainst.kernel.validation_file import read as read_validation
-
-    work = Path(build.work)
+def _topup(out: Path, validation: Path, *, work: Path, natural: NaturalConfig, synthetic: SyntheticConfig,
+           release: ReleaseConfig, per_category_explicit: bool, oversample: bool) -> TopupResult:
     natural_dir, synthetic_dir = work / "natural", work / "synthetic"
     cache_dir = Path(synthetic.cache_dir) if synthetic.cache_dir is not None else work / "cache" / "synthetic"
     claim_release_dir(out, inputs=[validation, work], option="--out")
@@ -426,10 +476,6 @@ def _topup(out: Path, validation: Path, *, build: BuildConfig, natural: NaturalC
         if not folder.is_dir():
             raise OutputError(f"--work {work}: no {folder.name}/ pools; run 'hexainst build all' with this --work first")
     # The top-up rewrites both pool folders: they must be that build's own (named by --work, not a stage's --out).
-    from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
-    from hexainst.builders.synthetic.config import OUTPUT_KIND as SYNTHETIC_KIND
-    from hexainst.kernel.outputs import claim_output_dir
-
     claim_output_dir(natural_dir, NATURAL_KIND, option="--work")
     claim_output_dir(synthetic_dir, SYNTHETIC_KIND, inputs=[natural_dir, cache_dir], option="--work")
     pools = read_pools([natural_dir, synthetic_dir])
@@ -438,25 +484,25 @@ def _topup(out: Path, validation: Path, *, build: BuildConfig, natural: NaturalC
     outcomes = {o["id"]: o for o in read_validation(validation, known)["outcomes"]}
     cell_of = {r["id"]: f"{category}/{source}" for (category, source), rows in pools.items() for r in rows}
     acceptance = cell_acceptance(cell_of, outcomes) if oversample else {}
-    cells = shortfalls(out, outcomes, assembly.rows_per_cell)
+    cells = shortfalls(out, outcomes, release.rows_per_cell)
     if oversample:  # pending rows count at the acceptance their cell has shown so far
         need = {cell: n for cell, v in cells.items()
-                if (n := candidates_to_fill(v, acceptance.get(cell), assembly.rows_per_cell))}
+                if (n := candidates_to_fill(v, acceptance.get(cell), release.rows_per_cell))}
     else:
         need = {cell: v["short"] for cell, v in cells.items() if v["short"]}
     if not need:
-        return {"cells": cells, "new_ids": [], "report": None}
-    previous = _previous_order(out)
+        return TopupResult(out=out, cells=cells, added={}, new_ids=[], report=None)
+    previous = previous_order(out)
 
     topup_extra = topup_so_far(work, out)
     topup_extra = {cell: topup_extra.get(cell, 0) + need.get(cell, 0) for cell in {*topup_extra, *need}}
     added = {cell.split("/")[0]: n for cell, n in need.items() if cell.endswith("/synthetic")}
     if added:
-        plan = reserve_plan(expected_rates(assembly.rejection_rates), assembly.rows_per_cell, cap=assembly.max_reserve)
+        plan = reserve_plan(expected_rates(release.rejection_rates), release.rows_per_cell, cap=release.max_reserve)
+        base_url, model = requested(synthetic.base_url, synthetic.model)
         config = synthetic_targets(
-            _with_topup(synthetic, topup_extra).replace(
-                base_url=synthetic.base_url or environment.base_url(), model=synthetic.model or environment.model(),
-                natural_pool_dir=natural_dir, cache_dir=cache_dir),
+            _with_topup(synthetic, topup_extra).replace(base_url=base_url, model=model, natural_pool_dir=natural_dir,
+                                                        cache_dir=cache_dir),
             plan, per_category_explicit).check()
         print(f"[topup] {sum(added.values())} more synthetic candidates: "
               + ", ".join(f"{c} +{n}" for c, n in sorted(added.items())))
@@ -466,13 +512,13 @@ def _topup(out: Path, validation: Path, *, build: BuildConfig, natural: NaturalC
     sizes: dict[str, int] = {}
     new_ids: list[str] = []
     for (category, source), ids in previous.items():
-        sizes[f"{category}/{source}"] = max(0, len(ids) - assembly.rows_per_cell)
+        sizes[f"{category}/{source}"] = max(0, len(ids) - release.rows_per_cell)
     for cell, n in need.items():
         category, source = cell.split("/")
         before = set(previous.get((category, source), []))
         fresh = sorted((r for r in pools[(category, source)] if r["id"] not in before
                         and (outcomes.get(r["id"]) or {}).get("status") != "rejected"),
-                       key=lambda r: rank_key(assembly.seed, r["id"]))[:n]
+                       key=lambda r: rank_key(release.seed, r["id"]))[:n]
         if len(fresh) < n:
             raise OutputError(f"cell {cell}: only {len(fresh)} new candidates available, {n} needed")
         new_ids += [r["id"] for r in fresh]
@@ -480,9 +526,9 @@ def _topup(out: Path, validation: Path, *, build: BuildConfig, natural: NaturalC
     with tempfile.TemporaryDirectory(prefix="hexainst-generations-") as tmp:
         generations = Path(tmp) / "synthetic.jsonl"
         synthetic_builder.export_generations(cache_dir, generations, used_only_for=synthetic_dir)
-        report = assemble([natural_dir, synthetic_dir], out, validation=validation, config=assembly,
+        report = assemble([natural_dir, synthetic_dir], out, validation=validation, config=release,
                           sources_dir=str(natural.sources_dir) if natural.sources_dir else None,
                           generations=generations, previous=out, reserve_sizes=sizes, topup={"extra": topup_extra})
     write_report(report, work / ASSEMBLY_REPORT)
     atomic.write_text(work / "stages" / TOPUP_STATE, json.dumps({"extra": topup_extra}, indent=2, sort_keys=True) + "\n")
-    return {"cells": cells, "new_ids": new_ids, "added": need, "report": report}
+    return TopupResult(out=out, cells=cells, added=need, new_ids=new_ids, report=report)

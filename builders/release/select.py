@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hexainst.builders.text import normalize
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.vocab import ROWS_PER_CELL
 
@@ -72,8 +73,6 @@ def apply_outcome(row: Mapping[str, Any], outcome: Mapping[str, Any] | None) -> 
     status = outcome["status"]
     original = None
     if status == "revised":
-        from hexainst.builders.text import normalize
-
         corrected = normalize(outcome.get("corrected_instruction") or "")
         if not corrected:
             raise AssemblyError(f"validation outcome for {row['id']}: status revised without a corrected instruction")

@@ -1,0 +1,60 @@
+"""``hexainst build all``: every stage, natural -> synthetic -> release (what ``make dataset`` runs)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hexainst.builders.natural.config import NaturalConfig
+from hexainst.builders.release.config import ReleaseConfig
+from hexainst.builders.synthetic.config import SyntheticConfig
+from hexainst.builders.whole_build import BuildConfig, build_all
+from hexainst.cli.build.release import print_summary
+from hexainst.cli.build.synthetic import add_membership_settings
+from hexainst.cli.options import add_settings, config_from
+
+
+def register(stages: argparse._SubParsersAction) -> None:
+    every = stages.add_parser(
+        "all",
+        help="run every stage: natural, synthetic, release (resumable)",
+        description=(
+            "Build HexaInst end to end: natural candidates (the Hub, or an offline mirror with --sources), synthetic "
+            "candidates (the configured OpenAI-compatible endpoint, else the embedded local model), then the "
+            "release. Finished stages are skipped on a rerun with the same inputs, and the synthetic stage's request "
+            "cache means no request is sent twice. Rebuilding into a release folder reuses what it ships: its "
+            "generations (no request sent again), its validation file (validation.json, applied again unless "
+            "--validation names another or --no-validation) and its top-up record (topup.json: the candidates "
+            "top-up rounds added, kept in the order the release holds them), so a fresh clone's 'make dataset' "
+            "rebuilds the committed release byte for byte. Prints what it built and how to load it."
+        ),
+    )
+    add_settings(every, BuildConfig, ["work"])
+    every.add_argument("--out", type=Path, required=True, metavar="DIR",
+                       help="release folder: a new or empty folder, or an earlier HexaInst release ('make dataset' uses hexainst/)")
+    add_settings(every, NaturalConfig, ["sources_dir"], flags={"sources_dir": "--sources"})
+    add_settings(every, SyntheticConfig, ["base_url", "model", "per_category"], defaults={"per_category": None})
+    add_settings(every, ReleaseConfig, ["rejection_rates"])
+    every.add_argument("--validation", type=Path, metavar="FILE",
+                       help="validation.json to apply at assembly (default: the one the --out release ships, "
+                            "validation.json in that folder, if any: rebuilding a validated release applies its "
+                            "own verdicts again; the new release ships the file applied)")
+    add_settings(every, BuildConfig, ["shipped_validation", "seed"], flags={"shipped_validation": "--no-validation"})
+    add_settings(every, SyntheticConfig, ["embedded_threads"], flags={"embedded_threads": "--threads"})
+    add_settings(every, BuildConfig, ["force"])
+    add_membership_settings(every)
+    every.set_defaults(handler=_all)
+
+
+def _all(args: argparse.Namespace) -> int:
+    explicit = args.per_category is not None
+    per_category = args.per_category if explicit else SyntheticConfig.per_category
+    config = config_from(
+        args, BuildConfig, per_category_explicit=explicit,
+        natural=config_from(args, NaturalConfig),
+        synthetic=config_from(args, SyntheticConfig, per_category=per_category),
+        release=config_from(args, ReleaseConfig),
+    )
+    result = build_all(config)
+    print_summary(result.report, result.out)
+    return 0
