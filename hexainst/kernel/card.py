@@ -26,15 +26,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import datasets
-from datasets.info import DatasetInfo, DatasetInfosDict
-from huggingface_hub import DatasetCard, DatasetCardData
+from typing import TYPE_CHECKING
 
-from hexainst import __version__
+from hexainst.kernel.version import __version__
 from hexainst.kernel.features import dataset_from_rows, release_features
 from hexainst.kernel.templating import environment
 from hexainst.kernel.validation_text import summary as validation_text
 from hexainst.kernel.vocab import CATEGORIES, ROWS_PER_CELL, SCHEMA_VERSION, SOURCES, VALIDATION_STATUSES
+
+if TYPE_CHECKING:
+    from datasets.info import DatasetInfosDict
+    from huggingface_hub import DatasetCard, DatasetCardData
 
 #: The card templates: the repository's ``cards/`` folder, shipped as the package ``hexainst.cards``.
 CARDS_DIR = Path(str(resources.files("hexainst.cards")))
@@ -47,6 +49,9 @@ _LICENSE_TEMPLATES = environment(CARDS_DIR, trim_blocks=False, lstrip_blocks=Fal
 
 
 def _dataset_info(release_rows: Sequence[Mapping[str, Any]], counts: Mapping[str, int]) -> DatasetInfosDict:
+    # deferred: datasets is heavy (about 1 s), and `import hexainst` / `hexainst --help` reach this module
+    import datasets
+    from datasets.info import DatasetInfo, DatasetInfosDict
     infos = {}
     sizes = {}
     for category in counts:
@@ -182,6 +187,7 @@ def _percent(fraction: float) -> str:
 
 def _card_data(release_rows: Sequence[Mapping[str, Any]], counts: Mapping[str, int]) -> DatasetCardData:
     """The card's YAML header: licence, configs (default + one per category), dataset_info."""
+    from huggingface_hub import DatasetCardData  # deferred: heavy, see _dataset_info
     configs = [{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}] + [
         {"config_name": c, "data_files": [{"split": "train", "path": f"data/{c}.parquet"}]} for c in counts
     ]
@@ -300,6 +306,8 @@ def render_card(
         rounds=_rounds_table(release_rows, round_info.get("rounds") or []),
         build_description=build_description,
     )
+    from huggingface_hub import DatasetCard  # deferred: heavy, see _dataset_info
+
     return DatasetCard(text)
 
 
