@@ -13,6 +13,7 @@ of each arm, prints a p-value over runs only where every arm compared has
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -22,9 +23,12 @@ from typing import Any
 from hexainst.kernel.atomic import staged_dir, write_text
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import dumps_stable, read_json
+from hexainst.kernel.log import STDOUT
 
 from .design import FORMAT, MIN_SEEDS, arms, seed_test
 from .recipe import VARIANTS, Recipe
+
+log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 FORMATS = ("raw", "recipe")
@@ -70,7 +74,7 @@ def record_runs(recipe: Recipe, stores: PathLike, rows: Sequence[dict[str, Any]]
         for name, path in models.items():
             target = Path(stores) / fmt / name
             if progress:
-                print(f"recording {name} ({fmt}) into {target}", flush=True)
+                log.info("recording %s (%s) into %s", name, fmt, target, extra=STDOUT)
             record(path, fed, target, batch_size=batch_size, progress=progress)
             out.setdefault(fmt, {})[name] = str(target)
     return out

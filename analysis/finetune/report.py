@@ -12,6 +12,7 @@ and writes ``report.md``, ``results.json``, ``figures/`` and ``tables/`` into on
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -23,8 +24,11 @@ import numpy as np
 from hexainst.kernel.atomic import staged_dir, write_text
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import dumps_stable, read_json
+from hexainst.kernel.log import STDOUT
 
 from .recipe import Recipe
+
+log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 #: The single-run pair this report reads (seed 0 of two arms); the multi-seed design with the
@@ -101,7 +105,7 @@ def evaluate_pair(recipe: Recipe, out: PathLike, *, sources: PathLike | None = N
     previous = _previous_evaluation(out, recipe, done, split)
     if previous is not None:
         if progress:
-            print(f"{out}: already evaluated (same recipe, fine-tunes and rows); kept", flush=True)
+            log.info("%s: already evaluated (same recipe, fine-tunes and rows); kept", out, extra=STDOUT)
         return previous
     paths = {"base": resolve_model(recipe.model), **{v: str(done[v].path) for v in VARIANTS}}
     greedy_rows = split.eval[: int(recipe.evaluation["greedy"])]

@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     from hexainst import __version__
 
     parser.add_argument("--version", action="version", version=f"hexainst {__version__}")
+    # What the library's messages show (hexainst.kernel.log); before the command: hexainst --quiet build all.
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=0,
+                       help="also show debug messages")
+    shown.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                       help="show only warnings and errors (progress bars are the commands' own --quiet or --no-progress)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     build = commands.add_parser(
@@ -59,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from hexainst.kernel.log import configure
+
+    configure(args.verbosity)
     try:
         with contextlib.ExitStack() as locks:
             _lock_build_outputs(args, locks)
@@ -66,7 +75,7 @@ def _run(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI's one place to turn errors into messages
+    except Exception as exc:  # the CLI's one place to turn errors into messages
         from hexainst.kernel.errors import UserError, one_line
 
         if isinstance(exc, UserError):

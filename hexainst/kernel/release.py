@@ -324,7 +324,7 @@ def card_yaml(folder: Path) -> dict[str, Any]:
         data = DatasetCard.load(readme).data.to_dict()
     except UnicodeDecodeError as exc:
         raise ReleaseError(f"{readme}: the dataset card is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    except Exception as exc:  # noqa: BLE001 - yaml's errors (ParserError, ScannerError...) and ValueError
+    except Exception as exc:  # yaml's errors (ParserError, ScannerError...) and ValueError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ReleaseError(f"{readme}: the dataset card's YAML header cannot be read ({first})") from exc
     if not isinstance(data, dict):
@@ -369,7 +369,7 @@ def _read_parquet_rows(file: Path) -> list[dict[str, Any]]:
 
     try:
         table = pq.read_table(file)
-    except Exception as exc:  # noqa: BLE001 - any pyarrow failure means an unreadable file
+    except Exception as exc:  # any pyarrow failure means an unreadable file
         raise ReleaseError(f"{file}: cannot read parquet ({exc})") from exc
     features = release_features()
     rows = []
