@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hexainst.cli import analyze, annotate, assembly, finetune, natural, record, release, synthetic
+from hexainst.kernel.log import configure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,8 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from hexainst.kernel.log import configure
-
     configure(args.verbosity)
     try:
         with contextlib.ExitStack() as locks:
