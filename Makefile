@@ -37,7 +37,7 @@ DEMO_CAUSAL ?= 20
 # ... and the seeds of the untrained baseline (the same architecture with random weights).
 DEMO_SEEDS  ?= 0 1 2
 
-.PHONY: help install install-server install-browser dataset test annotate analyze-demo clean
+.PHONY: help install install-server install-browser dataset test test-fast lint annotate analyze-demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -118,6 +118,14 @@ install-browser: ## Debian's Chromium for the annotation screens' browser tests 
 
 test: install install-server install-browser ## run the test suite
 	$(PY) -m pytest
+
+# The markers are declared in pyproject.toml ([tool.pytest.ini_options]).
+FAST_TESTS ?= not slow and not labelstudio and not browser
+test-fast: install ## the tests that need no Label Studio, no browser and no slow mark (a few minutes)
+	$(PY) -m pytest -m "$(FAST_TESTS)"
+
+lint: install ## ruff check (rules in pyproject.toml's [tool.ruff]); `ruff check --fix` repairs what it can
+	$(VENV)/bin/ruff check .
 
 clean: ## remove build intermediates (keeps the committed release and the request cache)
 	rm -rf $(WORK)/pools $(WORK)/stages .pytest_cache

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 from hexainst.analysis.isn import IsnSets
 from hexainst.analysis.metrics import diagonal_contrast, jaccard_matrix, one_hot, weighted_category_means
@@ -49,7 +50,8 @@ def permutation_test(
     diagonal is NaN (never a p-value).
 
     pair: float [n, n] pairwise similarities. The null shuffles the category labels over the
-    instructions (keeping the category sizes). p = (1 + #{null >= observed}) / (1 + n_permutations).
+    instructions (keeping the category sizes). p = (1 + #{null >= observed}) / (1 + n_permutations),
+    computed by :func:`scipy.stats.permutation_test`.
     """
     w = one_hot(labels, categories)
     if w.shape[1] < 2 or np.count_nonzero(w.sum(axis=0)) < 2:
@@ -63,20 +65,29 @@ def permutation_test(
         # e.g. one instruction per category without self-pairs: no same-category pair to average.
         nan = float("nan")
         return PermutationResult(diag, off, nan, nan, n_permutations, nan, nan)
-    rng = np.random.default_rng(seed)
-    null = np.empty(n_permutations, dtype=np.float64)
-    for k in range(n_permutations):
-        perm = rng.permutation(w.shape[0])
-        null[k] = diagonal_contrast(weighted_category_means(pair, w[perm], include_self=include_self))[2]
-    exceed = int(np.count_nonzero(null >= obs - 1e-12))
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be 1 or more, got {n_permutations}")
+
+    def contrast(order: np.ndarray) -> float:
+        return diagonal_contrast(weighted_category_means(pair, w[order], include_self=include_self))[2]
+
+    # scipy's shuffles of one sample ("pairings") are the rows of rng.permuted(...), the same Fisher-Yates
+    # draws as one rng.permutation(n) per shuffle: the loop it replaces gave the same p and null to the bit
+    # (tests/analysis/test_stats_scipy.py). Its p is (1 + #{null >= observed}) / (1 + n_permutations), with
+    # ties counted up to 100 ulp of the observed value. With n! <= n_permutations (n <= 6 rows at 2000)
+    # scipy enumerates every ordering instead, an exact test of n! permutations.
+    test = scipy_stats.permutation_test((np.arange(w.shape[0]),), contrast, permutation_type="pairings",
+                                        vectorized=False, n_resamples=n_permutations, alternative="greater",
+                                        rng=np.random.default_rng(seed))
+    null = np.asarray(test.null_distribution, dtype=np.float64)
     return PermutationResult(
         diagonal=diag,
         off_diagonal=off,
         difference=obs,
-        p_value=(1 + exceed) / (1 + n_permutations),
-        n_permutations=n_permutations,
-        null_mean=float(null.mean()) if n_permutations else float("nan"),
-        null_sd=float(null.std(ddof=1)) if n_permutations > 1 else float("nan"),
+        p_value=float(test.pvalue),
+        n_permutations=int(null.size),
+        null_mean=float(null.mean()),
+        null_sd=float(null.std(ddof=1)) if null.size > 1 else float("nan"),
     )
 
 
@@ -136,7 +147,11 @@ def bootstrap_category_vector(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap CI of per-category means of per-instruction values: ([m], [m]).
 
-    With ``clusters`` (int [n]): the two-stage cluster bootstrap (clusters, then rows).
+    With ``clusters`` (int [n]): the two-stage cluster bootstrap (clusters, then rows). Without,
+    this is :func:`scipy.stats.bootstrap` (``method="percentile"``) category by category, drawing
+    the same resamples from the same seed; kept as a loop because scipy's quantile differs in the
+    last bit (1e-16) from ``np.quantile``, which would change published intervals, and scipy
+    refuses a category with a single value (tests/analysis/test_stats_scipy.py).
     """
     values = np.asarray(values, dtype=np.float64)
     labels = np.asarray(labels)

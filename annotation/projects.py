@@ -72,7 +72,7 @@ def ensure_project(client, title: str, label_config: str, settings: Mapping[str,
     if (project.label_config or "").strip() != label_config.strip():
         try:
             client.projects.update(pid, label_config=label_config)
-        except Exception as exc:  # noqa: BLE001 - the server refuses configs that orphan annotations
+        except Exception as exc:  # the server refuses configs that orphan annotations
             raise ProjectError(f"project {title!r} (id {pid}): cannot update its labeling config: {exc}") from exc
     client.projects.update(pid, **settings)
     return int(pid)

@@ -24,6 +24,18 @@ def mirror_dir() -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _library_messages_shown_as_the_cli_shows_them():
+    """Library code logs (hexainst.kernel.log); the command line shows INFO and above. Tests that call
+    the library directly see its messages on the same streams, as a user of the command sees them;
+    a test that runs ``main(["--quiet", ...])`` in-process leaves nothing behind for the next one."""
+    from hexainst.kernel.log import configure
+
+    configure(0)
+    yield
+    configure(0)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,11 +28,21 @@ MAPPED = {"hexainst": "hexainst", "builders": "hexainst/builders", "annotation":
 #: Files the package needs at run time besides its modules (beyond *.py).
 RUNTIME_DATA = ("*.json", "*.md", "*.parquet", "*.jsonl")
 
-pytestmark = pytest.mark.slow
+#: The wheel's files (all but its dist-info), as the explicit `packages` list of pyproject.toml built
+#: them before setuptools discovered the packages itself. After adding a file the package ships,
+#: regenerate: python -c "import zipfile,sys; print(*sorted(n for n in zipfile.ZipFile(sys.argv[1]).namelist()
+#: if '.dist-info/' not in n), sep='\n')" dist/hexainst-*.whl > tests/wheel_files.txt
+WHEEL_FILES = REPO / "tests" / "wheel_files.txt"
+
+
+@dataclass(frozen=True)
+class Built:
+    wheel: Path
+    log: str  # pip's verbose output: what setuptools printed while building
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def built(tmp_path_factory) -> Built:
     out = tmp_path_factory.mktemp("wheel")
     # Build from a copy, so that setuptools' build/ folder never lands in (or goes stale in) the checkout.
     source = tmp_path_factory.mktemp("source") / "hexainst-src"
@@ -40,12 +52,17 @@ def wheel(tmp_path_factory) -> Path:
         return set(skip(folder, names)) | ({"build"} if Path(folder) == REPO else set())
 
     shutil.copytree(REPO, source, ignore=ignore)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", "-w", str(out), str(source)],
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--verbose", "-w", str(out), str(source)],
         check=True, capture_output=True, text=True,
     )
     (found,) = out.glob("hexainst-*.whl")
-    return found
+    return Built(found, done.stdout + done.stderr)
+
+
+@pytest.fixture(scope="module")
+def wheel(built: Built) -> Path:
+    return built.wheel
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +88,22 @@ def _wheel_names(wheel: Path) -> set[str]:
 def test_only_hexainst_at_the_top_level(wheel: Path) -> None:
     tops = {name.split("/")[0] for name in _wheel_names(wheel)}
     assert tops == {"hexainst", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
+
+
+def test_the_build_prints_no_setuptools_warning(built: Built) -> None:
+    # e.g. "_Warning: Package 'hexainst.data' is absent from the `packages` configuration." (9 of them before
+    # the packages were discovered) or a SetuptoolsDeprecationWarning. Not matched: distutils' "warning:
+    # build_py: byte-compiling is disabled" (PYTHONDONTWRITEBYTECODE is set) and pip's own "WARNING:" lines.
+    warned = [line.strip() for line in built.log.splitlines() if re.search(r"\w*Warning:|would be ignored", line)]
+    assert not warned, "\n".join(warned)
+
+
+def test_the_wheel_holds_the_recorded_files(wheel: Path) -> None:
+    names = {name for name in _wheel_names(wheel) if ".dist-info/" not in name}
+    recorded = set(WHEEL_FILES.read_text().split())
+    assert len(recorded) > 150
+    assert sorted(names - recorded) == [] and sorted(recorded - names) == [], (
+        f"new: {sorted(names - recorded)}; gone: {sorted(recorded - names)} (see WHEEL_FILES to regenerate)")
 
 
 def test_every_module_and_runtime_file_of_the_tree_is_in_the_wheel(wheel: Path) -> None:
@@ -101,6 +134,7 @@ def _run(bin_dir: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow  # a fresh virtual environment, then record and analyze on a tiny model
 def test_installed_wheel_loads_validates_records_and_analyzes(installed: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

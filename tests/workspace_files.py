@@ -1,4 +1,5 @@
-"""Helpers for the bad-input tests: a workspace's file digests, and setups that edit one of its files.
+"""Helpers for the bad-input tests: made-up candidate pools, a workspace's file digests, and setups
+that edit one of its files.
 
 Every bad-input test copies a prepared workspace, breaks one thing, runs a command and asserts that
 nothing that existed before was changed or removed; these are the shared pieces of that pattern.
@@ -7,8 +8,39 @@ nothing that existed before was changed or removed; these are the shared pieces 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
+
+
+def pool_rows(category: str, source: str, n: int) -> list[dict]:
+    """``n`` valid made-up candidate rows of one pool (category x natural/synthetic); row ``i`` of a
+    pool is the same whatever ``n`` is, so ``pool_rows(c, s, 208)[104:]`` are another build's rows."""
+    from hexainst.kernel.records import natural_row, synthetic_row
+
+    rows = []
+    for i in range(n):
+        text = f"Made-up {source} {category} instruction {i} about item {i * 7 % 13}."
+        if source == "natural":
+            rows.append(natural_row(category=category, instruction=text, license="MIT", source_name="made_up",
+                                    dataset_id="example/made-up", revision="sha256:" + "1" * 64, config=None,
+                                    split="test", row_id=str(i), task_name=None, pattern_id="made_up.v1"))
+        else:
+            rows.append(synthetic_row(category=category, instruction=text, generator_model="made-up-model",
+                                      endpoint_host="127.0.0.1", prompt_id=category, prompt_version="v1", seed=0,
+                                      request_hash=f"{i:016x}", item_index=0))
+    return rows
+
+
+def write_pools(folder: Path, n: int = 104) -> Path:
+    """The 12 candidate pools (every category x source), ``n`` made-up rows each, written into ``folder``."""
+    from hexainst.kernel.vocab import CATEGORIES, SOURCES
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for c in CATEGORIES:
+        for s in SOURCES:
+            (folder / f"{c}.{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pool_rows(c, s, n)))
+    return folder
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -19,6 +19,7 @@ alone), ``shuffled`` (the tuned format with responses re-paired). A run is (arm,
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 import random
@@ -36,11 +37,14 @@ from hexainst.analysis.recording.loading import load_model, resolve_model
 from hexainst.kernel.atomic import write_text
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import dumps_stable, read_json
+from hexainst.kernel.log import STDOUT
 
 from .data import IGNORE, load_split, prompt_text, response_text
 from .recipe import VARIANTS, Recipe
 from .report import _train_summary
 from .train import finished
+
+log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 #: Runs per arm below which no p-value over runs is printed: with 3 vs 3 the smallest exact
@@ -245,8 +249,8 @@ def evaluate_runs(recipe: Recipe, out: PathLike, *, seeds: Sequence[int] = (0, 1
         del loaded
         write_text(out, dumps_stable(doc))
         if progress:
-            print(f"{name}: gain {entry['gain']:+.4f} nats/token (mismatched - own), format benefit "
-                  f"{entry['format_benefit']:+.4f}", flush=True)
+            log.info("%s: gain %+.4f nats/token (mismatched - own), format benefit %+.4f", name, entry["gain"],
+                     entry["format_benefit"], extra=STDOUT)
     write_text(out, dumps_stable(doc))
     return doc
 

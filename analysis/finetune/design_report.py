@@ -13,6 +13,7 @@ of each arm, prints a p-value over runs only where every arm compared has
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -31,10 +32,13 @@ from hexainst.kernel.jsonfiles import dumps_stable, read_json
 from hexainst.kernel.outputs import claim_output_dir, write_marker
 from hexainst.kernel.release import read_release_rows
 from hexainst.kernel.templating import environment
+from hexainst.kernel.log import STDOUT
 
 from .data import prompt_text
 from .design import FORMAT, MIN_SEEDS, arms, seed_test
 from .recipe import VARIANTS, Recipe
+
+log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 FORMATS = ("raw", "recipe")
@@ -72,7 +76,7 @@ def record_runs(recipe: Recipe, stores: PathLike, rows: Sequence[dict[str, Any]]
         for name, path in models.items():
             target = Path(stores) / fmt / name
             if progress:
-                print(f"recording {name} ({fmt}) into {target}", flush=True)
+                log.info("recording %s (%s) into %s", name, fmt, target, extra=STDOUT)
             recording.record(path, fed, target, batch_size=batch_size, progress=progress)
             out.setdefault(fmt, {})[name] = str(target)
     return out

@@ -12,6 +12,7 @@ and writes ``report.md``, ``results.json``, ``figures/`` and ``tables/`` into on
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -35,12 +36,15 @@ from hexainst.kernel.jsonfiles import dumps_stable, read_json
 from hexainst.kernel.outputs import claim_output_dir, write_marker
 from hexainst.kernel.templating import environment
 from hexainst.kernel.vocab import DEFAULT_SEED, SHORT_NAMES
+from hexainst.kernel.log import STDOUT
 
 from .contrast import category_heterogeneity, paired_sign_flip
 from .data import load_split
 from .evaluate import greedy_answers, paired_difference, response_nll
 from .recipe import Recipe
 from .train import finished
+
+log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 #: The single-run pair this report reads (seed 0 of two arms); the multi-seed design with the
@@ -113,7 +117,7 @@ def evaluate_pair(recipe: Recipe, out: PathLike, *, sources: PathLike | None = N
     previous = _previous_evaluation(out, recipe, done, split)
     if previous is not None:
         if progress:
-            print(f"{out}: already evaluated (same recipe, fine-tunes and rows); kept", flush=True)
+            log.info("%s: already evaluated (same recipe, fine-tunes and rows); kept", out, extra=STDOUT)
         return previous
     paths = {"base": resolve_model(recipe.model), **{v: str(done[v].path) for v in VARIANTS}}
     greedy_rows = split.eval[: int(recipe.evaluation["greedy"])]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -24,6 +25,9 @@ from hexainst.analysis.recording.config import DTYPES, RecordingConfig
 from hexainst.kernel import atomic, environment
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.settings import SettingError
+from hexainst.kernel.log import STDOUT
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DTYPES", "LoadedModel", "ModelLoadError", "load_model", "resolve_model", "tokenizer_sha256"]
 
@@ -112,7 +116,8 @@ def convert_gguf(gguf_path: str | os.PathLike, *, out_dir: str | os.PathLike | N
     if out_dir is None:
         _check_cache_writable(target.parent)  # before the minute-long conversion, not after it
     if progress:
-        print(f"converting {gguf_path.name} to safetensors under {target} (one time, about a minute)", flush=True)
+        log.info("converting %s to safetensors under %s (one time, about a minute)", gguf_path.name, target,
+                 extra=STDOUT)
     model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype="float32")
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
     _drop_quantization(model)

@@ -9,8 +9,8 @@ other setting is Label Studio's own.
 
 # Label Studio's settings module reads django.conf.settings while it is imported (Sentry's set-up),
 # which imports this module again, half done: the base settings must already be here by then.
-from label_studio.core.settings.base import *  # noqa: E402, F403
-from label_studio.core.settings.label_studio import *  # noqa: E402, F403
-from label_studio.core.settings.label_studio import LOGGING  # noqa: E402
+from label_studio.core.settings.base import *  # noqa: F403
+from label_studio.core.settings.label_studio import *  # noqa: F403
+from label_studio.core.settings.label_studio import LOGGING
 
 LOGGING["loggers"]["django.server"] = {"handlers": ["console"], "level": "WARNING", "propagate": False}

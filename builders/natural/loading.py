@@ -145,7 +145,7 @@ def load_mirror_file(source: Source, path: Path, relpath: str, split: str, progr
     try:
         with quiet_datasets(progress):
             ds = load_dataset("json", data_files={split: str(path)}, split=split)
-    except Exception as exc:  # noqa: BLE001 - datasets raises many types; find the row ourselves
+    except Exception as exc:  # datasets raises many types; find the row ourselves
         raise SourceError(f"{where}: {_first_bad_line(path)}") from exc
     if len(ds) == 0:
         raise SourceError(f"{where}: empty split (0 rows)")
@@ -166,7 +166,7 @@ def resolve_hub_revision(source: Source, locked: str | None) -> str:
     wanted = locked or source.hub.revision
     try:
         info = HfApi().dataset_info(source.hub.dataset_id, revision=wanted)
-    except Exception as exc:  # noqa: BLE001 - offline, DNS, 404, auth: all mean "not available here"
+    except Exception as exc:  # offline, DNS, 404, auth: all mean "not available here"
         raise SourceMissing(
             f"cannot reach {source.hub.dataset_id!r} on the Hugging Face Hub"
             f"{' at revision ' + wanted if wanted else ''} ({exc.__class__.__name__}: "
@@ -186,7 +186,7 @@ def iter_hub_rows(source: Source, revision: str) -> Iterator[dict[str, Any]]:
     where = f"source {source.name!r} ({spec.dataset_id}, config {spec.config!r}), split {spec.split!r}"
     try:
         ds = load_dataset(spec.dataset_id, spec.config, split=spec.split, revision=revision, streaming=spec.streaming)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise SourceMissing(f"{where}: cannot load from the Hub ({exc.__class__.__name__}: {exc})") from exc
     required = list(source.columns.values()) + ([source.row_id_column] if source.row_id_column else [])
     columns = getattr(ds, "column_names", None)

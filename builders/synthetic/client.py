@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +25,8 @@ from hexainst.builders.synthetic import prompts
 from hexainst.builders.synthetic.cache import RequestCache
 from hexainst.builders.synthetic.endpoint import Endpoint
 from hexainst.builders.synthetic.endpoint import redact_url
+
+log = logging.getLogger(__name__)
 
 #: A build stops when this many requests failed for good before any succeeded.
 BROKEN_AFTER = 3
@@ -233,7 +235,7 @@ class Client:
                 )
                 raise self.broken
         else:
-            print(line, file=sys.stderr)
+            log.warning(line)
 
     async def answer(self, key: str, payload: Any, params: dict[str, Any], where: str,
                      prompt_version: str = "") -> dict[str, Any] | None:
@@ -278,7 +280,7 @@ class Client:
                     self.bar.update(1)
         self._successes += 1
         for line in self._held:
-            print(line, file=sys.stderr)
+            log.warning(line)
         self._held.clear()
         self.tally.requests += 1
         self.tally.add_usage(entry["usage"], cached=False)

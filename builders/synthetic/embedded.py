@@ -105,7 +105,7 @@ def exit_on_sigterm():
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, frame):
         raise SystemExit(143)
 
     previous = signal.signal(signal.SIGTERM, handler)

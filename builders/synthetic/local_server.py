@@ -531,7 +531,7 @@ class Engine:
 
 def make_handler(state: dict[str, Any]):
     class Handler(JsonHandler):
-        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        def do_GET(self) -> None:  # stdlib naming
             if self.path.rstrip("/") == "/v1/stats" and state.get("engine") is not None:
                 self.send_json(200, state["engine"].counters())
             elif self.path.rstrip("/") in ("/v1/models", "/health"):
@@ -542,7 +542,7 @@ def make_handler(state: dict[str, Any]):
             else:
                 self.send_error_json(404, f"no route {self.path}")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             engine: Engine | None = state.get("engine")
             if engine is None:
                 self.send_error_json(503, "model is loading")
@@ -618,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     gguf = args.gguf or resolve_gguf(args.generator)
     state["engine"] = Engine.load(gguf, threads=args.threads, max_batch=args.max_batch, dtype=args.dtype)
-    print(f"ready {state['name']} on 127.0.0.1:{args.port}", flush=True)
+    print(f"ready {state['name']} on 127.0.0.1:{args.port}", flush=True)  # noqa: T201 - the parent process waits for this line
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -18,7 +18,7 @@ keyed by (model, k, text), so a rerun loads no model when every score is cached.
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from hexainst.kernel.errors import UserError
 
 from hexainst.builders.synthetic.cache import RequestCache, request_key
 from hexainst.builders.synthetic.generators import generator_registry, resolve_gguf
+
+log = logging.getLogger(__name__)
 
 DEFAULT_K = 0.2
 SCORE_FORMAT = 1
@@ -107,7 +109,7 @@ class MembershipScorer:
         import torch
 
         if self._loaded is None:
-            print(f"synthetic: loading the membership reference model {self.model_name}", file=sys.stderr)
+            log.info("synthetic: loading the membership reference model %s", self.model_name)
             self._loaded = _load(self.model_name)
         lm, tokenizer = self._loaded
         ids = tokenizer(text, return_tensors="pt")["input_ids"][0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import sys
 import time
@@ -43,6 +44,8 @@ from hexainst.builders.synthetic.parsing import Parsed, parse_chat_answer, parse
 from hexainst.builders.text import normalize
 from hexainst.builders.synthetic.embedded import EmbeddedServer, exit_on_sigterm
 from hexainst.builders.synthetic.membership import DEFAULT_K, MembershipScorer
+
+log = logging.getLogger(__name__)
 
 REPORT_NAME = SYNTHETIC_REPORT
 #: Request timeout used with the embedded generator (it answers slowly but surely).
@@ -307,6 +310,9 @@ def build(out_dir: Path, config: SyntheticConfig) -> dict[str, Any]:
     natural = load_natural(config.natural_pool_dir)
     endpoint = resolve(config)
     cache = RequestCache(cache_dir)
+    log.debug("synthetic: generator %s (route %s) at %s; request cache %s; seed %d",
+              f"embedded:{endpoint.embedded}" if endpoint.embedded else endpoint.model, endpoint.route,
+              "127.0.0.1" if endpoint.embedded else endpoint.host, cache.dir, config.seed)
     pool = ExamplePool.from_natural(natural)
     scorer = None
     if config.membership_model is not None:
@@ -325,8 +331,7 @@ def build(out_dir: Path, config: SyntheticConfig) -> dict[str, Any]:
 
             def starter() -> str:
                 # Started on the first cache miss; on failure or SIGTERM, ``finally`` below stops it by its PID.
-                print(f"synthetic: starting the embedded generator {endpoint.embedded} on 127.0.0.1",
-                      file=sys.stderr)
+                log.info("synthetic: starting the embedded generator %s on 127.0.0.1", endpoint.embedded)
                 return server.start().base_url
 
             # The local server queues requests behind the batch it is generating; a client
@@ -399,15 +404,14 @@ def _write(out: Path, endpoint: Endpoint, config: SyntheticConfig, kept: dict[st
         raise UserError(f"cannot write the synthetic pools to {out}: {exc.strerror or exc}") from exc
     cost_usd = report["cost_usd"]
     wall = round(time.monotonic() - started, 1)
-    print(
+    log.info(
         f"synthetic: {sum(s['kept'] for s in stats.values())} kept in {wall} s; {t.requests} requests, "
         f"{t.cache_hits} cache hits, {t.request_failures} failed; tokens in {t.prompt_tokens} out "
-        f"{t.completion_tokens} (reasoning {t.reasoning_tokens}); cost {'n/a' if cost_usd is None else f'${cost_usd:.4f}'}",
-        file=sys.stderr,
+        f"{t.completion_tokens} (reasoning {t.reasoning_tokens}); cost {'n/a' if cost_usd is None else f'${cost_usd:.4f}'}"
     )
     short = {c: s["kept"] for c, s in stats.items() if s["kept"] < s["target"]}
     if short:
-        print(f"synthetic: warning: fewer kept than targeted for {short}", file=sys.stderr)
+        log.warning("synthetic: warning: fewer kept than targeted for %s", short)
     return report
 
 

@@ -214,7 +214,7 @@ def _make_handler(state: _State):
     class Handler(JsonHandler):
         server_version = "hexainst-stub/1"
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if self.path.rstrip("/") in ("/v1/models", "/health"):
                 self.send_json(200, {"object": "list", "data": [{"id": state.model, "object": "model"}]})
             elif self.path.rstrip("/") == "/v1/stats":
@@ -224,7 +224,7 @@ def _make_handler(state: _State):
             else:
                 self.send_error_json(404, f"no route {self.path}")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             route = self.path.rstrip("/")
             if route not in ("/v1/chat/completions", "/v1/completions"):
                 self.send_error_json(404, f"no route {self.path}")
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     stub = StubServer(latency=args.latency, mode=args.mode, model=args.model, seed=args.seed,
                       port=args.port or None).start()
-    print(f"ready {stub.base_url}", flush=True)
+    print(f"ready {stub.base_url}", flush=True)  # noqa: T201 - the parent process waits for this line
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

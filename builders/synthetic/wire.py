@@ -29,7 +29,7 @@ class JsonHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "hexainst-local/1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         pass  # keep stderr clean; requests never carry secrets we could leak, but stay silent anyway
 
     def read_json(self) -> Any:

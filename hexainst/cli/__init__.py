@@ -24,6 +24,7 @@ from hexainst.kernel.disk_space import disk_full_cause, disk_full_message
 from hexainst.kernel.errors import UserError, one_line
 from hexainst.kernel.output_lock import writer_lock
 from hexainst.kernel.settings import SettingError
+from hexainst.kernel.log import configure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'hexainst COMMAND --help' for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"hexainst {__version__}")
+    # What the library's messages show (hexainst.kernel.log); before the command: hexainst --quiet build all.
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=0,
+                       help="also show debug messages")
+    shown.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                       help="show only warnings and errors (progress bars are the commands' own --quiet or --no-progress)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     for module in (build, publish, validate, info, annotate, record, analyze, finetune):
@@ -55,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure(args.verbosity)
     try:
         with contextlib.ExitStack() as locks:
             _lock_build_outputs(args, locks)
@@ -62,7 +70,7 @@ def _run(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI's one place to turn errors into messages
+    except Exception as exc:  # the CLI's one place to turn errors into messages
         if isinstance(exc, SettingError):
             print(f"hexainst {args.command}: error: {one_line(exc.naming(flag_for(args, exc.setting)))}", file=sys.stderr)
             return 2

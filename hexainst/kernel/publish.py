@@ -105,7 +105,7 @@ def _upload(folder: Path, repo: str, files: list[str], info: dict, private: bool
     except HfHubHTTPError as exc:
         first = str(exc).strip().splitlines()[0]
         raise UserError(f"the Hub refused the upload to {repo}: {first}") from exc
-    except Exception as exc:  # noqa: BLE001 - network failures come as httpx, requests or OSError types
+    except Exception as exc:  # network failures come as httpx, requests or OSError types
         if not isinstance(exc, (httpx.HTTPError, OSError)) and not type(exc).__module__.startswith(
             ("httpx", "requests", "urllib3", "huggingface_hub")
         ):

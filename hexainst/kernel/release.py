@@ -216,7 +216,7 @@ def _read_parquet_rows(file: Path) -> list[dict[str, Any]]:
 
     try:
         table = pq.read_table(file)
-    except Exception as exc:  # noqa: BLE001 - any pyarrow failure means an unreadable file
+    except Exception as exc:  # any pyarrow failure means an unreadable file
         raise ReleaseError(f"{file}: cannot read parquet ({exc})") from exc
     features = release_features()
     rows = []

@@ -30,7 +30,7 @@ from hexainst.annotation import labeling_config as lc
 from hexainst.annotation.session import Session
 from hexainst.cli import main
 
-pytestmark = [pytest.mark.slow, pytest.mark.labelstudio]
+pytestmark = [pytest.mark.slow, pytest.mark.labelstudio, pytest.mark.browser]
 
 LABELS = {group: {token: entry["label"] for token, entry in table.items()} for group, table in lc.labels().items()}
 #: What only junior B types: if it shows up anywhere junior A can look, A is not blind.

@@ -114,6 +114,8 @@ def _one_line_and_unchanged(tmp_path, capsys, args, expected):
     assert {p: p.stat().st_mode for p in tmp_path.rglob("*")} == modes
 
 
+# labelstudio: the command looks for the label-studio executable (.ls-venv) before it checks the port
+@pytest.mark.labelstudio
 def test_busy_recorded_port_is_one_line_and_nothing_changes(tmp_path, capsys):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -129,6 +131,8 @@ def test_busy_recorded_port_is_one_line_and_nothing_changes(tmp_path, capsys):
         sock.close()
 
 
+# labelstudio: the command looks for the label-studio executable (.ls-venv) before it checks the port
+@pytest.mark.labelstudio
 def test_port_option_cannot_move_an_instance(tmp_path, capsys):
     port = free_port()
     data = _round(tmp_path, {"junior1": port})

@@ -20,27 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from hexainst.kernel.records import natural_row, synthetic_row
-from hexainst.kernel.vocab import CATEGORIES, SOURCES
+from hexainst.kernel.vocab import CATEGORIES
 from validation_docs import rejections
-from workspace_files import changed_files, snapshot
+from workspace_files import changed_files, pool_rows, snapshot, write_pools
 
 MIRROR = Path(os.environ.get("HEXAINST_SOURCES") or Path(__file__).resolve().parents[3] / "shared" / "sources")
-
-
-def _pool_rows(category: str, source: str, n: int) -> list[dict]:
-    rows = []
-    for i in range(n):
-        text = f"Made-up {source} {category} instruction {i} about item {i * 7 % 13}."
-        if source == "natural":
-            rows.append(natural_row(category=category, instruction=text, license="MIT", source_name="made_up",
-                                    dataset_id="example/made-up", revision="sha256:" + "1" * 64, config=None,
-                                    split="test", row_id=str(i), task_name=None, pattern_id="made_up.v1"))
-        else:
-            rows.append(synthetic_row(category=category, instruction=text, generator_model="made-up-model",
-                                      endpoint_host="127.0.0.1", prompt_id=category, prompt_version="v1", seed=0,
-                                      request_hash=f"{i:016x}", item_index=0))
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -49,19 +33,14 @@ def pristine(tmp_path_factory) -> Path:
     from hexainst.builders.release import assemble
 
     ws = tmp_path_factory.mktemp("pristine")
-    (ws / "pools").mkdir()
-    for c in CATEGORIES:
-        for s in SOURCES:
-            rows = _pool_rows(c, s, 104)
-            (ws / "pools" / f"{c}.{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assemble(ws / "pools", ws / "release")
+    assemble(write_pools(ws / "pools"), ws / "release")
     (ws / "mine" / "data").mkdir(parents=True)
     (ws / "mine" / "README.md").write_text("# My own notes\n")
     (ws / "mine" / "data" / "important.csv").write_text("a,b\n1,2\n")
     for sub in ("math500", "humaneval"):
         shutil.copytree(MIRROR / sub, ws / "mirror" / sub)
     _write_store(ws / "store")
-    rows = [r for c in CATEGORIES for r in _pool_rows(c, "natural", 2)]
+    rows = [r for c in CATEGORIES for r in pool_rows(c, "natural", 2)]
     (ws / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return ws
 

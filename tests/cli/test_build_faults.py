@@ -15,21 +15,9 @@ from pathlib import Path
 import pytest
 
 from hexainst.cli import _disk_full_line
-from hexainst.kernel.records import natural_row, synthetic_row
 from hexainst.kernel.release import GENERATIONS_FILE
-from hexainst.kernel.vocab import CATEGORIES, SOURCES
-from workspace_files import changed_files, fill_disk, snapshot
-
-
-def _pool_rows(category: str, source: str, n: int) -> list[dict]:
-    if source == "natural":
-        return [natural_row(category=category, instruction=f"Made-up natural {category} instruction {i}.", license="MIT",
-                            source_name="made_up", dataset_id="example/made-up", revision="sha256:" + "1" * 64,
-                            config=None, split="test", row_id=str(i), task_name=None, pattern_id="made_up.v1")
-                for i in range(n)]
-    return [synthetic_row(category=category, instruction=f"Made-up synthetic {category} instruction {i}.",
-                          generator_model="made-up-model", endpoint_host="127.0.0.1", prompt_id=category,
-                          prompt_version="v1", seed=0, request_hash=f"{i:016x}", item_index=0) for i in range(n)]
+from hexainst.kernel.vocab import CATEGORIES
+from workspace_files import changed_files, fill_disk, pool_rows, snapshot, write_pools
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +26,7 @@ def pristine(tmp_path_factory) -> Path:
     from hexainst.builders.release import assemble
 
     ws = tmp_path_factory.mktemp("faults")
-    (ws / "pools").mkdir()
-    for c in CATEGORIES:
-        for s in SOURCES:
-            rows = _pool_rows(c, s, 104)
-            (ws / "pools" / f"{c}.{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assemble(ws / "pools", ws / "release")
+    assemble(write_pools(ws / "pools"), ws / "release")
     (ws / "release" / "generations").mkdir()
     (ws / "release" / GENERATIONS_FILE).write_text("".join(json.dumps({"answer": i}) + "\n" for i in range(3)))
     return ws
@@ -109,7 +92,7 @@ def test_a_topup_with_another_builds_work_names_the_work_folder(ws: Path) -> Non
         folder = ws / "other-work" / source
         folder.mkdir(parents=True)
         for c in CATEGORIES:
-            rows = _pool_rows(c, source, 208)[104:]  # another build's candidates
+            rows = pool_rows(c, source, 208)[104:]  # another build's candidates
             (folder / f"{c}.{source}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         write_marker(folder, kind)
     released = sorted(r["id"] for r in read_release_rows(ws / "release"))

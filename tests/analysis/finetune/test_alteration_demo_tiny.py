@@ -16,7 +16,8 @@ from hexainst.cli import main
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.release import read_release_rows
 
-pytestmark = pytest.mark.timeout(600)
+# slow: fine-tunes a tiny model per arm and records it (40 s of CPU; 30 min under a load of 8 on 2 cores)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 CATS = ["classification", "code", "generalqa", "generation", "math", "summarization"]
 

@@ -33,7 +33,8 @@ from hexainst.analysis.finetune.design_report import formatted, record_runs, sto
 from hexainst.analysis.isn import IsnSets
 from hexainst.analysis.recording.testing import make_rows
 
-pytestmark = pytest.mark.timeout(2400)
+# slow: fine-tunes a tiny model for several arms and seeds, and resumes one (35 s of CPU; 20 min under load)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 KEYS = {"sports": "code", "politics": "news", "science": "poem", "story": "city", "math": "park"}
