@@ -22,12 +22,11 @@ import numpy as np
 from hexainst.analysis.causal import CausalError, HeldoutCausalResult, HeldoutConfig, heldout_causal_check
 from hexainst.analysis.claims import restate_claims
 from hexainst.analysis.config import AnalysisConfig, CausalConfig
+from hexainst.analysis.controls import PairDesign, headline_statistics, per_layer_intervals
 from hexainst.analysis.data import StoreData, check_comparable, header_summary
 from hexainst.analysis.isn import IsnError, IsnSets, compute_isn_sets
-from hexainst.analysis.controls import PairDesign, headline_statistics, per_layer_intervals
 from hexainst.analysis.length_matching import length_matched_test, length_strata
 from hexainst.analysis.lexical import lexical_sets, token_counts, tokenize_rows, vocabulary_size
-from hexainst.analysis.nulls import cluster_codes
 from hexainst.analysis.metrics import (
     category_means,
     expert_selection,
@@ -39,21 +38,23 @@ from hexainst.analysis.metrics import (
     per_category_mean,
     venn_counts_per_layer,
 )
+from hexainst.analysis.nulls import cluster_codes
+from hexainst.analysis.recording.loading import tokenizer_sha256
 from hexainst.analysis.results import (
     AlterationResult,
     AnalysisResults,
     CategoryMatrix,
     CategoryValue,
     ControlsResult,
-    LexicalInfo,
-    UntrainedInfo,
     IsnSizes,
     JaccardResult,
     LengthStats,
+    LexicalInfo,
     ModelResult,
     SizeStats,
     StoreInfo,
     SweepEntry,
+    UntrainedInfo,
 )
 from hexainst.analysis.stats import (
     bootstrap_category_means,
@@ -63,7 +64,6 @@ from hexainst.analysis.stats import (
     permutation_test,
     sample_per_category,
 )
-from hexainst.analysis.recording.loading import tokenizer_sha256
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.settings import SettingError
 from hexainst.kernel.vocab import CATEGORIES, SHORT_NAMES

@@ -31,11 +31,10 @@ pair of two copies of one row is never formed (as self-pairs are excluded).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import warnings
 
 import numpy as np
 

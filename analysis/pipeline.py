@@ -27,10 +27,10 @@ from typing import Any
 from hexainst.analysis.compute import CausalSpec, Controls, LexicalSpec, compute
 from hexainst.analysis.config import AnalysisConfig, CausalConfig
 from hexainst.analysis.data import open_store
-from hexainst.kernel.disk_space import full_disk_is_one_line
-from hexainst.kernel.output_lock import writer_lock
 from hexainst.analysis.render import write_outputs
 from hexainst.kernel.atomic import staged_dir
+from hexainst.kernel.disk_space import full_disk_is_one_line
+from hexainst.kernel.output_lock import writer_lock
 from hexainst.kernel.outputs import MARKER, OutputError, claim_output_dir, read_marker, write_marker
 
 __all__ = ["OUTPUT_KIND", "AnalysisConfig", "CausalConfig", "CausalSpec", "Controls", "LexicalSpec", "analyze",

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from hexainst.analysis.config import AnalysisConfig
+from hexainst.analysis.controls import HeadlineStat
 from hexainst.analysis.isn import IsnSets
 from hexainst.analysis.length_matching import LengthMatchedResult
 from hexainst.analysis.metrics import ExpertSelection
-from hexainst.analysis.controls import HeadlineStat
 from hexainst.analysis.stats import LengthAdjustedResult, PermutationResult
 
 #: Field metadata: leave the field out of the JSON (e.g. ISN sets, written as their own files).

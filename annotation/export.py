@@ -21,8 +21,8 @@ from label_studio_sdk.core.api_error import ApiError
 from hexainst.annotation.config import DEFAULTS
 from hexainst.annotation.outcomes import Adjudication, Annotation, adjudicate
 from hexainst.annotation.sync import ID_KEY, describe_error
-from hexainst.kernel.validation_file import FORMAT, FORMAT_VERSION, check
 from hexainst.annotation.verdicts import ExportError, result_to_verdict
+from hexainst.kernel.validation_file import FORMAT, FORMAT_VERSION, check
 
 ID_PATTERN = re.compile(r"^(classification|code|generalqa|generation|math|summarization)-(nat|syn)-[0-9a-f]{12}$")
 

@@ -30,7 +30,6 @@ from hexainst.kernel.verdict_rules import (  # noqa: F401  (re-exported: the rou
 )
 from hexainst.kernel.verdict_rules import common_correction as _common_correction
 
-
 REASON_DECISION = "the juniors' decisions differ"
 REASON_CATEGORY = "the juniors disagree on whether the category is correct"
 REASON_BOTH = "the juniors differ on the decision and on the category"

@@ -269,7 +269,7 @@ class LabelStudioServer:
         )
         return env
 
-    def start(self, timeout: float = 300.0) -> "LabelStudioServer":
+    def start(self, timeout: float = 300.0) -> LabelStudioServer:
         """Start the server and wait until it answers; raises :class:`ServerError` on failure."""
         if self.process is not None and self.process.poll() is None:
             return self
@@ -368,7 +368,7 @@ class LabelStudioServer:
         """Leave the process running after this object goes away (its PID file stays)."""
         self.process = None
 
-    def __enter__(self) -> "LabelStudioServer":
+    def __enter__(self) -> LabelStudioServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,9 +43,9 @@ from hexainst.annotation.outcomes import Adjudication, Annotation, triage
 from hexainst.annotation.server import Admin
 from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
-from hexainst.kernel.settings import SettingError
 from hexainst.kernel.identity import check as check_identity
 from hexainst.kernel.identity import person
+from hexainst.kernel.settings import SettingError
 
 STATE_FILE = "hexainst-annotation.json"
 STATE_FORMAT = "hexainst-annotation-round"
@@ -124,7 +123,7 @@ class Session:
             raise UserError("a round needs one senior and at least one junior")
 
     @classmethod
-    def create(cls, data_dir: str | os.PathLike[str], accounts: Iterable[acc.Account] | None = None) -> "Session":
+    def create(cls, data_dir: str | os.PathLike[str], accounts: Iterable[acc.Account] | None = None) -> Session:
         """A new round (nothing started): one instance per account, each with its own admin."""
         accounts = list(accounts) if accounts is not None else default_accounts()
         return cls(Path(data_dir), [Instance(a, new_admin()) for a in accounts])
@@ -175,7 +174,7 @@ class Session:
         }
 
     @classmethod
-    def from_json(cls, data_dir: Path, doc: Mapping[str, Any]) -> "Session":
+    def from_json(cls, data_dir: Path, doc: Mapping[str, Any]) -> Session:
         return cls(
             data_dir=data_dir,
             instances=[
@@ -197,7 +196,7 @@ class Session:
         return atomic.write_text(path, json.dumps(self.to_json(), indent=1), mode=0o600)
 
     @classmethod
-    def load(cls, data_dir: str | os.PathLike[str]) -> "Session":
+    def load(cls, data_dir: str | os.PathLike[str]) -> Session:
         data_dir = Path(data_dir)
         path = data_dir / STATE_FILE
         try:
@@ -219,7 +218,7 @@ class Session:
             raise UserError(f"{path}: unreadable annotation state ({type(exc).__name__}: {exc})") from None
 
     @classmethod
-    def load_or_create(cls, data_dir: str | os.PathLike[str], n_juniors: int = DEFAULTS.juniors) -> "Session":
+    def load_or_create(cls, data_dir: str | os.PathLike[str], n_juniors: int = DEFAULTS.juniors) -> Session:
         """The round in ``data_dir``; a new one if the folder is new or empty.
 
         A folder that holds anything but a round is refused (never written into, never deleted).

@@ -17,9 +17,9 @@ import asyncio
 import json
 import subprocess
 import sys
-import urllib.request
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from hexainst.builders.synthetic import prompts
@@ -40,7 +40,7 @@ class StubProcess:
     def __init__(self, latency: float) -> None:
         self.latency = latency
 
-    def __enter__(self) -> "StubProcess":
+    def __enter__(self) -> StubProcess:
         self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hexainst.builders.synthetic.stub_server", "--port", str(self.port),

@@ -204,11 +204,10 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
             ids = [inputs[i] for i in b]
             input_ids, attention, positions, valid = _pad(ids, [0] * len(b), pad_id, "right")
             saved = []
-            with torch.inference_mode():
-                with traced.trace(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                                  position_ids=positions.to(device), use_cache=False):
-                    for j in range(n_layers):
-                        saved.append(traced.layers[j].mlp.act_fn.output.save())
+            with torch.inference_mode(), traced.trace(input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                              position_ids=positions.to(device), use_cache=False):
+                for j in range(n_layers):
+                    saved.append(traced.layers[j].mlp.act_fn.output.save())
             acts = [s.detach().float().cpu().numpy() for s in saved]
             batch_counts = _numpy_counts([a.reshape(len(b), -1, a.shape[-1]) for a in acts], valid.numpy())
             for r, i in enumerate(b):

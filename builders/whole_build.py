@@ -128,7 +128,7 @@ class BuildConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
 
-    def check(self) -> "BuildConfig":
+    def check(self) -> BuildConfig:
         """Raise :class:`SettingError` for settings that contradict each other; return self."""
         if self.validation is not None and not self.shipped_validation:
             raise SettingError("shipped_validation", "contradicts a validation file given too; give one of them")

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["CATEGORIES", "SOURCES", "__version__", "load", "load_reserve"]
 
 
-def load(path=None, category: str | None = None) -> "datasets.Dataset":
+def load(path=None, category: str | None = None) -> datasets.Dataset:
     """Load a HexaInst release (default: the one inside this package) and validate every row."""
     return read_release(path, category=category)
 

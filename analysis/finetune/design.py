@@ -39,7 +39,7 @@ from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import dumps_stable, read_json
 from hexainst.kernel.log import STDOUT
 
-from .data import IGNORE, load_split, prompt_text, response_text
+from .data import load_split, prompt_text, response_text
 from .recipe import VARIANTS, Recipe
 from .report import _train_summary
 from .train import finished

@@ -29,10 +29,10 @@ from hexainst.analysis.stats import sample_per_category
 from hexainst.kernel.atomic import staged_dir, write_text
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import dumps_stable, read_json
+from hexainst.kernel.log import STDOUT
 from hexainst.kernel.outputs import claim_output_dir, write_marker
 from hexainst.kernel.release import read_release_rows
 from hexainst.kernel.templating import environment
-from hexainst.kernel.log import STDOUT
 
 from .data import prompt_text
 from .design import FORMAT, MIN_SEEDS, arms, seed_test

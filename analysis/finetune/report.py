@@ -33,10 +33,10 @@ from hexainst.analysis.tables import to_markdown, write_table
 from hexainst.kernel.atomic import staged_dir, write_text
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import dumps_stable, read_json
+from hexainst.kernel.log import STDOUT
 from hexainst.kernel.outputs import claim_output_dir, write_marker
 from hexainst.kernel.templating import environment
 from hexainst.kernel.vocab import DEFAULT_SEED, SHORT_NAMES
-from hexainst.kernel.log import STDOUT
 
 from .contrast import category_heterogeneity, paired_sign_flip
 from .data import load_split

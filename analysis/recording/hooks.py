@@ -165,7 +165,7 @@ class CountingHooks:
                 self._handles.append(act[j].register_forward_hook(self._dense_hook(block)))
 
     # -- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> "CountingHooks":
+    def __enter__(self) -> CountingHooks:
         return self
 
     def __exit__(self, *exc: Any) -> None:

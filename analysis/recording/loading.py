@@ -24,8 +24,8 @@ from typing import Any
 from hexainst.analysis.recording.config import DTYPES, RecordingConfig
 from hexainst.kernel import atomic, environment
 from hexainst.kernel.errors import UserError
-from hexainst.kernel.settings import SettingError
 from hexainst.kernel.log import STDOUT
+from hexainst.kernel.settings import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def weights_sha256(model: Any) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode("utf-8"))
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
         if t.device.type == "meta":  # offloaded (device_map to disk): only its name, dtype and shape are known
             digest.update(b"meta\n")
             continue

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-
 from tqdm.auto import tqdm
 
 from hexainst.analysis.recording.adapters import adapter_for
@@ -74,7 +73,7 @@ class InputPolicy:
             raise UserError(f"unknown input policy mode {self.mode!r}; expected one of {', '.join(INPUT_MODES)}")
 
     @classmethod
-    def coerce(cls, value: "InputPolicy | Mapping[str, Any] | str | None") -> "InputPolicy":
+    def coerce(cls, value: InputPolicy | Mapping[str, Any] | str | None) -> InputPolicy:
         if value is None:
             return cls()
         if isinstance(value, InputPolicy):

@@ -370,7 +370,7 @@ class ActivationStore:
 
     # -- opening -----------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, *, verify: bool = True) -> "ActivationStore":
+    def open(cls, path: str | os.PathLike, *, verify: bool = True) -> ActivationStore:
         """Open the store folder at ``path``.
 
         Raises :class:`StoreError` naming the shard if the store is incomplete, or (with ``verify``,

@@ -90,7 +90,7 @@ def _bounds(text: str, source: Source) -> None:
 # --- CODE -------------------------------------------------------------------------------
 
 
-def humaneval(row: Mapping[str, Any], source: Source, ctx: "FlanContext | None" = None) -> Extraction:
+def humaneval(row: Mapping[str, Any], source: Source, ctx: FlanContext | None = None) -> Extraction:
     prompt = _text(row, source, "prompt")
     entry = _text(row, source, "entry_point").strip()
     solution = _text(row, source, "canonical_solution")
@@ -146,7 +146,7 @@ def contains_answer(question: str, answer: str) -> bool:
     return regex.search(rf"(?<!\w){regex.escape(a)}(?!\w)", question.casefold()) is not None
 
 
-def triviaqa(row: Mapping[str, Any], source: Source, ctx: "FlanContext | None" = None) -> Extraction:
+def triviaqa(row: Mapping[str, Any], source: Source, ctx: FlanContext | None = None) -> Extraction:
     question = clean_question(_text(row, source, "question"))
     if not question:
         raise Dropped("empty")
@@ -181,7 +181,7 @@ def _compiled(pattern_set: str) -> tuple[list[tuple[str, regex.Pattern]], list[t
     return exclude, include
 
 
-def alpaca_generation(row: Mapping[str, Any], source: Source, ctx: "FlanContext | None" = None) -> Extraction:
+def alpaca_generation(row: Mapping[str, Any], source: Source, ctx: FlanContext | None = None) -> Extraction:
     given = _value(row, source, "input")
     if not isinstance(given, str):
         raise RowError(f"column {source.columns['input']!r} is not a string")
@@ -204,7 +204,7 @@ def alpaca_generation(row: Mapping[str, Any], source: Source, ctx: "FlanContext 
 # --- MATH -------------------------------------------------------------------------------
 
 
-def math500(row: Mapping[str, Any], source: Source, ctx: "FlanContext | None" = None) -> Extraction:
+def math500(row: Mapping[str, Any], source: Source, ctx: FlanContext | None = None) -> Extraction:
     problem = normalize(_text(row, source, "problem"))
     if not problem:
         raise Dropped("empty")
@@ -223,7 +223,7 @@ class FlanContext:
     cues: tuple[str, ...]
 
     @classmethod
-    def from_templates(cls, templates: Mapping[str, Any]) -> "FlanContext":
+    def from_templates(cls, templates: Mapping[str, Any]) -> FlanContext:
         tasks = {name: flan.compile_task(name, spec) for name, spec in templates["tasks"].items()}
         return cls(tasks=tasks, cues=tuple(templates["answer_cues"]))
 

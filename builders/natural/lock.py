@@ -15,7 +15,6 @@ from a mirror it checks that the files are exactly the locked ones with the lock
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 

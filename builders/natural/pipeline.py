@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hexainst.builders.natural.flan import task_key
+from hexainst.builders.dedup import NearDuplicateIndex
 from hexainst.builders.natural.extractors import EXTRACTORS, Dropped, Extraction, FlanContext, RowError
+from hexainst.builders.natural.flan import task_key
 from hexainst.builders.natural.loading import (
     SourceError,
     SourceMissing,
@@ -43,7 +44,6 @@ from hexainst.kernel.outputs import claim_output_dir, write_marker
 from hexainst.kernel.pools import NATURAL_LOCK, NATURAL_REPORT, pool_name, read_report
 from hexainst.kernel.records import natural_row, validate_rows
 from hexainst.kernel.vocab import CATEGORIES
-from hexainst.builders.dedup import NearDuplicateIndex
 
 REPORT_FILE = NATURAL_REPORT
 LOCK_FILE = NATURAL_LOCK

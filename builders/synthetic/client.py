@@ -19,12 +19,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from hexainst.kernel.errors import UserError
-
 from hexainst.builders.synthetic import prompts
 from hexainst.builders.synthetic.cache import RequestCache
-from hexainst.builders.synthetic.endpoint import Endpoint
-from hexainst.builders.synthetic.endpoint import redact_url
+from hexainst.builders.synthetic.endpoint import Endpoint, redact_url
+from hexainst.kernel.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +212,7 @@ class Client:
         deadline = self.first_answer_deadline()
         try:
             return await asyncio.wait_for(self._send(payload, params), deadline)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if self.broken is None:
                 self.broken = EndpointError(
                     f"endpoint {self.endpoint.display_url} answered no completion within {deadline:.0f} s "

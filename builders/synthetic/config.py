@@ -100,14 +100,14 @@ class SyntheticConfig:
         None, "reject candidates scoring >= S (default: store scores, reject none)", metavar="S")
     progress: bool = setting(True, "no progress bar")
 
-    def replace(self, **changes: Any) -> "SyntheticConfig":
+    def replace(self, **changes: Any) -> SyntheticConfig:
         return dataclasses.replace(self, **changes)
 
     def target(self, category: str) -> int:
         """Candidates to keep for ``category``: ``per_category`` plus its ``extra``."""
         return self.per_category + int(self.extra.get(category, 0))
 
-    def check(self) -> "SyntheticConfig":
+    def check(self) -> SyntheticConfig:
         """Raise :class:`SettingError` (one line, naming the setting) for a value out of range; return self."""
         check_ranges(self)
         unknown = sorted(set(self.extra) - set(CATEGORIES))

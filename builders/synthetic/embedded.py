@@ -55,7 +55,7 @@ class EmbeddedServer:
             raise RuntimeError("embedded server not started")
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> "EmbeddedServer":
+    def start(self) -> EmbeddedServer:
         self.port = free_port()
         if self.log_path is None:
             fd, name = tempfile.mkstemp(prefix="hexainst-embedded-", suffix=".log")
@@ -93,7 +93,7 @@ class EmbeddedServer:
             self._log.close()
             self._log = None
 
-    def __enter__(self) -> "EmbeddedServer":
+    def __enter__(self) -> EmbeddedServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from hexainst.builders.synthetic.generators import generator_registry
+from hexainst.builders.synthetic.prompts import model_table
 from hexainst.kernel import environment
 from hexainst.kernel.errors import UserError
-
-from hexainst.builders.synthetic.prompts import model_table
-from hexainst.builders.synthetic.generators import generator_registry
 
 #: Placeholder sent to local servers that need no key (the SDK insists on one).
 NO_KEY = "sk-no-key-needed"

@@ -19,12 +19,11 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hexainst.builders.synthetic import prompts
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import read_jsonl
 from hexainst.kernel.pools import pool_file
 from hexainst.kernel.vocab import CATEGORIES
-
-from hexainst.builders.synthetic import prompts
 
 
 def load_natural(natural_pool_dir: Path | None) -> dict[str, dict[str, str]]:
@@ -58,7 +57,7 @@ class ExamplePool:
     natural: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def from_natural(cls, natural: dict[str, dict[str, str]]) -> "ExamplePool":
+    def from_natural(cls, natural: dict[str, dict[str, str]]) -> ExamplePool:
         table = prompts.metaprompts()["categories"]
         usable: dict[str, list[str]] = {}
         for cat in CATEGORIES:

@@ -21,12 +21,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hexainst.builders.synthetic.cache import RequestCache, request_key
+from hexainst.builders.synthetic.config import REQUESTS_NAME
 from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import iter_jsonl, read_json
-
-from hexainst.builders.synthetic.cache import RequestCache, request_key
-from hexainst.builders.synthetic.config import REQUESTS_NAME
 
 #: Fields of a cache entry that form the published answer.
 ANSWER_FIELDS = ("content", "reasoning_content", "finish_reason", "usage", "model")

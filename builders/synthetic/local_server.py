@@ -29,8 +29,8 @@ import sys
 import threading
 import time
 from collections import Counter, OrderedDict, deque
-from contextlib import contextmanager
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,7 +167,7 @@ class Engine:
         threading.Thread(target=self._worker, daemon=True).start()
 
     @classmethod
-    def load(cls, gguf: Path, threads: int, max_batch: int, dtype: str = "auto", **options: Any) -> "Engine":
+    def load(cls, gguf: Path, threads: int, max_batch: int, dtype: str = "auto", **options: Any) -> Engine:
         """The engine of a GGUF checkpoint (dequantised, in ``dtype``; see :func:`resolve_dtype`)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer

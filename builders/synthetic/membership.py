@@ -22,10 +22,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hexainst.kernel.errors import UserError
-
 from hexainst.builders.synthetic.cache import RequestCache, request_key
 from hexainst.builders.synthetic.generators import generator_registry, resolve_gguf
+from hexainst.kernel.errors import UserError
 
 log = logging.getLogger(__name__)
 

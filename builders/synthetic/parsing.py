@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+
 from hexainst.builders.synthetic.prompts import join_opener
 
 THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)

@@ -26,24 +26,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hexainst.builders.synthetic import prompts, ranking
+from hexainst.builders.synthetic.cache import RequestCache, request_key
+from hexainst.builders.synthetic.client import Client, EndpointError, cost, preflight
+from hexainst.builders.synthetic.config import OUTPUT_KIND, REQUESTS_NAME, SyntheticConfig
+from hexainst.builders.synthetic.embedded import EmbeddedServer, exit_on_sigterm
+from hexainst.builders.synthetic.endpoint import Endpoint, resolve_endpoint
+from hexainst.builders.synthetic.examples import ExamplePool, load_natural
+from hexainst.builders.synthetic.filters import CandidateFilter
+from hexainst.builders.synthetic.membership import DEFAULT_K, MembershipScorer
+from hexainst.builders.synthetic.parsing import Parsed, parse_chat_answer, parse_list_continuation
+from hexainst.builders.text import normalize
 from hexainst.kernel import atomic, environment
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.outputs import claim_output_dir, write_marker
 from hexainst.kernel.pools import SYNTHETIC_REPORT, pool_file
 from hexainst.kernel.records import synthetic_row, validate_rows
 from hexainst.kernel.vocab import CATEGORIES
-
-from hexainst.builders.synthetic import prompts, ranking
-from hexainst.builders.synthetic.cache import RequestCache, request_key
-from hexainst.builders.synthetic.client import Client, EndpointError, cost, preflight
-from hexainst.builders.synthetic.config import OUTPUT_KIND, REQUESTS_NAME, SyntheticConfig
-from hexainst.builders.synthetic.endpoint import Endpoint, resolve_endpoint
-from hexainst.builders.synthetic.examples import ExamplePool, load_natural
-from hexainst.builders.synthetic.filters import CandidateFilter
-from hexainst.builders.synthetic.parsing import Parsed, parse_chat_answer, parse_list_continuation
-from hexainst.builders.text import normalize
-from hexainst.builders.synthetic.embedded import EmbeddedServer, exit_on_sigterm
-from hexainst.builders.synthetic.membership import DEFAULT_K, MembershipScorer
 
 log = logging.getLogger(__name__)
 

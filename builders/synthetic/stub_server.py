@@ -73,9 +73,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hexainst.builders.synthetic.prompts import metaprompts
 from hexainst.builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, text_completion
 from hexainst.kernel.processes import free_port
-from hexainst.builders.synthetic.prompts import metaprompts
 
 FAULT_KINDS = ("rate_limit", "server_error", "hang", "disconnect", "malformed_json", "empty_content", "length",
                "think_inline", "think_unclosed", "reasoning", "not_json")
@@ -358,7 +358,7 @@ class StubServer:
         with self.state.lock:
             self.state.requests.clear()
 
-    def start(self) -> "StubServer":
+    def start(self) -> StubServer:
         if self.port is None:
             self.port = free_port()
         self._server = QuietServer(("127.0.0.1", self.port), _make_handler(self.state))
@@ -372,7 +372,7 @@ class StubServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "StubServer":
+    def __enter__(self) -> StubServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

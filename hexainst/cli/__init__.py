@@ -22,9 +22,9 @@ from hexainst.cli.options import flag_for
 from hexainst.cli.pipes import guard_stdout
 from hexainst.kernel.disk_space import disk_full_cause, disk_full_message
 from hexainst.kernel.errors import UserError, one_line
+from hexainst.kernel.log import configure
 from hexainst.kernel.output_lock import writer_lock
 from hexainst.kernel.settings import SettingError
-from hexainst.kernel.log import configure
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,6 @@ Options come from :class:`~hexainst.analysis.config.AnalysisConfig`, ``CausalCon
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from hexainst.kernel.environment import SOURCES, sources_dir
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import read_jsonl
 from hexainst.kernel.release import read_release_rows
-
 
 #: The analysis settings both ``analyze`` and ``baseline`` take, in the order of their help.
 ANALYSIS_SETTINGS = ("eps", "tie_rule", "scope", "seed", "sample", "include_self_pairs", "sweep_eps", "n_permutations",

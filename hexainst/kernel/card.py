@@ -24,14 +24,12 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from typing import TYPE_CHECKING
-
-from hexainst.kernel.version import __version__
 from hexainst.kernel.features import dataset_from_rows, release_features
 from hexainst.kernel.templating import environment
 from hexainst.kernel.validation_text import summary as validation_text
+from hexainst.kernel.version import __version__
 from hexainst.kernel.vocab import CATEGORIES, ROWS_PER_CELL, SCHEMA_VERSION, SOURCES, VALIDATION_STATUSES
 
 if TYPE_CHECKING:

@@ -15,7 +15,6 @@ from hexainst.kernel.jsonfiles import read_json, read_jsonl
 from hexainst.kernel.records import upgrade_row, validate_row
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
 
-
 #: The report each build stage writes beside its pools (its numbers go into the card).
 NATURAL_REPORT = "natural-report.json"
 SYNTHETIC_REPORT = "synthetic-report.json"

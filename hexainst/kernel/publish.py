@@ -12,8 +12,8 @@ import json
 import shutil
 from pathlib import Path
 
-from hexainst.kernel.errors import UserError
 from hexainst.kernel import atomic
+from hexainst.kernel.errors import UserError
 from hexainst.kernel.outputs import claim_output_dir, write_marker
 from hexainst.kernel.release import RELEASE_ENTRIES, cell_counts, read_release_rows, read_reserve
 from hexainst.kernel.release_checks import balance_problems, companion_problems

@@ -18,8 +18,8 @@ from typing import Any
 import jsonschema
 
 from hexainst.kernel.errors import UserError
-from hexainst.kernel.vocab import CATEGORIES, SCHEMA_VERSION
 from hexainst.kernel.identity import unrecorded
+from hexainst.kernel.vocab import CATEGORIES, SCHEMA_VERSION
 
 SCHEMA_FILE = f"record.v{SCHEMA_VERSION}.schema.json"
 

@@ -56,6 +56,7 @@ from hexainst.kernel.release_layout import (  # noqa: F401 - the layout's names,
 )
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
 
+
 def _cell_key(row: Mapping[str, Any]) -> tuple[int, int]:
     return CATEGORIES.index(row["category"]), SOURCES.index(row["source"])
 

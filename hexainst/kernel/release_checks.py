@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from hexainst.kernel.vocab import CATEGORIES, ROWS_PER_CELL, SOURCES
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import iter_jsonl
 from hexainst.kernel.release_layout import GENERATIONS_FILE, RESERVE_FILE, TOPUP_FILE, VALIDATION_FILE, card_yaml
 from hexainst.kernel.validation_file import check as check_validation
+from hexainst.kernel.vocab import CATEGORIES, ROWS_PER_CELL, SOURCES
 
 
 def balance_problems(cells: Counter) -> list[str]:

@@ -178,7 +178,7 @@ def card_yaml(folder: Path) -> dict[str, Any]:
         data = DatasetCard.load(readme).data.to_dict()
     except UnicodeDecodeError as exc:
         raise ReleaseError(f"{readme}: the dataset card is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-    except Exception as exc:  # noqa: BLE001 - yaml's errors (ParserError, ScannerError...) and ValueError
+    except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ReleaseError(f"{readme}: the dataset card's YAML header cannot be read ({first})") from exc
     if not isinstance(data, dict):

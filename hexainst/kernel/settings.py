@@ -90,7 +90,7 @@ class Spec:
 
 def setting(
     default: Any = dataclasses.MISSING,
-    help: str = "",  # noqa: A002 - the word argparse and every reader use
+    help: str = "",
     *,
     default_factory: Any = dataclasses.MISSING,
     low: float | None = None,

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from workspace_files import edit_bytes, snapshot
 
 from hexainst.cli import main
-from workspace_files import edit_bytes, snapshot
 
 QUICK = ["--permutations", "20", "--sweep-permutations", "5", "--bootstrap", "10", "--sweep-eps", "0.05",
          "--eps", "0.05", "--quiet"]

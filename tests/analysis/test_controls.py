@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from hexainst.analysis.controls import PairDesign, headline_statistics
+from hexainst.analysis.controls import PairDesign
 from hexainst.analysis.length_matching import length_matched_test
 from hexainst.analysis.nulls import (
     cluster_bootstrap_weights,

@@ -18,10 +18,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # annotation_helpers.py, annotation_live.py (tests use --import-mode=importlib)
 
-from hexainst.annotation.server import SERVER_VERSION, ServerError, find_binary, migrate_template  # noqa: E402
-from hexainst.annotation.session import Session  # noqa: E402
-from hexainst.kernel.identity import person  # noqa: E402
-from annotation_helpers import ACCOUNTS, seed_template  # noqa: E402
+from annotation_helpers import ACCOUNTS, seed_template
+
+from hexainst.annotation.server import SERVER_VERSION, ServerError, find_binary, migrate_template
+from hexainst.annotation.session import Session
+from hexainst.kernel.identity import person
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from annotation_helpers import verdict
 from sklearn.metrics import cohen_kappa_score
 
 from hexainst.annotation.agreement import cohen_kappa, junior_agreement, percent_agreement
-from annotation_helpers import verdict
 
 
 def test_kappa_hand_computed_three_labels():

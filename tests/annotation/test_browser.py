@@ -22,10 +22,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from annotation_browser import Person, launch
 from annotation_helpers import nat, verdict
 from annotation_live import Annotators
+
 from hexainst.annotation import labeling_config as lc
 from hexainst.annotation.session import Session
 from hexainst.cli import main

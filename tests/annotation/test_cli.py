@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from annotation_helpers import nat, seed_template, verdict
 from annotation_live import Annotators
+
 from hexainst.annotation import labeling_config as lc
 from hexainst.annotation.accounts import invite_token
 from hexainst.annotation.server import port_is_free, running_pid

@@ -12,8 +12,8 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from annotation_helpers import ACCOUNTS, nat
+
 from hexainst.annotation.session import STATE_FILE, Session
 from hexainst.cli import main
 from hexainst.kernel.processes import free_port

@@ -6,15 +6,15 @@ import json
 from collections import Counter
 
 import pytest
+from annotation_helpers import nat, syn, v1_verdict, verdict
+from annotation_live import Annotators
 
 import hexainst
-from hexainst.kernel import validation_file
 from hexainst.annotation.sync import index_project, rows_from_release
-from hexainst.kernel.validation_file import ValidationFileError
 from hexainst.builders.release import assemble
-from annotation_helpers import nat, syn, v1_verdict, verdict
+from hexainst.kernel import validation_file
+from hexainst.kernel.validation_file import ValidationFileError
 from hexainst.kernel.vocab import CATEGORIES
-from annotation_live import Annotators
 
 EXTRA = 3  # reserve rows per cell
 

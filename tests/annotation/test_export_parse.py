@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 
 import pytest
+from annotation_helpers import verdict
 
 from hexainst.annotation import labeling_config as lc
 from hexainst.annotation.export import build_validation, parse_export
 from hexainst.annotation.verdicts import ExportError
-from annotation_helpers import verdict
 
 USERS = {1: "admin", 2: "junior1", 3: "junior2", 4: "senior"}
 A, B = "math-nat-00000000000a", "math-nat-00000000000b"

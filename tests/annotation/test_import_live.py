@@ -11,12 +11,12 @@ import json
 import time
 
 import pytest
+from annotation_helpers import nat, syn
 
 from hexainst.annotation.importer import VerdictImportError, land_verdicts
 from hexainst.annotation.sync import index_project
 from hexainst.cli import main
 from hexainst.kernel import identity, validation_file
-from annotation_helpers import nat, syn
 
 pytestmark = [pytest.mark.slow, pytest.mark.labelstudio]
 

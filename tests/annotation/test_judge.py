@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from hexainst.annotation.judge import AnswerError, judge_tasks, parse_answer, system_prompt, user_message
-from hexainst.annotation.guidelines import guidelines_markdown
-from hexainst.builders.synthetic.stub_server import Fault, StubServer
 from annotation_helpers import nat, syn
+
+from hexainst.annotation.guidelines import guidelines_markdown
+from hexainst.annotation.judge import AnswerError, judge_tasks, parse_answer, system_prompt, user_message
+from hexainst.builders.synthetic.stub_server import Fault, StubServer
 
 GOOD = {"category_correct": False, "errors": ["unsound", "grammar"], "corrected_instruction": None, "decision": "reject"}
 IID = "math-syn-0000000000a1"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
+from annotation_helpers import verdict
 
 from hexainst.annotation import labeling_config as lc
 from hexainst.annotation.verdicts import ExportError, result_to_verdict
-from annotation_helpers import verdict
 from hexainst.kernel.vocab import DECISIONS, ERROR_TYPES
 
 
@@ -40,8 +40,9 @@ def test_configs_ask_the_four_questions_with_vocabulary_aliases(config):
 
 
 def test_juniors_never_see_the_origin_the_senior_may():
-    from hexainst.annotation.sync import task_data
     from annotation_helpers import syn
+
+    from hexainst.annotation.sync import task_data
 
     assert "$origin" not in lc.junior_config() and "$source" not in lc.junior_config()
     assert "$origin" in lc.senior_config()

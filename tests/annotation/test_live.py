@@ -8,15 +8,15 @@ from __future__ import annotations
 import threading
 
 import pytest
-
-from hexainst.annotation import labeling_config as lc
-from hexainst.kernel import validation_file
-from hexainst.annotation.outcomes import REASON_CATEGORY, REASON_DECISION
-from hexainst.annotation import sync
-from hexainst.annotation.guidelines import guidelines_html
-from hexainst.annotation.sync import SyncError, index_project
 from annotation_helpers import nat, syn, verdict
 from annotation_live import Annotators
+
+from hexainst.annotation import labeling_config as lc
+from hexainst.annotation import sync
+from hexainst.annotation.guidelines import guidelines_html
+from hexainst.annotation.outcomes import REASON_CATEGORY, REASON_DECISION
+from hexainst.annotation.sync import SyncError, index_project
+from hexainst.kernel import validation_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.labelstudio]
 

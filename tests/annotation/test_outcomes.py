@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from annotation_helpers import verdict
+
 from hexainst.annotation.outcomes import (
     REASON_CATEGORY,
     REASON_CORRECTIONS_DIFFER,
@@ -12,7 +14,6 @@ from hexainst.annotation.outcomes import (
     counted_juniors,
     triage,
 )
-from annotation_helpers import verdict
 
 JUNIORS = {"junior1", "junior2", "junior3"}
 SENIORS = {"senior"}

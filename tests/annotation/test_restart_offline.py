@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from annotation_helpers import ACCOUNTS
+
 from hexainst.annotation import server as srv
 from hexainst.annotation.session import Session
 from hexainst.cli import main

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 from annotation_helpers import ACCOUNTS, nat, syn
+
 from hexainst.annotation.drafts import warning, with_drafts
 from hexainst.annotation.sampling import by_cell, sample
 from hexainst.annotation.session import Session

@@ -7,11 +7,11 @@ import copy
 import json
 
 import pytest
+from annotation_helpers import v1_verdict, verdict
 
 from hexainst.kernel import validation_file
-from hexainst.kernel.validation_file import ValidationFileError
 from hexainst.kernel.records import record_schema
-from annotation_helpers import v1_verdict, verdict
+from hexainst.kernel.validation_file import ValidationFileError
 
 IDS = ["math-nat-0000000000a1", "math-syn-0000000000a2", "code-nat-0000000000a3"]
 

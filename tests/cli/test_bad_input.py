@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-from hexainst.kernel.vocab import CATEGORIES
 from validation_docs import rejections
 from workspace_files import changed_files, pool_rows, snapshot, write_pools
+
+from hexainst.kernel.vocab import CATEGORIES
 
 MIRROR = Path(os.environ.get("HEXAINST_SOURCES") or Path(__file__).resolve().parents[3] / "shared" / "sources")
 

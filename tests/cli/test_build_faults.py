@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from workspace_files import changed_files, fill_disk, pool_rows, snapshot, write_pools
 
 from hexainst.cli import _disk_full_line
 from hexainst.kernel.release import GENERATIONS_FILE
 from hexainst.kernel.vocab import CATEGORIES
-from workspace_files import changed_files, fill_disk, pool_rows, snapshot, write_pools
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +82,12 @@ def test_a_reader_that_exits_is_no_traceback(ws: Path, argv: list[str]) -> None:
 
 def test_a_topup_with_another_builds_work_names_the_work_folder(ws: Path) -> None:
     """--work holds pools of a build that did not make --out: say so, not that the validation file is wrong."""
+    from validation_docs import rejections
+
     from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
     from hexainst.builders.synthetic.config import OUTPUT_KIND as SYNTHETIC_KIND
     from hexainst.kernel.outputs import write_marker
     from hexainst.kernel.release import read_release_rows
-    from validation_docs import rejections
 
     for source, kind in (("natural", NATURAL_KIND), ("synthetic", SYNTHETIC_KIND)):
         folder = ws / "other-work" / source

@@ -17,16 +17,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "builders" / "release"))
 
-from hexainst.builders.release import assemble  # noqa: E402
-from hexainst.builders.release.select import rank_key  # noqa: E402
-from hexainst.builders.release.config import ReleaseConfig  # noqa: E402
-from hexainst.builders.release.reserve import expected_rates, reserve_plan  # noqa: E402
-from hexainst.builders.whole_build import read_topup, reserve_sizes  # noqa: E402
-from hexainst.kernel.outputs import OutputError  # noqa: E402
-from hexainst.kernel.release import RELEASE_ENTRIES  # noqa: E402
-from hexainst.kernel.validation_file import write as write_validation  # noqa: E402
-from test_assembly import write_pools  # noqa: E402
-from validation_docs import outcome, validation_doc  # noqa: E402
+from test_assembly import write_pools
+from validation_docs import outcome, validation_doc
+
+from hexainst.builders.release import assemble
+from hexainst.builders.release.config import ReleaseConfig
+from hexainst.builders.release.reserve import expected_rates, reserve_plan
+from hexainst.builders.release.select import rank_key
+from hexainst.builders.whole_build import read_topup, reserve_sizes
+from hexainst.kernel.outputs import OutputError
+from hexainst.kernel.release import RELEASE_ENTRIES
+from hexainst.kernel.validation_file import write as write_validation
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

@@ -14,13 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from validation_docs import rejections
 
 import hexainst
 from hexainst.builders.release.select import rank_key
 from hexainst.builders.synthetic.stub_server import StubServer
 from hexainst.kernel.features import decode_rows
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
-from validation_docs import rejections
 
 pytestmark = pytest.mark.slow
 

@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from workspace_files import changed_files, snapshot
 
 from hexainst.kernel import atomic
 from hexainst.kernel.outputs import claim_release_dir
 from hexainst.kernel.release import GENERATIONS_FILE, SWAP_JOURNAL, read_release_rows, write_release
-from workspace_files import changed_files, snapshot
 
 
 def _kernel_conftest():

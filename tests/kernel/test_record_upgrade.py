@@ -8,9 +8,8 @@ import json
 import datasets
 import pytest
 
-from hexainst.kernel.records import synthetic_row
 from hexainst.kernel.features import release_features
-from hexainst.kernel.records import RecordError, upgrade_row, validate_row
+from hexainst.kernel.records import RecordError, synthetic_row, upgrade_row, validate_row
 from hexainst.kernel.release import _read_parquet_rows, read_reserve
 
 UNRECORDED = {"kind": "unrecorded", "model": None, "prompt": None, "how": None}

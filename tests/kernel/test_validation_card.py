@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 import json
 
+from validation_docs import outcome, validation_doc
+
 from hexainst.cli import main
 from hexainst.kernel.release import write_release
 from hexainst.kernel.validation_text import PAPER, summary
-from validation_docs import outcome, validation_doc
 
 PERSON = {"kind": "person", "model": None, "prompt": None, "how": None}
 MODEL = {"kind": "model", "model": "judge-x", "prompt": "judge.md sha256:" + "a" * 64, "how": "saw only its own tasks"}

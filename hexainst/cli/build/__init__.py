@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hexainst.cli.build import all, natural, release, synthetic, topup  # noqa: A004 - the subcommand 'all'
+from hexainst.cli.build import all, natural, release, synthetic, topup
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -20,7 +20,6 @@ import pytest
 
 from hexainst.analysis.finetune import fine_tune, finished
 from hexainst.analysis.finetune.data import shuffled_pairs, training_rows
-from hexainst.analysis.finetune.train import _last_checkpoint
 from hexainst.analysis.finetune.design import (
     change_overlap,
     derangement,
@@ -30,6 +29,7 @@ from hexainst.analysis.finetune.design import (
     seed_test,
 )
 from hexainst.analysis.finetune.design_report import formatted, record_runs, store_layout, write_design_report
+from hexainst.analysis.finetune.train import _last_checkpoint
 from hexainst.analysis.isn import IsnSets
 from hexainst.analysis.recording.testing import make_rows
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from workspace_files import edit_bytes, snapshot
 
 from hexainst.analysis.recording import ActivationStore, record
 from hexainst.analysis.recording.testing import make_rows, make_tokenizer, tiny_model
 from hexainst.cli import main
-from workspace_files import edit_bytes, snapshot
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,7 @@ def test_counts_equal_independent_reference(kind, tokenizer, rows, tmp_path, dev
     got = dense(store.counts())
     assert got.shape == ref_counts.shape
     # The activations must not be degenerate for the comparison to mean something.
-    assert 0 < (ref_counts > 0).mean() and (ref_counts < ref_t[:, None]).any()
+    assert (ref_counts > 0).mean() > 0 and (ref_counts < ref_t[:, None]).any()
     np.testing.assert_array_equal(got.astype(np.int64), ref_counts)
     if ref_routing is None:
         assert store.routing is None and not store.is_moe

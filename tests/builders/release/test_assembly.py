@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from validation_docs import outcome, validation_doc
 
 import hexainst
 from hexainst.builders.release import AssemblyError, assemble, select_cell
 from hexainst.builders.release.select import rank_key
 from hexainst.kernel.records import natural_row, synthetic_row
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
-from validation_docs import outcome, validation_doc
 
 
 def made_up_pool(category: str, source: str, n: int) -> list[dict]:
@@ -139,9 +139,8 @@ def test_assemble_balanced_release_with_reserve(tmp_path):
 
 
 def test_validation_rejects_replaced_from_reserve_in_order_and_revisions_keep_original(tmp_path):
-    from hexainst.kernel.validation_file import write as write_validation
-
     from hexainst.builders.release.config import ReleaseConfig
+    from hexainst.kernel.validation_file import write as write_validation
 
     pools = write_pools(tmp_path / "pools")
     # A reserve of 15 (the whole rest of each 115-row pool), whatever rates the toolkit bundles: no row left to refill it.
@@ -184,7 +183,8 @@ def test_validation_rejects_replaced_from_reserve_in_order_and_revisions_keep_or
 
 
 def test_unknown_id_in_validation_file_applies_nothing(tmp_path):
-    from hexainst.kernel.validation_file import ValidationFileError, write as write_validation
+    from hexainst.kernel.validation_file import ValidationFileError
+    from hexainst.kernel.validation_file import write as write_validation
 
     write_pools(tmp_path / "pools")
     assemble(tmp_path / "pools", tmp_path / "rel")

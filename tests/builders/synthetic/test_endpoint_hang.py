@@ -9,11 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from workspace_files import changed_files, snapshot
+
 from hexainst.builders.synthetic.config import SyntheticConfig
 from hexainst.builders.synthetic.endpoint import redact_url
 from hexainst.builders.synthetic.stub_server import Fault, StubServer
 from hexainst.builders.whole_build import stage_inputs
-from workspace_files import changed_files, snapshot
 
 SECRET = "s3cret-pass"
 

@@ -15,7 +15,6 @@ import pytest
 from hexainst.builders.synthetic import build
 from hexainst.builders.synthetic.client import EndpointError
 from hexainst.builders.synthetic.stub_server import Fault
-from hexainst.kernel.errors import UserError
 from hexainst.kernel.outputs import OutputError
 from hexainst.kernel.vocab import CATEGORIES
 
@@ -68,7 +67,7 @@ def test_unknown_model_is_named_with_what_the_endpoint_lists(stub, good_pools, t
 
 
 class _Html(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         body = b"<html><body>Welcome to nginx</body></html>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html")

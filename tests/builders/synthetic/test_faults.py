@@ -22,7 +22,6 @@ from hexainst.kernel.records import validate_rows
 from hexainst.kernel.vocab import CATEGORIES
 
 
-
 def read_pools(out: Path) -> dict[str, list[dict]]:
     return {c: [json.loads(line) for line in (out / f"{c}.synthetic.jsonl").read_text("utf-8").splitlines()]
             for c in CATEGORIES}

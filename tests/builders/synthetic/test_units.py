@@ -7,12 +7,12 @@ import json
 import pytest
 
 from hexainst.builders.synthetic import prompts
-from hexainst.builders.synthetic.parsing import parse_chat_answer, parse_list_continuation, split_reasoning
 from hexainst.builders.synthetic.cache import RequestCache, request_key
+from hexainst.builders.synthetic.client import MalformedResponse, wire_answer
 from hexainst.builders.synthetic.config import SyntheticConfig
 from hexainst.builders.synthetic.endpoint import NO_KEY, requested, resolve_endpoint
 from hexainst.builders.synthetic.filters import CandidateFilter, blacklist_hit, format_reason
-from hexainst.builders.synthetic.client import MalformedResponse, wire_answer
+from hexainst.builders.synthetic.parsing import parse_chat_answer, parse_list_continuation, split_reasoning
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.settings import SettingError
 from hexainst.kernel.vocab import CATEGORIES
