@@ -205,10 +205,14 @@ def test_the_cycle_finder_finds_a_hidden_cycle(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_our_modules_are_imported_at_the_top(module: str) -> None:
-    """Imports inside a function are only for deferring a heavy third-party package, never one of our modules."""
+    """Imports inside a function are only for deferring a heavy third-party package: one of our modules
+    only when importing it loads one (torch, numpy, pandas, datasets...), with ``# deferred: <why>`` on
+    the line, so that ``hexainst --help`` stays fast. Never to hide a cycle (the test above sees them)."""
     file = MODULES[module]
-    inside = [f"{file.relative_to(REPO)}:{line}: imports {target} inside a function"
-              for target, line in _own_targets(module, file, inside_functions_only=True)]
+    lines = file.read_text(encoding="utf-8").splitlines()
+    inside = [f"{file.relative_to(REPO)}:{line}: imports {target} inside a function without '# deferred: <why>'"
+              for target, line in _own_targets(module, file, inside_functions_only=True)
+              if "# deferred:" not in lines[line - 1]]
     assert not inside, "\n".join(inside)
 
 

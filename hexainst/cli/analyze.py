@@ -119,8 +119,8 @@ def _controls_inputs(args: argparse.Namespace, store_a: Any) -> tuple[Any, dict[
     is named in the report, never silently dropped.
     """
     # deferred: numpy and scipy ('hexainst --help' stays fast)
-    from hexainst.analysis.compute import LexicalSpec
-    from hexainst.analysis.nulls import provenance_cluster
+    from hexainst.analysis.compute import LexicalSpec  # deferred: loads numpy and scipy
+    from hexainst.analysis.nulls import provenance_cluster  # deferred: loads numpy
 
     explicit = bool(args.tokenizer or args.release or args.rows)
     try:
@@ -177,9 +177,9 @@ def _check_recorded_path(name: str, store_path: Path) -> None:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     # deferred: numpy, scipy and matplotlib ('hexainst --help' stays fast)
-    from hexainst.analysis.compute import check_causal_counts
-    from hexainst.analysis.data import open_store
-    from hexainst.analysis.pipeline import CausalSpec, analyze, claim_analysis_dir
+    from hexainst.analysis.compute import check_causal_counts  # deferred: loads numpy and scipy
+    from hexainst.analysis.data import open_store  # deferred: loads numpy and scipy
+    from hexainst.analysis.pipeline import CausalSpec, analyze, claim_analysis_dir  # deferred: loads numpy and scipy
 
     config = _config(args)
     causal_config = config_from(args, CausalConfig) if args.causal else None
@@ -238,7 +238,13 @@ def _baseline_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
     # deferred: the recorder and the analysis load numpy, scipy and datasets ('hexainst --help' stays fast)
-    from hexainst.analysis.baseline import PairsError, check_model_root, claim_baseline_dir, load_pairs, run_baseline
+    from hexainst.analysis.baseline import (  # deferred: loads numpy and scipy
+        PairsError,
+        check_model_root,
+        claim_baseline_dir,
+        load_pairs,
+        run_baseline,
+    )
 
     config = _config(args)
     recording = config_from(args, RecordingConfig, out=None)  # --out is the run's folder, not one store

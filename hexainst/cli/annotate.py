@@ -44,7 +44,7 @@ def _friendly(handler):
         import httpx
         from label_studio_sdk.core.api_error import ApiError
 
-        from hexainst.annotation.sync import describe_error
+        from hexainst.annotation.sync import describe_error  # deferred: loads label_studio_sdk and httpx
 
         try:
             return handler(args)
@@ -177,8 +177,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _start(args: argparse.Namespace, n_juniors: int = DEFAULTS.juniors, create_missing: bool = True):
     # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.server import find_binary
-    from hexainst.annotation.session import Session
+    from hexainst.annotation.server import find_binary  # deferred: loads httpx
+    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
 
     session = Session.load_or_create(args.data_dir, n_juniors)
     find_binary()  # before anything is written
@@ -251,7 +251,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.session import Session
+    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
 
     Session.load(args.data_dir)  # serve restarts a round; 'up' starts one
     servers, session = _start(args, create_missing=False)
@@ -262,7 +262,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_stop(args: argparse.Namespace) -> int:
     # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.session import Session
+    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
 
     stopped = Session.load(args.data_dir).stop()
     print(f"stopped: {', '.join(stopped)}" if stopped else f"no running server recorded in {args.data_dir}")
@@ -271,7 +271,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 def _cmd_setup(args: argparse.Namespace) -> int:
     # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.session import Session
+    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
 
     session = Session.load(args.data_dir)
     session.require_servers()
@@ -286,7 +286,7 @@ def _candidate_rows(args: argparse.Namespace, required: bool = True) -> list[dic
     given = False
     if args.release:
         # deferred: the annotation stage loads label_studio_sdk and httpx
-        from hexainst.annotation.sync import rows_from_release
+        from hexainst.annotation.sync import rows_from_release  # deferred: loads label_studio_sdk and httpx
 
         if not args.release.is_dir():
             raise UserError(f"--release {args.release}: no such release folder")
@@ -303,12 +303,12 @@ def _candidate_rows(args: argparse.Namespace, required: bool = True) -> list[dic
             raise UserError("name the candidates: --release DIR, --pools DIR ... or --rows FILE ...")
         return None
     # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.sync import junior_tasks
+    from hexainst.annotation.sync import junior_tasks  # deferred: loads label_studio_sdk and httpx
 
     junior_tasks(rows, "the candidates given")  # every row valid and every id unique, before any server is touched
     if args.sample is not None or args.sample_per_cell is not None:
         # deferred: the annotation stage loads label_studio_sdk and httpx
-        from hexainst.annotation.sampling import sample
+        from hexainst.annotation.sampling import sample  # deferred: loads label_studio_sdk and httpx
 
         rows = sample(rows, n=args.sample, per_cell=args.sample_per_cell, seed=args.seed)
         print(f"round size: {len(rows)} candidates (seed {args.seed})", file=sys.stderr)
@@ -318,7 +318,7 @@ def _candidate_rows(args: argparse.Namespace, required: bool = True) -> list[dic
 def _warn_drafts(session) -> None:
     """Name the tasks whose changes were never submitted (Label Studio keeps them as drafts)."""
     # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.drafts import warning
+    from hexainst.annotation.drafts import warning  # deferred: loads label_studio_sdk and httpx
 
     for line in warning(session.drafts):
         print(line, file=sys.stderr)
@@ -343,7 +343,7 @@ def _print_sync(reports) -> None:
 
 def _cmd_sync(args: argparse.Namespace) -> int:
     # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.session import Session
+    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
 
     session = Session.load(args.data_dir)
     rows = _candidate_rows(args)
@@ -364,8 +364,11 @@ def _identity_of(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.importer import land_verdicts, read_verdict_file
-    from hexainst.annotation.session import Session
+    from hexainst.annotation.importer import (  # deferred: loads label_studio_sdk and httpx
+        land_verdicts,
+        read_verdict_file,
+    )
+    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
 
     session = Session.load(args.data_dir)
     session.instance(args.annotator)  # an unknown slot is named before the file is read
@@ -383,8 +386,12 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 def _cmd_judge(args: argparse.Namespace) -> int:
     # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.judge import DEFAULT_HOW, judge_slot, prompt_text
-    from hexainst.annotation.session import Session
+    from hexainst.annotation.judge import (  # deferred: loads label_studio_sdk and httpx
+        DEFAULT_HOW,
+        judge_slot,
+        prompt_text,
+    )
+    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
 
     session = Session.load(args.data_dir)
     session.instance(args.annotator)
@@ -404,7 +411,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
 def _cmd_senior(args: argparse.Namespace) -> int:
     # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.session import Session
+    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
 
     session = Session.load(args.data_dir)
     session.require_servers()
@@ -445,7 +452,7 @@ def _format_agreement(result) -> str:
 
 def _cmd_agreement(args: argparse.Namespace) -> int:
     # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.session import Session
+    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
 
     session = Session.load(args.data_dir)
     session.require_servers()
@@ -473,7 +480,7 @@ def _check_out(out: Path) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.session import Session
+    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
 
     _check_out(args.out)
     if args.save_exports is not None and args.save_exports.exists() and not args.save_exports.is_dir():

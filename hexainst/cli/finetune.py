@@ -60,8 +60,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_record(args: argparse.Namespace) -> int:
     # deferred: numpy, and the recorder's scipy and datasets
-    from hexainst.analysis.finetune.design import finished_runs
-    from hexainst.analysis.finetune.design_report import design_rows, record_runs
+    from hexainst.analysis.finetune.design import finished_runs  # deferred: loads numpy and scipy
+    from hexainst.analysis.finetune.design_report import design_rows, record_runs  # deferred: loads numpy and scipy
 
     config = _config(args)
     recipe = config.load_recipe()
@@ -75,8 +75,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 def _cmd_changes(args: argparse.Namespace) -> int:
     # deferred: numpy
-    from hexainst.analysis.finetune.design import isn_changes
-    from hexainst.analysis.finetune.design_report import store_layout
+    from hexainst.analysis.finetune.design import isn_changes  # deferred: loads numpy and scipy
+    from hexainst.analysis.finetune.design_report import store_layout  # deferred: loads numpy and scipy
 
     doc = isn_changes(store_layout(args.stores), eps=_config(args).eps)
     write_text(args.out, dumps_stable(doc))

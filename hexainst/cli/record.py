@@ -18,13 +18,12 @@ from hexainst.analysis.recording.config import RecordingConfig
 from hexainst.analysis.recording.loading import resolve_model
 from hexainst.cli.options import add_settings, config_from, int_range
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.features import decode_rows
 from hexainst.kernel.jsonfiles import read_jsonl
 
 
 def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    # deferred: the store loads numpy and scipy, features pandas and datasets ('hexainst --help' stays fast)
-    from hexainst.analysis.recording.store import check_category
-    from hexainst.kernel.features import decode_rows
+    from hexainst.analysis.recording.store import check_category  # deferred: loads numpy and scipy
 
     if args.rows is not None:
         rows = read_jsonl(args.rows, what="rows file")
@@ -46,8 +45,8 @@ def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _cmd_record(args: argparse.Namespace) -> int:
     # deferred: the recorder loads numpy, scipy and datasets ('hexainst --help' stays fast)
-    from hexainst.analysis.recording import recorder
-    from hexainst.analysis.recording.store import claim_store_dir
+    from hexainst.analysis.recording import recorder  # deferred: loads numpy and scipy
+    from hexainst.analysis.recording.store import claim_store_dir  # deferred: loads numpy and scipy
 
     inputs = (args.rows, args.release)
     config = config_from(args, RecordingConfig, inputs=inputs,
@@ -71,7 +70,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 def _cmd_merge(args: argparse.Namespace) -> int:
     # deferred: the store loads numpy and scipy
-    from hexainst.analysis.recording.store import claim_merge_dir, merge_stores
+    from hexainst.analysis.recording.store import claim_merge_dir, merge_stores  # deferred: loads numpy and scipy
 
     claim_merge_dir(args.parts, args.out)
     store = merge_stores(args.parts, args.out)
@@ -81,7 +80,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     # deferred: the store loads numpy and scipy
-    from hexainst.analysis.recording.store import ActivationStore
+    from hexainst.analysis.recording.store import ActivationStore  # deferred: loads numpy and scipy
 
     store = ActivationStore.open(args.store)  # verifies every shard against its checksum
     header = store.header

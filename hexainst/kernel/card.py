@@ -47,9 +47,8 @@ _LICENSE_TEMPLATES = environment(CARDS_DIR, trim_blocks=False, lstrip_blocks=Fal
 
 
 def _dataset_info(release_rows: Sequence[Mapping[str, Any]], counts: Mapping[str, int]) -> DatasetInfosDict:
-    # deferred: datasets is heavy (about 1 s), and `import hexainst` / `hexainst --help` reach this module
-    import datasets
-    from datasets.info import DatasetInfo, DatasetInfosDict
+    import datasets  # deferred: heavy (about 1 s), and `import hexainst` / `hexainst --help` reach this module
+    from datasets.info import DatasetInfo, DatasetInfosDict  # deferred: as above
     infos = {}
     sizes = {}
     for category in counts:
