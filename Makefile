@@ -94,7 +94,7 @@ ALT_FT      = $(if $(ALT_RECIPE),--recipe $(ALT_RECIPE))
 ALT_ROWS    = $(ALT_FT) $(if $(SOURCES),--sources $(SOURCES)) --release $(OUT)
 ALT_RECORD  = --release $(OUT) --batch-size 8 --with-sums
 SMOLLM2_GGUF = $(shell $(PY) -c "from hexainst.builders.synthetic.generators import resolve_gguf; print(resolve_gguf('smollm2-135m-instruct'))")
-.PHONY: alteration-demo alteration-runs alteration-report
+.PHONY: alteration-demo alteration-runs alteration-report smollm2-demo
 
 alteration-runs: install ## fine-tune ALT_SEEDS seeds of the tuned, control and shuffled arms (seed by seed; resumable)
 	for seed in $(ALT_SEEDS); do for arm in tuned control shuffled; do \
@@ -107,10 +107,17 @@ alteration-report: install ## the alteration design's report (docs/demo-alterati
 	$(HEXAINST) finetune report --out docs/demo-alteration --evaluation $(ALT_WORK)/design-evaluation.json \
 		--changes $(ALT_WORK)/design-changes.json
 
-alteration-demo: alteration-runs alteration-report ## the alteration design end to end, then SmolLM2-135M-Instruct into docs/demo-smollm2/
-	$(HEXAINST) record --model "$(SMOLLM2_GGUF)" --out $(ALT_WORK)/stores/smollm2 $(ALT_RECORD)
-	$(HEXAINST) analyze --store $(ALT_WORK)/stores/smollm2 --out docs/demo-smollm2 --no-save-sets --length-matched \
-		--causal --causal-model "$(SMOLLM2_GGUF)" --release $(OUT) --causal-per-category $(ALT_CAUSAL) $(if $(SOURCES),--sources $(SOURCES))
+alteration-demo: alteration-runs alteration-report smollm2-demo ## the alteration design end to end, then SmolLM2-135M-Instruct into docs/demo-smollm2/
+
+SMOLLM2_STORE = $(ALT_WORK)/stores/smollm2
+smollm2-demo: install ## SmolLM2-135M-Instruct and 3 random-init seeds on the release, analysed into docs/demo-smollm2/
+	$(HEXAINST) record --model "$(SMOLLM2_GGUF)" --out $(SMOLLM2_STORE) $(ALT_RECORD)
+	for seed in $(DEMO_SEEDS); do \
+		$(HEXAINST) record --model "$(SMOLLM2_GGUF)" --random-init $$seed --out $(SMOLLM2_STORE)-untrained-$$seed $(ALT_RECORD) \
+			|| exit 1; done
+	$(HEXAINST) analyze --store $(SMOLLM2_STORE) --out docs/demo-smollm2 --no-save-sets --length-matched \
+		--untrained $(foreach seed,$(DEMO_SEEDS),$(SMOLLM2_STORE)-untrained-$(seed)) --release $(OUT) \
+		--causal --causal-model "$(SMOLLM2_GGUF)" --causal-per-category $(ALT_CAUSAL) $(if $(SOURCES),--sources $(SOURCES))
 
 install-browser: ## Debian's Chromium for the annotation screens' browser tests (Playwright drives it; nothing is downloaded)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
@@ -121,8 +128,10 @@ test: install install-server install-browser ## run the test suite
 
 # The markers are declared in pyproject.toml ([tool.pytest.ini_options]).
 FAST_TESTS ?= not slow and not labelstudio and not browser
-test-fast: install ## the tests that need no Label Studio, no browser and no slow mark (a few minutes)
-	$(PY) -m pytest -m "$(FAST_TESTS)"
+# Two pytest-xdist workers (one per core here), a test file per worker at a time (module fixtures built once).
+TEST_WORKERS ?= 2
+test-fast: install ## the tests that need no Label Studio, no browser and no slow mark, on TEST_WORKERS workers
+	$(PY) -m pytest -m "$(FAST_TESTS)" -n $(TEST_WORKERS) --dist loadfile
 
 lint: install ## ruff check (rules in pyproject.toml's [tool.ruff]); `ruff check --fix` repairs what it can
 	$(VENV)/bin/ruff check .
