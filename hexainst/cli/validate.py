@@ -6,21 +6,8 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from hexainst.kernel.release import (
-    RESERVE_FILE,
-    config_files,
-    data_file,
-    read_release_rows,
-    read_reserve,
-    resolve_release,
-)
-from hexainst.kernel.release_checks import (
-    balance_problems,
-    card_problems,
-    card_table_problems,
-    companion_problems,
-    text_problems,
-)
+from hexainst.kernel.release import resolve_release
+from hexainst.kernel.release_validation import check_release
 from hexainst.kernel.vocab import CATEGORIES
 
 
@@ -49,30 +36,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    folder = resolve_release(release_path(args.path))
-    rows = read_release_rows(folder, check_card=False)
-    reserve = read_reserve(folder)
-    by_config = {"default": len(rows)}
-    for name in config_files(folder):
-        if name != "default":
-            by_config[name] = sum(1 for r in rows if r["category"] == name)
-    cells = Counter((r["category"], r["source"]) for r in rows)
-    seen: Counter = Counter()
-    places = []
-    for r in rows:  # each category's rows come from its own file, in the file's order
-        places.append(f"{data_file(r['category'])} row {seen[r['category']]}")
-        seen[r["category"]] += 1
-    problems = (card_problems(folder, by_config) + card_table_problems(folder, cells) + companion_problems(folder)
-                + text_problems(rows, places)
-                + text_problems(reserve, [f"{RESERVE_FILE} row {i}" for i in range(len(reserve))]))
-    balance = balance_problems(cells)
-    print(f"{folder}: {len(rows)} rows valid against the record schema, {len(reserve)} reserve rows")
-    print_cells(cells)
-    for p in problems:
+    found = check_release(resolve_release(release_path(args.path)))
+    print(f"{found.folder}: {len(found.rows)} rows valid against the record schema, {len(found.reserve)} reserve rows")
+    print_cells(found.cells)
+    for p in found.problems:
         print(f"error: {p}")
-    for p in balance:
+    for p in found.balance:
         print(f"{'warning' if args.allow_unbalanced else 'error'}: unbalanced: {p}")
-    failed = bool(problems) or (bool(balance) and not args.allow_unbalanced)
+    failed = bool(found.problems) or (bool(found.balance) and not args.allow_unbalanced)
     print("FAILED" if failed else "OK")
     return 1 if failed else 0
 

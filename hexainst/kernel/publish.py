@@ -15,8 +15,8 @@ from pathlib import Path
 from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.outputs import claim_output_dir, write_marker
-from hexainst.kernel.release import RELEASE_ENTRIES, cell_counts, read_release_rows, read_reserve
-from hexainst.kernel.release_checks import balance_problems, companion_problems
+from hexainst.kernel.release import RELEASE_ENTRIES
+from hexainst.kernel.release_validation import check_release
 
 
 def release_files(folder: Path) -> list[str]:
@@ -46,14 +46,12 @@ DRY_RUN_KIND = "publish dry run"
 
 def check_publishable(folder: Path) -> list[str]:
     """Validate the release in ``folder`` as ``hexainst validate`` does; return its files. Raises on any problem."""
-    rows = read_release_rows(folder)  # schema, duplicate ids, every config's files, card counts
-    read_reserve(folder)
-    problems = balance_problems(cell_counts(rows))
-    if problems:
-        raise UserError(f"{folder}: refusing to publish an unbalanced release: {problems[0]}")
-    problems = companion_problems(folder)
-    if problems:
-        raise UserError(f"{folder}: refusing to publish: {problems[0]}")
+    found = check_release(folder)
+    if found.balance:
+        raise UserError(f"{folder}: refusing to publish an unbalanced release: {found.balance[0]}")
+    if found.problems:
+        more = f" (and {len(found.problems) - 1} more: hexainst validate lists them)" if len(found.problems) > 1 else ""
+        raise UserError(f"{folder}: refusing to publish: {found.problems[0]}{more}")
     return release_files(folder)
 
 

@@ -277,6 +277,10 @@ CASES = [
     Case("publish-generations-garbage", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "up"],
          "synthetic.jsonl line 1: not JSON", setup=_write("release/generations/synthetic.jsonl", "{garbage\n"),
          absent="up"),
+    # publish checks what validate checks: a card whose table of counts disagrees with the data (validate fails)
+    Case("publish-card-table-disagrees", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "up"],
+         "refusing to publish: README.md: the table of counts says math: 100 / 100 / 201",
+         setup=_edit("release/README.md", "| math | 100 | 100 | 200 |", "| math | 100 | 100 | 201 |"), absent="up"),
     Case("publish-unbalanced", ["publish", "--repo", "me/hexainst", "--path", "release", "--dry-run", "up"],
          "matches no file", setup=_remove("release/data/math.parquet")),
     # ------------------------------------------------------------ build synthetic
