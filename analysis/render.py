@@ -131,14 +131,14 @@ def render_alteration(canvas: Canvas, alt: AlterationResult, cats: Sequence[str]
                      [[c, t2[c].mean, t2[c].ci_low, t2[c].ci_high] for c in cats])
     if alt.table6 is not None:
         rows, layer_rows = [], []
+
+        def fmt(top: list[list[int]], mark: set[int]) -> str:
+            return ", ".join(f"{e}{'*' if e in mark else ''} ({n})" for e, n in top)
+
         for c in cats:
             sel = alt.table6[c]
             mark = set(sel.stable)
-
-            def fmt(top: list[list[int]]) -> str:
-                return ", ".join(f"{e}{'*' if e in mark else ''} ({n})" for e, n in top)
-
-            rows.append([c, fmt(sel.base_top5), fmt(sel.ft_top5), len(sel.stable)])
+            rows.append([c, fmt(sel.base_top5, mark), fmt(sel.ft_top5, mark), len(sel.stable)])
             for lay in sel.per_layer:
                 layer_rows.append([c, lay.layer, " ".join(map(str, lay.base_top5)), " ".join(map(str, lay.ft_top5)),
                                    len(lay.stable)])

@@ -174,12 +174,11 @@ def check_slot(session, inst, identity: Mapping[str, Any], file_sha256: str | No
 
 def record_identity(inst, identity: Mapping[str, Any], has_verdicts: bool) -> None:
     """Set the slot's identity; a slot that holds verdicts keeps its annotator (only ``how`` may change)."""
-    if not same_annotator(inst.identity, identity):
-        if has_verdicts:
-            raise VerdictImportError(
-                f"{inst.name} already holds verdicts by {describe_identity(inst.identity)}; they cannot be "
-                f"attributed to {describe_identity(identity)} (one slot, one annotator: start a new round)"
-            )
+    if not same_annotator(inst.identity, identity) and has_verdicts:
+        raise VerdictImportError(
+            f"{inst.name} already holds verdicts by {describe_identity(inst.identity)}; they cannot be "
+            f"attributed to {describe_identity(identity)} (one slot, one annotator: start a new round)"
+        )
     inst.identity = dict(identity)
 
 

@@ -160,9 +160,11 @@ def senior_config() -> str:
         f"{_instruction_block(show_origin=True)}\n"
         '    <Header value="Why this task needs you: $reason" size="6"/>\n'
         '    <View style="display: flex; gap: 1em">\n'
-        f'      <View className="{VERBATIM_CLASS}" style="{VERBATIM}; flex: 1; border: 1px solid #d0d0d0; border-radius: 4px; padding: 0 0.6em">'
+        f'      <View className="{VERBATIM_CLASS}" style="{VERBATIM}; flex: 1; '
+        'border: 1px solid #d0d0d0; border-radius: 4px; padding: 0 0.6em">'
         '<Header value="Junior 1" size="6"/><Text name="junior_1" value="$junior_1" granularity="paragraph"/></View>\n'
-        f'      <View className="{VERBATIM_CLASS}" style="{VERBATIM}; flex: 1; border: 1px solid #d0d0d0; border-radius: 4px; padding: 0 0.6em">'
+        f'      <View className="{VERBATIM_CLASS}" style="{VERBATIM}; flex: 1; '
+        'border: 1px solid #d0d0d0; border-radius: 4px; padding: 0 0.6em">'
         '<Header value="Junior 2" size="6"/><Text name="junior_2" value="$junior_2" granularity="paragraph"/></View>\n'
         "    </View>\n"
         f"{_questions()}\n"

@@ -8,9 +8,10 @@ Private by default: a server runs under umask 077, so every file Label Studio ma
 database, uploads, exports) is readable by the account that runs it only; our own files (log,
 PID file) are 0600 and every data dir 0700 (:func:`make_private` also repairs an older round).
 Its request log is off (Label Studio's settings with ``django.server`` at WARNING, see
-``ls_site/``): it would print every URL served, an invite link's token included. Label Studio silently moves to port+1 when its port is busy,
-so :meth:`LabelStudioServer.start` checks that the server answering is this one: its admin token
-works and names its admin account (every instance has its own admin token).
+``ls_site/``): it would print every URL served, an invite link's token included. Label Studio
+silently moves to port+1 when its port is busy, so :meth:`LabelStudioServer.start` checks that the
+server answering is this one: its admin token works and names its admin account (every instance
+has its own admin token).
 
 Migrating a fresh database takes minutes (about 100 s here), so a deployment migrates one
 *template* data dir once (``label-studio version`` applies the migrations and exits, creating no
@@ -20,6 +21,7 @@ account) and every instance starts from a copy of it, in seconds. A copy gets it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -378,10 +380,8 @@ class LabelStudioServer:
 def _signal_group(pid: int, sig: int) -> None:
     # The child was started with start_new_session=True, so its process group id is its pid:
     # this reaches the server and any worker it forked, and nothing else.
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def process_start_time(pid: int) -> int | None:

@@ -230,7 +230,8 @@ class Session:
             raise UserError(f"{data_dir} is a file, not a folder; choose a new folder for the round")
         # A folder holding only a migrated template (left by an interrupted first 'up', or put there
         # to skip the migrations) is a new round too.
-        foreign = [p.name for p in data_dir.iterdir() if not (p.name == TEMPLATE_DIR and srv.template_ready(p))] if data_dir.is_dir() else []
+        foreign = ([p.name for p in data_dir.iterdir() if not (p.name == TEMPLATE_DIR and srv.template_ready(p))]
+                   if data_dir.is_dir() else [])
         if foreign:
             raise UserError(
                 f"{data_dir} holds files but no {STATE_FILE}: it is not an annotation round, and it is left "

@@ -153,7 +153,9 @@ def main(argv: list[str] | None = None) -> dict:
                 got = fn()
                 exact = None if expected is None else bool(torch.equal(torch.as_tensor(got).to(expected.device, torch.int64), expected))
                 seconds = _time(fn, args.device, args.repeats)
-            except Exception as exc:  # a formulation the device or torch version lacks
+            # a formulation the device or torch version lacks: torch raises RuntimeError (or its
+            # NotImplementedError) for an op or dtype a backend lacks, TypeError / AttributeError for one it predates
+            except (RuntimeError, TypeError, AttributeError) as exc:
                 print(f"{section:8s} {name:30s} unavailable: {type(exc).__name__}: {str(exc)[:120]}")
                 continue
             result[f"{section}:{name}"] = {"ms": round(seconds * 1000, 3), "exact": exact}

@@ -67,7 +67,7 @@ def build_random(shape: str, dtype: torch.dtype, device: str, experts_impl: str 
     with torch.device(device):
         model = transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
     with torch.no_grad():  # non-degenerate gate signs: weights ~ N(0, 0.02) as in pretraining init
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             if param.dim() >= 2:
                 param.normal_(0.0, 0.02)
     return model.eval()

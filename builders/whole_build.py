@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import shutil
 import tempfile
@@ -42,6 +43,7 @@ from hexainst.builders.synthetic.endpoint import redact_url, requested
 from hexainst.builders.synthetic.prompts import metaprompts
 from hexainst.kernel import atomic, environment
 from hexainst.kernel.jsonfiles import read_json
+from hexainst.kernel.log import STDOUT
 from hexainst.kernel.outputs import OutputError, claim_output_dir, claim_release_dir
 from hexainst.kernel.pools import ASSEMBLY_REPORT, NATURAL_LOCK, read_pools
 from hexainst.kernel.release import (
@@ -57,6 +59,13 @@ from hexainst.kernel.validation_file import read as read_validation
 from hexainst.kernel.vocab import CATEGORIES, DEFAULT_SEED, ROWS_PER_CELL
 
 DEFAULT_WORK = "work"
+
+log = logging.getLogger(__name__)
+
+
+def _note(message: str) -> None:
+    """A progress note, shown on standard output as the ``print`` it replaces showed it."""
+    log.info(message, extra=STDOUT)
 
 
 def _sha256(file: Path) -> str:
@@ -94,8 +103,10 @@ class Stage:
             json.dumps({"inputs": self.inputs, "outputs": _outputs(self.folder)}, indent=2, sort_keys=True) + "\n",
         )
 
-    def run(self, fn: Callable[[], Any], force: bool = False, log: Callable[[str], None] = print) -> bool:
-        """Run ``fn`` unless the stage is done; return whether it ran."""
+    def run(self, fn: Callable[[], Any], force: bool = False, log: Callable[[str], None] | None = None) -> bool:
+        """Run ``fn`` unless the stage is done; return whether it ran. ``log`` shows its progress notes
+        (default: the module's logger, on standard output)."""
+        log = log or _note
         if not force and self.done():
             log(f"[{self.name}] already done with the same inputs: skipped ({self.folder})")
             return False
@@ -215,7 +226,7 @@ def build_all(config: BuildConfig) -> BuildResult:
         if validation is None and config.shipped_validation and shipped.is_file():
             validation = Path(tmp) / VALIDATION_FILE  # a copy: the release folder is rewritten, and is no input
             shutil.copyfile(shipped, validation)
-            print(f"[release] applying the validation file the release ships ({shipped}); --no-validation: none")
+            log.info(f"[release] applying the validation file the release ships ({shipped}); --no-validation: none", extra=STDOUT)
         release = shipped_rates(out, release, Path(tmp))
         topup_record = out / TOPUP_FILE
         report = _build_all(out, work=Path(config.work), force=config.force, natural=natural, synthetic=synthetic,
@@ -265,7 +276,7 @@ def _build_all(
     if shipped.is_file():
         added = synthetic_builder.import_generations(shipped, cache_dir)
         if added:
-            print(f"[synthetic] {added} answers from {shipped} added to the request cache {cache_dir}")
+            log.info(f"[synthetic] {added} answers from {shipped} added to the request cache {cache_dir}", extra=STDOUT)
     natural_hash = hashlib.sha256(
         "".join(f"{n}:{h}" for n, h in _outputs(natural_dir).items() if n.endswith(".natural.jsonl")).encode()
     ).hexdigest()
@@ -273,7 +284,7 @@ def _build_all(
                                                                "metaprompt_version": metaprompts()["version"]})
     synthetic_stage.run(lambda: synthetic_builder.build(synthetic_dir, config=synthetic), force=force)
 
-    print(f"[release] assembling -> {out}")
+    log.info(f"[release] assembling -> {out}", extra=STDOUT)
     with tempfile.TemporaryDirectory(prefix="hexainst-generations-") as tmp:
         generations = Path(tmp) / "synthetic.jsonl"
         synthetic_builder.export_generations(cache_dir, generations, used_only_for=synthetic_dir)
@@ -504,8 +515,8 @@ def _topup(out: Path, validation: Path, *, work: Path, natural: NaturalConfig, s
             _with_topup(synthetic, topup_extra).replace(base_url=base_url, model=model, natural_pool_dir=natural_dir,
                                                         cache_dir=cache_dir),
             plan, per_category_explicit).check()
-        print(f"[topup] {sum(added.values())} more synthetic candidates: "
-              + ", ".join(f"{c} +{n}" for c, n in sorted(added.items())))
+        log.info(f"[topup] {sum(added.values())} more synthetic candidates: "
+                 + ", ".join(f"{c} +{n}" for c, n in sorted(added.items())), extra=STDOUT)
         synthetic_builder.build(synthetic_dir, config=config)
         pools = read_pools([natural_dir, synthetic_dir])
 

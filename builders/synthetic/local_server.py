@@ -30,21 +30,21 @@ import threading
 import time
 from collections import Counter, OrderedDict, deque
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import transformers
 
-#: transformers 5 renamed generate's ``past_key_values`` to ``cache`` (the old name still works, with a warning).
-CACHE_KWARG = "cache" if int(transformers.__version__.split(".")[0]) >= 5 else "past_key_values"
-
 from hexainst.builders.synthetic.config import EMBEDDED_BATCH, EMBEDDED_DTYPES
 from hexainst.builders.synthetic.generators import generator_registry, resolve_gguf
 from hexainst.builders.synthetic.kv_rows import Part, assemble
 from hexainst.builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, text_completion
 from hexainst.kernel.processes import exit_when_orphaned
+
+#: transformers 5 renamed generate's ``past_key_values`` to ``cache`` (the old name still works, with a warning).
+CACHE_KWARG = "cache" if int(transformers.__version__.split(".")[0]) >= 5 else "past_key_values"
 
 
 def json_object_end(text: str) -> int | None:
@@ -619,10 +619,8 @@ def main(argv: list[str] | None = None) -> int:
     gguf = args.gguf or resolve_gguf(args.generator)
     state["engine"] = Engine.load(gguf, threads=args.threads, max_batch=args.max_batch, dtype=args.dtype)
     print(f"ready {state['name']} on 127.0.0.1:{args.port}", flush=True)  # noqa: T201 - the parent process waits for this line
-    try:
+    with suppress(KeyboardInterrupt):
         threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

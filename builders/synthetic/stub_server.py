@@ -173,8 +173,10 @@ def make_instruction(category: str | None, topic: str, rng: random.Random) -> st
             f"The {a1} {n1} of the town was repaired on Monday after {y} residents asked for help with {topic}.",
             f"Workers brought a {a2} {n2} and {x} crates of supplies from the {n3} depot.",
             f"{name} said the work cost {z} euros and would finish within {y % 6 + 2} weeks.",
-            f"Critics argued that the {rng.choice(_NOUNS)} budget should have gone to the {rng.choice(_ADJS)} {rng.choice(_NOUNS)} instead.",
-            f"Volunteers from {rng.choice(_NAMES)}'s {rng.choice(_NOUNS)} club cleaned the {rng.choice(_ADJS)} square every {rng.choice(_ADJS)} evening.",
+            f"Critics argued that the {rng.choice(_NOUNS)} budget should have gone to the "
+            f"{rng.choice(_ADJS)} {rng.choice(_NOUNS)} instead.",
+            f"Volunteers from {rng.choice(_NAMES)}'s {rng.choice(_NOUNS)} club cleaned the "
+            f"{rng.choice(_ADJS)} square every {rng.choice(_ADJS)} evening.",
             f"A survey found that {x} percent of families now visit the {rng.choice(_NOUNS)} at least once a month.",
             f"The mayor promised a {rng.choice(_ADJS)} {rng.choice(_NOUNS)} for the {rng.choice(_NOUNS)} festival next spring.",
             f"Shops near the {rng.choice(_NOUNS)} reported {z % 50 + 5} extra customers a day during the works.",

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     shown.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=0,
                        help="also show debug messages")
     shown.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
-                       help="show only warnings and errors (progress bars are the commands' own --quiet or --no-progress)")
+                       help="show only warnings and errors (progress bars are the commands' own --no-progress)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     for module in (build, publish, validate, info, annotate, record, analyze, finetune):

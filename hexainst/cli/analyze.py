@@ -15,7 +15,7 @@ from hexainst.analysis.causal_responses import natural_responses
 from hexainst.analysis.config import AnalysisConfig, CausalConfig
 from hexainst.analysis.recording.config import RUN_SETTINGS, RecordingConfig
 from hexainst.analysis.recording.loading import load_model, load_tokenizer, resolve_model, tokenizer_sha256
-from hexainst.cli.options import add_settings, config_from
+from hexainst.cli.options import add_quiet_alias, add_settings, config_from
 from hexainst.kernel.environment import SOURCES, sources_dir
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import read_jsonl
@@ -26,7 +26,7 @@ ANALYSIS_SETTINGS = ("eps", "tie_rule", "scope", "seed", "sample", "include_self
                      "n_sweep_permutations", "n_boot", "length_matched", "length_strata", "venn_ids", "save_sets",
                      "note", "progress")
 ANALYSIS_FLAGS = {"n_permutations": "--permutations", "n_sweep_permutations": "--sweep-permutations",
-                  "n_boot": "--bootstrap", "venn_ids": "--venn-id", "progress": "--quiet"}
+                  "n_boot": "--bootstrap", "venn_ids": "--venn-id"}
 CAUSAL_FLAGS = {"per_category": "--causal-per-category", "max_predicted": "--causal-max-tokens",
                 "n_random": "--causal-draws"}
 
@@ -34,6 +34,7 @@ CAUSAL_FLAGS = {"per_category": "--causal-per-category", "max_predicted": "--cau
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("ISN sets and statistics")
     add_settings(g, AnalysisConfig, ANALYSIS_SETTINGS, flags=ANALYSIS_FLAGS, repeated=("venn_ids",))
+    add_quiet_alias(g)  # deprecated: --no-progress
 
 
 def _config(args: argparse.Namespace) -> AnalysisConfig:

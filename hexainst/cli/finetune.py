@@ -13,7 +13,7 @@ from hexainst.analysis.finetune import fine_tune, finished
 from hexainst.analysis.finetune.config import FinetuneConfig
 from hexainst.analysis.finetune.data import load_split
 from hexainst.analysis.finetune.train import manifest_summary
-from hexainst.cli.options import add_settings, config_from
+from hexainst.cli.options import add_quiet_alias, add_settings, config_from
 from hexainst.kernel.atomic import write_text
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import dumps_stable
@@ -94,8 +94,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser, *, rows: bool = True) -> None:
-    add_settings(p, FinetuneConfig, ["recipe", "root", *(("sources", "release") if rows else ()), "progress"],
-                 flags={"progress": "--quiet"})
+    add_settings(p, FinetuneConfig, ["recipe", "root", *(("sources", "release") if rows else ()), "progress"])
+    add_quiet_alias(p)  # deprecated: --no-progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -138,6 +138,13 @@ def add_settings(parser: argparse._ActionsContainer, config: type, names: Sequen
     parser.set_defaults(**{FLAGS: known})
 
 
+def add_quiet_alias(parser: argparse._ActionsContainer) -> None:
+    """``--quiet``, the old name of ``--no-progress`` in ``analyze``, ``baseline`` and ``finetune`` (from before
+    ``hexainst -q/--quiet`` chose the log level): still accepted, so no script breaks, and hidden from --help."""
+    parser.add_argument("--quiet", dest="progress", action="store_false", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
+
+
 def config_from(args: argparse.Namespace, config: type, **values: Any) -> Any:
     """``config(...)`` from every setting of ``config`` that ``args`` holds, plus ``values``."""
     present = {f.name: getattr(args, f.name) for f in dataclasses.fields(config)

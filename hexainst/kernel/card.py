@@ -14,7 +14,8 @@ rows themselves plus ``build_info``, which the assembly stage supplies:
     filters         [{stage, reason, removed}]
     generator_note  one sentence on how the synthetic half was generated
     agreement       the "agreement" block of a one-round validation file (None with several rounds)
-    validation      builders.assembly.assemble.rounds_info of the validation file applied: who validated in which round, what each round decided, its kappa
+    validation      builders.assembly.assemble.rounds_info of the validation file applied: who validated in which
+                    round, what each round decided, its kappa
 """
 
 from __future__ import annotations

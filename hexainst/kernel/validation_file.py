@@ -107,7 +107,8 @@ def _check_rounds(doc: Mapping[str, Any], source: str) -> None:
 
 
 def _check_statuses(doc: Mapping[str, Any], source: str) -> None:
-    """Every outcome's status (and corrected text) is what its deciding verdicts say (kernel.verdict_rules.decided, the rule the round applies)."""
+    """Every outcome's status (and corrected text) is what its deciding verdicts say
+    (kernel.verdict_rules.decided, the rule the round applies)."""
     for i, entry in enumerate(doc["outcomes"]):
         status, corrected, by = decided(entry["juniors"], entry["senior"])
         where = f"{source}: outcomes[{i}] (id={entry['id']!r})"

@@ -129,9 +129,9 @@ def test_expert_selection_against_a_plain_loop() -> None:
     labels = np.array(["a", "b"] * 6)
     got = expert_selection(base, ft, labels, ["a", "b"], k=3)
     for c in ("a", "b"):
-        totals_b = [sum(int(base[i, l, e]) for i in range(n) if labels[i] == c for l in range(layers))
+        totals_b = [sum(int(base[i, lay, e]) for i in range(n) if labels[i] == c for lay in range(layers))
                     for e in range(experts)]
-        totals_f = [sum(int(ft[i, l, e]) for i in range(n) if labels[i] == c for l in range(layers))
+        totals_f = [sum(int(ft[i, lay, e]) for i in range(n) if labels[i] == c for lay in range(layers))
                     for e in range(experts)]
         want_b = sorted(range(experts), key=lambda e: (-totals_b[e], e))[:3]
         want_f = sorted(range(experts), key=lambda e: (-totals_f[e], e))[:3]
@@ -139,9 +139,9 @@ def test_expert_selection_against_a_plain_loop() -> None:
         assert got[c].ft_top5 == [[e, totals_f[e]] for e in want_f]
         assert got[c].base_top5[0][0] == 7
         assert got[c].stable == sorted(set(want_b) & set(want_f))
-        for l in range(layers):
-            per = [sum(int(base[i, l, e]) for i in range(n) if labels[i] == c) for e in range(experts)]
-            assert got[c].per_layer[l].base_top5 == sorted(range(experts), key=lambda e: (-per[e], e))[:3]
+        for lay in range(layers):
+            per = [sum(int(base[i, lay, e]) for i in range(n) if labels[i] == c) for e in range(experts)]
+            assert got[c].per_layer[lay].base_top5 == sorted(range(experts), key=lambda e: (-per[e], e))[:3]
 
 
 def test_top_experts_breaks_ties_by_lower_id() -> None:

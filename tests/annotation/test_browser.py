@@ -15,6 +15,7 @@ Screenshots of the junior's and the senior's screens are saved under the test's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -202,10 +203,9 @@ def test_junior_annotates_blind_and_the_senior_sees_both_with_nothing_preselecte
 
         def keep(response) -> None:
             if "/api/tasks" in response.url or "/api/dm/" in response.url:
-                try:
+                # any error: a response of the page we navigated away from
+                with contextlib.suppress(Exception):
                     fetched.append(response.text())
-                except Exception:  # noqa: BLE001 - a response of the page we navigated away from
-                    pass
 
         page.on("response", keep)
         person.open(f"/projects/{ls_session.project(a)}/data")

@@ -171,7 +171,8 @@ def test_cli_up_private_restart_stop(ls_template, open_parent, tmp_path, capsys)
         assert logs
         for log in logs:
             text = log.read_text("utf-8", "replace")
-            assert not [s for s in secrets if s and s in text], [line for line in text.splitlines() if any(s and s in line for s in secrets)]
+            assert not [s for s in secrets if s and s in text], [
+                line for line in text.splitlines() if any(s and s in line for s in secrets)]
 
         # 2. A crash of junior1: serve restarts it alone, on the same URL, and says which are live.
         pid1, _ = running_pid(data / "junior1")

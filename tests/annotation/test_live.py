@@ -46,9 +46,9 @@ def test_agreement_disagreements_kappa_and_senior_override(ls_session, tmp_path)
     reports = ls_session.sync_candidates(rows, progress=False)
     assert {n: (r.n_imported, r.n_present_before) for n, r in reports.items()} == {"junior1": (10, 0), "junior2": (10, 0)}
     people = Annotators(ls_session)
-    for iid, (a, b) in zip(ids, PLAN):
+    for iid, (a, _b) in zip(ids, PLAN):
         people.annotate("junior1", iid, _v("junior1", a))
-    for iid, (a, b) in zip(ids, PLAN):
+    for iid, (_a, b) in zip(ids, PLAN):
         people.annotate("junior2", iid, _v("junior2", b))
 
     senior_report, tri = ls_session.sync_senior(progress=False)
@@ -108,7 +108,8 @@ def test_agreement_disagreements_kappa_and_senior_override(ls_session, tmp_path)
     out = validation_file.write(tmp_path / "validation.json", doc)
     assert validation_file.read(out, ids)["outcomes"] == doc["outcomes"]
     assert doc["rounds"][0]["created_from"]["label_studio_version"] == "1.23.2"
-    assert "junior1 #" in doc["rounds"][0]["created_from"]["junior_project"] and "junior2 #" in doc["rounds"][0]["created_from"]["junior_project"]
+    junior_project = doc["rounds"][0]["created_from"]["junior_project"]
+    assert "junior1 #" in junior_project and "junior2 #" in junior_project
 
 
 def test_extra_annotations_on_a_junior_instance_are_ignored_and_reported(ls_session):

@@ -141,7 +141,7 @@ def test_encode_gives_both_variants_the_same_supervised_tokens(tiny_folder, reci
     row = {"instruction": "solve for x in equation", "input": "", "output": "the answer is solve"}
     tuned = encode(recipe, tok, row, "tuned")
     control = encode(recipe, tok, row, "control")
-    sup = lambda e: [t for t, l in zip(e["input_ids"], e["labels"]) if l != IGNORE]  # noqa: E731
+    sup = lambda e: [t for t, label in zip(e["input_ids"], e["labels"]) if label != IGNORE]  # noqa: E731
     assert sup(tuned) == sup(control) == tok("the answer is solve", add_special_tokens=False)["input_ids"]
     assert control["input_ids"][0] == tok.bos_token_id and len(control["input_ids"]) == 1 + 4
     assert tuned["length"] == control["length"] == len(tuned["input_ids"])

@@ -63,7 +63,8 @@ def test_killed_recording_resumes_after_last_complete_shard(tokenizer, rows, tmp
     assert len(shards) == 4
     # Simulate a run killed during shard 2: shards 2 and 3 never reached the disk.
     kept = {p.name: p.stat().st_mtime_ns for p in shards[:2]}
-    shards[2].unlink(); shards[3].unlink()
+    shards[2].unlink()
+    shards[3].unlink()
     (tmp_path / "full" / "shards" / ".00002.npz.abc.tmp").write_bytes(b"partial")
     resumed = record(model, rows, tmp_path / "full", tokenizer=tokenizer, progress=False, rows_per_shard=6)
     assert {p.name: p.stat().st_mtime_ns for p in sorted((tmp_path / "full" / "shards").glob("*.npz"))[:2]} == kept

@@ -137,13 +137,15 @@ def test_open_rejects_foreign_folders(tmp_path):
 
 def test_merge_concatenates_in_part_order(tmp_path):
     rng = np.random.default_rng(2)
-    a_counts = rng.integers(0, 3, size=(3, 11)); b_counts = rng.integers(0, 3, size=(4, 11))
-    a_routing = rng.integers(0, 3, size=(3, 2, 3)); b_routing = rng.integers(0, 3, size=(4, 2, 3))
+    a_counts = rng.integers(0, 3, size=(3, 11))
+    b_counts = rng.integers(0, 3, size=(4, 11))
+    a_routing = rng.integers(0, 3, size=(3, 2, 3))
+    b_routing = rng.integers(0, 3, size=(4, 2, 3))
     common = dict(blocks=MOE_BLOCKS, n_layers=2, n_experts=3, top_k=2, model={"name_or_path": "m"})
     a = write_store(tmp_path / "a", instructions=_instr(3, "a"), n_tokens=np.full(3, 5), counts=a_counts,
                     routing=a_routing, rows_per_shard=2, **common)
-    b = write_store(tmp_path / "b", instructions=_instr(4, "b"), n_tokens=np.full(4, 6), counts=b_counts,
-                    routing=b_routing, rows_per_shard=3, **common)
+    write_store(tmp_path / "b", instructions=_instr(4, "b"), n_tokens=np.full(4, 6), counts=b_counts,
+                routing=b_routing, rows_per_shard=3, **common)
     merged = merge_stores([a, tmp_path / "b"], tmp_path / "m", rows_per_shard=4)
     assert merged.ids == ["a0", "a1", "a2", "b0", "b1", "b2", "b3"]
     np.testing.assert_array_equal(merged.counts().toarray(), np.vstack([a_counts, b_counts]))

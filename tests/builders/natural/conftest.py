@@ -65,15 +65,20 @@ def write_mini_mirror(root: Path) -> Path:
     """A mirror of the same layout as ../shared/sources, with a few made-up rows per source."""
     _jsonl(root / "flan" / "made.jsonl", flan_rows())
     _jsonl(root / "humaneval" / "HumanEval.jsonl.gz", [
-        {"task_id": "Made/0", "prompt": 'def add(a: int, b: int) -> int:\n    """Add two numbers.\n    >>> add(2, 3)\n    5\n    """\n',
+        {"task_id": "Made/0",
+         "prompt": 'def add(a: int, b: int) -> int:\n    """Add two numbers.\n    >>> add(2, 3)\n    5\n    """\n',
          "entry_point": "add", "canonical_solution": "    return a + b\n", "test": "def check(c):\n    assert c(1, 1) == 2\n"},
-        {"task_id": "Made/1", "prompt": 'def shout(text: str) -> str:\n    """Return text in capitals followed by an exclamation mark."""\n',
+        {"task_id": "Made/1",
+         "prompt": 'def shout(text: str) -> str:\n    """Return text in capitals followed by an exclamation mark."""\n',
          "entry_point": "shout", "canonical_solution": "    return text.upper() + '!'\n", "test": "def check(c):\n    pass\n"},
     ])
     _jsonl(root / "triviaqa" / "validation_subset.jsonl", [
-        {"question_id": "made_0", "question": "Which river flows through Cairo?", "answer": {"value": "Nile", "aliases": ["Nile", "River Nile"]}, "source_index": 0},
-        {"question_id": "made_1", "question": "In which city is the Louvre?", "answer": {"value": "Paris", "aliases": ["Paris"]}, "source_index": 1},
-        {"question_id": "made_2", "question": "Paris is the capital of which country?", "answer": {"value": "Paris", "aliases": ["Paris"]}, "source_index": 2},
+        {"question_id": "made_0", "question": "Which river flows through Cairo?",
+         "answer": {"value": "Nile", "aliases": ["Nile", "River Nile"]}, "source_index": 0},
+        {"question_id": "made_1", "question": "In which city is the Louvre?",
+         "answer": {"value": "Paris", "aliases": ["Paris"]}, "source_index": 1},
+        {"question_id": "made_2", "question": "Paris is the capital of which country?",
+         "answer": {"value": "Paris", "aliases": ["Paris"]}, "source_index": 2},
     ])
     _jsonl(root / "alpaca" / "alpaca_made.jsonl", [
         {"instruction": "Write a haiku about a lighthouse.", "input": "", "output": "..."},
@@ -82,8 +87,10 @@ def write_mini_mirror(root: Path) -> Path:
         {"instruction": "What is two plus two?", "input": "", "output": "4"},
     ])
     _jsonl(root / "math500" / "test.jsonl", [
-        {"problem": "What is $\\frac{6}{3} + 1$?", "solution": "3", "answer": "3", "subject": "Algebra", "level": 1, "unique_id": "test/made/0.json"},
-        {"problem": "Solve $x^2 = 49$ for $x > 0$.", "solution": "7", "answer": "7", "subject": "Algebra", "level": 1, "unique_id": "test/made/1.json"},
+        {"problem": "What is $\\frac{6}{3} + 1$?", "solution": "3", "answer": "3", "subject": "Algebra", "level": 1,
+         "unique_id": "test/made/0.json"},
+        {"problem": "Solve $x^2 = 49$ for $x > 0$.", "solution": "7", "answer": "7", "subject": "Algebra", "level": 1,
+         "unique_id": "test/made/1.json"},
     ])
     return root
 

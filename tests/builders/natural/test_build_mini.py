@@ -197,7 +197,8 @@ def test_lock_reproduces_revisions_and_catches_changed_files(mini_mirror: Path, 
         fh.write(json.dumps({"task_id": "Made/2", "prompt": 'def one():\n    """Return 1."""\n', "entry_point": "one",
                              "canonical_solution": "    return 1\n", "test": ""}) + "\n")
     third = tmp_path / "third"
-    with pytest.raises(UserError, match=r"source 'humaneval': mirror file humaneval/HumanEval.jsonl.gz has sha256:[0-9a-f]{64}, the lock .* records sha256:"):
+    with pytest.raises(UserError, match=r"source 'humaneval': mirror file humaneval/HumanEval.jsonl.gz has "
+                                        r"sha256:[0-9a-f]{64}, the lock .* records sha256:"):
         build(third, sources_dir=mini_mirror, lock_file=first / LOCK_FILE, progress=False)
     _assert_nothing_written(third)
 

@@ -162,7 +162,7 @@ def test_revisions_are_the_sha256_of_the_files_read(out, mirror_dir):
     assert set(lock["sources"]) == {"flan_classification", "flan_summarization", "humaneval", "triviaqa", "alpaca",
                                     "math500"}
     assert all(entry["files"] for entry in lock["sources"].values())
-    for name, entry in lock["sources"].items():
+    for entry in lock["sources"].values():
         assert entry["mode"] == "mirror"
         for rel, digest in entry["files"].items():
             assert digest == "sha256:" + hashlib.sha256((mirror_dir / rel).read_bytes()).hexdigest(), rel

@@ -52,7 +52,8 @@ def test_classification_options_in_any_rendering_become_one_list(tasks, cues, op
 
 
 def test_options_before_the_question_move_to_the_end(tasks, cues):
-    inputs = "Select from: i. negative; ii. positive;\nShort movie review: a warm , funny film .\nDid the critic thinking positively or negatively of the movie?\n\n"
+    inputs = ("Select from: i. negative; ii. positive;\nShort movie review: a warm , funny film .\n"
+              "Did the critic thinking positively or negatively of the movie?\n\n")
     got = flan.extract(inputs, tasks["glue/sst2"], cues, template_type="zs_opt")
     assert got.template_id == "t1"
     assert got.instruction.startswith("Short movie review: a warm, funny film.\n")
@@ -155,7 +156,8 @@ def test_compile_format_rejects_options_without_labels():
 
 def test_imdb_review_with_options_and_trailing_cue(tasks, cues):
     review = "A slow start,<br /><br />but the last hour is wonderful."
-    inputs = f"{review}\n\nDid this review think positively or negatively of the movie (see options below)?\nOPTIONS:\n- negative\n- positive...I think the answer is"
+    inputs = (f"{review}\n\nDid this review think positively or negatively of the movie (see options below)?\n"
+              "OPTIONS:\n- negative\n- positive...I think the answer is")
     got = flan.extract(inputs, tasks["imdb_reviews"], cues, template_type="zs_opt")
     assert got.template_id == "t4"
     assert got.content == "A slow start,\n\nbut the last hour is wonderful."
@@ -226,7 +228,8 @@ def test_yelp_cue_glued_after_the_options_is_removed(tasks, cues):
 
 
 def test_treebank_tokenisation_of_sst2_is_undone(tasks, cues):
-    raw = "`` barbershop '' is a comedy -lrb- mostly -rrb- , but it ca n't and does n't work ; the characters ' lines are what ` saves ' it ."
+    raw = ("`` barbershop '' is a comedy -lrb- mostly -rrb- , but it ca n't and does n't work ; "
+           "the characters ' lines are what ` saves ' it .")
     inputs = f"Is the sentiment of the following sentence positive or negative?\n{raw}"
     got = flan.extract(inputs, tasks["glue/sst2"], cues, template_type="zs_noopt")
     assert got.content == "\"barbershop\" is a comedy (mostly), but it can't and doesn't work; the characters' lines are what 'saves' it."

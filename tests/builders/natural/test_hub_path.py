@@ -71,7 +71,7 @@ def test_hub_build_records_commits_and_streams_flan(fake_hub, tmp_path: Path, mi
     assert loads["mandarjoshi90/trivia_qa"][2:6] == ("unfiltered.nocontext", "validation", "2" * 40, True)
     assert loads["openai/openai_humaneval"][5] is False
     lock = json.loads((out / LOCK_FILE).read_text())
-    for name, entry in lock["sources"].items():
+    for entry in lock["sources"].values():
         assert entry["mode"] == "hub"
         assert entry["revision"] == COMMITS[entry["dataset_id"]]
     rows = [json.loads(line) for line in (out / pool_file("classification")).read_text().splitlines()]

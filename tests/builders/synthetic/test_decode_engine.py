@@ -98,7 +98,7 @@ def test_prefill_passes_minimise_padding_plus_a_cost_per_pass(engine):
         passes = engine._passes(list(tails), tails)
         assert sorted(ids for p in passes for ids in p) == sorted(tails)
 
-        def cost(partition):
+        def cost(partition, tails=tails):
             return sum(engine.PASS_COST_TOKENS + len(p) * max(tails[i] for i in p) for p in partition)
 
         # every way to split the prompts (sorted by length) into runs: none is cheaper
