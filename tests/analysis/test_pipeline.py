@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hexainst.analysis.data import ComparisonError
+from hexainst.analysis.nulls import format_p
 from hexainst.analysis.pipeline import AnalysisConfig, analyze
 from hexainst.cli import main
 from hexainst.kernel.vocab import CATEGORIES
@@ -41,7 +42,9 @@ def test_dense_pair_writes_every_output(dense_pair, tmp_path: Path) -> None:
     assert saved["stores"]["base"]["header"]["tokenizer"]["sha256"] == "tok-a"
     assert len(saved["base"]["jaccard"]["matrix"]) == 6
     report = (out / "report.md").read_text()
-    assert "figures/fig3_jaccard_base.png" in report and f"p = {perm['p_value']:.4f}" in report
+    # the planted effect beats every shuffle: its p is written as the floor's bound, never as "p = 1/(n+1)"
+    assert "figures/fig3_jaccard_base.png" in report and format_p(perm["p_value"], perm["n_permutations"]) in report
+    assert perm["p_value"] == pytest.approx(1 / (perm["n_permutations"] + 1)) and f"p = {perm['p_value']:.4f}" not in report
     assert "| `tie_rule` |" in report and '"sha256": "tok-a"' in report
     # the sweep covers 4 eps x 2 tie rules
     assert len(saved["base"]["sweep"]) == 8
