@@ -147,8 +147,12 @@ class BuildConfig:
 
     def seeded(self) -> tuple[NaturalConfig, SyntheticConfig, ReleaseConfig]:
         """The three stage configs with this build's seed."""
-        return (dataclasses.replace(self.natural, seed=self.seed), self.synthetic.replace(seed=self.seed),
-                dataclasses.replace(self.release, seed=self.seed))
+        return _seeded(self.natural, self.synthetic, self.release, self.seed)
+
+
+def _seeded(natural: NaturalConfig, synthetic: SyntheticConfig, release: ReleaseConfig,
+            seed: int) -> tuple[NaturalConfig, SyntheticConfig, ReleaseConfig]:
+    return (dataclasses.replace(natural, seed=seed), synthetic.replace(seed=seed), dataclasses.replace(release, seed=seed))
 
 
 @dataclass(frozen=True)
@@ -172,8 +176,8 @@ class TopupConfig:
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
 
     def seeded(self) -> tuple[NaturalConfig, SyntheticConfig, ReleaseConfig]:
-        return (dataclasses.replace(self.natural, seed=self.seed), self.synthetic.replace(seed=self.seed),
-                dataclasses.replace(self.release, seed=self.seed))
+        """The three stage configs with this build's seed."""
+        return _seeded(self.natural, self.synthetic, self.release, self.seed)
 
 
 @dataclass(frozen=True)

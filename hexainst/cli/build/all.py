@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from hexainst.builders.natural.config import NaturalConfig
 from hexainst.builders.release.config import ReleaseConfig
@@ -46,15 +47,17 @@ def register(stages: argparse._SubParsersAction) -> None:
     every.set_defaults(handler=_all)
 
 
-def _all(args: argparse.Namespace) -> int:
+def stage_configs(args: argparse.Namespace) -> dict[str, Any]:
+    """The three stage configs of ``build all`` / ``build topup`` from their options, and whether
+    ``--per-category`` was given (else the build sizes each category from its expected rejection)."""
     explicit = args.per_category is not None
     per_category = args.per_category if explicit else SyntheticConfig.per_category
-    config = config_from(
-        args, BuildConfig, per_category_explicit=explicit,
-        natural=config_from(args, NaturalConfig),
-        synthetic=config_from(args, SyntheticConfig, per_category=per_category),
-        release=config_from(args, ReleaseConfig),
-    )
-    result = build_all(config)
+    return {"per_category_explicit": explicit, "natural": config_from(args, NaturalConfig),
+            "synthetic": config_from(args, SyntheticConfig, per_category=per_category),
+            "release": config_from(args, ReleaseConfig)}
+
+
+def _all(args: argparse.Namespace) -> int:
+    result = build_all(config_from(args, BuildConfig, **stage_configs(args)))
     print_summary(result.report, result.out)
     return 0

@@ -9,6 +9,7 @@ from hexainst.builders.natural.config import NaturalConfig
 from hexainst.builders.release.config import ReleaseConfig
 from hexainst.builders.synthetic.config import SyntheticConfig
 from hexainst.builders.whole_build import TopupConfig, topup
+from hexainst.cli.build.all import stage_configs
 from hexainst.cli.options import add_settings, config_from
 
 
@@ -37,14 +38,7 @@ def register(stages: argparse._SubParsersAction) -> None:
 
 
 def _topup(args: argparse.Namespace) -> int:
-    explicit = args.per_category is not None
-    per_category = args.per_category if explicit else SyntheticConfig.per_category
-    result = topup(config_from(
-        args, TopupConfig, per_category_explicit=explicit,
-        natural=config_from(args, NaturalConfig),
-        synthetic=config_from(args, SyntheticConfig, per_category=per_category),
-        release=config_from(args, ReleaseConfig),
-    ))
+    result = topup(config_from(args, TopupConfig, **stage_configs(args)))
     if not result.added:
         print("no cell is short: every cell has at least 100 rows that validation did not reject"
               + (" (pending rows counted at their cell's acceptance)" if args.oversample else "") + "; nothing to do")
