@@ -69,3 +69,24 @@ def test_layer_shape_of_known_profiles():
     assert _layer_shape({"a": [1, 1, 7, 7, 1, 2]})["shape"].startswith("inverted U")
     # Mean over categories first: two opposite profiles average to a flat-ish one.
     assert _layer_shape({"a": [1, 1, 3, 3, 5, 5], "b": [5, 5, 3, 3, 1, 1]})["per_layer"] == [3.0] * 6
+
+
+def test_heterogeneity_p_is_the_plain_label_shuffle_loop_it_replaced():
+    """scipy's permutation_test draws the same shuffles as one rng.permutation(n) per draw: the p of the
+    plain loop (written out here) to the bit, NaN rows left out first."""
+    rng = np.random.default_rng(5)
+    labels = np.repeat(CATS, 20)
+    values = rng.normal(size=labels.size) + (labels == "a") * 0.4
+    values[3] = np.nan
+    for n_perm, seed in [(499, 1), (200, 0)]:
+        ok = ~np.isnan(values)
+        v, lab = values[ok], labels[ok]
+        onehot = np.stack([lab == c for c in CATS]).astype(np.float64)
+        n_c = onehot.sum(axis=1)
+        obs = np.var(onehot @ v / n_c)
+        draws = np.random.default_rng(seed)
+        exceed = sum(np.var(onehot[:, draws.permutation(v.size)] @ v / n_c) >= obs - 1e-15 for _ in range(n_perm))
+        het = category_heterogeneity(values, labels, CATS, n_permutations=n_perm, seed=seed)
+        assert het.spread == obs
+        assert het.p_value == (1 + exceed) / (1 + n_perm)
+        assert 0 < exceed < n_perm  # a p inside the range, where a different draw would show
