@@ -83,7 +83,8 @@ analyze-demo: install ## record gemma-3-270m and 3 random-init seeds on the rele
 # fine-tune is reused, an interrupted one resumes from its last checkpoint), the instruction-following gain of the
 # base and every finished run, the models recorded raw and in the recipe's chat format on ALT_PER_CATEGORY release
 # rows per category, the ISN changes, docs/demo-alteration/; then SmolLM2-135M-Instruct into docs/demo-smollm2/.
-# make alteration-report: the same report from whatever runs have finished (no training).
+# make alteration-report: the same report from whatever runs have finished (no training); the runs scored in the
+# committed report's evaluation.json are kept, so runs made on another machine still count.
 # The rows come from an offline mirror: SOURCES=DIR or HEXAINST_SOURCES. ALT_RECIPE=NAME|FILE picks another recipe.
 ALT_WORK   ?= $(WORK)/alteration
 ALT_RECIPE ?=
@@ -101,7 +102,8 @@ alteration-runs: install ## fine-tune ALT_SEEDS seeds of the tuned, control and 
 		$(HEXAINST) finetune run --variant $$arm --seed $$seed $(ALT_ROWS) || exit 1; done; done
 
 alteration-report: install ## the alteration design's report (docs/demo-alteration/) from the runs that have finished
-	$(HEXAINST) finetune evaluate --out $(ALT_WORK)/design-evaluation.json --seeds $(ALT_SEEDS) $(ALT_ROWS)
+	$(HEXAINST) finetune evaluate --out $(ALT_WORK)/design-evaluation.json --seeds $(ALT_SEEDS) $(ALT_ROWS) \
+		$(if $(wildcard docs/demo-alteration/evaluation.json),--resume-from docs/demo-alteration/evaluation.json)
 	$(HEXAINST) finetune record --stores $(ALT_WORK)/design-stores --per-category $(ALT_PER_CATEGORY) --seeds $(ALT_SEEDS) $(ALT_ROWS)
 	$(HEXAINST) finetune changes --stores $(ALT_WORK)/design-stores --out $(ALT_WORK)/design-changes.json
 	$(HEXAINST) finetune report --out docs/demo-alteration --evaluation $(ALT_WORK)/design-evaluation.json \

@@ -212,12 +212,15 @@ def _previous(out: Path, recipe: Recipe, split: Any) -> dict[str, Any]:
 
 def evaluate_runs(recipe: Recipe, out: PathLike, *, seeds: Sequence[int] = (0, 1, 2), sources: PathLike | None = None,
                   release: PathLike | None = None, root: PathLike | None = None, progress: bool = True,
-                  threads: int | None = None) -> dict[str, Any]:
+                  threads: int | None = None, resume_from: PathLike | None = None) -> dict[str, Any]:
     """Score the base model and every finished run of ``seeds`` on the held-out rows; write ``out`` (JSON).
 
     Resumes: a model already in ``out`` under the same fingerprint is kept, and the file is
-    rewritten (atomically) after each model. ``threads``: torch threads (default: the recipe's; 1
-    is faster on a CPU that other jobs oversubscribe, where threads wait on each other).
+    rewritten (atomically) after each model. ``resume_from``: an earlier evaluation (e.g. the copy a
+    report keeps, made on another machine) whose models are kept too, under the same recipe and rows,
+    so runs whose weights are gone still count; ``out``'s own entries win over it. ``threads``: torch
+    threads (default: the recipe's; 1 is faster on a CPU that other jobs oversubscribe, where threads
+    wait on each other).
     """
     import torch  # deferred: torch loads in seconds
 
@@ -225,7 +228,8 @@ def evaluate_runs(recipe: Recipe, out: PathLike, *, seeds: Sequence[int] = (0, 1
     split = load_split(recipe, sources, release)
     runs = finished_runs(recipe, split, seeds, root)
     out = Path(out)
-    models = _previous(out, recipe, split)
+    models = _previous(Path(resume_from), recipe, split) if resume_from is not None else {}
+    models.update(_previous(out, recipe, split))
     targets = {"base": (resolve_model(recipe.model), None)}
     targets.update({name: (str(run.path), run) for name, run in runs.items()})
     doc: dict[str, Any] = {

@@ -46,6 +46,8 @@ FORMATS = ("raw", "recipe")
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 #: The same kind as the single-run report it replaces in docs/demo-alteration.
 OUTPUT_KIND = "alteration report"
+#: The report's copy of the evaluation it was made from.
+EVALUATION_COPY = "evaluation.json"
 
 
 def design_rows(release: PathLike | None, per_category: int, seed: int) -> list[dict[str, Any]]:
@@ -181,7 +183,9 @@ def render_markdown(s: dict[str, Any], evaluation: dict[str, Any], note: str) ->
 
 def write_design_report(out: PathLike, *, evaluation: PathLike, changes: PathLike | None = None, note: str = ""
                         ) -> dict[str, Any]:
-    """Write ``out/report.md`` and ``out/results.json`` (replacing only this command's own earlier output)."""
+    """Write ``out/report.md``, ``out/results.json`` and ``out/evaluation.json`` (a copy of the evaluation: the
+    per-row NLLs behind every gain, and what ``finetune evaluate --resume-from`` continues from on another
+    machine), replacing only this command's own earlier output."""
     ev = read_json(evaluation, what="alteration evaluation")
     missing = [k for k in ("recipe", "rows", "seeds", "models") if not isinstance(ev, dict) or k not in ev]
     if not isinstance(ev, dict) or ev.get("format") != FORMAT or missing:
@@ -193,5 +197,6 @@ def write_design_report(out: PathLike, *, evaluation: PathLike, changes: PathLik
     with staged_dir(out) as tmp:
         write_text(tmp / "report.md", render_markdown(s, ev, note))
         write_text(tmp / "results.json", dumps_stable(s))
+        write_text(tmp / EVALUATION_COPY, dumps_stable(ev))
         write_marker(tmp, OUTPUT_KIND)
     return s

@@ -50,7 +50,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     config = _config(args)
     doc = evaluate_runs(config.load_recipe(), args.out, seeds=config.seeds, sources=config.sources,
-                        release=config.release, root=config.root, progress=config.progress, threads=config.threads)
+                        release=config.release, root=config.root, progress=config.progress, threads=config.threads,
+                        resume_from=args.resume_from)
     for name, m in sorted(doc["models"].items()):
         print(f"{name}: NLL/token own {m['nll_own']:.4f}, mismatched {m['nll_mismatched']:.4f}, "
               f"none {m['nll_none']:.4f}; gain {m['gain']:+.4f}")
@@ -131,6 +132,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "mismatched - own is the instruction-following gain, which format alone cannot explain. "
                             "Resumes: models already scored in --out are kept."))
     ev.add_argument("--out", required=True, help="output JSON file (rewritten atomically after each model)")
+    ev.add_argument("--resume-from", metavar="FILE", default=None,
+                    help="an earlier evaluation whose models are kept (e.g. a report's evaluation.json, made on a "
+                         "machine whose fine-tunes are gone); models already in --out win")
     add_settings(ev, FinetuneConfig, ["steps", "seeds", "threads"], spaced=["seeds"])
     _common(ev)
     ev.set_defaults(handler=_cmd_evaluate)

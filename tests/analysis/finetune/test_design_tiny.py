@@ -137,6 +137,24 @@ def test_evaluation_resumes_and_keeps_scored_models(design, mirror, tmp_path):
     assert again["models"]["tuned-s1"]["gain"] == pytest.approx(doc["models"]["tuned-s1"]["gain"])
 
 
+def test_a_report_carries_its_evaluation_to_a_machine_without_the_runs(design, mirror, tmp_path):
+    """The report keeps a copy of its evaluation; evaluating again where no fine-tune exists (an empty
+    root: a fresh machine) from that copy keeps every run's scores, and scores nothing anew."""
+    recipe, _, path, doc = design
+    write_design_report(tmp_path / "report", evaluation=path)
+    copy = tmp_path / "report" / "evaluation.json"
+    assert json.loads(copy.read_text()) == doc
+    fresh = tmp_path / "fresh-root"
+    again = evaluate_runs(recipe, tmp_path / "ev.json", seeds=(0, 1, 2), sources=mirror, root=fresh, progress=False,
+                          resume_from=copy)
+    assert again["models"] == doc["models"]
+    assert not fresh.exists()
+    # without the copy, the same fresh machine has the base model alone
+    alone = evaluate_runs(recipe, tmp_path / "alone.json", seeds=(0, 1, 2), sources=mirror, root=fresh,
+                          progress=False)
+    assert set(alone["models"]) == {"base"}
+
+
 def test_seed_test_refuses_too_few_runs_and_is_exact():
     short = seed_test([0.5, 0.6], [0.1, 0.2, 0.3])
     assert short["p_value"] is None and ">= 3 seeds" in short["no_p_because"]
