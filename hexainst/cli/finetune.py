@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hexainst.analysis.finetune import fine_tune, finished
+from hexainst.analysis.finetune import finished, run
 from hexainst.analysis.finetune.config import FinetuneConfig
 from hexainst.analysis.finetune.data import load_split
 from hexainst.analysis.finetune.train import manifest_summary
@@ -25,11 +25,9 @@ def _config(args: argparse.Namespace) -> FinetuneConfig:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
-    recipe = config.load_recipe()
-    done = fine_tune(recipe, config.variant, sources=config.sources, release=config.release, root=config.root,
-                     progress=config.progress)
+    done = run(config)
     state = "already finished" if done.reused else "finished"
-    print(f"{recipe.name} {config.variant}: {state}: {manifest_summary(done.manifest)}")
+    print(f"{done.manifest['recipe']['name']} {config.variant}: {state}: {manifest_summary(done.manifest)}")
     print(done.path)
     return 0
 

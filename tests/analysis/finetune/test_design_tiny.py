@@ -92,6 +92,23 @@ def test_seeds_keep_the_split_and_change_the_weights(design, mirror):
     assert [e["loss"] for e in a] != [e["loss"] for e in b]
 
 
+def test_run_takes_the_config_and_finds_the_same_run(design, mirror, tmp_path):
+    """finetune.run(config) (what the CLI calls) resolves recipe file, seed and rows as fine_tune does: the
+    design's finished run comes back, reused, not trained again."""
+    from hexainst.analysis.finetune import FinetuneConfig, run
+    from hexainst.kernel.settings import SettingError
+
+    recipe, root, _, _ = design
+    recipe_file = tmp_path / "recipe.json"
+    recipe_file.write_text(json.dumps(recipe.doc))
+    done = run(FinetuneConfig(recipe=str(recipe_file), variant="shuffled", seed=2, sources=mirror, root=root,
+                              progress=False))
+    assert done.reused
+    assert done.path == finished_runs(recipe, _load(recipe, mirror), (2,), root)["shuffled-s2"].path
+    with pytest.raises(SettingError, match="variant"):
+        run(FinetuneConfig(recipe=str(recipe_file), sources=mirror, root=root, progress=False))
+
+
 def test_shuffled_pairs_keep_every_response_but_no_pair():
     rows = [{"instruction": f"i{k}", "input": "", "output": f"o{k}"} for k in range(50)]
     out = shuffled_pairs(rows, seed=3)
