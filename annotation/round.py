@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hexainst.annotation.config import DEFAULTS, AnnotationConfig
+from hexainst.annotation.config import DEFAULTS, AnnotationConfig, Candidates
 from hexainst.annotation.drafts import warning
 from hexainst.annotation.outcomes import Adjudication, Triage
 from hexainst.annotation.sampling import sample
@@ -33,20 +33,6 @@ from hexainst.kernel.records import upgrade_row, validate_rows
 from hexainst.kernel.validation_file import FORMAT
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """Where a round's candidates come from, any mix: a release folder (its rows, then its reserve),
-    candidate pool folders (``<category>.<source>.jsonl``), JSONL files of record-schema rows."""
-
-    release: Path | None = None
-    pools: tuple[Path, ...] = ()
-    rows: tuple[Path, ...] = ()
-
-    @property
-    def given(self) -> bool:
-        return self.release is not None or bool(self.pools) or bool(self.rows)
 
 
 @dataclass

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hexainst.annotation.config import AnnotationConfig
+from hexainst.annotation.config import AnnotationConfig, Candidates
 from hexainst.cli.options import add_settings, config_from
 from hexainst.kernel import environment, identity
 from hexainst.kernel.errors import UserError
@@ -87,10 +87,7 @@ def _step(steps: argparse._SubParsersAction, name: str, help_text: str, handler,
 
 
 def _add_candidates(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--release", type=Path, metavar="DIR", help="a release folder: its rows and its reserve")
-    p.add_argument("--pools", type=Path, nargs="+", metavar="DIR",
-                   help="candidate pool folders (<category>.<source>.jsonl for all 12 cells)")  # fmt: skip
-    p.add_argument("--rows", type=Path, nargs="+", metavar="FILE", help="JSONL files of record-schema rows")
+    add_settings(p, Candidates, ["release", "pools", "rows"], spaced=["pools", "rows"])
     add_settings(p, AnnotationConfig, ["batch_size"])
     add_settings(p.add_mutually_exclusive_group(), AnnotationConfig, ["sample", "sample_per_cell"])
     add_settings(p, AnnotationConfig, ["seed"])
@@ -214,10 +211,6 @@ def _config(args: argparse.Namespace) -> AnnotationConfig:
     return config_from(args, AnnotationConfig)
 
 
-def _candidates(args: argparse.Namespace):
-    from hexainst.annotation.round import Candidates  # deferred: loads label_studio_sdk and httpx
-
-    return Candidates(release=args.release, pools=tuple(args.pools or ()), rows=tuple(args.rows or ()))
 
 
 def _print_live(session, servers) -> None:
@@ -255,7 +248,7 @@ def _serve(result, detach: bool) -> int:
 def _cmd_up(args: argparse.Namespace) -> int:
     from hexainst.annotation.round import up  # deferred: loads label_studio_sdk and httpx
 
-    result = up(_config(args), _candidates(args))
+    result = up(_config(args), config_from(args, Candidates))
     _print_sync(result.synced)
     return _serve(result, args.detach)
 
@@ -301,7 +294,7 @@ def _print_sync(reports) -> None:
 def _cmd_sync(args: argparse.Namespace) -> int:
     from hexainst.annotation.round import sync  # deferred: loads label_studio_sdk and httpx
 
-    _print_sync(sync(_config(args), _candidates(args)))
+    _print_sync(sync(_config(args), config_from(args, Candidates)))
     return 0
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from annotation_helpers import ACCOUNTS, nat, syn
 
-from hexainst.annotation.config import AnnotationConfig
-from hexainst.annotation.round import Candidates, ExportResult, export, keep_serving, read_candidates, stop
+from hexainst.annotation.config import AnnotationConfig, Candidates
+from hexainst.annotation.round import ExportResult, export, keep_serving, read_candidates, stop
 from hexainst.annotation.session import Session
 from hexainst.kernel.errors import UserError
 
