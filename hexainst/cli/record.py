@@ -1,22 +1,22 @@
-"""``hexainst record``, ``hexainst record-merge`` and ``hexainst record-info``.
+"""``hexainst record``: SPARCOM activation counts of a causal LM over the instructions, into an activation store.
 
-The options of ``record`` come from :class:`~hexainst.analysis.recording.config.RecordingConfig`.
-Modules that load numpy, scipy or torch load inside the handlers so that ``hexainst --help`` stays fast.
+The options that set how it records come from :class:`~hexainst.analysis.recording.config.RecordingConfig`
+(``--model`` and ``--out`` too); the others choose the rows. Modules that load numpy, scipy or torch load
+inside the handler so that ``hexainst --help`` stays fast. ``record-merge`` and ``record-info`` have modules
+of their own.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import hexainst
 from hexainst.analysis.recording.config import RecordingConfig
 from hexainst.analysis.recording.loading import resolve_model
-from hexainst.cli.options import add_settings, config_from, int_range
+from hexainst.cli.options import add_settings, config_from, help_of, int_range
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.features import decode_rows
 from hexainst.kernel.jsonfiles import read_jsonl
@@ -68,46 +68,6 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_merge(args: argparse.Namespace) -> int:
-    # deferred: the store loads numpy and scipy
-    from hexainst.analysis.recording.store import claim_merge_dir, merge_stores  # deferred: loads numpy and scipy
-
-    claim_merge_dir(args.parts, args.out)
-    store = merge_stores(args.parts, args.out)
-    print(f"merged {len(args.parts)} stores: {len(store)} instructions into {store.path}")
-    return 0
-
-
-def _cmd_info(args: argparse.Namespace) -> int:
-    # deferred: the store loads numpy and scipy
-    from hexainst.analysis.recording.store import ActivationStore  # deferred: loads numpy and scipy
-
-    store = ActivationStore.open(args.store)  # verifies every shard against its checksum
-    header = store.header
-    summary = {
-        "path": str(store.path),
-        "format_version": header["format_version"],
-        "instructions": len(store),
-        "neurons": store.n_cols,
-        "layers": store.n_layers,
-        "experts": store.n_experts,
-        "top_k": store.top_k,
-        "model": header["model"],
-        "tokenizer_sha256": header["tokenizer"].get("sha256"),
-        "input_policy": header["input_policy"],
-        "recording": header.get("recording"),
-        "shards": {"n": len(store.shard_states(verify=False)),
-                   "checksums": "all match" if store.has_checksums else "none (format 1)"},
-        "made_from": (f"not checked: {store.unchecked}" if store.unchecked else
-                      "checked: the weights fingerprint and each row's text hash are in the header, and every "
-                      "shard is bound to them"),
-        "tokens": {"total": int(store.n_tokens.sum()), "min": int(store.n_tokens.min()),
-                   "max": int(store.n_tokens.max())},
-    }
-    print(json.dumps(summary, indent=1))
-    return 0
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "record",
@@ -119,15 +79,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--out folder."
         ),
     )
-    p.add_argument("--model", required=True,
-                   help="Hub id, local folder or .gguf file; 'gemma3-270m-gguf' = the PyPI gemma-3-270m Q4_K_M")
+    # Written here with the setting's help: the field also takes a loaded model (type Any), which add_settings
+    # cannot parse from text.
+    p.add_argument("--model", required=True, help=help_of(RecordingConfig, "model"))
     source = p.add_mutually_exclusive_group()
     source.add_argument("--release", default=None,
                         help="release folder to read with hexainst.load (default: the packaged release)")
     source.add_argument("--rows", default=None, help="JSONL file of rows with id, category, source, instruction")
-    p.add_argument("--out", required=True, type=Path,
-                   help="store folder: new, empty, or a store of this recording (resumed: missing shards and "
-                        "shards that fail their checksum are recorded again)")
+    add_settings(p, RecordingConfig, ["out"], required=["out"])
     p.add_argument("--category", default=None, help="only this category")
     p.add_argument("--limit", type=int_range(1), default=None, help="only the first N rows (in release order)")
     add_settings(p, RecordingConfig, ["batch_size", "dtype", "input_policy", "bos_in_t", "special_tokens",
@@ -137,21 +96,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="split the rows between processes (run under 'accelerate launch') and merge the parts")
     add_settings(p, RecordingConfig, ["with_sums", "rows_per_shard", "padding_side", "overwrite"])
     p.set_defaults(handler=_cmd_record)
-
-    m = subparsers.add_parser(
-        "record-merge",
-        help="concatenate activation stores (e.g. data-parallel parts) into one",
-        description="Merge complete activation stores recorded with the same model, tokenizer, policy and layout.",
-    )
-    m.add_argument("parts", nargs="+", help="store folders, in the order their instructions should follow")
-    m.add_argument("--out", required=True,
-                   help="merged store folder: new, empty or an earlier merge (replaced when complete; never a part)")
-    m.set_defaults(handler=_cmd_merge)
-
-    i = subparsers.add_parser(
-        "record-info",
-        help="summarise an activation store (model, policy, sizes) as JSON",
-        description="Check every shard of an activation store against its checksum and print what it holds.",
-    )
-    i.add_argument("store", help="store folder")
-    i.set_defaults(handler=_cmd_info)
