@@ -1,8 +1,9 @@
 """Publishing: upload a release folder to a Hub dataset repository.
 
 Only the release entries (card, licence, data, reserve, croissant.json) are uploaded, never the
-package's code. ``--dry-run DIR`` validates the release and writes into DIR exactly the files that
-would be uploaded, plus ``upload-manifest.json`` (path, bytes, sha256 of each): no network.
+package's code. A dry run (``dry_run=DIR``; ``hexainst publish --dry-run DIR``) validates the
+release and writes into DIR exactly the files that would be uploaded, plus ``upload-manifest.json``
+(path, bytes, sha256 of each): no network.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hexainst.kernel.errors import UserError
 from hexainst.kernel.outputs import claim_output_dir, write_marker
 from hexainst.kernel.release import RELEASE_ENTRIES
 from hexainst.kernel.release_validation import check_release
+from hexainst.kernel.settings import SettingError
 
 
 def release_files(folder: Path) -> list[str]:
@@ -64,14 +66,14 @@ def publish(folder: Path, repo: str, *, dry_run: Path | None = None, private: bo
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     if "/" not in repo or repo.count("/") != 1 or not all(repo.split("/")):
-        raise UserError(f"--repo must be ORG/NAME, got {repo!r}")
+        raise SettingError("repo", f"must be ORG/NAME, got {repo!r}")
     try:
         validate_repo_id(repo)  # the Hub's own rule, checked before any network
     except HFValidationError as exc:
-        raise UserError(f"--repo {repo!r} is not a valid Hub repository id: {str(exc).splitlines()[0]}") from None
+        raise SettingError("repo", f"{repo!r} is not a valid Hub repository id: {str(exc).splitlines()[0]}") from None
     folder = Path(folder)
     if dry_run is not None:
-        dry_run = claim_output_dir(dry_run, DRY_RUN_KIND, inputs=[folder], option="--dry-run")
+        dry_run = claim_output_dir(dry_run, DRY_RUN_KIND, inputs=[folder], option="dry_run")
     files = check_publishable(folder)
     info = {"repo": repo, "repo_type": "dataset", **manifest(folder, files)}
     if dry_run is not None:
