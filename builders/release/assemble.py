@@ -108,7 +108,7 @@ def assemble(
     written. Returns the assembly report.
     """
     dirs = [Path(pools_dir)] if isinstance(pools_dir, (str, os.PathLike)) else [Path(d) for d in pools_dir]
-    claim_release_dir(out_dir, inputs=[*dirs, validation, config.rejection_rates])
+    claim_release_dir(out_dir, inputs=[*dirs, validation, config.rejection_rates], option="out_dir")
     check_ranges(config)
     seed, size = config.seed, config.rows_per_cell
     pools = read_pools(dirs)
