@@ -47,7 +47,7 @@ from hexainst.kernel import atomic, environment
 from hexainst.kernel.jsonfiles import read_json
 from hexainst.kernel.log import STDOUT
 from hexainst.kernel.output_lock import writer_lock
-from hexainst.kernel.outputs import OutputError, claim_output_dir, claim_release_dir
+from hexainst.kernel.outputs import OutputError, OutputSettingError, claim_output_dir, claim_release_dir
 from hexainst.kernel.pools import ASSEMBLY_REPORT, NATURAL_LOCK, read_pools
 from hexainst.kernel.release import (
     GENERATIONS_FILE,
@@ -257,7 +257,7 @@ def _build_all(
     shipped_topup: dict[str, int] | None,
 ) -> dict[str, Any]:
     if work.exists() and not work.is_dir():
-        raise SettingError("work", f"{work}: is a file, not a folder; name a folder")
+        raise OutputSettingError("work", f"{work}: is a file, not a folder; name a folder")
     natural_dir, synthetic_dir = work / "natural", work / "synthetic"
     cache_dir = Path(synthetic.cache_dir) if synthetic.cache_dir is not None else work / "cache" / "synthetic"
     sources = environment.mirror(natural.sources_dir)
@@ -491,9 +491,9 @@ def _check_same_build(out: Path, work: Path, known: set[str]) -> None:
     ids = [r["id"] for r in read_release_rows(out)]
     foreign = [i for i in ids if i not in known]
     if foreign:
-        raise SettingError("work", f"{work}: its pools did not make the release {out} ({len(foreign)} of its "
-                                   f"{len(ids)} rows, e.g. {foreign[0]!r}, are not in them); give the working folder "
-                                   "of the build that made it")
+        raise OutputSettingError("work", f"{work}: its pools did not make the release {out} ({len(foreign)} of its "
+                                         f"{len(ids)} rows, e.g. {foreign[0]!r}, are not in them); give the working "
+                                         "folder of the build that made it")
 
 
 def _topup(out: Path, validation: Path, *, work: Path, natural: NaturalConfig, synthetic: SyntheticConfig,
@@ -503,8 +503,8 @@ def _topup(out: Path, validation: Path, *, work: Path, natural: NaturalConfig, s
     claim_release_dir(out, inputs=[validation, work], option="out")
     for folder in (natural_dir, synthetic_dir):
         if not folder.is_dir():
-            raise SettingError("work", f"{work}: no {folder.name}/ pools; run the whole build (hexainst build all) "
-                                       "with this working folder first")
+            raise OutputSettingError("work", f"{work}: no {folder.name}/ pools; run the whole build "
+                                             "(hexainst build all) with this working folder first")
     # The top-up rewrites both pool folders: they must be that build's own (its working folder, not a stage's output).
     claim_output_dir(natural_dir, NATURAL_KIND, option="work")
     claim_output_dir(synthetic_dir, SYNTHETIC_KIND, inputs=[natural_dir, cache_dir], option="work")
