@@ -17,6 +17,7 @@ recorded hash. The natural stage reuses ``natural.lock.json`` so a rebuild reads
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -24,16 +25,17 @@ import logging
 import math
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hexainst.builders import natural as natural_builder
+from hexainst.builders import release as release_builder
 from hexainst.builders import synthetic as synthetic_builder
 from hexainst.builders.natural.config import NaturalConfig
 from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
-from hexainst.builders.release.assemble import assemble, previous_order, write_report
+from hexainst.builders.release.assemble import previous_order, write_report
 from hexainst.builders.release.config import ReleaseConfig
 from hexainst.builders.release.reserve import expected_rates, reserve_plan
 from hexainst.builders.release.select import rank_key
@@ -44,7 +46,8 @@ from hexainst.builders.synthetic.prompts import metaprompts
 from hexainst.kernel import atomic, environment
 from hexainst.kernel.jsonfiles import read_json
 from hexainst.kernel.log import STDOUT
-from hexainst.kernel.outputs import OutputError, claim_output_dir, claim_release_dir
+from hexainst.kernel.output_lock import writer_lock
+from hexainst.kernel.outputs import OutputError, OutputSettingError, claim_output_dir, claim_release_dir
 from hexainst.kernel.pools import ASSEMBLY_REPORT, NATURAL_LOCK, read_pools
 from hexainst.kernel.release import (
     GENERATIONS_FILE,
@@ -123,14 +126,16 @@ class BuildConfig:
     ``seed`` is the seed of every stage: it replaces the seed of the three stage configs.
     """
 
-    #: The release folder to write: a new or empty folder, or an earlier HexaInst release.
-    out: Path
+    out: Path = setting(help="release folder: a new or empty folder, or an earlier HexaInst release "
+                             "('make dataset' uses hexainst/)", metavar="DIR")
     work: Path = setting(Path(DEFAULT_WORK), "working folder for pools, request cache and stage markers",
                          metavar="DIR")
     force: bool = setting(False, "rerun finished stages too (the request cache still applies)")
     seed: int = setting(DEFAULT_SEED, "seed for every stage")
-    #: A validation file to apply at assembly (``None``: the one the ``out`` release ships, if any).
-    validation: Path | None = None
+    validation: Path | None = setting(
+        None, "validation.json to apply in the release stage (default: the one the --out release ships, "
+              "validation.json in that folder, if any: rebuilding a validated release applies its "
+              "own verdicts again; the new release ships the file applied)", metavar="FILE")
     shipped_validation: bool = setting(
         True, "apply no validation file, not even the one the release folder ships (every row pending)")
     #: ``synthetic.per_category`` was chosen (else: 100 + each cell's planned reserve).
@@ -159,10 +164,8 @@ def _seeded(natural: NaturalConfig, synthetic: SyntheticConfig, release: Release
 class TopupConfig:
     """Everything ``build topup`` needs: the release built earlier, its working folder, the validation file."""
 
-    #: The release folder built earlier.
-    out: Path
-    #: The validation file whose rejections leave cells short.
-    validation: Path
+    out: Path = setting(help="the release folder built earlier ('make dataset': hexainst)", metavar="DIR")
+    validation: Path = setting(help="validation.json from 'hexainst annotate export'", metavar="FILE")
     work: Path = setting(Path(DEFAULT_WORK), "the working folder of the build that made the release", metavar="DIR")
     seed: int = setting(DEFAULT_SEED, "the build's seed")
     oversample: bool = setting(
@@ -182,7 +185,7 @@ class TopupConfig:
 
 @dataclass(frozen=True)
 class BuildResult:
-    """What a whole build wrote: the release folder and its assembly report."""
+    """What a whole build wrote: the release folder and its release report (``assembly-report.json``)."""
 
     out: Path
     report: dict[str, Any]
@@ -194,7 +197,7 @@ class TopupResult:
 
     ``cells``: per cell, the rows still usable, pending and the shortfall (:func:`shortfalls`);
     ``added``: new candidates per cell that got any; ``new_ids``: their ids; ``report``: the
-    assembly report of the rewritten release (``None`` when no cell was short).
+    release report of the rewritten release (``None`` when no cell was short).
     """
 
     out: Path
@@ -221,11 +224,13 @@ def build_all(config: BuildConfig) -> BuildResult:
     ships its validation file (``validation.json``) has it applied again unless ``config.validation``
     names another file or ``config.shipped_validation`` is false, and one that ships a top-up record
     (``topup.json``) is rebuilt with those candidates, in the order it holds them.
+
+    Holds the writers' locks on ``config.out`` and ``config.work`` (:mod:`hexainst.kernel.output_lock`).
     """
     config.check()
     out, validation = Path(config.out), config.validation
     natural, synthetic, release = config.seeded()
-    with tempfile.TemporaryDirectory(prefix="hexainst-shipped-") as tmp:
+    with _locked(out, Path(config.work)), tempfile.TemporaryDirectory(prefix="hexainst-shipped-") as tmp:
         shipped = out / VALIDATION_FILE
         if validation is None and config.shipped_validation and shipped.is_file():
             validation = Path(tmp) / VALIDATION_FILE  # a copy: the release folder is rewritten, and is no input
@@ -252,18 +257,18 @@ def _build_all(
     shipped_topup: dict[str, int] | None,
 ) -> dict[str, Any]:
     if work.exists() and not work.is_dir():
-        raise OutputError(f"--work {work}: is a file, not a folder; name a folder")
+        raise OutputSettingError("work", f"{work}: is a file, not a folder; name a folder")
     natural_dir, synthetic_dir = work / "natural", work / "synthetic"
     cache_dir = Path(synthetic.cache_dir) if synthetic.cache_dir is not None else work / "cache" / "synthetic"
-    sources = natural.sources_dir if natural.sources_dir is not None else environment.sources_dir()
+    sources = environment.mirror(natural.sources_dir)
     lock = natural_dir / NATURAL_LOCK
     base_url, model = requested(synthetic.base_url, synthetic.model)
     synthetic = synthetic.replace(base_url=base_url, model=model, natural_pool_dir=natural_dir,
                                   cache_dir=cache_dir).check()
     # Every output location is checked before any work starts.
-    claim_release_dir(out, inputs=[sources, validation, release.rejection_rates, work], option="--out")
-    claim_output_dir(natural_dir, NATURAL_KIND, inputs=[sources], option="--work")
-    claim_output_dir(synthetic_dir, SYNTHETIC_KIND, inputs=[natural_dir, cache_dir], option="--work")
+    claim_release_dir(out, inputs=[sources, validation, release.rejection_rates, work], option="out")
+    claim_output_dir(natural_dir, NATURAL_KIND, inputs=[sources], option="work")
+    claim_output_dir(synthetic_dir, SYNTHETIC_KIND, inputs=[natural_dir, cache_dir], option="work")
     plan = reserve_plan(expected_rates(release.rejection_rates), release.rows_per_cell, cap=release.max_reserve)
     extra = _topup_extra(work) or (shipped_topup or {})
     synthetic = synthetic_targets(_with_topup(synthetic, extra), plan, per_category_explicit)
@@ -271,8 +276,8 @@ def _build_all(
     natural_stage = Stage(work, "natural", natural_dir,
                           {"sources": str(Path(sources).resolve()) if sources else "hub", "seed": natural.seed})
     natural_stage.run(
-        lambda: natural_builder.build(natural_dir, sources_dir=sources, lock_file=lock if lock.exists() else None,
-                                      seed=natural.seed, progress=natural.progress),
+        lambda: natural_builder.run(dataclasses.replace(natural, out_dir=natural_dir, sources_dir=sources,
+                                                        lock_file=lock if lock.exists() else None)),
         force=force,
     )
 
@@ -286,20 +291,20 @@ def _build_all(
     ).hexdigest()
     synthetic_stage = Stage(work, "synthetic", synthetic_dir, {**stage_inputs(synthetic), "natural_pools": natural_hash,
                                                                "metaprompt_version": metaprompts()["version"]})
-    synthetic_stage.run(lambda: synthetic_builder.build(synthetic_dir, config=synthetic), force=force)
+    synthetic_stage.run(lambda: synthetic_builder.run(synthetic.replace(out_dir=synthetic_dir)), force=force)
 
     log.info(f"[release] assembling -> {out}", extra=STDOUT)
     with tempfile.TemporaryDirectory(prefix="hexainst-generations-") as tmp:
         generations = Path(tmp) / "synthetic.jsonl"
         synthetic_builder.export_generations(cache_dir, generations, used_only_for=synthetic_dir)
-        report = assemble(
-            [natural_dir, synthetic_dir], out, validation=validation, config=release,
-            sources_dir=str(sources) if sources else None, generations=generations,
+        report = release_builder.run(dataclasses.replace(
+            release, pools=(natural_dir, synthetic_dir), out_dir=out, validation_file=validation,
+            sources_dir=sources, generations=generations,
             reserve_sizes=reserve_sizes(plan, extra) if extra and release.reserve is None else None,
             # A topped-up release keeps its order (what was annotated never moves): the folder is its record.
             previous=out if shipped_topup else None,
             topup={"extra": extra} if extra else None,
-        )
+        )).report
     write_report(report, work / ASSEMBLY_REPORT)
     return report
 
@@ -467,10 +472,18 @@ def topup(config: TopupConfig) -> TopupResult:
     """
     out = Path(config.out)
     natural, synthetic, release = config.seeded()
-    with tempfile.TemporaryDirectory(prefix="hexainst-shipped-") as tmp:
+    with _locked(out, Path(config.work)), tempfile.TemporaryDirectory(prefix="hexainst-shipped-") as tmp:
         return _topup(out, Path(config.validation), work=Path(config.work), natural=natural, synthetic=synthetic,
                       release=shipped_rates(out, release, Path(tmp)),
                       per_category_explicit=config.per_category_explicit, oversample=config.oversample)
+
+
+@contextlib.contextmanager
+def _locked(out: Path, work: Path) -> Iterator[None]:
+    """The writers' locks on the release folder and the working folder (the lock is re-entrant: one folder given
+    twice is locked once)."""
+    with writer_lock(out, what="release folder"), writer_lock(work, what="working folder"):
+        yield
 
 
 def _check_same_build(out: Path, work: Path, known: set[str]) -> None:
@@ -478,21 +491,23 @@ def _check_same_build(out: Path, work: Path, known: set[str]) -> None:
     ids = [r["id"] for r in read_release_rows(out)]
     foreign = [i for i in ids if i not in known]
     if foreign:
-        raise OutputError(f"--work {work}: its pools did not make the release {out} ({len(foreign)} of its {len(ids)} "
-                          f"rows, e.g. {foreign[0]!r}, are not in them); give the --work of the build that made it")
+        raise OutputSettingError("work", f"{work}: its pools did not make the release {out} ({len(foreign)} of its "
+                                         f"{len(ids)} rows, e.g. {foreign[0]!r}, are not in them); give the working "
+                                         "folder of the build that made it")
 
 
 def _topup(out: Path, validation: Path, *, work: Path, natural: NaturalConfig, synthetic: SyntheticConfig,
            release: ReleaseConfig, per_category_explicit: bool, oversample: bool) -> TopupResult:
     natural_dir, synthetic_dir = work / "natural", work / "synthetic"
     cache_dir = Path(synthetic.cache_dir) if synthetic.cache_dir is not None else work / "cache" / "synthetic"
-    claim_release_dir(out, inputs=[validation, work], option="--out")
+    claim_release_dir(out, inputs=[validation, work], option="out")
     for folder in (natural_dir, synthetic_dir):
         if not folder.is_dir():
-            raise OutputError(f"--work {work}: no {folder.name}/ pools; run 'hexainst build all' with this --work first")
-    # The top-up rewrites both pool folders: they must be that build's own (named by --work, not a stage's --out).
-    claim_output_dir(natural_dir, NATURAL_KIND, option="--work")
-    claim_output_dir(synthetic_dir, SYNTHETIC_KIND, inputs=[natural_dir, cache_dir], option="--work")
+            raise OutputSettingError("work", f"{work}: no {folder.name}/ pools; run the whole build "
+                                             "(hexainst build all) with this working folder first")
+    # The top-up rewrites both pool folders: they must be that build's own (its working folder, not a stage's output).
+    claim_output_dir(natural_dir, NATURAL_KIND, option="work")
+    claim_output_dir(synthetic_dir, SYNTHETIC_KIND, inputs=[natural_dir, cache_dir], option="work")
     pools = read_pools([natural_dir, synthetic_dir])
     known = {r["id"] for rows in pools.values() for r in rows}
     _check_same_build(out, work, known)
@@ -521,7 +536,7 @@ def _topup(out: Path, validation: Path, *, work: Path, natural: NaturalConfig, s
             plan, per_category_explicit).check()
         log.info(f"[topup] {sum(added.values())} more synthetic candidates: "
                  + ", ".join(f"{c} +{n}" for c, n in sorted(added.items())), extra=STDOUT)
-        synthetic_builder.build(synthetic_dir, config=config)
+        synthetic_builder.run(config.replace(out_dir=synthetic_dir))
         pools = read_pools([natural_dir, synthetic_dir])
 
     sizes: dict[str, int] = {}
@@ -541,9 +556,10 @@ def _topup(out: Path, validation: Path, *, work: Path, natural: NaturalConfig, s
     with tempfile.TemporaryDirectory(prefix="hexainst-generations-") as tmp:
         generations = Path(tmp) / "synthetic.jsonl"
         synthetic_builder.export_generations(cache_dir, generations, used_only_for=synthetic_dir)
-        report = assemble([natural_dir, synthetic_dir], out, validation=validation, config=release,
-                          sources_dir=str(natural.sources_dir) if natural.sources_dir else None,
-                          generations=generations, previous=out, reserve_sizes=sizes, topup={"extra": topup_extra})
+        report = release_builder.run(dataclasses.replace(
+            release, pools=(natural_dir, synthetic_dir), out_dir=out, validation_file=validation,
+            sources_dir=natural.sources_dir, generations=generations, previous=out, reserve_sizes=sizes,
+            topup={"extra": topup_extra})).report
     write_report(report, work / ASSEMBLY_REPORT)
     atomic.write_text(work / "stages" / TOPUP_STATE, json.dumps({"extra": topup_extra}, indent=2, sort_keys=True) + "\n")
     return TopupResult(out=out, cells=cells, added=need, new_ids=new_ids, report=report)

@@ -43,6 +43,7 @@ from hexainst.kernel.errors import UserError
 from hexainst.kernel.outputs import claim_output_dir, write_marker
 from hexainst.kernel.pools import NATURAL_LOCK, NATURAL_REPORT, pool_name, read_report
 from hexainst.kernel.records import natural_row, validate_rows
+from hexainst.kernel.settings import SettingError
 from hexainst.kernel.vocab import CATEGORIES
 
 REPORT_FILE = NATURAL_REPORT
@@ -335,11 +336,12 @@ def _write_pools(out_dir: Path, files: dict[str, str]) -> None:
 
 def resolve_sources_dir(sources_dir: Path | None) -> Path | None:
     """The mirror to read: the argument, else ``$HEXAINST_SOURCES``, else ``None`` (the Hub)."""
-    if sources_dir is None:
-        sources_dir = environment.sources_dir()
-    if sources_dir is not None and not Path(sources_dir).is_dir():
-        raise UserError(f"sources folder {sources_dir} does not exist (from --sources or ${environment.SOURCES})")
-    return Path(sources_dir) if sources_dir is not None else None
+    mirror = environment.mirror(sources_dir)
+    if mirror is not None and not mirror.is_dir():
+        if sources_dir is not None:
+            raise SettingError("sources_dir", f"{mirror}: the sources folder does not exist")
+        raise UserError(f"sources folder {mirror} does not exist (from ${environment.SOURCES})")
+    return mirror
 
 
 def build(
@@ -361,7 +363,7 @@ def build(
     lock = read_lock(Path(lock_file)) if lock_file is not None else None  # read before the folder may be replaced
     own_lock = lock_file is not None and Path(lock_file).resolve().parent == Path(out_dir).resolve()
     earlier = _earlier_sources(Path(out_dir))  # read before the folder may be replaced
-    out_dir = claim_output_dir(out_dir, OUTPUT_KIND, inputs=[mirror, None if own_lock else lock_file])
+    out_dir = claim_output_dir(out_dir, OUTPUT_KIND, inputs=[mirror, None if own_lock else lock_file], option="out_dir")
     flan_ctx = FlanContext.from_templates(registry.templates)
     cache: dict[str, Any] = {}
 
@@ -376,7 +378,7 @@ def build(
     if lost:
         names = ", ".join(r.source.name for r in lost)
         raise UserError(f"source(s) {names} could not be read ({lost[0].reason}), but the earlier pools in {out_dir} "
-                        "were built with them: they are kept; fix the mirror, or write to another --out")
+                        "were built with them: they are kept; fix the mirror, or write to another pools folder")
     _deduplicate(results)
 
     pools: dict[str, list[dict[str, Any]]] = {c: [] for c in CATEGORIES}

@@ -25,6 +25,7 @@ from hexainst.kernel.pools import NATURAL_REPORT, SYNTHETIC_REPORT, read_pools, 
 from hexainst.kernel.release import read_release_rows, read_reserve, write_release
 from hexainst.kernel.settings import check_ranges
 from hexainst.kernel.validation_file import read as read_validation
+from hexainst.kernel.validation_file import rounds_info
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
 
 
@@ -107,7 +108,7 @@ def assemble(
     written. Returns the assembly report.
     """
     dirs = [Path(pools_dir)] if isinstance(pools_dir, (str, os.PathLike)) else [Path(d) for d in pools_dir]
-    claim_release_dir(out_dir, inputs=[*dirs, validation, config.rejection_rates])
+    claim_release_dir(out_dir, inputs=[*dirs, validation, config.rejection_rates], option="out_dir")
     check_ranges(config)
     seed, size = config.seed, config.rows_per_cell
     pools = read_pools(dirs)
@@ -180,39 +181,6 @@ def assemble(
         "replacements": {f"{c}/{s}": selections[(c, s)].replacements for c in CATEGORIES for s in SOURCES},
     }
     return report
-
-
-def rounds_info(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """Who validated in which round, how many candidates each round decided and rejected, each round's kappa.
-
-    ``doc``: a validation document of the current format (``validation_file.read``). ``annotators`` lists
-    every annotator of every round once (slot name and role as in their round, first round first);
-    each round's ``ids`` are the candidates it decided (so a reader can count the release rows it decided).
-    """
-    rounds = []
-    for r in doc["rounds"]:
-        mine = [o for o in doc["outcomes"] if o["round"] == r["round"]]
-        ag = r["agreement"]
-        rounds.append({
-            "round": r["round"],
-            "annotators": r["annotators"],
-            "n_outcomes": len(mine),
-            "n_rejected": sum(1 for o in mine if o["status"] == "rejected"),
-            "n_double_annotated": ag["n_double_annotated"],
-            "kappa_decision": ag["kappa_decision"],
-            "kappa_category_correct": ag["kappa_category_correct"],
-            "n_disagreements": ag["n_disagreements"],
-            "n_senior_decided": ag["n_senior_decided"],
-            "awaiting_senior": r["awaiting_senior"],
-            "ids": sorted(o["id"] for o in mine),
-        })
-    annotators: list[dict[str, Any]] = []
-    for r in doc["rounds"]:
-        for a in r["annotators"]:
-            if a not in annotators:
-                annotators.append(a)
-    return {"annotators": annotators, "n_outcomes": len(doc["outcomes"]),
-            "n_rejected": sum(1 for o in doc["outcomes"] if o["status"] == "rejected"), "rounds": rounds}
 
 
 def _quality_review() -> dict[str, Any] | None:

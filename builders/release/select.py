@@ -21,7 +21,10 @@ from hexainst.kernel.vocab import ROWS_PER_CELL
 
 
 class AssemblyError(UserError):
-    """The pools cannot make a balanced release (a cell too small, a duplicate id, ...)."""
+    """The pools cannot make a balanced release (a cell too small, a duplicate id, ...).
+
+    The name keeps the release stage's older name, "assembly": callers catch it by this name.
+    """
 
 
 def rank_key(seed: int, row_id: str) -> str:

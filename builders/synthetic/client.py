@@ -23,6 +23,7 @@ from hexainst.builders.synthetic import prompts
 from hexainst.builders.synthetic.cache import RequestCache
 from hexainst.builders.synthetic.endpoint import Endpoint, redact_url
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.settings import SettingError
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def preflight(endpoint: Endpoint, timeout: float = 15.0) -> list[str]:
         shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
         raise EndpointError(f"model {endpoint.model!r} is not served by {endpoint.host}; it lists: {shown}")
     if not ids and endpoint.model is None:
-        raise EndpointError(f"endpoint {endpoint.host} lists no model; pass --model")
+        raise SettingError("model", f"is needed: endpoint {endpoint.host} lists no model")
     return ids
 
 

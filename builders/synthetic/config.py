@@ -34,8 +34,9 @@ class SyntheticConfig:
     :class:`~hexainst.kernel.settings.SettingError` naming the setting, never a command-line flag.
     """
 
-    #: The pools folder to write (what :func:`hexainst.builders.synthetic.run` writes; ``build()`` takes it apart).
-    out_dir: Path | None = None
+    #: The pools folder to write (what :func:`hexainst.builders.synthetic.run` writes).
+    out_dir: Path | None = setting(
+        None, "output folder: new, empty, or an earlier 'build synthetic' output (replaced when complete)")
     #: ``build all`` asks for 100 + each category's reserve, sized from its expected rejection rate.
     per_category: int = setting(
         130, "candidates to keep per category, reserve included (default 130 when this stage runs alone: "

@@ -1,15 +1,17 @@
-"""Which endpoint to call, from the CLI and the environment (never from files in the repo).
+"""Which endpoint to call and which model to ask for, from the settings and the environment (never
+from files in the repo): :func:`resolve_endpoint` is the one place both are decided.
 
 Precedence: explicit arguments, then ``HEXAINST_BASE_URL`` / ``HEXAINST_MODEL``. With no base
 URL: if ``DEEPSEEK_API_KEY`` is set, DeepSeek's API with ``deepseek-reasoner`` (the project's
-default generator); otherwise the embedded local model. The key comes from
+default generator); otherwise the embedded local model. A remote endpoint with no model named
+gets the first model it lists. The key comes from
 ``OPENAI_API_KEY`` or ``DEEPSEEK_API_KEY``; it lives only in this object's ``api_key`` field,
 which ``repr`` hides, and is never logged, cached or written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -17,6 +19,7 @@ from hexainst.builders.synthetic.generators import generator_registry
 from hexainst.builders.synthetic.prompts import model_table
 from hexainst.kernel import environment
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.settings import SettingError
 
 #: Placeholder sent to local servers that need no key (the SDK insists on one).
 NO_KEY = "sk-no-key-needed"
@@ -75,16 +78,38 @@ def requested(base_url: str | None = None, model: str | None = None,
               env: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
     """The endpoint and model name asked for: each argument, else ``$HEXAINST_BASE_URL`` / ``$HEXAINST_MODEL``.
 
-    The one place the generator's model name is resolved from the settings and the environment
-    (what a build records as its inputs); :func:`resolve_endpoint` then picks the default endpoint
-    when none is asked for, and a build takes the first model an endpoint lists when none is named.
+    What a build records as its inputs, and the first step of :func:`resolve_endpoint`, which decides
+    the endpoint and model from it.
     """
     return base_url or environment.base_url(env), model or environment.model(env)
 
 
 def resolve_endpoint(base_url: str | None = None, model: str | None = None,
-                     generator: str | None = None, env: Mapping[str, str] | None = None) -> Endpoint:
-    base_url, model = requested(base_url, model, env)
+                     generator: str | None = None, env: Mapping[str, str] | None = None, *, offline: bool = False,
+                     listed: Callable[[Endpoint], Sequence[str]] | None = None) -> Endpoint:
+    """The endpoint to call and the model to ask for: the one place the generator's model is decided.
+
+    The model: ``model``, else ``$HEXAINST_MODEL``, else DeepSeek's default model on DeepSeek, else
+    (the embedded generator) its name, else the first model ``listed`` returns for a remote endpoint
+    (the build passes :func:`~hexainst.builders.synthetic.client.preflight`, which also checks a named
+    model is listed; it is not asked ``offline``). ``offline`` replays the request cache, which is
+    keyed by model, so a remote endpoint there must have one named.
+    """
+    endpoint = _endpoint(*requested(base_url, model, env), generator, env)
+    if endpoint.embedded is None:
+        if offline:
+            if endpoint.model is None:
+                raise SettingError("model", "is needed for an offline replay (or $HEXAINST_MODEL): the request "
+                                            "cache is keyed by model")
+        elif listed is not None:
+            ids = listed(endpoint)
+            if endpoint.model is None:
+                endpoint.model = ids[0]
+    return endpoint
+
+
+def _endpoint(base_url: str | None, model: str | None, generator: str | None,
+              env: Mapping[str, str] | None) -> Endpoint:
     key = environment.api_key(env)
     default = model_table()["default_endpoint"]
     if base_url is None and generator is None and environment.is_set(default["key_env"], env):
@@ -99,7 +124,7 @@ def resolve_endpoint(base_url: str | None = None, model: str | None = None,
         parts = urlsplit(base_url)
         host = parts.hostname or ""
     except ValueError as exc:  # e.g. an unclosed IPv6 bracket
-        raise UserError(f"base URL {redact_url(base_url)!r} (--base-url or $HEXAINST_BASE_URL) is not a valid URL: "
+        raise UserError(f"base URL {redact_url(base_url)!r} (base_url or $HEXAINST_BASE_URL) is not a valid URL: "
                         f"{exc}") from None
     if not parts.scheme.startswith("http"):
         raise UserError(f"base URL {redact_url(base_url)!r} is not an http(s) URL")

@@ -35,16 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import transformers
-
 from hexainst.builders.synthetic.config import EMBEDDED_BATCH, EMBEDDED_DTYPES
 from hexainst.builders.synthetic.generators import generator_registry, resolve_gguf
 from hexainst.builders.synthetic.kv_rows import Part, assemble
 from hexainst.builders.synthetic.wire import JsonHandler, QuietServer, chat_completion, text_completion
 from hexainst.kernel.processes import exit_when_orphaned
-
-#: transformers 5 renamed generate's ``past_key_values`` to ``cache`` (the old name still works, with a warning).
-CACHE_KWARG = "cache" if int(transformers.__version__.split(".")[0]) >= 5 else "past_key_values"
 
 
 def json_object_end(text: str) -> int | None:
@@ -130,6 +125,31 @@ def resolve_dtype(dtype: str) -> str:
     if dtype not in EMBEDDED_DTYPES:
         raise ValueError(f"dtype must be auto, float32 or bfloat16, got {dtype!r}")
     return dtype
+
+
+@dataclass
+class _Decoding:
+    """The state of one continuous-batching decode (:meth:`Engine._run`): its stop rules and sampler, and
+    per row its job (``None``: finished, left until the next compaction), tokens and next input; the
+    cache, mask and positions of every row; the finished rows of jobs not yet complete."""
+
+    first: Job
+    key: Any
+    stops: list[str]
+    newline_only: bool
+    stop_ids: set[int]
+    gen: Any
+    done: dict[int, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    rows: list[tuple[Job, int] | None] = field(default_factory=list)
+    tokens: list[list[int]] = field(default_factory=list)
+    feed: list[int] = field(default_factory=list)
+    cache: Any = None
+    mask: Any = None
+    pos: Any = None
+
+    def live(self) -> list[int]:
+        """Indexes of the rows still decoding."""
+        return [j for j, r in enumerate(self.rows) if r is not None]
 
 
 class Engine:
@@ -384,7 +404,7 @@ class Engine:
         position = (mask.cumsum(-1) - 1).clamp_min(0)
         with self._timed("prefill_ms"):
             out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=position[:, head.shape[1]:],
-                             use_cache=True, logits_to_keep=1, **{CACHE_KWARG: cache})
+                             use_cache=True, logits_to_keep=1, cache=cache)
         self.stats["prefill_tokens"] += int(tail_mask.sum())
         self.stats["prefill_passes"] += 1
         return {"cache": out.past_key_values, "mask": mask, "pos": position[:, -1], "logits": out.logits[:, -1, :]}
@@ -396,113 +416,128 @@ class Engine:
 
         A finished row stays in the batch (its output ignored) until the next join or until a
         quarter of the rows are finished: then :func:`assemble` keeps the live rows, adds the
-        joining ones and drops the padding no row needs any more, in one copy.
+        joining ones and drops the padding no row needs any more, in one copy (:meth:`_regroup`).
 
         Sampling is top-p within the 64 most likely tokens (a full-vocabulary sort per step cost
         more than the model on a CPU with gemma's 262k vocabulary). A row stops at an end token,
         at its own ``max_tokens``, at a stop string (a line break is recognised by token id, with
-        no decoding per step), or once it holds a complete JSON object (chat answers).
+        no decoding per step), or once it holds a complete JSON object (chat answers): see :meth:`_advance`.
         """
-        torch = self.torch
-        first = batch[0]
-        key = first.group()
-        stops = list(first.stop)
-        newline_only = bool(stops) and all(s == "\n" for s in stops)
-        stop_ids = self._stop_ids() if newline_only else set()
-        gen = torch.Generator().manual_seed(sum(job.seed for job in batch) % (2**31))
-        done: dict[int, dict[int, dict[str, Any]]] = {}
-
-        def advance(row: tuple[Job, int], toks: list[int], t: int) -> bool:
-            """Add token ``t`` to a row; True when the row is finished (its job answered once complete)."""
-            job, i = row
-            finish = None
-            if t in self.eos_ids or t == self.pad_id:
-                finish = "stop"
-            else:
-                toks.append(t)
-                if t in stop_ids:
-                    finish = "stop"
-                elif len(toks) >= job.max_tokens:
-                    finish = "length"
-                elif (stops and not newline_only) or (self.stop_after_json and job.kind == "chat"):
-                    text = self.tok.decode(toks, skip_special_tokens=True)
-                    if any(s in text for s in stops) or (
-                            self.stop_after_json and job.kind == "chat" and json_object_end(text) is not None):
-                        finish = "stop"
-            if finish is None:
-                return False
-            results = done.setdefault(id(job), {})
-            results[i] = self._finish(job, job.prompt_ids, toks, finish)
-            if len(results) == job.n:
-                job.future.set_result([results[k] for k in range(job.n)])
-                del done[id(job)]
-            return True
-
-        rows: list[tuple[Job, int] | None] = []  # None: finished, left until the next compaction
-        tokens: list[list[int]] = []
-        feed: list[int] = []
-        cache = mask = pos = None
+        d = self._decoding(batch)
         joining = batch
-        with torch.inference_mode():
+        with self.torch.inference_mode():
             while True:
-                live = [j for j, r in enumerate(rows) if r is not None]
-                if joining or (len(live) < len(rows) and 4 * (len(rows) - len(live)) >= len(rows)):
-                    with self._timed("join_ms"):
-                        parts = [Part(cache, mask, live)] if cache is not None and live else []
-                        positions = [pos[live]] if parts else []
-                        rows, tokens, feed = [rows[j] for j in live], [tokens[j] for j in live], [feed[j] for j in live]
-                        for p in self._prefill(joining) if joining else []:
-                            pick = [k for _, _, k in p["rows"]]
-                            first_tokens = self._sample(p["logits"][pick], first.temperature, first.top_p, gen).tolist()
-                            parts.append(Part(p["cache"], p["mask"], pick))
-                            positions.append(p["pos"][pick])
-                            for (job, i, _), t in zip(p["rows"], first_tokens):
-                                toks: list[int] = []
-                                rows.append(None if advance((job, i), toks, t) else (job, i))
-                                tokens.append(toks)
-                                feed.append(t)
-                        if parts:
-                            cache, mask = assemble(parts, parts[0].cache)
-                            pos = torch.cat(positions)
-                            self.stats["max_width"] = max(self.stats["max_width"], mask.shape[1])
-                            self.stats["compactions" if not joining else "joins"] += 1
-                        else:
-                            cache = mask = pos = None
-                        joining = []
-                        live = [j for j, r in enumerate(rows) if r is not None]
+                live = d.live()
+                if joining or (len(live) < len(d.rows) and 4 * (len(d.rows) - len(live)) >= len(d.rows)):
+                    live = self._regroup(d, live, joining)
+                    joining = []
                 if not live:
-                    if pending is not None:
-                        self._drain(pending)
-                        joining = self._take(pending, key, self.max_batch) if any(j.group() == key for j in pending) else []
+                    joining = self._joiners(d, pending, self.max_batch, at_least_one=True)
                     if joining:
                         if everyone is not None:
                             everyone.extend(joining)
                         continue
                     return
-                with self._timed("decode_ms"):
-                    step_ids = torch.tensor(feed, dtype=torch.long)[:, None]
-                    mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=1)
-                    pos = pos + 1
-                    out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=pos[:, None],
-                                     use_cache=True, logits_to_keep=1, **{CACHE_KWARG: cache})
-                    cache = out.past_key_values
-                    nxt = self._sample(out.logits[:, -1, :], first.temperature, first.top_p, gen).tolist()
-                    self.stats["decode_steps"] += 1
-                self.stats["row_steps"] += len(rows)
-                self.stats["live_row_steps"] += len(live)
-                self.stats["max_rows"] = max(self.stats["max_rows"], len(rows))
-                for j in live:
-                    if advance(rows[j], tokens[j], nxt[j]):
-                        rows[j] = None
-                    else:
-                        feed[j] = nxt[j]
-                room = self.max_batch - sum(r is not None for r in rows)
-                if pending is not None and room >= self.join_min:
-                    self._drain(pending)
-                    if any(j.group() == key for j in pending):
-                        joining = self._take(pending, key, room, at_least_one=False)
-                        if everyone is not None:
-                            everyone.extend(joining)
+                self._step(d, live)
+                room = self.max_batch - sum(r is not None for r in d.rows)
+                if room >= self.join_min:
+                    joining = self._joiners(d, pending, room, at_least_one=False)
+                    if everyone is not None:
+                        everyone.extend(joining)
+
+    def _decoding(self, batch: list[Job]) -> _Decoding:
+        """The state of a decode of ``batch``: its stop rules and its sampler, seeded from its jobs."""
+        first = batch[0]
+        stops = list(first.stop)
+        newline_only = bool(stops) and all(s == "\n" for s in stops)
+        return _Decoding(first=first, key=first.group(), stops=stops, newline_only=newline_only,
+                         stop_ids=self._stop_ids() if newline_only else set(),
+                         gen=self.torch.Generator().manual_seed(sum(job.seed for job in batch) % (2**31)))
+
+    def _advance(self, d: _Decoding, row: tuple[Job, int], toks: list[int], t: int) -> bool:
+        """Add token ``t`` to a row; True when the row is finished (its job answered once complete)."""
+        job, i = row
+        finish = None
+        if t in self.eos_ids or t == self.pad_id:
+            finish = "stop"
+        else:
+            toks.append(t)
+            if t in d.stop_ids:
+                finish = "stop"
+            elif len(toks) >= job.max_tokens:
+                finish = "length"
+            elif (d.stops and not d.newline_only) or (self.stop_after_json and job.kind == "chat"):
+                text = self.tok.decode(toks, skip_special_tokens=True)
+                if any(s in text for s in d.stops) or (
+                        self.stop_after_json and job.kind == "chat" and json_object_end(text) is not None):
+                    finish = "stop"
+        if finish is None:
+            return False
+        results = d.done.setdefault(id(job), {})
+        results[i] = self._finish(job, job.prompt_ids, toks, finish)
+        if len(results) == job.n:
+            job.future.set_result([results[k] for k in range(job.n)])
+            del d.done[id(job)]
+        return True
+
+    def _regroup(self, d: _Decoding, live: list[int], joining: list[Job]) -> list[int]:
+        """Keep the ``live`` rows, prefill the ``joining`` jobs and add their rows (each with its first
+        token sampled), in one cache with no padding column that no row needs; return the live rows."""
+        torch = self.torch
+        with self._timed("join_ms"):
+            parts = [Part(d.cache, d.mask, live)] if d.cache is not None and live else []
+            positions = [d.pos[live]] if parts else []
+            d.rows, d.tokens, d.feed = [d.rows[j] for j in live], [d.tokens[j] for j in live], [d.feed[j] for j in live]
+            for p in self._prefill(joining) if joining else []:
+                pick = [k for _, _, k in p["rows"]]
+                first_tokens = self._sample(p["logits"][pick], d.first.temperature, d.first.top_p, d.gen).tolist()
+                parts.append(Part(p["cache"], p["mask"], pick))
+                positions.append(p["pos"][pick])
+                for (job, i, _), t in zip(p["rows"], first_tokens):
+                    toks: list[int] = []
+                    d.rows.append(None if self._advance(d, (job, i), toks, t) else (job, i))
+                    d.tokens.append(toks)
+                    d.feed.append(t)
+            if parts:
+                d.cache, d.mask = assemble(parts, parts[0].cache)
+                d.pos = torch.cat(positions)
+                self.stats["max_width"] = max(self.stats["max_width"], d.mask.shape[1])
+                self.stats["compactions" if not joining else "joins"] += 1
+            else:
+                d.cache = d.mask = d.pos = None
+            return d.live()
+
+    def _step(self, d: _Decoding, live: list[int]) -> None:
+        """One decode step of every row (finished ones ride along, their output ignored); the live rows
+        take their next token."""
+        torch = self.torch
+        with self._timed("decode_ms"):
+            step_ids = torch.tensor(d.feed, dtype=torch.long)[:, None]
+            d.mask = torch.cat([d.mask, torch.ones((len(d.rows), 1), dtype=torch.long)], dim=1)
+            d.pos = d.pos + 1
+            out = self.model(input_ids=step_ids, attention_mask=d.mask, position_ids=d.pos[:, None],
+                             use_cache=True, logits_to_keep=1, cache=d.cache)
+            d.cache = out.past_key_values
+            nxt = self._sample(out.logits[:, -1, :], d.first.temperature, d.first.top_p, d.gen).tolist()
+            self.stats["decode_steps"] += 1
+        self.stats["row_steps"] += len(d.rows)
+        self.stats["live_row_steps"] += len(live)
+        self.stats["max_rows"] = max(self.stats["max_rows"], len(d.rows))
+        for j in live:
+            if self._advance(d, d.rows[j], d.tokens[j], nxt[j]):  # type: ignore[arg-type]
+                d.rows[j] = None
+            else:
+                d.feed[j] = nxt[j]
+
+    def _joiners(self, d: _Decoding, pending: list[Job] | None, room: int, *, at_least_one: bool) -> list[Job]:
+        """Waiting jobs of the decode's group (``pending`` and the queue) that join it, up to ``room`` rows;
+        none when this decode takes no joiners (``pending`` is None)."""
+        if pending is None:
+            return []
+        self._drain(pending)
+        if not any(j.group() == d.key for j in pending):
+            return []
+        return self._take(pending, d.key, room, at_least_one=at_least_one)
 
     def _sample(self, logits: Any, temperature: float, top_p: float, gen: Any) -> Any:
         torch = self.torch

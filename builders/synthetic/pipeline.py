@@ -42,6 +42,7 @@ from hexainst.kernel.errors import UserError
 from hexainst.kernel.outputs import claim_output_dir, write_marker
 from hexainst.kernel.pools import SYNTHETIC_REPORT, pool_file
 from hexainst.kernel.records import synthetic_row, validate_rows
+from hexainst.kernel.settings import SettingError
 from hexainst.kernel.vocab import CATEGORIES
 
 log = logging.getLogger(__name__)
@@ -285,29 +286,16 @@ def _pool_bytes(rows: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows).encode("utf-8")
 
 
-def resolve(config: SyntheticConfig) -> Endpoint:
-    """The endpoint of ``config``; for a remote endpoint (not offline) checked up front by :func:`preflight`."""
-    endpoint = resolve_endpoint(config.base_url, config.model, config.generator)
-    if endpoint.embedded is None:
-        if config.offline:
-            if endpoint.model is None:
-                raise UserError("offline replay needs --model (or HEXAINST_MODEL): the cache is keyed by model")
-        else:
-            ids = preflight(endpoint)
-            if endpoint.model is None:
-                endpoint.model = ids[0]
-    return endpoint
-
-
 def build(out_dir: Path, config: SyntheticConfig) -> dict[str, Any]:
     """Build the synthetic candidate pools into ``out_dir``; see the module docstring. Returns the report."""
     config.check()
     cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
     if cache_dir.exists() and not cache_dir.is_dir():
-        raise UserError(f"--cache {cache_dir}: is a file, not a folder (the request cache is a folder)")
-    out = claim_output_dir(out_dir, OUTPUT_KIND, inputs=[config.natural_pool_dir, cache_dir])
+        raise SettingError("cache_dir", f"{cache_dir}: is a file, not a folder (the request cache is a folder)")
+    out = claim_output_dir(out_dir, OUTPUT_KIND, inputs=[config.natural_pool_dir, cache_dir], option="out_dir")
     natural = load_natural(config.natural_pool_dir)
-    endpoint = resolve(config)
+    endpoint = resolve_endpoint(config.base_url, config.model, config.generator, offline=config.offline,
+                                listed=preflight)
     cache = RequestCache(cache_dir)
     log.debug("synthetic: generator %s (route %s) at %s; request cache %s; seed %d",
               f"embedded:{endpoint.embedded}" if endpoint.embedded else endpoint.model, endpoint.route,
@@ -414,4 +402,4 @@ def _write(out: Path, endpoint: Endpoint, config: SyntheticConfig, kept: dict[st
     return report
 
 
-__all__ = ["EndpointError", "Request", "Planner", "build", "default_cache_dir", "resolve"]
+__all__ = ["EndpointError", "Request", "Planner", "build", "default_cache_dir"]

@@ -10,7 +10,6 @@ are imported where they are used, so that ``hexainst --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import sys
 from collections.abc import Sequence
@@ -23,7 +22,6 @@ from hexainst.cli.pipes import guard_stdout
 from hexainst.kernel.disk_space import disk_full_cause, disk_full_message
 from hexainst.kernel.errors import UserError, one_line
 from hexainst.kernel.log import configure
-from hexainst.kernel.output_lock import writer_lock
 from hexainst.kernel.settings import SettingError
 
 
@@ -64,9 +62,7 @@ def _run(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     configure(args.verbosity)
     try:
-        with contextlib.ExitStack() as locks:
-            _lock_build_outputs(args, locks)
-            return int(args.handler(args) or 0)
+        return int(args.handler(args) or 0)  # the library takes the writers' locks where it writes
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -88,23 +84,6 @@ def _run(argv: Sequence[str] | None) -> int:
         raise
 
 
-def _lock_build_outputs(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
-    """One writer at a time on every folder a build writes (its ``--out``, its ``--work``): a second
-    ``build`` onto the same folder, however it is spelled, stops at once with one line naming it."""
-    if args.command != "build":
-        return
-    seen = set()
-    for option in ("out", "work"):
-        folder = getattr(args, option, None)
-        if folder is None:
-            continue
-        resolved = Path(folder).expanduser().resolve()
-        if resolved in seen:
-            continue
-        seen.add(resolved)
-        stack.enter_context(writer_lock(folder, what=f"--{option} folder"))
-
-
 def _disk_full_line(args: argparse.Namespace, exc: BaseException) -> str | None:
     """One line for a write that ran out of space: the output folder it was for (the one of ``--out``,
     ``--work``, ``--cache`` that holds the file, else ``--out``) and the file, when known."""
@@ -112,7 +91,7 @@ def _disk_full_line(args: argparse.Namespace, exc: BaseException) -> str | None:
     if cause is None:
         return None
     file = Path(cause.filename).resolve() if isinstance(cause.filename, str) else None
-    folders = [Path(value).expanduser().resolve() for option in ("out", "work", "cache_dir")
+    folders = [Path(value).expanduser().resolve() for option in ("out", "out_dir", "work", "cache_dir")
                if isinstance(value := getattr(args, option, None), (str, Path))]
     folder = next((f for f in folders if file is not None and (file == f or f in file.parents)),
                   folders[0] if folders else None)

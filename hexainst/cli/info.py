@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
-from pathlib import Path
 
-from hexainst.builders.release.assemble import rounds_info
 from hexainst.cli.validate import print_cells, release_path
-from hexainst.kernel.errors import UserError
 from hexainst.kernel.identity import describe
-from hexainst.kernel.release import PACKAGE_RELEASE_DIR, VALIDATION_FILE, read_release_rows, read_reserve
-from hexainst.kernel.validation_file import check, upgrade
+from hexainst.kernel.release import read_release_rows, read_reserve
+from hexainst.kernel.release_validation import shipped_validation
 from hexainst.kernel.vocab import CATEGORIES, SOURCES, VALIDATION_STATUSES
 
 
@@ -29,29 +26,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     info.set_defaults(handler=_info)
 
 
-def _validation_block(path: Path | None, rows: list[dict]) -> dict | None:
-    """The shipped validation file's rounds (annotators, decided, kappa each) (``None`` when the release ships none).
-
-    ``rows``: the release rows, to count the rows each round decided.
-    """
-    file = (path or PACKAGE_RELEASE_DIR) / VALIDATION_FILE
-    if not file.is_file():
-        return None
-    try:
-        doc = json.loads(file.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"{file}: the release's validation file cannot be read as JSON ({exc})") from None
-    check(doc, str(file))
-    doc = upgrade(doc)
-    info = rounds_info(doc)
-    decided = {r["id"] for r in rows if r["validation"]["status"] != "pending"}
-    for r, raw in zip(info["rounds"], doc["rounds"]):
-        r["kappa_unsound"] = raw["agreement"]["error_type_agreement"]["unsound"]["kappa"]
-        r["n_rows"] = sum(1 for i in r.pop("ids") if i in decided)  # rows of this release the round decided
-    return {"file": str(file), "outcomes": info["n_outcomes"], "n_rejected": info["n_rejected"],
-            "rounds": info["rounds"], "annotators": info["annotators"]}
-
-
 def _info(args: argparse.Namespace) -> int:
     path = release_path(args.path)
     rows = read_release_rows(path, check_card=False)
@@ -59,7 +33,7 @@ def _info(args: argparse.Namespace) -> int:
     statuses = Counter(r["validation"]["status"] for r in rows)
     by_cell = Counter((r["category"], r["source"], r["validation"]["status"]) for r in rows)
     reserve = read_reserve(path)
-    block = _validation_block(path, rows)
+    block = shipped_validation(path, rows)
     if args.json:
         print(
             json.dumps(

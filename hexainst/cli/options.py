@@ -104,8 +104,8 @@ def add_settings(parser: argparse._ActionsContainer, config: type, names: Sequen
         if spec is None:
             raise TypeError(f"{config.__name__}.{name} is not declared with hexainst.kernel.settings.setting")
         default = (defaults or {}).get(name, field.default)
-        if default is dataclasses.MISSING:
-            default = field.default_factory()  # type: ignore[misc]
+        if default is dataclasses.MISSING:  # a factory's value, or none for a field the config requires
+            default = field.default_factory() if field.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
         kind = _value_type(hints[name])
         if kind is bool:
             flag = shown.get(name) or ("--no-" if default else "--") + name.replace("_", "-")
@@ -119,15 +119,16 @@ def add_settings(parser: argparse._ActionsContainer, config: type, names: Sequen
             metavar = spec.metavar or (None if spec.choices else flag.lstrip("-").replace("-", "_").upper())
             if typing.get_origin(kind) is tuple:
                 item = _parse(typing.get_args(kind)[0], spec, flag)
+                must = name in required
                 if name in repeated:
                     parser.add_argument(flag, dest=name, action="append", type=item, default=list(default),
-                                        metavar=metavar, help=text)
+                                        metavar=metavar, help=text, required=must)
                 elif name in spaced:
                     parser.add_argument(flag, dest=name, nargs="+", type=item, default=default, metavar=metavar,
-                                        help=text)
+                                        help=text, required=must)
                 else:
                     parser.add_argument(flag, dest=name, type=_list_parse(item), default=default, metavar=metavar,
-                                        help=text)
+                                        help=text, required=must)
             else:
                 parser.add_argument(flag, dest=name, type=_parse(kind, spec, flag), default=default,
                                     choices=spec.choices, metavar=metavar, help=text, required=name in required)

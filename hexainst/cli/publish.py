@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from hexainst.kernel.publish import publish
-from hexainst.kernel.release import PACKAGE_RELEASE_DIR
+from hexainst.cli.options import add_settings, config_from
+from hexainst.kernel.publish import PublishConfig, publish
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -19,16 +18,12 @@ def register(commands: argparse._SubParsersAction) -> None:
             "--dry-run DIR writes exactly what would be uploaded into DIR instead, with no network."
         ),
     )
-    parser.add_argument("--repo", required=True, metavar="ORG/NAME", help="dataset repository id on the Hub")
-    parser.add_argument("--path", type=Path, default=None, help="release folder (default: the one in the hexainst package)")
-    parser.add_argument("--dry-run", type=Path, metavar="DIR", help="write the upload into DIR instead of uploading")
-    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    add_settings(parser, PublishConfig, ["repo", "path", "dry_run", "private"], required=["repo"])
     parser.set_defaults(handler=_publish)
 
 
 def _publish(args: argparse.Namespace) -> int:
-    folder = args.path or PACKAGE_RELEASE_DIR
-    info = publish(folder, args.repo, dry_run=args.dry_run, private=args.private)
+    info = publish(config_from(args, PublishConfig))
     where = f"into {args.dry_run} (dry run)" if args.dry_run else f"to https://huggingface.co/datasets/{args.repo}"
     print(f"{len(info['files'])} files, {sum(f['bytes'] for f in info['files'])} bytes {where}")
     return 0

@@ -3,7 +3,7 @@
 The YAML header is a ``huggingface_hub.DatasetCardData``: licence, configs (``default`` plus one
 per category) and ``dataset_info`` written by ``datasets``' own ``DatasetInfosDict`` (features and
 exact ``num_examples``). The prose sections follow Datasheets for Datasets and are filled from the
-rows themselves plus ``build_info``, which the assembly stage supplies:
+rows themselves plus ``build_info``, which the release stage supplies:
 
 ``build_info`` keys (all optional)::
 
@@ -14,7 +14,7 @@ rows themselves plus ``build_info``, which the assembly stage supplies:
     filters         [{stage, reason, removed}]
     generator_note  one sentence on how the synthetic half was generated
     agreement       the "agreement" block of a one-round validation file (None with several rounds)
-    validation      builders.assembly.assemble.rounds_info of the validation file applied: who validated in which
+    validation      hexainst.kernel.validation_file.rounds_info of the validation file applied: who validated in which
                     round, what each round decided, its kappa
 """
 

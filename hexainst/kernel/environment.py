@@ -9,6 +9,7 @@
 | ``HEXAINST_CACHE`` | the toolkit's cache folder (default ``~/.cache/hexainst``) | model loading |
 | ``HEXAINST_LABEL_STUDIO`` | the ``label-studio`` executable (default ``.ls-venv/bin/label-studio``) | annotation |
 | the one ``annotate judge --api-key-env`` names (default ``OPENAI_API_KEY``) | the judge endpoint's key | annotation judge |
+| ``XDG_RUNTIME_DIR`` | where the writers' locks live (default: the temporary folder) | output locks |
 
 Each function takes an optional mapping instead of ``os.environ`` so that tests can pass their own.
 """
@@ -25,6 +26,7 @@ MODEL = "HEXAINST_MODEL"
 CACHE = "HEXAINST_CACHE"
 LABEL_STUDIO = "HEXAINST_LABEL_STUDIO"
 API_KEYS = ("OPENAI_API_KEY", "DEEPSEEK_API_KEY")
+RUNTIME = "XDG_RUNTIME_DIR"
 
 
 def _get(name: str, env: Mapping[str, str] | None) -> str | None:
@@ -35,6 +37,12 @@ def _get(name: str, env: Mapping[str, str] | None) -> str | None:
 def sources_dir(env: Mapping[str, str] | None = None) -> Path | None:
     value = _get(SOURCES, env)
     return Path(value) if value else None
+
+
+def mirror(given: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The offline mirror of the natural sources: ``given`` (a setting), else ``$HEXAINST_SOURCES``, else
+    ``None`` (the Hub). The one place that fallback is written; every reader of the mirror calls it."""
+    return Path(given) if given is not None else sources_dir(env)
 
 
 def base_url(env: Mapping[str, str] | None = None) -> str | None:
@@ -62,6 +70,12 @@ def is_set(name: str, env: Mapping[str, str] | None = None) -> bool:
 def cache_dir(env: Mapping[str, str] | None = None) -> Path:
     value = _get(CACHE, env)
     return Path(value) if value else Path.home() / ".cache" / "hexainst"
+
+
+def runtime_dir(env: Mapping[str, str] | None = None) -> Path | None:
+    """``$XDG_RUNTIME_DIR`` when it names an existing folder, else ``None``."""
+    value = _get(RUNTIME, env)
+    return Path(value) if value and Path(value).is_dir() else None
 
 
 def label_studio_binary(env: Mapping[str, str] | None = None) -> Path | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.settings import SettingError
 from hexainst.kernel.vocab import ANNOTATOR_KINDS
 
 KEYS: tuple[str, ...] = ("kind", "model", "prompt", "how")
@@ -25,9 +26,9 @@ def person(how: str | None = None) -> dict[str, Any]:
 def model(name: str, prompt: str, how: str | None = None) -> dict[str, Any]:
     """A model's identity: its name, what prompt it was given (``prompt_ref``), how it was run."""
     if not name or not name.strip():
-        raise UserError("a model annotator needs its model name (--model NAME)")
+        raise SettingError("model", "is needed for a model annotator: the model's name")
     if not prompt or not prompt.strip():
-        raise UserError("a model annotator needs its prompt (--prompt FILE)")
+        raise SettingError("prompt", "is needed for a model annotator: the prompt it was given")
     return {"kind": "model", "model": name.strip(), "prompt": prompt.strip(), "how": how or None}
 
 
@@ -42,7 +43,7 @@ def prompt_ref(path: str | Path) -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise UserError(f"--prompt {path}: cannot read the prompt file: {exc.strerror or exc}") from None
+        raise SettingError("prompt", f"{path}: cannot read the prompt file: {exc.strerror or exc}") from None
     return f"{path.name} sha256:{hashlib.sha256(data).hexdigest()}"
 
 

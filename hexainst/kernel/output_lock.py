@@ -8,6 +8,11 @@ they were): it lies in a private per-user folder, ``$XDG_RUNTIME_DIR/hexainst-lo
 same folder (two ``record`` into one store, two ``analyze`` onto one report, a ``record-merge``
 into a store being written) stops at once with one line naming the folder, before it loads a
 model or writes a byte. The lock dies with its process: a killed run leaves no stale lock.
+
+The library takes the lock where it writes (a stage's ``run``, ``build_all``, ``topup``, the
+recorder, the analysis), so a Python caller is covered as the command line is. Within one process
+the lock is re-entrant: ``build_all`` holds its release folder while the release stage it calls
+takes the same lock again, and the inner ``with`` costs nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hexainst.kernel import environment
 from hexainst.kernel.errors import UserError
 
 
@@ -27,10 +33,14 @@ class BusyError(UserError):
     """Another run is writing the folder."""
 
 
+#: Lock files this process holds, with how many ``with`` blocks hold each (the lock is re-entrant).
+_held: dict[Path, int] = {}
+
+
 def _lock_dir() -> Path:
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and Path(runtime).is_dir():
-        return Path(runtime) / "hexainst-locks"
+    runtime = environment.runtime_dir()
+    if runtime is not None:
+        return runtime / "hexainst-locks"
     return Path(tempfile.gettempdir()) / f"hexainst-locks-{os.getuid()}"
 
 
@@ -50,10 +60,20 @@ def _private_dir(path: Path) -> None:
 
 @contextmanager
 def writer_lock(folder: str | os.PathLike[str], *, what: str = "output folder") -> Iterator[Path]:
-    """Hold the writer's lock on ``folder`` for the ``with`` block; :class:`BusyError` if another run holds it."""
+    """Hold the writer's lock on ``folder`` for the ``with`` block; :class:`BusyError` if another run holds it.
+
+    A block of this process that already holds the lock (an outer ``with``) lets an inner one through.
+    """
     from filelock import FileLock, Timeout
 
     path = lock_path(folder)
+    if path in _held:
+        _held[path] += 1
+        try:
+            yield path
+        finally:
+            _held[path] -= 1
+        return
     try:
         _private_dir(path.parent)
         lock = FileLock(str(path), timeout=0, mode=0o600)
@@ -63,7 +83,9 @@ def writer_lock(folder: str | os.PathLike[str], *, what: str = "output folder") 
                         "wait for it to finish, or write elsewhere") from None
     except OSError as exc:
         raise BusyError(f"{path}: cannot create the lock of the {what} {folder} ({exc.strerror or exc})") from None
+    _held[path] = 1
     try:
         yield path
     finally:
+        del _held[path]
         lock.release()

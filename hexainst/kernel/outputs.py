@@ -8,6 +8,10 @@ what was found and what to do.
 
 Release folders are recognised by their content instead (a HexaInst card, and nothing in
 ``data/`` or ``reserve/`` the release layout does not name): see :func:`claim_release_dir`.
+
+Each ``claim_*`` takes ``option``, what its errors call the output: the name of the setting that
+holds it (``out_dir``, ``work``: an :class:`OutputSettingError`, which the command line prints with
+the setting's flag), or a flag for callers that have no setting for it (default ``--out``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.release_layout import RELEASE_LAYOUT, recover_swap
+from hexainst.kernel.settings import SettingError
 from hexainst.kernel.version import __version__
 
 #: The file that marks a folder as a toolkit output, and of which kind.
@@ -30,6 +35,19 @@ MARKER = ".hexainst-output.json"
 
 class OutputError(UserError):
     """An output location the command must not write: a file, an input, or a folder it did not make."""
+
+
+class OutputSettingError(OutputError, SettingError):
+    """An :class:`OutputError` about the location a setting names: the message starts with the setting
+    (``out_dir``), which the command line prints as its flag (``--out``)."""
+
+
+def _refused(option: str, problem: str) -> OutputError:
+    """The error for ``problem`` with the output named by ``option``: a setting's name (``out_dir``: an
+    :class:`OutputSettingError`), or, from callers that name the flag themselves, the flag (``--out``)."""
+    if option.startswith("-"):
+        return OutputError(f"{option} {problem}")
+    return OutputSettingError(option, problem)
 
 
 def _resolved(path: str | os.PathLike[str]) -> Path:
@@ -71,20 +89,20 @@ def write_marker(folder: str | os.PathLike[str], kind: str, details: Mapping[str
 
 def _check_location(out: Path, inputs: Iterable[str | os.PathLike[str]], option: str) -> None:
     if out.exists() and not out.is_dir():
-        raise OutputError(f"{option} {out}: is a file, not a folder; name a folder")
+        raise _refused(option, f"{out}: is a file, not a folder; name a folder")
     for given in inputs:
         if given is None:
             continue
         inp = _resolved(given)
         if _inside(inp, out):
-            raise OutputError(f"{option} {out}: it holds this command's input {inp}; choose another folder")
+            raise _refused(option, f"{out}: it holds this command's input {inp}; choose another folder")
         if _inside(out, inp) and inp.is_dir():
-            raise OutputError(f"{option} {out}: it lies inside this command's input {inp}; choose a folder outside it")
+            raise _refused(option, f"{out}: it lies inside this command's input {inp}; choose a folder outside it")
     parent = next((p for p in [out, *out.parents] if p.exists()), None)
     if parent is not None and not parent.is_dir():
-        raise OutputError(f"{option} {out}: {parent} is a file, so no folder can be made under it; name a folder")
+        raise _refused(option, f"{out}: {parent} is a file, so no folder can be made under it; name a folder")
     if parent is None or not _can_write_in(parent):
-        raise OutputError(f"{option} {out}: cannot write there ({parent} is not writable)")
+        raise _refused(option, f"{out}: cannot write there ({parent} is not writable)")
 
 
 def _can_write_in(folder: Path) -> bool:
@@ -122,16 +140,16 @@ def claim_output_file(
     for what, given in inputs:
         folder = _resolved(given)
         if _inside(out, folder):
-            raise OutputError(f"{option} {path}: lies inside {what} ({folder}); write it elsewhere")
+            raise _refused(option, f"{path}: lies inside {what} ({folder}); write it elsewhere")
     if out.is_dir():
-        raise OutputError(f"{option} {path}: is a folder, not a file")
+        raise _refused(option, f"{path}: is a folder, not a file")
     if out.exists() and not is_own(out):
-        raise OutputError(f"{option} {path}: the file exists and is not {own}; choose a new file")
+        raise _refused(option, f"{path}: the file exists and is not {own}; choose a new file")
     if not out.parent.is_dir():
-        raise OutputError(f"{option} {path}: the folder {out.parent} does not exist")
+        raise _refused(option, f"{path}: the folder {out.parent} does not exist")
     refusal = _write_refusal(out.parent)
     if refusal is not None:
-        raise OutputError(f"{option} {path}: cannot write into {out.parent} ({refusal})")
+        raise _refused(option, f"{path}: cannot write into {out.parent} ({refusal})")
     return out
 
 
@@ -153,24 +171,24 @@ def claim_output_dir(
     if out.is_dir() and any(out.iterdir()):
         marker = read_marker(out)
         if marker is None and _card_is_hexainst(out / "README.md"):
-            raise OutputError(
-                f"{option} {out}: holds a HexaInst release, not a {kind!r} output; choose a new or empty folder"
+            raise _refused(
+                option, f"{out}: holds a HexaInst release, not a {kind!r} output; choose a new or empty folder"
             )
         if marker is None:
-            raise OutputError(
-                f"{option} {out}: the folder exists and was not written by hexainst (no {MARKER}); "
+            raise _refused(
+                option, f"{out}: the folder exists and was not written by hexainst (no {MARKER}); "
                 "choose a new or empty folder, or move it away yourself"
             )
         if marker.get("kind") != kind:
-            raise OutputError(
-                f"{option} {out}: holds a {marker.get('kind')!r} output, not a {kind!r} one; choose another folder"
+            raise _refused(
+                option, f"{out}: holds a {marker.get('kind')!r} output, not a {kind!r} one; choose another folder"
             )
         if isinstance(marker.get("files"), list):
             added = sorted(set(_files_in(out)) - set(marker["files"]))
             if added:
                 shown = ", ".join(added[:3]) + (f" and {len(added) - 3} more" if len(added) > 3 else "")
-                raise OutputError(
-                    f"{option} {out}: holds files hexainst did not write there ({shown}); "
+                raise _refused(
+                    option, f"{out}: holds files hexainst did not write there ({shown}); "
                     "move them away first, or choose another folder"
                 )
     return out
@@ -250,8 +268,8 @@ def claim_release_dir(path: str | os.PathLike[str], *, inputs: Iterable[str | os
         foreign = foreign_release_entries(out)
         if foreign:
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-            raise OutputError(
-                f"{option} {out}: not a HexaInst release folder ({shown}); writing the release there would "
+            raise _refused(
+                option, f"{out}: not a HexaInst release folder ({shown}); writing the release there would "
                 "replace them: choose a new or empty folder"
             )
     return out

@@ -1,4 +1,4 @@
-"""Candidate pools, the contract between the builders and their readers (assembly, annotation).
+"""Candidate pools, the contract between the builders and their readers (the release stage, annotation).
 
 A build stage writes one ``<category>.<source>.jsonl`` per cell into its output folder, rows in
 the record schema; this module names those files and reads them back, checking every row.
@@ -20,7 +20,8 @@ NATURAL_REPORT = "natural-report.json"
 SYNTHETIC_REPORT = "synthetic-report.json"
 #: The revisions the natural stage read, so that a rebuild reads the same ones.
 NATURAL_LOCK = "natural.lock.json"
-#: What the release assembly writes beside the first pools folder.
+#: The release stage's report, written into the build's working folder (``build release --report``: where asked).
+#: The file keeps its older name, "assembly", because users' folders and scripts have it.
 ASSEMBLY_REPORT = "assembly-report.json"
 
 

@@ -1,8 +1,9 @@
 """Publishing: upload a release folder to a Hub dataset repository.
 
 Only the release entries (card, licence, data, reserve, croissant.json) are uploaded, never the
-package's code. ``--dry-run DIR`` validates the release and writes into DIR exactly the files that
-would be uploaded, plus ``upload-manifest.json`` (path, bytes, sha256 of each): no network.
+package's code. A dry run (``dry_run=DIR``; ``hexainst publish --dry-run DIR``) validates the
+release and writes into DIR exactly the files that would be uploaded, plus ``upload-manifest.json``
+(path, bytes, sha256 of each): no network.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from hexainst.kernel import atomic
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.outputs import claim_output_dir, write_marker
-from hexainst.kernel.release import RELEASE_ENTRIES
+from hexainst.kernel.release import PACKAGE_RELEASE_DIR, RELEASE_ENTRIES
 from hexainst.kernel.release_validation import check_release
+from hexainst.kernel.settings import SettingError, setting
 
 
 def release_files(folder: Path) -> list[str]:
@@ -55,23 +58,36 @@ def check_publishable(folder: Path) -> list[str]:
     return release_files(folder)
 
 
-def publish(folder: Path, repo: str, *, dry_run: Path | None = None, private: bool = False) -> dict:
-    """Validate the release in ``folder`` and upload it to the dataset repo ``repo`` (or dry-run it).
+@dataclass(frozen=True)
+class PublishConfig:
+    """What ``hexainst publish`` needs: the Hub repository, the release folder, and a dry run's folder."""
 
-    A dry run writes into ``dry_run`` only when that folder is new, empty, or an earlier dry run's
-    output; it never deletes anything else.
+    repo: str = setting(help="dataset repository id on the Hub", metavar="ORG/NAME")
+    path: Path | None = setting(None, "release folder (default: the one in the hexainst package)")
+    dry_run: Path | None = setting(None, "write the upload into DIR instead of uploading", metavar="DIR")
+    private: bool = setting(False, "create the repository as private")
+
+
+def publish(config: PublishConfig) -> dict:
+    """Validate the release in ``config.path`` and upload it to the dataset repo ``config.repo`` (or dry-run it).
+
+    A dry run writes into ``config.dry_run`` only when that folder is new, empty, or an earlier dry
+    run's output; it never deletes anything else. Returns the manifest (``files``: path, bytes, sha256),
+    with the Hub's ``commit`` after an upload.
     """
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
+    repo, dry_run = config.repo, config.dry_run
+
     if "/" not in repo or repo.count("/") != 1 or not all(repo.split("/")):
-        raise UserError(f"--repo must be ORG/NAME, got {repo!r}")
+        raise SettingError("repo", f"must be ORG/NAME, got {repo!r}")
     try:
         validate_repo_id(repo)  # the Hub's own rule, checked before any network
     except HFValidationError as exc:
-        raise UserError(f"--repo {repo!r} is not a valid Hub repository id: {str(exc).splitlines()[0]}") from None
-    folder = Path(folder)
+        raise SettingError("repo", f"{repo!r} is not a valid Hub repository id: {str(exc).splitlines()[0]}") from None
+    folder = Path(config.path) if config.path is not None else PACKAGE_RELEASE_DIR
     if dry_run is not None:
-        dry_run = claim_output_dir(dry_run, DRY_RUN_KIND, inputs=[folder], option="--dry-run")
+        dry_run = claim_output_dir(dry_run, DRY_RUN_KIND, inputs=[folder], option="dry_run")
     files = check_publishable(folder)
     info = {"repo": repo, "repo_type": "dataset", **manifest(folder, files)}
     if dry_run is not None:
@@ -82,7 +98,7 @@ def publish(folder: Path, repo: str, *, dry_run: Path | None = None, private: bo
             (tmp / "upload-manifest.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
             write_marker(tmp, DRY_RUN_KIND, {"repo": repo})
         return info
-    return _upload(folder, repo, files, info, private)
+    return _upload(folder, repo, files, info, config.private)
 
 
 def _upload(folder: Path, repo: str, files: list[str], info: dict, private: bool) -> dict:

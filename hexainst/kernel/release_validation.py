@@ -1,13 +1,25 @@
-"""Every check of a release folder, in one place: ``hexainst validate`` prints them, ``publish`` refuses on any."""
+"""Every check of a release folder, in one place: ``hexainst validate`` prints them, ``publish`` refuses on any;
+and what the validation file a release ships says (:func:`shipped_validation`, what ``hexainst info`` prints)."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hexainst.kernel.release import RESERVE_FILE, config_files, data_file, read_release_rows, read_reserve
+from hexainst.kernel.errors import UserError
+from hexainst.kernel.release import (
+    PACKAGE_RELEASE_DIR,
+    RESERVE_FILE,
+    VALIDATION_FILE,
+    config_files,
+    data_file,
+    read_release_rows,
+    read_reserve,
+)
 from hexainst.kernel.release_checks import (
     balance_problems,
     card_problems,
@@ -15,6 +27,7 @@ from hexainst.kernel.release_checks import (
     companion_problems,
     text_problems,
 )
+from hexainst.kernel.validation_file import check, rounds_info, upgrade
 
 
 @dataclass(frozen=True)
@@ -52,3 +65,27 @@ def check_release(folder: Path) -> ReleaseCheck:
                 + text_problems(reserve, [f"{RESERVE_FILE} row {i}" for i in range(len(reserve))]))
     return ReleaseCheck(folder=folder, rows=rows, reserve=reserve, cells=cells, problems=problems,
                         balance=balance_problems(cells))
+
+
+def shipped_validation(folder: Path | None, rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The rounds of the validation file the release in ``folder`` ships (``None``: the packaged release), or
+    ``None`` when it ships none: the file, the candidates decided and rejected, the annotators, and per round
+    :func:`~hexainst.kernel.validation_file.rounds_info`'s entry plus ``kappa_unsound`` and ``n_rows`` (the
+    rows of ``rows``, the release's, that the round decided).
+    """
+    file = (folder or PACKAGE_RELEASE_DIR) / VALIDATION_FILE
+    if not file.is_file():
+        return None
+    try:
+        doc = json.loads(file.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{file}: the release's validation file cannot be read as JSON ({exc})") from None
+    check(doc, str(file))
+    doc = upgrade(doc)
+    info = rounds_info(doc)
+    decided = {r["id"] for r in rows if r["validation"]["status"] != "pending"}
+    for r, raw in zip(info["rounds"], doc["rounds"]):
+        r["kappa_unsound"] = raw["agreement"]["error_type_agreement"]["unsound"]["kappa"]
+        r["n_rows"] = sum(1 for i in r.pop("ids") if i in decided)  # rows of this release the round decided
+    return {"file": str(file), "outcomes": info["n_outcomes"], "n_rejected": info["n_rejected"],
+            "rounds": info["rounds"], "annotators": info["annotators"]}

@@ -1,7 +1,7 @@
 """The validation file (``validation.json``): the hand-off from Label Studio to the release.
 
 :func:`write` checks a document against ``validation.v3.schema.json`` and writes it atomically
-(temp file, then rename) with stable formatting. :func:`read` is what the release assembly calls:
+(temp file, then rename) with stable formatting. :func:`read` is what the release stage calls:
 it checks the schema of the file's own version (1, 2 or 3), the uniqueness of ids, that every
 outcome's status is what its verdicts decide, and that every id is a known instruction, and raises
 :class:`ValidationFileError` naming the entry before anything is applied.
@@ -244,3 +244,36 @@ def read(path: str | os.PathLike[str], known_ids: Collection[str] | None) -> dic
                 "(not among the candidates of this release or its reserve)"
             )
     return upgrade(doc)
+
+
+def rounds_info(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Who validated in which round, how many candidates each round decided and rejected, each round's kappa.
+
+    ``doc``: a validation document of the current format (``validation_file.read``). ``annotators`` lists
+    every annotator of every round once (slot name and role as in their round, first round first);
+    each round's ``ids`` are the candidates it decided (so a reader can count the release rows it decided).
+    """
+    rounds = []
+    for r in doc["rounds"]:
+        mine = [o for o in doc["outcomes"] if o["round"] == r["round"]]
+        ag = r["agreement"]
+        rounds.append({
+            "round": r["round"],
+            "annotators": r["annotators"],
+            "n_outcomes": len(mine),
+            "n_rejected": sum(1 for o in mine if o["status"] == "rejected"),
+            "n_double_annotated": ag["n_double_annotated"],
+            "kappa_decision": ag["kappa_decision"],
+            "kappa_category_correct": ag["kappa_category_correct"],
+            "n_disagreements": ag["n_disagreements"],
+            "n_senior_decided": ag["n_senior_decided"],
+            "awaiting_senior": r["awaiting_senior"],
+            "ids": sorted(o["id"] for o in mine),
+        })
+    annotators: list[dict[str, Any]] = []
+    for r in doc["rounds"]:
+        for a in r["annotators"]:
+            if a not in annotators:
+                annotators.append(a)
+    return {"annotators": annotators, "n_outcomes": len(doc["outcomes"]),
+            "n_rejected": sum(1 for o in doc["outcomes"] if o["status"] == "rejected"), "rounds": rounds}

@@ -70,7 +70,7 @@ def summary(rows: Sequence[Mapping[str, Any]], annotators: Sequence[Mapping[str,
             rounds: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The card's paragraph on validation (Markdown).
 
-    ``rounds`` (the assembly's ``rounds_info``): with more than one round, each round is described on its
+    ``rounds`` (the release stage's ``rounds_info``): with more than one round, each round is described on its
     own (who judged in it, what it decided, its kappa); one round reads as it always did.
     """
     n = len(rows)

@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 from annotation_helpers import nat, syn, v1_verdict, verdict
 from annotation_live import Annotators
+from stage_runs import release_from
 
 import hexainst
 from hexainst.annotation.sync import index_project, rows_from_release
-from hexainst.builders.release import assemble
 from hexainst.kernel import validation_file
 from hexainst.kernel.validation_file import ValidationFileError
 from hexainst.kernel.vocab import CATEGORIES
@@ -34,7 +34,7 @@ def pools(tmp_path_factory):
 @pytest.mark.labelstudio
 def test_validation_round_trip_through_reassembly(ls_session, pools, tmp_path):
     first = tmp_path / "release-1"
-    assemble(pools, first)
+    release_from(pools, first)
     candidates = rows_from_release(str(first))
     assert len(candidates) == 12 * (100 + EXTRA)  # the release and its reserve
     reports = ls_session.sync_candidates(candidates, batch_size=500, progress=False)
@@ -59,7 +59,7 @@ def test_validation_round_trip_through_reassembly(ls_session, pools, tmp_path):
     validation = validation_file.write(tmp_path / "validation.json", doc)
 
     second = tmp_path / "release-2"
-    assemble(pools, second, validation=validation)
+    release_from(pools, second, validation=validation)
     ds = hexainst.load(second)
     names = ds.features["category"].int2str, ds.features["source"].int2str
     cells = Counter((names[0](c), names[1](s)) for c, s in zip(ds["category"], ds["source"]))
@@ -98,5 +98,5 @@ def test_unknown_instruction_id_applies_nothing(pools, tmp_path):
     file.write_text(json.dumps(doc), encoding="utf-8")
     out = tmp_path / "release"
     with pytest.raises(ValidationFileError, match=r"outcomes\[0\] \(id='math-nat-ffffffffffff'\): unknown instruction id"):
-        assemble(pools, out, validation=file)
+        release_from(pools, out, validation=file)
     assert not out.exists()

@@ -30,10 +30,10 @@ MIRROR = Path(os.environ.get("HEXAINST_SOURCES") or Path(__file__).resolve().par
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
     """A workspace: pools/, release/ (built from them), mine/ (a user's folder), mirror/ (two real sources)."""
-    from hexainst.builders.release import assemble
+    from stage_runs import release_from
 
     ws = tmp_path_factory.mktemp("pristine")
-    assemble(write_pools(ws / "pools"), ws / "release")
+    release_from(write_pools(ws / "pools"), ws / "release")
     (ws / "mine" / "data").mkdir(parents=True)
     (ws / "mine" / "README.md").write_text("# My own notes\n")
     (ws / "mine" / "data" / "important.csv").write_text("a,b\n1,2\n")
@@ -200,7 +200,7 @@ CASES = [
          "nope.json"),
     # ------------------------------------------------------------ build natural / all
     Case("natural-sources-missing", ["build", "natural", "--sources", "nowhere", "--out", "nat"],
-         "sources folder nowhere does not exist"),
+         "--sources nowhere: the sources folder does not exist"),
     Case("natural-into-users-folder", ["build", "natural", "--sources", "mirror", "--out", "mine"],
          "the folder exists and was not written by hexainst"),
     Case("natural-source-not-utf8", ["build", "natural", "--sources", "mirror", "--out", "nat", "--no-progress"],

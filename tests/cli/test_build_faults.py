@@ -23,10 +23,10 @@ from hexainst.kernel.vocab import CATEGORIES
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
     """pools/ and release/ built from them, the release shipping 3 generator answers."""
-    from hexainst.builders.release import assemble
+    from stage_runs import release_from
 
     ws = tmp_path_factory.mktemp("faults")
-    assemble(write_pools(ws / "pools"), ws / "release")
+    release_from(write_pools(ws / "pools"), ws / "release")
     (ws / "release" / "generations").mkdir()
     (ws / "release" / GENERATIONS_FILE).write_text("".join(json.dumps({"answer": i}) + "\n" for i in range(3)))
     return ws
@@ -60,7 +60,7 @@ def test_a_second_build_onto_the_same_folder_gets_one_line(ws: Path) -> None:
         done = _hexainst(ws, "build", "release", "--pools", "pools", "--out", "release", "--seed", "7")
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1, done.stderr
-    assert f"{ws / 'release'}: another hexainst run is writing this --out folder" in lines[0]
+    assert f"{ws / 'release'}: another hexainst run is writing this release folder" in lines[0]
     assert changed_files(before, snapshot(ws)) == []
     assert sorted(p.name for p in ws.iterdir()) == ["pools", "release"]
 

@@ -17,10 +17,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "builders" / "release"))
 
+from stage_runs import release_from
 from test_assembly import write_pools
 from validation_docs import outcome, validation_doc
 
-from hexainst.builders.release import assemble
 from hexainst.builders.release.config import ReleaseConfig
 from hexainst.builders.release.reserve import expected_rates, reserve_plan
 from hexainst.builders.release.select import rank_key
@@ -44,7 +44,7 @@ def test_a_validated_topped_up_release_ships_its_files_and_rebuilds_to_the_same_
     # The reserve sizes 'build all' gives a release with a top-up record: the planned reserve plus the extra.
     plan = reserve_plan(expected_rates(None), 100, cap=ReleaseConfig().max_reserve)
     sizes = reserve_sizes(plan, record["extra"])
-    assemble(tmp_path / "pools", out, validation=vfile, topup=record, reserve_sizes=sizes)
+    release_from(tmp_path / "pools", out, validation=vfile, topup=record, reserve_sizes=sizes)
     assert (out / "validation.json").read_bytes() == vfile.read_bytes()
     assert json.loads((out / "topup.json").read_text()) == record and read_topup(out / "topup.json") == {"math/synthetic": 4}
     assert "ships as `validation.json`" in (out / "README.md").read_text()
@@ -58,11 +58,11 @@ def test_a_validated_topped_up_release_ships_its_files_and_rebuilds_to_the_same_
             (shutil.copytree if (out / entry).is_dir() else shutil.copyfile)(out / entry, clone / entry)
     shipped = tmp_path / "shipped-validation.json"
     shutil.copyfile(clone / "validation.json", shipped)
-    assemble(tmp_path / "pools", clone, validation=shipped, topup=record, previous=clone, reserve_sizes=sizes)
+    release_from(tmp_path / "pools", clone, validation=shipped, topup=record, previous=clone, reserve_sizes=sizes)
     assert _tree(clone) == _tree(out)
 
     # Without a validation file the release ships none (an earlier one goes with the old entries).
-    assemble(tmp_path / "pools", out)
+    release_from(tmp_path / "pools", out)
     assert not (out / "validation.json").exists() and not (out / "topup.json").exists()
 
 
@@ -82,7 +82,7 @@ def test_a_release_ships_the_rates_its_reserves_were_planned_with_and_a_rebuild_
     rates_file = tmp_path / "rates.json"
     rates_file.write_text(json.dumps({"source": "a pilot", "cells": {"math/synthetic": 0.3}}))
     out = tmp_path / "release"
-    report = assemble(tmp_path / "pools", out, config=ReleaseConfig(rejection_rates=rates_file))
+    report = release_from(tmp_path / "pools", out, config=ReleaseConfig(rejection_rates=rates_file))
     shipped = json.loads((out / RATES_FILE).read_text())
     assert shipped["cells"]["math/synthetic"] == 0.3  # the file's rate for its cell, the bundled rate elsewhere
     assert shipped["cells"]["code/natural"] == expected_rates(None)["cells"]["code/natural"]["rate"]
@@ -95,7 +95,7 @@ def test_a_release_ships_the_rates_its_reserves_were_planned_with_and_a_rebuild_
     config = shipped_rates(out, ReleaseConfig(), tmp_path)
     assert config.rejection_rates == tmp_path / RATES_FILE and config.rejection_rates.read_bytes() == (out / RATES_FILE).read_bytes()
     before = _tree(out)
-    rebuilt = assemble(tmp_path / "pools", out, config=config)
+    rebuilt = release_from(tmp_path / "pools", out, config=config)
     assert _tree(out) == before
     assert rebuilt["cells"]["math/synthetic"]["reserve"] == report["cells"]["math/synthetic"]["reserve"]
     # ... and rates named by the user win over the shipped ones

@@ -127,3 +127,18 @@ def test_a_file_the_user_added_to_an_output_folder_is_never_replaced(tmp_path: P
     write_marker(grow, "activation store", complete=False)
     (grow / "shard-0.npz").write_bytes(b"x")  # a folder that grows after its marker stays claimable
     assert claim_output_dir(grow, "activation store") == grow.resolve()
+
+
+def test_an_output_named_by_its_setting_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    """A library caller names the setting (``out_dir``); the command line prints the error with its flag."""
+    from hexainst.kernel.settings import SettingError
+
+    (tmp_path / "notes.txt").write_text("mine\n")
+    with pytest.raises(SettingError) as caught:
+        claim_output_dir(tmp_path / "notes.txt", "report", option="out_dir")
+    assert isinstance(caught.value, OutputError) and caught.value.setting == "out_dir"
+    assert str(caught.value) == f"out_dir {(tmp_path / 'notes.txt').resolve()}: is a file, not a folder; name a folder"
+    assert caught.value.naming("--out").startswith(f"--out {(tmp_path / 'notes.txt').resolve()}: is a file")
+    with pytest.raises(OutputError, match="^--dry-run .*: is a file") as flagged:  # a flag given: as before
+        claim_output_dir(tmp_path / "notes.txt", "report", option="--dry-run")
+    assert not isinstance(flagged.value, SettingError)

@@ -100,7 +100,7 @@ def _two_rounds(rows: list[dict]) -> dict:
 
 
 def test_a_release_validated_in_two_rounds_says_who_judged_in_which(rows, tmp_path, capsys):
-    from hexainst.builders.release.assemble import rounds_info
+    from hexainst.kernel.validation_file import rounds_info
 
     doc = _two_rounds(rows)
     decided = ([_decided(r, "accepted", (PERSON, PERSON)) for r in rows[:3]]
@@ -133,8 +133,8 @@ def test_a_release_validated_in_two_rounds_says_who_judged_in_which(rows, tmp_pa
 
 def test_one_round_keeps_its_card_text(rows, tmp_path):
     """A one-round file (format 2 or 3) renders the card as before: no rounds table, the agreement block."""
-    from hexainst.builders.release.assemble import rounds_info
     from hexainst.kernel import validation_file
+    from hexainst.kernel.validation_file import rounds_info
 
     doc = validation_file.upgrade(validation_doc([outcome(r["id"], "accepted") for r in rows[:3]]))
     decided = [_decided(r, "accepted", (PERSON, PERSON)) for r in rows[:3]] + rows[3:]

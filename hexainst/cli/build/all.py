@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from hexainst.builders.natural.config import NaturalConfig
@@ -30,17 +29,12 @@ def register(stages: argparse._SubParsersAction) -> None:
             "rebuilds the committed release byte for byte. Prints what it built and how to load it."
         ),
     )
-    add_settings(every, BuildConfig, ["work"])
-    every.add_argument("--out", type=Path, required=True, metavar="DIR",
-                       help="release folder: a new or empty folder, or an earlier HexaInst release ('make dataset' uses hexainst/)")
+    add_settings(every, BuildConfig, ["work", "out"], required=["out"])
     add_settings(every, NaturalConfig, ["sources_dir"], flags={"sources_dir": "--sources"})
     add_settings(every, SyntheticConfig, ["base_url", "model", "per_category"], defaults={"per_category": None})
     add_settings(every, ReleaseConfig, ["rejection_rates"])
-    every.add_argument("--validation", type=Path, metavar="FILE",
-                       help="validation.json to apply at assembly (default: the one the --out release ships, "
-                            "validation.json in that folder, if any: rebuilding a validated release applies its "
-                            "own verdicts again; the new release ships the file applied)")
-    add_settings(every, BuildConfig, ["shipped_validation", "seed"], flags={"shipped_validation": "--no-validation"})
+    add_settings(every, BuildConfig, ["validation", "shipped_validation", "seed"],
+                 flags={"shipped_validation": "--no-validation"})
     add_settings(every, SyntheticConfig, ["embedded_threads"], flags={"embedded_threads": "--threads"})
     add_settings(every, BuildConfig, ["force"])
     add_membership_settings(every)

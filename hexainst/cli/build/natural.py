@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from hexainst.builders.natural import NaturalConfig, run
 from hexainst.cli.options import add_settings, config_from
@@ -24,18 +23,16 @@ def register(stages: argparse._SubParsersAction) -> None:
             "candidates vs target) and natural.lock.json (the revisions used)."
         ),
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
-                        help="output folder: new, empty, or an earlier 'build natural' output (replaced when complete)")
-    add_settings(parser, NaturalConfig, ["sources_dir", "lock_file", "seed", "progress"],
-                 flags={"sources_dir": "--sources", "lock_file": "--lock"})
+    add_settings(parser, NaturalConfig, ["out_dir", "sources_dir", "lock_file", "seed", "progress"],
+                 flags={"out_dir": "--out", "sources_dir": "--sources", "lock_file": "--lock"}, required=["out_dir"])
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    result = run(config_from(args, NaturalConfig, out_dir=args.out))
+    result = run(config_from(args, NaturalConfig))
     report, missing = result.report, result.missing_sources
     summary = {c: cell["candidates"] for c, cell in report["cells"].items()}
-    print(json.dumps({"out": str(args.out), "candidates": summary, "short_cells": report["short_cells"]}))
+    print(json.dumps({"out": str(args.out_dir), "candidates": summary, "short_cells": report["short_cells"]}))
     if missing:
         short = ", ".join(f"{c} by {n}" for c, n in report["short_cells"].items())
         print(f"hexainst build natural: warning: source(s) {', '.join(missing)} not found; short: {short or 'none'}",

@@ -21,23 +21,15 @@ def register(stages: argparse._SubParsersAction) -> None:
             "from the reserve in order); write the release folder with its card and croissant.json."
         ),
     )
-    release.add_argument("--pools", type=Path, nargs="+", required=True, metavar="DIR",
-                         help="folder(s) holding the candidate pools and the stage reports")
-    release.add_argument("--validation", type=Path, metavar="FILE", help="validation.json from 'hexainst annotate export'")
-    release.add_argument("--out", type=Path, required=True, metavar="DIR",
-                         help="release folder to write: a new or empty folder, or an earlier HexaInst release "
-                              "(only its card, LICENSE.md, data/, reserve/ and croissant.json are replaced; the "
-                              "generations/ it ships are kept)")
-    release.add_argument("--report", type=Path, metavar="FILE", default=None,
-                         help="also write the assembly report (counts, reserve use, shortfalls) as JSON to FILE "
-                              "(default: none; the summary is printed either way)")
-    add_settings(release, ReleaseConfig, ["seed", "reserve", "rejection_rates"])
+    add_settings(release, ReleaseConfig, ["pools", "validation_file", "out_dir", "report_file", "seed", "reserve",
+                                          "rejection_rates"],
+                 flags={"validation_file": "--validation", "out_dir": "--out", "report_file": "--report"},
+                 spaced=["pools"], required=["pools", "out_dir"])
     release.set_defaults(handler=_release)
 
 
 def _release(args: argparse.Namespace) -> int:
-    result = run(config_from(args, ReleaseConfig, pools=tuple(args.pools), out_dir=args.out,
-                             validation_file=args.validation, report_file=args.report))
+    result = run(config_from(args, ReleaseConfig))
     print_summary(result.report, result.out_dir)
     if result.kept_generations is not None:
         print(f"kept {GENERATIONS_FILE} of the earlier release ({result.kept_generations} answers): "

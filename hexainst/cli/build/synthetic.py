@@ -38,9 +38,8 @@ def register(stages: argparse._SubParsersAction) -> None:
             "embedded local model on 127.0.0.1. The output folder is replaced only when the new pools are complete."
         ),
     )
-    p.add_argument("--out", type=Path, required=True,
-                   help="output folder: new, empty, or an earlier 'build synthetic' output (replaced when complete)")
-    add_settings(p, SyntheticConfig, ["base_url", "model", "generator", "per_category"])
+    add_settings(p, SyntheticConfig, ["out_dir", "base_url", "model", "generator", "per_category"],
+                 flags={"out_dir": "--out"}, required=["out_dir"])
     p.add_argument("--extra", dest="extra", type=_extra, action="append", default=[], metavar="CATEGORY=N",
                    help=help_of(SyntheticConfig, "extra"))
     add_settings(p, SyntheticConfig, ["candidates", "temperature", "top_p", "offline", "natural_pool_dir", "cache_dir"],
@@ -69,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     extra: dict[str, int] = {}
     for cat, n in args.extra:
         extra[cat] = extra.get(cat, 0) + n
-    config = config_from(args, SyntheticConfig, out_dir=args.out, extra=extra).check()
+    config = config_from(args, SyntheticConfig, extra=extra).check()
     if args.import_generations is not None:
         if not args.import_generations.is_file():
             raise UserError(f"--import-generations {args.import_generations}: no such file")

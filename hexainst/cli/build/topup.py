@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from hexainst.builders.natural.config import NaturalConfig
 from hexainst.builders.release.config import ReleaseConfig
@@ -25,9 +24,7 @@ def register(stages: argparse._SubParsersAction) -> None:
             "annotators with 'hexainst annotate sync --release OUT'. Give the options the build was made with."
         ),
     )
-    top.add_argument("--validation", type=Path, required=True, metavar="FILE", help="validation.json from 'hexainst annotate export'")
-    top.add_argument("--out", type=Path, required=True, metavar="DIR", help="the release folder built earlier ('make dataset': hexainst)")
-    add_settings(top, TopupConfig, ["work"])
+    add_settings(top, TopupConfig, ["validation", "out", "work"], required=["validation", "out"])
     add_settings(top, NaturalConfig, ["sources_dir"], flags={"sources_dir": "--sources"})
     add_settings(top, SyntheticConfig, ["base_url", "model", "per_category"], defaults={"per_category": None})
     add_settings(top, ReleaseConfig, ["rejection_rates"])

@@ -112,8 +112,8 @@ def mini_mirror(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def real_build(mirror_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """One build of the real offline mirror (seed 0), shared by the integration tests."""
-    from hexainst.builders.natural import build
+    from stage_runs import natural_pools
 
     out = tmp_path_factory.mktemp("natural-real")
-    report = build(out, sources_dir=mirror_dir, seed=0, progress=False)
+    report = natural_pools(out, sources_dir=mirror_dir, seed=0, progress=False)
     return out, report

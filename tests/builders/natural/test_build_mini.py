@@ -8,8 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from stage_runs import natural_pools
 
-from hexainst.builders.natural import LOCK_FILE, REPORT_FILE, build, pool_file
+from hexainst.builders.natural import LOCK_FILE, REPORT_FILE, pool_file
 from hexainst.builders.natural.registry import load_registry
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.records import validate_rows
@@ -23,7 +24,7 @@ def read_pool(out: Path, category: str) -> list[dict]:
 def test_pools_report_and_lock(mini_mirror: Path, tmp_path: Path, mini_expected: dict[str, int]):
     MINI_EXPECTED = mini_expected
     out = tmp_path / "out"
-    report = build(out, sources_dir=mini_mirror, seed=0, progress=False)
+    report = natural_pools(out, sources_dir=mini_mirror, seed=0, progress=False)
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([pool_file(c) for c in CATEGORIES] + [REPORT_FILE, LOCK_FILE, ".hexainst-output.json"])
     for category in CATEGORIES:
@@ -63,9 +64,9 @@ def test_pools_report_and_lock(mini_mirror: Path, tmp_path: Path, mini_expected:
 
 def test_same_seed_same_bytes_other_seed_same_rows(mini_mirror: Path, tmp_path: Path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    build(a, sources_dir=mini_mirror, seed=0, progress=False)
-    build(b, sources_dir=mini_mirror, seed=0, progress=False)
-    build(c, sources_dir=mini_mirror, seed=7, progress=False)
+    natural_pools(a, sources_dir=mini_mirror, seed=0, progress=False)
+    natural_pools(b, sources_dir=mini_mirror, seed=0, progress=False)
+    natural_pools(c, sources_dir=mini_mirror, seed=7, progress=False)
     orders_differ = False
     for name in [pool_file(cat) for cat in CATEGORIES] + [LOCK_FILE, REPORT_FILE]:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
@@ -79,7 +80,7 @@ def test_same_seed_same_bytes_other_seed_same_rows(mini_mirror: Path, tmp_path: 
 
 def test_env_variable_points_at_the_mirror(mini_mirror: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("HEXAINST_SOURCES", str(mini_mirror))
-    report = build(tmp_path / "out", progress=False)
+    report = natural_pools(tmp_path / "out", progress=False)
     assert report["mode"] == "mirror"
     assert report["cells"]["math"]["candidates"] == 2
 
@@ -87,7 +88,7 @@ def test_env_variable_points_at_the_mirror(mini_mirror: Path, tmp_path: Path, mo
 def test_missing_source_does_not_stop_the_others(mini_mirror: Path, tmp_path: Path):
     shutil.rmtree(mini_mirror / "triviaqa")
     out = tmp_path / "out"
-    report = build(out, sources_dir=mini_mirror, progress=False)
+    report = natural_pools(out, sources_dir=mini_mirror, progress=False)
     assert report["sources"]["triviaqa"]["status"] == "missing"
     assert "triviaqa/*.jsonl" in report["sources"]["triviaqa"]["reason"]
     assert report["cells"]["generalqa"]["candidates"] == 0
@@ -100,12 +101,12 @@ def test_missing_source_does_not_stop_the_others(mini_mirror: Path, tmp_path: Pa
 
 def test_a_source_gone_from_the_mirror_never_replaces_pools_built_with_it(mini_mirror: Path, tmp_path: Path):
     out = tmp_path / "out"
-    build(out, sources_dir=mini_mirror, progress=False)
+    natural_pools(out, sources_dir=mini_mirror, progress=False)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert read_pool(out, "generalqa")
     shutil.rmtree(mini_mirror / "triviaqa")
     with pytest.raises(UserError, match=r"source\(s\) triviaqa could not be read .* earlier pools .* are kept"):
-        build(out, sources_dir=mini_mirror, progress=False)
+        natural_pools(out, sources_dir=mini_mirror, progress=False)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
@@ -125,7 +126,7 @@ def test_missing_column_names_source_split_file_and_row(mini_mirror: Path, tmp_p
     _rewrite(mini_mirror / "flan" / "made.jsonl", drop_task_name)
     out = tmp_path / "out"
     with pytest.raises(UserError) as err:
-        build(out, sources_dir=mini_mirror, progress=False)
+        natural_pools(out, sources_dir=mini_mirror, progress=False)
     msg = str(err.value)
     assert "source 'flan_classification'" in msg and "split 'train'" in msg and "flan/made.jsonl" in msg
     assert "row 0" in msg and "missing column 'task_name'" in msg
@@ -140,7 +141,7 @@ def test_null_in_one_row_names_that_row(mini_mirror: Path, tmp_path: Path):
     _rewrite(mini_mirror / "math500" / "test.jsonl", null_second)
     out = tmp_path / "out"
     with pytest.raises(UserError, match=r"source 'math500', split 'test', file math500/test.jsonl, row 1: column 'problem' is null"):
-        build(out, sources_dir=mini_mirror, progress=False)
+        natural_pools(out, sources_dir=mini_mirror, progress=False)
     _assert_nothing_written(out)
 
 
@@ -148,7 +149,7 @@ def test_empty_split_is_an_error(mini_mirror: Path, tmp_path: Path):
     (mini_mirror / "math500" / "test.jsonl").write_text("")
     out = tmp_path / "out"
     with pytest.raises(UserError, match=r"source 'math500', split 'test', file math500/test.jsonl: empty split"):
-        build(out, sources_dir=mini_mirror, progress=False)
+        natural_pools(out, sources_dir=mini_mirror, progress=False)
     _assert_nothing_written(out)
 
 
@@ -159,7 +160,7 @@ def test_malformed_json_names_the_row(mini_mirror: Path, tmp_path: Path):
     path.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
     with pytest.raises(UserError, match=r"source 'alpaca', split 'train', file alpaca/alpaca_made.jsonl: row 2 \(line 3\): not valid JSON"):
-        build(out, sources_dir=mini_mirror, progress=False)
+        natural_pools(out, sources_dir=mini_mirror, progress=False)
     _assert_nothing_written(out)
 
 
@@ -167,7 +168,7 @@ def test_unreadable_gzip_is_an_error(mini_mirror: Path, tmp_path: Path):
     (mini_mirror / "humaneval" / "HumanEval.jsonl.gz").write_bytes(b"this is not gzip data\n")
     out = tmp_path / "out"
     with pytest.raises(UserError, match=r"source 'humaneval', split 'test', file humaneval/HumanEval.jsonl.gz: unreadable"):
-        build(out, sources_dir=mini_mirror, progress=False)
+        natural_pools(out, sources_dir=mini_mirror, progress=False)
     _assert_nothing_written(out)
 
 
@@ -180,15 +181,15 @@ def test_unknown_task_name_in_registry_stops_before_writing(mini_mirror: Path, t
     path.write_text(json.dumps(data))
     out = tmp_path / "out"
     with pytest.raises(UserError, match="source 'flan_summarization': unknown FLAN task name 'made_up_summaries'"):
-        build(out, sources_dir=mini_mirror, progress=False, registry=load_registry(path))
+        natural_pools(out, sources_dir=mini_mirror, progress=False, registry_file=path)
     _assert_nothing_written(out)
 
 
 def test_lock_reproduces_revisions_and_catches_changed_files(mini_mirror: Path, tmp_path: Path):
     first = tmp_path / "first"
-    build(first, sources_dir=mini_mirror, progress=False)
+    natural_pools(first, sources_dir=mini_mirror, progress=False)
     second = tmp_path / "second"
-    build(second, sources_dir=mini_mirror, lock_file=first / LOCK_FILE, progress=False)
+    natural_pools(second, sources_dir=mini_mirror, lock_file=first / LOCK_FILE, progress=False)
     assert (first / LOCK_FILE).read_bytes() == (second / LOCK_FILE).read_bytes()
     for cat in CATEGORIES:
         assert (first / pool_file(cat)).read_bytes() == (second / pool_file(cat)).read_bytes()
@@ -199,7 +200,7 @@ def test_lock_reproduces_revisions_and_catches_changed_files(mini_mirror: Path, 
     third = tmp_path / "third"
     with pytest.raises(UserError, match=r"source 'humaneval': mirror file humaneval/HumanEval.jsonl.gz has "
                                         r"sha256:[0-9a-f]{64}, the lock .* records sha256:"):
-        build(third, sources_dir=mini_mirror, lock_file=first / LOCK_FILE, progress=False)
+        natural_pools(third, sources_dir=mini_mirror, lock_file=first / LOCK_FILE, progress=False)
     _assert_nothing_written(third)
 
 
@@ -207,9 +208,9 @@ def test_bad_lock_file_is_an_error(mini_mirror: Path, tmp_path: Path):
     bad = tmp_path / "lock.json"
     bad.write_text('{"version": 1, "sources": {"math500": {"mode": "tape"}}}')
     with pytest.raises(UserError, match="source 'math500': 'mode' must be"):
-        build(tmp_path / "out", sources_dir=mini_mirror, lock_file=bad, progress=False)
+        natural_pools(tmp_path / "out", sources_dir=mini_mirror, lock_file=bad, progress=False)
     with pytest.raises(UserError, match=r"absent.json: cannot read the lock file \(No such file"):
-        build(tmp_path / "out", sources_dir=mini_mirror, lock_file=tmp_path / "absent.json", progress=False)
+        natural_pools(tmp_path / "out", sources_dir=mini_mirror, lock_file=tmp_path / "absent.json", progress=False)
 
 
 def test_hub_unreachable_gives_a_clear_error_and_writes_nothing(tmp_path: Path, monkeypatch):
@@ -221,7 +222,7 @@ def test_hub_unreachable_gives_a_clear_error_and_writes_nothing(tmp_path: Path, 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     out = tmp_path / "out"
     with pytest.raises(UserError) as err:
-        build(out, sources_dir=None, progress=False)
+        natural_pools(out, sources_dir=None, progress=False)
     msg = str(err.value)
     assert msg.startswith("no natural source could be read")
     assert "'openai/openai_humaneval' on the Hugging Face Hub" in msg
@@ -231,7 +232,7 @@ def test_hub_unreachable_gives_a_clear_error_and_writes_nothing(tmp_path: Path, 
 
 def test_sources_folder_that_does_not_exist(tmp_path: Path):
     with pytest.raises(UserError, match="does not exist"):
-        build(tmp_path / "out", sources_dir=tmp_path / "nowhere", progress=False)
+        natural_pools(tmp_path / "out", sources_dir=tmp_path / "nowhere", progress=False)
 
 
 def test_cli_builds_and_reports_bad_input_in_one_line(mini_mirror: Path, tmp_path: Path, capsys):

@@ -13,8 +13,9 @@ import re
 from pathlib import Path
 
 import pytest
+from stage_runs import natural_pools
 
-from hexainst.builders.natural import LOCK_FILE, REPORT_FILE, build, pool_file
+from hexainst.builders.natural import LOCK_FILE, REPORT_FILE, pool_file
 from hexainst.kernel.records import validate_rows
 from hexainst.kernel.vocab import CATEGORIES
 
@@ -179,7 +180,7 @@ def test_no_duplicate_instructions_within_a_pool(out):
 
 def test_second_run_with_the_lock_is_byte_identical(out, mirror_dir, tmp_path_factory):
     again = tmp_path_factory.mktemp("natural-real-again")
-    build(again, sources_dir=mirror_dir, lock_file=out / LOCK_FILE, seed=0, progress=False)
+    natural_pools(again, sources_dir=mirror_dir, lock_file=out / LOCK_FILE, seed=0, progress=False)
     for name in [pool_file(c) for c in CATEGORIES] + [LOCK_FILE, REPORT_FILE]:
         assert (out / name).read_bytes() == (again / name).read_bytes(), name
 

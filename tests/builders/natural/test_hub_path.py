@@ -14,9 +14,9 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from stage_runs import natural_pools
 
-from hexainst.builders.natural import LOCK_FILE, build, pool_file
-from hexainst.builders.natural.registry import load_registry
+from hexainst.builders.natural import LOCK_FILE, pool_file
 from hexainst.kernel.errors import UserError
 
 COMMITS = {
@@ -62,7 +62,7 @@ def fake_hub(monkeypatch, mini_mirror: Path):
 
 def test_hub_build_records_commits_and_streams_flan(fake_hub, tmp_path: Path, mini_expected):
     out = tmp_path / "out"
-    report = build(out, sources_dir=None, progress=False)
+    report = natural_pools(out, sources_dir=None, progress=False)
     assert report["mode"] == "hub"
     assert {c: report["cells"][c]["candidates"] for c in mini_expected} == mini_expected
     loads = {c[1]: c for c in fake_hub if c[0] == "load"}
@@ -81,14 +81,14 @@ def test_hub_build_records_commits_and_streams_flan(fake_hub, tmp_path: Path, mi
 
 def test_second_hub_build_reads_the_locked_commits(fake_hub, tmp_path: Path):
     first = tmp_path / "first"
-    build(first, sources_dir=None, progress=False)
+    natural_pools(first, sources_dir=None, progress=False)
     fake_hub.clear()
     second = tmp_path / "second"
     locked = json.loads((first / LOCK_FILE).read_text())
     locked["sources"]["math500"]["revision"] = "9" * 40  # an older commit, pinned by hand
     lock_path = tmp_path / "lock.json"
     lock_path.write_text(json.dumps(locked))
-    build(second, sources_dir=None, lock_file=lock_path, progress=False)
+    natural_pools(second, sources_dir=None, lock_file=lock_path, progress=False)
     infos = {c[1]: c[2] for c in fake_hub if c[0] == "info"}
     loads = {c[1]: c[4] for c in fake_hub if c[0] == "load"}
     assert infos["HuggingFaceH4/MATH-500"] == loads["HuggingFaceH4/MATH-500"] == "9" * 40
@@ -102,14 +102,14 @@ def test_streaming_stops_once_every_task_has_enough_rows(fake_hub, tmp_path: Pat
     data["sources"][0]["tasks"] = [t for t in data["sources"][0]["tasks"] if t["name"] == "ag_news_subset"]
     path = tmp_path / "sources.json"
     path.write_text(json.dumps(data))
-    report = build(tmp_path / "out", sources_dir=None, progress=False, registry=load_registry(path))
+    report = natural_pools(tmp_path / "out", sources_dir=None, progress=False, registry_file=path)
     assert report["sources"]["flan_classification"]["rows_read"] == 2
     assert report["sources"]["flan_summarization"]["rows_read"] == 7
 
 
 def test_mirror_lock_used_for_a_hub_build_is_an_error(fake_hub, mini_mirror: Path, tmp_path: Path):
     first = tmp_path / "first"
-    build(first, sources_dir=mini_mirror, progress=False)
+    natural_pools(first, sources_dir=mini_mirror, progress=False)
     with pytest.raises(UserError, match="the lock records mirror files, but this build reads the Hub"):
-        build(tmp_path / "second", sources_dir=None, lock_file=first / LOCK_FILE, progress=False)
+        natural_pools(tmp_path / "second", sources_dir=None, lock_file=first / LOCK_FILE, progress=False)
     assert not (tmp_path / "second").exists()

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from stage_runs import release_from
 from validation_docs import outcome, validation_doc
 
 import hexainst
-from hexainst.builders.release import AssemblyError, assemble, select_cell
+from hexainst.builders.release import AssemblyError, select_cell
 from hexainst.builders.release.select import rank_key
 from hexainst.kernel.records import natural_row, synthetic_row
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
@@ -97,7 +98,7 @@ def test_assemble_names_every_short_cell_at_once(tmp_path):
         rejected += [outcome(r["id"], "rejected") for r in ranked[:n]]
     (tmp_path / "v.json").write_text(json.dumps(validation_doc(rejected)))
     with pytest.raises(AssemblyError, match=r"leaves 2 cells short: code/synthetic by 2 .*, math/natural by 1 "):
-        assemble(tmp_path / "pools", tmp_path / "rel", validation=tmp_path / "v.json")
+        release_from(tmp_path / "pools", tmp_path / "rel", validation=tmp_path / "v.json")
     assert not (tmp_path / "rel").exists()
 
 
@@ -107,7 +108,7 @@ def test_pools_too_small_without_validation_are_named_as_such(tmp_path):
     pool.write_text("".join(pool.read_text().splitlines(keepends=True)[:97]))
     with pytest.raises(AssemblyError, match=r"^the pools leave 1 cell short: math/synthetic by 3 \(97 candidates, "
                                             r"0 rejected\); build more candidates"):
-        assemble(tmp_path / "pools", tmp_path / "rel")
+        release_from(tmp_path / "pools", tmp_path / "rel")
     assert not (tmp_path / "rel").exists()
 
 
@@ -115,7 +116,7 @@ def test_assemble_balanced_release_with_reserve(tmp_path):
     from hexainst.builders.release.config import ReleaseConfig
 
     write_pools(tmp_path / "pools")
-    report = assemble(tmp_path / "pools", tmp_path / "rel", config=ReleaseConfig(reserve=15))
+    report = release_from(tmp_path / "pools", tmp_path / "rel", config=ReleaseConfig(reserve=15))
     ds = hexainst.load(tmp_path / "rel")
     assert len(ds) == 1200
     cats = ds.features["category"].int2str(ds["category"])
@@ -145,7 +146,7 @@ def test_validation_rejects_replaced_from_reserve_in_order_and_revisions_keep_or
     pools = write_pools(tmp_path / "pools")
     # A reserve of 15 (the whole rest of each 115-row pool), whatever rates the toolkit bundles: no row left to refill it.
     config = ReleaseConfig(reserve=15)
-    assemble(tmp_path / "pools", tmp_path / "before", config=config)
+    release_from(tmp_path / "pools", tmp_path / "before", config=config)
     before = {r["id"]: r for r in hexainst.load(tmp_path / "before").to_list()}
     reserve_before = [r for r in hexainst.load_reserve(tmp_path / "before")
                       if (r["category"], r["source"]) == ("generation", "synthetic")]
@@ -159,7 +160,7 @@ def test_validation_rejects_replaced_from_reserve_in_order_and_revisions_keep_or
     outcomes.append(outcome(released[30]["id"], "accepted"))
     write_validation(tmp_path / "validation.json", validation_doc(outcomes))
 
-    report = assemble(tmp_path / "pools", tmp_path / "after", validation=tmp_path / "validation.json", config=config)
+    report = release_from(tmp_path / "pools", tmp_path / "after", validation=tmp_path / "validation.json", config=config)
     after = {r["id"]: r for r in hexainst.load(tmp_path / "after").to_list()}
     assert len(after) == 1200
     gen_syn = [r for r in after.values() if (r["category"], r["source"]) == (3, 1)]
@@ -187,11 +188,11 @@ def test_unknown_id_in_validation_file_applies_nothing(tmp_path):
     from hexainst.kernel.validation_file import write as write_validation
 
     write_pools(tmp_path / "pools")
-    assemble(tmp_path / "pools", tmp_path / "rel")
+    release_from(tmp_path / "pools", tmp_path / "rel")
     before = (tmp_path / "rel" / "data" / "code.parquet").read_bytes()
     write_validation(tmp_path / "v.json", validation_doc([outcome("code-nat-000000000000", "rejected")]))
     with pytest.raises(ValidationFileError, match="code-nat-000000000000"):
-        assemble(tmp_path / "pools", tmp_path / "rel", validation=tmp_path / "v.json")
+        release_from(tmp_path / "pools", tmp_path / "rel", validation=tmp_path / "v.json")
     assert (tmp_path / "rel" / "data" / "code.parquet").read_bytes() == before
 
 
@@ -204,7 +205,7 @@ def test_pool_with_bad_row_names_file_and_line(tmp_path):
     lines[6] = json.dumps(bad)
     file.write_text("\n".join(lines) + "\n")
     with pytest.raises(Exception, match=r"math\.synthetic\.jsonl line 7 .*instruction"):
-        assemble(tmp_path / "pools", tmp_path / "rel")
+        release_from(tmp_path / "pools", tmp_path / "rel")
     assert not (tmp_path / "rel").exists()
 
 
@@ -215,7 +216,7 @@ def test_publish_dry_run_writes_exactly_the_release_files(tmp_path):
     out = tmp_path / "pkg"
     out.mkdir()
     (out / "code.py").write_text("print('not data')\n")
-    assemble(tmp_path / "pools", out)
+    release_from(tmp_path / "pools", out)
     assert main(["publish", "--repo", "someone/hexainst", "--path", str(out), "--dry-run", str(tmp_path / "up")]) == 0
     uploaded = sorted(str(p.relative_to(tmp_path / "up")) for p in (tmp_path / "up").rglob("*") if p.is_file())
     expected = [".hexainst-output.json", "LICENSE.md", "README.md", "croissant.json", "rejection_rates.json",

@@ -39,10 +39,12 @@ def test_stub_runs_as_a_process():
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_embedded_model_generates_instructions_that_pass_format_checks(tmp_path, capfd):
-    from hexainst.builders.synthetic import build, ranking
+    from stage_runs import synthetic_pools
+
+    from hexainst.builders.synthetic import ranking
     from hexainst.builders.synthetic.filters import blacklist_hit, format_reason
 
-    report = build(tmp_path / "out", 1, cache_dir=tmp_path / "cache", concurrency=8, progress=False,
+    report = synthetic_pools(tmp_path / "out", 1, cache_dir=tmp_path / "cache", concurrency=8, progress=False,
                    max_slots_factor=6.0)
     assert report["generator"] == {"model": "embedded:gemma-3-270m", "endpoint_host": "127.0.0.1",
                                    "route": "completions", "embedded": True,
@@ -63,7 +65,7 @@ def test_embedded_model_generates_instructions_that_pass_format_checks(tmp_path,
         assert ranking.gate(row["category"], text) is None
     assert "starting the embedded generator" in capfd.readouterr().err
     # a rerun on the same cache sends nothing and does not even start the model server
-    again = build(tmp_path / "again", 1, cache_dir=tmp_path / "cache", concurrency=8, progress=False,
+    again = synthetic_pools(tmp_path / "again", 1, cache_dir=tmp_path / "cache", concurrency=8, progress=False,
                   max_slots_factor=6.0)
     assert again["requests"] == 0 and again["cache_hits"] == report["requests"]
     assert "starting the embedded generator" not in capfd.readouterr().err

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from stage_runs import synthetic_pools
 
-from hexainst.builders.synthetic import build
 from hexainst.builders.synthetic.client import EndpointError
 from hexainst.builders.synthetic.stub_server import Fault
 from hexainst.kernel.outputs import OutputError
@@ -29,7 +29,7 @@ def snapshot(folder: Path) -> dict[str, str]:
 @pytest.fixture
 def good_pools(stub, tmp_path):
     out = tmp_path / "pools"
-    build(out, PER, base_url=stub.base_url, cache_dir=tmp_path / "cache", progress=False, concurrency=4)
+    synthetic_pools(out, PER, base_url=stub.base_url, cache_dir=tmp_path / "cache", progress=False, concurrency=4)
     assert all((out / f"{c}.synthetic.jsonl").stat().st_size > 0 for c in CATEGORIES)
     return out
 
@@ -100,7 +100,7 @@ def test_an_endpoint_failing_every_request_stops_the_build_with_its_message(stub
     stub.reset_log()
     before = snapshot(good_pools)
     with pytest.raises(EndpointError, match=r"failed the first 3 requests and answered none: .*HTTP 500.*internal error"):
-        build(good_pools, PER, base_url=stub.base_url, cache_dir=tmp_path / "cache4", progress=False,
+        synthetic_pools(good_pools, PER, base_url=stub.base_url, cache_dir=tmp_path / "cache4", progress=False,
               concurrency=2, max_retries=0)
     assert snapshot(good_pools) == before
     assert 3 <= len(stub.requests) <= 4  # stopped at once (the 2 in flight may finish), not one failure per request
@@ -109,7 +109,7 @@ def test_an_endpoint_failing_every_request_stops_the_build_with_its_message(stub
 def test_offline_without_a_model_is_one_line(tmp_path):
     proc = cli("--out", str(tmp_path / "o"), "--base-url", "http://127.0.0.1:9/v1", "--offline",
                "--cache", str(tmp_path / "c"))
-    assert "needs --model" in one_line(proc)
+    assert "--model is needed for an offline replay" in one_line(proc)
 
 
 def usage_error(proc: subprocess.CompletedProcess) -> str:
@@ -149,7 +149,7 @@ def test_a_foreign_folder_is_refused_before_any_work(stub, tmp_path):
     mine.mkdir()
     (mine / "notes.txt").write_text("my notes")
     with pytest.raises(OutputError, match="not written by hexainst"):
-        build(mine, PER, base_url=stub.base_url, cache_dir=tmp_path / "cache", progress=False)
+        synthetic_pools(mine, PER, base_url=stub.base_url, cache_dir=tmp_path / "cache", progress=False)
     assert (mine / "notes.txt").read_text() == "my notes" and not stub.requests
 
 
@@ -160,7 +160,7 @@ def test_a_build_failing_midway_leaves_the_previous_pools(good_pools, tmp_path):
 
     before = snapshot(good_pools)
     with pytest.raises(OfflineCacheMiss):
-        build(good_pools, PER + 5, base_url="http://127.0.0.1:9/v1", model="stub-model", offline=True,
+        synthetic_pools(good_pools, PER + 5, base_url="http://127.0.0.1:9/v1", model="stub-model", offline=True,
               cache_dir=tmp_path / "cache", progress=False)
     assert snapshot(good_pools) == before
     assert sorted(p.name for p in good_pools.parent.iterdir()) == ["cache", "pools"]

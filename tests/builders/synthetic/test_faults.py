@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from stage_runs import synthetic_pools
 
-from hexainst.builders.synthetic import build
 from hexainst.builders.synthetic.client import OfflineCacheMiss
 from hexainst.builders.synthetic.config import SyntheticConfig
 from hexainst.builders.synthetic.stub_server import Fault, StubServer
@@ -36,7 +36,7 @@ PER = 3
 def _build(stub, tmp: Path, name: str, **kw):
     out = tmp / name
     kw.setdefault("cache_dir", tmp / f"{name}-cache")
-    report = build(out, PER, base_url=stub.base_url, progress=False, concurrency=4, **kw)
+    report = synthetic_pools(out, PER, base_url=stub.base_url, progress=False, concurrency=4, **kw)
     return out, report
 
 
@@ -159,7 +159,7 @@ def test_rerun_sends_nothing_and_offline_replays(stub, tmp_path):
     assert pool_bytes(out2) == pool_bytes(out)
     stub.stop()  # offline: no server at all
     out3 = tmp_path / "offline"
-    third = build(out3, PER, base_url=stub.base_url, model="stub-model", cache_dir=tmp_path / "run-cache",
+    third = synthetic_pools(out3, PER, base_url=stub.base_url, model="stub-model", cache_dir=tmp_path / "run-cache",
                   offline=True, progress=False)
     assert third["requests"] == 0
     assert pool_bytes(out3) == pool_bytes(out)
@@ -167,7 +167,7 @@ def test_rerun_sends_nothing_and_offline_replays(stub, tmp_path):
 
 def test_offline_with_a_missing_entry_names_it(tmp_path):
     with pytest.raises(OfflineCacheMiss, match=r"classification slot 0 candidate 0 attempt 0 .*cache key [0-9a-f]{64}"):
-        build(tmp_path / "out", PER, base_url="http://127.0.0.1:9/v1", model="stub-model",
+        synthetic_pools(tmp_path / "out", PER, base_url="http://127.0.0.1:9/v1", model="stub-model",
               cache_dir=tmp_path / "empty", offline=True, progress=False)
     assert not (tmp_path / "out" / "math.synthetic.jsonl").exists()
 
@@ -204,7 +204,7 @@ def test_crash_mid_run_then_rerun(tmp_path, reference):
         assert len(cached_before) > 0
         stub.set_rule(None)
         stub.reset_log()
-        report = build(tmp_path / "out", PER, base_url=stub.base_url, cache_dir=cache, concurrency=4, progress=False)
+        report = synthetic_pools(tmp_path / "out", PER, base_url=stub.base_url, cache_dir=cache, concurrency=4, progress=False)
         # nothing answered and cached before the crash was asked again
         assert report["cache_hits"] == len(cached_before)
         assert report["requests"] == len(stub.requests) >= 1  # at least the request that hung was left to do

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from stage_runs import synthetic_pools
 
-from hexainst.builders.synthetic import build, export_generations, import_generations
+from hexainst.builders.synthetic import export_generations, import_generations
 from hexainst.builders.synthetic.generations import GenerationsError
 from hexainst.kernel.vocab import CATEGORIES
 
@@ -21,7 +22,7 @@ def pools(out: Path) -> dict[str, bytes]:
 
 def test_export_import_replays_byte_identical_pools_with_no_request(stub, tmp_path):
     out = tmp_path / "built"
-    build(out, PER, base_url=stub.base_url, cache_dir=tmp_path / "cache", progress=False, concurrency=8)
+    synthetic_pools(out, PER, base_url=stub.base_url, cache_dir=tmp_path / "cache", progress=False, concurrency=8)
     used = json.loads((out / "synthetic-requests.json").read_text())["keys"]
     assert len(used) == len(stub.requests)  # every answer the build used, nothing else
 
@@ -41,7 +42,7 @@ def test_export_import_replays_byte_identical_pools_with_no_request(stub, tmp_pa
     assert import_generations(gen_file, tmp_path / "fresh") == 0  # already there
     stub.stop()  # nothing to ask: offline, no server at all
     replay = tmp_path / "replay"
-    report = build(replay, PER, base_url=stub.base_url, model="stub-model", cache_dir=tmp_path / "fresh",
+    report = synthetic_pools(replay, PER, base_url=stub.base_url, model="stub-model", cache_dir=tmp_path / "fresh",
                    offline=True, progress=False)
     assert report["requests"] == 0 and report["cache_hits"] == n
     assert pools(replay) == pools(out)
@@ -49,7 +50,7 @@ def test_export_import_replays_byte_identical_pools_with_no_request(stub, tmp_pa
 
 def test_import_rejects_a_line_whose_key_does_not_match_its_request(stub, tmp_path):
     out = tmp_path / "built"
-    build(out, 1, base_url=stub.base_url, cache_dir=tmp_path / "cache", progress=False)
+    synthetic_pools(out, 1, base_url=stub.base_url, cache_dir=tmp_path / "cache", progress=False)
     gen_file = tmp_path / "g.jsonl"
     export_generations(tmp_path / "cache", gen_file, used_only_for=out)
     lines = gen_file.read_text().splitlines()
@@ -63,10 +64,10 @@ def test_import_rejects_a_line_whose_key_does_not_match_its_request(stub, tmp_pa
 
 def test_top_up_keeps_every_earlier_row_and_asks_only_for_new_slots(stub, tmp_path):
     first = tmp_path / "first"
-    build(first, PER, base_url=stub.base_url, cache_dir=tmp_path / "cache", progress=False)
+    synthetic_pools(first, PER, base_url=stub.base_url, cache_dir=tmp_path / "cache", progress=False)
     n_first = len(stub.requests)
     topped = tmp_path / "topped"
-    report = build(topped, PER, base_url=stub.base_url, cache_dir=tmp_path / "cache", progress=False,
+    report = synthetic_pools(topped, PER, base_url=stub.base_url, cache_dir=tmp_path / "cache", progress=False,
                    extra={"math": 4})
     before, after = pools(first), pools(topped)
     for c in CATEGORIES:

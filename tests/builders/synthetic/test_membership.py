@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from stage_runs import synthetic_pools
 
-from hexainst.builders.synthetic import build
 from hexainst.builders.synthetic.membership import MembershipScorer, min_k_plus_plus
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.vocab import CATEGORIES
@@ -125,7 +125,7 @@ def test_build_stores_scores_and_rejects_at_the_threshold(stub, memorising_model
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     per = 4
-    report = build(tmp_path / "scored", per, base_url=stub.base_url, progress=False, concurrency=4,
+    report = synthetic_pools(tmp_path / "scored", per, base_url=stub.base_url, progress=False, concurrency=4,
                    cache_dir=tmp_path / "cache", membership_model=str(folder))
     rows = _pools(tmp_path / "scored")
     scores = [r["provenance"]["synthetic"]["membership_score"] for r in rows]
@@ -135,7 +135,7 @@ def test_build_stores_scores_and_rejects_at_the_threshold(stub, memorising_model
     assert info["computed"] == len(rows) and "membership" not in report["rejections"]
 
     threshold = float(np.median(scores))
-    report2 = build(tmp_path / "thresholded", per, base_url=stub.base_url, progress=False, concurrency=4,
+    report2 = synthetic_pools(tmp_path / "thresholded", per, base_url=stub.base_url, progress=False, concurrency=4,
                     cache_dir=tmp_path / "cache", membership_model=str(folder), membership_threshold=threshold)
     rows2 = _pools(tmp_path / "thresholded")
     kept = [r["provenance"]["synthetic"]["membership_score"] for r in rows2]
@@ -146,7 +146,7 @@ def test_build_stores_scores_and_rejects_at_the_threshold(stub, memorising_model
 
 def test_threshold_without_a_model_is_an_error(stub, tmp_path):
     with pytest.raises(UserError, match="^membership_threshold needs a membership model"):
-        build(tmp_path / "x", 2, base_url=stub.base_url, progress=False, membership_threshold=0.0)
+        synthetic_pools(tmp_path / "x", 2, base_url=stub.base_url, progress=False, membership_threshold=0.0)
 
 
 def test_an_unloadable_reference_model_is_named(tmp_path):

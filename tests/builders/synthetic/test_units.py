@@ -204,3 +204,25 @@ def test_the_endpoint_asked_for_comes_from_the_arguments_then_the_environment():
     assert requested("http://h/v1", "m", env) == ("http://h/v1", "m")
     assert requested(None, None, {}) == (None, None)
     assert resolve_endpoint(None, None, env=env).model == "from-env"
+
+
+def test_the_model_is_decided_by_resolve_endpoint_alone():
+    """The named model, else $HEXAINST_MODEL, else the first one the endpoint lists (asked once, also to check a
+    named model); offline, a remote endpoint needs a model named (the cache is keyed by it) and is not asked."""
+    asked = []
+
+    def listed(endpoint):
+        asked.append(endpoint.model)
+        return ["first", "second"]
+
+    assert resolve_endpoint("http://127.0.0.1:9/v1", None, env={}, listed=listed).model == "first"
+    assert resolve_endpoint("http://127.0.0.1:9/v1", "second", env={}, listed=listed).model == "second"
+    assert resolve_endpoint("http://127.0.0.1:9/v1", env={"HEXAINST_MODEL": "e"}, listed=listed).model == "e"
+    assert asked == [None, "second", "e"]
+    assert resolve_endpoint(generator="smollm2-135m-instruct", env={}, listed=listed).model == "smollm2-135m-instruct"
+    assert len(asked) == 3  # the embedded generator is not asked
+    with pytest.raises(SettingError) as caught:
+        resolve_endpoint("http://127.0.0.1:9/v1", None, env={}, offline=True, listed=listed)
+    assert caught.value.setting == "model" and "offline replay" in caught.value.problem
+    assert resolve_endpoint("http://127.0.0.1:9/v1", "m", env={}, offline=True, listed=listed).model == "m"
+    assert len(asked) == 3  # offline: no request
