@@ -60,7 +60,7 @@ class Split:
 
 
 def rows_file(recipe: Recipe, sources: str | os.PathLike[str] | None = None) -> Path:
-    folder = Path(sources) if sources is not None else environment.sources_dir()
+    folder = environment.mirror(sources)
     if folder is None:
         raise FinetuneDataError(
             f"recipe {recipe.name} reads {recipe.data['file']} from an offline mirror of the sources: pass "
