@@ -86,7 +86,7 @@ CASES = [
     Case("out-holds-the-causal-rows", AN + ["--causal", "--rows", "{ws}/rows.jsonl", "--out", "{ws}"],
          "it holds this command's input"),
     Case("out-report-edited-by-the-user", AN + ["--out", "{ws}/report"],
-         "{ws}/report/report.md was edited since hexainst wrote it; a new report in --out would replace the edit",
+         "--out {ws}/report: report.md was edited since hexainst wrote it; a new report there would replace the edit",
          lambda ws: (ws / "report" / "report.md").write_text((ws / "report" / "report.md").read_text()
                                                              + "\nMy reading: the math block is tokenisation.\n")),
     Case("out-table-edited-by-the-user", AN + ["--out", "{ws}/report"], "was edited since hexainst wrote it",
