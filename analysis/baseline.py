@@ -1,9 +1,11 @@
 """``hexainst baseline PAIR``: record a base/fine-tuned pair from the pairs registry and analyse it.
 
 The registry (``analysis/pairs/pairs.json``, validated by ``pairs.schema.json``) lists the
-paper's four pairs (Table 4). Models load from local folders (``--model-root``) or Hub ids.
+paper's four pairs (Table 4). Models load from local folders (``model_root``) or Hub ids.
 Stages: rows -> ``OUT/stores/base`` and ``OUT/stores/fine-tuned`` (resumable activation stores)
 -> ``OUT/analysis`` (the report folder of :func:`hexainst.analysis.pipeline.analyze`).
+The entry point is :func:`run` (a :class:`~hexainst.analysis.config.BaselineConfig` in, a
+:class:`BaselineResult` out).
 """
 
 from __future__ import annotations
@@ -12,18 +14,21 @@ import dataclasses
 import functools
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hexainst.analysis.config import AnalysisConfig
+from hexainst.analysis.config import BaselineConfig
+from hexainst.analysis.data import read_rows
 from hexainst.analysis.pipeline import analyze
 from hexainst.analysis.recording import recorder
-from hexainst.analysis.recording.config import RecordingConfig
 from hexainst.analysis.recording.loading import check_device
+from hexainst.analysis.recording.store import ActivationStore
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.outputs import claim_output_dir, write_marker
+from hexainst.kernel.settings import SettingError
 
 
 class PairsError(UserError):
@@ -63,14 +68,14 @@ def load_pairs(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str
 
 
 def check_model_root(model_root: str | os.PathLike[str] | None) -> None:
-    """``--model-root`` must be a folder (one line naming it otherwise; else every model would go to the Hub)."""
+    """``model_root`` must be a folder (one line naming it otherwise; else every model would go to the Hub)."""
     if model_root is None:
         return
     root = Path(model_root).expanduser()
     if not root.exists():
-        raise PairsError(f"--model-root {root}: no such folder")
+        raise SettingError("model_root", f"{root}: no such folder")
     if not root.is_dir():
-        raise PairsError(f"--model-root {root}: is a file, not a folder holding the models as <hub id> or <name>")
+        raise SettingError("model_root", f"{root}: is a file, not a folder holding the models as <hub id> or <name>")
 
 
 def resolve_model(hub_id: str, model_root: str | os.PathLike[str] | None) -> str:
@@ -97,39 +102,57 @@ def claim_baseline_dir(out_dir: str | os.PathLike[str], *, inputs: Sequence[Any]
     return claim_output_dir(out_dir, OUTPUT_KIND, inputs=inputs, option=option)
 
 
-def run_baseline(
-    pair_name: str,
-    rows: Sequence[Mapping[str, Any]],
-    out_dir: str | os.PathLike[str],
-    *,
-    pairs_file: str | os.PathLike[str] | None = None,
-    model_root: str | os.PathLike[str] | None = None,
-    recording: RecordingConfig | None = None,
-    progress: bool = True,
-    config: AnalysisConfig | None = None,
-) -> dict[str, Any]:
-    """Record both models of the pair on ``rows`` and analyse them; return the analysis results.
+@dataclass(frozen=True)
+class BaselineResult:
+    """What a baseline run left: its folder, the two stores (opened) and the analysis (results.json's content)."""
 
-    ``recording``: a :class:`~hexainst.analysis.recording.config.RecordingConfig` (default: its
-    defaults); ``config``: an :class:`~hexainst.analysis.config.AnalysisConfig`. ``out_dir`` gets
-    ``stores/base``, ``stores/fine-tuned`` (resumed when rerun) and ``analysis/``.
+    out: Path
+    stores: dict[str, ActivationStore]
+    results: dict[str, Any]
+
+
+def run(config: BaselineConfig) -> BaselineResult:
+    """Record both models of ``config.pair`` on the rows and analyse them together into ``config.out``.
+
+    Every input is checked before any work: the pair, the model folder, the output folder (a new or
+    empty folder, or an earlier baseline run, whose stores then resume), the rows and the device.
     """
-    pairs = load_pairs(pairs_file)
-    if pair_name not in pairs:
-        raise PairsError(f"unknown pair {pair_name!r}; the pairs file lists: {', '.join(sorted(pairs))}")
-    pair = pairs[pair_name]
-    rec = recording if recording is not None else RecordingConfig()
+    pairs = load_pairs(config.pairs_file)
+    if config.pair not in pairs:
+        raise PairsError(f"unknown pair {config.pair!r}; the pairs file lists: {', '.join(sorted(pairs))}")
+    check_model_root(config.model_root)
+    claim_baseline_dir(config.out, inputs=[config.rows, config.release, config.pairs_file, config.model_root])
+    rows = baseline_rows(config)
+    rec = config.recording
     if rec.device_map is None:  # a wrong device is one line before the output folder is made
         check_device(rec.device)
-    out = claim_baseline_dir(out_dir)
+    out = claim_baseline_dir(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_marker(out, OUTPUT_KIND, {"pair": pair_name}, complete=False)
+    write_marker(out, OUTPUT_KIND, {"pair": config.pair}, complete=False)
+    pair = pairs[config.pair]
     stores = {}
     for role, key, rev in (("base", "base", "revision_base"), ("fine-tuned", "fine_tuned", "revision_fine_tuned")):
-        model = resolve_model(pair[key], model_root)
+        model = resolve_model(pair[key], config.model_root)
         stores[role] = recorder.run(dataclasses.replace(
-            rec, model=model, out=out / "stores" / role, revision=pair.get(rev), progress=progress,
-            created_by={"command": "hexainst baseline", "pair": pair_name, "role": role},
+            rec, model=model, out=out / "stores" / role, revision=pair.get(rev), progress=config.analysis.progress,
+            created_by={"command": "hexainst baseline", "pair": config.pair, "role": role},
         ), rows).store
-    return analyze(stores["base"], out / "analysis", store_b=stores["fine-tuned"],
-                   config=config if config is not None else AnalysisConfig())
+    results = analyze(stores["base"], out / "analysis", store_b=stores["fine-tuned"], config=config.analysis)
+    return BaselineResult(out=out, stores=stores, results=results)
+
+
+def baseline_rows(config: BaselineConfig) -> list[dict[str, Any]]:
+    """The rows to record: from ``config.rows`` or ``config.release``, the first ``per_category`` of each category."""
+    rows = read_rows(config.rows, config.release, what="rows to record")
+    if config.per_category is not None:
+        kept: dict[str, int] = {}
+        out = []
+        for row in rows:
+            c = str(row["category"])
+            if kept.get(c, 0) < config.per_category:
+                kept[c] = kept.get(c, 0) + 1
+                out.append(row)
+        rows = out
+    if not rows:
+        raise UserError("no rows to record")
+    return rows

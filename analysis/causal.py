@@ -269,36 +269,36 @@ def causal_check(
 
 
 @dataclass(frozen=True)
-class HeldoutConfig:
-    """Parameters of :func:`heldout_causal_check` (each one a number in the report)."""
+class CausalInputs:
+    """What :func:`heldout_causal_check` runs on: the model, the analysed rows and the instruction texts.
 
-    #: Evaluated instructions per category (seeded); the category's other instructions build its set.
-    per_category: int = 20
-    #: Random draws matched on firing rate per category set.
-    n_random: int = 3
-    #: Response tokens scored per row (the first N); without a response, the instruction's last N.
-    #: None scores them all.
-    max_predicted: int | None = 32
-    #: Each set neuron's random partner is drawn among this many nearest-rate neurons of its layer.
-    rate_pool: int = 5
-    #: Bootstrap resamples (rows within category) of the specificity interval.
-    n_boot: int = 2000
-    ci_level: float = 0.95
-    #: "response": score the row's response where it has one (natural rows: the mirror's answer);
-    #: "continuation": always the instruction's own last tokens.
-    targets: str = "response"
+    ``sets``: ISN sets of the analysed instructions (``sets.ids`` their ids); ``row_categories``
+    their categories; ``counts``/``n_tokens`` the store's counts [n, neurons] and T [n] of the same
+    rows (firing rates, over the set-building rows only); ``neuron_layer``/``neuron_index``/
+    ``neuron_expert`` [neurons] where each store column sits in the model. ``texts``: id ->
+    instruction; ``responses``: id -> reference response
+    (:func:`hexainst.analysis.causal_responses.natural_responses`) or None, ``responses_source``
+    the folder they came from. ``categories``: their order (default: sorted). ``eval_ids`` and
+    ``build_ids`` fix the design instead of the seeded split (both or neither; never overlapping).
+    """
 
-    def __post_init__(self) -> None:
-        for name in ("per_category", "n_random", "max_predicted", "rate_pool", "n_boot"):
-            value = getattr(self, name)
-            if name == "max_predicted" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CausalError(f"causal check: {name} must be an integer >= 1, got {value!r}")
-        if self.targets not in ("response", "continuation"):
-            raise CausalError(f"causal check: targets must be 'response' or 'continuation', got {self.targets!r}")
-        if not 0 < self.ci_level < 1:
-            raise CausalError(f"causal check: ci_level must be in (0, 1), got {self.ci_level!r}")
+    model: Any
+    tokenizer: Any
+    sets: IsnSets
+    row_categories: Sequence[str]
+    counts: np.ndarray
+    n_tokens: np.ndarray
+    texts: Mapping[str, str]
+    neuron_layer: np.ndarray
+    neuron_index: np.ndarray
+    neuron_expert: np.ndarray
+    responses: Mapping[str, str] | None = None
+    responses_source: str | None = None
+    categories: Sequence[str] | None = None
+    input_policy: Mapping[str, Any] | None = None
+    eval_ids: Sequence[str] | None = None
+    build_ids: Sequence[str] | None = None
+    model_name: str = ""
 
 
 @dataclass
@@ -450,68 +450,84 @@ def _eval_tokens(tokenizer: Any, instruction: str, response: str | None, policy:
     return ids + resp, len(resp)
 
 
-def heldout_causal_check(
-    model: Any,
-    tokenizer: Any,
-    *,
-    sets: IsnSets,
-    row_categories: Sequence[str],
-    counts: np.ndarray,
-    n_tokens: np.ndarray,
-    texts: Mapping[str, str],
-    responses: Mapping[str, str] | None,
-    neuron_layer: np.ndarray,
-    neuron_index: np.ndarray,
-    neuron_expert: np.ndarray,
-    categories: Sequence[str] | None = None,
-    config: HeldoutConfig = HeldoutConfig(),
-    input_policy: Mapping[str, Any] | None = None,
-    seed: int = DEFAULT_SEED,
-    eval_ids: Sequence[str] | None = None,
-    build_ids: Sequence[str] | None = None,
-    progress: bool = True,
-    model_name: str = "",
-    responses_source: str | None = None,
-) -> HeldoutCausalResult:
+def heldout_causal_check(config: CausalConfig, inputs: CausalInputs) -> HeldoutCausalResult:
     """The held-out causal check (the design to report). Returns matrices, the test and its interval.
 
-    sets: ISN sets of the analysed instructions (``sets.ids`` their ids), row_categories their
-    categories, counts/n_tokens the store's counts [n, neurons] and T [n] of the same rows (for
-    firing rates, over the set-building rows only). texts: id -> instruction; responses: id ->
-    reference response (:func:`hexainst.analysis.causal_responses.natural_responses`), or None.
     By default a seeded ``config.per_category`` rows per category are evaluated (rows with a
     response where a category has enough) and every other row builds its category's set;
-    ``eval_ids``/``build_ids`` fix both instead, and a design where they overlap is refused.
+    ``inputs.eval_ids``/``inputs.build_ids`` fix both instead, and a design where they overlap is
+    refused. Each category's ISN set and ``config.n_random`` random sets matched on firing rate are
+    zeroed in turn; the effect matrix, the exact assignment test and the bootstrap interval follow.
     """
     started = time.perf_counter()
-    if np.any(np.asarray(neuron_expert) >= 0):
+    ids, labels = _analysed_rows(inputs)
+    cats = list(inputs.categories) if inputs.categories is not None else sorted(set(labels.tolist()))
+    responses = dict(inputs.responses or {}) if config.targets == "response" else {}
+    ev, build = _split(config, inputs, ids, labels, cats, responses)
+    act_modules = adapter_for(inputs.model).act_modules(inputs.model)
+    rates = design.firing_rates(inputs.counts, inputs.n_tokens, build)
+    evaluated = _evaluated_rows(config, inputs, ids, labels, ev, responses)
+    zeroed = _zeroed_sets(config, inputs, cats, labels, build, rates)
+    nll = _nll_per_condition(config, inputs, act_modules, zeroed.conditions, evaluated)
+    stats = _statistics(config, nll, len(cats), evaluated.labels, cats)
+    seconds = time.perf_counter() - started
+    eval_labels = evaluated.labels
+    return HeldoutCausalResult(
+        categories=cats,
+        config=config.parameters(),
+        seed=config.seed,
+        model=inputs.model_name,
+        eval_ids={c: [ids[r] for r in ev if labels[r] == c] for c in cats},
+        n_build={c: int(np.count_nonzero(labels[build] == c)) for c in cats},
+        targets={c: {k: int(sum(1 for lab, kk in zip(eval_labels, evaluated.kinds) if lab == c and kk == k))
+                     for k in ("response", "continuation")} for c in cats},
+        set_sizes={c: int(zeroed.sets[c].size) for c in cats},
+        random_sizes={c: [int(x.size) for x in zeroed.random[c]] for c in cats},
+        rate_match={c: [design.rate_match(zeroed.sets[c], x, rates) for x in zeroed.random[c]] for c in cats},
+        baseline_nll={c: float(np.nanmean(nll[("none", -1, -1)][eval_labels == c])) for c in cats},
+        **stats,
+        seconds=seconds,
+        seconds_per_instruction_condition=seconds / max(1, len(evaluated.seqs) * len(zeroed.conditions)),
+        responses_source=None if inputs.responses_source is None else str(inputs.responses_source),
+    )
+
+
+def _analysed_rows(inputs: CausalInputs) -> tuple[list[str], np.ndarray]:
+    """The analysed rows' ids and categories, after checking the store is dense and the arrays agree."""
+    if np.any(np.asarray(inputs.neuron_expert) >= 0):
         raise CausalError("the causal check supports dense MLPs only (this store has expert neurons)")
-    ids = [str(i) for i in sets.ids]
-    labels = np.asarray([str(c) for c in row_categories])
-    if len(ids) != labels.size or np.asarray(counts).shape[0] != labels.size or np.asarray(n_tokens).size != labels.size:
-        raise CausalError(f"causal check: {len(ids)} set ids, {labels.size} categories, {np.asarray(counts).shape[0]} "
-                          f"count rows and {np.asarray(n_tokens).size} lengths must all be one per instruction")
-    cats = list(categories) if categories is not None else sorted(set(labels.tolist()))
-    responses = dict(responses or {}) if config.targets == "response" else {}
+    ids = [str(i) for i in inputs.sets.ids]
+    labels = np.asarray([str(c) for c in inputs.row_categories])
+    n_counts, n_lengths = np.asarray(inputs.counts).shape[0], np.asarray(inputs.n_tokens).size
+    if len(ids) != labels.size or n_counts != labels.size or n_lengths != labels.size:
+        raise CausalError(f"causal check: {len(ids)} set ids, {labels.size} categories, {n_counts} "
+                          f"count rows and {n_lengths} lengths must all be one per instruction")
+    return ids, labels
+
+
+def _split(config: CausalConfig, inputs: CausalInputs, ids: list[str], labels: np.ndarray, cats: list[str],
+           responses: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """(evaluated rows, set-building rows), sorted and disjoint: the inputs' ids, else a seeded split per
+    category (``seed + 7919 * k`` for the k-th), evaluating rows with a response where a category has enough."""
     has_resp = np.asarray([i in responses for i in ids])
     try:
-        if eval_ids is not None or build_ids is not None:
-            if eval_ids is None or build_ids is None:
+        if inputs.eval_ids is not None or inputs.build_ids is not None:
+            if inputs.eval_ids is None or inputs.build_ids is None:
                 raise CausalError("causal check: pass both eval_ids and build_ids, or neither")
-            design.check_disjoint(eval_ids, build_ids)
+            design.check_disjoint(inputs.eval_ids, inputs.build_ids)
             pos = {i: k for k, i in enumerate(ids)}
-            unknown = [i for i in list(eval_ids) + list(build_ids) if str(i) not in pos]
+            unknown = [i for i in list(inputs.eval_ids) + list(inputs.build_ids) if str(i) not in pos]
             if unknown:
                 raise CausalError(f"causal check: {len(unknown)} ids are not among the sets' rows (first: {unknown[0]})")
-            ev = np.sort(np.asarray([pos[str(i)] for i in eval_ids], dtype=np.int64))
-            build = np.sort(np.asarray([pos[str(i)] for i in build_ids], dtype=np.int64))
+            ev = np.sort(np.asarray([pos[str(i)] for i in inputs.eval_ids], dtype=np.int64))
+            build = np.sort(np.asarray([pos[str(i)] for i in inputs.build_ids], dtype=np.int64))
         else:
             ev_parts, build_parts = [], []
             for k, c in enumerate(cats):
                 in_c = labels == c
                 eligible = has_resp if np.count_nonzero(in_c & has_resp) >= config.per_category else None
-                e, b = design.heldout_split(np.where(in_c, c, ""), [c], config.per_category, seed=seed + 7919 * k,
-                                     eligible=eligible)
+                e, b = design.heldout_split(np.where(in_c, c, ""), [c], config.per_category,
+                                            seed=config.seed + 7919 * k, eligible=eligible)
                 ev_parts.append(e)
                 build_parts.append(b)
             ev = np.sort(np.concatenate(ev_parts))
@@ -519,86 +535,104 @@ def heldout_causal_check(
         design.check_disjoint([ids[r] for r in ev], [ids[r] for r in build])
     except design.DesignError as exc:
         raise CausalError(f"causal check: {exc}") from None
-    missing = [ids[r] for r in ev if ids[r] not in texts]
+    missing = [ids[r] for r in ev if ids[r] not in inputs.texts]
     if missing:
         raise CausalError(f"causal check: no instruction text for {len(missing)} evaluated ids (first: {missing[0]})")
+    return ev, build
 
-    act_modules = adapter_for(model).act_modules(model)
-    pad_id = getattr(tokenizer, "pad_token_id", None)
-    pad_id = int(pad_id) if pad_id is not None else 0
-    policy = InputPolicy.coerce(dict(input_policy) if input_policy else None)
-    rates = design.firing_rates(counts, n_tokens, build)
 
+@dataclass(frozen=True)
+class _Evaluated:
+    """The evaluated rows as the model sees them: token ids, how many of the last ones are scored, the
+    row's category and what is scored (``response`` or ``continuation``)."""
+
+    seqs: list[list[int]]
+    n_scored: list[int]
+    labels: np.ndarray
+    kinds: list[str]
+
+
+def _evaluated_rows(config: CausalConfig, inputs: CausalInputs, ids: list[str], labels: np.ndarray, ev: np.ndarray,
+                    responses: Mapping[str, str]) -> _Evaluated:
+    """Tokenise each evaluated row under the store's input policy, with its response where it has one."""
+    policy = InputPolicy.coerce(dict(inputs.input_policy) if inputs.input_policy else None)
     seqs, n_scored, eval_labels, kinds = [], [], [], []
     for r in ev:
         resp = responses.get(ids[r])
-        tok, n = _eval_tokens(tokenizer, str(texts[ids[r]]), resp, policy, config.max_predicted)
+        tok, n = _eval_tokens(inputs.tokenizer, str(inputs.texts[ids[r]]), resp, policy, config.max_predicted)
         seqs.append(tok)
         n_scored.append(n)
         eval_labels.append(str(labels[r]))
         kinds.append("response" if resp is not None else "continuation")
-    eval_labels_arr = np.asarray(eval_labels)
+    return _Evaluated(seqs=seqs, n_scored=n_scored, labels=np.asarray(eval_labels), kinds=kinds)
 
-    rng = np.random.default_rng(seed)
+
+@dataclass(frozen=True)
+class _Zeroed:
+    """The conditions to run, in order: (kind, set index, draw, store columns), "none" first; and per
+    category its ISN set's columns and its random draws'."""
+
+    conditions: list[tuple[str, int, int, np.ndarray]]
+    sets: dict[str, np.ndarray]
+    random: dict[str, list[np.ndarray]]
+
+
+def _zeroed_sets(config: CausalConfig, inputs: CausalInputs, cats: list[str], labels: np.ndarray, build: np.ndarray,
+                 rates: np.ndarray) -> _Zeroed:
+    """Each category's set from its set-building rows, and its ``n_random`` draws matched on firing rate
+    (one generator seeded with ``config.seed``, drawn category by category)."""
+    rng = np.random.default_rng(config.seed)
     conditions: list[tuple[str, int, int, np.ndarray]] = [("none", -1, -1, np.zeros(0, dtype=np.int64))]
     set_cols, random_cols = {}, {}
     for a, c in enumerate(cats):
-        rows_c = build[labels[build] == c]
-        cols = category_neuron_set(sets, rows_c)
+        cols = category_neuron_set(inputs.sets, build[labels[build] == c])
         set_cols[c] = cols
         conditions.append(("isn", a, -1, cols))
         random_cols[c] = []
         for d in range(config.n_random):
-            drawn = design.matched_random(cols, rates, neuron_layer, rng, pool=config.rate_pool)
+            drawn = design.matched_random(cols, rates, inputs.neuron_layer, rng, pool=config.rate_pool)
             random_cols[c].append(drawn)
             conditions.append(("random", a, d, drawn))
+    return _Zeroed(conditions=conditions, sets=set_cols, random=random_cols)
+
+
+def _nll_per_condition(config: CausalConfig, inputs: CausalInputs, act_modules: Sequence[tuple[int, Any]],
+                       conditions: list[tuple[str, int, int, np.ndarray]], evaluated: _Evaluated
+                       ) -> dict[tuple[str, int, int], np.ndarray]:
+    """(kind, set index, draw) -> mean NLL of each evaluated row [rows] with that condition's neurons zeroed."""
+    pad_id = getattr(inputs.tokenizer, "pad_token_id", None)
+    pad_id = int(pad_id) if pad_id is not None else 0
     iterator: Any = conditions
-    if progress:
+    if config.progress:
         from tqdm import tqdm
 
         iterator = tqdm(conditions, desc="causal check (held out)", unit="condition")
     nll: dict[tuple[str, int, int], np.ndarray] = {}
     for kind, a, d, cols in iterator:
-        zero = layer_indices(cols, neuron_layer, neuron_index) if cols.size else {}
+        zero = layer_indices(cols, inputs.neuron_layer, inputs.neuron_index) if cols.size else {}
         with ZeroNeurons(act_modules, zero):
-            nll[(kind, a, d)] = nll_of_last(model, seqs, n_scored, pad_id=pad_id)
+            nll[(kind, a, d)] = nll_of_last(inputs.model, evaluated.seqs, evaluated.n_scored, pad_id=pad_id)
+    return nll
+
+
+def _statistics(config: CausalConfig, nll: Mapping[tuple[str, int, int], np.ndarray], m: int,
+                eval_labels: np.ndarray, cats: list[str]) -> dict[str, Any]:
+    """The result's matrices, the exact assignment test and the bootstrap interval of the specificity."""
     base = nll[("none", -1, -1)]
-    m = len(cats)
     d_isn_rows = np.stack([nll[("isn", a, -1)] - base for a in range(m)])  # [m, rows]
     d_rand_draws = np.stack([np.stack([nll[("random", a, d)] - base for d in range(config.n_random)])
                              for a in range(m)])  # [m, draws, rows]
     D = d_isn_rows - d_rand_draws.mean(axis=1)
-    E = design.effect_matrix(D, eval_labels_arr, cats)
+    E = design.effect_matrix(D, eval_labels, cats)
     test = design.assignment_test(E)
-    low, high = design.bootstrap_specificity(D, eval_labels_arr, cats, n_boot=config.n_boot, seed=seed,
-                                      level=config.ci_level)
-    seconds = time.perf_counter() - started
-    return HeldoutCausalResult(
-        categories=cats,
-        config={k: getattr(config, k) for k in config.__dataclass_fields__},
-        seed=seed,
-        model=model_name,
-        eval_ids={c: [ids[r] for r in ev if labels[r] == c] for c in cats},
-        n_build={c: int(np.count_nonzero(labels[build] == c)) for c in cats},
-        targets={c: {k: int(sum(1 for lab, kk in zip(eval_labels, kinds) if lab == c and kk == k))
-                     for k in ("response", "continuation")} for c in cats},
-        set_sizes={c: int(set_cols[c].size) for c in cats},
-        random_sizes={c: [int(x.size) for x in random_cols[c]] for c in cats},
-        rate_match={c: [design.rate_match(set_cols[c], x, rates) for x in random_cols[c]] for c in cats},
-        baseline_nll={c: float(np.nanmean(base[eval_labels_arr == c])) for c in cats},
-        delta_nll_isn=design.effect_matrix(d_isn_rows, eval_labels_arr, cats),
-        delta_nll_random=design.effect_matrix(d_rand_draws.mean(axis=1), eval_labels_arr, cats),
-        delta_nll_random_draws=np.stack([design.effect_matrix(d_rand_draws[:, d], eval_labels_arr, cats)
-                                         for d in range(config.n_random)]),
-        effect=E,
-        specificity=test["specificity"],
-        ci_low=low,
-        ci_high=high,
-        p_value=test["p_value"],
-        n_assignments=test["n_assignments"],
-        null_mean=test["null_mean"],
-        own_set_rank=design.own_set_rank(E),
-        seconds=seconds,
-        seconds_per_instruction_condition=seconds / max(1, len(seqs) * len(conditions)),
-        responses_source=None if responses_source is None else str(responses_source),
-    )
+    low, high = design.bootstrap_specificity(D, eval_labels, cats, n_boot=config.n_boot, seed=config.seed,
+                                             level=config.ci_level)
+    return {
+        "delta_nll_isn": design.effect_matrix(d_isn_rows, eval_labels, cats),
+        "delta_nll_random": design.effect_matrix(d_rand_draws.mean(axis=1), eval_labels, cats),
+        "delta_nll_random_draws": np.stack([design.effect_matrix(d_rand_draws[:, d], eval_labels, cats)
+                                            for d in range(config.n_random)]),
+        "effect": E, "specificity": test["specificity"], "ci_low": low, "ci_high": high,
+        "p_value": test["p_value"], "n_assignments": test["n_assignments"], "null_mean": test["null_mean"],
+        "own_set_rank": design.own_set_rank(E),
+    }

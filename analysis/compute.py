@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from hexainst.analysis.causal import CausalError, HeldoutCausalResult, HeldoutConfig, heldout_causal_check
+from hexainst.analysis.causal import CausalError, CausalInputs, HeldoutCausalResult, heldout_causal_check
 from hexainst.analysis.claims import restate_claims
 from hexainst.analysis.config import AnalysisConfig, CausalConfig
 from hexainst.analysis.controls import PairDesign, headline_statistics, per_layer_intervals
 from hexainst.analysis.data import StoreData, check_comparable, header_summary
-from hexainst.analysis.isn import IsnError, IsnSets, compute_isn_sets
+from hexainst.analysis.isn import IsnSets, compute_isn_sets
 from hexainst.analysis.length_matching import length_matched_test, length_strata
 from hexainst.analysis.lexical import lexical_sets, token_counts, tokenize_rows, vocabulary_size
 from hexainst.analysis.metrics import (
@@ -272,7 +272,7 @@ def check_causal(data: StoreData, spec: CausalSpec) -> None:
     """What the causal check needs, checked before any work: a dense store, every instruction's text,
     and enough instructions per category to hold ``per_category`` out and build a set from the rest."""
     if np.any(np.asarray(data.neuron_expert) >= 0):
-        raise CausalError(f"--causal supports dense models only; store {data.path} has expert neurons")
+        raise SettingError("causal", f"supports dense models only; store {data.path} has expert neurons")
     missing = [i for i in data.ids if i not in spec.texts]
     if missing:
         raise CausalError(f"no instruction text for {len(missing)} analysed ids (first: {missing[0]}); "
@@ -297,19 +297,17 @@ def compute_causal(data: StoreData, sets: IsnSets, cats: list[str], spec: Causal
     """The held-out causal check on store A's model (see :func:`hexainst.analysis.causal.heldout_causal_check`).
 
     Each category's set is rebuilt from its instructions that are not evaluated; firing rates for
-    the matched random draws come from those same instructions. The bootstrap uses the run's
-    ``--bootstrap`` and ``--ci-level``.
+    the matched random draws come from those same instructions. The bootstrap, the interval's level,
+    the seed and the progress bar are the run's (``config``).
     """
     check_causal(data, spec)
-    held = HeldoutConfig(per_category=spec.config.per_category, n_random=spec.config.n_random,
-                         max_predicted=spec.config.max_predicted, n_boot=config.n_boot, ci_level=config.ci_level)
-    return heldout_causal_check(
-        spec.model, spec.tokenizer, sets=sets, row_categories=data.categories, counts=data.counts,
-        n_tokens=data.n_tokens, texts=spec.texts, responses=spec.responses, neuron_layer=data.neuron_layer,
-        neuron_index=data.neuron_index, neuron_expert=data.neuron_expert, categories=cats, config=held,
-        input_policy=data.header.get("input_policy"), seed=config.seed, progress=config.progress,
-        model_name=spec.model_name or data.model_name, responses_source=spec.responses_source,
+    inputs = CausalInputs(
+        model=spec.model, tokenizer=spec.tokenizer, sets=sets, row_categories=data.categories, counts=data.counts,
+        n_tokens=data.n_tokens, texts=spec.texts, neuron_layer=data.neuron_layer, neuron_index=data.neuron_index,
+        neuron_expert=data.neuron_expert, responses=spec.responses, responses_source=spec.responses_source,
+        categories=cats, input_policy=data.header.get("input_policy"), model_name=spec.model_name or data.model_name,
     )
+    return heldout_causal_check(spec.config.for_run(config), inputs)
 
 
 def _lengths(data: StoreData, cats: list[str]) -> dict[str, LengthStats]:
@@ -337,8 +335,8 @@ def compute(
     b_rows_all = check_comparable(store_a, store_b) if store_b is not None else None
     untrained_rows = [check_untrained(store_a, u) for u in controls.untrained]
     if config.tie_rule == "exact-k" and not store_a.header.get("layout", {}).get("with_sums"):
-        raise IsnError(f"tie rule 'exact-k' needs activation sums, but store {getattr(store_a, 'path', 'A')} has "
-                       "none; record with sums or use --tie-rule paper")
+        raise SettingError("tie_rule", f"'exact-k' needs activation sums, but store {getattr(store_a, 'path', 'A')} "
+                                       "has none; record with sums or use the tie rule 'paper'")
     cats = category_order(store_a.categories)
     rows = sample_per_category(store_a.categories, cats, config.sample, seed=config.seed)
     label_a = "base" if store_b is not None else "model"
@@ -383,8 +381,9 @@ def check_untrained(store_a: Any, untrained: Any) -> np.ndarray:
     rows = check_comparable(store_a, untrained)
     model = untrained.header.get("model") or {}
     if model.get("random_init") is None:
-        raise UserError(f"--untrained {getattr(untrained, 'path', '')}: not an untrained store (recorded without "
-                        "--random-init); record one with 'hexainst record --random-init SEED'")
+        raise SettingError("untrained", f"{getattr(untrained, 'path', '')}: not an untrained store (its header "
+                                        "records no random_init seed); record one with 'hexainst record --random-init "
+                                        "SEED'")
     return rows
 
 

@@ -1,4 +1,5 @@
-"""What the analysis reads from an activation store, and the base-vs-fine-tuned comparability check."""
+"""What the analysis reads: an activation store, the base-vs-fine-tuned comparability check, and the rows
+(instruction texts and provenance) from a rows file or a release."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import numpy as np
 
 from hexainst.analysis.recording.store import ActivationStore
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.jsonfiles import read_jsonl
+from hexainst.kernel.release import read_release_rows
 
 
 class ComparisonError(UserError):
@@ -152,3 +155,16 @@ def header_summary(header: dict[str, Any]) -> dict[str, Any]:
         out["layout"] = {k: v for k, v in out["layout"].items() if k != "blocks"}
         out["layout"]["n_blocks"] = len(header["layout"].get("blocks", []))
     return out
+
+
+def read_rows(rows_file: str | os.PathLike[str] | None, release: str | os.PathLike[str] | None, *,
+              what: str) -> list[dict[str, Any]]:
+    """Rows from ``rows_file`` (JSONL), else from ``release`` (default: the packaged release), each with an
+    id, a category and an instruction (else one line naming the row and ``what`` they are read for)."""
+    rows = read_jsonl(rows_file, what="rows file") if rows_file else read_release_rows(release)
+    for n, row in enumerate(rows, 1):
+        missing = [k for k in ("id", "category", "instruction") if k not in row]
+        if missing:
+            where = rows_file or release or "the packaged release"
+            raise UserError(f"{where}: row {n} ({row.get('id', 'no id')}) has no {', '.join(missing)} ({what})")
+    return rows

@@ -31,7 +31,8 @@ from hexainst.analysis.render import write_outputs
 from hexainst.kernel.atomic import staged_dir
 from hexainst.kernel.disk_space import full_disk_is_one_line
 from hexainst.kernel.output_lock import writer_lock
-from hexainst.kernel.outputs import MARKER, OutputError, claim_output_dir, read_marker, write_marker
+from hexainst.kernel.outputs import MARKER, claim_output_dir, read_marker, write_marker
+from hexainst.kernel.settings import SettingError
 
 __all__ = ["OUTPUT_KIND", "AnalysisConfig", "CausalConfig", "CausalSpec", "Controls", "LexicalSpec", "analyze",
            "claim_analysis_dir"]
@@ -112,7 +113,8 @@ def _digests(folder: Path) -> dict[str, str]:
 
 
 def _check_unedited(out: Path) -> None:
-    """Refuse to replace an earlier report in which a file was edited since it was written (named, one line).
+    """Refuse to replace an earlier report in which a file was edited since it was written (named, one line;
+    a :class:`~hexainst.kernel.settings.SettingError` of ``out``, which the command line calls ``--out``).
 
     Reports written before the marker kept digests cannot be checked, and are replaced as before.
     """
@@ -123,5 +125,6 @@ def _check_unedited(out: Path) -> None:
               if (out / rel).is_file() and hashlib.sha256((out / rel).read_bytes()).hexdigest() != digest]
     if edited:
         more = f" and {len(edited) - 1} more" if len(edited) > 1 else ""
-        raise OutputError(f"{out / edited[0]}{more} was edited since hexainst wrote it; a new report in --out would "
-                          "replace the edit: copy it elsewhere (or undo it), or write the report to another folder")
+        raise SettingError("out", f"{out}: {edited[0]}{more} was edited since hexainst wrote it; a new report there "
+                                  "would replace the edit: copy it elsewhere (or undo it), or write the report to another "
+                                  "folder")

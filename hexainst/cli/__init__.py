@@ -16,7 +16,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hexainst import __version__
-from hexainst.cli import analyze, annotate, build, finetune, info, publish, record, record_info, record_merge, validate
+from hexainst.cli import (
+    analyze,
+    annotate,
+    baseline,
+    build,
+    finetune,
+    info,
+    publish,
+    record,
+    record_info,
+    record_merge,
+    validate,
+)
 from hexainst.cli.options import flag_for
 from hexainst.cli.pipes import guard_stdout
 from hexainst.kernel.disk_space import disk_full_cause, disk_full_message
@@ -44,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="show only warnings and errors (progress bars are the commands' own --no-progress)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    for module in (build, publish, validate, info, annotate, record, record_merge, record_info, analyze, finetune):
+    for module in (build, publish, validate, info, annotate, record, record_merge, record_info, analyze, baseline,
+                   finetune):
         module.register(commands)
     return parser
 

@@ -41,6 +41,7 @@ def pristine(tmp_path_factory) -> Path:
     stores.make_dense_store(ws / "other-tok", seed=3, tokenizer_sha="tok-b")
     stores.make_dense_store(ws / "no-sums", seed=4, with_sums=False)
     stores.make_moe_store(ws / "moe", seed=1)
+    stores.make_dense_store(ws / "rel-model", seed=5, model="./models/tiny")  # an old store's relative model path
     stores.make_dense_store(ws / "base-texts", seed=1, texts=True)
     stores.make_dense_store(ws / "ft-edited", seed=2, model="tiny-chat", texts=True, edited=("math-003",))
     assert main(["analyze", "--store", str(ws / "base"), "--out", str(ws / "report")] + QUICK) == 0
@@ -85,7 +86,7 @@ CASES = [
     Case("out-holds-the-causal-rows", AN + ["--causal", "--rows", "{ws}/rows.jsonl", "--out", "{ws}"],
          "it holds this command's input"),
     Case("out-report-edited-by-the-user", AN + ["--out", "{ws}/report"],
-         "{ws}/report/report.md was edited since hexainst wrote it; a new report in --out would replace the edit",
+         "--out {ws}/report: report.md was edited since hexainst wrote it; a new report there would replace the edit",
          lambda ws: (ws / "report" / "report.md").write_text((ws / "report" / "report.md").read_text()
                                                              + "\nMy reading: the math block is tokenisation.\n")),
     Case("out-table-edited-by-the-user", AN + ["--out", "{ws}/report"], "was edited since hexainst wrote it",
@@ -128,9 +129,14 @@ CASES = [
     Case("venn-id-unknown", AN + ["--compare", "{ws}/ft", "--out", "{ws}/o", "--venn-id", "nope-1"],
          "--venn-id not among the analysed instructions: nope-1"),
     Case("exact-k-without-sums", ["analyze", "--store", "{ws}/no-sums", "--out", "{ws}/o", "--tie-rule", "exact-k"],
-         "tie rule 'exact-k' needs activation sums"),
+         "--tie-rule 'exact-k' needs activation sums, but store {ws}/no-sums has none"),
     Case("causal-on-moe", ["analyze", "--store", "{ws}/moe", "--out", "{ws}/o", "--causal", "--causal-model", "x"],
          "--causal supports dense models only"),
+    Case("causal-model-a-relative-path", ["analyze", "--store", "{ws}/rel-model", "--out", "{ws}/o", "--causal"],
+         "--causal-model not given, and the store header names the model './models/tiny', a path relative to where "
+         "the store was recorded"),
+    Case("untrained-not-random-init", AN + ["--untrained", "{ws}/ft", "--out", "{ws}/o"],
+         "--untrained {ws}/ft: not an untrained store (its header records no random_init seed)"),
     Case("causal-rows-missing", AN + ["--out", "{ws}/o", "--causal", "--rows", "{ws}/nope.jsonl"],
          "nope.jsonl: cannot read the rows file"),
     Case("causal-rows-no-instruction", AN + ["--out", "{ws}/o", "--causal", "--rows", "{ws}/rows.jsonl"],
@@ -153,7 +159,8 @@ CASES = [
                                    "--batch-size", "0"], "argument --batch-size: must be >= 1, got 0",
          usage=True),
     Case("baseline-per-category-0", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--rows", "{ws}/rows.jsonl",
-                                     "--out", "{ws}/b", "--per-category", "0"], "--per-category must be an integer >= 1"),
+                                     "--out", "{ws}/b", "--per-category", "0"], "argument --per-category: must be >= 1, got 0",
+         usage=True),
     Case("baseline-eps-1", ["baseline", "tiny", "--pairs-file", "{ws}/pairs.json", "--out", "{ws}/b", "--eps", "1"],
          "argument --eps: must be in (0, 1), got 1.0", usage=True),
 ]
@@ -178,6 +185,45 @@ def test_bad_input(case: Case, ws: Path, capsys) -> None:
     assert case.message.format(ws=real) in lines[0] or case.message.format(ws=ws) in lines[0], lines[0]
     assert snapshot(ws) == before  # nothing that existed was changed or removed
     assert not list(ws.glob(".*.new-*"))  # no staging folder left behind
+
+
+def test_a_python_caller_gets_the_checks_of_the_command_line(ws: Path, monkeypatch) -> None:
+    """analysis.run.run and analysis.baseline.run check what the command line checks, before any work; their
+    errors name the setting (the command line names its flag), and nothing in the workspace changes."""
+    from hexainst.analysis import baseline
+    from hexainst.analysis.config import AnalysisConfig, AnalyzeConfig, BaselineConfig
+    from hexainst.analysis.data import open_store
+    from hexainst.analysis.run import run
+    from hexainst.kernel.settings import SettingError
+
+    monkeypatch.delenv("HEXAINST_SOURCES", raising=False)
+    store = open_store(ws / "base")
+    (ws / "all-rows.jsonl").write_text("".join(json.dumps({"id": i, "category": c, "instruction": f"text {i}"}) + "\n"
+                                               for i, c in zip(store.ids, store.categories)))
+    before = snapshot(ws)
+    cases = [
+        (AnalyzeConfig(store=ws / "moe", out=ws / "o", causal=True, causal_model="x"), "causal",
+         "supports dense models only"),
+        (AnalyzeConfig(store=ws / "rel-model", out=ws / "o", causal=True), "causal_model",
+         "a path relative to where the store was recorded"),
+        (AnalyzeConfig(store=ws / "base", out=ws / "o", untrained=(ws / "ft",)), "untrained", "not an untrained store"),
+        (AnalyzeConfig(store=ws / "no-sums", out=ws / "o", analysis=AnalysisConfig(tie_rule="exact-k")), "tie_rule",
+         "'exact-k' needs activation sums"),
+        (AnalyzeConfig(store=ws / "base", out=ws / "o", causal=True, sources=ws / "a-file.txt",
+                       rows=ws / "all-rows.jsonl", lexical=False), "sources", "not a folder"),
+        (BaselineConfig(pair="tiny", out=ws / "b", pairs_file=ws / "pairs.json", model_root=ws / "no-models"),
+         "model_root", "no such folder"),
+    ]
+    for config, setting, words in cases:
+        with pytest.raises(SettingError) as info:
+            (baseline.run if isinstance(config, BaselineConfig) else run)(config)
+        assert info.value.setting == setting and words in str(info.value), str(info.value)
+        assert not str(info.value).startswith("--")
+    with pytest.raises(SettingError, match="per_category must be >= 1, got 0"):
+        BaselineConfig(pair="tiny", out=ws / "b", per_category=0)
+    with pytest.raises(baseline.PairsError, match="unknown pair 'nope'"):
+        baseline.run(BaselineConfig(pair="nope", out=ws / "b", pairs_file=ws / "pairs.json"))
+    assert snapshot(ws) == before and not (ws / "o").exists() and not (ws / "b").exists()
 
 
 def test_rerun_replaces_its_own_report(ws: Path, capsys) -> None:

@@ -94,14 +94,16 @@ def _sets(store, assignment: list[int]):
 
 
 def _check(planted, assignment, **kw):
-    from hexainst.analysis.causal import HeldoutConfig, heldout_causal_check
+    from hexainst.analysis.causal import CausalInputs, heldout_causal_check
+    from hexainst.analysis.config import CausalConfig
 
     model, tok, store, rows, responses = planted
-    return heldout_causal_check(
-        model, tok, sets=_sets(store, assignment), row_categories=store.categories, counts=store.counts(),
-        n_tokens=store.n_tokens, texts={r["id"]: r["instruction"] for r in rows}, responses=responses,
-        neuron_layer=store.neuron_layer, neuron_index=store.neuron_index, neuron_expert=store.neuron_expert,
-        categories=CATS, config=HeldoutConfig(per_category=5, n_random=3, n_boot=200), progress=False, **kw)
+    inputs = CausalInputs(
+        model=model, tokenizer=tok, sets=_sets(store, assignment), row_categories=store.categories,
+        counts=store.counts(), n_tokens=store.n_tokens, texts={r["id"]: r["instruction"] for r in rows},
+        responses=responses, neuron_layer=store.neuron_layer, neuron_index=store.neuron_index,
+        neuron_expert=store.neuron_expert, categories=CATS, **kw)
+    return heldout_causal_check(CausalConfig(per_category=5, n_random=3, n_boot=200, progress=False), inputs)
 
 
 def test_planted_category_sets_are_detected(planted) -> None:

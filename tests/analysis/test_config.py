@@ -20,14 +20,14 @@ def test_defaults_are_the_papers() -> None:
 
 
 def test_the_command_line_reads_its_defaults_from_the_configs() -> None:
-    from hexainst.cli.analyze import _config
+    from hexainst.cli.analyze import analysis_config
 
     args = build_parser().parse_args(["analyze", "--store", "s", "--out", "o"])
-    assert _config(args) == AnalysisConfig()
+    assert analysis_config(args) == AnalysisConfig()
     assert (args.per_category, args.max_predicted, args.n_random) == (
         CausalConfig.per_category, CausalConfig.max_predicted, CausalConfig.n_random)
     base = build_parser().parse_args(["baseline", "llama2-7b", "--out", "o"])
-    assert _config(base) == AnalysisConfig()
+    assert analysis_config(base) == AnalysisConfig()
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -81,3 +81,36 @@ def test_a_cross_check_in_the_stage_names_the_setting_and_the_command_line_its_f
     assert str(info.value).startswith("per_category 2: category code has 2 analysed instructions")
     args = build_parser().parse_args(["analyze", "--store", "s", "--out", "o", "--causal"])
     assert info.value.naming(flag_for(args, info.value.setting)).startswith("--causal-per-category 2: category code")
+
+
+def test_analyze_and_baseline_build_their_configs_from_the_command_line() -> None:
+    from hexainst.analysis.config import AnalyzeConfig, BaselineConfig
+    from hexainst.cli.options import config_from
+
+    args = build_parser().parse_args(["analyze", "--store", "s", "--out", "o", "--untrained", "u1", "u2",
+                                      "--no-lexical", "--causal", "--causal-model", "m", "--tokenizer", "t",
+                                      "--causal-per-category", "4"])
+    cfg = config_from(args, AnalyzeConfig, causal_check=config_from(args, CausalConfig))
+    assert (cfg.store, cfg.out, cfg.untrained, cfg.lexical, cfg.causal, cfg.causal_model, cfg.tokenizer) == (
+        "s", "o", ("u1", "u2"), False, True, "m", "t")
+    assert cfg.causal_check.per_category == 4
+    plain = build_parser().parse_args(["analyze", "--store", "s", "--out", "o"])
+    assert config_from(plain, AnalyzeConfig) == AnalyzeConfig(store="s", out="o")
+    assert not AnalyzeConfig(store="s", out="o").causal and AnalyzeConfig(store="s", out="o").lexical
+    base = build_parser().parse_args(["baseline", "tiny", "--out", "o", "--per-category", "3"])
+    assert (config_from(base, BaselineConfig).pair, config_from(base, BaselineConfig).per_category) == ("tiny", 3)
+    with pytest.raises(SettingError, match="per_category must be >= 1, got 0"):
+        BaselineConfig(pair="tiny", out="o", per_category=0)
+
+
+def test_the_causal_check_takes_the_runs_statistics() -> None:
+    run = AnalysisConfig(n_boot=50, ci_level=0.9, seed=7, progress=False)
+    cfg = CausalConfig(per_category=4).for_run(run)
+    assert (cfg.n_boot, cfg.ci_level, cfg.seed, cfg.progress, cfg.per_category) == (50, 0.9, 7, False, 4)
+    # results.json's causal "config": the keys and order it had before the check took this config
+    assert list(cfg.parameters()) == ["per_category", "n_random", "max_predicted", "rate_pool", "n_boot", "ci_level",
+                                      "targets"]
+    with pytest.raises(SettingError, match="targets must be one of response, continuation"):
+        CausalConfig(targets="answer")
+    with pytest.raises(SettingError, match="rate_pool must be >= 1"):
+        CausalConfig(rate_pool=0)
