@@ -23,7 +23,7 @@ from hexainst.analysis.data import check_comparable, open_store, read_rows
 from hexainst.analysis.nulls import provenance_cluster
 from hexainst.analysis.pipeline import analyze, claim_analysis_dir
 from hexainst.analysis.recording.loading import load_model, load_tokenizer, resolve_model, tokenizer_sha256
-from hexainst.kernel.environment import SOURCES, sources_dir
+from hexainst.kernel.environment import SOURCES, mirror
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.settings import SettingError
 
@@ -125,7 +125,7 @@ def causal_spec(config: AnalyzeConfig, store_a: Any) -> CausalSpec:
 def causal_responses(config: AnalyzeConfig, store_a: Any) -> tuple[dict[str, str] | None, str | None]:
     """(id -> reference response of the store's natural rows, the mirror's folder), or (None, None)
     without ``sources`` and ``$HEXAINST_SOURCES`` (then every row is scored on its instruction)."""
-    folder = Path(config.sources) if config.sources else sources_dir()
+    folder = mirror(config.sources or None)
     if folder is None:
         return None, None
     if not folder.is_dir():
