@@ -103,7 +103,7 @@ def test_a_topup_with_another_builds_work_names_the_work_folder(ws: Path) -> Non
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert "--work other-work: its pools did not make the release" in lines[0]
-    assert "rows, e.g. " in lines[0] and "give the --work of the build that made it" in lines[0]
+    assert "rows, e.g. " in lines[0] and "give the working folder of the build that made it" in lines[0]
     assert changed_files(before, snapshot(ws)) == []
 
 
