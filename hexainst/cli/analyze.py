@@ -66,7 +66,6 @@ def print_summary(results: dict[str, Any], out: Any) -> None:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    # deferred: the analysis loads numpy, scipy, matplotlib and torch ('hexainst --help' stays fast)
     from hexainst.analysis.run import run  # deferred: loads numpy and scipy
 
     config = config_from(args, AnalyzeConfig, analysis=analysis_config(args),

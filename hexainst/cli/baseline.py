@@ -16,7 +16,6 @@ from hexainst.cli.options import add_settings, config_from
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    # deferred: the recorder and the analysis load numpy, scipy and datasets ('hexainst --help' stays fast)
     from hexainst.analysis.baseline import run  # deferred: loads numpy and scipy
 
     recording = config_from(args, RecordingConfig, out=None)  # --out is the run's folder, not one store

@@ -58,7 +58,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    # deferred: numpy, and the recorder's scipy and datasets
     from hexainst.analysis.finetune.design import finished_runs  # deferred: loads numpy and scipy
     from hexainst.analysis.finetune.design_report import design_rows, record_runs  # deferred: loads numpy and scipy
 
@@ -73,7 +72,6 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_changes(args: argparse.Namespace) -> int:
-    # deferred: numpy
     from hexainst.analysis.finetune.design import isn_changes  # deferred: loads numpy and scipy
     from hexainst.analysis.finetune.design_report import store_layout  # deferred: loads numpy and scipy
 

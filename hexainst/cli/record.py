@@ -44,7 +44,6 @@ def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    # deferred: the recorder loads numpy, scipy and datasets ('hexainst --help' stays fast)
     from hexainst.analysis.recording import recorder  # deferred: loads numpy and scipy
     from hexainst.analysis.recording.store import claim_store_dir  # deferred: loads numpy and scipy
 

@@ -7,7 +7,6 @@ import json
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    # deferred: the store loads numpy and scipy
     from hexainst.analysis.recording.store import ActivationStore  # deferred: loads numpy and scipy
 
     store = ActivationStore.open(args.store)  # verifies every shard against its checksum

@@ -6,7 +6,6 @@ import argparse
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    # deferred: the store loads numpy and scipy
     from hexainst.analysis.recording.store import claim_merge_dir, merge_stores  # deferred: loads numpy and scipy
 
     claim_merge_dir(args.parts, args.out)

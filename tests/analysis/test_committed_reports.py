@@ -1,16 +1,12 @@
 """The committed demo reports come out of the templates byte for byte from their committed inputs.
 
-``docs/demo`` and ``docs/demo-smollm2`` re-render from their ``results.json`` and ``tables/*.md`` alone. ``docs/demo-alteration`` was
-written by the design report from an evaluation file that is not committed; its results.json holds the
-summary, and the evaluation's few fields the report prints are read back from the committed report
-itself (recipe, rows, seeds, the base model's NLLs to the four decimals printed), so the rest of the
-report (verdicts, tables, arms, contrasts) is rendered from the committed results.
+``docs/demo`` and ``docs/demo-smollm2`` re-render from their ``results.json`` and ``tables/*.md`` alone;
+``docs/demo-alteration`` from the ``evaluation.json`` its report keeps (results.json and report.md both).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -42,29 +38,6 @@ def test_a_new_note_changes_only_the_note() -> None:
     assert "> one note\n" in first
     assert text == first.replace("> one note\n", "> another note\n").replace(
         '| `note` | `"one note"` |', '| `note` | `"another note"` |')
-
-
-def _design_evaluation(report: str, summary: dict) -> tuple[dict, str]:
-    """The evaluation fields the committed design report prints, read back from it."""
-    lines = report.split("\n")
-    note = lines[2][len("> "):]
-    recipe = re.search(r"Recipe `([^`]+)` \(([^,]+), (\d+) steps of (\d+)\); held-out rows: (\d+)\.", report)
-    seeds = re.search(r"of the \d+ seeds asked \((\[[^\]]*\])\)", report)
-    base = re.search(r"\| base \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| [^[]+\[([-+\d.]+), ([-+\d.]+)\] \| ([-+\d.]+) \| (\d+) \|",
-                     report)
-    assert recipe and seeds and base, "the committed design report lost a line this test reads"
-    own, mismatched, none, lo, hi, benefit, rows = base.groups()
-    evaluation = {
-        "format": design_report.FORMAT,
-        "recipe": {"name": recipe[1], "model": recipe[2],
-                   "training": {"steps": int(recipe[3]), "batch_size": int(recipe[4])}},
-        "rows": {"eval": int(recipe[5])},
-        "seeds": json.loads(seeds[1]),
-        "models": {"base": {"nll_own": float(own), "nll_mismatched": float(mismatched), "nll_none": float(none),
-                            "gain": summary["base_gain"], "gain_ci": [float(lo), float(hi)],
-                            "format_benefit": float(benefit), "n_rows": int(rows)}},
-    }
-    return evaluation, note
 
 
 def test_docs_demo_alteration_report_renders_byte_identical() -> None:
