@@ -33,10 +33,6 @@ class BusyError(UserError):
     """Another run is writing the folder."""
 
 
-#: Lock files this process holds, with how many ``with`` blocks hold each (the lock is re-entrant).
-_held: dict[Path, int] = {}
-
-
 def _lock_dir() -> Path:
     runtime = environment.runtime_dir()
     if runtime is not None:
@@ -67,25 +63,17 @@ def writer_lock(folder: str | os.PathLike[str], *, what: str = "output folder") 
     from filelock import FileLock, Timeout
 
     path = lock_path(folder)
-    if path in _held:
-        _held[path] += 1
-        try:
-            yield path
-        finally:
-            _held[path] -= 1
-        return
     try:
         _private_dir(path.parent)
-        lock = FileLock(str(path), timeout=0, mode=0o600)
+        # one FileLock per path in this process (is_singleton), which counts nested acquires: re-entrant
+        lock = FileLock(str(path), timeout=0, mode=0o600, is_singleton=True)
         lock.acquire()
     except Timeout:
         raise BusyError(f"{Path(folder).expanduser().resolve()}: another hexainst run is writing this {what}; "
                         "wait for it to finish, or write elsewhere") from None
     except OSError as exc:
         raise BusyError(f"{path}: cannot create the lock of the {what} {folder} ({exc.strerror or exc})") from None
-    _held[path] = 1
     try:
         yield path
     finally:
-        del _held[path]
         lock.release()
