@@ -423,6 +423,13 @@ def heldout_markdown(d: Mapping[str, Any]) -> list[str]:
         f"{sum(1 for r in ranks if r == 1)} of {len(cats)} categories (ranks "
         + ", ".join(f"{s} {r}" for s, r in zip(short, ranks)) + ").",
         "",
+        "What this check does not control: "
+        + (f"the random draws are matched loosely (a quantile gap of {gap:.3f}; the sets fire more often than "
+           "their draws, so part of an effect can be firing rate rather than identity); " if gap > 0.1 else "")
+        + "there is no untrained or lexical control of the causal check (a set of a category whose rows share "
+          "one template may detect that template's tokens); the interval resamples rows, not provenance "
+          "clusters.",
+        "",
         "| zeroed set \\ evaluated | " + " | ".join(short)
         + " | \\|C(m)\\| | ΔNLL own (ISNs) | ΔNLL own (random) | firing rate: set / random draws |",
         "|---" * (len(short) + 5) + "|",

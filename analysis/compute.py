@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from hexainst.analysis.causal import CausalError, CausalInputs, HeldoutCausalResult, heldout_causal_check
-from hexainst.analysis.claims import restate_claims
 from hexainst.analysis.config import AnalysisConfig, CausalConfig
 from hexainst.analysis.controls import PairDesign, headline_statistics, per_layer_intervals
 from hexainst.analysis.data import StoreData, check_comparable, header_summary
@@ -372,7 +371,6 @@ def compute(
         us = [StoreData.load(u, f"untrained-{k}", r[rows]) for k, (u, r) in enumerate(zip(controls.untrained,
                                                                                           untrained_rows))]
         results.controls = compute_controls(da, results.models[da.label], us, controls, cats, config, clusters)
-    results.claims = restate_claims(results)
     return results
 
 

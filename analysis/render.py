@@ -3,10 +3,15 @@
 Nothing is computed here beyond formatting: every number comes from an
 :class:`~hexainst.analysis.results.AnalysisResults`. :func:`write_outputs` writes one run's whole
 folder (the caller gives it an empty staging folder; see :mod:`~hexainst.analysis.pipeline`).
+
+What is read off results.json alone (the claims table, Fig. 3 beside its controls, report.md) is
+drawn from results.json's content, so :func:`rerender` can draw it again from a finished folder
+when a rule or a figure changes, without recording or analysing again.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from hexainst.analysis import figures, tables
+from hexainst.analysis.claims import first_label, restate_claims
 from hexainst.analysis.compute import short_name
 from hexainst.analysis.nulls import format_p
 from hexainst.analysis.report import dumps, render_report
@@ -26,6 +32,7 @@ from hexainst.analysis.results import (
     ModelResult,
     to_json,
 )
+from hexainst.kernel.jsonfiles import read_json, read_text
 
 
 class Canvas:
@@ -201,10 +208,10 @@ def _ci_text(v: float | None, lo: float | None, hi: float | None) -> str:
     return f"{v:+.4f} [{lo:+.4f}, {hi:+.4f}]"
 
 
-def render_controls(canvas: Canvas, ctl: ControlsResult, model_name: str) -> None:
-    """The headline table (model, baselines, excess), per-category excess, the baselines, Fig. 3 beside the untrained model."""
+def render_controls(canvas: Canvas, ctl: ControlsResult) -> None:
+    """The headline table (model, baselines, excess), per-category excess, the baselines (Fig. 3 beside its
+    controls is drawn from results.json: :func:`draw_fig3_beside`)."""
     cats = ctl.categories
-    short = [short_name(c) for c in cats]
     first = ctl.headlines[0]
     columns = list(first.values)
     header = ["statistic", "null of p"] + columns
@@ -238,16 +245,36 @@ def render_controls(canvas: Canvas, ctl: ControlsResult, model_name: str) -> Non
                           f"{lx.mean_set_size:.1f} (min {lx.min_set_size}, max {lx.max_set_size})", lx.rule])
     if base_rows:
         canvas.table("controls_baselines", ["baseline", "store / units", "mean |S(I)|", "rule"], base_rows)
-    panels = [(f"model: {model_name}", ctl.model_matrix)]
-    if ctl.untrained_mean_matrix is not None:
-        panels.append((f"untrained, mean of {len(ctl.untrained)} seeds", ctl.untrained_mean_matrix))
-    if ctl.lexical is not None:
-        panels.append(("lexical (token types)", ctl.lexical.matrix))
-    if ctl.excess_matrix is not None:
-        panels.append(("excess: model - untrained", ctl.excess_matrix))
-        canvas.figure("fig3_beside_untrained", figures.heatmap_panels, panels, short,
-                      title="Fig. 3 beside its controls: mean Jaccard of sets (shared scale from 0); "
-                            "last panel the excess (diverging, centred at 0)")
+
+
+def _matrix(values: Any) -> np.ndarray:
+    return np.array([[np.nan if v is None else v for v in row] for row in values], dtype=np.float64)
+
+
+def _centred(matrix: np.ndarray) -> np.ndarray:
+    """A category matrix minus its own mean off-diagonal cell (its cross-category level)."""
+    off = matrix[~np.eye(matrix.shape[0], dtype=bool)]
+    return matrix - (float(np.nanmean(off)) if off.size else 0.0)
+
+
+def draw_fig3_beside(canvas: Canvas, ctl: dict[str, Any], model_name: str) -> None:
+    """Fig. 3 beside its controls, from results.json's ``controls`` section: the model, the untrained mean
+    and the lexical baseline on one scale from 0, and the excess *of the category contrast*: each matrix
+    minus its own cross-category level, model minus untrained. (The raw difference of the matrices would
+    mostly show the models' different overall overlap, not the contrast the excess measures; its
+    diagonal mean is the unmatched excess of the headline table.)"""
+    if ctl.get("untrained_mean_matrix") is None:
+        return
+    model, untrained = _matrix(ctl["model_matrix"]), _matrix(ctl["untrained_mean_matrix"])
+    panels = [(f"model: {model_name}", model),
+              (f"untrained, mean of {len(ctl['untrained'])} seeds", untrained)]
+    if ctl.get("lexical"):
+        panels.append(("lexical (token types)", _matrix(ctl["lexical"]["matrix"])))
+    panels.append(("excess of the contrast:\n(model - its cross mean) - (untrained - its cross mean)",
+                   _centred(model) - _centred(untrained)))
+    canvas.figure("fig3_beside_untrained", figures.heatmap_panels, panels, [short_name(c) for c in ctl["categories"]],
+                  title="Fig. 3 beside its controls: mean Jaccard of sets (shared scale from 0); last panel the "
+                        "excess of the category contrast (diverging, centred at 0)")
 
 
 def render_claims(canvas: Canvas, claims: Sequence[ClaimRow]) -> None:
@@ -257,11 +284,23 @@ def render_claims(canvas: Canvas, claims: Sequence[ClaimRow]) -> None:
 
 
 def results_json(results: AnalysisResults, canvas: Canvas) -> dict[str, Any]:
-    """What results.json holds: the results, plus the figures and tables written."""
+    """What results.json holds: the results, the claims read off them, and the figures and tables written."""
     out = to_json(results)
-    out["figures"] = dict(canvas.figures)
-    out["tables"] = sorted(canvas.tables)
+    _render_from_json(canvas, out)
     return out
+
+
+def _render_from_json(canvas: Canvas, data: dict[str, Any]) -> None:
+    """Draw what results.json's content alone determines (Fig. 3 beside its controls, the claims table) and
+    record it, with every figure and table written, in ``data``."""
+    if data.get("controls"):
+        draw_fig3_beside(canvas, data["controls"], data[first_label(data)]["model"])
+    claims = restate_claims(data)
+    if claims:
+        render_claims(canvas, claims)
+    data["claims"] = to_json(claims)
+    data["figures"] = dict(canvas.figures)
+    data["tables"] = sorted(canvas.tables)
 
 
 def write_outputs(results: AnalysisResults, folder: Path) -> dict[str, Any]:
@@ -297,9 +336,7 @@ def write_outputs(results: AnalysisResults, folder: Path) -> dict[str, Any]:
                          f"bands: {int(config.ci_level * 100)}% cluster-bootstrap CI"
                          + ("; dashed: untrained model (mean of seeds)" if reference else "")))
     if ctl is not None:
-        render_controls(canvas, ctl, results.models[first].model)
-    if results.claims:
-        render_claims(canvas, results.claims)
+        render_controls(canvas, ctl)
     render_lengths(canvas, results)
     if results.causal is not None:
         render_causal(canvas, results.causal)
@@ -307,3 +344,20 @@ def write_outputs(results: AnalysisResults, folder: Path) -> dict[str, Any]:
     tables.write_text(folder / "results.json", dumps(data))
     tables.write_text(folder / "report.md", render_report(data, canvas.tables))
     return data
+
+
+def rerender(folder: str | os.PathLike[str], note: str | None = None) -> Path:
+    """Draw a finished folder's results.json-derived outputs again with this code: the claims table
+    (``tables/claims.*`` and results.json's ``claims``), Fig. 3 beside its controls, and ``report.md``;
+    optionally with a new note. Measurements are never recomputed: results.json's other content stays."""
+    folder = Path(folder)
+    data = read_json(folder / "results.json", what="analysis results")
+    if note is not None:
+        data["parameters"]["note"] = note
+    canvas = Canvas(folder)
+    canvas.figures = dict(data.get("figures") or {})
+    canvas.tables = {p.name[: -len(".md")]: read_text(p, what="table") for p in sorted((folder / "tables").glob("*.md"))}
+    _render_from_json(canvas, data)
+    tables.write_text(folder / "results.json", dumps(data))
+    tables.write_text(folder / "report.md", render_report(data, canvas.tables))
+    return folder / "report.md"

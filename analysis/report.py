@@ -8,14 +8,12 @@ template results.json's content, the tables' Markdown and those few sentences.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from hexainst.analysis.causal import heldout_markdown
+from hexainst.analysis.claims import scale_readings
 from hexainst.analysis.nulls import format_p
-from hexainst.analysis.tables import write_text
-from hexainst.kernel.jsonfiles import read_json, read_text
 from hexainst.kernel.templating import environment
 from hexainst.kernel.vocab import SHORT_NAMES
 
@@ -93,6 +91,43 @@ def _untrained_headlines(ctl: dict[str, Any] | None) -> tuple[dict[str, Any], di
     return None
 
 
+def _off_diagonal_mean(matrix: list[list[float | None]]) -> float:
+    vals = [v for i, row in enumerate(matrix) for j, v in enumerate(row) if i != j and v is not None]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def _scale_text(r: dict[str, Any]) -> str:
+    """Whether the excess keeps its sign on a ratio scale (same/cross on Fig. 3's matrices), in plain words."""
+    s = scale_readings(r)
+    if s is None:
+        return ""
+    ctl = r["controls"]
+    seeds = " / ".join(f"{x:.3f}" for x in s["untrained"])
+    lexical = "" if s["lexical"] is None else f", the lexical baseline {s['lexical']:.3f}"
+    level_m = _off_diagonal_mean(ctl["model_matrix"])
+    level_u = _off_diagonal_mean(ctl["untrained_mean_matrix"])
+    head = (f"The excess is a difference of Jaccards, so it depends on each model's overall overlap. On a ratio "
+            f"scale (same-category over cross-category mean Jaccard, Fig. 3's matrices) the model reads "
+            f"**{s['model']:.3f}**, the untrained seeds {seeds}{lexical}; cross-category Jaccard is "
+            f"{level_m:.3f} for the model and {level_u:.3f} untrained ({level_m / level_u:.1f}x). ")
+    if s["excess"] > 0:
+        return head + (f"On the ratio too the model is above the untrained mean (by {s['excess']:.3f}): the two scales "
+                       "agree in sign.")
+    return head + ("On the ratio the model shows *less* category contrast than the untrained model: the positive "
+                   "excess comes with a higher overall overlap, and relative to that level the trained model's "
+                   "category contrast is smaller than the untrained model's. Neither scale is privileged; the "
+                   "claims table counts the disagreement as a confound (scale).")
+
+
+def _few_clusters_text(ctl: dict[str, Any]) -> str:
+    few = [SHORT_NAMES.get(c, c) for c, n in ctl.get("clusters_per_category", {}).items() if n <= 3]
+    if not few or not ctl.get("clusters_per_category"):
+        return ""
+    return (f" {', '.join(few)} {'has' if len(few) == 1 else 'have'} 3 clusters or fewer: a percentile interval "
+            "over so few clusters is lopsided (the estimate can sit near an edge) and depends on the interval "
+            "method; read those categories' intervals as rough.")
+
+
 _ENV = environment(TEMPLATES, filters={"fmt": _fmt, "p": _p, "format_p": format_p,
                                        "short": lambda c: SHORT_NAMES.get(c, c)},
                    functions={"ci": _ci})
@@ -101,7 +136,8 @@ _ENV = environment(TEMPLATES, filters={"fmt": _fmt, "p": _p, "format_p": format_
 def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
     """The Markdown report. ``tables``: table key -> Markdown text (as written under tables/).
 
-    It renders from results.json's content alone, so that :func:`rerender` works from the folder; a new
+    It renders from results.json's content alone, so that :func:`hexainst.analysis.render.rerender` works
+    from the folder; a new
     analysis adds its section to the template (and what its numbers mean here)."""
     labels = [k for k in ("model", "base", "fine-tuned") if k in results]
     ctl = results.get("controls")
@@ -113,6 +149,8 @@ def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
         ctl=ctl,
         untrained_headlines=untrained,
         plain_excess=_plain_excess(ctl) if untrained else "",
+        scale_text=_scale_text(results) if untrained else "",
+        few_clusters=_few_clusters_text(ctl) if ctl else "",
         verdicts={label: _verdict(results[label]["jaccard"]["permutation"]) for label in labels},
         routing=any(f"routing_pearson_{label}" in tables for label in labels),
         causal_text="\n".join(heldout_markdown(results["causal"])) if "causal" in results else "",
@@ -122,15 +160,3 @@ def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
 def dumps(data: Any) -> str:
     """results.json's text (sorted keys, one space of indent)."""
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
-
-
-def rerender(folder: str | os.PathLike[str], note: str | None = None) -> Path:
-    """Render ``folder/report.md`` again from its ``results.json`` and ``tables/*.md`` (optionally a new note)."""
-    folder = Path(folder)
-    results = read_json(folder / "results.json", what="analysis results")
-    if note is not None:
-        results["parameters"]["note"] = note
-        write_text(folder / "results.json", dumps(results))
-    tables = {p.name[: -len(".md")]: read_text(p, what="table") for p in sorted((folder / "tables").glob("*.md"))}
-    write_text(folder / "report.md", render_report(results, tables))
-    return folder / "report.md"

@@ -283,8 +283,6 @@ class AnalysisResults:
     causal: Any = None
     #: Untrained and lexical baselines, excess, nulls (:mod:`hexainst.analysis.controls`).
     controls: ControlsResult | None = None
-    #: The paper's claims restated (:mod:`hexainst.analysis.claims`).
-    claims: list[ClaimRow] = field(default_factory=list)
     #: T of every analysed instruction per category (for the length figure; not in the JSON).
     n_tokens: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -302,5 +300,4 @@ class AnalysisResults:
             out["causal"] = self.causal
         if self.controls is not None:
             out["controls"] = self.controls
-        out["claims"] = self.claims
         return out

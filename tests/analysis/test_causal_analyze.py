@@ -123,7 +123,7 @@ def test_analyze_causal_writes_the_section_the_figure_and_a_p_value(world, monke
     if c["p_value"] <= 1 / 720 + 1e-12:
         assert c["p_text"].startswith("p <= ")
     # results.json alone renders the same report again
-    from hexainst.analysis.report import rerender
+    from hexainst.analysis.render import rerender
 
     rerender(out)
     assert (out / "report.md").read_text() == report
@@ -168,15 +168,21 @@ def _result(p_value: float, ci: tuple[float, float]):
 
 
 def test_the_claims_row_follows_the_test_and_the_interval() -> None:
-    from types import SimpleNamespace
-
     from hexainst.analysis.claims import _claim_causal
 
-    floor = _claim_causal(SimpleNamespace(causal=_result(1 / 720, (0.01, 0.05))))
+    def claim(p_value: float, ci: tuple[float, float], ranks: list[int] | None = None):
+        section = _result(p_value, ci).as_dict()  # the causal section as results.json holds it
+        if ranks is not None:
+            section["own_set_rank"] = ranks
+        return _claim_causal({"causal": section})
+
+    floor = claim(1 / 720, (0.01, 0.05))
     assert floor.verdict == "holds" and "p <= 0.0014 (the floor: 1/720)" in floor.our_value
-    assert _claim_causal(SimpleNamespace(causal=_result(0.01, (-0.01, 0.05)))).verdict == "does not hold"
-    assert _claim_causal(SimpleNamespace(causal=_result(0.2, (0.01, 0.05)))).verdict == "does not hold"
-    row = _claim_causal(SimpleNamespace(causal=None))
+    assert "most damaging in 6 of 6 categories" in floor.our_value
+    assert "most damaging in 2 of 6 categories" in claim(1 / 720, (0.01, 0.05), [1, 2, 1, 3, 2, 4]).our_value
+    assert claim(0.01, (-0.01, 0.05)).verdict == "does not hold"
+    assert claim(0.2, (0.01, 0.05)).verdict == "does not hold"
+    row = _claim_causal({})
     assert row.verdict.startswith("not comparable here") and "--causal" in row.verdict
     assert "circular" in row.paper_value
 

@@ -278,8 +278,10 @@ def test_planted_lexical_effect_vanishes_in_the_excess(model_dir: Path, tmp_path
     # every shuffle's statistic is below the planted one: the claims table writes the floor as a bound
     assert "(p <= " in claim["paper_value"] and "(the floor of" in claim["paper_value"]
     report = (tmp_path / "report" / "report.md").read_text()
-    first = report.split("## Learned function or input structure? (read this first)")[1]
-    assert "no evidence that the effect is learned" in first.split("\n\n")[1] or "small" in first.split("\n\n")[1]
+    first = report.split("## Learned function or input structure? (read this first)")[1].split("\n\n")[1]
+    # the first paragraph states the excess, as the headline table has it, and says what it means
+    assert f"excess **{un['values']['excess']:+.4f} [{un['ci_low']['excess']:+.4f}, " in first
+    assert "It is small" in first or "not distinguishable from an untrained model's" in first
 
 
 def test_planted_learned_effect_survives_the_excess(model_dir: Path, tmp_path: Path) -> None:
@@ -307,3 +309,51 @@ def test_planted_learned_effect_survives_the_excess(model_dir: Path, tmp_path: P
     assert res["claims"][0]["verdict"] == "holds"
     figures = res["figures"]
     assert "fig3_beside_untrained" in figures and (tmp_path / "report" / figures["fig3_beside_untrained"]).is_file()
+
+
+def _claims_input(model_ratio_matrix: list[list[float]], untrained_matrix: list[list[float]]) -> dict:
+    """The least of results.json that the diagonal claim reads: a paper's reading that holds, excesses whose
+    intervals lie above 0, and the model's and untrained seeds' Fig. 3 matrices."""
+    def headline(name: str) -> dict:
+        return {"name": name, "values": {"model": 0.10, "excess": 0.05, "untrained mean": 0.05},
+                "ci_low": {"excess": 0.02}, "ci_high": {"excess": 0.08}, "p_values": {}, "n_permutations": 500}
+
+    return {
+        "model": {"jaccard": {"categories": ["a", "b"], "matrix": model_ratio_matrix, "permutation": {
+            "difference": 0.1, "p_value": 0.001, "diagonal": 0.5, "off_diagonal": 0.4, "n_permutations": 999}}},
+        "controls": {"headlines": [headline("unmatched"), headline("length_matched")],
+                     "model_matrix": model_ratio_matrix,
+                     "untrained": [{"matrix": untrained_matrix}, {"matrix": untrained_matrix}], "lexical": None},
+    }
+
+
+def test_the_diagonal_claim_is_confounded_when_the_ratio_scale_disagrees() -> None:
+    from hexainst.analysis.claims import _claim_diagonal, same_cross_ratio
+
+    # the model's sets overlap much more overall: a larger difference (0.10 vs 0.05), a smaller ratio
+    model, untrained = [[0.50, 0.40], [0.40, 0.50]], [[0.10, 0.05], [0.05, 0.10]]
+    assert same_cross_ratio(model) == 0.50 / 0.40 and same_cross_ratio(untrained) == 0.10 / 0.05
+    row = _claim_diagonal(_claims_input(model, untrained), "model")
+    assert row.verdict.startswith("holds on the paper's reading but confounded (scale")
+    assert "same/cross ratio: model 1.250, untrained 2.000 / 2.000" in row.our_value
+    # the same differences with the model also above on the ratio: the claim holds
+    row = _claim_diagonal(_claims_input([[0.25, 0.10], [0.10, 0.25]], untrained), "model")
+    assert row.verdict == "holds"
+
+
+def test_the_layers_claim_shows_our_reading_and_the_layer_a_shape_rests_on() -> None:
+    from hexainst.analysis.claims import _claim_layers
+
+    def results(profile: list[float], untrained: list[float]) -> dict:
+        return {"model": {"is_moe": False, "n_layers": len(profile), "jaccard": {"categories": ["a"]},
+                          "isn_per_layer": {"a": profile}},
+                "instructions": {"per_category": {"a": 10}},
+                "controls": {"untrained_per_layer": {"a": untrained}}}
+
+    # falls only because of one huge early layer: the paper's reading fails, ours names the layer
+    row = _claim_layers(results([5, 90, 5, 20, 20, 20, 10, 10, 10], [10] * 9), "model")
+    assert row.verdict == "does not hold" and "(not U-shaped: falls)" in row.paper_value
+    assert "untrained thirds 10.0 / 10.0 / 10.0" in row.our_value and "rests on layer 1" in row.our_value
+    # a U shape that the untrained model has too: confounded
+    row = _claim_layers(results([30, 30, 30, 10, 10, 10, 30, 30, 30], [30, 30, 30, 10, 10, 10, 30, 30, 30]), "model")
+    assert row.verdict == "holds on the paper's reading but confounded (untrained baseline)"

@@ -151,7 +151,7 @@ def test_sampling_is_seeded(dense_pair, tmp_path: Path) -> None:
 
 
 def test_rerender_report_from_results(dense_pair, tmp_path: Path) -> None:
-    from hexainst.analysis.report import rerender
+    from hexainst.analysis.render import rerender
 
     base, _ = dense_pair
     out = tmp_path / "r"

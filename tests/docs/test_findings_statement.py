@@ -28,6 +28,11 @@ def test_readme_and_committed_card_carry_the_statement_word_for_word():
 #: (what the statement writes, the report, a pattern the report prints for the same value)
 NUMBERS = [
     ("+0.055 (95% CI [+0.049, +0.097])", "docs/demo/report.md", r"excess \*\*\+0\.0550 \[\+0\.0485, \+0\.0967\]\*\*"),
+    ("+0.028 ([+0.018, +0.049])", "docs/demo/report.md",
+     r"length-matched pairs the model \+0\.0598, untrained \+0\.0316, excess \*\*\+0\.0281 \[\+0\.0177, \+0\.0490\]\*\*"),
+    ("its contrast, 1.23,", "docs/demo/report.md", r"the model reads \*\*1\.227\*\*"),
+    ("(1.54 to 1.66)", "docs/demo/report.md", r"the untrained seeds 1\.660 / 1\.604 / 1\.538"),
+    ("only 3 of 6 categories", "docs/demo-smollm2/report.md", r"own set the most damaging in 3 of 6 categories"),
     ("+0.010 ([-0.003, +0.031])", "docs/demo/report.md",
      r"coefficient of the length regression \|[^\n]*\| \+0\.0103 \[-0\.0027, \+0\.0312\]; p <= 0\.0020[^|]*\|$"),
     ("(p = 0.29)", "docs/demo/report.md", r"assignment test p = 0\.29\d\d"),
@@ -42,6 +47,6 @@ def test_every_number_of_the_statement_is_the_cited_reports():
         assert written in statement, written
         assert re.search(pattern, (ROOT / report).read_text(encoding="utf-8"), re.MULTILINE), (written, report)
     # and no number is quoted that this list does not check
-    quoted = re.findall(r"[+-]\d\.\d+|p = \d\.\d+", statement)
+    quoted = re.findall(r"[+-]?\d\.\d+|p = \d\.\d+", statement)
     checked = " ".join(w for w, _, _ in NUMBERS)
     assert all(q in checked for q in quoted), [q for q in quoted if q not in checked]
