@@ -41,8 +41,7 @@ from hexainst.kernel.log import STDOUT
 
 from .data import load_split, prompt_text, response_text
 from .recipe import VARIANTS, Recipe
-from .report import _train_summary
-from .train import finished
+from .train import finished, training_summary
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +247,7 @@ def evaluate_runs(recipe: Recipe, out: PathLike, *, seeds: Sequence[int] = (0, 1
         if run is not None:
             entry["variant"] = run.manifest["variant"]
             entry["seed"] = int(run.manifest["recipe"]["training"]["seed"])
-            entry["training"] = _train_summary(run.manifest)
+            entry["training"] = training_summary(run.manifest)
         models[name] = entry
         del loaded
         write_text(out, dumps_stable(doc))
