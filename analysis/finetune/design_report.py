@@ -7,8 +7,16 @@ shuffled arms were trained on). Stores go to ``STORES/<format>/<model>`` and res
 
 :func:`write_design_report` reads an :func:`~.design.evaluate_runs` file and an
 :func:`~.design.isn_changes` file and writes ``report.md`` and ``results.json``. It counts the runs
-of each arm, prints a p-value over runs only where every arm compared has
-:data:`~.design.MIN_SEEDS` runs, and states which conclusions the runs that exist can carry.
+of each arm; gives each arm's gain and each difference (tuned - base first: the fair contrast, the
+shuffled arm falling below the base) with a t interval over the runs and an interval over the
+held-out rows; prints a p-value over runs only where every arm compared has
+:data:`~.design.MIN_SEEDS` runs (at its floor, ``p <= 1/number of relabelings``); gives the overlap
+ratio of the ISN changes per tuned run; and restates the claims with computed verdicts
+(:mod:`.design_claims`). :func:`rerender` writes the report again from its own folder (the kept
+``evaluation.json`` and ``results.json``'s changes), which is how ``docs/demo-alteration`` is
+re-rendered when this module changes, without the runs::
+
+    python -c "from hexainst.analysis.finetune.design_report import rerender; rerender('docs/demo-alteration')"
 """
 
 from __future__ import annotations
@@ -274,16 +282,36 @@ def render_markdown(s: dict[str, Any], evaluation: dict[str, Any], note: str) ->
     )
 
 
+def _read_evaluation(path: PathLike) -> dict[str, Any]:
+    ev = read_json(path, what="alteration evaluation")
+    missing = [k for k in ("recipe", "rows", "seeds", "models") if not isinstance(ev, dict) or k not in ev]
+    if not isinstance(ev, dict) or ev.get("format") != FORMAT or missing:
+        raise UserError(f"{path}: not a file written by 'hexainst finetune evaluate' (format {FORMAT}"
+                        + (f"; no {', '.join(map(repr, missing))}" if missing else "") + ")")
+    return ev
+
+
+def rerender(folder: PathLike, note: str = "") -> dict[str, Any]:
+    """Write ``folder/report.md`` and ``folder/results.json`` again from what the report folder keeps: its
+    ``evaluation.json`` and the ISN changes inside its ``results.json`` (no model, no store): how a new
+    version of this module restates a committed report (``docs/demo-alteration``) without the runs."""
+    folder = Path(folder)
+    ev = _read_evaluation(folder / EVALUATION_COPY)
+    previous = read_json(folder / "results.json", what="alteration report results")
+    if not isinstance(previous, dict) or "changes" not in previous:
+        raise UserError(f"{folder / 'results.json'}: not written by 'hexainst finetune report' (no 'changes')")
+    s = summarize(ev, previous["changes"])
+    write_text(folder / "report.md", render_markdown(s, ev, note))
+    write_text(folder / "results.json", dumps_stable(s))
+    return s
+
+
 def write_design_report(out: PathLike, *, evaluation: PathLike, changes: PathLike | None = None, note: str = ""
                         ) -> dict[str, Any]:
     """Write ``out/report.md``, ``out/results.json`` and ``out/evaluation.json`` (a copy of the evaluation: the
     per-row NLLs behind every gain, and what ``finetune evaluate --resume-from`` continues from on another
     machine), replacing only this command's own earlier output."""
-    ev = read_json(evaluation, what="alteration evaluation")
-    missing = [k for k in ("recipe", "rows", "seeds", "models") if not isinstance(ev, dict) or k not in ev]
-    if not isinstance(ev, dict) or ev.get("format") != FORMAT or missing:
-        raise UserError(f"{evaluation}: not a file written by 'hexainst finetune evaluate' (format {FORMAT}"
-                        + (f"; no {', '.join(map(repr, missing))}" if missing else "") + ")")
+    ev = _read_evaluation(evaluation)
     ch = read_json(changes, what="ISN changes") if changes is not None else None
     s = summarize(ev, ch)
     out = claim_output_dir(out, OUTPUT_KIND, inputs=[evaluation, changes])
