@@ -157,11 +157,13 @@ def claim_specific(s: dict[str, Any]) -> ClaimRow:
         for other in ("control", "shuffled"):
             r = ratios[f].get(other)
             if r is not None:
-                span = f" [{r['range'][0]:.2f} to {r['range'][1]:.2f}]" if r["range"] else ""
+                span = f" (tuned runs {r['range'][0]:.2f} to {r['range'][1]:.2f})" if r["range"] else ""
                 shown.append(f"{other} {r['ratio']:.2f}{span}")
         r = ratios[f]["control"]
+        apart = (f"; all {r['pairs_across']} tuned ~ control pairs below all {r['pairs_within']} tuned ~ tuned pairs"
+                 if r["across_range"][1] < r["within_range"][0] else "")
         parts.append(f"{_fmt_name(f)}: {', '.join(shown)} (J tuned ~ control {r['across']:.3f} vs tuned ~ tuned "
-                     f"{r['within']:.3f})")
+                     f"{r['within']:.3f}{apart})")
     value = "; ".join(parts)
     highest = max(r["range"][1] if r["range"] else r["ratio"] for f in formats for r in ratios[f].values()
                   if r is not None)
