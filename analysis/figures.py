@@ -15,8 +15,7 @@ import numpy as np
 _DPI = 120
 
 
-def pyplot():
-    """matplotlib.pyplot on the Agg backend, with the settings that keep SVG output byte-stable (for any figure writer)."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -27,9 +26,15 @@ def pyplot():
     return plt
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, with the settings that keep SVG output byte-stable: for figure
+    writers outside this module (the fine-tuning report)."""
+    return _pyplot()
+
+
 def save_figure(fig, stem: str | os.PathLike[str]) -> list[Path]:
     """Write ``stem.png`` and ``stem.svg`` atomically (no dates in the files); return both paths."""
-    plt = pyplot()
+    plt = _pyplot()
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -65,7 +70,7 @@ def heatmap(
     the colour scale (e.g. 0 for a Jaccard, so that a reader never sees a contrast the numbers
     do not have); by default the data's range.
     """
-    plt = pyplot()
+    plt = _pyplot()
     matrix = np.asarray(matrix, dtype=np.float64)
     m, k = matrix.shape
     col_labels = list(col_labels) if col_labels is not None else list(labels)
@@ -108,7 +113,7 @@ def heatmap_panels(
 
     panels: (title, float [m, m]) pairs.
     """
-    plt = pyplot()
+    plt = _pyplot()
     k = len(panels)
     m = len(labels)
     fig, axes = plt.subplots(1, k, figsize=(1.05 * m * k + 1.5 * k, 1.0 * m + 2.2), squeeze=False)
@@ -146,7 +151,7 @@ def length_quantiles(
 ):
     """Instruction length per category as quantiles: box = quartiles, line = median, whiskers = 5% and
     95%, dots beyond; log scale (lengths span two orders of magnitude). lengths: category -> int [n_c]."""
-    plt = pyplot()
+    plt = _pyplot()
     names = list(lengths)
     fig, ax = plt.subplots(figsize=(1.1 * len(names) + 2.5, 3.8))
     ax.boxplot([np.asarray(lengths[c], dtype=np.float64) for c in names], whis=(5, 95), showmeans=True,
@@ -183,7 +188,7 @@ def layer_profiles(
     keys -> float [n_categories, n_layers] interval bounds (drawn as bands); reference: the same
     keys -> float [n_categories, n_layers] drawn dashed (e.g. the untrained model).
     """
-    plt = pyplot()
+    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     panels = list(per_layer.items())
@@ -221,7 +226,7 @@ def venn_bars(
 
     counts: instruction label -> int [n_layers, 3]; one panel per instruction.
     """
-    plt = pyplot()
+    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     items = list(counts.items())
@@ -261,7 +266,7 @@ def category_bars(
     series: Sequence[str] | None = None,
 ):
     """Bars per category (one group per series), error bars from CIs: values float [n_series, m] or [m]."""
-    plt = pyplot()
+    plt = _pyplot()
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
     n_series, m = values.shape
     fig, ax = plt.subplots(figsize=(1.1 * m + 2.5, 3.6))
@@ -303,7 +308,7 @@ def causal_effect(
     scale centred at 0 so that a sign is never a shade; set_rates: [m]; random_rates: [m][draws].
     ``test_text``: the specificity, its interval and the permutation test's p (a few short lines).
     """
-    plt = pyplot()
+    plt = _pyplot()
     effect = np.asarray(effect, dtype=np.float64)
     m = effect.shape[0]
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(1.9 * m + 4.0, 1.0 * m + 3.2), layout="constrained",
