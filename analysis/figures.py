@@ -26,6 +26,12 @@ def _pyplot():
     return plt
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, with the settings that keep SVG output byte-stable: for figure
+    writers outside this module (the fine-tuning report)."""
+    return _pyplot()
+
+
 def save_figure(fig, stem: str | os.PathLike[str]) -> list[Path]:
     """Write ``stem.png`` and ``stem.svg`` atomically (no dates in the files); return both paths."""
     plt = _pyplot()

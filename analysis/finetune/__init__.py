@@ -8,8 +8,9 @@ Public API: :func:`run` (config in, result out: what ``hexainst finetune run`` c
 - :mod:`.data`: the rows (Alpaca from the mirror, release instructions left out), their tokens;
 - :mod:`.train`: ``transformers.Trainer`` on a recipe, resumable, weights in the cache;
 - :mod:`.evaluate`: NLL of held-out responses given their instructions, greedy answers;
-- :mod:`.design`, :mod:`.design_report`: the multi-seed design of issue #22 (instruction-following
-  gain, ISN changes and their overlap between arms, a report that refuses p-values it cannot carry);
+- :mod:`.design`, :mod:`.design_report`, :mod:`.design_claims`: the multi-seed design of issue #22
+  (instruction-following gain, ISN changes and their overlap between arms, intervals over runs and
+  rows, a report that refuses p-values it cannot carry, the claims table with computed verdicts);
 - :mod:`.report`: the earlier single-run report.
 """
 

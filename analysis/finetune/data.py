@@ -1,6 +1,6 @@
 """The rows a recipe trains and evaluates on, and their token ids.
 
-Alpaca rows come from the offline mirror (``--sources DIR`` or ``$HEXAINST_SOURCES``); rows whose
+Alpaca rows come from the offline mirror (setting ``sources`` or ``$HEXAINST_SOURCES``); rows whose
 instruction is in the HexaInst release or its reserve (compared as
 :func:`hexainst.builders.text.comparison_key`, the builders' exact-duplicate key) are left out, so
 the tuned model never sees a release instruction. The rest are split once, seeded: ``n_eval``
@@ -28,6 +28,7 @@ from hexainst.kernel import environment
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import read_jsonl
 from hexainst.kernel.release import read_release_rows, read_reserve
+from hexainst.kernel.settings import SettingError
 
 from .recipe import Recipe, check_variant
 
@@ -36,6 +37,10 @@ IGNORE = -100
 
 class FinetuneDataError(UserError):
     """The recipe's rows cannot be found or are not usable."""
+
+
+class MirrorNotSet(FinetuneDataError, SettingError):
+    """No offline mirror named (setting ``sources``) nor in ``$HEXAINST_SOURCES``: the shell names the flag."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,9 @@ class Split:
 def rows_file(recipe: Recipe, sources: str | os.PathLike[str] | None = None) -> Path:
     folder = environment.mirror(sources)
     if folder is None:
-        raise FinetuneDataError(
-            f"recipe {recipe.name} reads {recipe.data['file']} from an offline mirror of the sources: pass "
-            "--sources DIR (make alteration-demo SOURCES=DIR) or set HEXAINST_SOURCES"
-        )
+        raise MirrorNotSet("sources", f"is not set: recipe {recipe.name} reads {recipe.data['file']} from an offline "
+                           "mirror of the sources; name its folder (make alteration-demo SOURCES=DIR) or set "
+                           "HEXAINST_SOURCES")
     path = folder / recipe.data["file"]
     if not path.is_file():
         raise FinetuneDataError(f"recipe {recipe.name}: {path} not found (the mirror's {recipe.data['file']})")

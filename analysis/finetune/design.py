@@ -10,7 +10,16 @@ alone), ``shuffled`` (the tuned format with responses re-paired). A run is (arm,
   both contexts have the same format, so format alone cannot produce it. Written after each model
   (an interrupted evaluation resumes; models already scored under the same fingerprint are kept).
 - :func:`seed_test`: arm vs arm over runs (seeds as the units): an exact permutation test, refused
-  (None, with the reason) when an arm has fewer than :data:`MIN_SEEDS` runs.
+  (None, with the reason) when an arm has fewer than :data:`MIN_SEEDS` runs, and a Welch t interval
+  of the difference; :func:`mean_interval`: one arm's mean over its runs with a t interval
+  (n - 1 df), or its difference from one fixed model (the base); :func:`exact_p_text` writes an
+  exact p, at its floor ``p <= 1/(number of relabelings)``.
+
+  Why t intervals: the runs are the units, and with 3 runs there is nothing to resample (a
+  bootstrap over 3 values has 10 distinct resamples and understates the spread). The t interval
+  assumes run-to-run variation roughly normal and pays for n = 3 with t(0.975, 2 df) = 4.30, so it is
+  wide by construction; the min and max of the runs are given beside it as a description (the range
+  of 3 runs covers their median only 75% of the time: it is not an interval for the mean).
 - :func:`isn_changes`: from stores of the base and of each run recorded on the same rows, the
   neurons that enter and leave each instruction's ISN set, and how much those changes overlap
   between runs (same arm, other seed; other arms), against the overlap of random changes.
@@ -29,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 from hexainst.analysis.causal import nll_of_last
 from hexainst.analysis.data import open_store
@@ -41,8 +51,7 @@ from hexainst.kernel.log import STDOUT
 
 from .data import load_split, prompt_text, response_text
 from .recipe import VARIANTS, Recipe
-from .report import _train_summary
-from .train import finished
+from .train import finished, training_summary
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,8 @@ PathLike = str | os.PathLike[str]
 #: one-sided p is 1/20; with 2 vs 2 it is 1/6, which no result could pass.
 MIN_SEEDS = 3
 FORMAT = "hexainst-alteration-design"
+#: Two-sided level of every interval over runs.
+LEVEL = 0.95
 
 
 def run_name(variant: str, seed: int) -> str:
@@ -171,14 +182,92 @@ def following_summary(entry: Mapping[str, Any], *, n_boot: int = 1000, seed: int
     }
 
 
+def _finite(x: float) -> float | None:
+    return float(x) if x == x and math.isfinite(x) else None
+
+
+def mean_interval(values: Sequence[float], *, minus: float | None = None, level: float = LEVEL) -> dict[str, Any]:
+    """Mean of ``values`` over runs (minus ``minus``, a fixed model's value, e.g. the base model's gain)
+    with a two-sided t interval over the runs (n - 1 df; None below 2 runs or when every run is equal),
+    and the runs' min and max (minus ``minus`` too). ``minus`` is one model scored once: it adds no
+    run-to-run variation, so the interval is the runs' own."""
+    v = np.asarray([float(x) for x in values], dtype=np.float64) - (0.0 if minus is None else float(minus))
+    out: dict[str, Any] = {"n": int(v.size), "mean": float(v.mean()) if v.size else None, "ci": None,
+                           "ci_method": f"t interval, {v.size - 1} df" if v.size >= 2 else None,
+                           "t_quantile": float(scipy_stats.t.ppf(0.5 + level / 2, v.size - 1)) if v.size >= 2 else None,
+                           "min": float(v.min()) if v.size else None, "max": float(v.max()) if v.size else None}
+    if v.size >= 2 and float(np.std(v)) > 0:
+        ci = scipy_stats.ttest_1samp(v, 0.0).confidence_interval(confidence_level=level)
+        out["ci"] = [float(ci.low), float(ci.high)]
+    return out
+
+
+def welch_interval(a: Sequence[float], b: Sequence[float], *, level: float = LEVEL) -> dict[str, Any]:
+    """mean(a) - mean(b) with a Welch t interval (Welch-Satterthwaite df; None below 2 runs a side or with
+    no spread in either), and the range of the differences of every pair of runs (a_i - b_j)."""
+    a_arr, b_arr = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    out: dict[str, Any] = {"ci": None, "ci_method": None, "df": None, "range": None}
+    if a_arr.size and b_arr.size:
+        pairs = a_arr[:, None] - b_arr[None, :]
+        out["range"] = [float(pairs.min()), float(pairs.max())]
+    if min(a_arr.size, b_arr.size) >= 2 and float(np.std(a_arr)) + float(np.std(b_arr)) > 0:
+        test = scipy_stats.ttest_ind(a_arr, b_arr, equal_var=False)
+        ci = test.confidence_interval(confidence_level=level)
+        out.update(ci=[float(ci.low), float(ci.high)], df=_finite(float(test.df)),
+                   ci_method=f"Welch t interval, {float(test.df):.1f} df")
+    return out
+
+
+def row_bootstrap_difference(models: Mapping[str, Mapping[str, Any]], a: Sequence[str], b: Sequence[str], *,
+                             n_boot: int = 2000, seed: int = 0, level: float = LEVEL) -> dict[str, Any] | None:
+    """Mean gain of the models ``a`` minus mean gain of the models ``b`` (entries of an :func:`evaluate_runs`
+    file), with a percentile interval from resampling the held-out rows, the same resample for every model
+    (paired: they scored the same rows). The other half of the uncertainty from the seed intervals: which
+    rows were held out, for these runs. None when a side is empty or the models scored different rows."""
+    if not a or not b:
+        return None
+    entries = [models[name] for name in (*a, *b)]
+    if any(e["rows"] != entries[0]["rows"] for e in entries):
+        return None
+    n = len(entries[0]["rows"])
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+    def gains(entry: Mapping[str, Any], pick: np.ndarray | None) -> np.ndarray:
+        own, mis, tok = (np.asarray(entry[k], dtype=np.float64) for k in ("own", "mismatched", "n_tokens"))
+        if pick is None:
+            return np.asarray((mis.sum() - own.sum()) / tok.sum())
+        return (mis[pick].sum(axis=1) - own[pick].sum(axis=1)) / tok[pick].sum(axis=1)
+
+    def diff(pick: np.ndarray | None) -> np.ndarray:
+        return (np.mean([gains(models[x], pick) for x in a], axis=0)
+                - np.mean([gains(models[x], pick) for x in b], axis=0))
+
+    lo, hi = np.quantile(diff(idx), [0.5 - level / 2, 0.5 + level / 2])
+    return {"difference": float(diff(None)), "ci": [float(lo), float(hi)], "n_rows": n, "n_boot": n_boot,
+            "ci_method": f"rows resampled ({n_boot} times), paired across models"}
+
+
+def exact_p_text(p: float | None, n_relabelings: int | None) -> str:
+    """``p = 0.1500``, or at the floor of an exact test over all relabelings (the observed labelling the
+    most extreme: p = 1/n_relabelings, the observed one counted among them)
+    ``p <= 0.0500 (1/20: the floor of an exact test over all 20 relabelings of the runs)``."""
+    if p is None or p != p:
+        return "p n/a"
+    if n_relabelings and abs(p - 1 / n_relabelings) < 1e-12:
+        return (f"p <= {1 / n_relabelings:.4f} (1/{n_relabelings}: the floor of an exact test over all "
+                f"{n_relabelings} relabelings of the runs)")
+    return f"p = {p:.4f}"
+
+
 def seed_test(a: Sequence[float], b: Sequence[float], *, min_seeds: int = MIN_SEEDS) -> dict[str, Any]:
     """Mean of ``a`` minus mean of ``b`` over runs (seeds are the units), with an exact one-sided
     permutation p (is ``a`` larger?) over the relabelings of the runs; no p (and the reason) when
-    either side has fewer than ``min_seeds`` runs. With 3 and 3 runs the smallest p is 1/20."""
+    either side has fewer than ``min_seeds`` runs. With 3 and 3 runs the smallest p is 1/20.
+    Also the :func:`welch_interval` of the difference (``ci``, ``ci_method``, ``df``, ``range``)."""
     a, b = [float(x) for x in a], [float(x) for x in b]
     out: dict[str, Any] = {"n_a": len(a), "n_b": len(b),
                            "difference": (float(np.mean(a)) - float(np.mean(b))) if a and b else math.nan,
-                           "p_value": None, "alternative": "greater"}
+                           "p_value": None, "alternative": "greater", **welch_interval(a, b)}
     if min(len(a), len(b)) < min_seeds:
         out["no_p_because"] = f"{len(a)} and {len(b)} runs: a p-value over runs needs >= {min_seeds} seeds per arm"
         return out
@@ -191,6 +280,7 @@ def seed_test(a: Sequence[float], b: Sequence[float], *, min_seeds: int = MIN_SE
     stats_arr = np.asarray(stats)
     out["p_value"] = float(np.mean(stats_arr >= out["difference"] - 1e-12))
     out["n_relabelings"] = int(stats_arr.size)
+    out["p_text"] = exact_p_text(out["p_value"], out["n_relabelings"])
     return out
 
 
@@ -248,7 +338,7 @@ def evaluate_runs(recipe: Recipe, out: PathLike, *, seeds: Sequence[int] = (0, 1
         if run is not None:
             entry["variant"] = run.manifest["variant"]
             entry["seed"] = int(run.manifest["recipe"]["training"]["seed"])
-            entry["training"] = _train_summary(run.manifest)
+            entry["training"] = training_summary(run.manifest)
         models[name] = entry
         del loaded
         write_text(out, dumps_stable(doc))
@@ -334,6 +424,43 @@ def change_overlap(base: Any, runs: Mapping[str, Any]) -> dict[str, Any]:
         for key in ("entering_jaccard", "leaving_jaccard", "entering_chance", "leaving_chance"):
             k[key] = float(np.mean(k[key]))
     return {"n_instructions": n, "runs": per_run, "pairs": pairs, "by_kind": kinds}
+
+
+def overlap_ratio(changes: Mapping[str, Any], other: str, *, arm: str = "tuned", key: str = "entering_jaccard"
+                  ) -> dict[str, Any] | None:
+    """How much of what two runs of ``arm`` change alike a run of ``other`` changes too, from a
+    :func:`change_overlap` result: ``ratio`` = mean J(arm ~ other) / mean J(arm ~ arm, other seed) of the
+    ``key`` neurons (entering by default), and per run of ``arm`` the same ratio from its own pairs alone
+    (``per_run``; their ``range`` is the spread over seeds), beside the range of the pair Jaccards on each
+    side. None without pairs on both sides."""
+    pairs = changes.get("pairs") or {}
+
+    def arm_of(name: str) -> str:
+        return name.rsplit("-s", 1)[0]
+
+    runs = sorted({r for p in pairs.values() for r in p["runs"] if arm_of(r) == arm})
+    within: dict[str, list[float]] = {r: [] for r in runs}
+    across: dict[str, list[float]] = {r: [] for r in runs}
+    for p in pairs.values():
+        a, b = p["runs"]
+        kinds = (arm_of(a), arm_of(b))
+        if kinds == (arm, arm):
+            within[a].append(p[key])
+            within[b].append(p[key])
+        elif set(kinds) == {arm, other}:
+            across[a if kinds[0] == arm else b].append(p[key])
+    all_within = [x for r in runs for x in within[r]]
+    all_across = [x for r in runs for x in across[r]]
+    if not all_within or not all_across:
+        return None
+    per_run = {r: float(np.mean(across[r]) / np.mean(within[r])) for r in runs if across[r] and within[r]}
+    # every arm ~ arm pair is listed under both of its runs: its mean is the mean over pairs
+    return {"other": other, "key": key, "across": float(np.mean(all_across)), "within": float(np.mean(all_within)),
+            "ratio": float(np.mean(all_across) / np.mean(all_within)), "per_run": per_run,
+            "range": [min(per_run.values()), max(per_run.values())] if per_run else None,
+            "across_range": [float(min(all_across)), float(max(all_across))],
+            "within_range": [float(min(all_within)), float(max(all_within))],
+            "pairs_across": len(all_across), "pairs_within": len(all_within) // 2}
 
 
 def _chance_jaccard(ka: int, kb: int, pool: int) -> float:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .data import IGNORE, encode, prompt_text
 from .recipe import Recipe
@@ -44,7 +45,7 @@ class NllResult:
 def response_nll(model: Any, tokenizer: Any, recipe: Recipe, rows: list[dict[str, str]], context: str = "instruction",
                  *, batch_size: int | None = None, progress: bool = False) -> NllResult:
     """NLL of each row's response tokens given ``context`` (``instruction`` or ``none``)."""
-    import torch
+    import torch  # deferred: torch is heavy; only the scoring needs it
 
     if context not in CONTEXTS:
         raise ValueError(f"unknown context {context!r}; expected one of {', '.join(CONTEXTS)}")
@@ -56,8 +57,6 @@ def response_nll(model: Any, tokenizer: Any, recipe: Recipe, rows: list[dict[str
     order = sorted(range(len(examples)), key=lambda i: -len(examples[i]["input_ids"]))
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     if progress:
-        from tqdm.auto import tqdm
-
         batches = tqdm(batches, desc=f"NLL ({context})", unit="batch")
     model.eval()
     with torch.inference_mode():
@@ -103,7 +102,7 @@ def paired_difference(a: NllResult, b: NllResult, *, n_boot: int = 1000, seed: i
 def greedy_answers(model: Any, tokenizer: Any, recipe: Recipe, rows: list[dict[str, str]],
                    *, max_new_tokens: int | None = None) -> list[str]:
     """Greedy continuations of each row's prompt (the recipe's format), cut at the end-of-turn text."""
-    import torch
+    import torch  # deferred: torch is heavy; only the scoring needs it
 
     max_new_tokens = max_new_tokens or int(recipe.evaluation["max_new_tokens"])
     stop = recipe.prompt["response"].split("{output}")[1]

@@ -23,7 +23,9 @@ import copy
 import hashlib
 import json
 import os
+import string
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +128,6 @@ PLACEHOLDERS: dict[str, tuple[str, ...]] = {
 def check_templates(prompt: dict[str, str], where: str) -> None:
     """Every prompt template parses and uses exactly its placeholders; a :class:`RecipeError` naming the
     recipe, the template and the placeholder otherwise (before any model is loaded)."""
-    import string
-
     for key, allowed in PLACEHOLDERS.items():
         template = prompt.get(key)
         if not isinstance(template, str):
@@ -171,7 +171,5 @@ def load_recipe(name_or_path: str | os.PathLike[str] = DEFAULT_RECIPE) -> Recipe
 
 
 def bundled_recipes() -> list[str]:
-    from importlib import resources
-
     folder = resources.files(PACKAGE).joinpath("recipes")
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json") and not p.name.endswith(".schema.json"))

@@ -6,7 +6,7 @@ procedure (issue #22): the multi-seed design is :mod:`.design`.
 
 :func:`evaluate_pair` scores the base model and both finished fine-tunes of a recipe on its
 held-out rows and writes one JSON file. :func:`write_alteration_report` reads that file, the
-two ``hexainst analyze --compare`` folders (base vs tuned, base vs control) and the three stores,
+two base vs fine-tuned ``hexainst analyze`` folders (setting ``compare``) (base vs tuned, base vs control) and the three stores,
 and writes ``report.md``, ``results.json``, ``figures/`` and ``tables/`` into one folder.
 """
 
@@ -25,7 +25,7 @@ from scipy.stats import spearmanr
 
 from hexainst.analysis.causal import heldout_p_text
 from hexainst.analysis.data import open_store
-from hexainst.analysis.figures import _pyplot, layer_profiles, save_figure
+from hexainst.analysis.figures import layer_profiles, pyplot, save_figure
 from hexainst.analysis.isn import IsnSets
 from hexainst.analysis.metrics import paired_jaccard
 from hexainst.analysis.recording.loading import load_model, resolve_model
@@ -42,7 +42,7 @@ from .contrast import category_heterogeneity, paired_sign_flip
 from .data import load_split
 from .evaluate import greedy_answers, paired_difference, response_nll
 from .recipe import Recipe
-from .train import finished
+from .train import finished, training_summary
 
 log = logging.getLogger(__name__)
 
@@ -56,23 +56,6 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
 # --- evaluation ---------------------------------------------------------------------------------
-
-
-def _train_summary(manifest: dict[str, Any]) -> dict[str, Any]:
-    tr = manifest["train"]
-    history = tr["loss_history"]
-    head = [e["loss"] for e in history[:8]]
-    tail = [e["loss"] for e in history[-8:]]
-    return {
-        "steps": tr["steps"], "seconds": tr["seconds_this_run"], "train_runtime": tr["train_runtime"],
-        "resumed_from": tr["resumed_from"], "input_tokens_seen": tr.get("input_tokens_seen"),
-        "loss_first8_mean": float(np.mean(head)) if head else None,
-        "loss_last8_mean": float(np.mean(tail)) if tail else None,
-        "loss_history": history, "examples": manifest["examples"], "rows": manifest["rows"],
-        "parameters": manifest["parameters"], "fingerprint": manifest["fingerprint"],
-        "rows_fingerprint": manifest["rows_fingerprint"],
-        "versions": manifest["versions"], "threads": manifest["threads"],
-    }
 
 
 #: What a file written by ``hexainst finetune evaluate`` holds at its top level.
@@ -112,7 +95,8 @@ def evaluate_pair(recipe: Recipe, out: PathLike, *, sources: PathLike | None = N
     done = {v: finished(recipe, v, split, root) for v in VARIANTS}
     missing = [v for v, d in done.items() if d is None]
     if missing:
-        raise UserError(f"{recipe.name}: fine-tune {', '.join(missing)} first (hexainst finetune run --variant ...), "
+        raise UserError(f"{recipe.name}: fine-tune {', '.join(missing)} first (one 'hexainst finetune run' per arm, the "
+                        "setting variant naming it), "
                         "with the same mirror and release: the held-out rows must be the ones the fine-tunes left out")
     previous = _previous_evaluation(out, recipe, done, split)
     if previous is not None:
@@ -154,7 +138,7 @@ def evaluate_pair(recipe: Recipe, out: PathLike, *, sources: PathLike | None = N
              **{name: answers[name][i] for name in MODELS}}
             for i, r in enumerate(greedy_rows)
         ],
-        "training": {v: _train_summary(done[v].manifest) for v in VARIANTS},
+        "training": {v: training_summary(done[v].manifest) for v in VARIANTS},
         "evaluation_seconds": seconds,
     }
     write_text(out, dumps_stable(doc))
@@ -188,10 +172,12 @@ def _p(p: Any) -> str:
 def _read_analysis(folder: PathLike, *, pair: bool) -> dict[str, Any]:
     path = Path(folder) / "results.json"
     if not path.is_file():
-        raise UserError(f"{folder}: no results.json (run hexainst analyze{' --compare' if pair else ''} first)")
+        raise UserError(f"{folder}: no results.json (run 'hexainst analyze' first"
+                        + (", with the setting compare naming the fine-tuned store)" if pair else ")"))
     doc = read_json(path, what="analysis results")
     if pair and "alteration" not in doc:
-        raise UserError(f"{path}: not a base vs fine-tuned analysis (no 'alteration'; run hexainst analyze --compare)")
+        raise UserError(f"{path}: not a base vs fine-tuned analysis (no 'alteration'; run 'hexainst analyze' with the "
+                        "setting compare naming the fine-tuned store)")
     if not pair and "model" not in doc:
         raise UserError(f"{path}: not a single-model analysis (no 'model' section)")
     return doc
@@ -206,7 +192,7 @@ def _load_sets(folder: PathLike, label: str, params: dict[str, Any]):
             found.append(sets)
     if not found:
         raise UserError(f"{sub}: no ISN sets of eps {params['eps']}, tie rule {params['tie_rule']} (the analysis "
-                        "must run without --no-save-sets)")
+                        "must keep its sets: the setting save_sets on)")
     return found[0]
 
 
@@ -348,7 +334,7 @@ def _copy_analysis(src: PathLike, dst: Path) -> None:
 
 
 def _loss_figure(training: dict[str, Any], stem: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for variant in VARIANTS:
         hist = training[variant]["loss_history"]
@@ -368,7 +354,7 @@ def _loss_figure(training: dict[str, Any], stem: Path) -> None:
 
 
 def _alteration_figure(tables1: dict[str, dict[str, Any]], contrast: dict[str, Any], stem: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     cats = contrast["paired"]["categories"]
     x = np.arange(len(cats))
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -397,7 +383,7 @@ def _length_matched_figure(findings: dict[str, dict[str, Any]], stem: Path) -> b
     rows = [(name, f["length_matched"]) for name, f in findings.items() if f.get("length_matched")]
     if not rows:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.8), squeeze=False, sharey=True)
     for ax, (name, lm) in zip(axes[0], rows):
         cats = lm["categories"]
@@ -498,7 +484,8 @@ def _base_findings(docs: dict[str, dict[str, Any]], first: PathLike | None, firs
                   (("pairs", docs["tuned"], "base"), ("control", docs["control"], "base"),
                    ("first", first_doc, "model"), ("second", second_doc, "model")) if doc is not None}
     if release_of["control"] != release_of["pairs"]:
-        raise UserError("the two --compare analyses read different instructions (instruction ids differ)")
+        raise UserError("the two base vs fine-tuned analyses (setting compare) read different instructions "
+                        "(instruction ids differ)")
     skipped: dict[str, str] = {}
     if first_doc is not None and release_of["first"] != release_of["pairs"]:
         skipped["first"] = (f"{first} analysed other instructions (ids sha256 {str(release_of['first'])[:12]} vs "

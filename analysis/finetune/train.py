@@ -87,7 +87,7 @@ class _Collate:
     """Pads ``input_ids``/``labels`` with transformers' seq2seq collator after dropping ``length``."""
 
     def __init__(self, tokenizer: Any) -> None:
-        from transformers import DataCollatorForSeq2Seq
+        from transformers import DataCollatorForSeq2Seq  # deferred: transformers is heavy; `--help` must not load it
 
         self.inner = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, return_tensors="pt")
 
@@ -140,10 +140,10 @@ def fine_tune(
     if done is not None:
         return FineTuned(path=done.path, manifest=done.manifest, reused=True)
 
-    import torch
-    import transformers
-    from datasets import Dataset
-    from transformers import Trainer, TrainingArguments
+    import torch  # deferred: torch is heavy; `hexainst --help` must not load it
+    import transformers  # deferred: transformers is heavy; `hexainst --help` must not load it
+    from datasets import Dataset  # deferred: datasets is heavy; `hexainst --help` must not load it
+    from transformers import Trainer, TrainingArguments  # deferred: transformers is heavy, as above
 
     t = recipe.training
     torch.set_num_threads(int(t["threads"]))
@@ -231,3 +231,24 @@ def manifest_summary(manifest: dict[str, Any]) -> str:
     tr = manifest["train"]
     return json.dumps({"variant": manifest["variant"], "steps": tr["steps"], "first_loss": tr["first_loss"],
                        "last_loss": tr["last_loss"], "seconds": tr["seconds_this_run"]})
+
+
+def training_summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What a report keeps of a finished run's manifest: steps, times, the mean loss of the first and of the
+    last 8 logged steps, the loss history, the rows and the fingerprints."""
+    import numpy as np  # deferred: this module is on the path of `hexainst --help`, which must not load numpy
+
+    tr = manifest["train"]
+    history = tr["loss_history"]
+    head = [e["loss"] for e in history[:8]]
+    tail = [e["loss"] for e in history[-8:]]
+    return {
+        "steps": tr["steps"], "seconds": tr["seconds_this_run"], "train_runtime": tr["train_runtime"],
+        "resumed_from": tr["resumed_from"], "input_tokens_seen": tr.get("input_tokens_seen"),
+        "loss_first8_mean": float(np.mean(head)) if head else None,
+        "loss_last8_mean": float(np.mean(tail)) if tail else None,
+        "loss_history": history, "examples": manifest["examples"], "rows": manifest["rows"],
+        "parameters": manifest["parameters"], "fingerprint": manifest["fingerprint"],
+        "rows_fingerprint": manifest["rows_fingerprint"],
+        "versions": manifest["versions"], "threads": manifest["threads"],
+    }

@@ -161,9 +161,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rep = sub.add_parser("report", help="the alteration design's report from 'evaluate' and 'changes'",
                          description=(
                              "Writes OUT/report.md and OUT/results.json: runs per arm and seed, the instruction-"
-                             "following gain per model and per arm, arm contrasts over runs (a p-value only where both "
-                             "arms have 3 or more runs), the ISN changes and their overlap, and what the runs that "
-                             "exist can and cannot support."))
+                             "following gain per model and per arm, each arm against the base model and arm contrasts "
+                             "with intervals over runs and rows (a p-value only where both arms have 3 or more runs), "
+                             "the ISN changes and their overlap, and the claims table with computed verdicts."))
     rep.add_argument("--out", required=True, help="report folder (report.md, results.json)")
     rep.add_argument("--evaluation", required=True, help="JSON written by 'hexainst finetune evaluate'")
     rep.add_argument("--changes", default=None, help="JSON written by 'hexainst finetune changes'")

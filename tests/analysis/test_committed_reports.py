@@ -48,7 +48,7 @@ def test_a_new_note_changes_only_the_note() -> None:
         '| `note` | `"one note"` |', '| `note` | `"another note"` |')
 
 
-def test_docs_demo_alteration_report_renders_byte_identical() -> None:
+def test_docs_demo_alteration_report_renders_byte_identical(tmp_path: Path) -> None:
     """The committed design report and results.json come back byte for byte from the evaluation it keeps."""
     from hexainst.kernel.jsonfiles import dumps_stable
 
@@ -60,3 +60,20 @@ def test_docs_demo_alteration_report_renders_byte_identical() -> None:
     assert s["runs_per_arm"] == {"tuned": 3, "control": 3, "shuffled": 3}
     assert dumps_stable(s) == summary_text
     assert design_report.render_markdown(s, evaluation, "") == committed
+    # rerender (what re-renders the folder when the code changes) gives the same bytes from the folder alone
+    copy = tmp_path / "demo-alteration"
+    shutil.copytree(folder, copy)
+    (copy / "report.md").unlink()
+    design_report.rerender(copy)
+    assert (copy / "report.md").read_bytes() == (folder / "report.md").read_bytes()
+    assert (copy / "results.json").read_bytes() == (folder / "results.json").read_bytes()
+    # one claims table, every verdict from the closed list (computed from the numbers above, never typed)
+    verdicts = {c["claim"]: c["verdict"] for c in s["claims"]}
+    assert len(verdicts) == 4 and all(v.startswith(("holds", "does not hold", "not comparable here (")) for v in
+                                      verdicts.values())
+    for claim, verdict in verdicts.items():
+        assert f"| {claim} |" in committed and committed.count(f"| {verdict} |") >= 1
+    # the first paragraph leads with the fair contrast (tuned - base), the exact p at its floor says so
+    first = committed.split("\n\n")[1]
+    assert first.startswith("**Instruction following.**") and first.index("tuned - base") < first.index("shuffled")
+    assert "exact p = 0.050" not in committed and "p <= 0.0500 (1/20" in committed

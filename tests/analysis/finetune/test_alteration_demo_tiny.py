@@ -63,7 +63,7 @@ def test_release_instructions_are_left_out(pair, mirror):
 
 def test_missing_mirror_is_one_clear_error(tiny_folder, recipe_factory, tmp_path, monkeypatch):
     monkeypatch.delenv("HEXAINST_SOURCES", raising=False)
-    with pytest.raises(FinetuneDataError, match="--sources DIR"):
+    with pytest.raises(FinetuneDataError, match="sources is not set"):
         load_split(recipe_factory(tiny_folder))
     with pytest.raises(FinetuneDataError, match="not found"):
         load_split(recipe_factory(tiny_folder), tmp_path)

@@ -63,7 +63,7 @@ def test_path_before_run_and_bad_steps(tmp_path, capsys, rows_factory):
 def test_run_without_a_mirror_names_the_option(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("HEXAINST_SOURCES", raising=False)
     rc, err = _run(["finetune", "run", "--variant", "tuned", "--root", str(tmp_path)], capsys)
-    assert rc == 2 and "--sources DIR" in err and "HEXAINST_SOURCES" in err
+    assert rc == 2 and "--sources is not set" in err and "HEXAINST_SOURCES" in err
     assert not any(tmp_path.iterdir()), "nothing written before the rows are found"
 
 
@@ -99,8 +99,11 @@ def test_report_with_no_finished_run_says_so(tmp_path, capsys):
     rc, _ = _run(["finetune", "report", "--out", str(tmp_path / "r"), "--evaluation", str(ev)], capsys)
     assert rc == 0
     md = (tmp_path / "r" / "report.md").read_text()
-    assert "**tuned 0** (seeds none)" in md and "not testable here: 0 tuned and 0 shuffled runs finished" in md
-    assert "p =" not in md
+    assert "**tuned 0** (seeds none)" in md and "No conclusion: 0 tuned runs scored, and the base model is not scored" in md
+    verdicts = [line.rsplit(" | ", 1)[-1] for line in md.splitlines() if line.startswith("| ") and "(" in line
+                and line.rstrip(" |").endswith(")") and "not comparable here" in line]
+    assert len(verdicts) == 4, md  # every claim of the table: nothing to compare without runs
+    assert "p =" not in md and "p <=" not in md
 
 
 def test_report_never_replaces_a_strangers_folder(tmp_path, capsys):

@@ -231,8 +231,10 @@ def test_record_changes_and_report(design, mirror, tmp_path):
     assert s["gain_contrasts"]["tuned - control"]["p_value"] is None
     md = (tmp_path / "report" / "report.md").read_text()
     assert "**tuned 3** (seeds [0, 1, 2])" in md and "**control 1** (seeds [0])" in md
-    assert "no p-value: 3 and 1 runs" in md
-    assert "supported: gain tuned - shuffled" in md
+    assert "| tuned - control |" in md and "none: 3 and 1 runs" in md
+    following = next(c for c in s["claims"] if c["claim"].startswith("Fine-tuning on instruction-response pairs"))
+    assert following["verdict"] in ("holds", "does not hold") and f"| {following['verdict']} |" in md
+    assert s["overlap_ratios"]["raw"]["control"]["pairs_within"] == 1 and s["overlap_ratios"]["raw"]["shuffled"] is None
     assert "tuned ~ tuned (other seed)" in md
 
 
