@@ -18,6 +18,7 @@ token of its instructions is measured, giving a category x category matrix of
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -381,6 +382,29 @@ def heldout_p_text(p_value: float, n_assignments: int) -> str:
     return f"p = {p_value:.4f}"
 
 
+def most_damaging_test(effect: Any) -> tuple[int, float, int]:
+    """How many categories' own set is the most damaging on their rows, and its exact p over every
+    assignment of sets to categories: (count, p, number of assignments).
+
+    effect: float [m, m], zeroed set (row) x evaluated category (column). Under an assignment pi the
+    count is the columns whose most damaging row is pi's set for them; p = share of the m! assignments
+    with a count at least the observed one (the observed assignment among them). Chance is 1 in
+    expectation: each column's most damaging set is its own under 1 in m assignments."""
+    e = np.asarray(effect, dtype=np.float64)
+    m = e.shape[0]
+    if m > 8:  # 8! = 40,320 assignments; beyond that, not worth an exact count here
+        raise ValueError(f"most_damaging_test enumerates m! assignments; m = {m} is too many")
+    best = np.argmax(e, axis=0)  # the most damaging set for each evaluated category
+    observed = int(np.sum(best == np.arange(m)))
+    counts = [sum(best[b] == perm[b] for b in range(m)) for perm in itertools.permutations(range(m))]
+    return observed, sum(1 for c in counts if c >= observed) / len(counts), len(counts)
+
+
+def _most_damaging_p(effect: np.ndarray) -> str:
+    count, p, n = most_damaging_test(effect)
+    return f"{count} or more has p = {p:.4f} over the {n} assignments"
+
+
 def heldout_markdown(d: Mapping[str, Any]) -> list[str]:
     """The report's causal section (a list of lines) from :meth:`HeldoutCausalResult.as_dict`'s
     content (so that results.json alone re-renders it): the design, the test, the matrix."""
@@ -420,8 +444,8 @@ def heldout_markdown(d: Mapping[str, Any]) -> list[str]:
         f"nats/token**, {cfg['ci_level']:.0%} CI [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] (rows resampled "
         f"within category); exact permutation test over all {d['n_assignments']} assignments of sets to "
         f"categories: {p_text} (null mean {d['null_mean']:+.4f}). The own set is the most damaging for "
-        f"{sum(1 for r in ranks if r == 1)} of {len(cats)} categories (ranks "
-        + ", ".join(f"{s} {r}" for s, r in zip(short, ranks)) + ").",
+        f"{sum(1 for r in ranks if r == 1)} of {len(cats)} categories (chance 1; "
+        f"{_most_damaging_p(effect)}; ranks " + ", ".join(f"{s} {r}" for s, r in zip(short, ranks)) + ").",
         "",
         "What this check does not control: "
         + (f"the random draws are matched loosely (a quantile gap of {gap:.3f}; the sets fire more often than "

@@ -4,7 +4,7 @@ Each row puts the paper's reading (what its figure shows, read as the paper read
 (the same quantity as excess over the untrained baseline, beyond length, with its interval), and
 gives one verdict from a closed list. The table is read off ``results.json``'s content alone (no
 recording, no store), so a rule changed here re-renders every committed report
-(:func:`hexainst.analysis.report.rerender`):
+(:func:`hexainst.analysis.render.rerender`):
 
 - ``holds``;
 - ``holds on the paper's reading but confounded (<by what>)``, naming the confound: length,
@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from hexainst.analysis.causal import heldout_p_text
+from hexainst.analysis.causal import heldout_p_text, most_damaging_test
 from hexainst.analysis.nulls import format_p
 from hexainst.analysis.results import ClaimRow
 from hexainst.kernel.vocab import SHORT_NAMES
@@ -126,6 +126,16 @@ def u_shaped(profile: np.ndarray) -> bool:
     """First and last third above the middle third."""
     a, b, c = thirds(profile)
     return a > b and c > b
+
+
+def _shape(t: tuple[float, float, float]) -> str:
+    """A profile's thirds in words."""
+    a, b, c = t
+    if a > b and c > b:
+        return "U-shaped"
+    if b > a and b > c:
+        return "peaks in the middle"
+    return "falls" if a > c else "rises"
 
 
 def _falls(profile: np.ndarray) -> bool:
@@ -243,7 +253,7 @@ def _claim_layers(r: Results, label: str) -> ClaimRow:
         if drop:
             t = thirds(np.delete(profile, drop[0]))
             our_value += (f"; the model's {'fall' if falls else 'rise'} rests on layer {drop[0]} "
-                          f"(without it thirds {t[0]:.1f} / {t[1]:.1f} / {t[2]:.1f})")
+                          f"(without it thirds {t[0]:.1f} / {t[1]:.1f} / {t[2]:.1f}: {_shape(t)})")
         return ClaimRow(claim, paper_reading, paper_value, our_reading, our_value, NOT_HOLD)
     drop = [j for j in range(profile.size) if not u_shaped(np.delete(profile, j))]
     if drop:
@@ -294,6 +304,9 @@ def _claim_causal(r: Results) -> ClaimRow:
     value = (f"specificity (own set minus the mean of the others) {_ci(c['specificity'], c['ci_low'], c['ci_high'])}"
              f" nats/token; {heldout_p_text(c['p_value'], c['n_assignments'])}; own set the most damaging in "
              f"{sum(1 for k in ranks if k == 1)} of {len(ranks)} categories")
+    if c.get("effect") and len(c["effect"]) <= 8:
+        count, p_most, _ = most_damaging_test(c["effect"])
+        value += f" (chance 1; {count} or more: p = {p_most:.4f})"
     verdict = HOLDS if _nan(c["p_value"]) < 0.05 and _nan(c["ci_low"]) > 0 else NOT_HOLD
     return ClaimRow(claim, paper_reading, paper_value, our_reading, value, verdict)
 

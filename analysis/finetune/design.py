@@ -13,7 +13,7 @@ alone), ``shuffled`` (the tuned format with responses re-paired). A run is (arm,
   (None, with the reason) when an arm has fewer than :data:`MIN_SEEDS` runs, and a Welch t interval
   of the difference; :func:`mean_interval`: one arm's mean over its runs with a t interval
   (n - 1 df), or its difference from one fixed model (the base); :func:`exact_p_text` writes an
-  exact p, at its floor ``p <= 1/(number of relabelings)``.
+  exact p, at its floor ``p = 1/(number of relabelings)``, the smallest possible.
 
   Why t intervals: the runs are the units, and with 3 runs there is nothing to resample (a
   bootstrap over 3 values has 10 distinct resamples and understates the spread). The t interval
@@ -250,11 +250,12 @@ def row_bootstrap_difference(models: Mapping[str, Mapping[str, Any]], a: Sequenc
 def exact_p_text(p: float | None, n_relabelings: int | None) -> str:
     """``p = 0.1500``, or at the floor of an exact test over all relabelings (the observed labelling the
     most extreme: p = 1/n_relabelings, the observed one counted among them)
-    ``p <= 0.0500 (1/20: the floor of an exact test over all 20 relabelings of the runs)``."""
+    ``p = 0.0500 (1/20: the smallest possible in an exact test over all 20 relabelings of the runs)`` (exact:
+    not a bound, and not below 1/n however large the effect)."""
     if p is None or p != p:
         return "p n/a"
     if n_relabelings and abs(p - 1 / n_relabelings) < 1e-12:
-        return (f"p <= {1 / n_relabelings:.4f} (1/{n_relabelings}: the floor of an exact test over all "
+        return (f"p = {1 / n_relabelings:.4f} (1/{n_relabelings}: the smallest possible in an exact test over all "
                 f"{n_relabelings} relabelings of the runs)")
     return f"p = {p:.4f}"
 

@@ -14,10 +14,12 @@ is one model scored once); "in every format" means both recordings, ``raw`` (BOS
    :data:`LOW_JACCARD` (0.5, the threshold of :mod:`hexainst.analysis.claims`), here the mean over
    the tuned runs. Ours: the tuned change against a control fine-tune on the same responses without
    instructions, J(base, control) - J(base, tuned) (positive: instruction tuning moved the sets
-   further), its interval over runs. Not comparable without recorded tuned runs. Does not hold if
-   the tuned runs' mean J is at or above 0.5 in any format. Else holds if, in every format, the
-   interval lies above 0; confounded (any fine-tuning) if it does not; not comparable without control
-   runs to compare with.
+   further), its interval over runs. Not comparable without recorded tuned runs. Not comparable
+   either when the tuned runs' mean J is at or above 0.5 in any format: the design's fine-tunes are
+   short (a recipe of minutes on a CPU), the paper's chat models were trained far longer, so a high J
+   says these fine-tunes moved the sets less, not that fine-tuning cannot (our reading is still
+   shown). Else holds if, in every format, the interval lies above 0; confounded (any fine-tuning) if
+   it does not; not comparable without control runs to compare with.
 2. *Routing (ISEs) stays highly correlated across fine-tuning* (Table 2). Not comparable here
    unless the changes carry expert routing; the design records neurons of a dense model.
 3. *Fine-tuning on instruction-response pairs teaches the model to use the instruction, beyond the
@@ -36,7 +38,11 @@ is one model scored once); "in every format" means both recordings, ``raw`` (BOS
    (their range over seeds). Not comparable without two tuned runs and a control run recorded. Holds
    if, in every format, every tuned run's ratio, to the control and to the shuffled arm (where
    recorded), is below :data:`MOST` (0.5: less than half of the reproducible change is shared by a
-   fine-tune without (matched) instructions); else does not hold.
+   fine-tune without (matched) instructions); else does not hold. 0.5 is the plain reading of "most"
+   of the change; it was written down after the first ratios (0.63 to 0.75) were seen, so say how
+   robust the verdict is: on the committed runs any line below 0.60 gives the same verdict and only
+   one above 0.83 would flip it. "Does not hold" is not "no specific part": the table says whether
+   every tuned ~ control pair overlaps less than every tuned ~ tuned pair.
 """
 
 from __future__ import annotations
@@ -86,7 +92,9 @@ def claim_table1(s: dict[str, Any]) -> ClaimRow:
     our_value = "; ".join(f"{_fmt_name(f)} {_ci(contrasts[f]['difference'], contrasts[f]['ci'], '+.3f')} "
                           f"(control {jb[f]['control']['mean']:.3f})" for f in with_control) or "n/a"
     if any(jb[f]["tuned"]["mean"] >= LOW_JACCARD for f in formats):
-        return ClaimRow(claim, paper_reading, paper_value, our_reading, our_value, NOT_HOLD)
+        return ClaimRow(claim, paper_reading, paper_value, our_reading, our_value,
+                        not_comparable("these short fine-tunes move the ISN sets less than the paper's far longer "
+                                       "chat training: a high J here does not refute a low J there"))
     if len(with_control) < len(formats):
         return ClaimRow(claim, paper_reading, paper_value, our_reading, our_value,
                         not_comparable("no control run recorded in every format"))

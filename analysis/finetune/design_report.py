@@ -10,7 +10,7 @@ shuffled arms were trained on). Stores go to ``STORES/<format>/<model>`` and res
 of each arm; gives each arm's gain and each difference (tuned - base first: the fair contrast, the
 shuffled arm falling below the base) with a t interval over the runs and an interval over the
 held-out rows; prints a p-value over runs only where every arm compared has
-:data:`~.design.MIN_SEEDS` runs (at its floor, ``p <= 1/number of relabelings``); gives the overlap
+:data:`~.design.MIN_SEEDS` runs (at its floor, ``p = 1/number of relabelings``, the smallest possible); gives the overlap
 ratio of the ISN changes per tuned run; and restates the claims with computed verdicts
 (:mod:`.design_claims`). :func:`rerender` writes the report again from its own folder (the kept
 ``evaluation.json`` and ``results.json``'s changes), which is how ``docs/demo-alteration`` is
@@ -217,22 +217,27 @@ def lead(s: dict[str, Any]) -> list[str]:
         text = (f"**Instruction following.** Fine-tuning on instruction-response pairs raised the instruction-following "
                 f"gain (response NLL given another row's instruction minus given its own: how much the model uses "
                 f"*this* instruction; both contexts share the format, so format alone cannot raise it) from the base "
-                f"model's {s['base_gain']:+.3f} to {gi['tuned']['mean']:+.3f} nats/token: **tuned - base "
-                f"{_iv(vb['tuned'])}** ({LEVEL:.0%} t interval over {n['tuned']} runs, the base model being one "
-                "model scored once" + (f"; {_bracket(s['row_intervals']['tuned - base'])} with the "
-                                       f"{s['row_intervals']['tuned - base']['n_rows']} held-out rows resampled"
-                                       if s["row_intervals"].get("tuned - base") else "") + ").")
+                f"model's {s['base_gain']:+.3f} to {gi['tuned']['mean']:+.3f} nats/token: "
+                + (f"**tuned - base {vb['tuned']['mean']:+.3f} {_bracket(s['row_intervals']['tuned - base'])}** "
+                   f"({LEVEL:.0%} interval with the {s['row_intervals']['tuned - base']['n_rows']} held-out rows "
+                   f"resampled; over the {n['tuned']} runs {_bracket(vb['tuned'])}, a t interval that covers seed "
+                   "variation only: the runs share one set of training rows, and the base model is one model scored "
+                   "once)." if s["row_intervals"].get("tuned - base") else
+                   f"**tuned - base {_iv(vb['tuned'])}** ({LEVEL:.0%} t interval over {n['tuned']} runs: seed "
+                   "variation only, the base model being one model scored once)."))
         ts = s["gain_contrasts"]["tuned - shuffled"]
         if n["shuffled"]:
             text += (f" Against the shuffled arm (the same chat format, responses re-paired at random) the difference is "
                      f"{_iv(ts)} (Welch t interval), {ts['p_text'] if ts.get('p_text') else 'no p-value: ' + ts['no_p_because']}, ")
             sb = vb["shuffled"]["mean"]
             if sb < 0:
-                text += (f"but that contrast is not the fair one: training on mismatched pairs lowers the gain *below* the "
-                         f"base model's (shuffled {gi['shuffled']['mean']:+.3f}; shuffled - base "
-                         f"{_iv(vb['shuffled'])}). Its training rewards predicting a response that the instruction before "
-                         "it says nothing about, so the model learns to discount the instruction; tuned - shuffled "
-                         f"adds that loss ({-sb:+.3f}) to what instruction tuning taught ({vb['tuned']['mean']:+.3f}).")
+                text += (f"larger, because the two contrasts ask different questions (tuned - base: what tuning added over "
+                         "the base model; tuned - shuffled: what the pairing of instruction and response did) and "
+                         f"training on mismatched pairs lowers the gain *below* the base model's (shuffled "
+                         f"{gi['shuffled']['mean']:+.3f}; shuffled - base {_iv(vb['shuffled'])}): its training rewards "
+                         "predicting a response that the instruction before it says nothing about. The arithmetic: "
+                         f"tuned - shuffled = (tuned - base) + (base - shuffled) = {vb['tuned']['mean']:+.3f} "
+                         f"{'+' if sb <= 0 else '-'} {abs(sb):.3f}.")
             else:
                 text += "the shuffled arm keeping the base model's gain or more (shuffled - base " \
                         f"{_iv(vb['shuffled'])})."
@@ -249,8 +254,9 @@ def lead(s: dict[str, Any]) -> list[str]:
             by_kind = (s["changes"][fmt].get("by_kind") or {}).get("tuned ~ control") or {}
             span = f", {r['range'][0]:.2f} to {r['range'][1]:.2f} over the tuned runs" if r["range"] else ""
             parts.append(f"recorded {FORMAT_SHORT.get(fmt, fmt)}, J(base, tuned) {jb[fmt]['tuned']['mean']:.3f} "
-                         f"against J(base, control) {jb[fmt]['control']['mean']:.3f}; a tuned and a control run share "
-                         f"{r['across']:.3f} of their entering neurons against {r['within']:.3f} between two tuned runs "
+                         f"against J(base, control) {jb[fmt]['control']['mean']:.3f}; the neurons entering a tuned and a "
+                         f"control run's sets overlap {r['across']:.3f} (mean Jaccard) against {r['within']:.3f} between two "
+                         "tuned runs "
                          f"(ratio {r['ratio']:.2f}{span}; chance {by_kind.get('entering_chance', float('nan')):.3f}"
                          + ("; every tuned ~ control pair below every tuned ~ tuned pair"
                             if r["across_range"][1] < r["within_range"][0] else "") + ")")

@@ -212,3 +212,18 @@ def test_a_bad_causal_option_is_one_line_and_leaves_the_last_report(world, monke
     assert message.replace("{ws}", str(ws)) in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert _snapshot(out) == before
+
+
+def test_how_often_the_own_set_is_the_most_damaging_and_its_exact_p() -> None:
+    from hexainst.analysis.causal import most_damaging_test
+
+    # each column's most damaging set: itself for all six -> 6 of 6, reached by 1 of the 720 assignments
+    assert most_damaging_test(np.eye(6)) == (6, 1 / 720, 720)
+    # the most damaging sets form a permutation with one fixed point (set 0 on column 0, then a 5-cycle):
+    # the count under a random assignment is the fixed points of a uniform permutation, and
+    # P(at least 1) = 1 - D6/720 = 1 - 265/720 (D6 = 265 derangements of 6)
+    sigma = [0, 2, 3, 4, 5, 1]
+    effect = np.zeros((6, 6))
+    for column, row in enumerate(sigma):
+        effect[row, column] = 1.0
+    assert most_damaging_test(effect) == (1, (720 - 265) / 720, 720)

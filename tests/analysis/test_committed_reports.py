@@ -76,4 +76,4 @@ def test_docs_demo_alteration_report_renders_byte_identical(tmp_path: Path) -> N
     # the first paragraph leads with the fair contrast (tuned - base), the exact p at its floor says so
     first = committed.split("\n\n")[1]
     assert first.startswith("**Instruction following.**") and first.index("tuned - base") < first.index("shuffled")
-    assert "exact p = 0.050" not in committed and "p <= 0.0500 (1/20" in committed
+    assert "p <= 0.0500" not in committed and "p = 0.0500 (1/20: the smallest possible" in committed

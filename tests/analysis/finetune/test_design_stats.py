@@ -52,11 +52,11 @@ def test_welch_interval_against_its_formula():
 
 
 def test_exact_p_at_its_floor_says_so():
-    assert exact_p_text(0.05, 20) == "p <= 0.0500 (1/20: the floor of an exact test over all 20 relabelings of the runs)"
+    assert exact_p_text(0.05, 20) == "p = 0.0500 (1/20: the smallest possible in an exact test over all 20 relabelings of the runs)"
     assert exact_p_text(0.15, 20) == "p = 0.1500"
     assert exact_p_text(None, None) == "p n/a"
     test = seed_test([1.0, 1.1, 1.2], [0.1, 0.2, 0.3])
-    assert test["p_value"] == pytest.approx(1 / 20) and test["p_text"].startswith("p <= 0.0500 (1/20")
+    assert test["p_value"] == pytest.approx(1 / 20) and test["p_text"].startswith("p = 0.0500 (1/20")
     assert seed_test([1.0, 0.2, 1.2], [0.1, 1.1, 0.3])["p_text"].startswith("p = ")
 
 
@@ -174,7 +174,8 @@ def test_specific_change_holds_only_below_half_of_the_tuned_overlap():
 def test_table1_reading_then_the_control():
     ev = _evaluation(0.2, -0.2)
     high = summarize(ev, {"raw": _changes(0.2, 0.4, 0.3, jb_tuned=0.74, jb_control=0.69)})
-    assert _verdict(high, "Fine-tuning changes ISNs") == "does not hold"  # J 0.74 is not low
+    # J 0.74 is not low, but these runs are short: not comparable, never "does not hold"
+    assert _verdict(high, "Fine-tuning changes ISNs").startswith("not comparable here (these short fine-tunes")
     row = next(c for c in high["claims"] if c["claim"].startswith("Fine-tuning changes"))
     assert "raw 0.742 (runs 0.740 to 0.744)" in row["paper_value"]
     low_same = summarize(ev, {"raw": _changes(0.2, 0.4, 0.3, jb_tuned=0.3, jb_control=0.3)})
@@ -193,4 +194,4 @@ def test_routing_is_not_comparable_on_a_dense_model_and_the_report_renders():
     md = render_markdown(s, ev, "")
     assert md.index("**Instruction following.**") < md.index("## 1. The claims, restated")
     assert md.count("| holds |") + md.count("| does not hold |") + md.count("| not comparable here (") == 4
-    assert "p <= 0.0500 (1/20" in md and "exact p = 0.050" not in md
+    assert "p = 0.0500 (1/20: the smallest possible" in md and "p <= 0.0500" not in md
