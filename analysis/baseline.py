@@ -20,6 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from hexainst.analysis.config import BaselineConfig
 from hexainst.analysis.data import read_rows
 from hexainst.analysis.pipeline import analyze
@@ -46,8 +48,6 @@ def default_pairs_file() -> Path:
 
 def load_pairs(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]]:
     """name -> pair entry, from ``path`` (default: the paper's pairs), validated against the schema."""
-    import jsonschema
-
     path = Path(path) if path is not None else default_pairs_file()
     if not path.is_file():
         raise PairsError(f"pairs file not found: {path}")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from hexainst.analysis import causal_design as design
 from hexainst.analysis.config import CausalConfig
@@ -97,7 +98,7 @@ class ZeroNeurons:
         self.handles: list[Any] = []
 
     def __enter__(self) -> ZeroNeurons:
-        import torch
+        import torch  # deferred: torch (~1 s); the reports import this module to render, with no model
 
         for lay, idx in self.zero.items():
             if idx.size == 0:
@@ -144,7 +145,7 @@ def nll_of_last(model: Any, token_ids: Sequence[Sequence[int]], n_scored: Sequen
     A sequence with fewer than 2 tokens or nothing to score gets NaN. Left padding, masked, with
     explicit positions; ``logits_to_keep`` so only the scored positions reach the LM head; fp32.
     """
-    import torch
+    import torch  # deferred: torch (~1 s); the reports import this module to render, with no model
 
     device = next(model.parameters()).device
     out = np.full(len(token_ids), np.nan, dtype=np.float64)
@@ -227,8 +228,6 @@ def causal_check(
         conditions.append(("random", c, random_like(chosen, layer_width, rng)))
     iterator = conditions
     if progress:
-        from tqdm import tqdm
-
         iterator = tqdm(conditions, desc="causal check", unit="condition")
     nll: dict[tuple[str, str | None], np.ndarray] = {}
     for kind, cat, zero in iterator:
@@ -635,8 +634,6 @@ def _nll_per_condition(config: CausalConfig, inputs: CausalInputs, act_modules: 
     pad_id = int(pad_id) if pad_id is not None else 0
     iterator: Any = conditions
     if config.progress:
-        from tqdm import tqdm
-
         iterator = tqdm(conditions, desc="causal check (held out)", unit="condition")
     nll: dict[tuple[str, int, int], np.ndarray] = {}
     for kind, a, d, cols in iterator:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from hexainst.analysis.causal import CausalError, CausalInputs, HeldoutCausalResult, heldout_causal_check
 from hexainst.analysis.config import AnalysisConfig, CausalConfig
@@ -204,8 +205,6 @@ def compute_sweep(data: StoreData, cats: list[str], config: AnalysisConfig, main
     out = []
     grid: Any = [(tie, eps) for tie in config.sweep_tie_rules for eps in config.sweep_eps]
     if config.progress:
-        from tqdm import tqdm
-
         grid = tqdm(grid, desc=f"eps sweep ({data.label})", unit="setting")
     for tie, eps in grid:
         if tie == "exact-k" and not data.has_sums:
@@ -421,8 +420,6 @@ def compute_controls(data: StoreData, model: ModelResult, untrained: Sequence[St
     infos = []
     bar: Any = untrained
     if config.progress and untrained:
-        from tqdm import tqdm
-
         bar = tqdm(untrained, desc="untrained baselines", unit="store")
     for u in bar:
         info, jac = _untrained_info(u, cats, config)

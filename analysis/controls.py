@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from hexainst.analysis.length_matching import length_strata
 from hexainst.analysis.nulls import cluster_bootstrap_weights, combine_strata, p_value, stratified_permutation
@@ -379,8 +380,6 @@ def headline_statistics(
     draws: Any = range(n_boot)
     shuffles: Any = range(n_permutations)
     if progress:
-        from tqdm import tqdm
-
         draws = tqdm(draws, desc="controls: cluster bootstrap", unit="draw")
         shuffles = tqdm(shuffles, desc="controls: shuffles", unit="shuffle")
     for _ in draws:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from hexainst.analysis.config import DEFAULT_EPS, SCOPES, TIE_RULES
 from hexainst.kernel.errors import UserError
@@ -229,8 +230,6 @@ def compute_isn_sets(
     sizes = np.zeros(n, dtype=np.int64)
     iterator = _row_blocks(counts, n_cols, chunk_rows)
     if progress:
-        from tqdm import tqdm
-
         iterator = tqdm(iterator, total=math.ceil(n / chunk_rows), desc="ISN sets", unit="block")
     for start, block in iterator:
         sums_block = None

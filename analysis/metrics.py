@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from tqdm import tqdm
 
 from hexainst.analysis.isn import IsnSets
 
@@ -107,8 +108,6 @@ def intersection_counts(
     heavy_cols = np.flatnonzero(heavy)
     starts = range(0, int(heavy_cols.size), chunk_cols)
     if progress:
-        from tqdm import tqdm
-
         starts = tqdm(starts, desc="Jaccard", unit="chunk")
     for c0 in starts:
         dense = x[:, heavy_cols[c0 : c0 + chunk_cols]].toarray()  # float32 [n, chunk]

@@ -16,6 +16,7 @@ Every function takes a ``numpy.random.Generator`` or a seed: same inputs and see
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -89,8 +90,6 @@ def provenance_cluster(row: Mapping[str, Any]) -> str:
     """
     prov = row.get("provenance") or {}
     if isinstance(prov, str):
-        import json
-
         prov = json.loads(prov)
     nat, syn = prov.get("natural"), prov.get("synthetic")
     if nat:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
+from markdown_it import MarkdownIt
+
 GUIDELINES_FILE = "guidelines.md"
 
 
@@ -21,8 +23,6 @@ def guidelines_markdown() -> str:
 @functools.cache
 def guidelines_html() -> str:
     """The guidelines rendered to HTML for the instructions panel."""
-    from markdown_it import MarkdownIt
-
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(guidelines_markdown())
     # Label Studio keeps a <style> element and class attributes but strips style attributes (bleach),
     # and its own style sheet removes list markers and table borders: put them back for this block.

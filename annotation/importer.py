@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from typing import Any
 
 import httpx
 from label_studio_sdk.core.api_error import ApiError
+from tqdm import tqdm
 
 from hexainst.annotation import labeling_config as lc
 from hexainst.annotation.sync import describe_error, index_project
@@ -198,10 +200,6 @@ def land_verdicts(
     Every id must be a task of that project (checked first: nothing is created otherwise). The
     slot's identity is recorded in the round's state (saved) before the first annotation is made.
     """
-    import time
-
-    from tqdm import tqdm
-
     inst = session.instance(name)
     project = session.project(inst)
     admin = session.client(inst)

@@ -18,6 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import openai
+from tqdm import tqdm
+
 from hexainst.annotation.guidelines import guidelines_markdown
 from hexainst.annotation.importer import VerdictImportError, annotated_by, check_slot, land_verdicts, parse_verdict
 from hexainst.annotation.sync import index_project
@@ -125,9 +128,6 @@ def judge_tasks(
     malformed answer is asked again, up to ``attempts`` answers in all, then the task is left out and
     named in ``failed``. Verdicts come back in the order of ``tasks``.
     """
-    import openai
-    from tqdm import tqdm
-
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, got {attempts}")
     client = client or openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=3)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from tqdm import tqdm
 
 from hexainst.kernel import atomic, environment
 from hexainst.kernel.errors import UserError
@@ -158,7 +159,6 @@ def migrate_template(folder: str | os.PathLike[str], timeout: float = 900.0, pro
     binary = find_binary()
     private_dir(folder)
     log_path = folder / LOG_FILE
-    from tqdm import tqdm
 
     with open_private_log(log_path) as log:
         process = subprocess.Popen(

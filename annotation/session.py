@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from hexainst.annotation import accounts as acc
 from hexainst.annotation import export as ex
 from hexainst.annotation import projects as pj
@@ -244,7 +246,7 @@ class Session:
     # ---- clients -----------------------------------------------------------------------
     def client(self, inst: Instance | str, as_person: bool = False):
         """An SDK client on ``inst``: the toolkit's admin (default) or the person (``as_person``)."""
-        from label_studio_sdk import LabelStudio
+        from label_studio_sdk import LabelStudio  # deferred: the SDK's client (~0.7 s); offline round steps open none
 
         inst = self.instance(inst) if isinstance(inst, str) else inst
         if not inst.url:
@@ -258,8 +260,6 @@ class Session:
 
     def require_servers(self) -> None:
         """Raise a :class:`UserError` naming the first instance that does not answer, and how to start it."""
-        import httpx
-
         for inst in self.instances:
             ok = False
             if inst.url:

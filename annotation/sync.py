@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from label_studio_sdk.core.api_error import ApiError
+from tqdm import tqdm
 
 import hexainst
 from hexainst.kernel.errors import UserError
@@ -165,7 +166,6 @@ def import_missing(
     changed = sorted(
         iid for iid, task in wanted.items() if iid in index.texts and index.texts[iid] != task["data"]["instruction"]
     )
-    from tqdm import tqdm
 
     done = 0
     with tqdm(total=len(todo), desc=f"import into {where}", unit="task", disable=not progress or not todo) as bar:

@@ -85,7 +85,7 @@ class NearDuplicateIndex:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
         if shingle_size < 1:
             raise ValueError(f"shingle_size must be >= 1, got {shingle_size}")
-        from datasketch import MinHashLSH
+        from datasketch import MinHashLSH  # deferred: datasketch (~0.4 s); `hexainst --help` imports this module
 
         self.threshold = threshold
         self.seed = seed
@@ -102,7 +102,7 @@ class NearDuplicateIndex:
         return key in self._sets
 
     def _minhash(self, sh: frozenset[str]):
-        from datasketch import MinHash
+        from datasketch import MinHash  # deferred: datasketch (~0.4 s); `hexainst --help` imports this module
 
         m = MinHash(num_perm=self.num_perm, seed=self.seed)
         m.update_batch([s.encode("utf-8") for s in sorted(sh)])

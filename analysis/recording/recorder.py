@@ -127,7 +127,7 @@ def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 def _pad(batch_ids: list[list[int]], skips: list[int], pad_id: int, side: str):
     """input_ids, attention_mask, position_ids (B, S) int64 and valid (B, S) bool (counted tokens)."""
-    import torch
+    import torch  # deferred: torch (~1 s); analyze imports this module (via causal) and needs torch only with a model
 
     length = max(len(ids) for ids in batch_ids)
     b = len(batch_ids)
@@ -146,7 +146,7 @@ def _pad(batch_ids: list[list[int]], skips: list[int], pad_id: int, side: str):
 
 
 def _input_device(decoder: Any, fallback: str) -> Any:
-    import torch
+    import torch  # deferred: torch (~1 s); analyze imports this module (via causal) and needs torch only with a model
 
     try:
         return decoder.get_input_embeddings().weight.device
@@ -160,7 +160,7 @@ def run_batch(decoder: Any, hooks: Any, batch_ids: list[list[int]], skips: list[
 
     Returns ``(hooks.collect() or None, valid)`` with ``valid`` the (B, S) bool mask of counted tokens.
     """
-    import torch
+    import torch  # deferred: torch (~1 s); analyze imports this module (via causal) and needs torch only with a model
 
     input_ids, attention, positions, valid = _pad(batch_ids, skips, pad_id, padding_side)
     if hooks is not None:

@@ -324,8 +324,6 @@ def shard_state(shard_path: Path, binding: str | None = None) -> str:
 
 def _write_npz(handle: Any, arrays: Mapping[str, np.ndarray]) -> None:
     """Write ``arrays`` as an uncompressed ``.npz`` with fixed zip timestamps (same arrays, same bytes)."""
-    import zipfile
-
     with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name in sorted(arrays):
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 
 import torch
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 WORDS = (
     "classify the sentiment of this review write a python function that returns sum list numbers "
@@ -33,8 +34,7 @@ def make_rows(n: int, seed: int = 0) -> list[dict]:
 
 def make_tokenizer():
     """A word-level fast tokenizer that adds a BOS token, built with the ``tokenizers`` library."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast  # deferred: transformers (~1 s); make_rows needs none of it
 
     specials = ["<pad>", "<bos>", "<eos>", "<unk>"]
     vocab = {tok: i for i, tok in enumerate(specials + sorted(set(WORDS)))}
@@ -60,7 +60,7 @@ def _common(**extra):
 
 def tiny_config(kind: str):
     """A tiny config of a real architecture class."""
-    import transformers as tf
+    import transformers as tf  # deferred: transformers (~1 s); make_rows needs none of it
 
     if kind == "llama":
         return tf.LlamaConfig(**_common())
@@ -82,7 +82,7 @@ KINDS = ("llama", "mistral", "gemma3", "qwen2moe", "mixtral")
 
 def tiny_model(kind: str, seed: int = 0, config=None):
     """A random-weight causal LM of that architecture, fp32, eval mode, eager experts."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM  # deferred: transformers (~1 s); make_rows needs none of it
 
     torch.manual_seed(seed)
     config = tiny_config(kind) if config is None else config

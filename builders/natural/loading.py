@@ -95,7 +95,7 @@ def _first_non_utf8_line(path: Path) -> tuple[int, int] | None:
 def quiet_datasets(progress: bool) -> Iterator[None]:
     """Silence ``datasets``' own error log (we raise a clearer error) and, unless ``progress``,
     its progress bars; restore both afterwards."""
-    import datasets
+    import datasets  # deferred: datasets (~0.6 s); `hexainst --help` imports this module
 
     logger = logging.getLogger("datasets")
     level = logger.level
@@ -140,7 +140,7 @@ def load_mirror_file(source: Source, path: Path, relpath: str, split: str, progr
     if bad is not None:
         raise SourceError(f"{where}: line {bad[0]} is not UTF-8 (byte 0x{bad[1]:02x}); the mirror file is damaged or in "
                           "another encoding")
-    from datasets import load_dataset
+    from datasets import load_dataset  # deferred: datasets (~0.6 s); `hexainst --help` imports this module
 
     try:
         with quiet_datasets(progress):
@@ -161,7 +161,7 @@ def load_mirror_file(source: Source, path: Path, relpath: str, split: str, progr
 
 def resolve_hub_revision(source: Source, locked: str | None) -> str:
     """The Hub commit to read: the locked one, the registry's pin, or main's current commit."""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi  # deferred: HfApi (~0.15 s); `hexainst --help` imports this module
 
     wanted = locked or source.hub.revision
     try:
@@ -180,7 +180,7 @@ def resolve_hub_revision(source: Source, locked: str | None) -> str:
 
 def iter_hub_rows(source: Source, revision: str) -> Iterator[dict[str, Any]]:
     """Rows of the source's Hub split at ``revision`` (streamed when the registry says so)."""
-    from datasets import load_dataset
+    from datasets import load_dataset  # deferred: datasets (~0.6 s); `hexainst --help` imports this module
 
     spec = source.hub
     where = f"source {source.name!r} ({spec.dataset_id}, config {spec.config!r}), split {spec.split!r}"

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from hexainst.builders.dedup import NearDuplicateIndex
 from hexainst.builders.natural.extractors import EXTRACTORS, Dropped, Extraction, FlanContext, RowError
 from hexainst.builders.natural.flan import task_key
@@ -170,8 +172,6 @@ def _iter_hub(source: Source, locked: dict[str, Any] | None, result: SourceResul
 
 def _read_source(source: Source, mirror: Path | None, lock: dict[str, Any] | None, lock_path: Path | None,
                  cache: dict[str, Any], flan_ctx: FlanContext, progress: bool) -> SourceResult:
-    from tqdm import tqdm
-
     result = SourceResult(source=source, mode="mirror" if mirror else "hub")
     result.split = source.mirror_split if mirror else source.hub.split
     locked = (lock or {}).get("sources", {}).get(source.name) if lock else None

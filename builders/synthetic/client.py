@@ -111,7 +111,7 @@ def preflight(endpoint: Endpoint, timeout: float = 15.0) -> list[str]:
     answers an HTTP error or something that is not a model list (an HTML page, say), or when
     ``endpoint.model`` is set and not among the listed models.
     """
-    import httpx
+    import httpx  # deferred: httpx (~0.1 s); `hexainst --help` imports this module
 
     assert endpoint.base_url is not None
     request_url = endpoint.base_url.rstrip("/") + "/models"
@@ -173,7 +173,7 @@ class Client:
             self._connect()
 
     def _connect(self) -> None:
-        from openai import AsyncOpenAI
+        from openai import AsyncOpenAI  # deferred: openai (~0.4 s); `hexainst --help` imports this module
 
         self.client = AsyncOpenAI(base_url=self.endpoint.base_url, api_key=self.endpoint.api_key,
                                   timeout=self.timeout, max_retries=self.max_retries)
@@ -250,7 +250,7 @@ class Client:
                 f"offline replay: no cached answer for {where} (cache key {key}) in {self.cache.dir}; "
                 f"run without --offline to request it"
             )
-        import openai
+        import openai  # deferred: openai (~0.4 s); `hexainst --help` imports this module
 
         if self.broken is not None:
             raise self.broken

@@ -35,6 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.utils import logging as hf_logging
+
 from hexainst.builders.synthetic.config import EMBEDDED_BATCH, EMBEDDED_DTYPES
 from hexainst.builders.synthetic.generators import generator_registry, resolve_gguf
 from hexainst.builders.synthetic.kv_rows import Part, assemble
@@ -157,8 +161,6 @@ class Engine:
 
     def __init__(self, model: Any, tokenizer: Any, max_batch: int, stop_after_json: bool = True,
                  join_min: int | None = None) -> None:
-        import torch
-
         self.torch = torch
         self.model = model.eval()
         self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
@@ -189,10 +191,6 @@ class Engine:
     @classmethod
     def load(cls, gguf: Path, threads: int, max_batch: int, dtype: str = "auto", **options: Any) -> Engine:
         """The engine of a GGUF checkpoint (dequantised, in ``dtype``; see :func:`resolve_dtype`)."""
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
         hf_logging.disable_progress_bar()
         torch.set_num_threads(threads)
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -380,7 +378,6 @@ class Engine:
     def _prefill_pass(self, group: list[tuple[int, ...]], opening: dict[tuple[int, ...], tuple[int, ...]],
                       caches: dict[tuple[int, ...], Any]) -> dict[str, Any]:
         torch = self.torch
-        from transformers import DynamicCache
 
         pieces = []  # one Part per run of prompts with the same opening (``group`` is sorted by it)
         for ids in group:

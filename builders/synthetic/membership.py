@@ -38,7 +38,7 @@ def min_k_plus_plus(logits: Any, ids: Any, k: float = DEFAULT_K) -> float:
     Position ``t`` of ``logits`` predicts token ``t + 1``, so tokens 1..T-1 are scored (the
     first has no prefix; with a BOS token first, every text token is scored).
     """
-    import torch
+    import torch  # deferred: torch (~1 s); `hexainst --help` imports this module
 
     if ids.shape[0] < 2:
         raise ValueError("Min-K%++ needs at least two tokens (a prefix and a scored token)")
@@ -57,7 +57,7 @@ def min_k_plus_plus(logits: Any, ids: Any, k: float = DEFAULT_K) -> float:
 
 def _load(model: str) -> tuple[Any, Any]:
     """(model, tokenizer) for a registered embedded generator name, a local folder or a Hub id."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # deferred: transformers (~1 s); --help imports this
 
     if model in generator_registry()["generators"]:
         gguf = resolve_gguf(model)
@@ -105,7 +105,7 @@ class MembershipScorer:
         return value
 
     def _compute(self, text: str) -> float:
-        import torch
+        import torch  # deferred: torch (~1 s); `hexainst --help` imports this module
 
         if self._loaded is None:
             log.info("synthetic: loading the membership reference model %s", self.model_name)

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from hexainst.builders.synthetic import prompts, ranking
 from hexainst.builders.synthetic.cache import RequestCache, request_key
 from hexainst.builders.synthetic.client import Client, EndpointError, cost, preflight
@@ -214,8 +216,6 @@ class Selector:
 async def generate(gen: Generation, selector: Selector, config: SyntheticConfig,
                    chunk: int) -> tuple[dict[str, list[Kept]], dict[str, Any]]:
     """Rounds of slots until every category keeps its target (or runs out of slots)."""
-    from tqdm import tqdm
-
     targets = {c: config.target(c) for c in CATEGORIES}
     max_slots = {c: int(targets[c] * config.max_slots_factor) + 20 for c in CATEGORIES}
     kept: dict[str, list[Kept]] = {c: [] for c in CATEGORIES}

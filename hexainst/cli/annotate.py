@@ -37,9 +37,8 @@ def _friendly(handler):
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        # deferred: label_studio_sdk and httpx (and the annotation stage, which loads them) cost 0.3 s
-        import httpx
-        from label_studio_sdk.core.api_error import ApiError
+        import httpx  # deferred: httpx (~0.1 s); `hexainst --help` imports this module
+        from label_studio_sdk.core.api_error import ApiError  # deferred: keeps the SDK out of `hexainst --help`
 
         from hexainst.annotation.sync import describe_error  # deferred: loads label_studio_sdk and httpx
 

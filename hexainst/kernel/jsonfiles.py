@@ -22,6 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from hexainst.kernel.errors import UserError
 
 
@@ -51,8 +53,6 @@ def read_text(path: str | os.PathLike[str], *, what: str = "file") -> str:
 
 @functools.cache
 def _validator(schema_json: str):
-    import jsonschema
-
     schema = json.loads(schema_json)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from hexainst.kernel import environment
 from hexainst.kernel.errors import UserError
 
@@ -60,8 +62,6 @@ def writer_lock(folder: str | os.PathLike[str], *, what: str = "output folder") 
 
     A block of this process that already holds the lock (an outer ``with``) lets an inner one through.
     """
-    from filelock import FileLock, Timeout
-
     path = lock_path(folder)
     try:
         _private_dir(path.parent)

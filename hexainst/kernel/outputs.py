@@ -211,8 +211,6 @@ def _card_is_hexainst(readme: Path) -> bool:
 
 def _is_ours(file: Path, name: str) -> bool:
     """Whether a release's ``validation.json`` / ``topup.json`` is the toolkit's (a release replaces it)."""
-    import json
-
     try:
         doc = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):

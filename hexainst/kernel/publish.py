@@ -75,7 +75,7 @@ def publish(config: PublishConfig) -> dict:
     run's output; it never deletes anything else. Returns the manifest (``files``: path, bytes, sha256),
     with the Hub's ``commit`` after an upload.
     """
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    from huggingface_hub.utils import HFValidationError, validate_repo_id  # deferred: --help imports this (60 ms)
 
     repo, dry_run = config.repo, config.dry_run
 
@@ -102,9 +102,9 @@ def publish(config: PublishConfig) -> dict:
 
 
 def _upload(folder: Path, repo: str, files: list[str], info: dict, private: bool) -> dict:
-    import httpx
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    import httpx  # deferred: httpx (~0.1 s); `hexainst --help` imports this module
+    from huggingface_hub import HfApi  # deferred: HfApi (~0.15 s); `hexainst --help` imports this module
+    from huggingface_hub.errors import HfHubHTTPError  # deferred: huggingface_hub; --help imports this module
 
     api = HfApi()
     try:

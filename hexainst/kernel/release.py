@@ -117,7 +117,7 @@ def write_release(
 @contextlib.contextmanager
 def _quiet_datasets():
     """Silence ``datasets``' per-file progress bars while writing (restored afterwards)."""
-    import datasets
+    import datasets  # deferred: datasets (~0.6 s); `import hexainst` imports this module
 
     was_disabled = datasets.utils.logging.is_progress_bar_enabled() is False
     datasets.disable_progress_bars()
@@ -171,7 +171,7 @@ def _write(release_rows, reserve_rows, out_dir: Path, build_info, croissant, gen
 
 def _check_loads(folder: Path, counts: Mapping[str, int]) -> None:
     """Load the written folder back through ``datasets`` and compare the row counts."""
-    import datasets
+    import datasets  # deferred: datasets (~0.6 s); `import hexainst` imports this module
 
     for name, expected in [("default", sum(counts.values())), *counts.items()]:
         ds = datasets.load_dataset(str(folder), name, split=SPLIT, download_mode="force_redownload")
@@ -213,7 +213,7 @@ def _config_paths(folder: Path, configs: Mapping[str, list[str]], name: str) -> 
 
 
 def _read_parquet_rows(file: Path) -> list[dict[str, Any]]:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # deferred: pyarrow (~0.15 s); `import hexainst` imports this module
 
     try:
         table = pq.read_table(file)

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -52,8 +54,6 @@ _ALLOWED_CONTROLS = frozenset("\n\t")
 
 def text_problems(rows: list[dict], where: list[str]) -> list[str]:
     """Instructions that are too long or hold control characters; ``where[i]`` names row ``i`` (file and row)."""
-    import unicodedata
-
     problems = []
     for row, place in zip(rows, where):
         for field in ("instruction",):
@@ -126,8 +126,6 @@ def companion_problems(folder: Path) -> list[str]:
     """What is wrong with the files a release carries beside its data: the licence file and the reserve (always
     written, the reserve possibly empty), ``croissant.json`` (a JSON object), the shipped generations (JSON Lines),
     the validation file (its schema) and the top-up record."""
-    import json
-
     problems = [f"{name}: missing (every release carries it)" for name in ("LICENSE.md", RESERVE_FILE, "croissant.json")
                 if not (folder / name).is_file()]
     croissant = folder / "croissant.json"
