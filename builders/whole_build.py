@@ -35,8 +35,8 @@ from hexainst.builders import release as release_builder
 from hexainst.builders import synthetic as synthetic_builder
 from hexainst.builders.natural.config import NaturalConfig
 from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
-from hexainst.builders.release.assemble import previous_order, write_report
 from hexainst.builders.release.config import ReleaseConfig
+from hexainst.builders.release.make import previous_order, write_report
 from hexainst.builders.release.reserve import expected_rates, reserve_plan
 from hexainst.builders.release.select import rank_key
 from hexainst.builders.synthetic.config import OUTPUT_KIND as SYNTHETIC_KIND
@@ -48,7 +48,7 @@ from hexainst.kernel.jsonfiles import read_json
 from hexainst.kernel.log import STDOUT
 from hexainst.kernel.output_lock import writer_lock
 from hexainst.kernel.outputs import OutputError, OutputSettingError, claim_output_dir, claim_release_dir
-from hexainst.kernel.pools import ASSEMBLY_REPORT, NATURAL_LOCK, read_pools
+from hexainst.kernel.pools import NATURAL_LOCK, RELEASE_REPORT, read_pools
 from hexainst.kernel.release import (
     GENERATIONS_FILE,
     RATES_FILE,
@@ -305,7 +305,7 @@ def _build_all(
             previous=out if shipped_topup else None,
             topup={"extra": extra} if extra else None,
         )).report
-    write_report(report, work / ASSEMBLY_REPORT)
+    write_report(report, work / RELEASE_REPORT)
     return report
 
 
@@ -560,6 +560,6 @@ def _topup(out: Path, validation: Path, *, work: Path, natural: NaturalConfig, s
             release, pools=(natural_dir, synthetic_dir), out_dir=out, validation_file=validation,
             sources_dir=natural.sources_dir, generations=generations, previous=out, reserve_sizes=sizes,
             topup={"extra": topup_extra})).report
-    write_report(report, work / ASSEMBLY_REPORT)
+    write_report(report, work / RELEASE_REPORT)
     atomic.write_text(work / "stages" / TOPUP_STATE, json.dumps({"extra": topup_extra}, indent=2, sort_keys=True) + "\n")
     return TopupResult(out=out, cells=cells, added=need, new_ids=new_ids, report=report)
