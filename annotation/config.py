@@ -23,7 +23,8 @@ class AnnotationConfig:
     """The settings of a validation round in Label Studio (each ``annotate`` step reads the ones it needs).
 
     ``host``, ``start_timeout_s``, ``migrate_timeout_s`` and ``export_timeout_s`` are the servers'
-    own limits, not options of the command line.
+    own limits, not options of the command line. ``out``, ``save_exports`` and ``previous`` are the
+    files of :func:`~hexainst.annotation.round.export`.
     """
 
     data_dir: Path = setting(Path("work/label-studio"), "the round's folder: its state, one Label Studio data dir "
@@ -50,6 +51,12 @@ class AnnotationConfig:
     max_tokens: int = setting(1024, "answer length limit", low=16)
     limit: int | None = setting(None, "judge at most N tasks (in id order)", low=1, metavar="N")
     timeout: float = setting(300.0, "seconds per request", low=0, low_open=True)
+    out: Path | None = setting(None, "where to write validation.json", metavar="FILE")
+    save_exports: Path | None = setting(None, "also keep each annotator's raw Label Studio export there (audit trail)",
+                                        metavar="DIR")
+    previous: Path | None = setting(None, "the validation file of the earlier rounds: FILE's rounds are kept and this "
+                                          "round is numbered after them (an id decided in both refuses); without it "
+                                          "the file holds round 1", metavar="FILE")
     #: How long one server may take to answer after it starts.
     start_timeout_s: float = 300.0
     #: How long creating the template database may take (once per round).
@@ -59,8 +66,10 @@ class AnnotationConfig:
 
     def __post_init__(self) -> None:
         check_ranges(self)
-        if not isinstance(self.data_dir, Path):
-            object.__setattr__(self, "data_dir", Path(self.data_dir))
+        for name in ("data_dir", "out", "save_exports", "previous"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
 
 
 DEFAULTS = AnnotationConfig()

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hexainst.annotation.config import AnnotationConfig, Candidates
-from hexainst.cli.options import add_settings, config_from
+from hexainst.cli.options import add_settings, config_from, flag_for
 from hexainst.kernel import environment, identity
 from hexainst.kernel.errors import UserError
 
@@ -194,12 +194,7 @@ def _add_agreement(steps: argparse._SubParsersAction) -> None:
 
 def _add_export(steps: argparse._SubParsersAction) -> None:
     export = _step(steps, "export", "read every verdict back and write the validation file", _cmd_export)
-    export.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write validation.json")
-    export.add_argument("--save-exports", type=Path, metavar="DIR",
-                        help="also keep each annotator's raw Label Studio export there (audit trail)")  # fmt: skip
-    export.add_argument("--previous", type=Path, metavar="FILE",
-                        help="the validation file of the earlier rounds: FILE's rounds are kept and this round is "
-                             "numbered after them (an id decided in both refuses); without it the file holds round 1")  # fmt: skip
+    add_settings(export, AnnotationConfig, ["out", "save_exports", "previous"], required=["out"])
 
 
 # ---- handlers: parse, call the annotation stage, print -----------------------------------
@@ -294,7 +289,10 @@ def _print_sync(reports) -> None:
 def _cmd_sync(args: argparse.Namespace) -> int:
     from hexainst.annotation.round import sync  # deferred: loads label_studio_sdk and httpx
 
-    _print_sync(sync(_config(args), config_from(args, Candidates)))
+    candidates = config_from(args, Candidates)
+    if not candidates.given:  # 'up' may start a round without candidates; 'sync' has nothing to send
+        raise UserError("name the candidates: --release DIR, --pools DIR ... or --rows FILE ...")
+    _print_sync(sync(_config(args), candidates))
     return 0
 
 
@@ -332,6 +330,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def _cmd_judge(args: argparse.Namespace) -> int:
     from hexainst.annotation.judge import (  # deferred: loads label_studio_sdk and httpx
         DEFAULT_HOW,
+        RAISE_MAX_TOKENS,
         judge_slot,
         prompt_text,
     )
@@ -349,6 +348,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     print(f"{report.annotator} ({identity.describe(who)}): {report.n_tasks} tasks asked, {report.n_landed} verdicts "
           f"landed, {len(report.failed)} left unannotated, {report.requests} requests")  # fmt: skip
     for iid, why in sorted(report.failed.items()):
+        why = why.replace(RAISE_MAX_TOKENS, f"raise {flag_for(args, 'max_tokens')}")  # the setting, as typed
         print(f"  unannotated {iid}: {why}")
     return 1 if report.failed else 0
 
@@ -402,7 +402,7 @@ def _cmd_agreement(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from hexainst.annotation.round import export  # deferred: loads label_studio_sdk and httpx
 
-    result = export(_config(args), args.out, previous=args.previous, save_exports=args.save_exports)
+    result = export(_config(args))
     counts = result.counts()
     print(_format_agreement(result.adjudication))
     if result.adjudication.awaiting_senior:
