@@ -51,6 +51,7 @@ class AnnotationConfig:
     max_tokens: int = setting(1024, "answer length limit", low=16)
     limit: int | None = setting(None, "judge at most N tasks (in id order)", low=1, metavar="N")
     timeout: float = setting(300.0, "seconds per request", low=0, low_open=True)
+    progress: bool = setting(True, "show progress bars (the database's creation, imports, the judge)")
     out: Path | None = setting(None, "where to write validation.json", metavar="FILE")
     save_exports: Path | None = setting(None, "also keep each annotator's raw Label Studio export there (audit trail)",
                                         metavar="DIR")

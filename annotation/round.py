@@ -103,7 +103,7 @@ def _start(config: AnnotationConfig, create_missing: bool) -> UpResult:
     down = [i.name for i in session.instances if i.name not in session.running()]
     if down:
         log.info(f"starting {', '.join(down)}'s Label Studio in {config.data_dir} ...")
-    servers = session.start(port=config.port, progress=True, create_missing=create_missing)
+    servers = session.start(port=config.port, progress=config.progress, create_missing=create_missing)
     return UpResult(session, servers)
 
 
@@ -117,7 +117,8 @@ def up(config: AnnotationConfig, candidates: Candidates | None = None) -> UpResu
         result.session.setup()
         result.session.save()
         if rows is not None:
-            result.synced = result.session.sync_candidates(rows, batch_size=config.batch_size)
+            result.synced = result.session.sync_candidates(rows, batch_size=config.batch_size,
+                                                           progress=config.progress)
     except BaseException:
         for server in result.servers:
             server.stop()
@@ -172,14 +173,14 @@ def sync(config: AnnotationConfig, candidates: Candidates) -> dict[str, SyncRepo
     session = Session.load(config.data_dir)
     rows = read_candidates(candidates, config)
     session.require_servers()
-    return session.sync_candidates(rows, batch_size=config.batch_size)
+    return session.sync_candidates(rows, batch_size=config.batch_size, progress=config.progress)
 
 
 def senior(config: AnnotationConfig) -> tuple[SyncReport, Triage]:
     """Send the tasks the juniors disagree on to the senior (only those the senior's project lacks)."""
     session = Session.load(config.data_dir)
     session.require_servers()
-    return session.sync_senior()
+    return session.sync_senior(progress=config.progress)
 
 
 def _warn_drafts(session: Session) -> None:

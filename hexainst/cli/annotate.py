@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hexainst.annotation.config import AnnotationConfig, Candidates
-from hexainst.cli.options import add_settings, config_from, flag_for
+from hexainst.cli.options import add_progress, add_settings, config_from, flag_for
 from hexainst.kernel import environment, identity
 from hexainst.kernel.errors import UserError
 
@@ -116,12 +116,14 @@ def _add_up(steps: argparse._SubParsersAction) -> None:
     )
     add_settings(up, AnnotationConfig, ["juniors", "port", "detach"])
     _add_candidates(up)
+    add_progress(up)
 
 
 def _add_serve(steps: argparse._SubParsersAction) -> None:
     serve = _step(steps, "serve", "start every annotator's Label Studio (foreground until Ctrl-C, or --detach)",
                   _cmd_serve)
     add_settings(serve, AnnotationConfig, ["port", "detach"])
+    add_progress(serve)
 
 
 def _add_stop(steps: argparse._SubParsersAction) -> None:
@@ -140,6 +142,7 @@ def _add_sync(steps: argparse._SubParsersAction) -> None:
         "candidates (a top-up of the reserve) can be sent at any time.",
     )
     _add_candidates(sync)
+    add_progress(sync)
 
 
 def _add_import(steps: argparse._SubParsersAction) -> None:
@@ -160,6 +163,7 @@ def _add_import(steps: argparse._SubParsersAction) -> None:
     imp.add_argument("file", type=Path, metavar="FILE", help="the annotator's verdicts, JSON Lines")
     _add_identity(imp)
     add_settings(imp, AnnotationConfig, ["workers"])
+    add_progress(imp)
 
 
 def _add_judge(steps: argparse._SubParsersAction) -> None:
@@ -181,10 +185,11 @@ def _add_judge(steps: argparse._SubParsersAction) -> None:
     judge.add_argument("--model", required=True, metavar="NAME", help="the model name the endpoint serves")
     add_settings(judge, AnnotationConfig, ["api_key_env", "attempts", "max_tokens", "limit", "judge_workers",
                                            "timeout"], flags={"judge_workers": "--workers"})
+    add_progress(judge)
 
 
 def _add_senior(steps: argparse._SubParsersAction) -> None:
-    _step(steps, "senior", "send the tasks the juniors disagree on to the senior (idempotent)", _cmd_senior)
+    add_progress(_step(steps, "senior", "send the tasks the juniors disagree on to the senior (idempotent)", _cmd_senior))
 
 
 def _add_agreement(steps: argparse._SubParsersAction) -> None:
@@ -318,7 +323,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
     who = _identity_of(args)
     verdicts, sha = read_verdict_file(args.file, args.annotator)
     session.require_servers()
-    report = land_verdicts(session, args.annotator, verdicts, who, file_sha256=sha, workers=args.workers)
+    report = land_verdicts(session, args.annotator, verdicts, who, file_sha256=sha, workers=args.workers,
+                           progress=args.progress)
     print(f"{report.annotator}: {report.n_verdicts} verdicts in {args.file}: {report.n_created} created "
           f"in {report.seconds:.1f} s, {len(report.already_annotated)} already there (skipped)")  # fmt: skip
     if report.already_annotated:
@@ -343,7 +349,7 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     report = judge_slot(
         session, args.annotator, who, limit=args.limit, base_url=args.base_url, model=args.model,
         api_key=environment.named(args.api_key_env) or "not-needed", attempts=args.attempts,
-        max_tokens=args.max_tokens, workers=args.judge_workers, timeout=args.timeout,
+        max_tokens=args.max_tokens, workers=args.judge_workers, timeout=args.timeout, progress=args.progress,
     )  # fmt: skip
     print(f"{report.annotator} ({identity.describe(who)}): {report.n_tasks} tasks asked, {report.n_landed} verdicts "
           f"landed, {len(report.failed)} left unannotated, {report.requests} requests")  # fmt: skip
