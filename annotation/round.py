@@ -3,8 +3,8 @@
 
 What ``hexainst annotate`` runs (``import`` and ``judge`` land verdicts through
 :mod:`~hexainst.annotation.importer` and :mod:`~hexainst.annotation.judge`): the shell parses the options into an
-:class:`~hexainst.annotation.config.AnnotationConfig` (and :class:`Candidates`, the files the
-candidates come from), calls one of these and prints the result. Every check that can fail runs
+:class:`~hexainst.annotation.config.AnnotationConfig` (its ``candidates``, a :class:`Candidates`, are the
+files the candidates come from), calls one of these with it and prints the result. Every check that can fail runs
 before a server is started or asked (a mistake costs nothing); notes go to the ``hexainst`` logger.
 A file or folder that a setting names and that cannot be used raises a
 :class:`~hexainst.kernel.settings.SettingError` naming that setting (``out``, ``previous``, ...);
@@ -107,11 +107,11 @@ def _start(config: AnnotationConfig, create_missing: bool) -> UpResult:
     return UpResult(session, servers)
 
 
-def up(config: AnnotationConfig, candidates: Candidates | None = None) -> UpResult:
+def up(config: AnnotationConfig) -> UpResult:
     """Start every annotator's Label Studio, set up each account and project, and send the
-    candidates (if any) to every junior. On a failure, the servers this call started are stopped."""
-    given = candidates is not None and candidates.given
-    rows = read_candidates(candidates, config) if given else None  # a bad file: no server starts
+    candidates (``config.candidates``, if any) to every junior. On a failure, the servers this call
+    started are stopped."""
+    rows = read_candidates(config.candidates, config) if config.candidates.given else None  # a bad file: no server starts
     result = _start(config, create_missing=True)
     try:
         result.session.setup()
@@ -168,10 +168,10 @@ def setup(config: AnnotationConfig) -> Session:
     return session
 
 
-def sync(config: AnnotationConfig, candidates: Candidates) -> dict[str, SyncReport]:
-    """Send the candidates to every junior of the running round: only the ids a project lacks."""
+def sync(config: AnnotationConfig) -> dict[str, SyncReport]:
+    """Send ``config.candidates`` to every junior of the running round: only the ids a project lacks."""
     session = Session.load(config.data_dir)
-    rows = read_candidates(candidates, config)
+    rows = read_candidates(config.candidates, config)
     session.require_servers()
     return session.sync_candidates(rows, batch_size=config.batch_size, progress=config.progress)
 

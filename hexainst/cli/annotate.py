@@ -207,8 +207,8 @@ def _add_export(steps: argparse._SubParsersAction) -> None:
 # 'hexainst --help' and the other commands do without.
 
 
-def _config(args: argparse.Namespace) -> AnnotationConfig:
-    return config_from(args, AnnotationConfig)
+def _config(args: argparse.Namespace, **values: Any) -> AnnotationConfig:
+    return config_from(args, AnnotationConfig, **values)
 
 
 
@@ -248,7 +248,7 @@ def _serve(result, detach: bool) -> int:
 def _cmd_up(args: argparse.Namespace) -> int:
     from hexainst.annotation.round import up  # deferred: loads label_studio_sdk and httpx
 
-    result = up(_config(args), config_from(args, Candidates))
+    result = up(_config(args, candidates=config_from(args, Candidates)))
     _print_sync(result.synced)
     return _serve(result, args.detach)
 
@@ -297,7 +297,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     candidates = config_from(args, Candidates)
     if not candidates.given:  # 'up' may start a round without candidates; 'sync' has nothing to send
         raise UserError("name the candidates: --release DIR, --pools DIR ... or --rows FILE ...")
-    _print_sync(sync(_config(args), candidates))
+    _print_sync(sync(_config(args, candidates=candidates)))
     return 0
 
 

@@ -12,7 +12,7 @@ import pytest
 from annotation_helpers import ACCOUNTS, nat, syn
 
 from hexainst.annotation.config import AnnotationConfig, Candidates
-from hexainst.annotation.round import ExportResult, export, keep_serving, read_candidates, stop
+from hexainst.annotation.round import ExportResult, export, keep_serving, read_candidates, stop, up
 from hexainst.annotation.session import Session
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.settings import SettingError
@@ -81,6 +81,10 @@ def test_export_checks_its_files_before_it_reads_the_round(tmp_path):
 def test_read_candidates_names_the_release_setting(tmp_path):
     _setting_error(lambda: read_candidates(Candidates(release=tmp_path / "none")), "release",
                    f"{tmp_path / 'none'}: no such release folder")
+    # up(config): the candidates are part of the config, checked before any server or folder is made
+    config = AnnotationConfig(data_dir=tmp_path / "round", candidates=Candidates(release=tmp_path / "none"))
+    _setting_error(lambda: up(config), "release", "no such release folder")
+    assert not config.data_dir.exists()
 
 
 def test_export_result_counts_this_round_only():
