@@ -48,6 +48,8 @@ DEFAULT_HOW = (
     "hexainst annotate judge: one chat request per task; saw the guidelines and the task's claimed category "
     "and instruction only (not its origin, not another annotator's verdict)"
 )
+#: What a task's reason says when its answers were cut off: the setting to raise (the command line names its flag).
+RAISE_MAX_TOKENS = "raise max_tokens"
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _FENCE = re.compile(r"^```(?:json)?\s*\n(.*)\n```$", re.DOTALL)
 
@@ -150,7 +152,7 @@ def judge_tasks(
                 problem = "no choice in the answer"
                 continue
             if choice.finish_reason == "length":
-                problem = "the answer was cut off (finish_reason length; raise --max-tokens)"
+                problem = f"the answer was cut off (finish_reason length; {RAISE_MAX_TOKENS})"
                 continue
             try:
                 return iid, parse_answer(choice.message.content, iid), "", attempt

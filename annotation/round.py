@@ -3,9 +3,12 @@
 
 What ``hexainst annotate`` runs (``import`` and ``judge`` land verdicts through
 :mod:`~hexainst.annotation.importer` and :mod:`~hexainst.annotation.judge`): the shell parses the options into an
-:class:`~hexainst.annotation.config.AnnotationConfig` (and :class:`Candidates`, the files the
-candidates come from), calls one of these and prints the result. Every check that can fail runs
+:class:`~hexainst.annotation.config.AnnotationConfig` (its ``candidates``, a :class:`Candidates`, are the
+files the candidates come from), calls one of these with it and prints the result. Every check that can fail runs
 before a server is started or asked (a mistake costs nothing); notes go to the ``hexainst`` logger.
+A file or folder that a setting names and that cannot be used raises a
+:class:`~hexainst.kernel.settings.SettingError` naming that setting (``out``, ``previous``, ...);
+the command line prints it with the setting's flag.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from hexainst.annotation.sync import SyncReport, junior_tasks, rows_from_release
 from hexainst.kernel import validation_file
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import read_jsonl
+from hexainst.kernel.outputs import OutputSettingError
 from hexainst.kernel.pools import read_pools
 from hexainst.kernel.records import upgrade_row, validate_rows
+from hexainst.kernel.settings import SettingError
 from hexainst.kernel.validation_file import FORMAT
 
 log = logging.getLogger(__name__)
@@ -70,11 +75,12 @@ def read_candidates(candidates: Candidates, config: AnnotationConfig = DEFAULTS)
     """Every candidate row, checked (each row valid, every id unique) and, when ``config`` asks for
     a sample (``sample`` / ``sample_per_cell``), the round's seeded sample of them."""
     if not candidates.given:
-        raise UserError("name the candidates: --release DIR, --pools DIR ... or --rows FILE ...")
+        raise UserError("name the candidates: a release folder, candidate pool folders or rows files "
+                        "(Candidates: release, pools or rows)")
     rows: list[dict[str, Any]] = []
     if candidates.release is not None:
         if not candidates.release.is_dir():
-            raise UserError(f"--release {candidates.release}: no such release folder")
+            raise SettingError("release", f"{candidates.release}: no such release folder")
         rows += rows_from_release(str(candidates.release))
     if candidates.pools:
         rows += [r for pool in read_pools(list(candidates.pools)).values() for r in pool]
@@ -97,21 +103,22 @@ def _start(config: AnnotationConfig, create_missing: bool) -> UpResult:
     down = [i.name for i in session.instances if i.name not in session.running()]
     if down:
         log.info(f"starting {', '.join(down)}'s Label Studio in {config.data_dir} ...")
-    servers = session.start(port=config.port, progress=True, create_missing=create_missing)
+    servers = session.start(port=config.port, progress=config.progress, create_missing=create_missing)
     return UpResult(session, servers)
 
 
-def up(config: AnnotationConfig, candidates: Candidates | None = None) -> UpResult:
+def up(config: AnnotationConfig) -> UpResult:
     """Start every annotator's Label Studio, set up each account and project, and send the
-    candidates (if any) to every junior. On a failure, the servers this call started are stopped."""
-    given = candidates is not None and candidates.given
-    rows = read_candidates(candidates, config) if given else None  # a bad file: no server starts
+    candidates (``config.candidates``, if any) to every junior. On a failure, the servers this call
+    started are stopped."""
+    rows = read_candidates(config.candidates, config) if config.candidates.given else None  # a bad file: no server starts
     result = _start(config, create_missing=True)
     try:
         result.session.setup()
         result.session.save()
         if rows is not None:
-            result.synced = result.session.sync_candidates(rows, batch_size=config.batch_size)
+            result.synced = result.session.sync_candidates(rows, batch_size=config.batch_size,
+                                                           progress=config.progress)
     except BaseException:
         for server in result.servers:
             server.stop()
@@ -161,19 +168,19 @@ def setup(config: AnnotationConfig) -> Session:
     return session
 
 
-def sync(config: AnnotationConfig, candidates: Candidates) -> dict[str, SyncReport]:
-    """Send the candidates to every junior of the running round: only the ids a project lacks."""
+def sync(config: AnnotationConfig) -> dict[str, SyncReport]:
+    """Send ``config.candidates`` to every junior of the running round: only the ids a project lacks."""
     session = Session.load(config.data_dir)
-    rows = read_candidates(candidates, config)
+    rows = read_candidates(config.candidates, config)
     session.require_servers()
-    return session.sync_candidates(rows, batch_size=config.batch_size)
+    return session.sync_candidates(rows, batch_size=config.batch_size, progress=config.progress)
 
 
 def senior(config: AnnotationConfig) -> tuple[SyncReport, Triage]:
     """Send the tasks the juniors disagree on to the senior (only those the senior's project lacks)."""
     session = Session.load(config.data_dir)
     session.require_servers()
-    return session.sync_senior()
+    return session.sync_senior(progress=config.progress)
 
 
 def _warn_drafts(session: Session) -> None:
@@ -191,37 +198,40 @@ def agreement(config: AnnotationConfig) -> Adjudication:
     return result
 
 
-def _check_out(out: Path) -> None:
+def _check_out(out: Path | None) -> Path:
     """``out`` must be a new file or an earlier validation file: never a folder or someone else's file."""
+    if out is None:
+        raise OutputSettingError("out", "must name the validation file to write")
     if out.is_dir():
-        raise UserError(f"--out {out}: is a folder; name the validation file to write")
+        raise OutputSettingError("out", f"{out}: is a folder; name the validation file to write")
     if not out.parent.is_dir():
-        raise UserError(f"--out {out}: the folder {out.parent} does not exist")
+        raise OutputSettingError("out", f"{out}: the folder {out.parent} does not exist")
     if out.exists():
         try:
             known = json.loads(out.read_text("utf-8")).get("format") == FORMAT
         except (OSError, UnicodeDecodeError, ValueError, AttributeError):
             known = False
         if not known:
-            raise UserError(f"--out {out}: exists and is not a validation file; it is left as it is (name a new file)")
+            raise OutputSettingError("out", f"{out}: exists and is not a validation file; it is left as it is "
+                                            "(name a new file)")
+    return out
 
 
-def export(config: AnnotationConfig, out: Path, *, previous: Path | None = None,
-           save_exports: Path | None = None) -> ExportResult:
-    """Read every verdict of the running round back and write the validation file ``out``.
+def export(config: AnnotationConfig) -> ExportResult:
+    """Read every verdict of the running round back and write the validation file ``config.out``.
 
-    ``previous``: the validation file of the earlier rounds, whose rounds are kept and after which
-    this round is numbered (an id decided in both refuses); without it the file holds round 1.
-    ``save_exports``: a folder that also keeps each annotator's raw Label Studio export. Every file
-    named is checked before any server is asked.
+    ``config.previous``: the validation file of the earlier rounds, whose rounds are kept and after
+    which this round is numbered (an id decided in both refuses); without it the file holds round 1.
+    ``config.save_exports``: a folder that also keeps each annotator's raw Label Studio export. Every
+    file named is checked before any server is asked.
     """
-    _check_out(out)
+    out, previous, save_exports = _check_out(config.out), config.previous, config.save_exports
     if save_exports is not None and save_exports.exists() and not save_exports.is_dir():
-        raise UserError(f"--save-exports {save_exports}: is a file; name a folder")
+        raise OutputSettingError("save_exports", f"{save_exports}: is a file; name a folder")
     earlier = None
     if previous is not None:  # read before any server is asked: a bad file costs nothing
         if previous.is_dir():
-            raise UserError(f"--previous {previous}: is a folder; name the earlier rounds' validation file")
+            raise SettingError("previous", f"{previous}: is a folder; name the earlier rounds' validation file")
         earlier = validation_file.read(previous, None)
     session = Session.load(config.data_dir)
     session.require_servers()
@@ -229,6 +239,9 @@ def export(config: AnnotationConfig, out: Path, *, previous: Path | None = None,
     _warn_drafts(session)
     this_round = doc["outcomes"]
     if earlier is not None:
-        doc = validation_file.merge(earlier, doc, f"--previous {previous}")
+        try:
+            doc = validation_file.merge(earlier, doc, str(previous))
+        except validation_file.ValidationFileError as exc:  # the file the setting names holds an id decided again
+            raise SettingError("previous", str(exc)) from None
     validation_file.write(out, doc)
     return ExportResult(out=out, document=doc, outcomes=this_round, adjudication=result, previous=earlier)

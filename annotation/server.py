@@ -38,6 +38,7 @@ from tqdm import tqdm
 from hexainst.kernel import atomic, environment
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.processes import ProcessStartError, free_port, stop_process, wait_until_ready
+from hexainst.kernel.settings import SettingError
 
 #: The pinned server version (see annotation/server-requirements.txt).
 SERVER_VERSION = "1.23.2"
@@ -59,6 +60,10 @@ NOT_COPIED = (".env", TEMPLATE_MARKER, PID_FILE, LOG_FILE)
 
 class ServerError(UserError):
     """The Label Studio server cannot be found, started, reached or stopped."""
+
+
+class PortSettingError(ServerError, SettingError):
+    """The port the ``port`` setting gave a server is busy (the command line names its flag)."""
 
 
 def find_binary() -> Path:
@@ -292,7 +297,7 @@ class LabelStudioServer:
                     f"port {self.port} on {self.host}, where {self.name} served before, is busy (another program "
                     "took it); free it and start again: the annotators' links name that port"
                 )
-            raise ServerError(f"port {self.port} on {self.host} is busy; choose another with --port")
+            raise PortSettingError("port", f"{self.port} on {self.host} (for {self.name}) is busy; choose another")
         cmd = [
             str(binary), "start", "--no-browser",
             "--internal-host", self.host, "--port", str(self.port),

@@ -312,9 +312,10 @@ class Session:
         return out
 
     def check_ports(self, port: int | None, host: str = DEFAULTS.host) -> None:
-        """Raise a :class:`UserError` before any work if a port an instance needs is busy or not its own.
+        """Raise a :class:`UserError` before any work if a port an instance needs is busy or not its own
+        (a :class:`SettingError` naming ``port`` when the port asked for is the cause).
 
-        An instance that served before keeps its port (its annotator's link names it): ``--port``
+        An instance that served before keeps its port (its annotator's link names it): ``port``
         must then agree with it, and the port must be free unless that instance is running.
         """
         running = self.running()
@@ -322,9 +323,9 @@ class Session:
             if inst.port is None:
                 continue
             if port is not None and port + n != inst.port:
-                raise UserError(
-                    f"{inst.name}'s Label Studio serves on port {inst.port} (recorded in this round; its annotator's "
-                    f"link names it), not {port + n}: leave --port out to restart the round on its own ports"
+                raise SettingError(
+                    "port", f"{port}: {inst.name}'s Label Studio serves on port {inst.port} (recorded in this round; "
+                    f"its annotator's link names it), not {port + n}: leave it out to restart the round on its own ports"
                 )
             if inst.name not in running and not srv.port_is_free(inst.port, host):
                 raise UserError(
@@ -337,10 +338,10 @@ class Session:
             if inst.port is not None:
                 continue
             if port + n > 65535 or not srv.port_is_free(port + n, host):
-                raise UserError(
-                    f"port {port + n} on {host} (for {inst.name}'s Label Studio) is busy or invalid; "
+                raise SettingError(
+                    "port", f"{port}: port {port + n} on {host} (for {inst.name}'s Label Studio) is busy or invalid; "
                     f"a round of {len(self.instances)} needs ports {port}-{port + len(self.instances) - 1}; "
-                    "choose another --port, or leave it out for free ports"
+                    "choose another, or leave it out for free ports"
                 )
 
     def preflight(self, port: int | None = None, host: str = DEFAULTS.host, create_missing: bool = True) -> None:

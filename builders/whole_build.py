@@ -35,8 +35,8 @@ from hexainst.builders import release as release_builder
 from hexainst.builders import synthetic as synthetic_builder
 from hexainst.builders.natural.config import NaturalConfig
 from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
-from hexainst.builders.release.assemble import previous_order, write_report
 from hexainst.builders.release.config import ReleaseConfig
+from hexainst.builders.release.make import previous_order, write_report
 from hexainst.builders.release.reserve import expected_rates, reserve_plan
 from hexainst.builders.release.select import rank_key
 from hexainst.builders.synthetic.config import OUTPUT_KIND as SYNTHETIC_KIND
@@ -48,7 +48,7 @@ from hexainst.kernel.jsonfiles import read_json
 from hexainst.kernel.log import STDOUT
 from hexainst.kernel.output_lock import writer_lock
 from hexainst.kernel.outputs import OutputError, OutputSettingError, claim_output_dir, claim_release_dir
-from hexainst.kernel.pools import ASSEMBLY_REPORT, NATURAL_LOCK, read_pools
+from hexainst.kernel.pools import NATURAL_LOCK, RELEASE_REPORT, read_pools
 from hexainst.kernel.release import (
     GENERATIONS_FILE,
     RATES_FILE,
@@ -119,11 +119,17 @@ class Stage:
         return True
 
 
+#: The whole build's ``per_category``: without it, each category's synthetic target is sized from its reserve.
+PER_CATEGORY_HELP = ("synthetic candidates to keep per category, reserve included (default: 100 + the reserve "
+                     "each category's expected rejection rate asks for)")
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     """Everything ``build all`` needs: where it works and writes, and each stage's own config.
 
-    ``seed`` is the seed of every stage: it replaces the seed of the three stage configs.
+    ``seed`` is the seed of every stage: it replaces the seed of the three stage configs;
+    ``per_category``, when given, replaces ``synthetic.per_category``.
     """
 
     out: Path = setting(help="release folder: a new or empty folder, or an earlier HexaInst release "
@@ -138,8 +144,7 @@ class BuildConfig:
               "own verdicts again; the new release ships the file applied)", metavar="FILE")
     shipped_validation: bool = setting(
         True, "apply no validation file, not even the one the release folder ships (every row pending)")
-    #: ``synthetic.per_category`` was chosen (else: 100 + each cell's planned reserve).
-    per_category_explicit: bool = False
+    per_category: int | None = setting(None, PER_CATEGORY_HELP, low=1, metavar="N")
     natural: NaturalConfig = field(default_factory=NaturalConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
@@ -151,12 +156,14 @@ class BuildConfig:
         return self
 
     def seeded(self) -> tuple[NaturalConfig, SyntheticConfig, ReleaseConfig]:
-        """The three stage configs with this build's seed."""
-        return _seeded(self.natural, self.synthetic, self.release, self.seed)
+        """The three stage configs with this build's seed (and its ``per_category``, when given)."""
+        return _seeded(self.natural, self.synthetic, self.release, self.seed, self.per_category)
 
 
-def _seeded(natural: NaturalConfig, synthetic: SyntheticConfig, release: ReleaseConfig,
-            seed: int) -> tuple[NaturalConfig, SyntheticConfig, ReleaseConfig]:
+def _seeded(natural: NaturalConfig, synthetic: SyntheticConfig, release: ReleaseConfig, seed: int,
+            per_category: int | None) -> tuple[NaturalConfig, SyntheticConfig, ReleaseConfig]:
+    if per_category is not None:
+        synthetic = synthetic.replace(per_category=per_category)
     return (dataclasses.replace(natural, seed=seed), synthetic.replace(seed=seed), dataclasses.replace(release, seed=seed))
 
 
@@ -173,14 +180,14 @@ class TopupConfig:
                "decided) measured in that cell by the validation file and the cell's pending rows counted at that "
                "acceptance, so that one more round over the pending and the new rows is expected to fill it "
                "(default: exactly as many as the cell is short, pending rows counted as usable)")
-    per_category_explicit: bool = False
+    per_category: int | None = setting(None, PER_CATEGORY_HELP, low=1, metavar="N")
     natural: NaturalConfig = field(default_factory=NaturalConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
 
     def seeded(self) -> tuple[NaturalConfig, SyntheticConfig, ReleaseConfig]:
-        """The three stage configs with this build's seed."""
-        return _seeded(self.natural, self.synthetic, self.release, self.seed)
+        """The three stage configs with this build's seed (and its ``per_category``, when given)."""
+        return _seeded(self.natural, self.synthetic, self.release, self.seed, self.per_category)
 
 
 @dataclass(frozen=True)
@@ -239,7 +246,7 @@ def build_all(config: BuildConfig) -> BuildResult:
         release = shipped_rates(out, release, Path(tmp))
         topup_record = out / TOPUP_FILE
         report = _build_all(out, work=Path(config.work), force=config.force, natural=natural, synthetic=synthetic,
-                            release=release, validation=validation, per_category_explicit=config.per_category_explicit,
+                            release=release, validation=validation, per_category_explicit=config.per_category is not None,
                             shipped_topup=read_topup(topup_record) if topup_record.is_file() else None)
     return BuildResult(out=out, report=report)
 
@@ -305,7 +312,7 @@ def _build_all(
             previous=out if shipped_topup else None,
             topup={"extra": extra} if extra else None,
         )).report
-    write_report(report, work / ASSEMBLY_REPORT)
+    write_report(report, work / RELEASE_REPORT)
     return report
 
 
@@ -475,7 +482,7 @@ def topup(config: TopupConfig) -> TopupResult:
     with _locked(out, Path(config.work)), tempfile.TemporaryDirectory(prefix="hexainst-shipped-") as tmp:
         return _topup(out, Path(config.validation), work=Path(config.work), natural=natural, synthetic=synthetic,
                       release=shipped_rates(out, release, Path(tmp)),
-                      per_category_explicit=config.per_category_explicit, oversample=config.oversample)
+                      per_category_explicit=config.per_category is not None, oversample=config.oversample)
 
 
 @contextlib.contextmanager
@@ -560,6 +567,6 @@ def _topup(out: Path, validation: Path, *, work: Path, natural: NaturalConfig, s
             release, pools=(natural_dir, synthetic_dir), out_dir=out, validation_file=validation,
             sources_dir=natural.sources_dir, generations=generations, previous=out, reserve_sizes=sizes,
             topup={"extra": topup_extra})).report
-    write_report(report, work / ASSEMBLY_REPORT)
+    write_report(report, work / RELEASE_REPORT)
     atomic.write_text(work / "stages" / TOPUP_STATE, json.dumps({"extra": topup_extra}, indent=2, sort_keys=True) + "\n")
     return TopupResult(out=out, cells=cells, added=need, new_ids=new_ids, report=report)

@@ -19,8 +19,8 @@ so its counts depend on nothing but the instruction.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +50,7 @@ from hexainst.kernel.features import decode_rows
 from hexainst.kernel.output_lock import writer_lock
 from hexainst.kernel.outputs import read_marker, write_marker
 
+log = logging.getLogger(__name__)
 _D = RecordingConfig()
 
 
@@ -202,9 +203,10 @@ def recording_settings(model: Any, batch_size: int, padding_side: str, device: A
     }
 
 
-def _message(text: str, progress: bool) -> None:
-    if progress:
-        tqdm.write(text, file=sys.stderr)
+def _message(text: str, level: int = logging.INFO) -> None:
+    """A note on the ``hexainst`` logger (the command line shows it unless ``-q``). Each one is logged before
+    the recording's progress bar starts, so none is written across the bar."""
+    log.log(level, text)
 
 
 @dataclass(frozen=True)
@@ -334,10 +336,10 @@ def _record_pending(writer: StoreWriter, layout: dict[str, Any], tokenized: Sequ
     pending = writer.pending_shards()
     for shard in writer.corrupt:
         _message(f"{writer.path}: {writer.shard_name(shard)} does not match its checksum; recording it again",
-                 config.progress)
+                 logging.WARNING)
     if pending and len(pending) < len(writer.ranges):
         _message(f"{writer.path}: resuming, {len(writer.ranges) - len(pending)} of {len(writer.ranges)} shards "
-                 "already recorded", config.progress)
+                 "already recorded")
     total = sum(writer.ranges[s][1] - writer.ranges[s][0] for s in pending)
     bar = tqdm(total=total, desc="recording", unit="instr", disable=not config.progress)
     try:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hexainst.builders.release.assemble import assemble, write_report
 from hexainst.builders.release.config import ReleaseConfig
-from hexainst.builders.release.select import AssemblyError, select_cell
+from hexainst.builders.release.make import make_release, write_report
+from hexainst.builders.release.select import ReleaseError, select_cell
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import read_json
 from hexainst.kernel.output_lock import writer_lock
@@ -20,7 +20,7 @@ from hexainst.kernel.outputs import claim_output_file
 from hexainst.kernel.release import GENERATIONS_FILE
 from hexainst.kernel.settings import SettingError
 
-__all__ = ["AssemblyError", "ReleaseConfig", "ReleaseResult", "run", "select_cell"]
+__all__ = ["ReleaseError", "ReleaseConfig", "ReleaseResult", "run", "select_cell"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class ReleaseResult:
 
 
 def run(config: ReleaseConfig) -> ReleaseResult:
-    """Assemble ``config.pools`` into the release in ``config.out_dir`` (and the report into ``config.report_file``).
+    """Make ``config.pools`` into the release in ``config.out_dir`` (and the report into ``config.report_file``).
 
     Holds the writer's lock on ``config.out_dir`` (:mod:`hexainst.kernel.output_lock`) while it works.
     """
@@ -52,7 +52,7 @@ def run(config: ReleaseConfig) -> ReleaseResult:
             _claim_report_file(Path(config.report_file), [Path(p) for p in config.pools], out)
         shipped = out / GENERATIONS_FILE
         kept = shipped.is_file() and config.generations is None
-        report = assemble(list(config.pools), out, validation=config.validation_file, config=config,
+        report = make_release(list(config.pools), out, validation=config.validation_file, config=config,
                           sources_dir=str(config.sources_dir) if config.sources_dir is not None else None,
                           generations=config.generations, previous=config.previous,
                           reserve_sizes=config.reserve_sizes, topup=config.topup)
@@ -67,14 +67,14 @@ def _count_lines(path: Path) -> int:
 
 
 def _claim_report_file(report: Path, pools: list[Path], out: Path) -> None:
-    """Before any work: the report file must be new or an earlier assembly report, outside the inputs and the release."""
+    """Before any work: the report file must be new or an earlier release report, outside the inputs and the release."""
 
-    def is_assembly_report(file: Path) -> bool:
+    def is_release_report(file: Path) -> bool:
         try:
             earlier = read_json(file, what="assembly report")
         except UserError:
             return False
         return isinstance(earlier, dict) and "cells" in earlier and "seed" in earlier
 
-    claim_output_file(report, is_own=is_assembly_report, own="an earlier assembly report", option="report_file",
+    claim_output_file(report, is_own=is_release_report, own="an earlier assembly report", option="report_file",
                       inputs=[("a --pools folder", p) for p in pools] + [("the --out release", out)])

@@ -20,11 +20,8 @@ from hexainst.kernel.errors import UserError
 from hexainst.kernel.vocab import ROWS_PER_CELL
 
 
-class AssemblyError(UserError):
-    """The pools cannot make a balanced release (a cell too small, a duplicate id, ...).
-
-    The name keeps the release stage's older name, "assembly": callers catch it by this name.
-    """
+class ReleaseError(UserError):
+    """The pools cannot make a balanced release (a cell too small, a duplicate id, ...)."""
 
 
 def rank_key(seed: int, row_id: str) -> str:
@@ -78,7 +75,7 @@ def apply_outcome(row: Mapping[str, Any], outcome: Mapping[str, Any] | None) -> 
     if status == "revised":
         corrected = normalize(outcome.get("corrected_instruction") or "")
         if not corrected:
-            raise AssemblyError(f"validation outcome for {row['id']}: status revised without a corrected instruction")
+            raise ReleaseError(f"validation outcome for {row['id']}: status revised without a corrected instruction")
         original = row["validation"]["original_instruction"] or row["instruction"]
         new["instruction"] = corrected
     new["validation"] = {
@@ -109,7 +106,7 @@ def select_cell(
     annotated moves.
 
     When fewer than ``size`` rows survive validation the selection is returned short
-    (:attr:`CellSelection.shortfall`); :func:`assemble` reports every short cell at once.
+    (:attr:`CellSelection.shortfall`); :func:`~hexainst.builders.release.make.make_release` reports every short cell at once.
     """
     outcomes = outcomes or {}
     by_id = {r["id"]: r for r in pool}
@@ -135,7 +132,7 @@ def select_cell(
     return sel
 
 
-def shortfall_error(selections: Sequence[CellSelection]) -> AssemblyError | None:
+def shortfall_error(selections: Sequence[CellSelection]) -> ReleaseError | None:
     """One error naming every short cell and by how many rows, or ``None`` when every cell is full."""
     short = [s for s in selections if s.shortfall]
     if not short:
@@ -144,9 +141,9 @@ def shortfall_error(selections: Sequence[CellSelection]) -> AssemblyError | None
                       for s in short)
     n = f"{len(short)} cell{'s' if len(short) > 1 else ''}"
     if not any(s.rejected for s in short):  # no validation outcome made them short: the pools are too small
-        return AssemblyError(f"the pools leave {n} short: {cells}; build more candidates for these cells "
+        return ReleaseError(f"the pools leave {n} short: {cells}; build more candidates for these cells "
                              "(a larger --per-category, or sources with more rows)")
-    return AssemblyError(
+    return ReleaseError(
         f"validation leaves {n} short: {cells}; "
         "'hexainst build topup' produces that many more candidates for these cells"
     )

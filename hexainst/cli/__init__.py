@@ -29,7 +29,7 @@ from hexainst.cli import (
     record_merge,
     validate,
 )
-from hexainst.cli.options import flag_for
+from hexainst.cli.options import flag_for, shows_progress
 from hexainst.cli.pipes import guard_stdout
 from hexainst.kernel.disk_space import disk_full_cause, disk_full_message
 from hexainst.kernel.errors import UserError, one_line
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     shown.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1, default=0,
                        help="also show debug messages")
     shown.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
-                       help="show only warnings and errors (progress bars are the commands' own --no-progress)")
+                       help="show only warnings and errors, and no progress bars (as each command's --no-progress)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     for module in (build, publish, validate, info, annotate, record, record_merge, record_info, analyze, baseline,
@@ -74,6 +74,7 @@ def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure(args.verbosity)
+    shows_progress(args)
     try:
         return int(args.handler(args) or 0)  # the library takes the writers' locks where it writes
     except KeyboardInterrupt:

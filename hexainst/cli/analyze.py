@@ -12,12 +12,12 @@ import sys
 from typing import Any
 
 from hexainst.analysis.config import AnalysisConfig, AnalyzeConfig, CausalConfig
-from hexainst.cli.options import add_quiet_alias, add_settings, config_from
+from hexainst.cli.options import add_progress, add_quiet_alias, add_settings, config_from
 
 #: The analysis settings both ``analyze`` and ``baseline`` take, in the order of their help.
 ANALYSIS_SETTINGS = ("eps", "tie_rule", "scope", "seed", "sample", "include_self_pairs", "sweep_eps", "n_permutations",
                      "n_sweep_permutations", "n_boot", "length_matched", "length_strata", "venn_ids", "save_sets",
-                     "note", "progress")
+                     "note")
 ANALYSIS_FLAGS = {"n_permutations": "--permutations", "n_sweep_permutations": "--sweep-permutations",
                   "n_boot": "--bootstrap", "venn_ids": "--venn-id"}
 CAUSAL_FLAGS = {"per_category": "--causal-per-category", "max_predicted": "--causal-max-tokens",
@@ -28,7 +28,8 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
     """The options of :data:`ANALYSIS_SETTINGS` (``analyze`` and ``baseline``), in one group."""
     g = p.add_argument_group("ISN sets and statistics")
     add_settings(g, AnalysisConfig, ANALYSIS_SETTINGS, flags=ANALYSIS_FLAGS, repeated=("venn_ids",))
-    add_quiet_alias(g)  # deprecated: --no-progress
+    add_progress(g)
+    add_quiet_alias(g)  # the same as hexainst -q
 
 
 def analysis_config(args: argparse.Namespace) -> AnalysisConfig:

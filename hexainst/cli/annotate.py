@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hexainst.annotation.config import AnnotationConfig, Candidates
-from hexainst.cli.options import add_settings, config_from
+from hexainst.cli.options import add_progress, add_settings, config_from, flag_for
 from hexainst.kernel import environment, identity
 from hexainst.kernel.errors import UserError
 
@@ -115,12 +115,14 @@ def _add_up(steps: argparse._SubParsersAction) -> None:
     )
     add_settings(up, AnnotationConfig, ["juniors", "port", "detach"])
     _add_candidates(up)
+    add_progress(up)
 
 
 def _add_serve(steps: argparse._SubParsersAction) -> None:
     serve = _step(steps, "serve", "start every annotator's Label Studio (foreground until Ctrl-C, or --detach)",
                   _cmd_serve)
     add_settings(serve, AnnotationConfig, ["port", "detach"])
+    add_progress(serve)
 
 
 def _add_stop(steps: argparse._SubParsersAction) -> None:
@@ -139,6 +141,7 @@ def _add_sync(steps: argparse._SubParsersAction) -> None:
         "candidates (a top-up of the reserve) can be sent at any time.",
     )
     _add_candidates(sync)
+    add_progress(sync)
 
 
 def _add_import(steps: argparse._SubParsersAction) -> None:
@@ -159,6 +162,7 @@ def _add_import(steps: argparse._SubParsersAction) -> None:
     imp.add_argument("file", type=Path, metavar="FILE", help="the annotator's verdicts, JSON Lines")
     _add_identity(imp)
     add_settings(imp, AnnotationConfig, ["workers"])
+    add_progress(imp)
 
 
 def _add_judge(steps: argparse._SubParsersAction) -> None:
@@ -180,10 +184,11 @@ def _add_judge(steps: argparse._SubParsersAction) -> None:
     judge.add_argument("--model", required=True, metavar="NAME", help="the model name the endpoint serves")
     add_settings(judge, AnnotationConfig, ["api_key_env", "attempts", "max_tokens", "limit", "judge_workers",
                                            "timeout"], flags={"judge_workers": "--workers"})
+    add_progress(judge)
 
 
 def _add_senior(steps: argparse._SubParsersAction) -> None:
-    _step(steps, "senior", "send the tasks the juniors disagree on to the senior (idempotent)", _cmd_senior)
+    add_progress(_step(steps, "senior", "send the tasks the juniors disagree on to the senior (idempotent)", _cmd_senior))
 
 
 def _add_agreement(steps: argparse._SubParsersAction) -> None:
@@ -193,12 +198,7 @@ def _add_agreement(steps: argparse._SubParsersAction) -> None:
 
 def _add_export(steps: argparse._SubParsersAction) -> None:
     export = _step(steps, "export", "read every verdict back and write the validation file", _cmd_export)
-    export.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write validation.json")
-    export.add_argument("--save-exports", type=Path, metavar="DIR",
-                        help="also keep each annotator's raw Label Studio export there (audit trail)")  # fmt: skip
-    export.add_argument("--previous", type=Path, metavar="FILE",
-                        help="the validation file of the earlier rounds: FILE's rounds are kept and this round is "
-                             "numbered after them (an id decided in both refuses); without it the file holds round 1")  # fmt: skip
+    add_settings(export, AnnotationConfig, ["out", "save_exports", "previous"], required=["out"])
 
 
 # ---- handlers: parse, call the annotation stage, print -----------------------------------
@@ -206,8 +206,8 @@ def _add_export(steps: argparse._SubParsersAction) -> None:
 # 'hexainst --help' and the other commands do without.
 
 
-def _config(args: argparse.Namespace) -> AnnotationConfig:
-    return config_from(args, AnnotationConfig)
+def _config(args: argparse.Namespace, **values: Any) -> AnnotationConfig:
+    return config_from(args, AnnotationConfig, **values)
 
 
 
@@ -247,7 +247,7 @@ def _serve(result, detach: bool) -> int:
 def _cmd_up(args: argparse.Namespace) -> int:
     from hexainst.annotation.round import up  # deferred: loads label_studio_sdk and httpx
 
-    result = up(_config(args), config_from(args, Candidates))
+    result = up(_config(args, candidates=config_from(args, Candidates)))
     _print_sync(result.synced)
     return _serve(result, args.detach)
 
@@ -293,7 +293,10 @@ def _print_sync(reports) -> None:
 def _cmd_sync(args: argparse.Namespace) -> int:
     from hexainst.annotation.round import sync  # deferred: loads label_studio_sdk and httpx
 
-    _print_sync(sync(_config(args), config_from(args, Candidates)))
+    candidates = config_from(args, Candidates)
+    if not candidates.given:  # 'up' may start a round without candidates; 'sync' has nothing to send
+        raise UserError("name the candidates: --release DIR, --pools DIR ... or --rows FILE ...")
+    _print_sync(sync(_config(args, candidates=candidates)))
     return 0
 
 
@@ -319,7 +322,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
     who = _identity_of(args)
     verdicts, sha = read_verdict_file(args.file, args.annotator)
     session.require_servers()
-    report = land_verdicts(session, args.annotator, verdicts, who, file_sha256=sha, workers=args.workers)
+    report = land_verdicts(session, args.annotator, verdicts, who, file_sha256=sha, workers=args.workers,
+                           progress=args.progress)
     print(f"{report.annotator}: {report.n_verdicts} verdicts in {args.file}: {report.n_created} created "
           f"in {report.seconds:.1f} s, {len(report.already_annotated)} already there (skipped)")  # fmt: skip
     if report.already_annotated:
@@ -331,6 +335,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def _cmd_judge(args: argparse.Namespace) -> int:
     from hexainst.annotation.judge import (  # deferred: loads label_studio_sdk and httpx
         DEFAULT_HOW,
+        RAISE_MAX_TOKENS,
         judge_slot,
         prompt_text,
     )
@@ -343,11 +348,12 @@ def _cmd_judge(args: argparse.Namespace) -> int:
     report = judge_slot(
         session, args.annotator, who, limit=args.limit, base_url=args.base_url, model=args.model,
         api_key=environment.named(args.api_key_env) or "not-needed", attempts=args.attempts,
-        max_tokens=args.max_tokens, workers=args.judge_workers, timeout=args.timeout,
+        max_tokens=args.max_tokens, workers=args.judge_workers, timeout=args.timeout, progress=args.progress,
     )  # fmt: skip
     print(f"{report.annotator} ({identity.describe(who)}): {report.n_tasks} tasks asked, {report.n_landed} verdicts "
           f"landed, {len(report.failed)} left unannotated, {report.requests} requests")  # fmt: skip
     for iid, why in sorted(report.failed.items()):
+        why = why.replace(RAISE_MAX_TOKENS, f"raise {flag_for(args, 'max_tokens')}")  # the setting, as typed
         print(f"  unannotated {iid}: {why}")
     return 1 if report.failed else 0
 
@@ -401,7 +407,7 @@ def _cmd_agreement(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from hexainst.annotation.round import export  # deferred: loads label_studio_sdk and httpx
 
-    result = export(_config(args), args.out, previous=args.previous, save_exports=args.save_exports)
+    result = export(_config(args))
     counts = result.counts()
     print(_format_agreement(result.adjudication))
     if result.adjudication.awaiting_senior:

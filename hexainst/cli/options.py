@@ -139,17 +139,37 @@ def add_settings(parser: argparse._ActionsContainer, config: type, names: Sequen
     parser.set_defaults(**{FLAGS: known})
 
 
+#: Namespace attribute of the verbosity ``hexainst -q/-v`` chose (-1, 0, 1; :data:`hexainst.kernel.log.LEVELS`).
+VERBOSITY = "verbosity"
+
+
+def add_progress(parser: argparse._ActionsContainer) -> None:
+    """``--no-progress``, on every command that shows progress bars: the value lands as ``progress`` (the
+    field every stage config that shows bars has). ``hexainst -q`` turns the bars off too (:func:`shows_progress`)."""
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=True,
+                        help="show no progress bars (hexainst -q turns them off too)")
+
+
+def shows_progress(args: argparse.Namespace) -> None:
+    """The one place that decides whether a command shows progress bars: not with ``--no-progress``, nor with
+    ``hexainst -q`` (only warnings and errors are shown). Sets ``args.progress``, which the stage configs read."""
+    if hasattr(args, "progress") and getattr(args, VERBOSITY, 0) < 0:
+        args.progress = False
+
+
 def add_quiet_alias(parser: argparse._ActionsContainer) -> None:
-    """``--quiet``, the old name of ``--no-progress`` in ``analyze``, ``baseline`` and ``finetune`` (from before
-    ``hexainst -q/--quiet`` chose the log level): still accepted, so no script breaks, and hidden from --help."""
-    parser.add_argument("--quiet", dest="progress", action="store_false", default=argparse.SUPPRESS,
+    """``--quiet`` after ``analyze``, ``baseline`` and ``finetune``: the same as ``hexainst -q/--quiet`` before the
+    command (only warnings and errors, no progress bars). Scripts from before ``hexainst -q`` existed wrote it
+    there (it meant ``--no-progress``, which ``-q`` now includes), so it stays accepted, hidden from --help."""
+    parser.add_argument("--quiet", dest=VERBOSITY, action="store_const", const=-1, default=argparse.SUPPRESS,
                         help=argparse.SUPPRESS)
 
 
-def config_from(args: argparse.Namespace, config: type, **values: Any) -> Any:
-    """``config(...)`` from every setting of ``config`` that ``args`` holds, plus ``values``."""
+def config_from(args: argparse.Namespace, config: type, *, skip: Sequence[str] = (), **values: Any) -> Any:
+    """``config(...)`` from every setting of ``config`` that ``args`` holds, plus ``values``. ``skip``: settings of
+    the same name that ``args`` holds for another config (e.g. the whole build's ``per_category``)."""
     present = {f.name: getattr(args, f.name) for f in dataclasses.fields(config)
-               if f.init and hasattr(args, f.name) and f.name not in values}
+               if f.init and hasattr(args, f.name) and f.name not in values and f.name not in skip}
     present = {k: tuple(v) if isinstance(v, list) else v for k, v in present.items()}  # repeated options
     return config(**present, **values)
 

@@ -16,7 +16,7 @@ from typing import Any
 import hexainst
 from hexainst.analysis.recording.config import RecordingConfig
 from hexainst.analysis.recording.loading import resolve_model
-from hexainst.cli.options import add_settings, config_from, help_of, int_range
+from hexainst.cli.options import add_progress, add_settings, config_from, help_of, int_range
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.features import decode_rows
 from hexainst.kernel.jsonfiles import read_jsonl
@@ -94,4 +94,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-parallel", action="store_true",
                    help="split the rows between processes (run under 'accelerate launch') and merge the parts")
     add_settings(p, RecordingConfig, ["with_sums", "rows_per_shard", "padding_side", "overwrite"])
+    add_progress(p)
     p.set_defaults(handler=_cmd_record)

@@ -21,8 +21,9 @@ SYNTHETIC_REPORT = "synthetic-report.json"
 #: The revisions the natural stage read, so that a rebuild reads the same ones.
 NATURAL_LOCK = "natural.lock.json"
 #: The release stage's report, written into the build's working folder (``build release --report``: where asked).
-#: The file keeps its older name, "assembly", because users' folders and scripts have it.
-ASSEMBLY_REPORT = "assembly-report.json"
+#: The file keeps the stage's older name, "assembly", on disk: every earlier build left ``assembly-report.json``
+#: in its working folder and users' scripts read it there; a new name would leave those stale beside the new one.
+RELEASE_REPORT = "assembly-report.json"
 
 
 class PoolError(UserError):

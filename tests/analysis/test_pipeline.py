@@ -203,16 +203,17 @@ def test_one_category_is_reported_without_a_test(tmp_path: Path, make_dense, cap
 
 
 def test_no_progress_hides_the_progress_bars(dense_pair, tmp_path: Path, capsys) -> None:
-    """``analyze --no-progress``, as every other command spells it, shows no progress bar; ``--quiet`` (its old
-    name, hidden from --help) still does the same. Without either, the eps sweep shows its bar on stderr."""
+    """``analyze --no-progress``, as every other command spells it, shows no progress bar; nor does ``hexainst -q
+    analyze``, nor ``analyze --quiet`` (the same as ``-q``, hidden from --help). Without them, the eps sweep
+    shows its bar on stderr."""
     base, _ = dense_pair
     argv = ["analyze", "--store", str(base.path), "--permutations", "10", "--sweep-permutations", "5",
             "--bootstrap", "10", "--sweep-eps", "0.05"]
     assert main([*argv, "--out", str(tmp_path / "bars")]) == 0
     assert "eps sweep" in capsys.readouterr().err
-    for flag in ("--no-progress", "--quiet"):
-        assert main([*argv, "--out", str(tmp_path / flag.strip("-")), flag]) == 0
-        assert "eps sweep" not in capsys.readouterr().err, flag
+    for n, (before, after) in enumerate((((), ("--no-progress",)), ((), ("--quiet",)), (("-q",), ()))):
+        assert main([*before, *argv, "--out", str(tmp_path / f"quiet{n}"), *after]) == 0
+        assert "eps sweep" not in capsys.readouterr().err, (before, after)
 
 
 def test_one_instruction_per_category_gives_no_p_value(dense_pair, tmp_path: Path) -> None:

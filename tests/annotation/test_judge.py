@@ -12,7 +12,14 @@ import pytest
 from annotation_helpers import nat, syn
 
 from hexainst.annotation.guidelines import guidelines_markdown
-from hexainst.annotation.judge import AnswerError, judge_tasks, parse_answer, system_prompt, user_message
+from hexainst.annotation.judge import (
+    RAISE_MAX_TOKENS,
+    AnswerError,
+    judge_tasks,
+    parse_answer,
+    system_prompt,
+    user_message,
+)
 from hexainst.builders.synthetic.stub_server import Fault, StubServer
 
 GOOD = {"category_correct": False, "errors": ["unsound", "grammar"], "corrected_instruction": None, "decision": "reject"}
@@ -85,6 +92,18 @@ def test_malformed_answers_are_retried_a_bounded_number_of_times_then_the_task_i
         assert len(stub.requests) == 4
     assert result.verdicts == [] and set(result.failed) == {t[0] for t in tasks}
     assert all("missing" in why and "(after 2 answers)" in why for why in result.failed.values())
+
+
+def test_an_answer_cut_off_every_time_names_the_setting_to_raise():
+    """The reason names the setting (``max_tokens``), never a flag: 'annotate judge' prints it as --max-tokens."""
+    task = syn("math", 4)
+    tasks = [(task["id"], {"category": task["category"], "instruction": task["instruction"]})]
+    with StubServer(mode="verdict") as stub:
+        stub.add_faults([Fault("length"), Fault("length")])
+        result = judge_tasks(tasks, base_url=stub.base_url, model="m", attempts=2, progress=False, workers=1)
+    why = result.failed[task["id"]]
+    assert why == f"the answer was cut off (finish_reason length; {RAISE_MAX_TOKENS}) (after 2 answers)"
+    assert RAISE_MAX_TOKENS == "raise max_tokens" and "--" not in why
 
 
 @pytest.mark.slow

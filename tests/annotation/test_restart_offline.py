@@ -139,5 +139,5 @@ def test_port_option_cannot_move_an_instance(tmp_path, capsys):
     other = port + 7 if port < 65000 else port - 7
     _one_line_and_unchanged(
         tmp_path, capsys, ["serve", "--data-dir", str(data), "--detach", "--port", str(other)],
-        [f"junior1's Label Studio serves on port {port}", f"not {other}", "leave --port out"],
+        [f"error: --port {other}: junior1's Label Studio serves on port {port}", f"not {other}", "leave it out"],
     )  # fmt: skip

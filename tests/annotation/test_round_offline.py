@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from annotation_helpers import ACCOUNTS, nat, syn
 
 from hexainst.annotation.config import AnnotationConfig, Candidates
-from hexainst.annotation.round import ExportResult, export, keep_serving, read_candidates, stop
+from hexainst.annotation.round import ExportResult, export, keep_serving, read_candidates, stop, up
 from hexainst.annotation.session import Session
 from hexainst.kernel.errors import UserError
+from hexainst.kernel.settings import SettingError
 
 
 def _rows_file(folder: Path, rows) -> Path:
@@ -24,7 +26,7 @@ def _rows_file(folder: Path, rows) -> Path:
 
 def test_read_candidates_needs_a_source():
     assert not Candidates().given
-    with pytest.raises(UserError, match="^name the candidates: --release DIR"):
+    with pytest.raises(UserError, match=r"^name the candidates: .* \(Candidates: release, pools or rows\)$"):
         read_candidates(Candidates())
 
 
@@ -48,20 +50,41 @@ def test_read_candidates_refuses_an_id_given_twice(tmp_path):
         read_candidates(twice)
 
 
+def _setting_error(call, setting: str, problem: str) -> None:
+    """``call()`` raises a :class:`SettingError` that names ``setting`` (as a Python caller knows it, never a flag)."""
+    with pytest.raises(SettingError) as info:
+        call()
+    assert info.value.setting == setting and str(info.value) == f"{setting} {info.value.problem}"
+    assert problem in info.value.problem and "--" not in str(info.value), str(info.value)
+
+
 def test_export_checks_its_files_before_it_reads_the_round(tmp_path):
-    """No round in the folder: a bad --out or --previous is what the error names (nothing was asked)."""
-    config = AnnotationConfig(data_dir=tmp_path / "no-round")
+    """No round in the folder: a bad out, previous or save_exports is what the error names (nothing was asked),
+    by the setting's name: the command line prints its flag instead (tests/annotation/test_cli_offline.py)."""
+    config = AnnotationConfig(data_dir=tmp_path / "no-round", out=tmp_path / "v.json")
     (tmp_path / "folder").mkdir()
-    with pytest.raises(UserError, match="is a folder; name the validation file"):
-        export(config, tmp_path / "folder")
-    with pytest.raises(UserError, match="--previous .*: is a folder"):
-        export(config, tmp_path / "v.json", previous=tmp_path / "folder")
+    _setting_error(lambda: export(AnnotationConfig(data_dir=config.data_dir)), "out", "must name the validation file")
+    _setting_error(lambda: export(replace(config, out=tmp_path / "folder")), "out",
+                   f"{tmp_path / 'folder'}: is a folder; name the validation file")
+    _setting_error(lambda: export(replace(config, out=tmp_path / "no" / "v.json")), "out", "does not exist")
+    _setting_error(lambda: export(replace(config, previous=tmp_path / "folder")), "previous",
+                   f"{tmp_path / 'folder'}: is a folder")
     (tmp_path / "file").write_text("x")
-    with pytest.raises(UserError, match="--save-exports .*: is a file"):
-        export(config, tmp_path / "v.json", save_exports=tmp_path / "file")
+    _setting_error(lambda: export(replace(config, save_exports=tmp_path / "file")), "save_exports",
+                   f"{tmp_path / 'file'}: is a file")
+    _setting_error(lambda: export(replace(config, out=tmp_path / "file")), "out", "exists and is not a validation file")
     with pytest.raises(UserError, match="no annotation round here"):
-        export(config, tmp_path / "v.json")
+        export(config)
     assert not (tmp_path / "v.json").exists() and not config.data_dir.exists()
+
+
+def test_read_candidates_names_the_release_setting(tmp_path):
+    _setting_error(lambda: read_candidates(Candidates(release=tmp_path / "none")), "release",
+                   f"{tmp_path / 'none'}: no such release folder")
+    # up(config): the candidates are part of the config, checked before any server or folder is made
+    config = AnnotationConfig(data_dir=tmp_path / "round", candidates=Candidates(release=tmp_path / "none"))
+    _setting_error(lambda: up(config), "release", "no such release folder")
+    assert not config.data_dir.exists()
 
 
 def test_export_result_counts_this_round_only():

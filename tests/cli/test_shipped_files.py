@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "builders" / "release"))
 
 from stage_runs import release_from
-from test_assembly import write_pools
+from test_release import write_pools
 from validation_docs import outcome, validation_doc
 
 from hexainst.builders.release.config import ReleaseConfig

@@ -11,7 +11,7 @@ from hexainst.builders.synthetic.config import SyntheticConfig
 from hexainst.builders.whole_build import BuildConfig, build_all
 from hexainst.cli.build.release import print_summary
 from hexainst.cli.build.synthetic import add_membership_settings
-from hexainst.cli.options import add_settings, config_from
+from hexainst.cli.options import add_progress, add_settings, config_from
 
 
 def register(stages: argparse._SubParsersAction) -> None:
@@ -31,23 +31,23 @@ def register(stages: argparse._SubParsersAction) -> None:
     )
     add_settings(every, BuildConfig, ["work", "out"], required=["out"])
     add_settings(every, NaturalConfig, ["sources_dir"], flags={"sources_dir": "--sources"})
-    add_settings(every, SyntheticConfig, ["base_url", "model", "per_category"], defaults={"per_category": None})
+    add_settings(every, SyntheticConfig, ["base_url", "model"])
+    add_settings(every, BuildConfig, ["per_category"])
     add_settings(every, ReleaseConfig, ["rejection_rates"])
     add_settings(every, BuildConfig, ["validation", "shipped_validation", "seed"],
                  flags={"shipped_validation": "--no-validation"})
     add_settings(every, SyntheticConfig, ["embedded_threads"], flags={"embedded_threads": "--threads"})
     add_settings(every, BuildConfig, ["force"])
+    add_progress(every)
     add_membership_settings(every)
     every.set_defaults(handler=_all)
 
 
 def stage_configs(args: argparse.Namespace) -> dict[str, Any]:
-    """The three stage configs of ``build all`` / ``build topup`` from their options, and whether
-    ``--per-category`` was given (else the build sizes each category from its expected rejection)."""
-    explicit = args.per_category is not None
-    per_category = args.per_category if explicit else SyntheticConfig.per_category
-    return {"per_category_explicit": explicit, "natural": config_from(args, NaturalConfig),
-            "synthetic": config_from(args, SyntheticConfig, per_category=per_category),
+    """The three stage configs of ``build all`` / ``build topup`` from their options (``--per-category`` is the
+    whole build's own setting: :class:`~hexainst.builders.whole_build.BuildConfig` applies it)."""
+    return {"natural": config_from(args, NaturalConfig), "synthetic": config_from(args, SyntheticConfig,
+                                                                                  skip=["per_category"]),
             "release": config_from(args, ReleaseConfig)}
 
 

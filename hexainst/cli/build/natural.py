@@ -7,7 +7,7 @@ import json
 import sys
 
 from hexainst.builders.natural import NaturalConfig, run
-from hexainst.cli.options import add_settings, config_from
+from hexainst.cli.options import add_progress, add_settings, config_from
 
 
 def register(stages: argparse._SubParsersAction) -> None:
@@ -23,8 +23,9 @@ def register(stages: argparse._SubParsersAction) -> None:
             "candidates vs target) and natural.lock.json (the revisions used)."
         ),
     )
-    add_settings(parser, NaturalConfig, ["out_dir", "sources_dir", "lock_file", "seed", "progress"],
+    add_settings(parser, NaturalConfig, ["out_dir", "sources_dir", "lock_file", "seed"],
                  flags={"out_dir": "--out", "sources_dir": "--sources", "lock_file": "--lock"}, required=["out_dir"])
+    add_progress(parser)
     parser.set_defaults(handler=_run)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hexainst.builders.synthetic import SyntheticConfig, import_generations, run
 from hexainst.builders.synthetic.pipeline import default_cache_dir
-from hexainst.cli.options import add_settings, config_from, help_of
+from hexainst.cli.options import add_progress, add_settings, config_from, help_of
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.vocab import CATEGORIES
 
@@ -47,8 +47,9 @@ def register(stages: argparse._SubParsersAction) -> None:
     p.add_argument("--import-generations", type=Path, metavar="FILE",
                    help="fill the request cache from a published generations file first (then nothing is requested twice)")
     add_settings(p, SyntheticConfig, ["seed", "concurrency", "max_attempts", "timeout", "embedded_threads",
-                                      "embedded_batch", "embedded_dtype", "progress"],
+                                      "embedded_batch", "embedded_dtype"],
                  flags={"embedded_threads": "--threads"})
+    add_progress(p)
     add_membership_settings(p)
     p.set_defaults(handler=_run)
 

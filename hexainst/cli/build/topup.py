@@ -9,7 +9,7 @@ from hexainst.builders.release.config import ReleaseConfig
 from hexainst.builders.synthetic.config import SyntheticConfig
 from hexainst.builders.whole_build import TopupConfig, topup
 from hexainst.cli.build.all import stage_configs
-from hexainst.cli.options import add_settings, config_from
+from hexainst.cli.options import add_progress, add_settings, config_from
 
 
 def register(stages: argparse._SubParsersAction) -> None:
@@ -26,11 +26,13 @@ def register(stages: argparse._SubParsersAction) -> None:
     )
     add_settings(top, TopupConfig, ["validation", "out", "work"], required=["validation", "out"])
     add_settings(top, NaturalConfig, ["sources_dir"], flags={"sources_dir": "--sources"})
-    add_settings(top, SyntheticConfig, ["base_url", "model", "per_category"], defaults={"per_category": None})
+    add_settings(top, SyntheticConfig, ["base_url", "model"])
+    add_settings(top, TopupConfig, ["per_category"])
     add_settings(top, ReleaseConfig, ["rejection_rates"])
     add_settings(top, TopupConfig, ["seed"])
     add_settings(top, SyntheticConfig, ["embedded_threads"], flags={"embedded_threads": "--threads"})
     add_settings(top, TopupConfig, ["oversample"])
+    add_progress(top)
     top.set_defaults(handler=_topup)
 
 

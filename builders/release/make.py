@@ -1,9 +1,9 @@
-"""``assemble``: candidate pools (+ an optional validation file) -> a written release.
+"""``make_release``: candidate pools (+ an optional validation file) -> a written release.
 
 Inputs, all in ``pools_dir``: ``<category>.<source>.jsonl`` for the 12 cells (record schema),
 and, when the build stages wrote them, ``natural-report.json``, ``synthetic-report.json`` and
 ``natural.lock.json`` (their numbers go into the card). Output: the release folder (see
-:mod:`hexainst.kernel.release`) and the assembly report (returned; the CLI writes it as ``assembly-report.json``).
+:mod:`hexainst.kernel.release`) and the release report (returned; the CLI writes it as ``assembly-report.json``).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _build_mode(rows: list[dict[str, Any]]) -> str:
     return "hub" if revisions else "test"
 
 
-def assemble(
+def make_release(
     pools_dir: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     validation: str | os.PathLike[str] | None = None,
@@ -105,7 +105,7 @@ def assemble(
     new candidates after them (a top-up round; ``reserve_sizes`` then gives each cell's reserve).
     Each cell keeps the next ``config.reserve`` candidates by rank as its reserve (None: all of them);
     candidates beyond that are not part of the release folder. Every check happens before anything is
-    written. Returns the assembly report.
+    written. Returns the release report.
     """
     dirs = [Path(pools_dir)] if isinstance(pools_dir, (str, os.PathLike)) else [Path(d) for d in pools_dir]
     claim_release_dir(out_dir, inputs=[*dirs, validation, config.rejection_rates], option="out_dir")
@@ -206,5 +206,5 @@ def _kept_reserve(previous: Mapping[tuple[str, str], list[str]], category: str, 
 
 
 def write_report(report: Mapping[str, Any], file: Path) -> None:
-    """Write the assembly report atomically."""
+    """Write the release report atomically."""
     atomic.write_text(file, json.dumps(report, indent=2, sort_keys=True) + "\n")

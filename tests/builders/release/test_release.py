@@ -1,4 +1,4 @@
-"""Assembly: seeded balanced selection, the ordered reserve, validation outcomes applied."""
+"""The release stage: seeded balanced selection, the ordered reserve, validation outcomes applied."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from stage_runs import release_from
 from validation_docs import outcome, validation_doc
 
 import hexainst
-from hexainst.builders.release import AssemblyError, select_cell
+from hexainst.builders.release import ReleaseError, select_cell
 from hexainst.builders.release.select import rank_key
 from hexainst.kernel.records import natural_row, synthetic_row
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
@@ -88,7 +88,7 @@ def test_a_short_cell_is_reported_with_its_shortfall():
     assert "hexainst build topup" in str(error)
 
 
-def test_assemble_names_every_short_cell_at_once(tmp_path):
+def test_release_names_every_short_cell_at_once(tmp_path):
     write_pools(tmp_path / "pools", n=101)
     pools = {(c, s): [json.loads(line) for line in (tmp_path / "pools" / f"{c}.{s}.jsonl").read_text().splitlines()]
              for c in CATEGORIES for s in SOURCES}
@@ -97,7 +97,7 @@ def test_assemble_names_every_short_cell_at_once(tmp_path):
         ranked = sorted(pools[cell], key=lambda r: rank_key(0, r["id"]))
         rejected += [outcome(r["id"], "rejected") for r in ranked[:n]]
     (tmp_path / "v.json").write_text(json.dumps(validation_doc(rejected)))
-    with pytest.raises(AssemblyError, match=r"leaves 2 cells short: code/synthetic by 2 .*, math/natural by 1 "):
+    with pytest.raises(ReleaseError, match=r"leaves 2 cells short: code/synthetic by 2 .*, math/natural by 1 "):
         release_from(tmp_path / "pools", tmp_path / "rel", validation=tmp_path / "v.json")
     assert not (tmp_path / "rel").exists()
 
@@ -106,13 +106,13 @@ def test_pools_too_small_without_validation_are_named_as_such(tmp_path):
     write_pools(tmp_path / "pools", n=101)
     pool = tmp_path / "pools" / "math.synthetic.jsonl"
     pool.write_text("".join(pool.read_text().splitlines(keepends=True)[:97]))
-    with pytest.raises(AssemblyError, match=r"^the pools leave 1 cell short: math/synthetic by 3 \(97 candidates, "
+    with pytest.raises(ReleaseError, match=r"^the pools leave 1 cell short: math/synthetic by 3 \(97 candidates, "
                                             r"0 rejected\); build more candidates"):
         release_from(tmp_path / "pools", tmp_path / "rel")
     assert not (tmp_path / "rel").exists()
 
 
-def test_assemble_balanced_release_with_reserve(tmp_path):
+def test_release_balanced_with_reserve(tmp_path):
     from hexainst.builders.release.config import ReleaseConfig
 
     write_pools(tmp_path / "pools")
