@@ -92,7 +92,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser, *, rows: bool = True) -> None:
     add_settings(p, FinetuneConfig, ["recipe", "root", *(("sources", "release") if rows else ()), "progress"])
-    add_quiet_alias(p)  # deprecated: --no-progress
+    add_quiet_alias(p)  # hidden --quiet: the same as hexainst -q (it once meant --no-progress)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
