@@ -14,6 +14,8 @@ from validation_docs import outcome, validation_doc
 import hexainst
 from hexainst.builders.release import AssemblyError, select_cell
 from hexainst.builders.release.select import rank_key
+from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
+from hexainst.kernel.outputs import write_marker
 from hexainst.kernel.records import natural_row, synthetic_row
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
 
@@ -214,9 +216,8 @@ def test_publish_dry_run_writes_exactly_the_release_files(tmp_path):
 
     write_pools(tmp_path / "pools", n=100)
     out = tmp_path / "pkg"
-    out.mkdir()
-    (out / "code.py").write_text("print('not data')\n")
     release_from(tmp_path / "pools", out)
+    (out / "code.py").write_text("print('not data')\n")  # the package's code beside its release
     assert main(["publish", "--repo", "someone/hexainst", "--path", str(out), "--dry-run", str(tmp_path / "up")]) == 0
     uploaded = sorted(str(p.relative_to(tmp_path / "up")) for p in (tmp_path / "up").rglob("*") if p.is_file())
     expected = [".hexainst-output.json", "LICENSE.md", "README.md", "croissant.json", "rejection_rates.json",
@@ -228,3 +229,38 @@ def test_publish_dry_run_writes_exactly_the_release_files(tmp_path):
     for entry in manifest["files"]:
         assert (tmp_path / "up" / entry["path"]).read_bytes() == (out / entry["path"]).read_bytes()
     assert main(["publish", "--repo", "not-a-repo", "--path", str(out), "--dry-run", str(tmp_path / "x")]) == 2
+
+
+def test_build_release_refuses_a_users_folder_with_release_names_and_changes_nothing(tmp_path, capsys):
+    """A folder without a card that holds files named as a release's (the user's own) is refused in one line
+    naming it, before any work: nothing in it is replaced. So is a folder holding only notes, and a pools folder."""
+    from hexainst.cli import main
+
+    write_pools(tmp_path / "pools", n=100)
+    user = tmp_path / "u4"
+    (user / "reserve").mkdir(parents=True)
+    (user / "LICENSE.md").write_text("mine\n")
+    (user / "croissant.json").write_text('{"mine":1}\n')
+    (user / "reserve" / "reserve.jsonl").write_text("mine\n")
+    notes = tmp_path / "userdir"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine\n")
+    natural = tmp_path / "n2"  # a natural stage's output: its pools and its marker
+    write_pools(natural, n=100)
+    write_marker(natural, NATURAL_KIND)
+    for folder, problem in ((user, "the folder is not empty (LICENSE.md, croissant.json, reserve) and is not an "
+                                   "earlier HexaInst release (no README.md card)"),
+                            (notes, "the folder is not empty (notes.txt) and is not an earlier HexaInst release"),
+                            (natural, "holds a 'natural pools' output, not a HexaInst release")):
+        before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        assert main(["build", "release", "--pools", str(tmp_path / "pools"), "--out", str(folder)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err
+        assert f"--out {folder.resolve()}: {problem}" in err
+        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    # an earlier release with the user's notes beside it is rebuilt in place, the notes kept
+    assert main(["build", "release", "--pools", str(tmp_path / "pools"), "--out", str(tmp_path / "rel")]) == 0
+    (tmp_path / "rel" / "notes.txt").write_text("mine\n")
+    assert main(["build", "release", "--pools", str(tmp_path / "pools"), "--out", str(tmp_path / "rel"),
+                 "--seed", "7"]) == 0
+    assert (tmp_path / "rel" / "notes.txt").read_text() == "mine\n"
