@@ -172,7 +172,12 @@ CASES = [
          edit_bytes("rows.jsonl", lambda b: b + b"{oops\n")),
     Case("row-without-instruction", REC + ROWS + ["--out", "{ws}/new"], "rows.jsonl line 2: row row-001 has no instruction",
          edit_bytes("rows.jsonl", lambda b: b.replace(b'"instruction"', b'"text"', 2).replace(b'"text"', b'"instruction"', 1))),
-    Case("rows-duplicate-id", REC + ROWS + ["--out", "{ws}/new"], "duplicate instruction id 'row-000'",
+    Case("rows-duplicate-id", REC + ROWS + ["--out", "{ws}/new"],
+         "rows.jsonl line 13: duplicate instruction id 'row-000' (also on line 1)",
+         edit_bytes("rows.jsonl", lambda b: b + b.split(b"\n")[0] + b"\n")),
+    # found before the model loads: a model that cannot load is never reached
+    Case("rows-duplicate-id-before-the-model", ["record", "--model", "{ws}/no-such-model"] + ROWS + ["--out", "{ws}/new"],
+         "rows.jsonl line 13: duplicate instruction id 'row-000' (also on line 1)",
          edit_bytes("rows.jsonl", lambda b: b + b.split(b"\n")[0] + b"\n")),
     Case("row-category-null", REC + ROWS + ["--out", "{ws}/new"],
          "rows.jsonl line 3: row row-002 has category null; a category must be a name of letters",
@@ -207,6 +212,10 @@ CASES = [
          "different 'recording' (batch_size: 8 -> 3)",
          lambda ws: (_rehome(ws), (ws / "six.jsonl").write_text("".join(
              json.dumps(r) + "\n" for r in make_rows(12, seed=3)[:6])))),
+    Case("resume-other-batch-size-before-the-model", ["record", "--model", "{ws}/no-such-model", "--rows",
+                                                      "{ws}/six.jsonl", "--out", "{ws}/store-a", "--batch-size", "3"],
+         "store-a already holds a store recorded with a different 'recording' (batch_size: 8 -> 3)",
+         lambda ws: (ws / "six.jsonl").write_text("".join(json.dumps(r) + "\n" for r in make_rows(12, seed=3)[:6]))),
     Case("resume-other-rows", REC + ROWS + ["--out", "{ws}/store-a", "--rows-per-shard", "4"],
          "different 'instructions' (6 -> 12 entries)", _rehome),
     # a store knows what made it: the weights and the texts
