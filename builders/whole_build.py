@@ -516,6 +516,9 @@ def _topup(out: Path, validation: Path, *, work: Path, natural: NaturalConfig, s
     natural_dir, synthetic_dir = work / "natural", work / "synthetic"
     cache_dir = Path(synthetic.cache_dir) if synthetic.cache_dir is not None else work / "cache" / "synthetic"
     claim_release_dir(out, inputs=[validation, work], option="out")
+    if not validation.is_file():  # named before the working folder's checks, which would hide it
+        what = "is a folder, not a file" if validation.is_dir() else "does not exist"
+        raise SettingError("validation", f"{validation}: the validation file {what}")
     for folder in (natural_dir, synthetic_dir):
         if not folder.is_dir():
             raise OutputSettingError("work", f"{work}: no {folder.name}/ pools; run the whole build "

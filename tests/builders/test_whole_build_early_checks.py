@@ -1,4 +1,5 @@
-"""build all checks what it can before any long work: the endpoint the synthetic stage will ask, and --out."""
+"""build all and build topup check what they can before any long work (the endpoint the synthetic stage will ask,
+--out), and name the input that is wrong (--validation, --sources)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,18 @@ def test_another_commands_output_as_out_is_refused_before_the_natural_stage(tmp_
     assert f"--out {pools.resolve()}: holds a 'natural pools' output, not a HexaInst release" in err
     assert not (tmp_path / "w" / "natural").exists()
     assert {p: p.read_bytes() for p in pools.rglob("*") if p.is_file()} == before
+
+
+def test_inputs_that_are_not_there_are_named_as_such(tmp_path: Path, capsys) -> None:
+    (tmp_path / "afile").write_text("mine\n")
+    for argv, line in (
+        (["build", "topup", "--out", str(tmp_path / "rel"), "--work", str(tmp_path / "w"), "--validation",
+          str(tmp_path / "nov.json")], f"--validation {tmp_path / 'nov.json'}: the validation file does not exist"),
+        (["build", "natural", "--sources", str(tmp_path / "afile"), "--out", str(tmp_path / "n9")],
+         f"--sources {tmp_path / 'afile'}: the sources folder is a file, not a folder"),
+        (["build", "natural", "--sources", str(tmp_path / "nowhere"), "--out", str(tmp_path / "n9")],
+         f"--sources {tmp_path / 'nowhere'}: the sources folder does not exist"),
+    ):
+        assert main(argv) == 2
+        assert capsys.readouterr().err.strip() == f"hexainst build: error: {line}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

@@ -178,7 +178,13 @@ def test_cli_validate_and_info(tmp_path, rows, capsys):
     info = capsys.readouterr().out
     assert '"rows": 12' in info
     assert main(["validate", str(tmp_path / "missing")]) == 2
-    assert "not a HexaInst release" in capsys.readouterr().err
+    assert f"{tmp_path / 'missing'}: not a HexaInst release (the folder does not exist)" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("mine\n")
+    assert main(["info", str(tmp_path / "afile")]) == 2
+    assert f"{tmp_path / 'afile'}: not a HexaInst release (a file, not a folder)" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["validate", str(tmp_path / "empty")]) == 2
+    assert "empty: not a HexaInst release (no README.md with the card)" in capsys.readouterr().err
 
 
 def test_card_mentions_membership_scores_only_when_rows_carry_them(rows, tmp_path):
