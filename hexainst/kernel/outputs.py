@@ -272,11 +272,6 @@ def claim_release_dir(path: str | os.PathLike[str], *, inputs: Iterable[str | os
         if marker is not None:
             raise _refused(option, f"{out}: holds a {marker.get('kind')!r} output, not a HexaInst release; "
                                    "choose a new or empty folder")
-        held = sorted(p.name for p in out.iterdir())
-        if held and not (out / "README.md").is_file():
-            shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
-            raise _refused(option, f"{out}: the folder is not empty ({shown}) and is not an earlier HexaInst release "
-                                   "(no README.md card); choose a new or empty folder, or move its files away yourself")
         foreign = foreign_release_entries(out)
         if foreign:
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
@@ -284,4 +279,9 @@ def claim_release_dir(path: str | os.PathLike[str], *, inputs: Iterable[str | os
                 option, f"{out}: not a HexaInst release folder ({shown}); writing the release there would "
                 "replace them: choose a new or empty folder"
             )
+        held = sorted(p.name for p in out.iterdir())
+        if held and not (out / "README.md").is_file():
+            shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+            raise _refused(option, f"{out}: the folder is not empty ({shown}) and is not an earlier HexaInst release "
+                                   "(no README.md card); choose a new or empty folder, or move its files away yourself")
     return out
