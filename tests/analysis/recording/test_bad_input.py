@@ -567,3 +567,17 @@ def test_a_full_disk_is_one_line_naming_the_folder(ws: Path, small_disk: Path, c
     filler.unlink()
     assert main(argv) == 0
     assert len(ActivationStore.open(target)) == 12
+
+
+def test_a_loader_message_that_announces_a_list_keeps_the_list(ws: Path, capsys) -> None:
+    """A folder with config.json and tokenizer_config.json only: transformers' message starts "... from one of:"
+    and lists on the next lines; the one line says the list too, not only its announcement."""
+    (ws / "t1").mkdir()
+    for name in ("config.json", "tokenizer_config.json"):
+        shutil.copyfile(ws / "model" / name, ws / "t1" / name)
+    assert main(["record", "--model", str(ws / "t1"), "--rows", str(ws / "rows.jsonl"), "--out", str(ws / "new")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("hexainst ")]
+    prefix = f"hexainst record: error: cannot load model '{ws / 't1'}': "
+    assert len(lines) == 1 and lines[0].startswith(prefix)
+    assert not lines[0].rstrip().endswith(":") and len(lines[0]) - len(prefix) <= 300, lines[0]
+    assert not (ws / "new").exists()
