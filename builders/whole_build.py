@@ -39,9 +39,10 @@ from hexainst.builders.release.config import ReleaseConfig
 from hexainst.builders.release.make import previous_order, write_report
 from hexainst.builders.release.reserve import expected_rates, reserve_plan
 from hexainst.builders.release.select import rank_key
+from hexainst.builders.synthetic.client import preflight
 from hexainst.builders.synthetic.config import OUTPUT_KIND as SYNTHETIC_KIND
 from hexainst.builders.synthetic.config import SyntheticConfig
-from hexainst.builders.synthetic.endpoint import redact_url, requested
+from hexainst.builders.synthetic.endpoint import redact_url, requested, resolve_endpoint
 from hexainst.builders.synthetic.prompts import metaprompts
 from hexainst.kernel import atomic, environment
 from hexainst.kernel.jsonfiles import read_json
@@ -282,6 +283,8 @@ def _build_all(
 
     natural_stage = Stage(work, "natural", natural_dir,
                           {"sources": str(Path(sources).resolve()) if sources else "hub", "seed": natural.seed})
+    if force or not (natural_stage.done() and _synthetic_stage(work, natural_dir, synthetic_dir, synthetic).done()):
+        _check_endpoint(synthetic)  # the synthetic stage will ask it: before the natural stage's long work
     natural_stage.run(
         lambda: natural_builder.run(dataclasses.replace(natural, out_dir=natural_dir, sources_dir=sources,
                                                         lock_file=lock if lock.exists() else None)),
@@ -293,11 +296,7 @@ def _build_all(
         added = synthetic_builder.import_generations(shipped, cache_dir)
         if added:
             log.info(f"[synthetic] {added} answers from {shipped} added to the request cache {cache_dir}", extra=STDOUT)
-    natural_hash = hashlib.sha256(
-        "".join(f"{n}:{h}" for n, h in _outputs(natural_dir).items() if n.endswith(".natural.jsonl")).encode()
-    ).hexdigest()
-    synthetic_stage = Stage(work, "synthetic", synthetic_dir, {**stage_inputs(synthetic), "natural_pools": natural_hash,
-                                                               "metaprompt_version": metaprompts()["version"]})
+    synthetic_stage = _synthetic_stage(work, natural_dir, synthetic_dir, synthetic)
     synthetic_stage.run(lambda: synthetic_builder.run(synthetic.replace(out_dir=synthetic_dir)), force=force)
 
     log.info(f"[release] assembling -> {out}", extra=STDOUT)
@@ -314,6 +313,22 @@ def _build_all(
         )).report
     write_report(report, work / RELEASE_REPORT)
     return report
+
+
+def _synthetic_stage(work: Path, natural_dir: Path, synthetic_dir: Path, synthetic: SyntheticConfig) -> Stage:
+    """The synthetic stage, its inputs including the natural pools as they are now in ``natural_dir``."""
+    natural_hash = hashlib.sha256(
+        "".join(f"{n}:{h}" for n, h in _outputs(natural_dir).items() if n.endswith(".natural.jsonl")).encode()
+    ).hexdigest()
+    return Stage(work, "synthetic", synthetic_dir, {**stage_inputs(synthetic), "natural_pools": natural_hash,
+                                                    "metaprompt_version": metaprompts()["version"]})
+
+
+def _check_endpoint(synthetic: SyntheticConfig) -> None:
+    """Ask a remote endpoint once (``GET /models``): one line if it is down or lacks the model. The embedded
+    generator and an offline replay ask nothing."""
+    resolve_endpoint(synthetic.base_url, synthetic.model, synthetic.generator, offline=synthetic.offline,
+                     listed=preflight)
 
 
 def stage_inputs(config: SyntheticConfig) -> dict[str, Any]:
@@ -508,6 +523,9 @@ def _topup(out: Path, validation: Path, *, work: Path, natural: NaturalConfig, s
     natural_dir, synthetic_dir = work / "natural", work / "synthetic"
     cache_dir = Path(synthetic.cache_dir) if synthetic.cache_dir is not None else work / "cache" / "synthetic"
     claim_release_dir(out, inputs=[validation, work], option="out")
+    if not validation.is_file():  # named before the working folder's checks, which would hide it
+        what = "is a folder, not a file" if validation.is_dir() else "does not exist"
+        raise SettingError("validation", f"{validation}: the validation file {what}")
     for folder in (natural_dir, synthetic_dir):
         if not folder.is_dir():
             raise OutputSettingError("work", f"{work}: no {folder.name}/ pools; run the whole build "

@@ -31,7 +31,8 @@ from hexainst.kernel.settings import SettingError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DTYPES", "LoadedModel", "ModelLoadError", "load_model", "resolve_model", "tokenizer_sha256"]
+__all__ = ["DTYPES", "LoadedModel", "ModelLoadError", "check_model_folder", "load_model", "resolve_model",
+           "tokenizer_sha256"]
 
 
 class ModelLoadError(UserError):
@@ -97,6 +98,31 @@ def _resolve_gguf(name_or_path: str, gguf_file: str | None) -> tuple[Path, Path]
             "first; pass a local folder or file)"
         )
     return candidate.parent, candidate
+
+
+#: Files of which a model folder's tokenizer is made (``transformers`` loads it from any of them).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json", "vocab.txt",
+                   "spiece.model", "sentencepiece.bpe.model", "tekken.json")
+
+
+def check_model_folder(name_or_path: str, *, weights: bool = True) -> None:
+    """A local ``name_or_path`` that cannot be a model: one line saying what is missing, before ``transformers``
+    tries it (its own message for an empty folder stops at "Couldn't instantiate the backend tokenizer from
+    one of:"). A folder needs ``config.json`` (``weights``: the model is loaded, not only its tokenizer) and a
+    tokenizer file; a file must be a ``.gguf``. A name that is no local path (a Hub id) is left to the loader."""
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        return
+    if not path.is_dir():
+        if path.suffix != ".gguf":
+            raise ModelLoadError(f"cannot load model {name_or_path!r}: a file that is not a .gguf (give a model "
+                                 "folder, a .gguf file or a Hub id)")
+        return
+    if weights and not (path / "config.json").is_file():
+        raise ModelLoadError(f"cannot load model {name_or_path!r}: not a model folder (no config.json)")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES) and not any(path.glob("*.tiktoken")):
+        raise ModelLoadError(f"cannot load model {name_or_path!r}: the folder has no tokenizer files (none of "
+                             f"{', '.join(TOKENIZER_FILES[:4])}, ...)")
 
 
 def convert_gguf(gguf_path: str | os.PathLike, *, out_dir: str | os.PathLike | None = None,
@@ -287,6 +313,8 @@ def load_model(
             gguf_digest = file_sha256(file)
     elif not Path(name_or_path).exists() and revision is not None:
         load_kwargs["revision"] = revision
+    else:
+        check_model_folder(name_or_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(load_from, **load_kwargs)
         if random_init is not None:
@@ -297,8 +325,7 @@ def load_model(
                 model_kwargs["device_map"] = device_map
             model = AutoModelForCausalLM.from_pretrained(load_from, **model_kwargs)
     except (OSError, ValueError, KeyError) as exc:  # a missing or broken model folder, an unknown config class
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelLoadError(f"cannot load model {name_or_path!r}: {first}") from exc
+        raise ModelLoadError(f"cannot load model {name_or_path!r}: {_first_line(exc)}") from exc
     if device_map is None or random_init is not None:
         model.to(device)
     model.eval()
@@ -345,13 +372,24 @@ def load_tokenizer(name_or_path: str, *, gguf_file: str | None = None, revision:
     load_from = name_or_path
     if gguf is not None:
         load_from = str(convert_gguf(gguf[1], progress=progress))
-    elif revision is not None:
-        kwargs["revision"] = revision
+    else:
+        check_model_folder(name_or_path, weights=False)
+        if revision is not None:
+            kwargs["revision"] = revision
     try:
         return AutoTokenizer.from_pretrained(load_from, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelLoadError(f"cannot load the tokenizer of {name_or_path!r}: {first}") from exc
+        raise ModelLoadError(f"cannot load the tokenizer of {name_or_path!r}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    """The loader's message on one line: its first line, or, when that line only announces a list ("... from one
+    of:"), the whole message joined (at most ``limit`` characters)."""
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    if not lines[0].rstrip().endswith(":"):
+        return lines[0]
+    joined = " ".join(str(exc).split())
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."
 
 
 #: ``--model`` names that resolve to a model shipped on PyPI (value: a function returning the GGUF path).

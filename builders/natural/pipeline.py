@@ -338,9 +338,10 @@ def resolve_sources_dir(sources_dir: Path | None) -> Path | None:
     """The mirror to read: the argument, else ``$HEXAINST_SOURCES``, else ``None`` (the Hub)."""
     mirror = environment.mirror(sources_dir)
     if mirror is not None and not mirror.is_dir():
+        what = "is a file, not a folder" if mirror.exists() else "does not exist"
         if sources_dir is not None:
-            raise SettingError("sources_dir", f"{mirror}: the sources folder does not exist")
-        raise UserError(f"sources folder {mirror} does not exist (from ${environment.SOURCES})")
+            raise SettingError("sources_dir", f"{mirror}: the sources folder {what}")
+        raise UserError(f"sources folder {mirror} {what} (from ${environment.SOURCES})")
     return mirror
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import hexainst
@@ -26,7 +28,7 @@ def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     from hexainst.analysis.recording.store import check_category  # deferred: loads numpy and scipy
 
     if args.rows is not None:
-        rows = read_jsonl(args.rows, what="rows file")
+        rows = read_jsonl(args.rows, what="rows file", check=_unique_ids())
         for n, row in enumerate(rows, 1):
             missing = [k for k in ("id", "category", "instruction") if k not in row]
             if missing:
@@ -43,6 +45,40 @@ def _read_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def _unique_ids():
+    """A ``read_jsonl`` check: a row whose id an earlier line of the rows file had is named by file and line
+    (before the model loads; the store would refuse it only after)."""
+    first: dict[str, str] = {}
+
+    def check(row: Any, where: str) -> None:
+        if not isinstance(row, dict) or "id" not in row:
+            return  # a row without an id: named with the other missing fields
+        key = str(row["id"])
+        if key in first:
+            raise UserError(f"{where}: duplicate instruction id {key!r} (also on line {first[key]})")
+        first[key] = where.rsplit(" line ", 1)[-1]
+
+    return check
+
+
+def _check_resume(config: RecordingConfig) -> None:
+    """Before the model loads: a store in ``config.out`` that this run would resume with another batch size or
+    padding side is refused now, in the words the store uses (it would refuse it only after the model loaded)."""
+    from hexainst.analysis.recording.store import HEADER_FILE, read_header  # deferred: loads numpy and scipy
+
+    if config.overwrite or config.out is None or not (Path(config.out) / HEADER_FILE).is_file():
+        return
+    recorded = read_header(config.out).get("recording")
+    if not isinstance(recorded, dict):
+        return
+    asked = {"batch_size": int(config.batch_size), "padding_side": config.padding_side}
+    differ = [k for k in asked if k in recorded and recorded[k] != asked[k]]
+    if differ:
+        shown = ", ".join(f"{k}: {json.dumps(recorded[k])} -> {json.dumps(asked[k])}" for k in differ)
+        raise UserError(f"{Path(config.out)} already holds a store recorded with a different 'recording' ({shown}); "
+                        "use another output folder or pass overwrite")
+
+
 def _cmd_record(args: argparse.Namespace) -> int:
     from hexainst.analysis.recording import recorder  # deferred: loads numpy and scipy
     from hexainst.analysis.recording.store import claim_store_dir  # deferred: loads numpy and scipy
@@ -52,6 +88,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
                          created_by={"command": "hexainst record", "argv": sys.argv[1:]})
     claim_store_dir(config.out, inputs=list(inputs))  # before reading the release or loading the model
     rows = _read_rows(args)
+    _check_resume(config)
     config = dataclasses.replace(config, model=resolve_model(args.model))
     if args.data_parallel:
         result = recorder.run_data_parallel(config, rows)

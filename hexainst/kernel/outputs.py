@@ -7,7 +7,8 @@ its own by that marker. Anything else stops the command before it starts, with o
 what was found and what to do.
 
 Release folders are recognised by their content instead (a HexaInst card, and nothing in
-``data/`` or ``reserve/`` the release layout does not name): see :func:`claim_release_dir`.
+``data/`` or ``reserve/`` the release layout does not name; any other folder with something in it is
+refused): see :func:`claim_release_dir`.
 
 Each ``claim_*`` takes ``option``, what its errors call the output: the name of the setting that
 holds it (``out_dir``, ``work``: an :class:`OutputSettingError`, which the command line prints with
@@ -255,14 +256,20 @@ def claim_release_dir(path: str | os.PathLike[str], *, inputs: Iterable[str | os
                       option: str = "--out") -> Path:
     """Check, before any work, that a release may be written into ``path``; return it resolved.
 
-    Allowed: a new or empty folder, or a folder whose release entries are all HexaInst's own (the
-    folder may hold other things, such as the package's code: the writer never touches them).
+    Allowed: a new or empty folder, or an earlier HexaInst release: a HexaInst card (``README.md``) whose
+    release entries are all HexaInst's own (the folder may hold other things, such as the package's code
+    or a user's notes: the writer never touches them). Refused: another command's output (its marker),
+    and any other folder with something in it, which a release written there would mix with, or replace.
     """
     out = _resolved(path)
     _check_location(out, inputs, option)
     atomic.clean_stale_temp_dirs(out)
     if out.is_dir():
         recover_swap(out)
+        marker = read_marker(out)
+        if marker is not None:
+            raise _refused(option, f"{out}: holds a {marker.get('kind')!r} output, not a HexaInst release; "
+                                   "choose a new or empty folder")
         foreign = foreign_release_entries(out)
         if foreign:
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
@@ -270,4 +277,9 @@ def claim_release_dir(path: str | os.PathLike[str], *, inputs: Iterable[str | os
                 option, f"{out}: not a HexaInst release folder ({shown}); writing the release there would "
                 "replace them: choose a new or empty folder"
             )
+        held = sorted(p.name for p in out.iterdir())
+        if held and not (out / "README.md").is_file():
+            shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
+            raise _refused(option, f"{out}: the folder is not empty ({shown}) and is not an earlier HexaInst release "
+                                   "(no README.md card); choose a new or empty folder, or move its files away yourself")
     return out

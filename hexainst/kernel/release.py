@@ -217,11 +217,12 @@ def _read_parquet_rows(file: Path) -> list[dict[str, Any]]:
 
     try:
         table = pq.read_table(file)
+        stored = table.to_pylist()  # a damaged page can pass the reader and hold bytes that are not UTF-8 text
     except Exception as exc:  # any pyarrow failure means an unreadable file
         raise ReleaseError(f"{file}: cannot read parquet ({exc})") from exc
     features = release_features()
     rows = []
-    for i, row in enumerate(table.to_pylist()):
+    for i, row in enumerate(stored):
         try:
             rows.append(decode_row(row, features))
         except (ValueError, TypeError, OverflowError) as exc:  # a ClassLabel integer out of range, say

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -134,6 +135,8 @@ def companion_problems(folder: Path) -> list[str]:
             doc = json.loads(croissant.read_text(encoding="utf-8"))
             if not isinstance(doc, dict):
                 problems.append("croissant.json: not a JSON object")
+            else:
+                problems += checksum_problems(folder, doc)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             problems.append(f"croissant.json: cannot be read as JSON ({exc})")
     for name, check_doc in ((VALIDATION_FILE, lambda doc: check_validation(doc, VALIDATION_FILE)),
@@ -154,6 +157,53 @@ def companion_problems(folder: Path) -> list[str]:
                 pass
         except UserError as exc:
             problems.append(str(exc))
+    return problems
+
+
+def checksum_problems(folder: Path, croissant: dict) -> list[str]:
+    """Files ``croissant.json`` lists with a sha256 (its ``distribution``) that are missing or hold other bytes:
+    what ``publish`` would ship with checksums that do not match."""
+    import hashlib
+
+    problems = []
+    entries = croissant.get("distribution")
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            continue
+        name = entry.get("contentUrl")
+        if not isinstance(name, str) or not name:
+            problems.append(f"croissant.json: a file with sha256 {entry['sha256']} has no contentUrl")
+            continue
+        file = (folder / name).resolve()
+        if folder.resolve() not in file.parents:
+            problems.append(f"croissant.json: lists {name!r}, which is not a file of the release folder")
+        elif not file.is_file():
+            problems.append(f"croissant.json: lists {name} (sha256 {entry['sha256']}), which is missing")
+        else:
+            with open(file, "rb") as fh:
+                found = hashlib.file_digest(fh, "sha256").hexdigest()
+            if found != entry["sha256"].lower():
+                problems.append(f"croissant.json says sha256 {entry['sha256']} for {name}, the file has {found}")
+    return problems
+
+
+#: What the card's text says of the reserve and the validation file (``cards/hexainst.md`` writes these sentences).
+_CARD_RESERVE = re.compile(r"The reserve \(`" + re.escape(RESERVE_FILE) + r"`, ([\d,]+) rows\)")
+_CARD_SHIPS_VALIDATION = f"The validation file the build applied ships as `{VALIDATION_FILE}`"
+
+
+def card_text_problems(folder: Path, n_reserve: int) -> list[str]:
+    """Differences between what the card's text says of the files beside the data and those files: the rows of
+    the reserve, and the validation file it says the release ships."""
+    text = (folder / "README.md").read_text("utf-8")
+    problems = []
+    said = _CARD_RESERVE.search(text)
+    if said and (folder / RESERVE_FILE).is_file() and int(said.group(1).replace(",", "")) != n_reserve:
+        problems.append(f"README.md: the card says the reserve holds {said.group(1)} rows, {RESERVE_FILE} has "
+                        f"{n_reserve}")
+    if _CARD_SHIPS_VALIDATION in text and not (folder / VALIDATION_FILE).is_file():
+        problems.append(f"{VALIDATION_FILE}: missing (the card says the release ships the validation file "
+                        "its rows' verdicts came from)")
     return problems
 
 

@@ -164,6 +164,9 @@ def recover_swap(out_dir: str | os.PathLike[str]) -> str | None:
 def resolve_release(path: str | os.PathLike[str] | None) -> Path:
     """The release folder ``path`` names (``None``: the one inside this package); not a release: :class:`ReleaseError`."""
     folder = Path(path) if path is not None else PACKAGE_RELEASE_DIR
+    if not folder.is_dir():
+        what = "a file, not a folder" if folder.exists() else "the folder does not exist"
+        raise ReleaseError(f"{folder}: not a HexaInst release ({what})")
     if not (folder / "README.md").is_file():
         raise ReleaseError(f"{folder}: not a HexaInst release (no README.md with the card)")
     return folder

@@ -24,6 +24,7 @@ from hexainst.kernel.release_checks import (
     balance_problems,
     card_problems,
     card_table_problems,
+    card_text_problems,
     companion_problems,
     text_problems,
 )
@@ -61,6 +62,7 @@ def check_release(folder: Path) -> ReleaseCheck:
         places.append(f"{data_file(r['category'])} row {seen[r['category']]}")
         seen[r["category"]] += 1
     problems = (card_problems(folder, by_config) + card_table_problems(folder, cells) + companion_problems(folder)
+                + card_text_problems(folder, len(reserve))
                 + text_problems(rows, places)
                 + text_problems(reserve, [f"{RESERVE_FILE} row {i}" for i in range(len(reserve))]))
     return ReleaseCheck(folder=folder, rows=rows, reserve=reserve, cells=cells, problems=problems,

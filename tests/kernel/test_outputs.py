@@ -142,3 +142,38 @@ def test_an_output_named_by_its_setting_is_refused_naming_the_setting(tmp_path: 
     with pytest.raises(OutputError, match="^--dry-run .*: is a file") as flagged:  # a flag given: as before
         claim_output_dir(tmp_path / "notes.txt", "report", option="--dry-run")
     assert not isinstance(flagged.value, SettingError)
+
+
+def test_a_release_into_a_folder_that_is_not_a_release_is_refused_and_changes_nothing(tmp_path: Path, rows) -> None:
+    """A folder with files of release names but no card (a user's), one with a user's notes only, and another
+    command's output are refused, each in one line naming the folder; every file in them stays as it was."""
+    user = tmp_path / "u4"
+    (user / "reserve").mkdir(parents=True)
+    (user / "LICENSE.md").write_text("mine\n")
+    (user / "croissant.json").write_text('{"mine": 1}\n')
+    (user / "reserve" / "reserve.jsonl").write_text("mine\n")
+    notes = tmp_path / "userdir"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("my notes\n")
+    pools = tmp_path / "n2"
+    pools.mkdir()
+    (pools / "math.natural.jsonl").write_text("")
+    write_marker(pools, "natural pools")
+    for folder, problem in ((user, r"not empty \(LICENSE.md, croissant.json, reserve\) and is not an earlier "
+                                   r"HexaInst release \(no README.md card\)"),
+                            (notes, r"not empty \(notes.txt\) and is not an earlier HexaInst release"),
+                            (pools, r"holds a 'natural pools' output, not a HexaInst release")):
+        before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        with pytest.raises(OutputError, match=rf"^--out {folder.resolve()}: .*{problem}.*choose a new or empty folder"):
+            write_release(rows, folder)
+        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert write_release(rows, tmp_path / "fresh") == (tmp_path / "fresh").resolve()  # new and empty stay fine
+    (tmp_path / "empty").mkdir()
+    assert write_release(rows, tmp_path / "empty") == (tmp_path / "empty").resolve()
+
+
+def test_rebuilding_an_earlier_release_keeps_the_users_notes_beside_it(tmp_path: Path, rows) -> None:
+    out = write_release(rows, tmp_path / "rel")
+    (out / "notes.txt").write_text("what I checked\n")
+    assert write_release(rows[:-1], out) == out.resolve()
+    assert (out / "notes.txt").read_text() == "what I checked\n"

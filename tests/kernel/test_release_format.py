@@ -126,9 +126,8 @@ def test_interrupted_write_leaves_previous_release_intact(tmp_path, rows, monkey
 
 def test_rewrite_replaces_release_and_keeps_other_files(tmp_path, rows):
     out = tmp_path / "pkg"
-    out.mkdir()
-    (out / "module.py").write_text("x = 1\n")
     write_release(rows, out)
+    (out / "module.py").write_text("x = 1\n")  # code beside the release, as in the package folder
     write_release(rows[:6], out)
     assert (out / "module.py").read_text() == "x = 1\n"
     assert len(hexainst.load(out)) == 6
@@ -179,7 +178,13 @@ def test_cli_validate_and_info(tmp_path, rows, capsys):
     info = capsys.readouterr().out
     assert '"rows": 12' in info
     assert main(["validate", str(tmp_path / "missing")]) == 2
-    assert "not a HexaInst release" in capsys.readouterr().err
+    assert f"{tmp_path / 'missing'}: not a HexaInst release (the folder does not exist)" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("mine\n")
+    assert main(["info", str(tmp_path / "afile")]) == 2
+    assert f"{tmp_path / 'afile'}: not a HexaInst release (a file, not a folder)" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["validate", str(tmp_path / "empty")]) == 2
+    assert "empty: not a HexaInst release (no README.md with the card)" in capsys.readouterr().err
 
 
 def test_card_mentions_membership_scores_only_when_rows_carry_them(rows, tmp_path):
@@ -237,3 +242,20 @@ def test_card_says_the_paper_used_r1_and_quotes_a_blind_read_only_for_its_genera
     card = (write_release(rows, tmp_path / "b", build_info={"mode": "mirror", "quality_review": other})
             / "README.md").read_text()
     assert "this build did not" in card and "well-formed and self-contained" not in card
+
+
+def test_a_parquet_file_whose_text_is_damaged_is_one_line_for_validate_and_info(tmp_path, rows, capsys):
+    """A damaged page that the parquet reader still opens, holding bytes that are not UTF-8, is the same one
+    line as any other unreadable parquet ("cannot read parquet (...)"), not a UnicodeDecodeError traceback."""
+    out = write_release(rows, tmp_path / "rel", croissant=lambda folder: {"@type": "sc:Dataset"})
+    file = out / "data" / "math.parquet"
+    pq.write_table(pq.read_table(file), file, compression="none", use_dictionary=False)  # the text stored as is
+    data = file.read_bytes()
+    text = b"Made-up natural math instruction number 1."
+    assert data.count(text) == 1
+    file.write_bytes(data.replace(text, b"\xff" + text[1:]))  # one byte of the page damaged
+    for command in ("validate", "info"):
+        assert main([command, str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"hexainst {command}: error: {file}: cannot read parquet (") and "\n" not in err
+        assert "can't decode byte 0xff" in err

@@ -172,7 +172,12 @@ CASES = [
          edit_bytes("rows.jsonl", lambda b: b + b"{oops\n")),
     Case("row-without-instruction", REC + ROWS + ["--out", "{ws}/new"], "rows.jsonl line 2: row row-001 has no instruction",
          edit_bytes("rows.jsonl", lambda b: b.replace(b'"instruction"', b'"text"', 2).replace(b'"text"', b'"instruction"', 1))),
-    Case("rows-duplicate-id", REC + ROWS + ["--out", "{ws}/new"], "duplicate instruction id 'row-000'",
+    Case("rows-duplicate-id", REC + ROWS + ["--out", "{ws}/new"],
+         "rows.jsonl line 13: duplicate instruction id 'row-000' (also on line 1)",
+         edit_bytes("rows.jsonl", lambda b: b + b.split(b"\n")[0] + b"\n")),
+    # found before the model loads: a model that cannot load is never reached
+    Case("rows-duplicate-id-before-the-model", ["record", "--model", "{ws}/no-such-model"] + ROWS + ["--out", "{ws}/new"],
+         "rows.jsonl line 13: duplicate instruction id 'row-000' (also on line 1)",
          edit_bytes("rows.jsonl", lambda b: b + b.split(b"\n")[0] + b"\n")),
     Case("row-category-null", REC + ROWS + ["--out", "{ws}/new"],
          "rows.jsonl line 3: row row-002 has category null; a category must be a name of letters",
@@ -188,7 +193,16 @@ CASES = [
     Case("model-folder-missing", ["record", "--model", "{ws}/no-such-model"] + ROWS + ["--out", "{ws}/new"],
          "cannot load model"),
     Case("model-folder-not-a-model", ["record", "--model", "{ws}/mine"] + ROWS + ["--out", "{ws}/new"],
-         "cannot load model"),
+         "cannot load model '{ws}/mine': not a model folder (no config.json)"),
+    Case("model-folder-empty", ["record", "--model", "{ws}/e1"] + ROWS + ["--out", "{ws}/new", "--limit", "6"],
+         "cannot load model '{ws}/e1': not a model folder (no config.json)", lambda ws: (ws / "e1").mkdir()),
+    Case("model-folder-is-a-release", ["record", "--model", "{ws}/release"] + ROWS + ["--out", "{ws}/new"],
+         "cannot load model '{ws}/release': not a model folder (no config.json)"),
+    Case("model-folder-without-a-tokenizer", ["record", "--model", "{ws}/c1"] + ROWS + ["--out", "{ws}/new"],
+         "cannot load model '{ws}/c1': the folder has no tokenizer files (none of tokenizer.json, tokenizer.model",
+         lambda ws: ((ws / "c1").mkdir(), shutil.copyfile(ws / "model" / "config.json", ws / "c1" / "config.json"))),
+    Case("model-is-a-text-file", ["record", "--model", "{ws}/a-file.txt"] + ROWS + ["--out", "{ws}/new"],
+         "cannot load model '{ws}/a-file.txt': a file that is not a .gguf"),
     Case("model-config-broken", REC + ROWS + ["--out", "{ws}/new"], "cannot load model",
          edit_bytes("model/config.json", lambda b: b[: len(b) // 2])),
     Case("gguf-file-missing", REC + ROWS + ["--out", "{ws}/new", "--gguf-file", "x.gguf"], "GGUF file 'x.gguf' not found"),
@@ -198,6 +212,10 @@ CASES = [
          "different 'recording' (batch_size: 8 -> 3)",
          lambda ws: (_rehome(ws), (ws / "six.jsonl").write_text("".join(
              json.dumps(r) + "\n" for r in make_rows(12, seed=3)[:6])))),
+    Case("resume-other-batch-size-before-the-model", ["record", "--model", "{ws}/no-such-model", "--rows",
+                                                      "{ws}/six.jsonl", "--out", "{ws}/store-a", "--batch-size", "3"],
+         "store-a already holds a store recorded with a different 'recording' (batch_size: 8 -> 3)",
+         lambda ws: (ws / "six.jsonl").write_text("".join(json.dumps(r) + "\n" for r in make_rows(12, seed=3)[:6]))),
     Case("resume-other-rows", REC + ROWS + ["--out", "{ws}/store-a", "--rows-per-shard", "4"],
          "different 'instructions' (6 -> 12 entries)", _rehome),
     # a store knows what made it: the weights and the texts
@@ -549,3 +567,17 @@ def test_a_full_disk_is_one_line_naming_the_folder(ws: Path, small_disk: Path, c
     filler.unlink()
     assert main(argv) == 0
     assert len(ActivationStore.open(target)) == 12
+
+
+def test_a_loader_message_that_announces_a_list_keeps_the_list(ws: Path, capsys) -> None:
+    """A folder with config.json and tokenizer_config.json only: transformers' message starts "... from one of:"
+    and lists on the next lines; the one line says the list too, not only its announcement."""
+    (ws / "t1").mkdir()
+    for name in ("config.json", "tokenizer_config.json"):
+        shutil.copyfile(ws / "model" / name, ws / "t1" / name)
+    assert main(["record", "--model", str(ws / "t1"), "--rows", str(ws / "rows.jsonl"), "--out", str(ws / "new")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("hexainst ")]
+    prefix = f"hexainst record: error: cannot load model '{ws / 't1'}': "
+    assert len(lines) == 1 and lines[0].startswith(prefix)
+    assert not lines[0].rstrip().endswith(":") and len(lines[0]) - len(prefix) <= 300, lines[0]
+    assert not (ws / "new").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,10 @@ from stage_runs import release_from
 from validation_docs import outcome, validation_doc
 
 import hexainst
+from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
 from hexainst.builders.release import ReleaseError, select_cell
 from hexainst.builders.release.select import rank_key
+from hexainst.kernel.outputs import write_marker
 from hexainst.kernel.records import natural_row, synthetic_row
 from hexainst.kernel.vocab import CATEGORIES, SOURCES
 
@@ -214,9 +217,8 @@ def test_publish_dry_run_writes_exactly_the_release_files(tmp_path):
 
     write_pools(tmp_path / "pools", n=100)
     out = tmp_path / "pkg"
-    out.mkdir()
-    (out / "code.py").write_text("print('not data')\n")
     release_from(tmp_path / "pools", out)
+    (out / "code.py").write_text("print('not data')\n")  # the package's code beside its release
     assert main(["publish", "--repo", "someone/hexainst", "--path", str(out), "--dry-run", str(tmp_path / "up")]) == 0
     uploaded = sorted(str(p.relative_to(tmp_path / "up")) for p in (tmp_path / "up").rglob("*") if p.is_file())
     expected = [".hexainst-output.json", "LICENSE.md", "README.md", "croissant.json", "rejection_rates.json",
@@ -228,3 +230,95 @@ def test_publish_dry_run_writes_exactly_the_release_files(tmp_path):
     for entry in manifest["files"]:
         assert (tmp_path / "up" / entry["path"]).read_bytes() == (out / entry["path"]).read_bytes()
     assert main(["publish", "--repo", "not-a-repo", "--path", str(out), "--dry-run", str(tmp_path / "x")]) == 2
+
+
+def test_build_release_refuses_a_users_folder_with_release_names_and_changes_nothing(tmp_path, capsys):
+    """A folder without a card that holds files named as a release's (the user's own) is refused in one line
+    naming it, before any work: nothing in it is replaced. So is a folder holding only notes, and a pools folder."""
+    from hexainst.cli import main
+
+    write_pools(tmp_path / "pools", n=100)
+    user = tmp_path / "u4"
+    (user / "reserve").mkdir(parents=True)
+    (user / "LICENSE.md").write_text("mine\n")
+    (user / "croissant.json").write_text('{"mine":1}\n')
+    (user / "reserve" / "reserve.jsonl").write_text("mine\n")
+    notes = tmp_path / "userdir"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine\n")
+    natural = tmp_path / "n2"  # a natural stage's output: its pools and its marker
+    write_pools(natural, n=100)
+    write_marker(natural, NATURAL_KIND)
+    for folder, problem in ((user, "the folder is not empty (LICENSE.md, croissant.json, reserve) and is not an "
+                                   "earlier HexaInst release (no README.md card)"),
+                            (notes, "the folder is not empty (notes.txt) and is not an earlier HexaInst release"),
+                            (natural, "holds a 'natural pools' output, not a HexaInst release")):
+        before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        assert main(["build", "release", "--pools", str(tmp_path / "pools"), "--out", str(folder)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err
+        assert f"--out {folder.resolve()}: {problem}" in err
+        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    # an earlier release with the user's notes beside it is rebuilt in place, the notes kept
+    assert main(["build", "release", "--pools", str(tmp_path / "pools"), "--out", str(tmp_path / "rel")]) == 0
+    (tmp_path / "rel" / "notes.txt").write_text("mine\n")
+    assert main(["build", "release", "--pools", str(tmp_path / "pools"), "--out", str(tmp_path / "rel"),
+                 "--seed", "7"]) == 0
+    assert (tmp_path / "rel" / "notes.txt").read_text() == "mine\n"
+
+
+def _validate(folder, capsys) -> tuple[int, list[str]]:
+    from hexainst.cli import main
+
+    code = main(["validate", str(folder)])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, [line[len("error: "):] for line in captured.out.splitlines() if line.startswith("error: ")]
+
+
+def test_validate_checks_the_files_croissant_lists_and_what_the_card_says_ships_beside_the_data(tmp_path, capsys):
+    """A rewritten data file fails validate on its croissant.json checksum (and publish refuses it); an emptied
+    reserve, which croissant.json does not list, fails on the reserve's row count the card gives; a deleted
+    validation.json fails when the card says the release ships it."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    from hexainst.builders.release.config import ReleaseConfig
+    from hexainst.cli import main
+    from hexainst.kernel.validation_file import write as write_validation
+
+    pools = write_pools(tmp_path / "pools")
+    first = sorted(pools[("math", "natural")], key=lambda r: rank_key(0, r["id"]))[0]["id"]
+    write_validation(tmp_path / "v.json", validation_doc([outcome(first, "accepted")]))
+    release_from(tmp_path / "pools", tmp_path / "rel", validation=tmp_path / "v.json", config=ReleaseConfig(reserve=15))
+    assert _validate(tmp_path / "rel", capsys) == (0, [])
+    croissant = json.loads((tmp_path / "rel" / "croissant.json").read_text())
+    listed = [d["contentUrl"] for d in croissant["distribution"] if "sha256" in d]
+    assert listed == [f"data/{c}.parquet" for c in CATEGORIES]  # the reserve is not listed: item 4 needs the card
+
+    for damage, problem in (
+        ("data", "croissant.json says sha256 {old} for data/math.parquet, the file has {new}"),
+        ("reserve", "README.md: the card says the reserve holds 180 rows, reserve/reserve.jsonl has 0"),
+        ("validation", "validation.json: missing (the card says the release ships the validation file"),
+    ):
+        rel = tmp_path / f"rel-{damage}"
+        shutil.copytree(tmp_path / "rel", rel)
+        file = rel / "data" / "math.parquet"
+        old = hashlib.sha256(file.read_bytes()).hexdigest()
+        if damage == "data":  # a different instruction, the rest of the release as it was
+            table = pq.read_table(file)
+            data = table.to_pylist()
+            data[0]["instruction"] = "Another instruction, put here by hand."
+            pq.write_table(table.from_pylist(data, schema=table.schema), file)
+        elif damage == "reserve":
+            (rel / "reserve" / "reserve.jsonl").write_text("")
+        else:
+            (rel / "validation.json").unlink()
+        code, errors = _validate(rel, capsys)
+        new = hashlib.sha256(file.read_bytes()).hexdigest()
+        assert code == 1
+        assert [e for e in errors if e.startswith(problem.format(old=old, new=new))], errors
+    assert main(["publish", "--repo", "someone/hexainst", "--path", str(tmp_path / "rel-data"), "--dry-run",
+                 str(tmp_path / "up")]) == 2
+    assert "croissant.json says sha256" in capsys.readouterr().err and not (tmp_path / "up").exists()
