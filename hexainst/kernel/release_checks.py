@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
@@ -163,7 +164,6 @@ def companion_problems(folder: Path) -> list[str]:
 def checksum_problems(folder: Path, croissant: dict) -> list[str]:
     """Files ``croissant.json`` lists with a sha256 (its ``distribution``) that are missing or hold other bytes:
     what ``publish`` would ship with checksums that do not match."""
-    import hashlib
 
     problems = []
     entries = croissant.get("distribution")
