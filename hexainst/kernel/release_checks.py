@@ -164,7 +164,6 @@ def companion_problems(folder: Path) -> list[str]:
 def checksum_problems(folder: Path, croissant: dict) -> list[str]:
     """Files ``croissant.json`` lists with a sha256 (its ``distribution``) that are missing or hold other bytes:
     what ``publish`` would ship with checksums that do not match."""
-
     problems = []
     entries = croissant.get("distribution")
     for entry in entries if isinstance(entries, list) else []:
