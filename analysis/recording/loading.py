@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,33 @@ def check_device(device: str) -> None:
         raise SettingError("device", f"{device}: not supported for recording (use cpu or cuda)")
 
 
+@contextlib.contextmanager
+def _transformers_bars(progress: bool) -> Iterator[None]:
+    """transformers' own progress bars ("Loading weights") on or off for a load, as ``progress`` says;
+    the library's setting is put back afterwards."""
+    from transformers.utils import logging as hf_logging  # deferred: transformers (~1 s); --help imports this
+
+    was = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if progress else hf_logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
+
+
+def _load_weights(load_from: str, load_kwargs: dict[str, Any], *, random_init: int | None, dtype: str,
+                  device_map: str | dict | None) -> Any:
+    """The model itself: pretrained weights, or the architecture's own initialisation under ``random_init``."""
+    from transformers import AutoModelForCausalLM  # deferred: transformers (~1 s); --help imports this
+
+    if random_init is not None:
+        return random_init_model(load_from, random_init, dtype=dtype, **load_kwargs)
+    model_kwargs: dict[str, Any] = dict(load_kwargs, dtype=dtype)
+    if device_map is not None:
+        model_kwargs["device_map"] = device_map
+    return AutoModelForCausalLM.from_pretrained(load_from, **model_kwargs)
+
+
 def load_model(
     name_or_path: str,
     *,
@@ -293,7 +321,7 @@ def load_model(
     the same weights. The header's ``model`` block records ``random_init`` (the seed) and says
     ``weights: "random init from config"``.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # deferred: transformers (~1 s); --help imports this
+    from transformers import AutoTokenizer  # deferred: transformers (~1 s); --help imports this
 
     torch_dtype(dtype)  # validate early
     if random_init is not None and (isinstance(random_init, bool) or not isinstance(random_init, int)
@@ -316,14 +344,9 @@ def load_model(
     else:
         check_model_folder(name_or_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(load_from, **load_kwargs)
-        if random_init is not None:
-            model = random_init_model(load_from, random_init, dtype=dtype, **load_kwargs)
-        else:
-            model_kwargs: dict[str, Any] = dict(load_kwargs, dtype=dtype)
-            if device_map is not None:
-                model_kwargs["device_map"] = device_map
-            model = AutoModelForCausalLM.from_pretrained(load_from, **model_kwargs)
+        with _transformers_bars(progress):
+            tokenizer = AutoTokenizer.from_pretrained(load_from, **load_kwargs)
+            model = _load_weights(load_from, load_kwargs, random_init=random_init, dtype=dtype, device_map=device_map)
     except (OSError, ValueError, KeyError) as exc:  # a missing or broken model folder, an unknown config class
         raise ModelLoadError(f"cannot load model {name_or_path!r}: {_first_line(exc)}") from exc
     if device_map is None or random_init is not None:
