@@ -152,8 +152,10 @@ CATEGORY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.+-]{0,63}")
 def check_category(value: Any, where: str) -> None:
     """Raise :class:`StoreError` (one line naming ``where``) unless ``value`` is a plain category name."""
     if not isinstance(value, str) or not CATEGORY_PATTERN.fullmatch(value):
+        hint = ("; rows of hexainst.load() hold ClassLabel numbers: record the release itself, or write each "
+                "row's name, ds.features['category'].int2str(n)") if isinstance(value, int) else ""
         raise StoreError(f"{where} has category {json.dumps(value)}; a category must be a name of letters, digits, "
-                         "spaces and _ . + - (at most 64 characters), such as code or generalqa")
+                         f"spaces and _ . + - (at most 64 characters), such as code or generalqa{hint}")
 
 
 def text_sha256(text: str) -> str:

@@ -182,6 +182,12 @@ CASES = [
     Case("row-category-null", REC + ROWS + ["--out", "{ws}/new"],
          "rows.jsonl line 3: row row-002 has category null; a category must be a name of letters",
          edit_bytes("rows.jsonl", lambda b: _edit_line(b, 2, lambda r: r.update(category=None)))),
+    # a row written from hexainst.load(): its category is a ClassLabel number, and the line says how to get the name
+    Case("row-category-classlabel-number", REC + ROWS + ["--out", "{ws}/new"],
+         "rows.jsonl line 2: row row-001 has category 0; a category must be a name of letters, digits, spaces and "
+         "_ . + - (at most 64 characters), such as code or generalqa; rows of hexainst.load() hold ClassLabel "
+         "numbers: record the release itself, or write each row's name, ds.features['category'].int2str(n)",
+         edit_bytes("rows.jsonl", lambda b: _edit_line(b, 1, lambda r: r.update(category=0)))),
     Case("row-category-markup", REC + ROWS + ["--out", "{ws}/new"],
          'rows.jsonl line 1: row row-000 has category "<img src=x onerror=alert(1)>"',
          edit_bytes("rows.jsonl", lambda b: _edit_line(b, 0, lambda r: r.update(category="<img src=x onerror=alert(1)>")))),
