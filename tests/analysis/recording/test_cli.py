@@ -128,7 +128,7 @@ def test_device_map_auto_loads_and_records_the_same_counts(model_dir, tmp_path):
     np.testing.assert_array_equal(a.counts(), b.counts())
 
 
-def test_no_progress_also_silences_transformers_own_loading_bar(model_dir, tmp_path):
+def test_no_progress_also_silences_transformers_own_loading_bar(model_dir, tmp_path, capfd):
     """`record --no-progress` (and `hexainst -q record`) draw no bar at all: transformers' "Loading weights" bar
     is turned off for the load too, and the library's setting is put back afterwards."""
     from transformers.utils import logging as hf_logging
@@ -137,18 +137,14 @@ def test_no_progress_also_silences_transformers_own_loading_bar(model_dir, tmp_p
     rows_file.write_text("".join(json.dumps(r) + "\n" for r in make_rows(4, seed=5)), "utf-8")
 
     def run(*flags: str) -> str:
-        proc = subprocess.run(
-            [sys.executable, "-m", "hexainst.cli", *flags[:1], "record", "--model", str(model_dir), "--rows",
-             str(rows_file), "--out", str(tmp_path / f"store{len(flags)}"), *flags[1:]],
-            capture_output=True, text=True, timeout=300, env=dict(os.environ, TQDM_DISABLE=""))
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        return proc.stderr
+        capfd.readouterr()
+        code = main([*flags[:1], "record", "--model", str(model_dir), "--rows", str(rows_file), "--out",
+                     str(tmp_path / f"store{len(flags)}-{flags[-1]}"), *flags[1:]])
+        assert code == 0
+        return capfd.readouterr().err
 
     assert "Loading weights" in run("-v")  # the bar this test is about is there when bars are on
+    assert hf_logging.is_progress_bar_enabled()
     assert "Loading weights" not in run("-v", "--no-progress")
     assert "Loading weights" not in run("-q")
-    from hexainst.analysis.recording.loading import load_model
-
-    assert hf_logging.is_progress_bar_enabled()
-    load_model(str(model_dir), progress=False)
-    assert hf_logging.is_progress_bar_enabled()  # put back
+    assert hf_logging.is_progress_bar_enabled()  # put back after each load
