@@ -95,25 +95,38 @@ def _nan(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
+def json_matrix(values: Any) -> np.ndarray:
+    """A category matrix as results.json holds it (lists, null for NaN): float64 [m, m]."""
+    return np.asarray([[_nan(v) for v in row] for row in values], dtype=np.float64)
+
+
+def cross_level(matrix: np.ndarray) -> float:
+    """A category matrix's mean off-diagonal cell: its cross-category level (NaN with one category)."""
+    off = matrix[~np.eye(matrix.shape[0], dtype=bool)]
+    return float(np.nanmean(off)) if off.size else float("nan")
+
+
 def same_cross_ratio(matrix: Any) -> float:
     """Fig. 3's diagonal mean over its off-diagonal mean (the contrast on a ratio scale); NaN if undefined."""
-    m = np.asarray([[_nan(v) for v in row] for row in matrix], dtype=np.float64)
-    off = m[~np.eye(m.shape[0], dtype=bool)]
-    d, o = float(np.nanmean(np.diagonal(m))), float(np.nanmean(off)) if off.size else float("nan")
-    return d / o if o > 0 else float("nan")
+    m = json_matrix(matrix)
+    o = cross_level(m)
+    return float(np.nanmean(np.diagonal(m))) / o if o > 0 else float("nan")
 
 
 def scale_readings(r: Results) -> dict[str, Any] | None:
     """The same/cross ratio of the model, each untrained seed and the lexical baseline (Fig. 3's matrices),
-    beside the difference the excess is made of; None without untrained stores."""
+    beside the difference the excess is made of, and the cross-category levels of the model and the untrained
+    mean; None without untrained stores."""
     ctl = r.get("controls")
     if not ctl or not ctl.get("untrained"):
         return None
     model = same_cross_ratio(ctl["model_matrix"])
     seeds = [same_cross_ratio(u["matrix"]) for u in ctl["untrained"]]
     lexical = same_cross_ratio(ctl["lexical"]["matrix"]) if ctl.get("lexical") else None
+    mean_matrix = ctl.get("untrained_mean_matrix")
     return {"model": model, "untrained": seeds, "untrained_mean": float(np.mean(seeds)), "lexical": lexical,
-            "excess": model - float(np.mean(seeds))}
+            "excess": model - float(np.mean(seeds)), "model_cross": cross_level(json_matrix(ctl["model_matrix"])),
+            "untrained_cross": float("nan") if mean_matrix is None else cross_level(json_matrix(mean_matrix))}
 
 
 def thirds(profile: np.ndarray) -> tuple[float, float, float]:
@@ -124,12 +137,12 @@ def thirds(profile: np.ndarray) -> tuple[float, float, float]:
 
 def u_shaped(profile: np.ndarray) -> bool:
     """First and last third above the middle third."""
-    a, b, c = thirds(profile)
-    return a > b and c > b
+    return _shape(thirds(profile)) == "U-shaped"
 
 
 def _shape(t: tuple[float, float, float]) -> str:
-    """A profile's thirds in words."""
+    """A profile's thirds in words: U-shaped (first and last third above the middle), peaks in the middle,
+    falls or rises."""
     a, b, c = t
     if a > b and c > b:
         return "U-shaped"

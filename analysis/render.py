@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hexainst.analysis import figures, tables
-from hexainst.analysis.claims import first_label, restate_claims
+from hexainst.analysis.claims import cross_level, first_label, json_matrix, restate_claims
 from hexainst.analysis.compute import short_name
 from hexainst.analysis.nulls import format_p
 from hexainst.analysis.report import dumps, render_report
@@ -247,14 +247,9 @@ def render_controls(canvas: Canvas, ctl: ControlsResult) -> None:
         canvas.table("controls_baselines", ["baseline", "store / units", "mean |S(I)|", "rule"], base_rows)
 
 
-def _matrix(values: Any) -> np.ndarray:
-    return np.array([[np.nan if v is None else v for v in row] for row in values], dtype=np.float64)
-
-
 def _centred(matrix: np.ndarray) -> np.ndarray:
-    """A category matrix minus its own mean off-diagonal cell (its cross-category level)."""
-    off = matrix[~np.eye(matrix.shape[0], dtype=bool)]
-    return matrix - (float(np.nanmean(off)) if off.size else 0.0)
+    """A category matrix minus its own cross-category level (a one-category matrix stays as it is)."""
+    return matrix - (cross_level(matrix) if matrix.shape[0] > 1 else 0.0)
 
 
 def draw_fig3_beside(canvas: Canvas, ctl: dict[str, Any], model_name: str) -> None:
@@ -265,11 +260,11 @@ def draw_fig3_beside(canvas: Canvas, ctl: dict[str, Any], model_name: str) -> No
     diagonal mean is the unmatched excess of the headline table.)"""
     if ctl.get("untrained_mean_matrix") is None:
         return
-    model, untrained = _matrix(ctl["model_matrix"]), _matrix(ctl["untrained_mean_matrix"])
+    model, untrained = json_matrix(ctl["model_matrix"]), json_matrix(ctl["untrained_mean_matrix"])
     panels = [(f"model: {model_name}", model),
               (f"untrained, mean of {len(ctl['untrained'])} seeds", untrained)]
     if ctl.get("lexical"):
-        panels.append(("lexical (token types)", _matrix(ctl["lexical"]["matrix"])))
+        panels.append(("lexical (token types)", json_matrix(ctl["lexical"]["matrix"])))
     panels.append(("excess of the contrast:\n(model - its cross mean) - (untrained - its cross mean)",
                    _centred(model) - _centred(untrained)))
     canvas.figure("fig3_beside_untrained", figures.heatmap_panels, panels, [short_name(c) for c in ctl["categories"]],

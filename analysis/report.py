@@ -91,21 +91,14 @@ def _untrained_headlines(ctl: dict[str, Any] | None) -> tuple[dict[str, Any], di
     return None
 
 
-def _off_diagonal_mean(matrix: list[list[float | None]]) -> float:
-    vals = [v for i, row in enumerate(matrix) for j, v in enumerate(row) if i != j and v is not None]
-    return sum(vals) / len(vals) if vals else float("nan")
-
-
 def _scale_text(r: dict[str, Any]) -> str:
     """Whether the excess keeps its sign on a ratio scale (same/cross on Fig. 3's matrices), in plain words."""
     s = scale_readings(r)
     if s is None:
         return ""
-    ctl = r["controls"]
     seeds = " / ".join(f"{x:.3f}" for x in s["untrained"])
     lexical = "" if s["lexical"] is None else f", the lexical baseline {s['lexical']:.3f}"
-    level_m = _off_diagonal_mean(ctl["model_matrix"])
-    level_u = _off_diagonal_mean(ctl["untrained_mean_matrix"])
+    level_m, level_u = s["model_cross"], s["untrained_cross"]
     head = (f"The excess is a difference of Jaccards, so it depends on each model's overall overlap. On a ratio "
             f"scale (same-category over cross-category mean Jaccard, Fig. 3's matrices) the model reads "
             f"**{s['model']:.3f}**, the untrained seeds {seeds}{lexical}; cross-category Jaccard is "
@@ -137,8 +130,7 @@ def render_report(results: dict[str, Any], tables: dict[str, str]) -> str:
     """The Markdown report. ``tables``: table key -> Markdown text (as written under tables/).
 
     It renders from results.json's content alone, so that :func:`hexainst.analysis.render.rerender` works
-    from the folder; a new
-    analysis adds its section to the template (and what its numbers mean here)."""
+    from the folder; a new analysis adds its section to the template (and what its numbers mean here)."""
     labels = [k for k in ("model", "base", "fine-tuned") if k in results]
     ctl = results.get("controls")
     untrained = _untrained_headlines(ctl)

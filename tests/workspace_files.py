@@ -43,6 +43,20 @@ def write_pools(folder: Path, n: int = 104) -> Path:
     return folder
 
 
+def strangers_folders(root: Path) -> tuple[Path, Path]:
+    """Two folders a release must never be written into: ``root/u4``, a user's files named as a release's
+    (LICENSE.md, croissant.json, reserve/reserve.jsonl) without a card, and ``root/userdir``, a user's notes."""
+    user = root / "u4"
+    (user / "reserve").mkdir(parents=True)
+    (user / "LICENSE.md").write_text("mine\n")
+    (user / "croissant.json").write_text('{"mine": 1}\n')
+    (user / "reserve" / "reserve.jsonl").write_text("mine\n")
+    notes = root / "userdir"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("my notes\n")
+    return user, notes
+
+
 def snapshot(root: Path) -> dict[str, str]:
     """SHA-256 of every file below ``root``, keyed by its path relative to ``root``."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()

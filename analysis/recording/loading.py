@@ -376,11 +376,10 @@ def load_model(
         else:
             load_from, load_kwargs = str(folder), {"gguf_file": file.name}
             gguf_digest = file_sha256(file)
-    elif not Path(name_or_path).exists() and revision is not None:
-        require_hub(name_or_path)
-        load_kwargs["revision"] = revision
     else:
         check_model_folder(name_or_path)
+        if revision is not None and not Path(name_or_path).exists():
+            load_kwargs["revision"] = revision
     try:
         with _transformers_bars(progress):
             tokenizer = AutoTokenizer.from_pretrained(load_from, **load_kwargs)

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from workspace_files import snapshot, strangers_folders
 
 from hexainst.kernel import atomic
 from hexainst.kernel.outputs import (
@@ -147,14 +148,7 @@ def test_an_output_named_by_its_setting_is_refused_naming_the_setting(tmp_path: 
 def test_a_release_into_a_folder_that_is_not_a_release_is_refused_and_changes_nothing(tmp_path: Path, rows) -> None:
     """A folder with files of release names but no card (a user's), one with a user's notes only, and another
     command's output are refused, each in one line naming the folder; every file in them stays as it was."""
-    user = tmp_path / "u4"
-    (user / "reserve").mkdir(parents=True)
-    (user / "LICENSE.md").write_text("mine\n")
-    (user / "croissant.json").write_text('{"mine": 1}\n')
-    (user / "reserve" / "reserve.jsonl").write_text("mine\n")
-    notes = tmp_path / "userdir"
-    notes.mkdir()
-    (notes / "notes.txt").write_text("my notes\n")
+    user, notes = strangers_folders(tmp_path)
     pools = tmp_path / "n2"
     pools.mkdir()
     (pools / "math.natural.jsonl").write_text("")
@@ -163,10 +157,10 @@ def test_a_release_into_a_folder_that_is_not_a_release_is_refused_and_changes_no
                                    r"HexaInst release \(no README.md card\)"),
                             (notes, r"not empty \(notes.txt\) and is not an earlier HexaInst release"),
                             (pools, r"holds a 'natural pools' output, not a HexaInst release")):
-        before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        before = snapshot(folder)
         with pytest.raises(OutputError, match=rf"^--out {folder.resolve()}: .*{problem}.*choose a new or empty folder"):
             write_release(rows, folder)
-        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+        assert snapshot(folder) == before
     assert write_release(rows, tmp_path / "fresh") == (tmp_path / "fresh").resolve()  # new and empty stay fine
     (tmp_path / "empty").mkdir()
     assert write_release(rows, tmp_path / "empty") == (tmp_path / "empty").resolve()

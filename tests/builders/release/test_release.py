@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from stage_runs import release_from
 from validation_docs import outcome, validation_doc
+from workspace_files import snapshot, strangers_folders
 
 import hexainst
 from hexainst.builders.natural.pipeline import OUTPUT_KIND as NATURAL_KIND
@@ -238,14 +239,7 @@ def test_build_release_refuses_a_users_folder_with_release_names_and_changes_not
     from hexainst.cli import main
 
     write_pools(tmp_path / "pools", n=100)
-    user = tmp_path / "u4"
-    (user / "reserve").mkdir(parents=True)
-    (user / "LICENSE.md").write_text("mine\n")
-    (user / "croissant.json").write_text('{"mine":1}\n')
-    (user / "reserve" / "reserve.jsonl").write_text("mine\n")
-    notes = tmp_path / "userdir"
-    notes.mkdir()
-    (notes / "notes.txt").write_text("mine\n")
+    user, notes = strangers_folders(tmp_path)
     natural = tmp_path / "n2"  # a natural stage's output: its pools and its marker
     write_pools(natural, n=100)
     write_marker(natural, NATURAL_KIND)
@@ -253,12 +247,12 @@ def test_build_release_refuses_a_users_folder_with_release_names_and_changes_not
                                    "earlier HexaInst release (no README.md card)"),
                             (notes, "the folder is not empty (notes.txt) and is not an earlier HexaInst release"),
                             (natural, "holds a 'natural pools' output, not a HexaInst release")):
-        before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        before = snapshot(folder)
         assert main(["build", "release", "--pools", str(tmp_path / "pools"), "--out", str(folder)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "Traceback" not in err
         assert f"--out {folder.resolve()}: {problem}" in err
-        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+        assert snapshot(folder) == before
     # an earlier release with the user's notes beside it is rebuilt in place, the notes kept
     assert main(["build", "release", "--pools", str(tmp_path / "pools"), "--out", str(tmp_path / "rel")]) == 0
     (tmp_path / "rel" / "notes.txt").write_text("mine\n")
