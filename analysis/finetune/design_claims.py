@@ -63,12 +63,16 @@ MOST = 0.5
 FORMAT_NAMES = {"raw": "raw", "recipe": "chat format"}
 
 
-def _ci(v: float | None, ci: list[float] | None, spec: str = "+.4f") -> str:
+def interval_text(x: dict[str, Any] | None, spec: str = "+.3f") -> str:
+    """``+0.219 [+0.210, +0.228]``: a summary's value (its ``mean``, else its ``difference``) and its ``ci``;
+    the value alone without one; ``n/a`` without a value."""
+    if x is None:
+        return "n/a"
+    v = x.get("mean", x.get("difference"))
     if v is None:
         return "n/a"
-    if not ci:
-        return format(v, spec)
-    return f"{format(v, spec)} [{format(ci[0], spec)}, {format(ci[1], spec)}]"
+    ci = x.get("ci")
+    return format(v, spec) + (f" [{format(ci[0], spec)}, {format(ci[1], spec)}]" if ci else "")
 
 
 def _fmt_name(fmt: str) -> str:
@@ -89,7 +93,7 @@ def claim_table1(s: dict[str, Any]) -> ClaimRow:
                             f"{jb[f]['tuned']['max']:.3f})" for f in formats)
     contrasts = s.get("change_contrasts") or {}
     with_control = [f for f in formats if (contrasts.get(f) or {}).get("n_b")]
-    our_value = "; ".join(f"{_fmt_name(f)} {_ci(contrasts[f]['difference'], contrasts[f]['ci'], '+.3f')} "
+    our_value = "; ".join(f"{_fmt_name(f)} {interval_text(contrasts[f], '+.3f')} "
                           f"(control {jb[f]['control']['mean']:.3f})" for f in with_control) or "n/a"
     if any(jb[f]["tuned"]["mean"] >= LOW_JACCARD for f in formats):
         return ClaimRow(claim, paper_reading, paper_value, our_reading, our_value,
@@ -133,9 +137,9 @@ def claim_following(s: dict[str, Any]) -> ClaimRow:
 
     parts = []
     if vs_base is not None and vs_base["n"]:
-        parts.append(f"tuned - base {_ci(vs_base['mean'], vs_base['ci'])}{by_rows(row_b)}")
+        parts.append(f"tuned - base {interval_text(vs_base, '+.4f')}{by_rows(row_b)}")
     if n["tuned"] and n["shuffled"]:
-        parts.append(f"tuned - shuffled {_ci(c['difference'], c['ci'])}{by_rows(row_s)}"
+        parts.append(f"tuned - shuffled {interval_text(c, '+.4f')}{by_rows(row_s)}"
                      + (f", {c['p_text']}" if c.get("p_text") else ""))
     value = "nats/token: " + "; ".join(parts) if parts else "n/a"
     if vs_base is None:

@@ -55,7 +55,7 @@ from .design import (
     seed_test,
     welch_interval,
 )
-from .design_claims import restate_claims
+from .design_claims import interval_text, restate_claims
 from .recipe import VARIANTS, Recipe
 
 log = logging.getLogger(__name__)
@@ -187,15 +187,6 @@ def summarize(evaluation: dict[str, Any], changes: dict[str, Any] | None) -> dic
     return s
 
 
-def _iv(x: dict[str, Any] | None, spec: str = "+.3f") -> str:
-    """``+0.219 [+0.210, +0.228]`` (a value and its interval), the value alone without one."""
-    if x is None:
-        return "n/a"
-    v = x.get("mean", x.get("difference"))
-    if v is None:
-        return "n/a"
-    ci = x.get("ci")
-    return format(v, spec) + (f" [{format(ci[0], spec)}, {format(ci[1], spec)}]" if ci else "")
 
 
 def _bracket(x: dict[str, Any] | None, spec: str = "+.3f") -> str:
@@ -223,27 +214,28 @@ def lead(s: dict[str, Any]) -> list[str]:
                    f"resampled; over the {n['tuned']} runs {_bracket(vb['tuned'])}, a t interval that covers seed "
                    "variation only: the runs share one set of training rows, and the base model is one model scored "
                    "once)." if s["row_intervals"].get("tuned - base") else
-                   f"**tuned - base {_iv(vb['tuned'])}** ({LEVEL:.0%} t interval over {n['tuned']} runs: seed "
+                   f"**tuned - base {interval_text(vb['tuned'])}** ({LEVEL:.0%} t interval over {n['tuned']} runs: seed "
                    "variation only, the base model being one model scored once)."))
         ts = s["gain_contrasts"]["tuned - shuffled"]
         if n["shuffled"]:
+            p_text = ts["p_text"] if ts.get("p_text") else "no p-value: " + ts["no_p_because"]
             text += (f" Against the shuffled arm (the same chat format, responses re-paired at random) the difference is "
-                     f"{_iv(ts)} (Welch t interval), {ts['p_text'] if ts.get('p_text') else 'no p-value: ' + ts['no_p_because']}, ")
+                     f"{interval_text(ts)} (Welch t interval), {p_text}, ")
             sb = vb["shuffled"]["mean"]
             if sb < 0:
                 text += (f"larger, because the two contrasts ask different questions (tuned - base: what tuning added over "
                          "the base model; tuned - shuffled: what the pairing of instruction and response did) and "
                          f"training on mismatched pairs lowers the gain *below* the base model's (shuffled "
-                         f"{gi['shuffled']['mean']:+.3f}; shuffled - base {_iv(vb['shuffled'])}): its training rewards "
+                         f"{gi['shuffled']['mean']:+.3f}; shuffled - base {interval_text(vb['shuffled'])}): its training rewards "
                          "predicting a response that the instruction before it says nothing about. The arithmetic: "
                          f"tuned - shuffled = (tuned - base) + (base - shuffled) = {vb['tuned']['mean']:+.3f} "
                          f"{'+' if sb <= 0 else '-'} {abs(sb):.3f}.")
             else:
                 text += "the shuffled arm keeping the base model's gain or more (shuffled - base " \
-                        f"{_iv(vb['shuffled'])})."
+                        f"{interval_text(vb['shuffled'])})."
         if n["control"]:
             text += (f" The control arm (the responses alone, no instruction before them) loses gain too, less "
-                     f"(control - base {_iv(vb['control'])}).")
+                     f"(control - base {interval_text(vb['control'])}).")
         out.append(text)
     ratios = s.get("overlap_ratios") or {}
     shown = [(fmt, r["control"]) for fmt, r in ratios.items() if r.get("control") is not None]
@@ -271,7 +263,7 @@ FORMAT_SHORT = {"raw": "raw", "recipe": "in the chat format"}
 #: How each recording format is named in the report.
 FORMAT_LABELS = {"raw": "raw (BOS + instruction: the control's training format)",
                  "recipe": "recipe (the chat turn the tuned and shuffled arms were trained on)"}
-_ENV = environment(TEMPLATES, filters={"na": _f}, functions={"interval": lambda x: _iv(x, "+.4f"),
+_ENV = environment(TEMPLATES, filters={"na": _f}, functions={"interval": lambda x: interval_text(x, "+.4f"),
                                                                    "bracket": lambda x: _bracket(x, "+.4f")})
 
 
