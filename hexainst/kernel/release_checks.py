@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
 
+from hexainst.kernel.digests import file_sha256
 from hexainst.kernel.errors import UserError
 from hexainst.kernel.jsonfiles import iter_jsonl
 from hexainst.kernel.release_layout import GENERATIONS_FILE, RESERVE_FILE, TOPUP_FILE, VALIDATION_FILE, card_yaml
@@ -179,8 +179,7 @@ def checksum_problems(folder: Path, croissant: dict) -> list[str]:
         elif not file.is_file():
             problems.append(f"croissant.json: lists {name} (sha256 {entry['sha256']}), which is missing")
         else:
-            with open(file, "rb") as fh:
-                found = hashlib.file_digest(fh, "sha256").hexdigest()
+            found = file_sha256(file)
             if found != entry["sha256"].lower():
                 problems.append(f"croissant.json says sha256 {entry['sha256']} for {name}, the file has {found}")
     return problems
