@@ -45,6 +45,7 @@ from hexainst.analysis.recording.store import (
     ActivationStore,
     StoreError,
     StoreWriter,
+    check_resumable_recording,
     claim_store_dir,
     make_layout,
     merge_stores,
@@ -259,6 +260,9 @@ def run(config: RecordingConfig, rows: Iterable[Mapping[str, Any]]) -> Recording
         write_dir = target
         if config.overwrite and target.is_dir() and any(target.iterdir()):
             write_dir = _overwrite_dir(target)
+        elif not config.overwrite:  # a resume with other batch settings: refused before the model loads
+            check_resumable_recording(target, {"batch_size": int(config.batch_size),
+                                               "padding_side": config.padding_side})
         model, tokenizer, info = _load(config)
         model.eval()
         adapter = adapter_for(model)

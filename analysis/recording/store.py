@@ -191,6 +191,25 @@ def unchecked_reason(header: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _resume_refusal(path: Path, key: str, old: Any, new: Any) -> StoreError:
+    return StoreError(f"{path} already holds a store recorded with a different {key!r}{_difference(old, new)}; "
+                      "use another output folder or pass overwrite")
+
+
+def check_resumable_recording(path: str | os.PathLike[str], asked: Mapping[str, Any]) -> None:
+    """Before a model loads: the store already in ``path`` (if any) would be resumed, and it was recorded with
+    other ``recording`` settings among ``asked`` (e.g. batch_size, padding_side): refused now, in the words the
+    writer would use once the model had loaded."""
+    if not (Path(path) / HEADER_FILE).is_file():
+        return
+    recorded = read_header(path).get("recording")
+    if not isinstance(recorded, dict):
+        return
+    differ = [k for k in asked if k in recorded and recorded[k] != asked[k]]
+    if differ:
+        raise _resume_refusal(Path(path), "recording", {k: recorded[k] for k in differ}, {k: asked[k] for k in differ})
+
+
 def _difference(old: Any, new: Any) -> str:
     """`` (field: old -> new, ...)`` for two header values that differ, when short enough to say."""
     if isinstance(old, dict) and isinstance(new, dict):
@@ -663,10 +682,7 @@ class StoreWriter:
             for key in _IDENTITY_KEYS:
                 old, new = _identity(existing, key), _identity(header, key)
                 if old != new:
-                    raise StoreError(
-                        f"{self.path} already holds a store recorded with a different {key!r}"
-                        f"{_difference(old, new)}; use another output folder or pass overwrite"
-                    )
+                    raise _resume_refusal(self.path, key, old, new)
             header = existing
         else:
             if overwrite and (self.path / SHARD_DIR).is_dir():

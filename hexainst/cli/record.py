@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import hexainst
@@ -61,24 +59,6 @@ def _unique_ids():
     return check
 
 
-def _check_resume(config: RecordingConfig) -> None:
-    """Before the model loads: a store in ``config.out`` that this run would resume with another batch size or
-    padding side is refused now, in the words the store uses (it would refuse it only after the model loaded)."""
-    from hexainst.analysis.recording.store import HEADER_FILE, read_header  # deferred: loads numpy and scipy
-
-    if config.overwrite or config.out is None or not (Path(config.out) / HEADER_FILE).is_file():
-        return
-    recorded = read_header(config.out).get("recording")
-    if not isinstance(recorded, dict):
-        return
-    asked = {"batch_size": int(config.batch_size), "padding_side": config.padding_side}
-    differ = [k for k in asked if k in recorded and recorded[k] != asked[k]]
-    if differ:
-        shown = ", ".join(f"{k}: {json.dumps(recorded[k])} -> {json.dumps(asked[k])}" for k in differ)
-        raise UserError(f"{Path(config.out)} already holds a store recorded with a different 'recording' ({shown}); "
-                        "use another output folder or pass overwrite")
-
-
 def _cmd_record(args: argparse.Namespace) -> int:
     from hexainst.analysis.recording import recorder  # deferred: loads numpy and scipy
     from hexainst.analysis.recording.store import claim_store_dir  # deferred: loads numpy and scipy
@@ -88,7 +68,6 @@ def _cmd_record(args: argparse.Namespace) -> int:
                          created_by={"command": "hexainst record", "argv": sys.argv[1:]})
     claim_store_dir(config.out, inputs=list(inputs))  # before reading the release or loading the model
     rows = _read_rows(args)
-    _check_resume(config)
     config = dataclasses.replace(config, model=resolve_model(args.model))
     if args.data_parallel:
         result = recorder.run_data_parallel(config, rows)
